@@ -1,0 +1,94 @@
+//! `GET/POST /api-keys`, `GET/DELETE /api-keys/{id}`.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::OpenApi;
+
+use super::body::JsonBody;
+use super::envelope::{Created, One, Page};
+use super::error::ApiResult;
+use super::security::Caller;
+use super::ApiTags;
+use crate::domain::api_keys::{self, ApiKey, CreatedApiKey, NewApiKey};
+use crate::domain::auth::Scope;
+use crate::domain::listing::Paging;
+use crate::AppState;
+
+/// API key management (scope `admin` throughout).
+pub struct ApiKeysApi;
+
+#[OpenApi(tag = "ApiTags::ApiKeys")]
+impl ApiKeysApi {
+    /// List API keys
+    ///
+    /// Never shows a secret, only each key's prefix. Filter `status` (any of active, expired,
+    /// revoked). Sort: `created_at`, `name`, `last_used_at`; default `-created_at`.
+    #[oai(path = "/api-keys", method = "get", operation_id = "list_api_keys")]
+    async fn list(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<Option<i64>>,
+        sort: Query<Option<String>>,
+        status: Query<Option<String>>,
+    ) -> ApiResult<Page<ApiKey>> {
+        let org_id = caller.with(Scope::Admin)?.org_id.clone();
+        let paging = Paging::new(page.0, per_page.0)?;
+        let now = state.clock.now_ms();
+        let page = state
+            .db
+            .read(move |c| {
+                api_keys::list(c, &org_id, status.0.as_deref(), sort.0.as_deref(), paging, now)
+            })
+            .await?;
+        Ok(Page(page))
+    }
+
+    /// Create an API key
+    ///
+    /// Returns the secret in `key`, once: only its SHA-256 is kept. Scopes default to read and
+    /// write and can never exceed the creator's role. The key stops working when it expires, is
+    /// revoked, or its creator is deactivated.
+    #[oai(path = "/api-keys", method = "post", operation_id = "create_api_key")]
+    async fn create(&self, state: Data<&Arc<AppState>>, caller: Caller, body: JsonBody<NewApiKey>) -> ApiResult<Created<CreatedApiKey>> {
+        let p = caller.with(Scope::Admin)?.clone();
+        let now = state.clock.now_ms();
+        let created = state
+            .db
+            .write(move |tx| api_keys::create(tx, &p.org_id, &p.user_id, p.scopes, body.0, now))
+            .await?;
+        Ok(Created::versioned(created.api_key.version, created))
+    }
+
+    /// Get an API key
+    ///
+    /// Its name, prefix, scopes, status and last use (to the minute); never the secret.
+    #[oai(path = "/api-keys/:id", method = "get", operation_id = "get_api_key")]
+    async fn get(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<ApiKey>> {
+        let org_id = caller.with(Scope::Admin)?.org_id.clone();
+        let now = state.clock.now_ms();
+        let key = state
+            .db
+            .read(move |c| api_keys::get(c, &org_id, &id.0, now))
+            .await?;
+        Ok(One::versioned(key.version, key))
+    }
+
+    /// Revoke an API key
+    ///
+    /// The key stops working with the next request. The record stays (status `revoked`) so its
+    /// history can be audited; revoking it again changes nothing. Returns the revoked key.
+    #[oai(path = "/api-keys/:id", method = "delete", operation_id = "revoke_api_key")]
+    async fn revoke(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<ApiKey>> {
+        let p = caller.with(Scope::Admin)?.clone();
+        let now = state.clock.now_ms();
+        let key = state
+            .db
+            .write(move |tx| api_keys::revoke(tx, &p.org_id, &id.0, now))
+            .await?;
+        Ok(One::versioned(key.version, key))
+    }
+}

@@ -1,0 +1,163 @@
+//! `POST /auth/login`, `POST /auth/logout`, `GET /me`.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::{Object, OpenApi};
+
+use super::body::JsonBody;
+use super::envelope::One;
+use super::error::{ApiError, ApiResult};
+use super::security::Caller;
+use super::ApiTags;
+use crate::domain::auth::{CredentialKind, Scope};
+use crate::domain::orgs::{self, Organization};
+use crate::domain::users::{self, User};
+use crate::domain::{sessions, DomainError};
+use crate::timefmt::Timestamp;
+use crate::AppState;
+
+/// Email and password.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The user's email.
+    #[oai(validator(max_length = 254))]
+    pub email: String,
+    /// The user's password.
+    #[oai(write_only, validator(max_length = 256))]
+    pub password: String,
+    /// Which organization, when the same email belongs to several.
+    pub org_id: Option<String>,
+}
+
+/// A new session.
+#[derive(Debug, Object)]
+pub struct LoginResponse {
+    /// The `clzs_` session token. Send it as `Authorization: Bearer <token>`.
+    pub token: String,
+    /// When the session ends.
+    pub expires_at: Timestamp,
+    /// Who signed in.
+    pub user: User,
+}
+
+/// The credential a request came with.
+#[derive(Debug, Object)]
+pub struct CredentialInfo {
+    /// `api_key` or `session`.
+    #[oai(rename = "type")]
+    pub kind: String,
+    /// The key's id (`key_...`) or the session's.
+    pub id: String,
+    /// What it may do.
+    pub scopes: Vec<Scope>,
+}
+
+/// Who is calling.
+#[derive(Debug, Object)]
+pub struct Me {
+    /// The user behind the credential (for a key, its creator).
+    pub user: User,
+    /// The organization every request of this credential is confined to.
+    pub organization: Organization,
+    /// The credential itself.
+    pub credential: CredentialInfo,
+}
+
+/// Logout result.
+#[derive(Debug, Object)]
+pub struct LoggedOut {
+    /// Always true: the session no longer works.
+    pub logged_out: bool,
+}
+
+/// Sign-in and identity.
+pub struct AuthApi;
+
+#[OpenApi(tag = "ApiTags::Auth")]
+impl AuthApi {
+    /// Log in with email and password
+    ///
+    /// Returns a `clzs_` session token that acts with the user's role (viewer = read,
+    /// member = read + write, admin and owner = admin). A wrong email and a wrong password get the
+    /// same 401, in the same time.
+    #[oai(path = "/auth/login", method = "post", operation_id = "login")]
+    async fn login(&self, state: Data<&Arc<AppState>>, body: JsonBody<LoginRequest>) -> ApiResult<One<LoginResponse>> {
+        let input = body.0;
+        let state = state.0.clone();
+        let ttl = state.config.session_ttl.as_millis() as i64;
+        let (user_id, org_id) = state
+            .db
+            .read(move |conn| {
+                sessions::verify_login(conn, &input.email, &input.password, input.org_id.as_deref())
+            })
+            .await?;
+        let now = state.clock.now_ms();
+        let (token, expires_at, user) = state
+            .db
+            .write(move |tx| {
+                let (token, expires) = sessions::open(tx, &user_id, &org_id, ttl, now)?;
+                Ok((token, expires, users::get(tx, &org_id, &user_id)?))
+            })
+            .await?;
+        Ok(One::new(LoginResponse {
+            token,
+            expires_at: Timestamp(expires_at),
+            user,
+        }))
+    }
+
+    /// End the current session
+    ///
+    /// The session token stops working at once. API keys are not sessions: revoke them with
+    /// `DELETE /api-keys/{id}`.
+    #[oai(path = "/auth/logout", method = "post", operation_id = "logout")]
+    async fn logout(&self, state: Data<&Arc<AppState>>, caller: Caller) -> ApiResult<One<LoggedOut>> {
+        let p = caller.0;
+        if p.kind != CredentialKind::Session {
+            return Err(ApiError::invalid(
+                "Authorization",
+                "is an API key; logout ends sessions (revoke keys with DELETE /api-keys/{id})",
+            ));
+        }
+        let now = state.clock.now_ms();
+        state
+            .db
+            .write(move |tx| sessions::close(tx, &p.credential_id, now))
+            .await?;
+        Ok(One::new(LoggedOut { logged_out: true }))
+    }
+
+    /// Who am I
+    ///
+    /// The caller's user, organization and credential with its effective scopes. Any valid
+    /// credential may call it.
+    #[oai(path = "/me", method = "get", operation_id = "get_me")]
+    async fn me(&self, state: Data<&Arc<AppState>>, caller: Caller) -> ApiResult<One<Me>> {
+        let p = caller.0;
+        let (user, organization) = state
+            .db
+            .read({
+                let p = p.clone();
+                move |conn| {
+                    let user = users::get(conn, &p.org_id, &p.user_id)?;
+                    let org = orgs::get(conn, &p.org_id)?;
+                    Ok::<_, DomainError>((user, org))
+                }
+            })
+            .await?;
+        Ok(One::new(Me {
+            user,
+            organization,
+            credential: CredentialInfo {
+                kind: match p.kind {
+                    CredentialKind::ApiKey => "api_key".into(),
+                    CredentialKind::Session => "session".into(),
+                },
+                id: p.credential_id.clone(),
+                scopes: p.scopes.to_vec(),
+            },
+        }))
+    }
+}

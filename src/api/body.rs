@@ -1,0 +1,285 @@
+//! `JsonBody<T>`: a JSON request body whose failures speak the envelope's language.
+//!
+//! poem-openapi's own `Json<T>` turns every body problem into one 400 whose message names no
+//! field. API.md §2 wants malformed JSON to be a 400 but well-formed JSON that breaks the schema
+//! (a missing field, a wrong type, an unknown field, a value out of range) to be a 422 that names
+//! each field. So the body is parsed in two steps, and on a schema failure the value is checked
+//! against the operation's own OpenAPI schema to say precisely what is wrong.
+
+use std::collections::BTreeMap;
+
+use poem::{Request, RequestBody};
+use poem_openapi::error::ContentTypeError;
+use poem_openapi::payload::{ParsePayload, Payload};
+use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaSchema, MetaSchemaRef, Registry};
+use poem_openapi::types::{ParseFromJSON, Type};
+use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
+use serde_json::Value;
+
+use super::error::{ApiError, ErrorDetail};
+
+/// A parsed JSON request body.
+pub struct JsonBody<T>(pub T);
+
+impl<T: Type> Payload for JsonBody<T> {
+    const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
+
+    fn check_content_type(content_type: &str) -> bool {
+        content_type
+            .split(';')
+            .next()
+            .map(|m| m.trim().eq_ignore_ascii_case("application/json"))
+            .unwrap_or(false)
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: ParseFromJSON> ParsePayload for JsonBody<T> {
+    const IS_REQUIRED: bool = true;
+
+    async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let bytes = body.take()?.into_bytes().await.map_err(|e| {
+            poem::Error::from(ApiError::bad_request(format!("cannot read the request body: {e}")))
+        })?;
+        let _ = request;
+        Ok(Self(parse::<T>(&bytes)?))
+    }
+}
+
+/// Parses `bytes` as JSON, then as `T`, reporting failures per API.md §2.
+pub fn parse<T: ParseFromJSON>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("the request body is empty; send a JSON object"));
+    }
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+    T::parse_from_json(Some(value.clone())).map_err(|err| {
+        let mut registry = Registry::new();
+        T::register(&mut registry);
+        let mut details = Vec::new();
+        check(&registry.schemas, &T::schema_ref(), &value, "", &mut details);
+        if details.is_empty() {
+            details.push(ErrorDetail {
+                field: "body".into(),
+                issue: err.into_message(),
+            });
+        }
+        let message = details
+            .iter()
+            .map(|d| format!("{} {}", d.field, d.issue))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut e = ApiError::new(
+            poem::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_error",
+            message,
+        );
+        e.details = details;
+        e
+    })
+}
+
+fn resolve<'a>(schemas: &'a BTreeMap<String, MetaSchema>, schema: &'a MetaSchemaRef) -> Option<&'a MetaSchema> {
+    match schema {
+        MetaSchemaRef::Inline(s) => Some(s),
+        MetaSchemaRef::Reference(name) => schemas.get(name),
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn field_name(path: &str) -> String {
+    if path.is_empty() {
+        "body".into()
+    } else {
+        path.into()
+    }
+}
+
+/// Walks `value` against `schema`, recording every broken rule under its JSON path.
+fn check(
+    schemas: &BTreeMap<String, MetaSchema>,
+    schema: &MetaSchemaRef,
+    value: &Value,
+    path: &str,
+    out: &mut Vec<ErrorDetail>,
+) {
+    let Some(schema) = resolve(schemas, schema) else {
+        return;
+    };
+    // Issues about this value itself; nested fields report straight into `out`.
+    let mut own: Vec<String> = Vec::new();
+    // all_of is how poem-openapi attaches field validators and docs to a referenced type.
+    for part in &schema.all_of {
+        check(schemas, part, value, path, out);
+    }
+    if value.is_null() {
+        if !schema.nullable && !schema.ty.is_empty() {
+            out.push(ErrorDetail {
+                field: field_name(path),
+                issue: "must not be null".into(),
+            });
+        }
+        return;
+    }
+    if !schema.enum_items.is_empty() && !schema.enum_items.contains(value) {
+        let allowed: Vec<String> = schema
+            .enum_items
+            .iter()
+            .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+            .collect();
+        out.push(ErrorDetail {
+            field: field_name(path),
+            issue: format!("must be one of {}", allowed.join(", ")),
+        });
+        return;
+    }
+    let type_ok = match schema.ty {
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "string" => value.is_string(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        "boolean" => value.is_boolean(),
+        _ => true,
+    };
+    if !type_ok {
+        let expected = match schema.ty {
+            "integer" => "an integer",
+            "object" => "an object",
+            "array" => "an array",
+            "boolean" => "a boolean",
+            "number" => "a number",
+            _ => "a string",
+        };
+        out.push(ErrorDetail {
+            field: field_name(path),
+            issue: format!("must be {expected}, not {}", json_type(value)),
+        });
+        return;
+    }
+    match value {
+        Value::String(s) => {
+            let len = s.chars().count();
+            if let Some(max) = schema.max_length.filter(|m| len > *m) {
+                own.push(format!("must be at most {max} characters"));
+            }
+            if let Some(min) = schema.min_length.filter(|m| len < *m) {
+                own.push(format!("must be at least {min} characters"));
+            }
+            if schema.format == Some("date-time") && crate::timefmt::parse_rfc3339(s).is_none() {
+                own.push("must be an RFC 3339 timestamp such as 2026-11-28T12:00:00Z".into());
+            }
+        }
+        Value::Number(n) => {
+            let v = n.as_f64().unwrap_or(0.0);
+            if let Some(max) = schema.maximum.filter(|m| v > *m) {
+                own.push(format!("must be at most {max}"));
+            }
+            if let Some(min) = schema.minimum.filter(|m| v < *m) {
+                own.push(format!("must be at least {min}"));
+            }
+        }
+        Value::Array(items) => {
+            if let Some(max) = schema.max_items.filter(|m| items.len() > *m) {
+                own.push(format!("must have at most {max} items"));
+            }
+            if let Some(min) = schema.min_items.filter(|m| items.len() < *m) {
+                own.push(format!("must have at least {min} items"));
+            }
+            if let Some(item_schema) = &schema.items {
+                for (i, item) in items.iter().enumerate() {
+                    check(schemas, item_schema, item, &format!("{path}[{i}]"), out);
+                }
+            }
+        }
+        Value::Object(map) => {
+            let join = |key: &str| {
+                if path.is_empty() {
+                    key.to_string()
+                } else {
+                    format!("{path}.{key}")
+                }
+            };
+            for required in &schema.required {
+                if !map.contains_key(*required) {
+                    out.push(ErrorDetail {
+                        field: join(required),
+                        issue: "is required".into(),
+                    });
+                }
+            }
+            for (key, item) in map {
+                match schema.properties.iter().find(|(name, _)| name == key) {
+                    Some((_, prop)) => check(schemas, prop, item, &join(key), out),
+                    None if !schema.properties.is_empty() && schema.additional_properties.is_none() => {
+                        out.push(ErrorDetail {
+                            field: join(key),
+                            issue: "is not a known field".into(),
+                        })
+                    }
+                    None => {}
+                }
+            }
+        }
+        _ => {}
+    }
+    out.extend(own.into_iter().map(|issue| ErrorDetail {
+        field: field_name(path),
+        issue,
+    }));
+}
+
+impl<'a, T: ParseFromJSON> ApiExtractor<'a> for JsonBody<T> {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        <Self as Payload>::register(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        Some(MetaRequest {
+            description: None,
+            content: vec![MetaMediaType {
+                content_type: <Self as Payload>::CONTENT_TYPE,
+                schema: <Self as Payload>::schema_ref(),
+            }],
+            required: true,
+        })
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        match request.content_type() {
+            Some(ct) if <Self as Payload>::check_content_type(ct) => {
+                <Self as ParsePayload>::from_request(request, body).await
+            }
+            Some(ct) => Err(ContentTypeError::NotSupported {
+                content_type: ct.to_string(),
+            }
+            .into()),
+            None => Err(ContentTypeError::ExpectContentType.into()),
+        }
+    }
+}

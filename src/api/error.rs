@@ -1,0 +1,356 @@
+//! The error envelope (API.md §2): the one place where every failure, the framework's own
+//! included, becomes `{"error": {code, message, details, request_id}}`.
+
+use poem::http::{header, HeaderValue, StatusCode};
+use poem::{IntoResponse, Response};
+use poem_openapi::error::{
+    AuthorizationError, ContentTypeError, ParseParamError, ParsePathError,
+    ParseRequestPayloadError,
+};
+use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
+use poem_openapi::types::{ToJSON, Type};
+use poem_openapi::{ApiResponse, Object};
+
+use crate::domain::{DomainError, FieldIssue};
+
+/// One rejected field.
+#[derive(Debug, Clone, Object)]
+pub struct ErrorDetail {
+    /// The field, parameter or header at fault.
+    pub field: String,
+    /// What is wrong with it.
+    pub issue: String,
+}
+
+/// The error itself.
+#[derive(Debug, Clone, Object)]
+pub struct ErrorBody {
+    /// Machine-readable code: bad_request, unauthorized, forbidden, not_found, conflict,
+    /// precondition_failed, payload_too_large, unsupported_media_type, validation_error,
+    /// rate_limited, internal, unavailable.
+    pub code: String,
+    /// A sentence for people.
+    pub message: String,
+    /// Field-level issues, when there are any.
+    pub details: Vec<ErrorDetail>,
+    /// The request's id, as in the `X-Request-Id` header; quote it when reporting a problem.
+    pub request_id: String,
+}
+
+/// `{"error": {...}}`
+#[derive(Debug, Clone, Object)]
+pub struct ErrorEnvelope {
+    /// The error.
+    pub error: ErrorBody,
+}
+
+/// The one message every 401 carries, so a caller cannot tell an unknown key from a revoked one.
+pub const UNAUTHORIZED_MESSAGE: &str =
+    "missing or invalid credentials: send Authorization: Bearer <API key or session token>";
+
+/// An API failure on its way to becoming the error envelope.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Envelope code.
+    pub code: &'static str,
+    /// Envelope message.
+    pub message: String,
+    /// Envelope details.
+    pub details: Vec<ErrorDetail>,
+    /// Extra headers (`Retry-After`, `WWW-Authenticate`, `Allow`).
+    pub headers: Vec<(header::HeaderName, String)>,
+}
+
+impl ApiError {
+    /// An error with no details.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Adds a detail.
+    pub fn detail(mut self, field: impl Into<String>, issue: impl Into<String>) -> Self {
+        self.details.push(ErrorDetail {
+            field: field.into(),
+            issue: issue.into(),
+        });
+        self
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: header::HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// 400 bad_request.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// 401 unauthorized: the same body for every cause.
+    pub fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", UNAUTHORIZED_MESSAGE)
+            .header(header::WWW_AUTHENTICATE, "Bearer realm=\"clozup\"")
+    }
+
+    /// 404 not_found.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 409 conflict.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    /// 413 payload_too_large.
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body is larger than the {limit}-byte limit"),
+        )
+    }
+
+    /// 422 validation_error about one field.
+    pub fn invalid(field: impl Into<String>, issue: impl Into<String>) -> Self {
+        let field = field.into();
+        let issue = issue.into();
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_error",
+            format!("{field} {issue}"),
+        )
+        .detail(field, issue)
+    }
+
+    /// 500 internal: the cause is logged, never sent.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(request_id = %super::gate::current_request_id(), "internal error: {cause}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "an internal error occurred; it has been logged",
+        )
+    }
+
+    /// The envelope as a response, stamped with the current request id.
+    pub fn render(&self) -> Response {
+        let envelope = ErrorEnvelope {
+            error: ErrorBody {
+                code: self.code.to_string(),
+                message: self.message.clone(),
+                details: self.details.clone(),
+                request_id: super::gate::current_request_id(),
+            },
+        };
+        let body = serde_json::to_vec(&envelope.to_json()).unwrap_or_default();
+        let mut resp = Response::builder()
+            .status(self.status)
+            .content_type("application/json; charset=utf-8")
+            .body(body);
+        for (name, value) in &self.headers {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                resp.headers_mut().insert(name.clone(), v);
+            }
+        }
+        resp
+    }
+
+    /// Maps any error a handler or the framework produced to the envelope's terms.
+    pub fn from_poem(err: &poem::Error) -> Self {
+        if let Some(e) = err.downcast_ref::<ApiError>() {
+            return e.clone();
+        }
+        if err.is::<AuthorizationError>() {
+            return Self::unauthorized();
+        }
+        if let Some(e) = err.downcast_ref::<ParseParamError>() {
+            // poem-openapi reports a schema validator (minimum, maxLength, ...) as a parse
+            // failure; API.md §2 calls a well-formed value that breaks a rule a 422.
+            if e.reason.contains("verification failed") {
+                return Self::invalid(e.name, describe_validator(&e.reason));
+            }
+            return Self::bad_request(format!("invalid parameter `{}`: {}", e.name, e.reason))
+                .detail(e.name, "is not of the documented type");
+        }
+        if let Some(e) = err.downcast_ref::<ParsePathError>() {
+            return Self::bad_request(format!("invalid path segment `{}`: {}", e.name, e.reason));
+        }
+        if let Some(e) = err.downcast_ref::<ParseRequestPayloadError>() {
+            return Self::bad_request(format!("malformed request body: {}", e.reason));
+        }
+        if let Some(e) = err.downcast_ref::<ContentTypeError>() {
+            let message = match e {
+                ContentTypeError::NotSupported { content_type } => format!(
+                    "Content-Type `{content_type}` is not supported here; send application/json"
+                ),
+                ContentTypeError::ExpectContentType => {
+                    "the request has a body but no Content-Type; send application/json".into()
+                }
+            };
+            return Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message);
+        }
+        match err.status() {
+            StatusCode::NOT_FOUND => Self::not_found("no such route; see /api/v1/public/docs"),
+            StatusCode::METHOD_NOT_ALLOWED => Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not accept that method; see /api/v1/public/docs",
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is too large",
+            ),
+            status if status.is_client_error() => Self::bad_request(err.to_string()),
+            StatusCode::SERVICE_UNAVAILABLE => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the service is unavailable; retry shortly",
+            ),
+            _ => Self::internal(err),
+        }
+    }
+}
+
+/// Turns poem-openapi's "verification failed. maximum(100, exclusive: false)" into words.
+fn describe_validator(reason: &str) -> String {
+    let rule = reason
+        .split("verification failed.")
+        .nth(1)
+        .unwrap_or(reason)
+        .trim();
+    let number = |s: &str| {
+        s.split(['(', ',', ')'])
+            .nth(1)
+            .map(str::trim)
+            .unwrap_or("")
+            .to_string()
+    };
+    if rule.starts_with("maximum") {
+        format!("must be at most {}", number(rule))
+    } else if rule.starts_with("minimum") {
+        format!("must be at least {}", number(rule))
+    } else if rule.starts_with("maxLength") {
+        format!("must be at most {} characters", number(rule))
+    } else if rule.starts_with("minLength") {
+        format!("must be at least {} characters", number(rule))
+    } else {
+        format!("breaks the rule {rule}")
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl poem::error::ResponseError for ApiError {
+    fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    fn as_response(&self) -> Response {
+        self.render()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.render()
+    }
+}
+
+fn issues_to_details(issues: Vec<FieldIssue>) -> Vec<ErrorDetail> {
+    issues
+        .into_iter()
+        .map(|i| ErrorDetail {
+            field: i.field,
+            issue: i.issue,
+        })
+        .collect()
+}
+
+impl From<DomainError> for ApiError {
+    fn from(err: DomainError) -> Self {
+        match err {
+            DomainError::NotFound(what) => Self::not_found(format!("{what} not found")),
+            DomainError::Validation(issues) => {
+                let message = DomainError::Validation(issues.clone()).to_string();
+                let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", message);
+                e.details = issues_to_details(issues);
+                e
+            }
+            DomainError::Conflict { message, details } => {
+                let mut e = Self::conflict(message);
+                e.details = issues_to_details(details);
+                e
+            }
+            e @ DomainError::VersionMismatch { .. } => {
+                Self::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", e.to_string())
+            }
+            DomainError::Forbidden(why) => Self::new(StatusCode::FORBIDDEN, "forbidden", why),
+            DomainError::Unauthorized => Self::unauthorized(),
+            DomainError::Unavailable(why) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", why)
+                    .header(header::RETRY_AFTER, "1")
+            }
+            DomainError::Internal(why) => Self::internal(why),
+        }
+    }
+}
+
+/// Every status the error envelope can carry, for the OpenAPI document.
+const DOCUMENTED: &[(u16, &str)] = &[
+    (400, "bad_request: malformed JSON, bad query or path syntax, bad header values"),
+    (401, "unauthorized: missing, malformed, unknown, expired or revoked credential"),
+    (403, "forbidden: the credential lacks the scope or role"),
+    (404, "not_found: no such object in the caller's organization"),
+    (409, "conflict: uniqueness clash, state conflict, or an idempotent request in flight"),
+    (412, "precondition_failed: If-Match does not match the current version"),
+    (413, "payload_too_large: body over the limit"),
+    (415, "unsupported_media_type: wrong Content-Type"),
+    (422, "validation_error: well-formed input that breaks a rule"),
+    (429, "rate_limited: too many requests; see Retry-After"),
+    (500, "internal: a bug; details are logged"),
+    (503, "unavailable: shutting down, database busy, or disk full"),
+];
+
+impl ApiResponse for ApiError {
+    fn meta() -> MetaResponses {
+        MetaResponses {
+            responses: DOCUMENTED
+                .iter()
+                .map(|(status, description)| MetaResponse {
+                    description,
+                    status: Some(*status),
+                    status_range: None,
+                    content: vec![MetaMediaType {
+                        content_type: "application/json; charset=utf-8",
+                        schema: ErrorEnvelope::schema_ref(),
+                    }],
+                    headers: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        ErrorEnvelope::register(registry);
+    }
+}
+
+/// Result of an API handler.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,396 @@
+//! The gate every request passes: request id, credential, rate limit, body limit,
+//! idempotency, the error envelope for every failure, and one log line.
+//!
+//! These are cross-cutting rules of the contract (API.md §1–5), so they live in one middleware
+//! around the whole route tree rather than in each handler, and a handler can rely on them.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use poem::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
+use poem_openapi::OperationId;
+
+use super::error::ApiError;
+use super::headers;
+use super::ratelimit::Decision;
+use crate::domain::auth::{self, CredentialKind, Principal};
+use crate::domain::{api_keys, idempotency, DomainResult};
+use crate::ids::new_id;
+use crate::secrets;
+use crate::AppState;
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being handled (empty outside one).
+pub fn current_request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
+}
+
+/// Query parameter names that would carry a credential; refused so keys never land in logs.
+const CREDENTIAL_PARAMS: &[&str] = &["api_key", "apikey", "access_token", "token", "key", "authorization"];
+
+/// The middleware.
+pub struct Gate {
+    state: Arc<AppState>,
+}
+
+impl Gate {
+    /// A gate over `state`.
+    pub fn new(state: Arc<AppState>) -> Self {
+        Self { state }
+    }
+}
+
+impl<E: Endpoint> Middleware<E> for Gate {
+    type Output = GateEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        GateEndpoint {
+            inner,
+            state: self.state.clone(),
+        }
+    }
+}
+
+/// The gate around an endpoint.
+pub struct GateEndpoint<E> {
+    inner: E,
+    state: Arc<AppState>,
+}
+
+/// What the log line needs to know about a handled request.
+#[derive(Default)]
+struct Outcome {
+    credential: Option<String>,
+}
+
+impl<E: Endpoint> Endpoint for GateEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let started = Instant::now();
+        let request_id = headers::request_id(req.headers().get("x-request-id").map(HeaderValue::as_bytes))
+            .unwrap_or_else(|| new_id("req"));
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let (mut resp, outcome) = REQUEST_ID
+            .scope(request_id.clone(), self.handle(req))
+            .await;
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            resp.headers_mut().insert("x-request-id", v);
+        }
+        let route = resp
+            .data::<OperationId>()
+            .map(|op| op.0.to_string())
+            .unwrap_or_else(|| path.clone());
+        tracing::info!(
+            target: "clozup::http",
+            method = %method,
+            path = %path,
+            route = %route,
+            status = resp.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            request_id = %request_id,
+            credential = outcome.credential.as_deref().unwrap_or("-"),
+            "request"
+        );
+        Ok(resp)
+    }
+}
+
+fn is_api(path: &str) -> bool {
+    path == "/api/v1" || path.starts_with("/api/v1/")
+}
+
+impl<E: Endpoint> GateEndpoint<E> {
+    async fn handle(&self, mut req: Request) -> (Response, Outcome) {
+        let mut outcome = Outcome::default();
+        if !is_api(req.uri().path()) {
+            return (self.call_inner(req).await, outcome);
+        }
+        let state = &self.state;
+
+        if let Some(err) = credential_in_query(&req) {
+            return (err.render(), outcome);
+        }
+
+        let principal = match self.authenticate(&req).await {
+            Ok(p) => p,
+            Err(e) => return (ApiError::from(e).render(), outcome),
+        };
+        outcome.credential = principal.as_ref().map(|p| p.credential_id.clone());
+
+        let caller = match &principal {
+            Some(p) => p.credential_id.clone(),
+            None => format!("ip:{}", client_ip(&req)),
+        };
+        let decision = state.limiter.check(&caller, Instant::now());
+        if let Some(d) = decision.filter(|d| !d.allowed) {
+            let err = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("rate limit exceeded; retry in {} s", d.retry_after_secs),
+            )
+            .header(header::RETRY_AFTER, d.retry_after_secs.to_string());
+            return (with_rate_headers(err.render(), decision), outcome);
+        }
+
+        if let Err(err) = self.buffer_body(&mut req).await {
+            return (with_rate_headers(err.render(), decision), outcome);
+        }
+
+        let slot = match idempotency_slot(&req, principal.as_ref()) {
+            Ok(slot) => slot,
+            Err(err) => return (with_rate_headers(err.render(), decision), outcome),
+        };
+        if let Some(p) = principal {
+            self.touch_key(&p);
+            req.set_data(p);
+        }
+        let resp = match slot {
+            None => self.call_inner(req).await,
+            Some(slot) => self.call_idempotent(req, slot).await,
+        };
+        (with_rate_headers(resp, decision), outcome)
+    }
+
+    /// Runs the route tree and renders any error as the envelope.
+    async fn call_inner(&self, req: Request) -> Response {
+        match self.inner.call(req).await {
+            Ok(out) => out.into_response(),
+            Err(err) => {
+                let op = err.data::<OperationId>().copied();
+                let mut resp = ApiError::from_poem(&err).render();
+                if let Some(op) = op {
+                    resp.set_data(op);
+                }
+                resp
+            }
+        }
+    }
+
+    /// Resolves the bearer token, if any. `Ok(None)` is "no valid credential": the operation's
+    /// security scheme then answers 401 (public operations don't care).
+    async fn authenticate(&self, req: &Request) -> DomainResult<Option<Principal>> {
+        let Some(raw) = req.headers().get(header::AUTHORIZATION) else {
+            return Ok(None);
+        };
+        let token = raw
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .unwrap_or("");
+        if !secrets::is_token_shaped(token, auth::API_KEY_PREFIX)
+            && !secrets::is_token_shaped(token, auth::SESSION_PREFIX)
+        {
+            return Ok(None);
+        }
+        let token = token.to_string();
+        let now = self.state.clock.now_ms();
+        self.state
+            .db
+            .read(move |conn| auth::authenticate(conn, &token, now))
+            .await
+    }
+
+    /// Marks an API key used, at most once a minute, without holding up the request.
+    fn touch_key(&self, p: &Principal) {
+        let now = self.state.clock.now_ms();
+        if p.kind != CredentialKind::ApiKey || !api_keys::needs_touch(p.last_used_at, now) {
+            return;
+        }
+        let db = self.state.db.clone();
+        let id = p.credential_id.clone();
+        tokio::spawn(async move {
+            if let Err(e) = db.write(move |tx| api_keys::touch(tx, &id, now)).await {
+                tracing::warn!("could not record API key use: {e}");
+            }
+        });
+    }
+
+    /// Reads the whole body up to the limit, so an oversized body is a 413 before any handler
+    /// runs, whether or not it declared its length.
+    async fn buffer_body(&self, req: &mut Request) -> Result<(), ApiError> {
+        let limit = self.state.config.body_limit;
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > limit as u64) {
+            return Err(ApiError::payload_too_large(limit));
+        }
+        if matches!(*req.method(), Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS)
+            && declared.unwrap_or(0) == 0
+            && !req.headers().contains_key(header::TRANSFER_ENCODING)
+        {
+            return Ok(());
+        }
+        let bytes = req
+            .take_body()
+            .into_bytes_limit(limit)
+            .await
+            .map_err(|e| match e {
+                poem::error::ReadBodyError::PayloadTooLarge => ApiError::payload_too_large(limit),
+                other => ApiError::bad_request(format!("cannot read the request body: {other}")),
+            })?;
+        req.set_body(bytes);
+        Ok(())
+    }
+
+    /// Runs a POST that carries an `Idempotency-Key`: replays a finished one, refuses a reused
+    /// key with another body or one still running, and records the first response.
+    async fn call_idempotent(&self, mut req: Request, slot: idempotency::Slot) -> Response {
+        let state = &self.state;
+        let body = req.take_body().into_bytes().await.unwrap_or_default();
+        let mut fingerprint_input = format!(
+            "{} {}\n",
+            req.method(),
+            req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("")
+        )
+        .into_bytes();
+        fingerprint_input.extend_from_slice(&body);
+        let fingerprint = secrets::sha256_hex(&fingerprint_input).into_bytes();
+        req.set_body(body);
+
+        let begin = {
+            let slot = slot.clone();
+            let instance = state.instance_id.clone();
+            let now = state.clock.now_ms();
+            state
+                .db
+                .write(move |tx| idempotency::begin(tx, &slot, &fingerprint, &instance, now))
+                .await
+        };
+        match begin {
+            Err(e) => return ApiError::from(e).render(),
+            Ok(idempotency::Begin::Proceed) => {}
+            Ok(idempotency::Begin::Replay(stored)) => return replay(stored),
+            Ok(idempotency::Begin::Mismatch) => {
+                return ApiError::invalid(
+                    "Idempotency-Key",
+                    "was already used with a different request; use a new key",
+                )
+                .render()
+            }
+            Ok(idempotency::Begin::InFlight) => {
+                return ApiError::conflict(
+                    "a request with this Idempotency-Key is still in flight; retry when it has finished",
+                )
+                .render()
+            }
+            Ok(idempotency::Begin::Interrupted) => {
+                return ApiError::conflict(
+                    "a request with this Idempotency-Key was cut off by a server restart, so its \
+                     outcome is unknown; check the resource, then retry with a new key",
+                )
+                .render()
+            }
+        }
+
+        let mut resp = self.call_inner(req).await;
+        let status = resp.status();
+        let db = state.db.clone();
+        let result = if status.is_server_error() {
+            // Nothing the client can rely on happened: let it retry with the same key.
+            db.write(move |tx| idempotency::release(tx, &slot)).await
+        } else {
+            let body = resp.take_body().into_bytes().await.unwrap_or_default().to_vec();
+            let stored = idempotency::StoredResponse {
+                status: status.as_u16(),
+                headers: [header::CONTENT_TYPE, header::ETAG, header::LOCATION]
+                    .iter()
+                    .filter_map(|name| {
+                        let value = resp.headers().get(name)?.to_str().ok()?;
+                        Some((name.as_str().to_string(), value.to_string()))
+                    })
+                    .collect(),
+                body: body.clone(),
+            };
+            resp.set_body(body);
+            db.write(move |tx| idempotency::finish(tx, &slot, &stored)).await
+        };
+        if let Err(e) = result {
+            tracing::error!("could not record an idempotent response: {e}");
+        }
+        resp
+    }
+}
+
+/// A stored first response, sent again with `Idempotent-Replayed: true`.
+fn replay(stored: idempotency::StoredResponse) -> Response {
+    let mut resp = Response::builder()
+        .status(StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK))
+        .body(stored.body);
+    for (name, value) in stored.headers {
+        if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::from_str(&value)) {
+            resp.headers_mut().insert(n, v);
+        }
+    }
+    resp.headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    resp
+}
+
+/// The idempotency slot of a POST with an `Idempotency-Key` from an authenticated caller.
+fn idempotency_slot(req: &Request, principal: Option<&Principal>) -> Result<Option<idempotency::Slot>, ApiError> {
+    let Some(raw) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = headers::idempotency_key(raw.as_bytes())?;
+    match (req.method(), principal) {
+        (&Method::POST, Some(p)) => Ok(Some(idempotency::Slot {
+            org_id: p.org_id.clone(),
+            credential_id: p.credential_id.clone(),
+            key,
+        })),
+        _ => Ok(None),
+    }
+}
+
+/// Refuses a credential sent in the query string: URLs end up in logs and browser histories.
+fn credential_in_query(req: &Request) -> Option<ApiError> {
+    let query = req.uri().query()?;
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = name.to_ascii_lowercase();
+        let looks_like_key = value.starts_with(auth::API_KEY_PREFIX) || value.starts_with(auth::SESSION_PREFIX);
+        if CREDENTIAL_PARAMS.contains(&name.as_str()) || looks_like_key {
+            return Some(
+                ApiError::bad_request(
+                    "credentials are not accepted in the query string; send Authorization: Bearer <key>",
+                )
+                .detail(name, "must not carry a credential"),
+            );
+        }
+    }
+    None
+}
+
+fn client_ip(req: &Request) -> String {
+    match req.remote_addr().as_socket_addr() {
+        Some(addr) => addr.ip().to_string(),
+        None => "unknown".into(),
+    }
+}
+
+/// Adds `RateLimit-*` headers (API.md §4) when rate limiting is on.
+fn with_rate_headers(mut resp: Response, decision: Option<Decision>) -> Response {
+    if let Some(d) = decision {
+        let h = resp.headers_mut();
+        for (name, value) in [
+            ("ratelimit-limit", d.limit.to_string()),
+            ("ratelimit-remaining", d.remaining.to_string()),
+            ("ratelimit-reset", d.reset_secs.to_string()),
+        ] {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                h.insert(name, v);
+            }
+        }
+    }
+    resp
+}

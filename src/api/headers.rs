@@ -1,0 +1,87 @@
+//! Parsers for the request headers the contract gives meaning to (API.md §5).
+
+use super::error::ApiError;
+
+/// Parses `If-Match`: `"3"`, `W/"3"` or a bare `3` mean version 3; `*` (or no header) means any.
+pub fn if_match(raw: Option<&str>) -> Result<Option<i64>, ApiError> {
+    let Some(raw) = raw.map(str::trim) else {
+        return Ok(None);
+    };
+    if raw == "*" {
+        return Ok(None);
+    }
+    let unquoted = raw.strip_prefix("W/").unwrap_or(raw);
+    let unquoted = unquoted
+        .strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or(unquoted);
+    unquoted
+        .parse::<i64>()
+        .ok()
+        .filter(|v| *v >= 1)
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::bad_request("If-Match must be an ETag this API gave out, such as \"3\"")
+                .detail("If-Match", "is not a version ETag")
+        })
+}
+
+/// Longest `Idempotency-Key` accepted.
+pub const IDEMPOTENCY_KEY_MAX: usize = 255;
+
+/// Checks an `Idempotency-Key`: 1–255 printable ASCII characters.
+pub fn idempotency_key(raw: &[u8]) -> Result<String, ApiError> {
+    if raw.is_empty()
+        || raw.len() > IDEMPOTENCY_KEY_MAX
+        || !raw.iter().all(|b| (0x20..=0x7e).contains(b))
+    {
+        return Err(ApiError::bad_request(
+            "Idempotency-Key must be 1 to 255 printable ASCII characters",
+        )
+        .detail("Idempotency-Key", "must be 1 to 255 printable ASCII characters"));
+    }
+    Ok(String::from_utf8_lossy(raw).into_owned())
+}
+
+/// A well-formed incoming `X-Request-Id` (1–128 of `A-Z a-z 0-9 . _ -`) is echoed; others are
+/// replaced, so logs never carry a client's arbitrary bytes.
+pub fn request_id(raw: Option<&[u8]>) -> Option<String> {
+    let raw = raw?;
+    let ok = !raw.is_empty()
+        && raw.len() <= 128
+        && raw
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    ok.then(|| String::from_utf8_lossy(raw).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_forms() {
+        assert_eq!(if_match(None).unwrap(), None);
+        assert_eq!(if_match(Some("\"3\"")).unwrap(), Some(3));
+        assert_eq!(if_match(Some("W/\"4\"")).unwrap(), Some(4));
+        assert_eq!(if_match(Some("5")).unwrap(), Some(5));
+        assert_eq!(if_match(Some("*")).unwrap(), None);
+        assert!(if_match(Some("\"abc\"")).is_err());
+        assert!(if_match(Some("\"0\"")).is_err());
+    }
+
+    #[test]
+    fn idempotency_keys() {
+        assert!(idempotency_key(b"order-42").is_ok());
+        assert!(idempotency_key(b"").is_err());
+        assert!(idempotency_key(&[b'a'; 256]).is_err());
+        assert!(idempotency_key("ключ".as_bytes()).is_err());
+    }
+
+    #[test]
+    fn request_ids() {
+        assert_eq!(request_id(Some(b"abc-123")), Some("abc-123".into()));
+        assert_eq!(request_id(Some(b"bad id\n")), None);
+        assert_eq!(request_id(None), None);
+    }
+}

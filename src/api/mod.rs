@@ -1,0 +1,67 @@
+//! The HTTP API: poem-openapi handlers, one file per tag, plus the gate around them.
+//!
+//! Handlers are thin: they parse, check the scope, call the domain on the database helper and
+//! wrap the result in the envelope. They never write SQL.
+
+pub mod body;
+pub mod envelope;
+pub mod error;
+pub mod gate;
+pub mod headers;
+pub mod ratelimit;
+pub mod security;
+
+mod api_keys;
+mod auth;
+mod org;
+mod users;
+
+use poem_openapi::{OpenApiService, Tags};
+
+
+/// The OpenAPI tags, one per group of operations.
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Log in and out, and find out who you are.
+    Auth,
+    /// The organization and its settings, including the ideal customer profile.
+    Organization,
+    /// The people of the organization and their roles.
+    Users,
+    /// API keys: `clz_` secrets for agents and integrations, shown once.
+    #[oai(rename = "API keys")]
+    ApiKeys,
+}
+
+/// Every API object, in the order they appear in the document.
+pub type Apis = (auth::AuthApi, org::OrgApi, users::UsersApi, api_keys::ApiKeysApi);
+
+const DESCRIPTION: &str = "\
+Clozup is a self-hosted, agent-native sales CRM. Every response is JSON in an envelope: \
+`{\"data\": ...}` (lists add `\"meta\": {\"page\", \"per_page\", \"total\"}`), and every failure \
+is `{\"error\": {\"code\", \"message\", \"details\", \"request_id\"}}`.\n\n\
+Authenticate with `Authorization: Bearer clz_...` (API key) or `Bearer clzs_...` (session from \
+`POST /auth/login`). Scopes: `read` (GETs), `write` (changes to CRM data), `admin` (keys, users, \
+organization; implies the others).\n\n\
+Rate limits are per credential (per client IP before authentication); every response carries \
+`RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`, and a 429 carries `Retry-After`.\n\n\
+Any POST may carry `Idempotency-Key` (1–255 printable ASCII): the first response is stored for \
+24 hours and replayed with `Idempotent-Replayed: true`. Objects carry a `version`, returned as \
+`ETag`; a PATCH with a stale `If-Match` is a 412.";
+
+/// The API with its document, ready to nest under `/api/v1`. Handlers find the
+/// [`crate::AppState`] in the request data, so the document can be built without a database.
+pub fn service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (auth::AuthApi, org::OrgApi, users::UsersApi, api_keys::ApiKeysApi),
+        "Clozup API",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(DESCRIPTION)
+    .server("/api/v1")
+}
+
+/// The OpenAPI document as JSON, for `clozup openapi` and client generators.
+pub fn spec_json() -> String {
+    service().spec()
+}

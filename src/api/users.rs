@@ -1,0 +1,131 @@
+//! The team: `GET/POST /users`, `GET/PATCH/DELETE /users/{id}`.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::OpenApi;
+
+use super::body::JsonBody;
+use super::envelope::{Created, One, Page};
+use super::error::ApiResult;
+use super::headers;
+use super::security::Caller;
+use super::ApiTags;
+use crate::domain::auth::Scope;
+use crate::domain::listing::Paging;
+use crate::domain::users::{self, NewUser, User, UserFilter, UserPatch};
+use crate::AppState;
+
+/// Team management.
+pub struct UsersApi;
+
+#[OpenApi(tag = "ApiTags::Users")]
+impl UsersApi {
+    /// List users
+    ///
+    /// Scope `read` (agents assign leads and tasks to people). Filters: `role` (any of, comma
+    /// separated), `active`, `q` (name or email). Sort: `created_at`, `name`, `email`, with `-`
+    /// for descending; default `-created_at`.
+    #[oai(path = "/users", method = "get", operation_id = "list_users")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<Option<i64>>,
+        sort: Query<Option<String>>,
+        role: Query<Option<String>>,
+        active: Query<Option<bool>>,
+        q: Query<Option<String>>,
+    ) -> ApiResult<Page<User>> {
+        let org_id = caller.with(Scope::Read)?.org_id.clone();
+        let paging = Paging::new(page.0, per_page.0)?;
+        let filter = UserFilter {
+            role: role.0,
+            active: active.0,
+            q: q.0,
+        };
+        let page = state
+            .db
+            .read(move |c| users::list(c, &org_id, &filter, sort.0.as_deref(), paging))
+            .await?;
+        Ok(Page(page))
+    }
+
+    /// Add a user
+    ///
+    /// Scope `admin`. The email must be unique in the organization (409 with the existing user's
+    /// id otherwise). Only an owner may add another owner.
+    #[oai(path = "/users", method = "post", operation_id = "create_user")]
+    async fn create(&self, state: Data<&Arc<AppState>>, caller: Caller, body: JsonBody<NewUser>) -> ApiResult<Created<User>> {
+        let p = caller.with(Scope::Admin)?.clone();
+        let now = state.clock.now_ms();
+        let user = state
+            .db
+            .write(move |tx| users::create(tx, &p.org_id, body.0, Some(&p), now))
+            .await?;
+        Ok(Created::versioned(user.version, user))
+    }
+
+    /// Get a user
+    ///
+    /// Scope `read`.
+    #[oai(path = "/users/:id", method = "get", operation_id = "get_user")]
+    async fn get(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<User>> {
+        let org_id = caller.with(Scope::Read)?.org_id.clone();
+        let user = state
+            .db
+            .read(move |c| users::get(c, &org_id, &id.0))
+            .await?;
+        Ok(One::versioned(user.version, user))
+    }
+
+    /// Update a user
+    ///
+    /// With `admin`: any field of anyone (granting or removing `owner` takes an owner; the
+    /// organization always keeps one active owner). Otherwise a signed-in user may change their
+    /// own name, email and password. A new password ends the user's other sessions.
+    #[oai(path = "/users/:id", method = "patch", operation_id = "update_user")]
+    async fn update(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+        body: JsonBody<UserPatch>,
+        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+    ) -> ApiResult<One<User>> {
+        let p = caller.with(Scope::Read)?.clone();
+        let expected = headers::if_match(if_match.0.as_deref())?;
+        let now = state.clock.now_ms();
+        let user = state
+            .db
+            .write(move |tx| users::update(tx, &p, &id.0, body.0, expected, now))
+            .await?;
+        Ok(One::versioned(user.version, user))
+    }
+
+    /// Deactivate a user
+    ///
+    /// Scope `admin`. The user can no longer sign in, their sessions end and the API keys they
+    /// created stop working; the leads, deals and notes they own stay as they are. Reactivate
+    /// with `PATCH {"active": true}`. Returns the deactivated user.
+    #[oai(path = "/users/:id", method = "delete", operation_id = "deactivate_user")]
+    async fn deactivate(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+    ) -> ApiResult<One<User>> {
+        let p = caller.with(Scope::Admin)?.clone();
+        let expected = headers::if_match(if_match.0.as_deref())?;
+        let now = state.clock.now_ms();
+        let user = state
+            .db
+            .write(move |tx| users::deactivate(tx, &p, &id.0, expected, now))
+            .await?;
+        Ok(One::versioned(user.version, user))
+    }
+}

@@ -1,0 +1,209 @@
+//! Every setting of `clozup serve`: a flag, an environment variable and a default, in one struct.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::api::ratelimit::Limit;
+use crate::db::{DbOptions, Synchronous};
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Settings for `clozup serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// SQLite database file; created and migrated if missing.
+    #[arg(long, env = "CLOZUP_DB", default_value = "./clozup.sqlite")]
+    pub db: PathBuf,
+
+    /// Address to listen on. Loopback by default: expose it deliberately.
+    #[arg(long, env = "CLOZUP_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// Base URL clients reach the server at (used in links such as tracking pixels).
+    /// Defaults to http://<bind>.
+    #[arg(long, env = "CLOZUP_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Rate limit per credential (per client IP before authentication): BURST/PERIOD,
+    /// e.g. 30/500ms (30 at once, one more every 500 ms), or `off`.
+    #[arg(long, env = "CLOZUP_RATE_LIMIT", default_value = "30/500ms", value_parser = parse_rate_limit)]
+    pub rate_limit: RateLimitSetting,
+
+    /// Largest request body accepted (bytes, or with a KiB/MiB suffix).
+    #[arg(long, env = "CLOZUP_BODY_LIMIT", default_value = "1MiB", value_parser = parse_size)]
+    pub body_limit: usize,
+
+    /// Log format: text or json.
+    #[arg(long, env = "CLOZUP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter, tracing syntax (e.g. `info`, `clozup=debug`).
+    #[arg(long, env = "CLOZUP_LOG", default_value = "info")]
+    pub log: String,
+
+    /// SQLite `synchronous`: full (every acknowledged write survives power loss) or normal.
+    #[arg(long, env = "CLOZUP_SYNCHRONOUS", value_enum, default_value_t = Synchronous::Full)]
+    pub synchronous: Synchronous,
+
+    /// How long a database call waits on a lock before answering 503.
+    #[arg(long, env = "CLOZUP_BUSY_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub busy_timeout: Duration,
+
+    /// Read-only database connections in the pool.
+    #[arg(long, env = "CLOZUP_READ_POOL", default_value_t = 4)]
+    pub read_pool: u32,
+
+    /// How long a login session lasts.
+    #[arg(long, env = "CLOZUP_SESSION_TTL", default_value = "30d", value_parser = parse_duration)]
+    pub session_ttl: Duration,
+
+    /// On SIGINT/SIGTERM, how long in-flight requests may finish before connections are cut.
+    #[arg(long, env = "CLOZUP_SHUTDOWN_GRACE", default_value = "500ms", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// On first run, also write the new admin API key to this file (mode 0600).
+    #[arg(long, env = "CLOZUP_ADMIN_KEY_FILE")]
+    pub admin_key_file: Option<PathBuf>,
+
+    /// On first run, the name of the organization created.
+    #[arg(long, env = "CLOZUP_ORG_NAME", default_value = "My Organization")]
+    pub org_name: String,
+
+    /// On first run, the email of its owner.
+    #[arg(long, env = "CLOZUP_OWNER_EMAIL", default_value = "owner@example.com")]
+    pub owner_email: String,
+}
+
+/// `--rate-limit`: a limit, or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitSetting(pub Option<Limit>);
+
+impl ServeConfig {
+    /// The settings with every default, for tests and embedding.
+    pub fn with_db(db: impl Into<PathBuf>) -> Self {
+        Self {
+            db: db.into(),
+            bind: "127.0.0.1:8080".parse().expect("valid default address"),
+            public_url: None,
+            rate_limit: parse_rate_limit("30/500ms").expect("valid default limit"),
+            body_limit: 1 << 20,
+            log_format: LogFormat::Text,
+            log: "info".into(),
+            synchronous: Synchronous::Full,
+            busy_timeout: Duration::from_secs(5),
+            read_pool: 4,
+            session_ttl: Duration::from_secs(30 * 86_400),
+            shutdown_grace: Duration::from_millis(500),
+            admin_key_file: None,
+            org_name: "My Organization".into(),
+            owner_email: "owner@example.com".into(),
+        }
+    }
+
+    /// The database options these settings give.
+    pub fn db_options(&self) -> DbOptions {
+        DbOptions {
+            synchronous: self.synchronous,
+            busy_timeout: self.busy_timeout,
+            read_pool_size: self.read_pool,
+        }
+    }
+
+    /// The public base URL, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.bind))
+            .trim_end_matches('/')
+            .to_string()
+    }
+}
+
+/// Parses `500ms`, `30s`, `5m`, `24h`, `30d` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration such as 500ms, 30s, 5m, 24h or 30d"))?;
+    let ms = match unit.trim() {
+        "ms" => n,
+        "" | "s" => n * 1000,
+        "m" => n * 60_000,
+        "h" => n * 3_600_000,
+        "d" => n * 86_400_000,
+        other => return Err(format!("unknown duration unit `{other}` (use ms, s, m, h or d)")),
+    };
+    Ok(Duration::from_millis(ms))
+}
+
+/// Parses a byte size: `1048576`, `512KiB`, `1MiB`, `1MB`.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: usize = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size such as 1048576, 512KiB or 1MiB"))?;
+    let factor = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" | "k" => 1 << 10,
+        "kb" => 1000,
+        "mib" | "m" => 1 << 20,
+        "mb" => 1_000_000,
+        other => return Err(format!("unknown size unit `{other}` (use KiB or MiB)")),
+    };
+    Ok(n * factor)
+}
+
+/// Parses `BURST/PERIOD` (e.g. `30/500ms`) or `off`.
+pub fn parse_rate_limit(s: &str) -> Result<RateLimitSetting, String> {
+    if s.trim().eq_ignore_ascii_case("off") {
+        return Ok(RateLimitSetting(None));
+    }
+    let (burst, period) = s
+        .split_once('/')
+        .ok_or_else(|| format!("`{s}` is not BURST/PERIOD (e.g. 30/500ms) or off"))?;
+    let burst: u32 = burst
+        .trim()
+        .parse()
+        .ok()
+        .filter(|b| *b >= 1)
+        .ok_or_else(|| format!("burst `{burst}` must be a whole number of at least 1"))?;
+    let period = parse_duration(period)?;
+    if period.is_zero() {
+        return Err("the period must be longer than zero".into());
+    }
+    Ok(RateLimitSetting(Some(Limit { burst, period })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_settings() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("30d").unwrap(), Duration::from_secs(30 * 86_400));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert_eq!(parse_size("1MiB").unwrap(), 1 << 20);
+        assert_eq!(parse_size("2048").unwrap(), 2048);
+        assert_eq!(parse_rate_limit("off").unwrap(), RateLimitSetting(None));
+        let RateLimitSetting(Some(l)) = parse_rate_limit("30/500ms").unwrap() else {
+            panic!("expected a limit")
+        };
+        assert_eq!((l.burst, l.period), (30, Duration::from_millis(500)));
+        assert!(parse_rate_limit("0/1s").is_err());
+    }
+}

@@ -1,0 +1,213 @@
+//! Pagination and sorting shared by every list (API.md §3).
+
+use super::error::{DomainResult, Issues};
+
+/// Largest page a client may ask for.
+pub const MAX_PER_PAGE: i64 = 100;
+/// Page size when the client does not say.
+pub const DEFAULT_PER_PAGE: i64 = 25;
+
+/// A validated page request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paging {
+    /// 1-based page number.
+    pub page: i64,
+    /// Rows per page, 1..=100.
+    pub per_page: i64,
+}
+
+impl Paging {
+    /// Checks `page` (≥ 1) and `per_page` (1..=100), filling in the defaults.
+    pub fn new(page: Option<i64>, per_page: Option<i64>) -> DomainResult<Self> {
+        let mut issues = Issues::new();
+        let page = page.unwrap_or(1);
+        let per_page = per_page.unwrap_or(DEFAULT_PER_PAGE);
+        if page < 1 {
+            issues.add("page", "must be at least 1");
+        }
+        if !(1..=MAX_PER_PAGE).contains(&per_page) {
+            issues.add("per_page", format!("must be between 1 and {MAX_PER_PAGE}"));
+        }
+        issues.finish()?;
+        Ok(Self { page, per_page })
+    }
+
+    /// SQL `LIMIT` value.
+    pub fn limit(&self) -> i64 {
+        self.per_page
+    }
+
+    /// SQL `OFFSET` value (saturating, so absurd page numbers just return nothing).
+    pub fn offset(&self) -> i64 {
+        (self.page - 1).saturating_mul(self.per_page)
+    }
+}
+
+/// One page of a list and the total number of rows that match.
+#[derive(Debug, Clone)]
+pub struct ListPage<T> {
+    /// The rows of this page.
+    pub items: Vec<T>,
+    /// The page that was asked for.
+    pub paging: Paging,
+    /// How many rows match the filters in all.
+    pub total: i64,
+}
+
+/// A validated `sort` parameter: a column from the list's allow-list and a direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    /// The SQL column (from the allow-list, never from the client).
+    pub column: &'static str,
+    /// `true` for `-field`.
+    pub descending: bool,
+}
+
+impl Sort {
+    /// Parses `field` or `-field` against `allowed` (API name → SQL column); the default is
+    /// `-created_at`. Unknown fields are a 422 that lists the allowed ones.
+    pub fn parse(sort: Option<&str>, allowed: &[(&str, &'static str)]) -> DomainResult<Self> {
+        let raw = sort.unwrap_or("-created_at").trim();
+        let (descending, name) = match raw.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, raw.strip_prefix('+').unwrap_or(raw)),
+        };
+        match allowed.iter().find(|(api, _)| *api == name) {
+            Some((_, column)) => Ok(Self { column, descending }),
+            None => {
+                let names: Vec<&str> = allowed.iter().map(|(api, _)| *api).collect();
+                Err(super::DomainError::invalid(
+                    "sort",
+                    format!("must be one of {} (prefix - for descending)", names.join(", ")),
+                ))
+            }
+        }
+    }
+
+    /// The `ORDER BY` clause, with the id as a tie-breaker so pages never overlap.
+    pub fn order_by(&self, id_column: &str) -> String {
+        let dir = if self.descending { "DESC" } else { "ASC" };
+        format!("ORDER BY {} {dir}, {id_column} {dir}", self.column)
+    }
+}
+
+/// Splits a comma-separated "any of" filter value (`status=new,contacted`), dropping blanks.
+pub fn any_of(value: Option<&str>) -> Vec<String> {
+    value
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paging_bounds() {
+        assert_eq!(Paging::new(None, None).unwrap().per_page, 25);
+        assert!(Paging::new(Some(0), None).is_err());
+        assert!(Paging::new(None, Some(101)).is_err());
+        assert_eq!(Paging::new(Some(3), Some(10)).unwrap().offset(), 20);
+    }
+
+    #[test]
+    fn sort_allow_list() {
+        let allowed = [("created_at", "created_at"), ("name", "name")];
+        let s = Sort::parse(Some("-name"), &allowed).unwrap();
+        assert_eq!((s.column, s.descending), ("name", true));
+        assert!(Sort::parse(Some("password_hash"), &allowed).is_err());
+        assert!(Sort::parse(None, &allowed).unwrap().descending);
+    }
+}
+
+/// What a list reads: its columns, its table (or join) and the id column that breaks ties.
+#[derive(Debug, Clone, Copy)]
+pub struct ListSource {
+    /// The selected columns, in the order the row mapper reads them.
+    pub columns: &'static str,
+    /// The table or join.
+    pub from: &'static str,
+    /// The unique id column, the sort's tie-breaker.
+    pub id: &'static str,
+}
+
+/// The `WHERE` clause of a list query, built from validated filters with bound parameters.
+///
+/// Every list starts from the caller's organization, so a filter can never widen a query to
+/// another organization's rows.
+#[derive(Debug)]
+pub struct Filters {
+    clauses: Vec<String>,
+    params: Vec<rusqlite::types::Value>,
+}
+
+impl Filters {
+    /// Rows of `org_id`, with the organization column named `org_column`.
+    pub fn for_org(org_column: &str, org_id: &str) -> Self {
+        Self {
+            clauses: vec![format!("{org_column} = ?")],
+            params: vec![org_id.to_string().into()],
+        }
+    }
+
+    /// Adds `clause` (with `?` placeholders) and its parameters.
+    pub fn push(&mut self, clause: impl Into<String>, params: Vec<rusqlite::types::Value>) {
+        self.clauses.push(clause.into());
+        self.params.extend(params);
+    }
+
+    /// Adds `column IN (...)` when `values` is not empty.
+    pub fn any_of(&mut self, column: &str, values: &[String]) {
+        if values.is_empty() {
+            return;
+        }
+        let marks = vec!["?"; values.len()].join(", ");
+        self.push(
+            format!("{column} IN ({marks})"),
+            values.iter().map(|v| v.clone().into()).collect(),
+        );
+    }
+
+    /// Runs the count and the page query over `source` and maps each row.
+    pub fn fetch_page<T>(
+        &self,
+        conn: &rusqlite::Connection,
+        source: &ListSource,
+        sort: Sort,
+        paging: Paging,
+        map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> DomainResult<ListPage<T>> {
+        let ListSource {
+            columns: select,
+            from,
+            id: id_column,
+        } = source;
+        let where_sql = self.clauses.join(" AND ");
+        let total: i64 = conn.query_row(
+            &format!("SELECT COUNT(*) FROM {from} WHERE {where_sql}"),
+            rusqlite::params_from_iter(self.params.iter()),
+            |r| r.get(0),
+        )?;
+        let sql = format!(
+            "SELECT {select} FROM {from} WHERE {where_sql} {} LIMIT {} OFFSET {}",
+            sort.order_by(id_column),
+            paging.limit(),
+            paging.offset()
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let items = stmt
+            .query_map(rusqlite::params_from_iter(self.params.iter()), map)?
+            .collect::<rusqlite::Result<Vec<T>>>()?;
+        Ok(ListPage {
+            items,
+            paging,
+            total,
+        })
+    }
+}

@@ -1,0 +1,246 @@
+//! Organizations: the tenant boundary. Every other row belongs to exactly one.
+
+use poem_openapi::types::MaybeUndefined;
+use poem_openapi::Object;
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use serde::{Deserialize, Serialize};
+
+use super::auth::Role;
+use super::error::{DomainError, DomainResult, Issues};
+use super::validate;
+use super::{pipelines, users};
+use crate::clock::Millis;
+use crate::ids::new_id;
+use crate::timefmt::Timestamp;
+
+/// The ideal customer profile that lead scoring measures fit against.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Object)]
+#[oai(deny_unknown_fields)]
+pub struct Icp {
+    /// Industries that buy (case-insensitive match on a company's industry).
+    #[oai(default, validator(max_items = 100))]
+    #[serde(default)]
+    pub industries: Vec<String>,
+    /// Job titles (or words in them) of the people who decide, e.g. "VP Sales".
+    #[oai(default, validator(max_items = 100))]
+    #[serde(default)]
+    pub titles: Vec<String>,
+    /// ISO 3166 country codes or names of the markets served.
+    #[oai(default, validator(max_items = 300))]
+    #[serde(default)]
+    pub countries: Vec<String>,
+    /// Smallest fitting company, in employees.
+    #[oai(validator(minimum(value = "0")))]
+    #[serde(default)]
+    pub company_size_min: Option<i64>,
+    /// Largest fitting company, in employees.
+    #[oai(validator(minimum(value = "0")))]
+    #[serde(default)]
+    pub company_size_max: Option<i64>,
+}
+
+/// An organization and its settings.
+#[derive(Debug, Clone, Object)]
+pub struct Organization {
+    /// `org_...`
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// ISO 4217 code; the default currency of deals.
+    pub currency: String,
+    /// IANA time zone used for days, weeks and periods in analytics.
+    pub timezone: String,
+    /// Month (1–12) in which the fiscal year starts.
+    pub fiscal_year_start_month: i64,
+    /// Monthly revenue goal in major units of `currency`, or null.
+    pub monthly_revenue_target: Option<f64>,
+    /// Ideal customer profile for lead scoring.
+    pub icp: Icp,
+    /// Bumped on every change; send it back in `If-Match`.
+    pub version: i64,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+/// Changes to an organization; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Object)]
+#[oai(deny_unknown_fields)]
+pub struct OrganizationPatch {
+    /// Display name, 1–200 characters.
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub name: Option<String>,
+    /// ISO 4217 code.
+    #[oai(validator(min_length = 3, max_length = 3))]
+    pub currency: Option<String>,
+    /// IANA time zone, e.g. `Europe/Berlin`.
+    #[oai(validator(max_length = 64))]
+    pub timezone: Option<String>,
+    /// 1–12.
+    #[oai(validator(minimum(value = "1"), maximum(value = "12")))]
+    pub fiscal_year_start_month: Option<i64>,
+    /// Major units of the currency; null clears it.
+    #[oai(validator(minimum(value = "0")))]
+    pub monthly_revenue_target: MaybeUndefined<f64>,
+    /// Replaces the whole ideal customer profile.
+    pub icp: Option<Icp>,
+}
+
+const COLUMNS: &str = "id, name, currency, timezone, fiscal_year_start_month, \
+                       monthly_revenue_target, icp, version, created_at, updated_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Organization> {
+    let currency: String = r.get(2)?;
+    let target: Option<i64> = r.get(5)?;
+    let icp: String = r.get(6)?;
+    Ok(Organization {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        monthly_revenue_target: target.map(|t| validate::minor_to_money(t, &currency)),
+        currency,
+        timezone: r.get(3)?,
+        fiscal_year_start_month: r.get(4)?,
+        icp: serde_json::from_str(&icp).unwrap_or_default(),
+        version: r.get(7)?,
+        created_at: Timestamp(r.get(8)?),
+        updated_at: Timestamp(r.get(9)?),
+    })
+}
+
+/// The organization with `id`.
+pub fn get(conn: &Connection, id: &str) -> DomainResult<Organization> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM organizations WHERE id = ?1"),
+        params![id],
+        from_row,
+    )
+    .optional()?
+    .ok_or(DomainError::NotFound("organization"))
+}
+
+/// Everything a new organization starts with.
+#[derive(Debug, Clone)]
+pub struct Founded {
+    /// The organization.
+    pub org: Organization,
+    /// Its owner.
+    pub owner: users::User,
+    /// Its default pipeline's id.
+    pub pipeline_id: String,
+}
+
+/// Creates an organization with its owner (no password yet) and its default pipeline.
+pub fn found(
+    tx: &Transaction<'_>,
+    name: &str,
+    owner_email: &str,
+    owner_name: &str,
+    now: Millis,
+) -> DomainResult<Founded> {
+    let mut issues = Issues::new();
+    let name = validate::text(&mut issues, "name", name, 1, 200);
+    issues.finish()?;
+    let id = new_id("org");
+    tx.execute(
+        "INSERT INTO organizations (id, name, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
+        params![id, name, now],
+    )?;
+    let owner = users::create(
+        tx,
+        &id,
+        users::NewUser {
+            email: owner_email.to_string(),
+            name: owner_name.to_string(),
+            role: Some(Role::Owner),
+            password: None,
+        },
+        None,
+        now,
+    )?;
+    let pipeline_id = pipelines::create_default(tx, &id, now)?;
+    Ok(Founded {
+        org: get(tx, &id)?,
+        owner,
+        pipeline_id,
+    })
+}
+
+/// The first organization created, if any (the one `clozup serve` made on first run).
+pub fn first_id(conn: &Connection) -> DomainResult<Option<String>> {
+    Ok(conn
+        .query_row(
+            "SELECT id FROM organizations ORDER BY created_at, id LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// Applies `patch` to the organization, checking `If-Match` against its version.
+pub fn update(
+    tx: &Transaction<'_>,
+    id: &str,
+    patch: OrganizationPatch,
+    expected_version: Option<i64>,
+    now: Millis,
+) -> DomainResult<Organization> {
+    let current = get(tx, id)?;
+    validate::if_match(expected_version, current.version)?;
+    let mut issues = Issues::new();
+    let name = match &patch.name {
+        Some(n) => validate::text(&mut issues, "name", n, 1, 200),
+        None => current.name.clone(),
+    };
+    let currency = match &patch.currency {
+        Some(c) => validate::currency(&mut issues, "currency", c),
+        None => current.currency.clone(),
+    };
+    let timezone = match &patch.timezone {
+        Some(tz) if !validate::is_time_zone(tz.trim()) => {
+            issues.add("timezone", "must be an IANA time zone such as Europe/Berlin or UTC");
+            tz.clone()
+        }
+        Some(tz) => tz.trim().to_string(),
+        None => current.timezone.clone(),
+    };
+    let fiscal = patch
+        .fiscal_year_start_month
+        .unwrap_or(current.fiscal_year_start_month);
+    if !(1..=12).contains(&fiscal) {
+        issues.add("fiscal_year_start_month", "must be between 1 and 12");
+    }
+    let target = match patch.monthly_revenue_target {
+        MaybeUndefined::Value(v) => Some(v),
+        MaybeUndefined::Null => None,
+        MaybeUndefined::Undefined => current.monthly_revenue_target,
+    };
+    let target_minor =
+        target.map(|v| validate::money_to_minor(&mut issues, "monthly_revenue_target", v, &currency));
+    let icp = patch.icp.unwrap_or(current.icp);
+    if let (Some(min), Some(max)) = (icp.company_size_min, icp.company_size_max) {
+        if min > max {
+            issues.add("icp.company_size_max", "must not be below company_size_min");
+        }
+    }
+    for (field, list) in [
+        ("icp.industries", &icp.industries),
+        ("icp.titles", &icp.titles),
+        ("icp.countries", &icp.countries),
+    ] {
+        if list.iter().any(|v| v.trim().is_empty() || v.chars().count() > 100) {
+            issues.add(field, "entries must have 1 to 100 characters");
+        }
+    }
+    issues.finish()?;
+    let icp_json =
+        serde_json::to_string(&icp).map_err(|e| DomainError::Internal(e.to_string()))?;
+    tx.execute(
+        "UPDATE organizations SET name = ?2, currency = ?3, timezone = ?4,
+                fiscal_year_start_month = ?5, monthly_revenue_target = ?6, icp = ?7,
+                version = version + 1, updated_at = ?8
+         WHERE id = ?1",
+        params![id, name, currency, timezone, fiscal, target_minor, icp_json, now],
+    )?;
+    get(tx, id)
+}

@@ -1,0 +1,374 @@
+//! The team: the people of an organization, their roles and passwords.
+
+use poem_openapi::Object;
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+
+use super::auth::{Principal, Role, Scope};
+use super::error::{DomainError, DomainResult, FieldIssue, Issues};
+use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
+use super::validate;
+use crate::clock::Millis;
+use crate::ids::{self, new_id};
+use crate::secrets;
+use crate::timefmt::Timestamp;
+
+/// Shortest password accepted.
+pub const MIN_PASSWORD_LEN: usize = 12;
+
+/// A member of the team.
+#[derive(Debug, Clone, Object)]
+pub struct User {
+    /// `usr_...`
+    pub id: String,
+    /// Login and contact address, unique in the organization.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// owner, admin, member or viewer.
+    pub role: Role,
+    /// False once deactivated: the user can no longer sign in, their keys stop working, their
+    /// records stay.
+    pub active: bool,
+    /// Whether a password is set (users without one can only use API keys).
+    pub has_password: bool,
+    /// When the user was deactivated.
+    pub deactivated_at: Option<Timestamp>,
+    /// Bumped on every change; send it back in `If-Match`.
+    pub version: i64,
+    /// When the user was added.
+    pub created_at: Timestamp,
+    /// When the user last changed.
+    pub updated_at: Timestamp,
+}
+
+/// A new member of the team.
+#[derive(Debug, Clone, Object)]
+#[oai(deny_unknown_fields)]
+pub struct NewUser {
+    /// Unique in the organization (case-insensitive).
+    #[oai(validator(max_length = 254))]
+    pub email: String,
+    /// 1–200 characters.
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub name: String,
+    /// Defaults to `member`. Only an owner may create another owner.
+    pub role: Option<Role>,
+    /// At least 12 characters; without one the user cannot log in.
+    #[oai(write_only, validator(min_length = 12, max_length = 256))]
+    pub password: Option<String>,
+}
+
+/// Changes to a user; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Object)]
+#[oai(deny_unknown_fields)]
+pub struct UserPatch {
+    /// New address, unique in the organization.
+    #[oai(validator(max_length = 254))]
+    pub email: Option<String>,
+    /// 1–200 characters.
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub name: Option<String>,
+    /// Admins only; granting or removing `owner` takes an owner.
+    pub role: Option<Role>,
+    /// At least 12 characters. Setting it ends the user's other sessions.
+    #[oai(write_only, validator(min_length = 12, max_length = 256))]
+    pub password: Option<String>,
+    /// `true` reactivates a deactivated user (admins only).
+    pub active: Option<bool>,
+}
+
+const COLUMNS: &str = "id, email, name, role, active, password_hash IS NOT NULL, deactivated_at, \
+                       version, created_at, updated_at";
+
+const LIST: ListSource = ListSource {
+    columns: COLUMNS,
+    from: "users",
+    id: "id",
+};
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
+    let role: String = r.get(3)?;
+    Ok(User {
+        id: r.get(0)?,
+        email: r.get(1)?,
+        name: r.get(2)?,
+        role: Role::parse(&role).unwrap_or(Role::Viewer),
+        active: r.get(4)?,
+        has_password: r.get(5)?,
+        deactivated_at: r.get::<_, Option<i64>>(6)?.map(Timestamp),
+        version: r.get(7)?,
+        created_at: Timestamp(r.get(8)?),
+        updated_at: Timestamp(r.get(9)?),
+    })
+}
+
+/// The user `id` of organization `org_id`.
+pub fn get(conn: &Connection, org_id: &str, id: &str) -> DomainResult<User> {
+    if !ids::is_valid(id, "usr") {
+        return Err(DomainError::NotFound("user"));
+    }
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM users WHERE org_id = ?1 AND id = ?2"),
+        params![org_id, id],
+        from_row,
+    )
+    .optional()?
+    .ok_or(DomainError::NotFound("user"))
+}
+
+/// Filters for the team list.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// Any of these roles (`admin,owner`).
+    pub role: Option<String>,
+    /// Only active (true) or only deactivated (false) users.
+    pub active: Option<bool>,
+    /// Text in the name or email.
+    pub q: Option<String>,
+}
+
+/// Sortable fields of the team list.
+pub const SORTS: &[(&str, &str)] = &[
+    ("created_at", "created_at"),
+    ("name", "name COLLATE NOCASE"),
+    ("email", "email COLLATE NOCASE"),
+];
+
+/// One page of the organization's users.
+pub fn list(
+    conn: &Connection,
+    org_id: &str,
+    filter: &UserFilter,
+    sort: Option<&str>,
+    paging: Paging,
+) -> DomainResult<ListPage<User>> {
+    let sort = Sort::parse(sort, SORTS)?;
+    let mut filters = Filters::for_org("org_id", org_id);
+    let roles = any_of(filter.role.as_deref());
+    if let Some(bad) = roles.iter().find(|r| Role::parse(r).is_none()) {
+        return Err(DomainError::invalid(
+            "role",
+            format!("`{bad}` is not one of owner, admin, member, viewer"),
+        ));
+    }
+    filters.any_of("role", &roles);
+    if let Some(active) = filter.active {
+        filters.push("active = ?", vec![i64::from(active).into()]);
+    }
+    if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        let pattern = format!("%{}%", q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        filters.push(
+            "(name LIKE ? ESCAPE '\\' OR email LIKE ? ESCAPE '\\')",
+            vec![pattern.clone().into(), pattern.into()],
+        );
+    }
+    filters.fetch_page(conn, &LIST, sort, paging, from_row)
+}
+
+fn email_taken(conn: &Connection, org_id: &str, email: &str, except: Option<&str>) -> DomainResult<()> {
+    let existing: Option<String> = conn
+        .query_row(
+            "SELECT id FROM users WHERE org_id = ?1 AND email = ?2 COLLATE NOCASE",
+            params![org_id, email],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match existing {
+        Some(id) if Some(id.as_str()) != except => Err(DomainError::Conflict {
+            message: format!("a user with email {email} already exists"),
+            details: vec![FieldIssue::new("email", format!("already used by {id}"))],
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn check_password(issues: &mut Issues, password: &str) {
+    let len = password.chars().count();
+    if len < MIN_PASSWORD_LEN {
+        issues.add("password", format!("must be at least {MIN_PASSWORD_LEN} characters"));
+    } else if len > 256 {
+        issues.add("password", "must be at most 256 characters");
+    }
+}
+
+fn hash(password: &str) -> DomainResult<String> {
+    secrets::hash_password(password).map_err(DomainError::Internal)
+}
+
+/// Only an owner may hand out or take away the owner role.
+fn check_role_change(actor: Option<&Principal>, from: Option<Role>, to: Role) -> DomainResult<()> {
+    let touches_owner = to == Role::Owner || from == Some(Role::Owner);
+    match actor {
+        Some(p) if touches_owner && !p.is_owner() => Err(DomainError::Forbidden(
+            "only an owner may grant or remove the owner role".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Adds a user. `actor` is the caller (`None` when the server itself founds an organization).
+pub fn create(
+    tx: &Transaction<'_>,
+    org_id: &str,
+    input: NewUser,
+    actor: Option<&Principal>,
+    now: Millis,
+) -> DomainResult<User> {
+    let mut issues = Issues::new();
+    let email = validate::email(&mut issues, "email", &input.email);
+    let name = validate::text(&mut issues, "name", &input.name, 1, 200);
+    if let Some(p) = &input.password {
+        check_password(&mut issues, p);
+    }
+    issues.finish()?;
+    let role = input.role.unwrap_or(Role::Member);
+    check_role_change(actor, None, role)?;
+    email_taken(tx, org_id, &email, None)?;
+    let password_hash = input.password.as_deref().map(hash).transpose()?;
+    let id = new_id("usr");
+    tx.execute(
+        "INSERT INTO users (id, org_id, email, name, role, password_hash, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        params![id, org_id, email, name, role.as_str(), password_hash, now],
+    )?;
+    get(tx, org_id, &id)
+}
+
+fn active_owners(conn: &Connection, org_id: &str) -> DomainResult<i64> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*) FROM users WHERE org_id = ?1 AND role = 'owner' AND active = 1",
+        params![org_id],
+        |r| r.get(0),
+    )?)
+}
+
+/// Changes a user. Admins may change anyone (owners only by an owner); everyone else may change
+/// only their own name, email and password.
+pub fn update(
+    tx: &Transaction<'_>,
+    actor: &Principal,
+    id: &str,
+    patch: UserPatch,
+    expected_version: Option<i64>,
+    now: Millis,
+) -> DomainResult<User> {
+    let org_id = &actor.org_id;
+    let current = get(tx, org_id, id)?;
+    let is_admin = actor.scopes.grants(Scope::Admin);
+    if !is_admin {
+        let is_self = actor.user_id == current.id && actor.scopes.grants(Scope::Write);
+        if !is_self || patch.role.is_some() || patch.active.is_some() {
+            return Err(DomainError::Forbidden(
+                "changing other users, roles or activation takes the `admin` scope".into(),
+            ));
+        }
+    }
+    validate::if_match(expected_version, current.version)?;
+    let mut issues = Issues::new();
+    let email = match &patch.email {
+        Some(e) => validate::email(&mut issues, "email", e),
+        None => current.email.clone(),
+    };
+    let name = match &patch.name {
+        Some(n) => validate::text(&mut issues, "name", n, 1, 200),
+        None => current.name.clone(),
+    };
+    if let Some(p) = &patch.password {
+        check_password(&mut issues, p);
+    }
+    issues.finish()?;
+    let role = patch.role.unwrap_or(current.role);
+    if role != current.role {
+        check_role_change(Some(actor), Some(current.role), role)?;
+    }
+    let active = patch.active.unwrap_or(current.active);
+    if current.role == Role::Owner && (!active || role != Role::Owner) && !actor.is_owner() {
+        return Err(DomainError::Forbidden(
+            "only an owner may change or deactivate an owner".into(),
+        ));
+    }
+    if current.role == Role::Owner
+        && current.active
+        && (role != Role::Owner || !active)
+        && active_owners(tx, org_id)? <= 1
+    {
+        return Err(DomainError::conflict(
+            "the organization must keep at least one active owner",
+        ));
+    }
+    email_taken(tx, org_id, &email, Some(id))?;
+    let password_hash = patch.password.as_deref().map(hash).transpose()?;
+    let deactivated_at = if active {
+        None
+    } else {
+        Some(current.deactivated_at.map_or(now, |t| t.0))
+    };
+    tx.execute(
+        "UPDATE users SET email = ?3, name = ?4, role = ?5, active = ?6, deactivated_at = ?7,
+                password_hash = COALESCE(?8, password_hash), version = version + 1, updated_at = ?9
+         WHERE org_id = ?1 AND id = ?2",
+        params![org_id, id, email, name, role.as_str(), active, deactivated_at, password_hash, now],
+    )?;
+    if !active || password_hash.is_some() {
+        // A deactivated user, or one whose password changed, keeps no other open session.
+        tx.execute(
+            "UPDATE sessions SET revoked_at = ?3
+             WHERE user_id = ?1 AND revoked_at IS NULL AND id <> ?2",
+            params![id, actor.credential_id, now],
+        )?;
+    }
+    get(tx, org_id, id)
+}
+
+/// Deactivates a user: they cannot sign in, their sessions end and the keys they created stop
+/// working; everything they own in the CRM stays. Deactivating twice is harmless.
+pub fn deactivate(
+    tx: &Transaction<'_>,
+    actor: &Principal,
+    id: &str,
+    expected_version: Option<i64>,
+    now: Millis,
+) -> DomainResult<User> {
+    let current = get(tx, &actor.org_id, id)?;
+    if !current.active {
+        validate::if_match(expected_version, current.version)?;
+        return Ok(current);
+    }
+    update(
+        tx,
+        actor,
+        id,
+        UserPatch {
+            active: Some(false),
+            ..UserPatch::default()
+        },
+        expected_version,
+        now,
+    )
+}
+
+/// Active users with this email (any organization), with their password hashes, for login.
+pub fn login_candidates(conn: &Connection, email: &str) -> DomainResult<Vec<(String, String, String)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, org_id, password_hash FROM users
+         WHERE email = ?1 COLLATE NOCASE AND active = 1 AND password_hash IS NOT NULL",
+    )?;
+    let rows = stmt
+        .query_map(params![email.trim()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// The organization's longest-standing active owner: who the operator's CLI acts as.
+pub fn first_owner(conn: &Connection, org_id: &str) -> DomainResult<User> {
+    conn.query_row(
+        &format!(
+            "SELECT {COLUMNS} FROM users WHERE org_id = ?1 AND role = 'owner' AND active = 1
+             ORDER BY created_at, id LIMIT 1"
+        ),
+        params![org_id],
+        from_row,
+    )
+    .optional()?
+    .ok_or(DomainError::NotFound("active owner"))
+}

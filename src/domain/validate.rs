@@ -1,0 +1,206 @@
+//! Field rules shared by every resource: text lengths, emails, currencies, time zones.
+
+use super::error::Issues;
+
+/// Trims `value` and checks it has between `min` and `max` characters; returns the trimmed text.
+pub fn text(issues: &mut Issues, field: &str, value: &str, min: usize, max: usize) -> String {
+    let trimmed = value.trim();
+    let len = trimmed.chars().count();
+    if len < min {
+        if min == 1 {
+            issues.add(field, "must not be empty");
+        } else {
+            issues.add(field, format!("must be at least {min} characters"));
+        }
+    } else if len > max {
+        issues.add(field, format!("must be at most {max} characters"));
+    }
+    trimmed.to_string()
+}
+
+/// Whether `email` is a plausible address: `local@domain.tld`, at most 254 characters.
+///
+/// Deliberately stricter than RFC 5322 (no quoted local parts, no IP literals): a CRM wants
+/// addresses that mail servers will actually accept.
+pub fn is_email(email: &str) -> bool {
+    if email.len() > 254 {
+        return false;
+    }
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return false;
+    };
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c) || !c.is_ascii());
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii())
+        });
+    local_ok && domain_ok
+}
+
+/// Checks an email field and returns it trimmed.
+pub fn email(issues: &mut Issues, field: &str, value: &str) -> String {
+    let trimmed = value.trim();
+    if !is_email(trimmed) {
+        issues.add(field, "must be a valid email address");
+    }
+    trimmed.to_string()
+}
+
+/// ISO 4217 currency codes in use, with the number of digits after the decimal point.
+const CURRENCIES: &[(&str, u32)] = &[
+    ("AED", 2), ("AFN", 2), ("ALL", 2), ("AMD", 2), ("ANG", 2), ("AOA", 2), ("ARS", 2),
+    ("AUD", 2), ("AWG", 2), ("AZN", 2), ("BAM", 2), ("BBD", 2), ("BDT", 2), ("BGN", 2),
+    ("BHD", 3), ("BIF", 0), ("BMD", 2), ("BND", 2), ("BOB", 2), ("BRL", 2), ("BSD", 2),
+    ("BTN", 2), ("BWP", 2), ("BYN", 2), ("BZD", 2), ("CAD", 2), ("CDF", 2), ("CHF", 2),
+    ("CLP", 0), ("CNY", 2), ("COP", 2), ("CRC", 2), ("CUP", 2), ("CVE", 2), ("CZK", 2),
+    ("DJF", 0), ("DKK", 2), ("DOP", 2), ("DZD", 2), ("EGP", 2), ("ERN", 2), ("ETB", 2),
+    ("EUR", 2), ("FJD", 2), ("FKP", 2), ("GBP", 2), ("GEL", 2), ("GHS", 2), ("GIP", 2),
+    ("GMD", 2), ("GNF", 0), ("GTQ", 2), ("GYD", 2), ("HKD", 2), ("HNL", 2), ("HTG", 2),
+    ("HUF", 2), ("IDR", 2), ("ILS", 2), ("INR", 2), ("IQD", 3), ("IRR", 2), ("ISK", 0),
+    ("JMD", 2), ("JOD", 3), ("JPY", 0), ("KES", 2), ("KGS", 2), ("KHR", 2), ("KMF", 0),
+    ("KPW", 2), ("KRW", 0), ("KWD", 3), ("KYD", 2), ("KZT", 2), ("LAK", 2), ("LBP", 2),
+    ("LKR", 2), ("LRD", 2), ("LSL", 2), ("LYD", 3), ("MAD", 2), ("MDL", 2), ("MGA", 2),
+    ("MKD", 2), ("MMK", 2), ("MNT", 2), ("MOP", 2), ("MRU", 2), ("MUR", 2), ("MVR", 2),
+    ("MWK", 2), ("MXN", 2), ("MYR", 2), ("MZN", 2), ("NAD", 2), ("NGN", 2), ("NIO", 2),
+    ("NOK", 2), ("NPR", 2), ("NZD", 2), ("OMR", 3), ("PAB", 2), ("PEN", 2), ("PGK", 2),
+    ("PHP", 2), ("PKR", 2), ("PLN", 2), ("PYG", 0), ("QAR", 2), ("RON", 2), ("RSD", 2),
+    ("RUB", 2), ("RWF", 0), ("SAR", 2), ("SBD", 2), ("SCR", 2), ("SDG", 2), ("SEK", 2),
+    ("SGD", 2), ("SHP", 2), ("SLE", 2), ("SOS", 2), ("SRD", 2), ("SSP", 2), ("STN", 2),
+    ("SVC", 2), ("SYP", 2), ("SZL", 2), ("THB", 2), ("TJS", 2), ("TMT", 2), ("TND", 3),
+    ("TOP", 2), ("TRY", 2), ("TTD", 2), ("TWD", 2), ("TZS", 2), ("UAH", 2), ("UGX", 0),
+    ("USD", 2), ("UYU", 2), ("UZS", 2), ("VES", 2), ("VND", 0), ("VUV", 0), ("WST", 2),
+    ("XAF", 0), ("XCD", 2), ("XOF", 0), ("XPF", 0), ("YER", 2), ("ZAR", 2), ("ZMW", 2),
+    ("ZWL", 2),
+];
+
+/// The number of minor-unit digits of an ISO 4217 code, or `None` for an unknown code.
+pub fn currency_exponent(code: &str) -> Option<u32> {
+    CURRENCIES
+        .binary_search_by(|(c, _)| c.cmp(&code))
+        .ok()
+        .map(|i| CURRENCIES[i].1)
+}
+
+/// Checks a currency code and returns it upper-cased.
+pub fn currency(issues: &mut Issues, field: &str, value: &str) -> String {
+    let code = value.trim().to_ascii_uppercase();
+    if currency_exponent(&code).is_none() {
+        issues.add(field, "must be an ISO 4217 currency code such as USD or EUR");
+    }
+    code
+}
+
+/// Converts a decimal amount in major units to exact minor units of `currency`.
+///
+/// Rejects amounts with more decimals than the currency has (12.345 USD), negative amounts and
+/// amounts beyond what fits exactly (about 90 trillion).
+pub fn money_to_minor(issues: &mut Issues, field: &str, amount: f64, currency: &str) -> i64 {
+    let exponent = currency_exponent(currency).unwrap_or(2);
+    let scale = 10f64.powi(exponent as i32);
+    let scaled = amount * scale;
+    let minor = scaled.round();
+    if !amount.is_finite() || amount < 0.0 {
+        issues.add(field, "must be a non-negative number");
+        return 0;
+    }
+    if minor > 9.0e15 {
+        issues.add(field, "is too large");
+        return 0;
+    }
+    if (scaled - minor).abs() > 1e-6 * scaled.abs().max(1.0) {
+        issues.add(
+            field,
+            format!("must have at most {exponent} decimal places in {currency}"),
+        );
+    }
+    minor as i64
+}
+
+/// Converts exact minor units back to a decimal amount in major units.
+pub fn minor_to_money(minor: i64, currency: &str) -> f64 {
+    let exponent = currency_exponent(currency).unwrap_or(2);
+    minor as f64 / 10f64.powi(exponent as i32)
+}
+
+/// Whether `tz` looks like an IANA time zone name (`UTC`, `Europe/Berlin`,
+/// `America/Argentina/Buenos_Aires`, `Etc/GMT+5`).
+pub fn is_time_zone(tz: &str) -> bool {
+    if tz == "UTC" {
+        return true;
+    }
+    let parts: Vec<&str> = tz.split('/').collect();
+    parts.len() >= 2
+        && tz.len() <= 64
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.starts_with(|c: char| c.is_ascii_uppercase())
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-+".contains(c))
+        })
+}
+
+/// Enforces an `If-Match` precondition: `expected` (when given) must equal `current`.
+pub fn if_match(expected: Option<i64>, current: i64) -> super::DomainResult<()> {
+    match expected {
+        Some(v) if v != current => Err(super::DomainError::VersionMismatch { current }),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn currencies_are_sorted_for_binary_search() {
+        assert!(CURRENCIES.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(currency_exponent("JPY"), Some(0));
+        assert_eq!(currency_exponent("KWD"), Some(3));
+        assert_eq!(currency_exponent("XXX"), None);
+    }
+
+    #[test]
+    fn money_is_exact_in_minor_units() {
+        let mut issues = Issues::new();
+        assert_eq!(money_to_minor(&mut issues, "v", 12500.5, "USD"), 1_250_050);
+        assert_eq!(money_to_minor(&mut issues, "v", 0.29, "USD"), 29);
+        assert!(issues.finish().is_ok());
+        let mut issues = Issues::new();
+        money_to_minor(&mut issues, "v", 1.5, "JPY");
+        money_to_minor(&mut issues, "w", -1.0, "USD");
+        assert!(issues.finish().is_err());
+        assert_eq!(minor_to_money(1_250_050, "USD"), 12500.5);
+    }
+
+    #[test]
+    fn emails() {
+        assert!(is_email("ada@example.com"));
+        assert!(is_email("a.b+tag@sub.example.co.uk"));
+        assert!(!is_email("ada@localhost"));
+        assert!(!is_email("ada.example.com"));
+        assert!(!is_email("@example.com"));
+        assert!(!is_email("ada@-x.com"));
+        assert!(!is_email("a..b@example.com"));
+    }
+
+    #[test]
+    fn time_zones() {
+        assert!(is_time_zone("UTC"));
+        assert!(is_time_zone("Europe/Berlin"));
+        assert!(is_time_zone("America/Argentina/Buenos_Aires"));
+        assert!(!is_time_zone("berlin"));
+        assert!(!is_time_zone("Europe/"));
+    }
+}

@@ -1,0 +1,73 @@
+//! Clozup: a self-hostable, agent-native sales CRM server.
+//!
+//! [`build_app`] assembles the whole route tree from an [`AppState`]; `main.rs` only parses the
+//! command line, and the integration tests run exactly what production runs.
+
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod ids;
+pub mod secrets;
+pub mod server;
+pub mod timefmt;
+
+use std::sync::Arc;
+
+use clock::Clock;
+use config::ServeConfig;
+use db::Db;
+
+pub use server::{build_app, serve};
+
+/// Everything a request handler may need, shared by all of them.
+pub struct AppState {
+    /// The database.
+    pub db: Db,
+    /// The source of "now" (a manual clock in tests).
+    pub clock: Arc<dyn Clock>,
+    /// The settings the server was started with.
+    pub config: ServeConfig,
+    /// Per-caller rate limits.
+    pub limiter: api::ratelimit::RateLimiter,
+    /// This process's id, to tell its in-flight idempotent requests from a crashed one's.
+    pub instance_id: String,
+    /// Fires when the server starts shutting down; long-lived streams end on it.
+    pub shutdown: Shutdown,
+}
+
+impl AppState {
+    /// State over an open database.
+    pub fn new(db: Db, config: ServeConfig, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            db,
+            clock,
+            limiter: api::ratelimit::RateLimiter::new(config.rate_limit.0),
+            config,
+            instance_id: ids::new_id("inst"),
+            shutdown: Shutdown::new(),
+        }
+    }
+}
+
+/// A one-way shutdown signal that any number of tasks can wait on.
+pub struct Shutdown(tokio::sync::watch::Sender<bool>);
+
+impl Shutdown {
+    fn new() -> Self {
+        Self(tokio::sync::watch::channel(false).0)
+    }
+
+    /// Starts the shutdown; every waiter wakes.
+    pub fn trigger(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Resolves once the shutdown has started (at once if it already has).
+    pub async fn wait(&self) {
+        let mut rx = self.0.subscribe();
+        // An error means the sender is gone, which only happens at the very end: done either way.
+        let _ = rx.wait_for(|started| *started).await;
+    }
+}

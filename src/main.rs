@@ -1,0 +1,263 @@
+//! The `clozup` command: serve the API, or manage keys and organizations on a database file.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use clozup::clock::{Clock, SystemClock, DAY_MS};
+use clozup::config::{parse_duration, ServeConfig};
+use clozup::db::{Db, DbOptions};
+use clozup::domain::api_keys::{self, NewApiKey};
+use clozup::domain::auth::{Role, Scope};
+use clozup::domain::listing::Paging;
+use clozup::domain::{orgs, users, DomainError};
+use clozup::timefmt::{format_ms, Timestamp};
+
+/// Clozup: a self-hostable, agent-native sales CRM server.
+#[derive(Parser)]
+#[command(name = "clozup", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (creates and migrates the database on first run).
+    Serve(Box<ServeConfig>),
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Manage organizations.
+    Orgs {
+        #[command(subcommand)]
+        action: OrgsAction,
+    },
+    /// Print the OpenAPI document (JSON) for client generators.
+    Openapi,
+}
+
+#[derive(clap::Args)]
+struct DbArg {
+    /// SQLite database file.
+    #[arg(long, env = "CLOZUP_DB", default_value = "./clozup.sqlite")]
+    db: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Create a key and print it (once).
+    Create {
+        #[command(flatten)]
+        db: DbArg,
+        /// What the key is for.
+        #[arg(long, default_value = "CLI key")]
+        name: String,
+        /// Comma-separated scopes: read, write, admin.
+        #[arg(long, default_value = "read,write")]
+        scopes: String,
+        /// Lifetime, e.g. 90d or 12h; without it the key never expires.
+        #[arg(long, value_parser = parse_duration)]
+        expires_in: Option<std::time::Duration>,
+        /// The organization (default: the first one).
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// List an organization's keys (never their secrets).
+    List {
+        #[command(flatten)]
+        db: DbArg,
+        /// The organization (default: the first one).
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Revoke a key by id.
+    Revoke {
+        #[command(flatten)]
+        db: DbArg,
+        /// The key's id (`key_...`).
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum OrgsAction {
+    /// Create an organization with its owner and default pipeline; prints its first admin key.
+    Create {
+        #[command(flatten)]
+        db: DbArg,
+        /// The organization's name.
+        #[arg(long)]
+        name: String,
+        /// The owner's email.
+        #[arg(long, default_value = "owner@example.com")]
+        owner_email: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(config) => run_server(*config),
+        Command::Openapi => {
+            println!("{}", clozup::api::spec_json());
+            Ok(())
+        }
+        Command::Keys { action } => keys(action),
+        Command::Orgs { action } => orgs_cmd(action),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("clozup: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_server(config: ServeConfig) -> Result<(), String> {
+    clozup::server::init_logging(config.log_format, &config.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(clozup::serve(config))
+}
+
+fn open(db: &DbArg) -> Result<Db, String> {
+    Db::open(&db.db, &DbOptions::default()).map_err(|e| e.to_string())
+}
+
+fn org_or_first(db: &Db, org: Option<String>) -> Result<String, String> {
+    match org {
+        Some(id) => Ok(id),
+        None => db
+            .read_blocking(orgs::first_id)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "the database has no organization yet: run `clozup serve` or `clozup orgs create` first".into()),
+    }
+}
+
+fn now() -> i64 {
+    Arc::new(SystemClock).now_ms()
+}
+
+fn keys(action: KeysAction) -> Result<(), String> {
+    match action {
+        KeysAction::Create {
+            db,
+            name,
+            scopes,
+            expires_in,
+            org,
+        } => {
+            let db = open(&db)?;
+            let org_id = org_or_first(&db, org)?;
+            let scopes = scopes
+                .split(',')
+                .map(|s| Scope::parse(s).ok_or_else(|| format!("unknown scope `{s}` (use read, write, admin)")))
+                .collect::<Result<Vec<_>, _>>()?;
+            let now = now();
+            let created = db
+                .write_blocking(|tx| {
+                    let owner = users::first_owner(tx, &org_id)?;
+                    api_keys::create(
+                        tx,
+                        &org_id,
+                        &owner.id,
+                        Role::Owner.scopes(),
+                        NewApiKey {
+                            name,
+                            scopes: Some(scopes),
+                            expires_at: expires_in.map(|d| Timestamp(now + d.as_millis() as i64)),
+                        },
+                        now,
+                    )
+                })
+                .map_err(|e| e.to_string())?;
+            eprintln!("Created {} ({}). The key is shown once:", created.api_key.id, created.api_key.name);
+            println!("{}", created.key);
+            Ok(())
+        }
+        KeysAction::List { db, org } => {
+            let db = open(&db)?;
+            let org_id = org_or_first(&db, org)?;
+            let now = now();
+            let mut page_no = 1;
+            println!("{:<31} {:<13} {:<18} {:<8} {:<21} NAME", "ID", "PREFIX", "SCOPES", "STATUS", "LAST USED");
+            loop {
+                let paging = Paging::new(Some(page_no), Some(100)).map_err(|e| e.to_string())?;
+                let page = db
+                    .read_blocking(|c| api_keys::list(c, &org_id, None, Some("created_at"), paging, now))
+                    .map_err(|e| e.to_string())?;
+                for k in &page.items {
+                    let scopes: Vec<&str> = k.scopes.iter().map(|s| s.as_str()).collect();
+                    println!(
+                        "{:<31} {:<13} {:<18} {:<8} {:<21} {}",
+                        k.id,
+                        k.prefix,
+                        scopes.join(","),
+                        k.status,
+                        k.last_used_at.map(|t| format_ms(t.0)).unwrap_or_else(|| "never".into()),
+                        k.name
+                    );
+                }
+                if page_no * 100 >= page.total {
+                    return Ok(());
+                }
+                page_no += 1;
+            }
+        }
+        KeysAction::Revoke { db, id } => {
+            let db = open(&db)?;
+            let now = now();
+            let key = db
+                .write_blocking(|tx| {
+                    let org_id = api_keys::org_of(tx, &id)?;
+                    api_keys::revoke(tx, &org_id, &id, now)
+                })
+                .map_err(|e: DomainError| e.to_string())?;
+            println!("Revoked {} ({}).", key.id, key.name);
+            Ok(())
+        }
+    }
+}
+
+fn orgs_cmd(action: OrgsAction) -> Result<(), String> {
+    match action {
+        OrgsAction::Create {
+            db,
+            name,
+            owner_email,
+        } => {
+            let db = open(&db)?;
+            let now = now();
+            let (org, key) = db
+                .write_blocking(|tx| {
+                    let founded = orgs::found(tx, &name, &owner_email, "Owner", now)?;
+                    let key = api_keys::create(
+                        tx,
+                        &founded.org.id,
+                        &founded.owner.id,
+                        Role::Owner.scopes(),
+                        NewApiKey {
+                            name: "First admin key".into(),
+                            scopes: Some(vec![Scope::Admin]),
+                            expires_at: None,
+                        },
+                        now,
+                    )?;
+                    Ok((founded.org, key))
+                })
+                .map_err(|e| e.to_string())?;
+            eprintln!("Created organization {} ({}). Its admin API key, shown once:", org.id, org.name);
+            println!("{}", key.key);
+            let _ = DAY_MS;
+            Ok(())
+        }
+    }
+}

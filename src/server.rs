@@ -1,0 +1,219 @@
+//! Assembling and running the server: routes, first-run setup, logging, graceful shutdown.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use poem::endpoint::make_sync;
+use poem::http::StatusCode;
+use poem::listener::TcpListener;
+use poem::web::Json;
+use poem::{get, handler, Endpoint, EndpointExt, IntoResponse, Route};
+use serde_json::json;
+
+use crate::api::{self, gate::Gate};
+use crate::clock::SystemClock;
+use crate::config::{LogFormat, ServeConfig};
+use crate::db::{Db, LATEST_VERSION};
+use crate::domain::auth::{Role, Scope};
+use crate::domain::{api_keys, orgs, DomainError};
+use crate::AppState;
+
+/// The whole route tree behind the gate: the API and its docs under `/api/v1`, and `/health`.
+pub fn build_app(state: Arc<AppState>) -> impl Endpoint + 'static {
+    let service = api::service();
+    let spec = service.spec();
+    let ui = service.swagger_ui();
+    Route::new()
+        .at(
+            "/api/v1/public/docs",
+            get(make_sync(move |_| {
+                poem::Response::builder()
+                    .content_type("application/json; charset=utf-8")
+                    .body(spec.clone())
+            })),
+        )
+        .nest("/api/v1/public/docs/ui", ui)
+        .nest("/api/v1", service)
+        .at("/health", get(health))
+        .data(state.clone())
+        .with(Gate::new(state))
+}
+
+/// Liveness and readiness: the version, and whether the database answers.
+#[handler]
+async fn health(state: poem::web::Data<&Arc<AppState>>) -> poem::Response {
+    let db = state
+        .db
+        .read(|conn| {
+            let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            Ok(version)
+        })
+        .await;
+    let (status, database) = match db {
+        Ok(version) => (
+            StatusCode::OK,
+            json!({"status": "ok", "schema_version": version}),
+        ),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "unavailable", "error": e.to_string()}),
+        ),
+    };
+    let ok = status == StatusCode::OK;
+    Json(json!({
+        "status": if ok { "ok" } else { "degraded" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "database": database,
+    }))
+    .with_status(status)
+    .into_response()
+}
+
+/// Installs the global log subscriber (text or JSON lines on stderr).
+pub fn init_logging(format: LogFormat, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second init (tests) keeps the first subscriber; that is fine.
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// On a database with no organization yet: founds one with its owner and default pipeline and
+/// returns the owner's first admin key, which the caller shows once.
+pub fn first_run(db: &Db, config: &ServeConfig, now: i64) -> Result<Option<String>, DomainError> {
+    let org_name = config.org_name.clone();
+    let owner_email = config.owner_email.clone();
+    db.write_blocking(|tx| {
+        if orgs::first_id(tx)?.is_some() {
+            return Ok(None);
+        }
+        let founded = orgs::found(tx, &org_name, &owner_email, "Owner", now)?;
+        let key = api_keys::create(
+            tx,
+            &founded.org.id,
+            &founded.owner.id,
+            Role::Owner.scopes(),
+            api_keys::NewApiKey {
+                name: "First admin key".into(),
+                scopes: Some(vec![Scope::Admin]),
+                expires_at: None,
+            },
+            now,
+        )?;
+        Ok(Some(key.key))
+    })
+}
+
+/// Writes a secret to a new file readable only by its owner.
+pub fn write_secret_file(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(secret.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+
+/// Runs `clozup serve` until SIGINT or SIGTERM.
+pub async fn serve(config: ServeConfig) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let db = Db::open(&config.db, &config.db_options()).map_err(|e| e.to_string())?;
+    let clock = Arc::new(SystemClock);
+    let now = crate::clock::Clock::now_ms(clock.as_ref());
+    let first_key = {
+        let db = db.clone();
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || first_run(&db, &config, now))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("first-run setup failed: {e}"))?
+    };
+    if let Some(key) = &first_key {
+        if let Some(path) = &config.admin_key_file {
+            write_secret_file(path, key)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+        eprintln!(
+            "\nA new organization was created. Its admin API key (shown once, store it now):\n\n    {key}\n"
+        );
+    }
+    let state = Arc::new(AppState::new(db, config.clone(), clock));
+    spawn_housekeeping(state.clone());
+    let listener = TcpListener::bind(config.bind);
+    let app = build_app(state.clone());
+    let signal_state = state.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: draining requests");
+        signal_state.shutdown.trigger();
+    });
+    tracing::info!(
+        bind = %config.bind,
+        db = %config.db.display(),
+        schema_version = LATEST_VERSION,
+        ready_ms = started.elapsed().as_millis() as u64,
+        "clozup {} listening",
+        env!("CARGO_PKG_VERSION")
+    );
+    poem::Server::new(listener)
+        .run_with_graceful_shutdown(
+            app,
+            async move { state.shutdown.wait().await },
+            Some(config.shutdown_grace),
+        )
+        .await
+        .map_err(|e| format!("server error: {e}"))
+}
+
+/// Periodic clean-up: expired idempotency records.
+fn spawn_housekeeping(state: Arc<AppState>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = state.shutdown.wait() => return,
+            }
+            let now = state.clock.now_ms();
+            if let Err(e) = state
+                .db
+                .write(move |tx| crate::domain::idempotency::purge_expired(tx, now))
+                .await
+            {
+                tracing::warn!("idempotency clean-up failed: {e}");
+            }
+        }
+    });
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

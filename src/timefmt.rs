@@ -1,0 +1,111 @@
+//! RFC 3339 timestamps and `YYYY-MM-DD` dates, as the API writes and reads them (API.md §1).
+
+use time::format_description::well_known::Rfc3339;
+use time::{macros::format_description, Date, OffsetDateTime, UtcOffset};
+
+use crate::clock::Millis;
+
+/// Formats Unix milliseconds as `2026-11-28T12:00:00Z` (whole seconds, UTC).
+pub fn format_ms(ms: Millis) -> String {
+    let secs = ms.div_euclid(1000);
+    let dt = OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    dt.format(&format).unwrap_or_default()
+}
+
+/// Parses any RFC 3339 timestamp (any offset, optional fraction) into Unix milliseconds.
+pub fn parse_rfc3339(s: &str) -> Option<Millis> {
+    let dt = OffsetDateTime::parse(s, &Rfc3339).ok()?;
+    let dt = dt.to_offset(UtcOffset::UTC);
+    Some((dt.unix_timestamp_nanos() / 1_000_000) as Millis)
+}
+
+/// Parses a `YYYY-MM-DD` date.
+pub fn parse_date(s: &str) -> Option<Date> {
+    Date::parse(s, format_description!("[year]-[month]-[day]")).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_whole_seconds() {
+        let ms = 1_795_852_800_000; // 2026-11-28T08:00:00Z
+        assert_eq!(format_ms(ms), "2026-11-28T08:00:00Z");
+        assert_eq!(parse_rfc3339("2026-11-28T08:00:00Z"), Some(ms));
+        assert_eq!(parse_rfc3339("2026-11-28T09:00:00.250+01:00"), Some(ms + 250));
+        assert_eq!(parse_rfc3339("2026-11-28"), None);
+        assert!(parse_date("2026-02-30").is_none());
+        assert!(parse_date("2026-02-28").is_some());
+    }
+}
+
+/// A point in time, stored as Unix milliseconds and shown in the API as an RFC 3339 string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub Millis);
+
+mod openapi_impl {
+    use std::borrow::Cow;
+
+    use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
+    use poem_openapi::types::{
+        ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type,
+    };
+    use serde_json::Value;
+
+    use super::{format_ms, parse_rfc3339, Timestamp};
+
+    impl Type for Timestamp {
+        const IS_REQUIRED: bool = true;
+        type RawValueType = Self;
+        type RawElementValueType = Self;
+
+        fn name() -> Cow<'static, str> {
+            "string_date-time".into()
+        }
+
+        fn schema_ref() -> MetaSchemaRef {
+            let mut schema = MetaSchema::new_with_format("string", "date-time");
+            schema.example = Some(Value::String("2026-11-28T12:00:00Z".into()));
+            MetaSchemaRef::Inline(Box::new(schema))
+        }
+
+        fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+            Some(self)
+        }
+
+        fn raw_element_iter<'a>(
+            &'a self,
+        ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+            Box::new(self.as_raw_value().into_iter())
+        }
+    }
+
+    fn parse(s: &str) -> ParseResult<Timestamp> {
+        parse_rfc3339(s)
+            .map(Timestamp)
+            .ok_or_else(|| ParseError::custom("must be an RFC 3339 timestamp"))
+    }
+
+    impl ParseFromJSON for Timestamp {
+        fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+            match value.unwrap_or_default() {
+                Value::String(s) => parse(&s),
+                other => Err(ParseError::expected_type(other)),
+            }
+        }
+    }
+
+    impl ParseFromParameter for Timestamp {
+        fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+            parse(value)
+        }
+    }
+
+    impl ToJSON for Timestamp {
+        fn to_json(&self) -> Option<Value> {
+            Some(Value::String(format_ms(self.0)))
+        }
+    }
+}
