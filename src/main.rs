@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use clozup::clock::{Clock, SystemClock, DAY_MS};
+use clozup::clock::{Clock, SystemClock};
 use clozup::config::{parse_duration, ServeConfig};
 use clozup::db::{Db, DbOptions};
 use clozup::domain::api_keys::{self, NewApiKey};
@@ -125,7 +125,10 @@ fn run_server(config: ServeConfig) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    runtime.block_on(clozup::serve(config))
+    let result = runtime.block_on(clozup::serve(config));
+    // Database calls still running on the blocking pool get a moment, not a veto over exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    result
 }
 
 fn open(db: &DbArg) -> Result<Db, String> {
@@ -256,7 +259,6 @@ fn orgs_cmd(action: OrgsAction) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             eprintln!("Created organization {} ({}). Its admin API key, shown once:", org.id, org.name);
             println!("{}", key.key);
-            let _ = DAY_MS;
             Ok(())
         }
     }

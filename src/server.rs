@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use poem::endpoint::make_sync;
 use poem::http::StatusCode;
-use poem::listener::TcpListener;
+use std::net::SocketAddr;
+
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use poem::web::Json;
 use poem::{get, handler, Endpoint, EndpointExt, IntoResponse, Route};
 use serde_json::json;
@@ -75,7 +77,8 @@ pub fn init_logging(format: LogFormat, filter: &str) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     // A second init (tests) keeps the first subscriber; that is fine.
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -148,9 +151,9 @@ pub async fn serve(config: ServeConfig) -> Result<(), String> {
         );
     }
     let state = Arc::new(AppState::new(db, config.clone(), clock));
-    spawn_housekeeping(state.clone());
-    let listener = TcpListener::bind(config.bind);
-    let app = build_app(state.clone());
+    let (acceptor, addr) = listen(config.bind)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
     let signal_state = state.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -158,21 +161,38 @@ pub async fn serve(config: ServeConfig) -> Result<(), String> {
         signal_state.shutdown.trigger();
     });
     tracing::info!(
-        bind = %config.bind,
+        bind = %addr,
         db = %config.db.display(),
         schema_version = LATEST_VERSION,
         ready_ms = started.elapsed().as_millis() as u64,
         "clozup {} listening",
         env!("CARGO_PKG_VERSION")
     );
-    poem::Server::new(listener)
-        .run_with_graceful_shutdown(
-            app,
-            async move { state.shutdown.wait().await },
-            Some(config.shutdown_grace),
-        )
+    run(state, acceptor)
         .await
         .map_err(|e| format!("server error: {e}"))
+}
+
+/// Binds `addr` (port 0 picks a free one) and returns the listener with its real address.
+pub async fn listen(addr: SocketAddr) -> std::io::Result<(TcpAcceptor, SocketAddr)> {
+    let acceptor = TcpListener::bind(addr).into_acceptor().await?;
+    let local = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .unwrap_or(addr);
+    Ok((acceptor, local))
+}
+
+/// Serves the app on `acceptor` until `state.shutdown` fires, then lets in-flight requests
+/// finish for at most the configured grace period.
+pub async fn run(state: Arc<AppState>, acceptor: TcpAcceptor) -> std::io::Result<()> {
+    spawn_housekeeping(state.clone());
+    let grace = state.config.shutdown_grace;
+    let app = build_app(state.clone());
+    poem::Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(app, async move { state.shutdown.wait().await }, Some(grace))
+        .await
 }
 
 /// Periodic clean-up: expired idempotency records.

@@ -1,0 +1,276 @@
+//! Test fixtures: a real server on a real socket over a real SQLite file, and a real HTTP client.
+#![allow(dead_code)] // each test binary uses a different part of the fixtures
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clozup::clock::ManualClock;
+use clozup::config::{parse_rate_limit, ServeConfig};
+use clozup::db::Db;
+use clozup::server::{first_run, listen, run};
+use clozup::AppState;
+use serde_json::Value;
+
+/// 2026-11-28T12:00:00Z: where every test's clock starts.
+pub const START_MS: i64 = 1_795_867_200_000;
+
+/// A directory removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let path = std::env::temp_dir().join(clozup::ids::new_id("clozup-test"));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        Self(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+
+    /// `data` of a success envelope, after checking the status.
+    pub fn data(&self, status: u16) -> Value {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.body);
+        self.json()["data"].clone()
+    }
+
+    /// Checks that this is exactly the error envelope of API.md §2 with `status` and `code`,
+    /// stamped with this response's request id; returns the error object.
+    pub fn error(&self, status: u16, code: &str) -> Value {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.body);
+        let v = self.json();
+        let obj = v.as_object().expect("envelope is an object");
+        assert_eq!(obj.keys().collect::<Vec<_>>(), vec!["error"], "{}", self.body);
+        let err = &v["error"];
+        let mut keys: Vec<&String> = err.as_object().expect("error object").keys().collect();
+        keys.sort();
+        assert_eq!(keys, vec!["code", "details", "message", "request_id"], "{}", self.body);
+        assert_eq!(err["code"], code, "{}", self.body);
+        assert!(err["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(err["details"].is_array());
+        assert_eq!(
+            err["request_id"].as_str(),
+            self.header("x-request-id"),
+            "request_id must match X-Request-Id"
+        );
+        err.clone()
+    }
+}
+
+/// A running server and a client for it.
+pub struct TestServer {
+    pub base: String,
+    pub admin_key: String,
+    pub state: Arc<AppState>,
+    pub clock: Arc<ManualClock>,
+    pub dir: TempDir,
+    agent: ureq::Agent,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl TestServer {
+    /// A server with test defaults: a generous rate limit, everything else as shipped.
+    pub fn start() -> Self {
+        Self::start_with(|_| {})
+    }
+
+    /// A server whose settings `adjust` changes first.
+    pub fn start_with(adjust: impl FnOnce(&mut ServeConfig)) -> Self {
+        let dir = TempDir::new();
+        let mut config = ServeConfig::with_db(dir.path().join("crm.sqlite"));
+        config.bind = "127.0.0.1:0".parse().unwrap();
+        config.rate_limit = parse_rate_limit("10000/1ms").unwrap();
+        adjust(&mut config);
+        let db = Db::open(&config.db, &config.db_options()).expect("open db");
+        let clock = Arc::new(ManualClock::new(START_MS));
+        let admin_key = first_run(&db, &config, START_MS)
+            .expect("first run")
+            .expect("a new database gets a key");
+        let state = Arc::new(AppState::new(db, config, clock.clone()));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (acceptor, addr) = runtime
+            .block_on(listen(state.config.bind))
+            .expect("bind");
+        runtime.spawn(run(state.clone(), acceptor));
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        Self {
+            base: format!("http://{addr}"),
+            admin_key,
+            state,
+            clock,
+            dir,
+            agent,
+            runtime: Some(runtime),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with('/') && !path.starts_with("/api/v1") && path != "/health" {
+            format!("{}/api/v1{path}", self.base)
+        } else {
+            format!("{}{path}", self.base)
+        }
+    }
+
+    /// Sends a request; `path` is relative to `/api/v1` unless it starts with it.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&[u8]>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(self.url(path));
+        if let Some(k) = key {
+            req = req.header("authorization", format!("Bearer {k}"));
+        }
+        let has_ct = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-type"));
+        if body.is_some() && !has_ct {
+            req = req.header("content-type", "application/json");
+        }
+        for (n, v) in headers {
+            req = req.header(*n, *v);
+        }
+        let req = req.body(body.map(<[u8]>::to_vec).unwrap_or_default()).unwrap();
+        let mut resp = self.agent.run(req).expect("request failed");
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let body = resp.body_mut().read_to_string().unwrap_or_default();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn get(&self, path: &str, key: &str) -> Resp {
+        self.call("GET", path, Some(key), None, &[])
+    }
+
+    pub fn post(&self, path: &str, key: &str, body: Value) -> Resp {
+        self.call("POST", path, Some(key), Some(body.to_string().as_bytes()), &[])
+    }
+
+    pub fn patch(&self, path: &str, key: &str, body: Value) -> Resp {
+        self.call("PATCH", path, Some(key), Some(body.to_string().as_bytes()), &[])
+    }
+
+    pub fn delete(&self, path: &str, key: &str) -> Resp {
+        self.call("DELETE", path, Some(key), None, &[])
+    }
+
+    /// A new API key of the first organization with the given scopes, made straight in the
+    /// database (so it costs no request against the rate limit).
+    pub fn key_with(&self, scopes: &[&str]) -> String {
+        use clozup::domain::{api_keys, auth, orgs, users};
+        let scopes: Vec<auth::Scope> = scopes.iter().map(|s| auth::Scope::parse(s).unwrap()).collect();
+        self.state
+            .db
+            .write_blocking(|tx| {
+                let org_id = orgs::first_id(tx)?.unwrap();
+                let owner = users::first_owner(tx, &org_id)?;
+                let k = api_keys::create(
+                    tx,
+                    &org_id,
+                    &owner.id,
+                    auth::Role::Owner.scopes(),
+                    api_keys::NewApiKey {
+                        name: "test key".into(),
+                        scopes: Some(scopes),
+                        expires_at: None,
+                    },
+                    self.clock_now(),
+                )?;
+                Ok(k.key)
+            })
+            .unwrap()
+    }
+
+    pub fn clock_now(&self) -> i64 {
+        clozup::clock::Clock::now_ms(self.clock.as_ref())
+    }
+
+    /// A second organization in the same database, and its admin key.
+    pub fn second_org(&self) -> String {
+        use clozup::domain::{api_keys, auth, orgs};
+        self.state
+            .db
+            .write_blocking(|tx| {
+                let f = orgs::found(tx, "Other Org", "boss@other.example", "Boss", START_MS)?;
+                let k = api_keys::create(
+                    tx,
+                    &f.org.id,
+                    &f.owner.id,
+                    auth::Role::Owner.scopes(),
+                    api_keys::NewApiKey {
+                        name: "b".into(),
+                        scopes: Some(vec![auth::Scope::Admin]),
+                        expires_at: None,
+                    },
+                    START_MS,
+                )?;
+                Ok(k.key)
+            })
+            .unwrap()
+    }
+
+    /// Runs a read-only SQL query returning one integer, to check what is stored.
+    pub fn count(&self, sql: &str) -> i64 {
+        let sql = sql.to_string();
+        self.state
+            .db
+            .read_blocking(|c| Ok(c.query_row(&sql, [], |r| r.get(0))?))
+            .unwrap()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.state.shutdown.trigger();
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
+}
