@@ -162,7 +162,10 @@ fn keys(action: KeysAction) -> Result<(), String> {
             let org_id = org_or_first(&db, org)?;
             let scopes = scopes
                 .split(',')
-                .map(|s| Scope::parse(s).ok_or_else(|| format!("unknown scope `{s}` (use read, write, admin)")))
+                .map(|s| {
+                    Scope::parse(s)
+                        .ok_or_else(|| format!("unknown scope `{s}` (use read, write, admin)"))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             let now = now();
             let created = db
@@ -182,7 +185,10 @@ fn keys(action: KeysAction) -> Result<(), String> {
                     )
                 })
                 .map_err(|e| e.to_string())?;
-            eprintln!("Created {} ({}). The key is shown once:", created.api_key.id, created.api_key.name);
+            eprintln!(
+                "Created {} ({}). The key is shown once:",
+                created.api_key.id, created.api_key.name
+            );
             println!("{}", created.key);
             Ok(())
         }
@@ -191,11 +197,16 @@ fn keys(action: KeysAction) -> Result<(), String> {
             let org_id = org_or_first(&db, org)?;
             let now = now();
             let mut page_no = 1;
-            println!("{:<31} {:<13} {:<18} {:<8} {:<21} NAME", "ID", "PREFIX", "SCOPES", "STATUS", "LAST USED");
+            println!(
+                "{:<31} {:<13} {:<18} {:<8} {:<21} NAME",
+                "ID", "PREFIX", "SCOPES", "STATUS", "LAST USED"
+            );
             loop {
                 let paging = Paging::new(Some(page_no), Some(100)).map_err(|e| e.to_string())?;
                 let page = db
-                    .read_blocking(|c| api_keys::list(c, &org_id, None, Some("created_at"), paging, now))
+                    .read_blocking(|c| {
+                        api_keys::list(c, &org_id, None, Some("created_at"), paging, now)
+                    })
                     .map_err(|e| e.to_string())?;
                 for k in &page.items {
                     let scopes: Vec<&str> = k.scopes.iter().map(|s| s.as_str()).collect();
@@ -205,7 +216,9 @@ fn keys(action: KeysAction) -> Result<(), String> {
                         k.prefix,
                         scopes.join(","),
                         k.status,
-                        k.last_used_at.map(|t| format_ms(t.0)).unwrap_or_else(|| "never".into()),
+                        k.last_used_at
+                            .map(|t| format_ms(t.0))
+                            .unwrap_or_else(|| "never".into()),
                         k.name
                     );
                 }
@@ -257,7 +270,10 @@ fn orgs_cmd(action: OrgsAction) -> Result<(), String> {
                     Ok((founded.org, key))
                 })
                 .map_err(|e| e.to_string())?;
-            eprintln!("Created organization {} ({}). Its admin API key, shown once:", org.id, org.name);
+            eprintln!(
+                "Created organization {} ({}). Its admin API key, shown once:",
+                org.id, org.name
+            );
             println!("{}", key.key);
             Ok(())
         }

@@ -34,7 +34,10 @@ mod tests {
         let ms = 1_795_852_800_000; // 2026-11-28T08:00:00Z
         assert_eq!(format_ms(ms), "2026-11-28T08:00:00Z");
         assert_eq!(parse_rfc3339("2026-11-28T08:00:00Z"), Some(ms));
-        assert_eq!(parse_rfc3339("2026-11-28T09:00:00.250+01:00"), Some(ms + 250));
+        assert_eq!(
+            parse_rfc3339("2026-11-28T09:00:00.250+01:00"),
+            Some(ms + 250)
+        );
         assert_eq!(parse_rfc3339("2026-11-28"), None);
         assert!(parse_date("2026-02-30").is_none());
         assert!(parse_date("2026-02-28").is_some());

@@ -10,18 +10,35 @@ use serde_json::json;
 #[test]
 fn malformed_json_is_400() {
     let s = TestServer::start();
-    let r = s.call("POST", "/users", Some(&s.admin_key), Some(b"{\"email\": "), &[]);
+    let r = s.call(
+        "POST",
+        "/users",
+        Some(&s.admin_key),
+        Some(b"{\"email\": "),
+        &[],
+    );
     let e = r.error(400, "bad_request");
-    assert!(e["message"].as_str().unwrap().contains("malformed JSON"), "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("malformed JSON"),
+        "{e}"
+    );
 }
 
 #[test]
 fn a_bad_query_value_is_400_and_an_out_of_range_one_is_422() {
     let s = TestServer::start();
-    s.get("/users?per_page=ten", &s.admin_key).error(400, "bad_request");
-    let e = s.get("/users?per_page=1000", &s.admin_key).error(422, "validation_error");
-    assert_eq!(e["details"], json!([{"field": "per_page", "issue": "must be at most 100"}]));
-    let e = s.get("/users?page=0", &s.admin_key).error(422, "validation_error");
+    s.get("/users?per_page=ten", &s.admin_key)
+        .error(400, "bad_request");
+    let e = s
+        .get("/users?per_page=1000", &s.admin_key)
+        .error(422, "validation_error");
+    assert_eq!(
+        e["details"],
+        json!([{"field": "per_page", "issue": "must be at most 100"}])
+    );
+    let e = s
+        .get("/users?page=0", &s.admin_key)
+        .error(422, "validation_error");
     assert_eq!(e["details"][0]["field"], "page");
 }
 
@@ -37,11 +54,26 @@ fn every_401_is_identical_and_names_the_scheme() {
 
     let cases: Vec<(&str, Vec<(&str, String)>)> = vec![
         ("missing", vec![]),
-        ("not bearer", vec![("authorization", format!("Basic {}", s.admin_key))]),
-        ("malformed", vec![("authorization", "Bearer clz_short".into())]),
-        ("unknown", vec![("authorization", format!("Bearer clz_{}", "A".repeat(32)))]),
-        ("unknown session", vec![("authorization", format!("Bearer clzs_{}", "b".repeat(32)))]),
-        ("revoked", vec![("authorization", format!("Bearer {revoked}"))]),
+        (
+            "not bearer",
+            vec![("authorization", format!("Basic {}", s.admin_key))],
+        ),
+        (
+            "malformed",
+            vec![("authorization", "Bearer clz_short".into())],
+        ),
+        (
+            "unknown",
+            vec![("authorization", format!("Bearer clz_{}", "A".repeat(32)))],
+        ),
+        (
+            "unknown session",
+            vec![("authorization", format!("Bearer clzs_{}", "b".repeat(32)))],
+        ),
+        (
+            "revoked",
+            vec![("authorization", format!("Bearer {revoked}"))],
+        ),
     ];
     let mut bodies = Vec::new();
     for (name, headers) in cases {
@@ -75,11 +107,14 @@ fn missing_scope_is_403() {
 #[test]
 fn unknown_routes_wrong_prefixes_and_malformed_ids_are_404() {
     let s = TestServer::start();
-    s.get("/no-such-thing", &s.admin_key).error(404, "not_found");
-    s.call("GET", "/nowhere", None, None, &[]).error(404, "not_found");
+    s.get("/no-such-thing", &s.admin_key)
+        .error(404, "not_found");
+    s.call("GET", "/nowhere", None, None, &[])
+        .error(404, "not_found");
     s.get("/users/key_01M8H6J8V5EZ2NYY830B06ZRR1", &s.admin_key)
         .error(404, "not_found");
-    s.get("/users/usr_nope", &s.admin_key).error(404, "not_found");
+    s.get("/users/usr_nope", &s.admin_key)
+        .error(404, "not_found");
     s.get("/users/usr_01M8H6J8V5EZ2NYY830B06ZRR9", &s.admin_key)
         .error(404, "not_found");
 }
@@ -87,13 +122,24 @@ fn unknown_routes_wrong_prefixes_and_malformed_ids_are_404() {
 #[test]
 fn conflicts_are_409_with_the_existing_id() {
     let s = TestServer::start();
-    let first = s.post("/users", &s.admin_key, json!({"email": "ada@example.com", "name": "Ada"}));
+    let first = s.post(
+        "/users",
+        &s.admin_key,
+        json!({"email": "ada@example.com", "name": "Ada"}),
+    );
     let id = first.data(201)["id"].as_str().unwrap().to_string();
     let e = s
-        .post("/users", &s.admin_key, json!({"email": "ADA@example.com", "name": "Ada 2"}))
+        .post(
+            "/users",
+            &s.admin_key,
+            json!({"email": "ADA@example.com", "name": "Ada 2"}),
+        )
         .error(409, "conflict");
     assert_eq!(e["details"][0]["field"], "email");
-    assert!(e["details"][0]["issue"].as_str().unwrap().contains(&id), "{e}");
+    assert!(
+        e["details"][0]["issue"].as_str().unwrap().contains(&id),
+        "{e}"
+    );
 }
 
 #[test]
@@ -107,8 +153,17 @@ fn stale_if_match_is_412_and_changes_nothing() {
         &[("if-match", "\"9\"")],
     );
     r.error(412, "precondition_failed");
-    assert_eq!(s.get("/org", &s.admin_key).data(200)["name"], "My Organization");
-    let bad = s.call("PATCH", "/org", Some(&s.admin_key), Some(b"{}"), &[("if-match", "yesterday")]);
+    assert_eq!(
+        s.get("/org", &s.admin_key).data(200)["name"],
+        "My Organization"
+    );
+    let bad = s.call(
+        "PATCH",
+        "/org",
+        Some(&s.admin_key),
+        Some(b"{}"),
+        &[("if-match", "yesterday")],
+    );
     bad.error(400, "bad_request");
 }
 
@@ -116,8 +171,14 @@ fn stale_if_match_is_412_and_changes_nothing() {
 fn bodies_over_the_limit_are_413_declared_or_chunked() {
     let s = TestServer::start_with(|c| c.body_limit = 1024);
     let big = format!("{{\"name\": \"{}\"}}", "x".repeat(2000));
-    s.call("POST", "/api-keys", Some(&s.admin_key), Some(big.as_bytes()), &[])
-        .error(413, "payload_too_large");
+    s.call(
+        "POST",
+        "/api-keys",
+        Some(&s.admin_key),
+        Some(big.as_bytes()),
+        &[],
+    )
+    .error(413, "payload_too_large");
 
     // Chunked, with no Content-Length: the gate still counts the bytes.
     let addr = s.base.trim_start_matches("http://");
@@ -193,21 +254,33 @@ fn schema_violations_are_422_naming_every_field() {
     }
     // Rules the schema cannot express are 422 too, and a failed request changes nothing.
     let e = s
-        .post("/users", &s.admin_key, json!({"email": "not-an-email", "name": "X"}))
+        .post(
+            "/users",
+            &s.admin_key,
+            json!({"email": "not-an-email", "name": "X"}),
+        )
         .error(422, "validation_error");
-    assert_eq!(e["details"][0], json!({"field": "email", "issue": "must be a valid email address"}));
+    assert_eq!(
+        e["details"][0],
+        json!({"field": "email", "issue": "must be a valid email address"})
+    );
     assert_eq!(s.count("SELECT COUNT(*) FROM users"), users_before);
 }
 
 #[test]
 fn rate_limit_31st_request_is_429_and_headers_are_everywhere() {
     // A period of an hour: no token comes back during the test, however slow the machine.
-    let s = TestServer::start_with(|c| c.rate_limit = clozup::config::parse_rate_limit("30/1h").unwrap());
+    let s = TestServer::start_with(|c| {
+        c.rate_limit = clozup::config::parse_rate_limit("30/1h").unwrap()
+    });
     for i in 0..30 {
         let r = s.get("/me", &s.admin_key);
         assert_eq!(r.status, 200, "request {}", i + 1);
         assert_eq!(r.header("ratelimit-limit"), Some("30"));
-        assert_eq!(r.header("ratelimit-remaining"), Some((29 - i).to_string().as_str()));
+        assert_eq!(
+            r.header("ratelimit-remaining"),
+            Some((29 - i).to_string().as_str())
+        );
         assert!(r.header("ratelimit-reset").is_some());
     }
     let r = s.get("/me", &s.admin_key);
@@ -225,18 +298,40 @@ fn rate_limit_31st_request_is_429_and_headers_are_everywhere() {
 #[test]
 fn every_response_has_a_request_id_and_a_good_one_is_echoed() {
     let s = TestServer::start();
-    let r = s.call("GET", "/me", Some(&s.admin_key), None, &[("x-request-id", "trace-42")]);
+    let r = s.call(
+        "GET",
+        "/me",
+        Some(&s.admin_key),
+        None,
+        &[("x-request-id", "trace-42")],
+    );
     assert_eq!(r.header("x-request-id"), Some("trace-42"));
-    let r = s.call("GET", "/me", Some(&s.admin_key), None, &[("x-request-id", "bad id!")]);
+    let r = s.call(
+        "GET",
+        "/me",
+        Some(&s.admin_key),
+        None,
+        &[("x-request-id", "bad id!")],
+    );
     assert!(r.header("x-request-id").unwrap().starts_with("req_"));
-    assert!(s.call("GET", "/health", None, None, &[]).header("x-request-id").is_some());
-    s.call("GET", "/nope", None, None, &[]).error(404, "not_found");
+    assert!(s
+        .call("GET", "/health", None, None, &[])
+        .header("x-request-id")
+        .is_some());
+    s.call("GET", "/nope", None, None, &[])
+        .error(404, "not_found");
 }
 
 #[test]
 fn keys_in_the_query_string_are_refused() {
     let s = TestServer::start();
-    let r = s.call("GET", &format!("/me?api_key={}", s.admin_key), None, None, &[]);
+    let r = s.call(
+        "GET",
+        &format!("/me?api_key={}", s.admin_key),
+        None,
+        None,
+        &[],
+    );
     let e = r.error(400, "bad_request");
     assert!(!r.body.contains(&s.admin_key), "the key must not be echoed");
     assert_eq!(e["details"][0]["field"], "api_key");

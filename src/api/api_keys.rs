@@ -31,7 +31,9 @@ impl ApiKeysApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
+            Option<i64>,
+        >,
         sort: Query<Option<String>>,
         status: Query<Option<String>>,
     ) -> ApiResult<Page<ApiKey>> {
@@ -41,7 +43,14 @@ impl ApiKeysApi {
         let page = state
             .db
             .read(move |c| {
-                api_keys::list(c, &org_id, status.0.as_deref(), sort.0.as_deref(), paging, now)
+                api_keys::list(
+                    c,
+                    &org_id,
+                    status.0.as_deref(),
+                    sort.0.as_deref(),
+                    paging,
+                    now,
+                )
             })
             .await?;
         Ok(Page(page))
@@ -53,7 +62,12 @@ impl ApiKeysApi {
     /// write and can never exceed the creator's role. The key stops working when it expires, is
     /// revoked, or its creator is deactivated.
     #[oai(path = "/api-keys", method = "post", operation_id = "create_api_key")]
-    async fn create(&self, state: Data<&Arc<AppState>>, caller: Caller, body: JsonBody<NewApiKey>) -> ApiResult<Created<CreatedApiKey>> {
+    async fn create(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        body: JsonBody<NewApiKey>,
+    ) -> ApiResult<Created<CreatedApiKey>> {
         let p = caller.with(Scope::Admin)?.clone();
         let now = state.clock.now_ms();
         let created = state
@@ -67,7 +81,12 @@ impl ApiKeysApi {
     ///
     /// Its name, prefix, scopes, status and last use (to the minute); never the secret.
     #[oai(path = "/api-keys/:id", method = "get", operation_id = "get_api_key")]
-    async fn get(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<ApiKey>> {
+    async fn get(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+    ) -> ApiResult<One<ApiKey>> {
         let org_id = caller.with(Scope::Admin)?.org_id.clone();
         let now = state.clock.now_ms();
         let key = state
@@ -81,8 +100,17 @@ impl ApiKeysApi {
     ///
     /// The key stops working with the next request. The record stays (status `revoked`) so its
     /// history can be audited; revoking it again changes nothing. Returns the revoked key.
-    #[oai(path = "/api-keys/:id", method = "delete", operation_id = "revoke_api_key")]
-    async fn revoke(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<ApiKey>> {
+    #[oai(
+        path = "/api-keys/:id",
+        method = "delete",
+        operation_id = "revoke_api_key"
+    )]
+    async fn revoke(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+    ) -> ApiResult<One<ApiKey>> {
         let p = caller.with(Scope::Admin)?.clone();
         let now = state.clock.now_ms();
         let key = state

@@ -10,6 +10,7 @@ use super::envelope::One;
 use super::error::{ApiError, ApiResult};
 use super::security::Caller;
 use super::ApiTags;
+use crate::db::run_blocking;
 use crate::domain::auth::{CredentialKind, Scope};
 use crate::domain::orgs::{self, Organization};
 use crate::domain::users::{self, User};
@@ -83,16 +84,23 @@ impl AuthApi {
     /// member = read + write, admin and owner = admin). A wrong email and a wrong password get the
     /// same 401, in the same time.
     #[oai(path = "/auth/login", method = "post", operation_id = "login")]
-    async fn login(&self, state: Data<&Arc<AppState>>, body: JsonBody<LoginRequest>) -> ApiResult<One<LoginResponse>> {
+    async fn login(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: JsonBody<LoginRequest>,
+    ) -> ApiResult<One<LoginResponse>> {
         let input = body.0;
         let state = state.0.clone();
         let ttl = state.config.session_ttl.as_millis() as i64;
-        let (user_id, org_id) = state
+        let email = input.email.clone();
+        let candidates = state
             .db
-            .read(move |conn| {
-                sessions::verify_login(conn, &input.email, &input.password, input.org_id.as_deref())
-            })
+            .read(move |conn| users::login_candidates(conn, &email))
             .await?;
+        let (user_id, org_id) = run_blocking(move || {
+            sessions::verify_login(candidates, &input.password, input.org_id.as_deref())
+        })
+        .await?;
         let now = state.clock.now_ms();
         let (token, expires_at, user) = state
             .db
@@ -113,7 +121,11 @@ impl AuthApi {
     /// The session token stops working at once. API keys are not sessions: revoke them with
     /// `DELETE /api-keys/{id}`.
     #[oai(path = "/auth/logout", method = "post", operation_id = "logout")]
-    async fn logout(&self, state: Data<&Arc<AppState>>, caller: Caller) -> ApiResult<One<LoggedOut>> {
+    async fn logout(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+    ) -> ApiResult<One<LoggedOut>> {
         let p = caller.0;
         if p.kind != CredentialKind::Session {
             return Err(ApiError::invalid(

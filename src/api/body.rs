@@ -46,7 +46,9 @@ impl<T: ParseFromJSON> ParsePayload for JsonBody<T> {
 
     async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
         let bytes = body.take()?.into_bytes().await.map_err(|e| {
-            poem::Error::from(ApiError::bad_request(format!("cannot read the request body: {e}")))
+            poem::Error::from(ApiError::bad_request(format!(
+                "cannot read the request body: {e}"
+            )))
         })?;
         let _ = request;
         Ok(Self(parse::<T>(&bytes)?))
@@ -56,7 +58,9 @@ impl<T: ParseFromJSON> ParsePayload for JsonBody<T> {
 /// Parses `bytes` as JSON, then as `T`, reporting failures per API.md §2.
 pub fn parse<T: ParseFromJSON>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("the request body is empty; send a JSON object"));
+        return Err(ApiError::bad_request(
+            "the request body is empty; send a JSON object",
+        ));
     }
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
@@ -64,7 +68,13 @@ pub fn parse<T: ParseFromJSON>(bytes: &[u8]) -> Result<T, ApiError> {
         let mut registry = Registry::new();
         T::register(&mut registry);
         let mut details = Vec::new();
-        check(&registry.schemas, &T::schema_ref(), &value, "", &mut details);
+        check(
+            &registry.schemas,
+            &T::schema_ref(),
+            &value,
+            "",
+            &mut details,
+        );
         if details.is_empty() {
             details.push(ErrorDetail {
                 field: "body".into(),
@@ -86,7 +96,10 @@ pub fn parse<T: ParseFromJSON>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-fn resolve<'a>(schemas: &'a BTreeMap<String, MetaSchema>, schema: &'a MetaSchemaRef) -> Option<&'a MetaSchema> {
+fn resolve<'a>(
+    schemas: &'a BTreeMap<String, MetaSchema>,
+    schema: &'a MetaSchemaRef,
+) -> Option<&'a MetaSchema> {
     match schema {
         MetaSchemaRef::Inline(s) => Some(s),
         MetaSchemaRef::Reference(name) => schemas.get(name),
@@ -142,7 +155,11 @@ fn check(
         let allowed: Vec<String> = schema
             .enum_items
             .iter()
-            .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string())
+            })
             .collect();
         out.push(ErrorDetail {
             field: field_name(path),
@@ -228,7 +245,9 @@ fn check(
             for (key, item) in map {
                 match schema.properties.iter().find(|(name, _)| name == key) {
                     Some((_, prop)) => check(schemas, prop, item, &join(key), out),
-                    None if !schema.properties.is_empty() && schema.additional_properties.is_none() => {
+                    None if !schema.properties.is_empty()
+                        && schema.additional_properties.is_none() =>
+                    {
                         out.push(ErrorDetail {
                             field: join(key),
                             issue: "is not a known field".into(),

@@ -90,7 +90,11 @@ impl<T: ParseFromJSON + ToJSON + Send, const STATUS: u16> ApiResponse for One<T,
     fn meta() -> MetaResponses {
         MetaResponses {
             responses: vec![MetaResponse {
-                description: if STATUS == 201 { "Created." } else { "Success." },
+                description: if STATUS == 201 {
+                    "Created."
+                } else {
+                    "Success."
+                },
                 status: Some(STATUS),
                 status_range: None,
                 content: vec![MetaMediaType {

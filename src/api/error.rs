@@ -4,8 +4,7 @@
 use poem::http::{header, HeaderValue, StatusCode};
 use poem::{IntoResponse, Response};
 use poem_openapi::error::{
-    AuthorizationError, ContentTypeError, ParseParamError, ParsePathError,
-    ParseRequestPayloadError,
+    AuthorizationError, ContentTypeError, ParseParamError, ParsePathError, ParseRequestPayloadError,
 };
 use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
 use poem_openapi::types::{ToJSON, Type};
@@ -97,8 +96,12 @@ impl ApiError {
 
     /// 401 unauthorized: the same body for every cause.
     pub fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", UNAUTHORIZED_MESSAGE)
-            .header(header::WWW_AUTHENTICATE, "Bearer realm=\"clozup\"")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            UNAUTHORIZED_MESSAGE,
+        )
+        .header(header::WWW_AUTHENTICATE, "Bearer realm=\"clozup\"")
     }
 
     /// 404 not_found.
@@ -197,7 +200,11 @@ impl ApiError {
                     "the request has a body but no Content-Type; send application/json".into()
                 }
             };
-            return Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message);
+            return Self::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                message,
+            );
         }
         match err.status() {
             StatusCode::NOT_FOUND => Self::not_found("no such route; see /api/v1/public/docs"),
@@ -251,7 +258,13 @@ fn describe_validator(reason: &str) -> String {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
     }
 }
 
@@ -289,7 +302,11 @@ impl From<DomainError> for ApiError {
             DomainError::NotFound(what) => Self::not_found(format!("{what} not found")),
             DomainError::Validation(issues) => {
                 let message = DomainError::Validation(issues.clone()).to_string();
-                let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", message);
+                let mut e = Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation_error",
+                    message,
+                );
                 e.details = issues_to_details(issues);
                 e
             }
@@ -298,9 +315,11 @@ impl From<DomainError> for ApiError {
                 e.details = issues_to_details(details);
                 e
             }
-            e @ DomainError::VersionMismatch { .. } => {
-                Self::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", e.to_string())
-            }
+            e @ DomainError::VersionMismatch { .. } => Self::new(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition_failed",
+                e.to_string(),
+            ),
             DomainError::Forbidden(why) => Self::new(StatusCode::FORBIDDEN, "forbidden", why),
             DomainError::Unauthorized => Self::unauthorized(),
             DomainError::Unavailable(why) => {
@@ -314,18 +333,39 @@ impl From<DomainError> for ApiError {
 
 /// Every status the error envelope can carry, for the OpenAPI document.
 const DOCUMENTED: &[(u16, &str)] = &[
-    (400, "bad_request: malformed JSON, bad query or path syntax, bad header values"),
-    (401, "unauthorized: missing, malformed, unknown, expired or revoked credential"),
+    (
+        400,
+        "bad_request: malformed JSON, bad query or path syntax, bad header values",
+    ),
+    (
+        401,
+        "unauthorized: missing, malformed, unknown, expired or revoked credential",
+    ),
     (403, "forbidden: the credential lacks the scope or role"),
-    (404, "not_found: no such object in the caller's organization"),
-    (409, "conflict: uniqueness clash, state conflict, or an idempotent request in flight"),
-    (412, "precondition_failed: If-Match does not match the current version"),
+    (
+        404,
+        "not_found: no such object in the caller's organization",
+    ),
+    (
+        409,
+        "conflict: uniqueness clash, state conflict, or an idempotent request in flight",
+    ),
+    (
+        412,
+        "precondition_failed: If-Match does not match the current version",
+    ),
     (413, "payload_too_large: body over the limit"),
     (415, "unsupported_media_type: wrong Content-Type"),
-    (422, "validation_error: well-formed input that breaks a rule"),
+    (
+        422,
+        "validation_error: well-formed input that breaks a rule",
+    ),
     (429, "rate_limited: too many requests; see Retry-After"),
     (500, "internal: a bug; details are logged"),
-    (503, "unavailable: shutting down, database busy, or disk full"),
+    (
+        503,
+        "unavailable: shutting down, database busy, or disk full",
+    ),
 ];
 
 impl ApiResponse for ApiError {

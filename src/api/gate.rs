@@ -30,7 +30,14 @@ pub fn current_request_id() -> String {
 }
 
 /// Query parameter names that would carry a credential; refused so keys never land in logs.
-const CREDENTIAL_PARAMS: &[&str] = &["api_key", "apikey", "access_token", "token", "key", "authorization"];
+const CREDENTIAL_PARAMS: &[&str] = &[
+    "api_key",
+    "apikey",
+    "access_token",
+    "token",
+    "key",
+    "authorization",
+];
 
 /// The middleware.
 pub struct Gate {
@@ -72,13 +79,12 @@ impl<E: Endpoint> Endpoint for GateEndpoint<E> {
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
         let started = Instant::now();
-        let request_id = headers::request_id(req.headers().get("x-request-id").map(HeaderValue::as_bytes))
-            .unwrap_or_else(|| new_id("req"));
+        let request_id =
+            headers::request_id(req.headers().get("x-request-id").map(HeaderValue::as_bytes))
+                .unwrap_or_else(|| new_id("req"));
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let (mut resp, outcome) = REQUEST_ID
-            .scope(request_id.clone(), self.handle(req))
-            .await;
+        let (mut resp, outcome) = REQUEST_ID.scope(request_id.clone(), self.handle(req)).await;
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             resp.headers_mut().insert("x-request-id", v);
         }
@@ -181,7 +187,10 @@ impl<E: Endpoint> GateEndpoint<E> {
         let token = raw
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .unwrap_or("");
         if !secrets::is_token_shaped(token, auth::API_KEY_PREFIX)
@@ -224,8 +233,10 @@ impl<E: Endpoint> GateEndpoint<E> {
         if declared.is_some_and(|len| len > limit as u64) {
             return Err(ApiError::payload_too_large(limit));
         }
-        if matches!(*req.method(), Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS)
-            && declared.unwrap_or(0) == 0
+        if matches!(
+            *req.method(),
+            Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS
+        ) && declared.unwrap_or(0) == 0
             && !req.headers().contains_key(header::TRANSFER_ENCODING)
         {
             return Ok(());
@@ -299,7 +310,12 @@ impl<E: Endpoint> GateEndpoint<E> {
             // Nothing the client can rely on happened: let it retry with the same key.
             db.write(move |tx| idempotency::release(tx, &slot)).await
         } else {
-            let body = resp.take_body().into_bytes().await.unwrap_or_default().to_vec();
+            let body = resp
+                .take_body()
+                .into_bytes()
+                .await
+                .unwrap_or_default()
+                .to_vec();
             let stored = idempotency::StoredResponse {
                 status: status.as_u16(),
                 headers: [header::CONTENT_TYPE, header::ETAG, header::LOCATION]
@@ -312,7 +328,8 @@ impl<E: Endpoint> GateEndpoint<E> {
                 body: body.clone(),
             };
             resp.set_body(body);
-            db.write(move |tx| idempotency::finish(tx, &slot, &stored)).await
+            db.write(move |tx| idempotency::finish(tx, &slot, &stored))
+                .await
         };
         if let Err(e) = result {
             tracing::error!("could not record an idempotent response: {e}");
@@ -337,7 +354,10 @@ fn replay(stored: idempotency::StoredResponse) -> Response {
 }
 
 /// The idempotency slot of a POST with an `Idempotency-Key` from an authenticated caller.
-fn idempotency_slot(req: &Request, principal: Option<&Principal>) -> Result<Option<idempotency::Slot>, ApiError> {
+fn idempotency_slot(
+    req: &Request,
+    principal: Option<&Principal>,
+) -> Result<Option<idempotency::Slot>, ApiError> {
     let Some(raw) = req.headers().get("idempotency-key") else {
         return Ok(None);
     };
@@ -358,7 +378,8 @@ fn credential_in_query(req: &Request) -> Option<ApiError> {
     for pair in query.split('&') {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         let name = name.to_ascii_lowercase();
-        let looks_like_key = value.starts_with(auth::API_KEY_PREFIX) || value.starts_with(auth::SESSION_PREFIX);
+        let looks_like_key =
+            value.starts_with(auth::API_KEY_PREFIX) || value.starts_with(auth::SESSION_PREFIX);
         if CREDENTIAL_PARAMS.contains(&name.as_str()) || looks_like_key {
             return Some(
                 ApiError::bad_request(

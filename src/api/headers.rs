@@ -38,7 +38,10 @@ pub fn idempotency_key(raw: &[u8]) -> Result<String, ApiError> {
         return Err(ApiError::bad_request(
             "Idempotency-Key must be 1 to 255 printable ASCII characters",
         )
-        .detail("Idempotency-Key", "must be 1 to 255 printable ASCII characters"));
+        .detail(
+            "Idempotency-Key",
+            "must be 1 to 255 printable ASCII characters",
+        ));
     }
     Ok(String::from_utf8_lossy(raw).into_owned())
 }

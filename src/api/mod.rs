@@ -18,7 +18,6 @@ mod users;
 
 use poem_openapi::{OpenApiService, Tags};
 
-
 /// The OpenAPI tags, one per group of operations.
 #[derive(Tags)]
 pub enum ApiTags {
@@ -34,7 +33,12 @@ pub enum ApiTags {
 }
 
 /// Every API object, in the order they appear in the document.
-pub type Apis = (auth::AuthApi, org::OrgApi, users::UsersApi, api_keys::ApiKeysApi);
+pub type Apis = (
+    auth::AuthApi,
+    org::OrgApi,
+    users::UsersApi,
+    api_keys::ApiKeysApi,
+);
 
 const DESCRIPTION: &str = "\
 Clozup is a self-hosted, agent-native sales CRM. Every response is JSON in an envelope: \
@@ -53,7 +57,12 @@ Any POST may carry `Idempotency-Key` (1–255 printable ASCII): the first respon
 /// [`crate::AppState`] in the request data, so the document can be built without a database.
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (auth::AuthApi, org::OrgApi, users::UsersApi, api_keys::ApiKeysApi),
+        (
+            auth::AuthApi,
+            org::OrgApi,
+            users::UsersApi,
+            api_keys::ApiKeysApi,
+        ),
         "Clozup API",
         env!("CARGO_PKG_VERSION"),
     )

@@ -26,7 +26,11 @@ impl OrgApi {
     /// Name, currency, time zone, fiscal year, revenue target and ideal customer profile.
     /// Scope `read`: agents need the currency and the profile to do their work.
     #[oai(path = "/org", method = "get", operation_id = "get_org")]
-    async fn get(&self, state: Data<&Arc<AppState>>, caller: Caller) -> ApiResult<One<Organization>> {
+    async fn get(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+    ) -> ApiResult<One<Organization>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let org = state.db.read(move |c| orgs::get(c, &org_id)).await?;
         Ok(One::versioned(org.version, org))

@@ -66,7 +66,9 @@ impl RateLimiter {
         let limit = self.limit?;
         let burst = f64::from(limit.burst);
         let per_token = limit.period.as_secs_f64().max(1e-9);
-        let refill = |b: &Bucket| (b.tokens + now.saturating_duration_since(b.at).as_secs_f64() / per_token).min(burst);
+        let refill = |b: &Bucket| {
+            (b.tokens + now.saturating_duration_since(b.at).as_secs_f64() / per_token).min(burst)
+        };
 
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() >= SWEEP_AT {
@@ -79,7 +81,10 @@ impl RateLimiter {
         let tokens = refill(bucket);
         let allowed = tokens >= 1.0;
         let left = if allowed { tokens - 1.0 } else { tokens };
-        *bucket = Bucket { tokens: left, at: now };
+        *bucket = Bucket {
+            tokens: left,
+            at: now,
+        };
         Some(Decision {
             allowed,
             limit: limit.burst,
@@ -121,7 +126,10 @@ mod tests {
         assert_eq!(refused.reset_secs, 15);
         let later = rl.check("k", t0 + Duration::from_millis(500)).unwrap();
         assert!(later.allowed);
-        assert!(rl.check("other", t0).unwrap().allowed, "callers are independent");
+        assert!(
+            rl.check("other", t0).unwrap().allowed,
+            "callers are independent"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use super::error::ApiResult;
 use super::headers;
 use super::security::Caller;
 use super::ApiTags;
+use crate::db::run_blocking;
 use crate::domain::auth::Scope;
 use crate::domain::listing::Paging;
 use crate::domain::users::{self, NewUser, User, UserFilter, UserPatch};
@@ -34,7 +35,9 @@ impl UsersApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
+            Option<i64>,
+        >,
         sort: Query<Option<String>>,
         role: Query<Option<String>>,
         active: Query<Option<bool>>,
@@ -59,12 +62,19 @@ impl UsersApi {
     /// Scope `admin`. The email must be unique in the organization (409 with the existing user's
     /// id otherwise). Only an owner may add another owner.
     #[oai(path = "/users", method = "post", operation_id = "create_user")]
-    async fn create(&self, state: Data<&Arc<AppState>>, caller: Caller, body: JsonBody<NewUser>) -> ApiResult<Created<User>> {
+    async fn create(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        body: JsonBody<NewUser>,
+    ) -> ApiResult<Created<User>> {
         let p = caller.with(Scope::Admin)?.clone();
+        let password = body.0.password.clone();
+        let hashed = run_blocking(move || users::hash_new_password(password.as_deref())).await?;
         let now = state.clock.now_ms();
         let user = state
             .db
-            .write(move |tx| users::create(tx, &p.org_id, body.0, Some(&p), now))
+            .write(move |tx| users::create(tx, &p.org_id, body.0, hashed, Some(&p), now))
             .await?;
         Ok(Created::versioned(user.version, user))
     }
@@ -73,7 +83,12 @@ impl UsersApi {
     ///
     /// Scope `read`.
     #[oai(path = "/users/:id", method = "get", operation_id = "get_user")]
-    async fn get(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<User>> {
+    async fn get(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+    ) -> ApiResult<One<User>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let user = state
             .db
@@ -98,10 +113,12 @@ impl UsersApi {
     ) -> ApiResult<One<User>> {
         let p = caller.with(Scope::Read)?.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;
+        let password = body.0.password.clone();
+        let hashed = run_blocking(move || users::hash_new_password(password.as_deref())).await?;
         let now = state.clock.now_ms();
         let user = state
             .db
-            .write(move |tx| users::update(tx, &p, &id.0, body.0, expected, now))
+            .write(move |tx| users::update(tx, &p, &id.0, body.0, hashed, expected, now))
             .await?;
         Ok(One::versioned(user.version, user))
     }
@@ -111,7 +128,11 @@ impl UsersApi {
     /// Scope `admin`. The user can no longer sign in, their sessions end and the API keys they
     /// created stop working; the leads, deals and notes they own stay as they are. Reactivate
     /// with `PATCH {"active": true}`. Returns the deactivated user.
-    #[oai(path = "/users/:id", method = "delete", operation_id = "deactivate_user")]
+    #[oai(
+        path = "/users/:id",
+        method = "delete",
+        operation_id = "deactivate_user"
+    )]
     async fn deactivate(
         &self,
         state: Data<&Arc<AppState>>,

@@ -69,7 +69,13 @@ fn steps() -> Vec<(i64, &'static str)> {
         .skip(1)
         .map(|chunk| {
             let (number, sql) = chunk.split_once('\n').unwrap_or((chunk, ""));
-            (number.trim().parse().expect("schema.sql: bad migration number"), sql)
+            (
+                number
+                    .trim()
+                    .parse()
+                    .expect("schema.sql: bad migration number"),
+                sql,
+            )
         })
         .collect()
 }

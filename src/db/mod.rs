@@ -19,7 +19,7 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use crate::domain::error::{DomainError, DomainResult};
 
-pub use migrate::{LATEST_VERSION, MigrateError};
+pub use migrate::{MigrateError, LATEST_VERSION};
 
 /// How hard SQLite syncs to disk on commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -104,9 +104,7 @@ impl Db {
     pub fn open(path: &Path, options: &DbOptions) -> Result<Self, OpenError> {
         let pragmas = pragmas(options);
         let mut writer = Connection::open(path).map_err(OpenError::Sqlite)?;
-        writer
-            .execute_batch(&pragmas)
-            .map_err(OpenError::Sqlite)?;
+        writer.execute_batch(&pragmas).map_err(OpenError::Sqlite)?;
         writer
             .pragma_update(None, "journal_mode", "WAL")
             .map_err(OpenError::Sqlite)?;
@@ -155,7 +153,10 @@ impl Db {
     }
 
     /// [`Db::read`] for callers that are already on a blocking thread (the CLI, workers).
-    pub fn read_blocking<T>(&self, f: impl FnOnce(&Connection) -> DomainResult<T>) -> DomainResult<T> {
+    pub fn read_blocking<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> DomainResult<T>,
+    ) -> DomainResult<T> {
         let conn = self.readers.get()?;
         f(&conn)
     }
@@ -175,8 +176,9 @@ impl Db {
     }
 }
 
-/// Runs blocking work on Tokio's blocking pool; a panic there becomes an internal error.
-async fn run_blocking<T: Send + 'static>(
+/// Runs blocking work (a database call, a password hash) on Tokio's blocking pool, never on an
+/// async worker; a panic there becomes an internal error.
+pub async fn run_blocking<T: Send + 'static>(
     f: impl FnOnce() -> DomainResult<T> + Send + 'static,
 ) -> DomainResult<T> {
     tokio::task::spawn_blocking(f)

@@ -144,7 +144,8 @@ pub fn list(
     for s in &wanted {
         match s.as_str() {
             "active" => {
-                alternatives.push("(revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?))");
+                alternatives
+                    .push("(revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?))");
                 params.push(now.into());
             }
             "expired" => {
@@ -177,7 +178,9 @@ pub fn create(
 ) -> DomainResult<CreatedApiKey> {
     let mut issues = Issues::new();
     let name = validate::text(&mut issues, "name", &input.name, 1, 100);
-    let scopes = input.scopes.unwrap_or_else(|| vec![Scope::Read, Scope::Write]);
+    let scopes = input
+        .scopes
+        .unwrap_or_else(|| vec![Scope::Read, Scope::Write]);
     if scopes.is_empty() {
         issues.add("scopes", "must name at least one of read, write, admin");
     }
@@ -232,9 +235,13 @@ pub fn revoke(tx: &Transaction<'_>, org_id: &str, id: &str, now: Millis) -> Doma
 
 /// The organization a key belongs to (for the operator's CLI, which works across them).
 pub fn org_of(conn: &Connection, id: &str) -> DomainResult<String> {
-    conn.query_row("SELECT org_id FROM api_keys WHERE id = ?1", params![id], |r| r.get(0))
-        .optional()?
-        .ok_or(DomainError::NotFound("API key"))
+    conn.query_row(
+        "SELECT org_id FROM api_keys WHERE id = ?1",
+        params![id],
+        |r| r.get(0),
+    )
+    .optional()?
+    .ok_or(DomainError::NotFound("API key"))
 }
 
 /// Whether a key last marked used at `last_used_at` should be marked again at `now`:

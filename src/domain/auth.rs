@@ -212,7 +212,11 @@ impl Principal {
 
 /// Resolves a bearer token to its principal, or `None` for anything that is not a live
 /// credential (unknown, malformed, expired, revoked, or its user deactivated).
-pub fn authenticate(conn: &Connection, token: &str, now: Millis) -> DomainResult<Option<Principal>> {
+pub fn authenticate(
+    conn: &Connection,
+    token: &str,
+    now: Millis,
+) -> DomainResult<Option<Principal>> {
     if secrets::is_token_shaped(token, API_KEY_PREFIX) {
         let row = conn
             .query_row(
@@ -309,7 +313,10 @@ mod tests {
         let rw = Scopes::of(&[Scope::Read, Scope::Write]);
         assert!(!rw.grants(Scope::Admin));
         assert_eq!(admin.intersect(Role::Member.scopes()), rw);
-        assert_eq!(rw.intersect(Role::Viewer.scopes()), Scopes::of(&[Scope::Read]));
+        assert_eq!(
+            rw.intersect(Role::Viewer.scopes()),
+            Scopes::of(&[Scope::Read])
+        );
         assert_eq!(Scopes::from_db("read,write").to_db(), "read,write");
         assert_eq!(admin.intersect(admin).to_db(), "admin");
     }

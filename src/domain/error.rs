@@ -80,10 +80,9 @@ impl fmt::Display for DomainError {
                 f.write_str(&parts.join("; "))
             }
             Self::Conflict { message, .. } => f.write_str(message),
-            Self::VersionMismatch { current } => write!(
-                f,
-                "If-Match does not match the current version ({current})"
-            ),
+            Self::VersionMismatch { current } => {
+                write!(f, "If-Match does not match the current version ({current})")
+            }
             Self::Forbidden(why) => f.write_str(why),
             Self::Unauthorized => f.write_str("invalid credentials"),
             Self::Unavailable(why) => f.write_str(why),

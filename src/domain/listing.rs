@@ -78,7 +78,10 @@ impl Sort {
                 let names: Vec<&str> = allowed.iter().map(|(api, _)| *api).collect();
                 Err(super::DomainError::invalid(
                     "sort",
-                    format!("must be one of {} (prefix - for descending)", names.join(", ")),
+                    format!(
+                        "must be one of {} (prefix - for descending)",
+                        names.join(", ")
+                    ),
                 ))
             }
         }

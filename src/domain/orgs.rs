@@ -156,6 +156,7 @@ pub fn found(
             password: None,
         },
         None,
+        None,
         now,
     )?;
     let pipeline_id = pipelines::create_default(tx, &id, now)?;
@@ -198,7 +199,10 @@ pub fn update(
     };
     let timezone = match &patch.timezone {
         Some(tz) if !validate::is_time_zone(tz.trim()) => {
-            issues.add("timezone", "must be an IANA time zone such as Europe/Berlin or UTC");
+            issues.add(
+                "timezone",
+                "must be an IANA time zone such as Europe/Berlin or UTC",
+            );
             tz.clone()
         }
         Some(tz) => tz.trim().to_string(),
@@ -215,8 +219,8 @@ pub fn update(
         MaybeUndefined::Null => None,
         MaybeUndefined::Undefined => current.monthly_revenue_target,
     };
-    let target_minor =
-        target.map(|v| validate::money_to_minor(&mut issues, "monthly_revenue_target", v, &currency));
+    let target_minor = target
+        .map(|v| validate::money_to_minor(&mut issues, "monthly_revenue_target", v, &currency));
     let icp = patch.icp.unwrap_or(current.icp);
     if let (Some(min), Some(max)) = (icp.company_size_min, icp.company_size_max) {
         if min > max {
@@ -228,19 +232,30 @@ pub fn update(
         ("icp.titles", &icp.titles),
         ("icp.countries", &icp.countries),
     ] {
-        if list.iter().any(|v| v.trim().is_empty() || v.chars().count() > 100) {
+        if list
+            .iter()
+            .any(|v| v.trim().is_empty() || v.chars().count() > 100)
+        {
             issues.add(field, "entries must have 1 to 100 characters");
         }
     }
     issues.finish()?;
-    let icp_json =
-        serde_json::to_string(&icp).map_err(|e| DomainError::Internal(e.to_string()))?;
+    let icp_json = serde_json::to_string(&icp).map_err(|e| DomainError::Internal(e.to_string()))?;
     tx.execute(
         "UPDATE organizations SET name = ?2, currency = ?3, timezone = ?4,
                 fiscal_year_start_month = ?5, monthly_revenue_target = ?6, icp = ?7,
                 version = version + 1, updated_at = ?8
          WHERE id = ?1",
-        params![id, name, currency, timezone, fiscal, target_minor, icp_json, now],
+        params![
+            id,
+            name,
+            currency,
+            timezone,
+            fiscal,
+            target_minor,
+            icp_json,
+            now
+        ],
     )?;
     get(tx, id)
 }

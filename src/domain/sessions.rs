@@ -1,10 +1,9 @@
 //! User sessions: `POST /auth/login` trades an email and password for a `clzs_` token.
 
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{params, Transaction};
 
 use super::auth::SESSION_PREFIX;
 use super::error::{DomainError, DomainResult};
-use super::users;
 use crate::clock::Millis;
 use crate::ids::new_id;
 use crate::secrets;
@@ -13,22 +12,20 @@ use crate::secrets;
 /// email takes as long as a wrong password and logins do not reveal who has an account.
 fn decoy_hash() -> &'static str {
     static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DECOY.get_or_init(|| {
-        secrets::hash_password(&secrets::new_token("decoy_")).unwrap_or_default()
-    })
+    DECOY.get_or_init(|| secrets::hash_password(&secrets::new_token("decoy_")).unwrap_or_default())
 }
 
-/// The user a correct email and password belong to: `(user_id, org_id)`.
+/// The user a correct email and password belong to: `(user_id, org_id)`, among the accounts
+/// [`super::users::login_candidates`] found for the email.
 ///
 /// When the same email has accounts in several organizations, `org_id` picks one; without it the
-/// first account whose password matches wins. Runs argon2, so call it on a blocking thread.
+/// first account whose password matches wins. Runs argon2, so call it on a blocking thread and
+/// without holding a database connection.
 pub fn verify_login(
-    conn: &Connection,
-    email: &str,
+    candidates: Vec<(String, String, String)>,
     password: &str,
     org_id: Option<&str>,
 ) -> DomainResult<(String, String)> {
-    let candidates = users::login_candidates(conn, email)?;
     let mut found = None;
     for (user_id, user_org, phc) in candidates
         .into_iter()
@@ -61,7 +58,14 @@ pub fn open(
     tx.execute(
         "INSERT INTO sessions (id, org_id, user_id, hash, expires_at, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![new_id("ses"), org_id, user_id, secrets::token_hash(&token), expires_at, now],
+        params![
+            new_id("ses"),
+            org_id,
+            user_id,
+            secrets::token_hash(&token),
+            expires_at,
+            now
+        ],
     )?;
     Ok((token, expires_at))
 }

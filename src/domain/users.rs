@@ -53,7 +53,8 @@ pub struct NewUser {
     pub name: String,
     /// Defaults to `member`. Only an owner may create another owner.
     pub role: Option<Role>,
-    /// At least 12 characters; without one the user cannot log in.
+    /// At least 12 characters; without one the user cannot log in. Stored only as an argon2id
+    /// hash.
     #[oai(write_only, validator(min_length = 12, max_length = 256))]
     pub password: Option<String>,
 }
@@ -156,7 +157,12 @@ pub fn list(
         filters.push("active = ?", vec![i64::from(active).into()]);
     }
     if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        let pattern = format!("%{}%", q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let pattern = format!(
+            "%{}%",
+            q.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
         filters.push(
             "(name LIKE ? ESCAPE '\\' OR email LIKE ? ESCAPE '\\')",
             vec![pattern.clone().into(), pattern.into()],
@@ -165,7 +171,12 @@ pub fn list(
     filters.fetch_page(conn, &LIST, sort, paging, from_row)
 }
 
-fn email_taken(conn: &Connection, org_id: &str, email: &str, except: Option<&str>) -> DomainResult<()> {
+fn email_taken(
+    conn: &Connection,
+    org_id: &str,
+    email: &str,
+    except: Option<&str>,
+) -> DomainResult<()> {
     let existing: Option<String> = conn
         .query_row(
             "SELECT id FROM users WHERE org_id = ?1 AND email = ?2 COLLATE NOCASE",
@@ -185,14 +196,31 @@ fn email_taken(conn: &Connection, org_id: &str, email: &str, except: Option<&str
 fn check_password(issues: &mut Issues, password: &str) {
     let len = password.chars().count();
     if len < MIN_PASSWORD_LEN {
-        issues.add("password", format!("must be at least {MIN_PASSWORD_LEN} characters"));
+        issues.add(
+            "password",
+            format!("must be at least {MIN_PASSWORD_LEN} characters"),
+        );
     } else if len > 256 {
         issues.add("password", "must be at most 256 characters");
     }
 }
 
-fn hash(password: &str) -> DomainResult<String> {
-    secrets::hash_password(password).map_err(DomainError::Internal)
+/// A password that passed the rules, hashed with argon2id.
+#[derive(Debug, Clone)]
+pub struct HashedPassword(String);
+
+/// Checks and hashes a new password. Argon2 is deliberately slow, so callers run this on a
+/// blocking thread *before* opening the write transaction, never inside it.
+pub fn hash_new_password(password: Option<&str>) -> DomainResult<Option<HashedPassword>> {
+    let Some(password) = password else {
+        return Ok(None);
+    };
+    let mut issues = Issues::new();
+    check_password(&mut issues, password);
+    issues.finish()?;
+    secrets::hash_password(password)
+        .map(|h| Some(HashedPassword(h)))
+        .map_err(DomainError::Internal)
 }
 
 /// Only an owner may hand out or take away the owner role.
@@ -211,20 +239,18 @@ pub fn create(
     tx: &Transaction<'_>,
     org_id: &str,
     input: NewUser,
+    password: Option<HashedPassword>,
     actor: Option<&Principal>,
     now: Millis,
 ) -> DomainResult<User> {
     let mut issues = Issues::new();
     let email = validate::email(&mut issues, "email", &input.email);
     let name = validate::text(&mut issues, "name", &input.name, 1, 200);
-    if let Some(p) = &input.password {
-        check_password(&mut issues, p);
-    }
     issues.finish()?;
     let role = input.role.unwrap_or(Role::Member);
     check_role_change(actor, None, role)?;
     email_taken(tx, org_id, &email, None)?;
-    let password_hash = input.password.as_deref().map(hash).transpose()?;
+    let password_hash = password.map(|p| p.0);
     let id = new_id("usr");
     tx.execute(
         "INSERT INTO users (id, org_id, email, name, role, password_hash, created_at, updated_at)
@@ -249,6 +275,7 @@ pub fn update(
     actor: &Principal,
     id: &str,
     patch: UserPatch,
+    password: Option<HashedPassword>,
     expected_version: Option<i64>,
     now: Millis,
 ) -> DomainResult<User> {
@@ -273,9 +300,6 @@ pub fn update(
         Some(n) => validate::text(&mut issues, "name", n, 1, 200),
         None => current.name.clone(),
     };
-    if let Some(p) = &patch.password {
-        check_password(&mut issues, p);
-    }
     issues.finish()?;
     let role = patch.role.unwrap_or(current.role);
     if role != current.role {
@@ -297,7 +321,7 @@ pub fn update(
         ));
     }
     email_taken(tx, org_id, &email, Some(id))?;
-    let password_hash = patch.password.as_deref().map(hash).transpose()?;
+    let password_hash = password.map(|p| p.0);
     let deactivated_at = if active {
         None
     } else {
@@ -307,7 +331,17 @@ pub fn update(
         "UPDATE users SET email = ?3, name = ?4, role = ?5, active = ?6, deactivated_at = ?7,
                 password_hash = COALESCE(?8, password_hash), version = version + 1, updated_at = ?9
          WHERE org_id = ?1 AND id = ?2",
-        params![org_id, id, email, name, role.as_str(), active, deactivated_at, password_hash, now],
+        params![
+            org_id,
+            id,
+            email,
+            name,
+            role.as_str(),
+            active,
+            deactivated_at,
+            password_hash,
+            now
+        ],
     )?;
     if !active || password_hash.is_some() {
         // A deactivated user, or one whose password changed, keeps no other open session.
@@ -342,19 +376,25 @@ pub fn deactivate(
             active: Some(false),
             ..UserPatch::default()
         },
+        None,
         expected_version,
         now,
     )
 }
 
 /// Active users with this email (any organization), with their password hashes, for login.
-pub fn login_candidates(conn: &Connection, email: &str) -> DomainResult<Vec<(String, String, String)>> {
+pub fn login_candidates(
+    conn: &Connection,
+    email: &str,
+) -> DomainResult<Vec<(String, String, String)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, org_id, password_hash FROM users
          WHERE email = ?1 COLLATE NOCASE AND active = 1 AND password_hash IS NOT NULL",
     )?;
     let rows = stmt
-        .query_map(params![email.trim()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .query_map(params![email.trim()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }

@@ -52,26 +52,46 @@ impl Resp {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 
     /// `data` of a success envelope, after checking the status.
     pub fn data(&self, status: u16) -> Value {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.body);
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.body
+        );
         self.json()["data"].clone()
     }
 
     /// Checks that this is exactly the error envelope of API.md §2 with `status` and `code`,
     /// stamped with this response's request id; returns the error object.
     pub fn error(&self, status: u16, code: &str) -> Value {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.body);
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.body
+        );
         let v = self.json();
         let obj = v.as_object().expect("envelope is an object");
-        assert_eq!(obj.keys().collect::<Vec<_>>(), vec!["error"], "{}", self.body);
+        assert_eq!(
+            obj.keys().collect::<Vec<_>>(),
+            vec!["error"],
+            "{}",
+            self.body
+        );
         let err = &v["error"];
         let mut keys: Vec<&String> = err.as_object().expect("error object").keys().collect();
         keys.sort();
-        assert_eq!(keys, vec!["code", "details", "message", "request_id"], "{}", self.body);
+        assert_eq!(
+            keys,
+            vec!["code", "details", "message", "request_id"],
+            "{}",
+            self.body
+        );
         assert_eq!(err["code"], code, "{}", self.body);
         assert!(err["message"].as_str().is_some_and(|m| !m.is_empty()));
         assert!(err["details"].is_array());
@@ -119,9 +139,7 @@ impl TestServer {
             .enable_all()
             .build()
             .unwrap();
-        let (acceptor, addr) = runtime
-            .block_on(listen(state.config.bind))
-            .expect("bind");
+        let (acceptor, addr) = runtime.block_on(listen(state.config.bind)).expect("bind");
         runtime.spawn(run(state.clone(), acceptor));
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -162,14 +180,18 @@ impl TestServer {
         if let Some(k) = key {
             req = req.header("authorization", format!("Bearer {k}"));
         }
-        let has_ct = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-type"));
+        let has_ct = headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-type"));
         if body.is_some() && !has_ct {
             req = req.header("content-type", "application/json");
         }
         for (n, v) in headers {
             req = req.header(*n, *v);
         }
-        let req = req.body(body.map(<[u8]>::to_vec).unwrap_or_default()).unwrap();
+        let req = req
+            .body(body.map(<[u8]>::to_vec).unwrap_or_default())
+            .unwrap();
         let mut resp = self.agent.run(req).expect("request failed");
         let status = resp.status().as_u16();
         let headers = resp
@@ -190,11 +212,23 @@ impl TestServer {
     }
 
     pub fn post(&self, path: &str, key: &str, body: Value) -> Resp {
-        self.call("POST", path, Some(key), Some(body.to_string().as_bytes()), &[])
+        self.call(
+            "POST",
+            path,
+            Some(key),
+            Some(body.to_string().as_bytes()),
+            &[],
+        )
     }
 
     pub fn patch(&self, path: &str, key: &str, body: Value) -> Resp {
-        self.call("PATCH", path, Some(key), Some(body.to_string().as_bytes()), &[])
+        self.call(
+            "PATCH",
+            path,
+            Some(key),
+            Some(body.to_string().as_bytes()),
+            &[],
+        )
     }
 
     pub fn delete(&self, path: &str, key: &str) -> Resp {
@@ -205,7 +239,10 @@ impl TestServer {
     /// database (so it costs no request against the rate limit).
     pub fn key_with(&self, scopes: &[&str]) -> String {
         use clozup::domain::{api_keys, auth, orgs, users};
-        let scopes: Vec<auth::Scope> = scopes.iter().map(|s| auth::Scope::parse(s).unwrap()).collect();
+        let scopes: Vec<auth::Scope> = scopes
+            .iter()
+            .map(|s| auth::Scope::parse(s).unwrap())
+            .collect();
         self.state
             .db
             .write_blocking(|tx| {
