@@ -1,0 +1,247 @@
+//! The `clozup` binary itself: first run, key commands, refusal of newer databases, shutdown.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_clozup");
+
+/// A `clozup serve` process with its stderr lines arriving on a channel.
+struct Served {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    addr: String,
+    stderr: Vec<String>,
+}
+
+fn serve(db: &std::path::Path, extra: &[&str]) -> Served {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--bind", "127.0.0.1:0", "--log-format", "json", "--db"])
+        .arg(db)
+        .args(extra)
+        .env_remove("CLOZUP_RATE_LIMIT")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start clozup");
+    let (tx, lines) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let line = lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("server never said it was listening: {seen:?}"));
+        if line.contains("listening") && line.contains("\"bind\"") {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let addr = v["bind"].as_str().unwrap().to_string();
+            seen.push(line);
+            return Served {
+                child,
+                lines,
+                addr,
+                stderr: seen,
+            };
+        }
+        seen.push(line);
+    }
+}
+
+fn get(addr: &str, path: &str, key: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut r = agent
+        .get(format!("http://{addr}{path}"))
+        .header("authorization", format!("Bearer {key}"))
+        .call()
+        .unwrap();
+    (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return start.elapsed();
+        }
+        if start.elapsed() > within {
+            let _ = child.kill();
+            panic!("did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn key_in(lines: &[String]) -> Option<String> {
+    lines.iter().find_map(|l| {
+        let start = l.find("clz_")?;
+        Some(l[start..start + 36].to_string())
+    })
+}
+
+#[test]
+fn version_flag() {
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("clozup {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn first_run_prints_an_admin_key_once_and_writes_it_privately() {
+    let dir = TempDir::new();
+    let db = dir.path().join("x.sqlite");
+    let key_file = dir.path().join("admin.key");
+    let mut s = serve(&db, &["--admin-key-file", key_file.to_str().unwrap()]);
+    let key = key_in(&s.stderr).expect("the key is printed on first run");
+    let (status, body) = get(&s.addr, "/api/v1/me", &key);
+    assert_eq!(status, 200, "{body}");
+    let me: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(me["data"]["organization"]["name"], "My Organization");
+    assert_eq!(me["data"]["user"]["role"], "owner");
+    let (status, body) = get(&s.addr, "/api/v1/me", "nope");
+    assert_eq!(status, 401);
+    assert!(body.contains("\"code\":\"unauthorized\""));
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap().trim(), key);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    sigterm(&s.child);
+    wait_exit(&mut s.child, Duration::from_secs(20));
+    let rest: Vec<String> = s.lines.try_iter().collect();
+    assert!(key_in(&rest).is_none(), "the key appears once");
+
+    // The second start finds the organization and prints no key.
+    let mut again = serve(&db, &[]);
+    assert!(key_in(&again.stderr).is_none(), "{:?}", again.stderr);
+    assert_eq!(get(&again.addr, "/api/v1/me", &key).0, 200);
+    sigterm(&again.child);
+    wait_exit(&mut again.child, Duration::from_secs(20));
+}
+
+#[test]
+fn sigterm_exits_promptly_with_requests_stuck_open() {
+    let dir = TempDir::new();
+    let mut s = serve(&dir.path().join("x.sqlite"), &["--shutdown-grace", "300ms"]);
+    let key = key_in(&s.stderr).unwrap();
+    // An upload that never finishes: the request stays in flight.
+    let mut stuck = TcpStream::connect(&s.addr).unwrap();
+    write!(
+        stuck,
+        "POST /api/v1/users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{{\"email\""
+    )
+    .unwrap();
+    // An idle keep-alive connection.
+    let mut idle = TcpStream::connect(&s.addr).unwrap();
+    write!(idle, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut first = String::new();
+    BufReader::new(idle.try_clone().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    sigterm(&s.child);
+    // Generous deadline for a loaded machine; without the grace period this would hang forever.
+    let took = wait_exit(&mut s.child, Duration::from_secs(20));
+    eprintln!("clozup exited {took:?} after SIGTERM with two connections open");
+    let status = s.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn a_database_from_a_newer_clozup_is_refused() {
+    let dir = TempDir::new();
+    let db = dir.path().join("new.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.pragma_update(None, "user_version", 999).unwrap();
+    }
+    let out = Command::new(BIN)
+        .args(["serve", "--bind", "127.0.0.1:0", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("version 999") && err.contains("newer than this clozup"), "{err}");
+}
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn keys_and_orgs_commands() {
+    let dir = TempDir::new();
+    let db = dir.path().join("k.sqlite");
+    let db = db.to_str().unwrap();
+    let (ok, _, err) = run(&["keys", "list", "--db", db]);
+    assert!(!ok && err.contains("no organization"), "{err}");
+
+    let (ok, out, _) = run(&["orgs", "create", "--db", db, "--name", "Acme"]);
+    assert!(ok);
+    let admin = out.trim().to_string();
+    assert!(admin.starts_with("clz_") && admin.len() == 36, "{admin}");
+
+    let (ok, out, err) = run(&["keys", "create", "--db", db, "--name", "ci", "--scopes", "read", "--expires-in", "90d"]);
+    assert!(ok, "{err}");
+    let read_key = out.trim().to_string();
+    let id = err.split_whitespace().find(|w| w.starts_with("key_")).unwrap().to_string();
+
+    let (ok, out, _) = run(&["keys", "list", "--db", db]);
+    assert!(ok);
+    assert!(out.contains(&id) && out.contains("read") && out.contains("active"), "{out}");
+    assert!(!out.contains(&read_key), "list never shows secrets");
+
+    let (ok, _, err) = run(&["keys", "create", "--db", db, "--scopes", "root"]);
+    assert!(!ok && err.contains("unknown scope"), "{err}");
+
+    let (ok, out, _) = run(&["keys", "revoke", "--db", db, &id]);
+    assert!(ok && out.contains("Revoked"), "{out}");
+    let (_, out, _) = run(&["keys", "list", "--db", db]);
+    assert!(out.lines().any(|l| l.contains(&id) && l.contains("revoked")), "{out}");
+
+    // The server on this database honours all of it.
+    let mut s = serve(std::path::Path::new(db), &[]);
+    assert!(key_in(&s.stderr).is_none(), "an existing organization gets no new key");
+    assert_eq!(get(&s.addr, "/api/v1/me", &admin).0, 200);
+    assert_eq!(get(&s.addr, "/api/v1/me", &read_key).0, 401);
+    sigterm(&s.child);
+    wait_exit(&mut s.child, Duration::from_secs(20));
+}
+
+#[test]
+fn the_openapi_command_prints_the_document() {
+    let (ok, out, _) = run(&["openapi"]);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["info"]["title"], "Clozup API");
+}
