@@ -22,7 +22,14 @@ struct Served {
 
 fn serve(db: &std::path::Path, extra: &[&str]) -> Served {
     let mut child = Command::new(BIN)
-        .args(["serve", "--bind", "127.0.0.1:0", "--log-format", "json", "--db"])
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--db",
+        ])
         .arg(db)
         .args(extra)
         .env_remove("CLOZUP_RATE_LIMIT")
@@ -106,7 +113,10 @@ fn key_in(lines: &[String]) -> Option<String> {
 fn version_flag() {
     let out = Command::new(BIN).arg("--version").output().unwrap();
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("clozup {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("clozup {}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
@@ -161,7 +171,9 @@ fn sigterm_exits_promptly_with_requests_stuck_open() {
     let mut idle = TcpStream::connect(&s.addr).unwrap();
     write!(idle, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let mut first = String::new();
-    BufReader::new(idle.try_clone().unwrap()).read_line(&mut first).unwrap();
+    BufReader::new(idle.try_clone().unwrap())
+        .read_line(&mut first)
+        .unwrap();
     assert!(first.starts_with("HTTP/1.1 200"), "{first}");
     sigterm(&s.child);
     // Generous deadline for a loaded machine; without the grace period this would hang forever.
@@ -186,7 +198,10 @@ fn a_database_from_a_newer_clozup_is_refused() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("version 999") && err.contains("newer than this clozup"), "{err}");
+    assert!(
+        err.contains("version 999") && err.contains("newer than this clozup"),
+        "{err}"
+    );
 }
 
 fn run(args: &[&str]) -> (bool, String, String) {
@@ -211,14 +226,32 @@ fn keys_and_orgs_commands() {
     let admin = out.trim().to_string();
     assert!(admin.starts_with("clz_") && admin.len() == 36, "{admin}");
 
-    let (ok, out, err) = run(&["keys", "create", "--db", db, "--name", "ci", "--scopes", "read", "--expires-in", "90d"]);
+    let (ok, out, err) = run(&[
+        "keys",
+        "create",
+        "--db",
+        db,
+        "--name",
+        "ci",
+        "--scopes",
+        "read",
+        "--expires-in",
+        "90d",
+    ]);
     assert!(ok, "{err}");
     let read_key = out.trim().to_string();
-    let id = err.split_whitespace().find(|w| w.starts_with("key_")).unwrap().to_string();
+    let id = err
+        .split_whitespace()
+        .find(|w| w.starts_with("key_"))
+        .unwrap()
+        .to_string();
 
     let (ok, out, _) = run(&["keys", "list", "--db", db]);
     assert!(ok);
-    assert!(out.contains(&id) && out.contains("read") && out.contains("active"), "{out}");
+    assert!(
+        out.contains(&id) && out.contains("read") && out.contains("active"),
+        "{out}"
+    );
     assert!(!out.contains(&read_key), "list never shows secrets");
 
     let (ok, _, err) = run(&["keys", "create", "--db", db, "--scopes", "root"]);
@@ -227,11 +260,18 @@ fn keys_and_orgs_commands() {
     let (ok, out, _) = run(&["keys", "revoke", "--db", db, &id]);
     assert!(ok && out.contains("Revoked"), "{out}");
     let (_, out, _) = run(&["keys", "list", "--db", db]);
-    assert!(out.lines().any(|l| l.contains(&id) && l.contains("revoked")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains(&id) && l.contains("revoked")),
+        "{out}"
+    );
 
     // The server on this database honours all of it.
     let mut s = serve(std::path::Path::new(db), &[]);
-    assert!(key_in(&s.stderr).is_none(), "an existing organization gets no new key");
+    assert!(
+        key_in(&s.stderr).is_none(),
+        "an existing organization gets no new key"
+    );
     assert_eq!(get(&s.addr, "/api/v1/me", &admin).0, 200);
     assert_eq!(get(&s.addr, "/api/v1/me", &read_key).0, 401);
     sigterm(&s.child);

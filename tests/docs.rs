@@ -28,18 +28,33 @@ fn the_document_lists_every_operation_fully_described() {
     let s = TestServer::start();
     let r = s.call("GET", "/api/v1/public/docs", None, None, &[]);
     assert_eq!(r.status, 200);
-    assert!(r.header("content-type").unwrap().starts_with("application/json"));
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/json"));
     let doc: Value = r.json();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     assert_eq!(doc["servers"][0]["url"], "/api/v1");
-    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
     let mut seen = Vec::new();
     for (method, path, op_id) in OPERATIONS {
         let op = &doc["paths"][path][method];
         assert_eq!(op["operationId"], *op_id, "{method} {path}");
-        assert!(op["summary"].as_str().is_some_and(|s| !s.is_empty()), "{op_id} summary");
-        assert!(op["description"].as_str().is_some_and(|s| !s.is_empty()), "{op_id} description");
-        assert!(op["tags"].as_array().is_some_and(|t| !t.is_empty()), "{op_id} tag");
+        assert!(
+            op["summary"].as_str().is_some_and(|s| !s.is_empty()),
+            "{op_id} summary"
+        );
+        assert!(
+            op["description"].as_str().is_some_and(|s| !s.is_empty()),
+            "{op_id} description"
+        );
+        assert!(
+            op["tags"].as_array().is_some_and(|t| !t.is_empty()),
+            "{op_id} tag"
+        );
         for status in ["400", "401", "403", "404", "422", "429", "500"] {
             let resp = &op["responses"][status];
             assert!(resp.is_object(), "{op_id} documents {status}");
@@ -69,9 +84,18 @@ fn the_docs_page_works_offline() {
     let r = s.call("GET", "/api/v1/public/docs/ui", None, None, &[]);
     assert_eq!(r.status, 200);
     assert!(r.header("content-type").unwrap().starts_with("text/html"));
-    assert!(r.body.contains("SwaggerUIBundle"), "the UI script is inline");
-    assert!(r.body.contains("\"operationId\": \"create_api_key\"") || r.body.contains("create_api_key"));
-    for external in ["<script src=\"http", "<link href=\"http", "<link rel=\"stylesheet\" href=\"http"] {
+    assert!(
+        r.body.contains("SwaggerUIBundle"),
+        "the UI script is inline"
+    );
+    assert!(
+        r.body.contains("\"operationId\": \"create_api_key\"") || r.body.contains("create_api_key")
+    );
+    for external in [
+        "<script src=\"http",
+        "<link href=\"http",
+        "<link rel=\"stylesheet\" href=\"http",
+    ] {
         assert!(!r.body.contains(external), "loads {external}");
     }
 }

@@ -343,3 +343,15 @@ fn wrong_method_is_405_in_the_envelope() {
     let r = s.call("PUT", "/users", Some(&s.admin_key), Some(b"{}"), &[]);
     r.error(405, "method_not_allowed");
 }
+
+#[test]
+fn floods_of_random_keys_do_not_grow_the_limiter() {
+    let s = TestServer::start();
+    for i in 0..500 {
+        let fake = format!("clz_{:0>32}", i);
+        s.call("GET", "/me", Some(&fake), None, &[])
+            .error(401, "unauthorized");
+    }
+    // Unknown keys are all charged to the client's IP: one bucket, however many keys.
+    assert_eq!(s.state.limiter.tracked(), 1);
+}

@@ -119,10 +119,6 @@ impl<E: Endpoint> GateEndpoint<E> {
         }
         let state = &self.state;
 
-        if let Some(err) = credential_in_query(&req) {
-            return (err.render(), outcome);
-        }
-
         let principal = match self.authenticate(&req).await {
             Ok(p) => p,
             Err(e) => return (ApiError::from(e).render(), outcome),
@@ -144,6 +140,9 @@ impl<E: Endpoint> GateEndpoint<E> {
             return (with_rate_headers(err.render(), decision), outcome);
         }
 
+        if let Some(err) = credential_in_query(&req) {
+            return (with_rate_headers(err.render(), decision), outcome);
+        }
         if let Err(err) = self.buffer_body(&mut req).await {
             return (with_rate_headers(err.render(), decision), outcome);
         }
