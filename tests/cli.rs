@@ -12,12 +12,22 @@ use common::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_clozup");
 
-/// A `clozup serve` process with its stderr lines arriving on a channel.
+/// A `clozup serve` process with its stderr lines arriving on a channel; killed if a test
+/// fails before stopping it.
 struct Served {
     child: Child,
     lines: mpsc::Receiver<String>,
     addr: String,
     stderr: Vec<String>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 fn serve(db: &std::path::Path, extra: &[&str]) -> Served {
@@ -49,9 +59,12 @@ fn serve(db: &std::path::Path, extra: &[&str]) -> Served {
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let line = lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or_else(|_| panic!("server never said it was listening: {seen:?}"));
+        let Ok(line) = lines.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("server never said it was listening: {seen:?}");
+        };
         if line.contains("listening") && line.contains("\"bind\"") {
             let v: serde_json::Value = serde_json::from_str(&line).unwrap();
             let addr = v["bind"].as_str().unwrap().to_string();
