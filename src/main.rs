@@ -10,9 +10,9 @@ use clozup::clock::{Clock, SystemClock};
 use clozup::config::{parse_duration, ServeConfig};
 use clozup::db::{Db, DbOptions};
 use clozup::domain::api_keys::{self, NewApiKey};
-use clozup::domain::auth::{Role, Scope};
+use clozup::domain::auth::Scope;
 use clozup::domain::listing::Paging;
-use clozup::domain::{orgs, users, DomainError};
+use clozup::domain::{orgs, DomainError};
 use clozup::timefmt::{format_ms, Timestamp};
 
 /// Clozup: a self-hostable, agent-native sales CRM server.
@@ -170,19 +170,12 @@ fn keys(action: KeysAction) -> Result<(), String> {
             let now = now();
             let created = db
                 .write_blocking(|tx| {
-                    let owner = users::first_owner(tx, &org_id)?;
-                    api_keys::create(
-                        tx,
-                        &org_id,
-                        &owner.id,
-                        Role::Owner.scopes(),
-                        NewApiKey {
-                            name,
-                            scopes: Some(scopes),
-                            expires_at: expires_in.map(|d| Timestamp(now + d.as_millis() as i64)),
-                        },
-                        now,
-                    )
+                    let input = NewApiKey {
+                        name,
+                        scopes: Some(scopes),
+                        expires_at: expires_in.map(|d| Timestamp(now + d.as_millis() as i64)),
+                    };
+                    api_keys::create_as_owner(tx, &org_id, input, now)
                 })
                 .map_err(|e| e.to_string())?;
             eprintln!(
@@ -252,29 +245,14 @@ fn orgs_cmd(action: OrgsAction) -> Result<(), String> {
         } => {
             let db = open(&db)?;
             let now = now();
-            let (org, key) = db
-                .write_blocking(|tx| {
-                    let founded = orgs::found(tx, &name, &owner_email, "Owner", now)?;
-                    let key = api_keys::create(
-                        tx,
-                        &founded.org.id,
-                        &founded.owner.id,
-                        Role::Owner.scopes(),
-                        NewApiKey {
-                            name: "First admin key".into(),
-                            scopes: Some(vec![Scope::Admin]),
-                            expires_at: None,
-                        },
-                        now,
-                    )?;
-                    Ok((founded.org, key))
-                })
+            let (founded, key) = db
+                .write_blocking(|tx| orgs::found_with_admin_key(tx, &name, &owner_email, now))
                 .map_err(|e| e.to_string())?;
             eprintln!(
                 "Created organization {} ({}). Its admin API key, shown once:",
-                org.id, org.name
+                founded.org.id, founded.org.name
             );
-            println!("{}", key.key);
+            println!("{key}");
             Ok(())
         }
     }

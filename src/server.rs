@@ -16,8 +16,7 @@ use crate::api::{self, gate::Gate};
 use crate::clock::SystemClock;
 use crate::config::{LogFormat, ServeConfig};
 use crate::db::{Db, LATEST_VERSION};
-use crate::domain::auth::{Role, Scope};
-use crate::domain::{api_keys, orgs, DomainError};
+use crate::domain::{orgs, DomainError};
 use crate::AppState;
 
 /// The whole route tree behind the gate: the API and its docs under `/api/v1`, and `/health`.
@@ -95,20 +94,8 @@ pub fn first_run(db: &Db, config: &ServeConfig, now: i64) -> Result<Option<Strin
         if orgs::first_id(tx)?.is_some() {
             return Ok(None);
         }
-        let founded = orgs::found(tx, &org_name, &owner_email, "Owner", now)?;
-        let key = api_keys::create(
-            tx,
-            &founded.org.id,
-            &founded.owner.id,
-            Role::Owner.scopes(),
-            api_keys::NewApiKey {
-                name: "First admin key".into(),
-                scopes: Some(vec![Scope::Admin]),
-                expires_at: None,
-            },
-            now,
-        )?;
-        Ok(Some(key.key))
+        let (_, key) = orgs::found_with_admin_key(tx, &org_name, &owner_email, now)?;
+        Ok(Some(key))
     })
 }
 

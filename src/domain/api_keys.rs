@@ -220,6 +220,18 @@ pub fn create(
     })
 }
 
+/// Creates a key on behalf of the organization's first active owner: what the operator's CLI
+/// and first-run setup do, since they act outside any request.
+pub fn create_as_owner(
+    tx: &Transaction<'_>,
+    org_id: &str,
+    input: NewApiKey,
+    now: Millis,
+) -> DomainResult<CreatedApiKey> {
+    let owner = super::users::first_owner(tx, org_id)?;
+    create(tx, org_id, &owner.id, owner.role.scopes(), input, now)
+}
+
 /// Revokes a key of `org_id` at once; revoking a revoked key changes nothing.
 pub fn revoke(tx: &Transaction<'_>, org_id: &str, id: &str, now: Millis) -> DomainResult<ApiKey> {
     let key = get(tx, org_id, id, now)?;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::Role;
 use super::error::{DomainError, DomainResult, Issues};
 use super::validate;
-use super::{pipelines, users};
+use super::{api_keys, pipelines, users};
 use crate::clock::Millis;
 use crate::ids::new_id;
 use crate::timefmt::Timestamp;
@@ -165,6 +165,28 @@ pub fn found(
         owner,
         pipeline_id,
     })
+}
+
+/// Founds an organization (see [`found`]) and gives its owner a first `admin` key, whose secret
+/// is returned to be shown once.
+pub fn found_with_admin_key(
+    tx: &Transaction<'_>,
+    name: &str,
+    owner_email: &str,
+    now: Millis,
+) -> DomainResult<(Founded, String)> {
+    let founded = found(tx, name, owner_email, "Owner", now)?;
+    let key = api_keys::create_as_owner(
+        tx,
+        &founded.org.id,
+        api_keys::NewApiKey {
+            name: "First admin key".into(),
+            scopes: Some(vec![super::auth::Scope::Admin]),
+            expires_at: None,
+        },
+        now,
+    )?;
+    Ok((founded, key.key))
 }
 
 /// The first organization created, if any (the one `clozup serve` made on first run).

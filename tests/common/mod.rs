@@ -238,29 +238,22 @@ impl TestServer {
     /// A new API key of the first organization with the given scopes, made straight in the
     /// database (so it costs no request against the rate limit).
     pub fn key_with(&self, scopes: &[&str]) -> String {
-        use clozup::domain::{api_keys, auth, orgs, users};
+        use clozup::domain::{api_keys, auth, orgs};
         let scopes: Vec<auth::Scope> = scopes
             .iter()
             .map(|s| auth::Scope::parse(s).unwrap())
             .collect();
+        let now = self.clock_now();
         self.state
             .db
             .write_blocking(|tx| {
                 let org_id = orgs::first_id(tx)?.unwrap();
-                let owner = users::first_owner(tx, &org_id)?;
-                let k = api_keys::create(
-                    tx,
-                    &org_id,
-                    &owner.id,
-                    auth::Role::Owner.scopes(),
-                    api_keys::NewApiKey {
-                        name: "test key".into(),
-                        scopes: Some(scopes),
-                        expires_at: None,
-                    },
-                    self.clock_now(),
-                )?;
-                Ok(k.key)
+                let input = api_keys::NewApiKey {
+                    name: "test key".into(),
+                    scopes: Some(scopes),
+                    expires_at: None,
+                };
+                Ok(api_keys::create_as_owner(tx, &org_id, input, now)?.key)
             })
             .unwrap()
     }
@@ -271,24 +264,16 @@ impl TestServer {
 
     /// A second organization in the same database, and its admin key.
     pub fn second_org(&self) -> String {
-        use clozup::domain::{api_keys, auth, orgs};
         self.state
             .db
             .write_blocking(|tx| {
-                let f = orgs::found(tx, "Other Org", "boss@other.example", "Boss", START_MS)?;
-                let k = api_keys::create(
+                let (_, key) = clozup::domain::orgs::found_with_admin_key(
                     tx,
-                    &f.org.id,
-                    &f.owner.id,
-                    auth::Role::Owner.scopes(),
-                    api_keys::NewApiKey {
-                        name: "b".into(),
-                        scopes: Some(vec![auth::Scope::Admin]),
-                        expires_at: None,
-                    },
+                    "Other Org",
+                    "boss@other.example",
                     START_MS,
                 )?;
-                Ok(k.key)
+                Ok(key)
             })
             .unwrap()
     }
