@@ -110,3 +110,244 @@ CREATE TABLE stages (
     updated_at   INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX stages_pipeline_position ON stages (pipeline_id, position);
+
+-- migration: 2
+-- The core CRM (issue 3): companies, leads, deals, tasks, activities, notes, the event log and
+-- full-text search. Indexes follow the list filters and sorts of API.md §3.
+
+CREATE TABLE companies (
+    id           TEXT PRIMARY KEY,
+    org_id       TEXT NOT NULL REFERENCES organizations(id),
+    name         TEXT NOT NULL,
+    domain       TEXT,
+    industry     TEXT,
+    size         INTEGER,
+    country      TEXT,
+    phone        TEXT,
+    website      TEXT,
+    owner_id     TEXT REFERENCES users(id),
+    tags         TEXT NOT NULL DEFAULT '[]',
+    version      INTEGER NOT NULL DEFAULT 1,
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL
+) STRICT;
+CREATE INDEX companies_org_created ON companies (org_id, created_at);
+CREATE INDEX companies_org_name ON companies (org_id, name COLLATE NOCASE);
+CREATE INDEX companies_org_domain ON companies (org_id, domain COLLATE NOCASE);
+CREATE INDEX companies_org_updated ON companies (org_id, updated_at);
+
+CREATE TABLE leads (
+    id                TEXT PRIMARY KEY,
+    org_id            TEXT NOT NULL REFERENCES organizations(id),
+    first_name        TEXT,
+    last_name         TEXT,
+    email             TEXT,
+    phone             TEXT,
+    title             TEXT,
+    company_id        TEXT REFERENCES companies(id),
+    company_name      TEXT,
+    country           TEXT,
+    status            TEXT NOT NULL CHECK (status IN ('new', 'contacted', 'qualified', 'converted', 'lost')),
+    source            TEXT,
+    tags              TEXT NOT NULL DEFAULT '[]',
+    owner_id          TEXT REFERENCES users(id),
+    score             INTEGER NOT NULL DEFAULT 0,
+    last_activity_at  INTEGER,
+    converted_deal_id TEXT,
+    converted_at      INTEGER,
+    version           INTEGER NOT NULL DEFAULT 1,
+    created_at        INTEGER NOT NULL,
+    updated_at        INTEGER NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX leads_org_email ON leads (org_id, email COLLATE NOCASE) WHERE email IS NOT NULL;
+CREATE INDEX leads_org_created ON leads (org_id, created_at);
+CREATE INDEX leads_org_status_created ON leads (org_id, status, created_at);
+CREATE INDEX leads_org_owner ON leads (org_id, owner_id, created_at);
+CREATE INDEX leads_org_company ON leads (org_id, company_id);
+CREATE INDEX leads_org_score ON leads (org_id, score);
+CREATE INDEX leads_org_updated ON leads (org_id, updated_at);
+
+CREATE TABLE deals (
+    id                  TEXT PRIMARY KEY,
+    org_id              TEXT NOT NULL REFERENCES organizations(id),
+    title               TEXT NOT NULL,
+    value               INTEGER NOT NULL DEFAULT 0,
+    currency            TEXT NOT NULL,
+    pipeline_id         TEXT NOT NULL REFERENCES pipelines(id),
+    stage_id            TEXT NOT NULL REFERENCES stages(id),
+    status              TEXT NOT NULL CHECK (status IN ('open', 'won', 'lost')),
+    owner_id            TEXT REFERENCES users(id),
+    lead_id             TEXT REFERENCES leads(id),
+    company_id          TEXT REFERENCES companies(id),
+    expected_close_date TEXT,
+    lost_reason         TEXT,
+    closed_at           INTEGER,
+    stage_entered_at    INTEGER NOT NULL,
+    last_activity_at    INTEGER,
+    tags                TEXT NOT NULL DEFAULT '[]',
+    version             INTEGER NOT NULL DEFAULT 1,
+    created_at          INTEGER NOT NULL,
+    updated_at          INTEGER NOT NULL
+) STRICT;
+CREATE INDEX deals_org_created ON deals (org_id, created_at);
+CREATE INDEX deals_org_stage ON deals (org_id, stage_id, created_at);
+CREATE INDEX deals_org_status_value ON deals (org_id, status, value);
+CREATE INDEX deals_org_owner ON deals (org_id, owner_id, created_at);
+CREATE INDEX deals_org_lead ON deals (org_id, lead_id);
+CREATE INDEX deals_org_company ON deals (org_id, company_id);
+CREATE INDEX deals_org_close ON deals (org_id, expected_close_date);
+CREATE INDEX deals_org_updated ON deals (org_id, updated_at);
+
+CREATE TABLE deal_stage_history (
+    id            TEXT PRIMARY KEY,
+    org_id        TEXT NOT NULL REFERENCES organizations(id),
+    deal_id       TEXT NOT NULL REFERENCES deals(id) ON DELETE CASCADE,
+    from_stage_id   TEXT REFERENCES stages(id),
+    from_stage_name TEXT,
+    to_stage_id     TEXT REFERENCES stages(id),
+    to_stage_name   TEXT NOT NULL,
+    changed_at    INTEGER NOT NULL,
+    actor_type    TEXT NOT NULL,
+    actor_id      TEXT NOT NULL,
+    lost_reason   TEXT
+) STRICT;
+CREATE INDEX deal_stage_history_deal ON deal_stage_history (deal_id, changed_at);
+
+CREATE TABLE tasks (
+    id           TEXT PRIMARY KEY,
+    org_id       TEXT NOT NULL REFERENCES organizations(id),
+    title        TEXT NOT NULL,
+    description  TEXT,
+    status       TEXT NOT NULL CHECK (status IN ('open', 'completed', 'cancelled')),
+    priority     TEXT NOT NULL CHECK (priority IN ('low', 'medium', 'high', 'urgent')),
+    due_at       INTEGER,
+    assignee_id  TEXT REFERENCES users(id),
+    deal_id      TEXT REFERENCES deals(id) ON DELETE CASCADE,
+    lead_id      TEXT REFERENCES leads(id) ON DELETE CASCADE,
+    completed_at INTEGER,
+    version      INTEGER NOT NULL DEFAULT 1,
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL
+) STRICT;
+CREATE INDEX tasks_org_created ON tasks (org_id, created_at);
+CREATE INDEX tasks_org_status_due ON tasks (org_id, status, due_at);
+CREATE INDEX tasks_org_assignee ON tasks (org_id, assignee_id, status);
+CREATE INDEX tasks_deal ON tasks (deal_id, status, due_at);
+CREATE INDEX tasks_lead ON tasks (lead_id, status, due_at);
+
+CREATE TABLE activities (
+    id               TEXT PRIMARY KEY,
+    org_id           TEXT NOT NULL REFERENCES organizations(id),
+    type             TEXT NOT NULL,
+    subject          TEXT,
+    body             TEXT,
+    deal_id          TEXT REFERENCES deals(id) ON DELETE CASCADE,
+    lead_id          TEXT REFERENCES leads(id) ON DELETE CASCADE,
+    user_id          TEXT REFERENCES users(id),
+    occurred_at      INTEGER NOT NULL,
+    duration_seconds INTEGER,
+    outcome          TEXT,
+    version          INTEGER NOT NULL DEFAULT 1,
+    created_at       INTEGER NOT NULL
+) STRICT;
+CREATE INDEX activities_org_created ON activities (org_id, created_at);
+CREATE INDEX activities_org_type ON activities (org_id, type, occurred_at);
+CREATE INDEX activities_deal ON activities (deal_id, occurred_at);
+CREATE INDEX activities_lead ON activities (lead_id, occurred_at);
+
+CREATE TABLE notes (
+    id         TEXT PRIMARY KEY,
+    org_id     TEXT NOT NULL REFERENCES organizations(id),
+    content    TEXT NOT NULL,
+    deal_id    TEXT REFERENCES deals(id) ON DELETE CASCADE,
+    lead_id    TEXT REFERENCES leads(id) ON DELETE CASCADE,
+    author_id  TEXT REFERENCES users(id),
+    version    INTEGER NOT NULL DEFAULT 1,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX notes_org_created ON notes (org_id, created_at);
+CREATE INDEX notes_deal ON notes (deal_id, created_at);
+CREATE INDEX notes_lead ON notes (lead_id, created_at);
+
+-- The event log (API.md §7): one row per change, written in the change's own transaction.
+-- `seq` is the global, gap-free-per-commit order that SSE resumes and webhook deliveries follow.
+CREATE TABLE events (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    id         TEXT NOT NULL UNIQUE,
+    org_id     TEXT NOT NULL REFERENCES organizations(id),
+    type       TEXT NOT NULL,
+    actor_type TEXT NOT NULL,
+    actor_id   TEXT NOT NULL,
+    data       TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX events_org_seq ON events (org_id, seq);
+
+-- Full-text search over leads, companies, deals and notes, kept in step by triggers so every
+-- write updates it in its own transaction. An entry's rowid is the source row's rowid * 4 + a
+-- kind code (lead 0, company 1, deal 2, note 3), so updates and deletes find it by key.
+CREATE VIRTUAL TABLE search_index USING fts5(
+    title, body,
+    org_id UNINDEXED, kind UNINDEXED, object_id UNINDEXED,
+    tokenize = 'unicode61 remove_diacritics 2',
+    prefix = '2 3'
+);
+
+CREATE TRIGGER leads_search_insert AFTER INSERT ON leads BEGIN
+    INSERT INTO search_index (rowid, title, body, org_id, kind, object_id) VALUES (new.rowid * 4 + 0,
+        trim(coalesce(new.first_name, '') || ' ' || coalesce(new.last_name, '')),
+        concat_ws(' ', new.email, new.company_name, new.title, new.phone),
+        new.org_id, 'lead', new.id);
+END;
+CREATE TRIGGER leads_search_update
+AFTER UPDATE OF first_name, last_name, email, company_name, title, phone ON leads BEGIN
+    DELETE FROM search_index WHERE rowid = old.rowid * 4 + 0;
+    INSERT INTO search_index (rowid, title, body, org_id, kind, object_id) VALUES (new.rowid * 4 + 0,
+        trim(coalesce(new.first_name, '') || ' ' || coalesce(new.last_name, '')),
+        concat_ws(' ', new.email, new.company_name, new.title, new.phone),
+        new.org_id, 'lead', new.id);
+END;
+CREATE TRIGGER leads_search_delete AFTER DELETE ON leads BEGIN
+    DELETE FROM search_index WHERE rowid = old.rowid * 4 + 0;
+END;
+
+CREATE TRIGGER companies_search_insert AFTER INSERT ON companies BEGIN
+    INSERT INTO search_index (rowid, title, body, org_id, kind, object_id) VALUES (new.rowid * 4 + 1,
+        new.name, concat_ws(' ', new.domain, new.industry, new.country), new.org_id, 'company', new.id);
+END;
+CREATE TRIGGER companies_search_update
+AFTER UPDATE OF name, domain, industry, country ON companies BEGIN
+    DELETE FROM search_index WHERE rowid = old.rowid * 4 + 1;
+    INSERT INTO search_index (rowid, title, body, org_id, kind, object_id) VALUES (new.rowid * 4 + 1,
+        new.name, concat_ws(' ', new.domain, new.industry, new.country), new.org_id, 'company', new.id);
+END;
+CREATE TRIGGER companies_search_delete AFTER DELETE ON companies BEGIN
+    DELETE FROM search_index WHERE rowid = old.rowid * 4 + 1;
+END;
+
+CREATE TRIGGER deals_search_insert AFTER INSERT ON deals BEGIN
+    INSERT INTO search_index (rowid, title, body, org_id, kind, object_id)
+    VALUES (new.rowid * 4 + 2, new.title, '', new.org_id, 'deal', new.id);
+END;
+CREATE TRIGGER deals_search_update AFTER UPDATE OF title ON deals BEGIN
+    DELETE FROM search_index WHERE rowid = old.rowid * 4 + 2;
+    INSERT INTO search_index (rowid, title, body, org_id, kind, object_id)
+    VALUES (new.rowid * 4 + 2, new.title, '', new.org_id, 'deal', new.id);
+END;
+CREATE TRIGGER deals_search_delete AFTER DELETE ON deals BEGIN
+    DELETE FROM search_index WHERE rowid = old.rowid * 4 + 2;
+END;
+
+CREATE TRIGGER notes_search_insert AFTER INSERT ON notes BEGIN
+    INSERT INTO search_index (rowid, title, body, org_id, kind, object_id)
+    VALUES (new.rowid * 4 + 3, '', new.content, new.org_id, 'note', new.id);
+END;
+CREATE TRIGGER notes_search_update AFTER UPDATE OF content ON notes BEGIN
+    DELETE FROM search_index WHERE rowid = old.rowid * 4 + 3;
+    INSERT INTO search_index (rowid, title, body, org_id, kind, object_id)
+    VALUES (new.rowid * 4 + 3, '', new.content, new.org_id, 'note', new.id);
+END;
+CREATE TRIGGER notes_search_delete AFTER DELETE ON notes BEGIN
+    DELETE FROM search_index WHERE rowid = old.rowid * 4 + 3;
+END;

@@ -43,6 +43,10 @@ pub struct ServeConfig {
     #[arg(long, env = "CLOZUP_BODY_LIMIT", default_value = "1MiB", value_parser = parse_size)]
     pub body_limit: usize,
 
+    /// Largest CSV accepted by `POST /leads/import` (bytes, or with a KiB/MiB suffix).
+    #[arg(long, env = "CLOZUP_IMPORT_LIMIT", default_value = "64MiB", value_parser = parse_size)]
+    pub import_limit: usize,
+
     /// Log format: text or json.
     #[arg(long, env = "CLOZUP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -97,6 +101,7 @@ impl ServeConfig {
             public_url: None,
             rate_limit: parse_rate_limit("30/500ms").expect("valid default limit"),
             body_limit: 1 << 20,
+            import_limit: 64 << 20,
             log_format: LogFormat::Text,
             log: "info".into(),
             synchronous: Synchronous::Full,

@@ -9,11 +9,9 @@
 use std::collections::BTreeMap;
 
 use poem::{Request, RequestBody};
-use poem_openapi::error::ContentTypeError;
 use poem_openapi::payload::{ParsePayload, Payload};
-use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaSchema, MetaSchemaRef, Registry};
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::types::{ParseFromJSON, Type};
-use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 use serde_json::Value;
 
 use super::error::{ApiError, ErrorDetail};
@@ -265,40 +263,51 @@ fn check(
     }));
 }
 
-impl<'a, T: ParseFromJSON> ApiExtractor<'a> for JsonBody<T> {
-    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
-    type ParamType = ();
-    type ParamRawType = ();
+/// Implements poem-openapi's `ApiExtractor` for a request-body payload: the content type is
+/// checked (415 otherwise) before the payload parses itself.
+macro_rules! body_extractor {
+    ($ty:ty $(, $bound:ident : $tr:path)?) => {
+        impl<'a $(, $bound: $tr)?> poem_openapi::ApiExtractor<'a> for $ty {
+            const TYPES: &'static [poem_openapi::ApiExtractorType] =
+                &[poem_openapi::ApiExtractorType::RequestObject];
+            type ParamType = ();
+            type ParamRawType = ();
 
-    fn register(registry: &mut Registry) {
-        <Self as Payload>::register(registry);
-    }
-
-    fn request_meta() -> Option<MetaRequest> {
-        Some(MetaRequest {
-            description: None,
-            content: vec![MetaMediaType {
-                content_type: <Self as Payload>::CONTENT_TYPE,
-                schema: <Self as Payload>::schema_ref(),
-            }],
-            required: true,
-        })
-    }
-
-    async fn from_request(
-        request: &'a Request,
-        body: &mut RequestBody,
-        _param_opts: ExtractParamOptions<Self::ParamType>,
-    ) -> poem::Result<Self> {
-        match request.content_type() {
-            Some(ct) if <Self as Payload>::check_content_type(ct) => {
-                <Self as ParsePayload>::from_request(request, body).await
+            fn register(registry: &mut poem_openapi::registry::Registry) {
+                <Self as poem_openapi::payload::Payload>::register(registry);
             }
-            Some(ct) => Err(ContentTypeError::NotSupported {
-                content_type: ct.to_string(),
+
+            fn request_meta() -> Option<poem_openapi::registry::MetaRequest> {
+                Some(poem_openapi::registry::MetaRequest {
+                    description: None,
+                    content: vec![poem_openapi::registry::MetaMediaType {
+                        content_type: <Self as poem_openapi::payload::Payload>::CONTENT_TYPE,
+                        schema: <Self as poem_openapi::payload::Payload>::schema_ref(),
+                    }],
+                    required: true,
+                })
             }
-            .into()),
-            None => Err(ContentTypeError::ExpectContentType.into()),
+
+            async fn from_request(
+                request: &'a poem::Request,
+                body: &mut poem::RequestBody,
+                _param_opts: poem_openapi::ExtractParamOptions<Self::ParamType>,
+            ) -> poem::Result<Self> {
+                use poem_openapi::payload::{ParsePayload, Payload};
+                match request.content_type() {
+                    Some(ct) if <Self as Payload>::check_content_type(ct) => {
+                        <Self as ParsePayload>::from_request(request, body).await
+                    }
+                    Some(ct) => Err(poem_openapi::error::ContentTypeError::NotSupported {
+                        content_type: ct.to_string(),
+                    }
+                    .into()),
+                    None => Err(poem_openapi::error::ContentTypeError::ExpectContentType.into()),
+                }
+            }
         }
-    }
+    };
 }
+pub(crate) use body_extractor;
+
+body_extractor!(JsonBody<T>, T: ParseFromJSON);

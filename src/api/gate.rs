@@ -39,6 +39,9 @@ const CREDENTIAL_PARAMS: &[&str] = &[
     "authorization",
 ];
 
+/// The one route that takes bulk uploads, with its own (larger) body limit.
+const IMPORT_PATH: &str = "/api/v1/leads/import";
+
 /// The middleware.
 pub struct Gate {
     state: Arc<AppState>,
@@ -223,7 +226,12 @@ impl<E: Endpoint> GateEndpoint<E> {
     /// Reads the whole body up to the limit, so an oversized body is a 413 before any handler
     /// runs, whether or not it declared its length.
     async fn buffer_body(&self, req: &mut Request) -> Result<(), ApiError> {
-        let limit = self.state.config.body_limit;
+        let config = &self.state.config;
+        let limit = if req.uri().path() == IMPORT_PATH {
+            config.import_limit
+        } else {
+            config.body_limit
+        };
         let declared = req
             .headers()
             .get(header::CONTENT_LENGTH)

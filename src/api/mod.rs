@@ -11,9 +11,17 @@ pub mod headers;
 pub mod ratelimit;
 pub mod security;
 
+mod activities;
 mod api_keys;
 mod auth;
+mod companies;
+mod csv;
+mod deals;
+mod leads;
 mod org;
+mod pipelines;
+mod search;
+mod tasks;
 mod users;
 
 use poem_openapi::{OpenApiService, Tags};
@@ -30,6 +38,24 @@ pub enum ApiTags {
     /// API keys: `clz_` secrets for agents and integrations, shown once.
     #[oai(rename = "API keys")]
     ApiKeys,
+    /// Accounts: the companies leads work at and deals are sold to.
+    Companies,
+    /// People who may buy: the 360 view, assignment, conversion, CSV import and export.
+    Leads,
+    /// The boards deals move across, and their stages.
+    Pipelines,
+    /// Opportunities: their moves through the pipeline and their full context.
+    Deals,
+    /// Next steps, on deals and leads.
+    Tasks,
+    /// Calls, emails, meetings and the like.
+    Activities,
+    /// Free text on deals and leads.
+    Notes,
+    /// Full-text search across the CRM.
+    Search,
+    /// The log of every change.
+    Events,
 }
 
 /// Every API object, in the order they appear in the document.
@@ -38,6 +64,15 @@ pub type Apis = (
     org::OrgApi,
     users::UsersApi,
     api_keys::ApiKeysApi,
+    companies::CompaniesApi,
+    leads::LeadsApi,
+    pipelines::PipelinesApi,
+    deals::DealsApi,
+    tasks::TasksApi,
+    activities::ActivitiesApi,
+    activities::NotesApi,
+    search::SearchApi,
+    search::EventsApi,
 );
 
 const DESCRIPTION: &str = "\
@@ -62,6 +97,15 @@ pub fn service() -> OpenApiService<Apis, ()> {
             org::OrgApi,
             users::UsersApi,
             api_keys::ApiKeysApi,
+            companies::CompaniesApi,
+            leads::LeadsApi,
+            pipelines::PipelinesApi,
+            deals::DealsApi,
+            tasks::TasksApi,
+            activities::ActivitiesApi,
+            activities::NotesApi,
+            search::SearchApi,
+            search::EventsApi,
         ),
         "Clozup API",
         env!("CARGO_PKG_VERSION"),

@@ -177,6 +177,32 @@ impl Filters {
         );
     }
 
+    /// Runs the query over every matching row (no paging) and hands each to `each`, for
+    /// streaming exports that must not hold the whole result in memory.
+    #[allow(clippy::too_many_arguments)]
+    pub fn for_each<T>(
+        &self,
+        conn: &rusqlite::Connection,
+        columns: &str,
+        from: &str,
+        sort: Sort,
+        id_column: &str,
+        map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+        mut each: impl FnMut(T) -> DomainResult<()>,
+    ) -> DomainResult<()> {
+        let sql = format!(
+            "SELECT {columns} FROM {from} WHERE {} {}",
+            self.clauses.join(" AND "),
+            sort.order_by(id_column)
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(self.params.iter()), map)?;
+        for row in rows {
+            each(row?)?;
+        }
+        Ok(())
+    }
+
     /// Runs the count and the page query over `source` and maps each row.
     pub fn fetch_page<T>(
         &self,

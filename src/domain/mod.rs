@@ -2,14 +2,24 @@
 //! a plain `rusqlite` connection. Nothing here knows about HTTP; the API layer calls in with
 //! values it has parsed and the caller's [`auth::Principal`].
 
+pub mod activities;
 pub mod api_keys;
 pub mod auth;
+pub mod companies;
+pub mod deals;
 pub mod error;
+pub mod events;
 pub mod idempotency;
+pub mod lead_csv;
+pub mod lead_view;
+pub mod leads;
 pub mod listing;
+pub mod notes;
 pub mod orgs;
 pub mod pipelines;
+pub mod search;
 pub mod sessions;
+pub mod tasks;
 pub mod users;
 pub mod validate;
 

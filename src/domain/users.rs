@@ -157,12 +157,7 @@ pub fn list(
         filters.push("active = ?", vec![i64::from(active).into()]);
     }
     if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        let pattern = format!(
-            "%{}%",
-            q.replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
+        let pattern = validate::like_pattern(q);
         filters.push(
             "(name LIKE ? ESCAPE '\\' OR email LIKE ? ESCAPE '\\')",
             vec![pattern.clone().into(), pattern.into()],

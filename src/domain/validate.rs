@@ -295,6 +295,129 @@ pub fn if_match(expected: Option<i64>, current: i64) -> super::DomainResult<()> 
     }
 }
 
+/// Most tags an object may carry.
+pub const MAX_TAGS: usize = 50;
+
+/// Checks tags (1–50 characters each, at most 50) and returns them trimmed, without repeats.
+pub fn tags(issues: &mut Issues, field: &str, tags: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for t in tags {
+        let t = t.trim().to_string();
+        let len = t.chars().count();
+        if len == 0 || len > 50 {
+            issues.add(field, "each tag must have 1 to 50 characters");
+            continue;
+        }
+        if !out.iter().any(|o| o.eq_ignore_ascii_case(&t)) {
+            out.push(t);
+        }
+    }
+    if out.len() > MAX_TAGS {
+        issues.add(field, format!("must have at most {MAX_TAGS} tags"));
+    }
+    out
+}
+
+/// Checks an optional free-text field: trimmed, blank becomes none, at most `max` characters.
+pub fn optional_text(issues: &mut Issues, field: &str, value: Option<String>, max: usize) -> Option<String> {
+    let v = value?.trim().to_string();
+    if v.is_empty() {
+        return None;
+    }
+    if v.chars().count() > max {
+        issues.add(field, format!("must be at most {max} characters"));
+    }
+    Some(v)
+}
+
+/// Applies a PATCH field that may be absent (keep), `null` (clear) or a value (set).
+pub fn merge<T>(patch: poem_openapi::types::MaybeUndefined<T>, current: Option<T>) -> Option<T> {
+    match patch {
+        poem_openapi::types::MaybeUndefined::Undefined => current,
+        poem_openapi::types::MaybeUndefined::Null => None,
+        poem_openapi::types::MaybeUndefined::Value(v) => Some(v),
+    }
+}
+
+/// Checks that `id` (when given) is a row of `table` in `org_id`, recording a 422 on `field`
+/// otherwise: references never cross organizations.
+pub fn reference(
+    conn: &rusqlite::Connection,
+    issues: &mut Issues,
+    field: &str,
+    table: &str,
+    prefix: &str,
+    org_id: &str,
+    id: Option<&str>,
+) -> super::DomainResult<()> {
+    let Some(id) = id else {
+        return Ok(());
+    };
+    let exists = crate::ids::is_valid(id, prefix)
+        && conn
+            .query_row(
+                &format!("SELECT 1 FROM {table} WHERE id = ?1 AND org_id = ?2"),
+                rusqlite::params![id, org_id],
+                |_| Ok(()),
+            )
+            .map(|_| true)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(false),
+                e => Err(e),
+            })?;
+    if !exists {
+        issues.add(field, format!("`{id}` is not a {prefix} of this organization"));
+    }
+    Ok(())
+}
+
+/// Checks that `id` (when given) is an active user of `org_id`.
+pub fn active_user(
+    conn: &rusqlite::Connection,
+    issues: &mut Issues,
+    field: &str,
+    org_id: &str,
+    id: Option<&str>,
+) -> super::DomainResult<()> {
+    let Some(id) = id else {
+        return Ok(());
+    };
+    let active: Option<bool> = if crate::ids::is_valid(id, "usr") {
+        rusqlite::OptionalExtension::optional(conn.query_row(
+            "SELECT active FROM users WHERE id = ?1 AND org_id = ?2",
+            rusqlite::params![id, org_id],
+            |r| r.get(0),
+        ))?
+    } else {
+        None
+    };
+    match active {
+        Some(true) => {}
+        Some(false) => issues.add(field, format!("`{id}` is a deactivated user")),
+        None => issues.add(field, format!("`{id}` is not a user of this organization")),
+    }
+    Ok(())
+}
+
+/// Tags as stored (a JSON array).
+pub fn tags_to_db(tags: &[String]) -> String {
+    serde_json::to_string(tags).unwrap_or_else(|_| "[]".into())
+}
+
+/// Tags from their stored form.
+pub fn tags_from_db(raw: &str) -> Vec<String> {
+    serde_json::from_str(raw).unwrap_or_default()
+}
+
+/// A `LIKE` pattern matching `q` anywhere, with `%`, `_` and `\` taken literally
+/// (use with `ESCAPE '\'`).
+pub fn like_pattern(q: &str) -> String {
+    format!(
+        "%{}%",
+        q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,190 @@
+//! `/activities` and `/notes`: the record of what happened and what was said.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::OpenApi;
+
+use super::body::JsonBody;
+use super::envelope::{Created, One, Page};
+use super::error::ApiResult;
+use super::headers;
+use super::security::Caller;
+use super::ApiTags;
+use crate::domain::activities::{self, Activity, ActivityFilter, NewActivity};
+use crate::domain::auth::Scope;
+use crate::domain::listing::Paging;
+use crate::domain::notes::{self, NewNote, Note, NoteFilter, NotePatch};
+use crate::timefmt::Timestamp;
+use crate::AppState;
+
+/// Activities.
+pub struct ActivitiesApi;
+
+#[OpenApi(tag = "ApiTags::Activities")]
+impl ActivitiesApi {
+    /// List activities
+    ///
+    /// Filters: `type`, `deal_id`, `lead_id`, `user_id` (each any of, comma separated),
+    /// `occurred_after`/`occurred_before`, `created_after`/`created_before`. Sort:
+    /// `created_at`, `occurred_at`; default `-created_at`.
+    #[oai(path = "/activities", method = "get", operation_id = "list_activities")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<Option<i64>>,
+        sort: Query<Option<String>>,
+        #[oai(name = "type")] activity_type: Query<Option<String>>,
+        deal_id: Query<Option<String>>,
+        lead_id: Query<Option<String>>,
+        user_id: Query<Option<String>>,
+        occurred_after: Query<Option<Timestamp>>,
+        occurred_before: Query<Option<Timestamp>>,
+        created_after: Query<Option<Timestamp>>,
+        created_before: Query<Option<Timestamp>>,
+    ) -> ApiResult<Page<Activity>> {
+        let org_id = caller.with(Scope::Read)?.org_id.clone();
+        let paging = Paging::new(page.0, per_page.0)?;
+        let f = ActivityFilter {
+            activity_type: activity_type.0,
+            deal_id: deal_id.0,
+            lead_id: lead_id.0,
+            user_id: user_id.0,
+            occurred_after: occurred_after.0.map(|t| t.0),
+            occurred_before: occurred_before.0.map(|t| t.0),
+            created_after: created_after.0.map(|t| t.0),
+            created_before: created_before.0.map(|t| t.0),
+        };
+        Ok(Page(state.db.read(move |c| activities::list(c, &org_id, &f, sort.0.as_deref(), paging)).await?))
+    }
+
+    /// Log an activity
+    ///
+    /// Scope `write`. `type` is call, email, meeting, sms, linkedin or other (the server
+    /// writes email_sent, email_received, email_opened and stage_changed itself). On a deal
+    /// and/or a lead, whose `last_activity_at` moves forward. Calls carry `duration_seconds`
+    /// and `outcome`. Emits `activity.created`.
+    #[oai(path = "/activities", method = "post", operation_id = "create_activity")]
+    async fn create(&self, state: Data<&Arc<AppState>>, caller: Caller, body: JsonBody<NewActivity>) -> ApiResult<Created<Activity>> {
+        let p = caller.with(Scope::Write)?.clone();
+        let now = state.clock.now_ms();
+        let a = state.db.write(move |tx| activities::create(tx, &p, body.0, now)).await?;
+        Ok(Created::versioned(a.version, a))
+    }
+
+    /// Get an activity
+    #[oai(path = "/activities/:id", method = "get", operation_id = "get_activity")]
+    async fn get(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Activity>> {
+        let org_id = caller.with(Scope::Read)?.org_id.clone();
+        let a = state.db.read(move |c| activities::get(c, &org_id, &id.0)).await?;
+        Ok(One::versioned(a.version, a))
+    }
+
+    /// Delete an activity
+    ///
+    /// Scope `write`. The deal's and lead's `last_activity_at` are recomputed from what
+    /// remains. Emits `activity.deleted`; returns the deleted activity.
+    #[oai(path = "/activities/:id", method = "delete", operation_id = "delete_activity")]
+    async fn delete(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Activity>> {
+        let p = caller.with(Scope::Write)?.clone();
+        let now = state.clock.now_ms();
+        let a = state.db.write(move |tx| activities::delete(tx, &p, &id.0, now)).await?;
+        Ok(One::new(a))
+    }
+}
+
+/// Notes.
+pub struct NotesApi;
+
+#[OpenApi(tag = "ApiTags::Notes")]
+impl NotesApi {
+    /// List notes
+    ///
+    /// Filters: `deal_id`, `lead_id`, `author_id` (each any of, comma separated),
+    /// `created_after`/`created_before`/`updated_since`, `q` (text). Sort: `created_at`,
+    /// `updated_at`; default `-created_at`.
+    #[oai(path = "/notes", method = "get", operation_id = "list_notes")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<Option<i64>>,
+        sort: Query<Option<String>>,
+        deal_id: Query<Option<String>>,
+        lead_id: Query<Option<String>>,
+        author_id: Query<Option<String>>,
+        created_after: Query<Option<Timestamp>>,
+        created_before: Query<Option<Timestamp>>,
+        updated_since: Query<Option<Timestamp>>,
+        q: Query<Option<String>>,
+    ) -> ApiResult<Page<Note>> {
+        let org_id = caller.with(Scope::Read)?.org_id.clone();
+        let paging = Paging::new(page.0, per_page.0)?;
+        let f = NoteFilter {
+            deal_id: deal_id.0,
+            lead_id: lead_id.0,
+            author_id: author_id.0,
+            created_after: created_after.0.map(|t| t.0),
+            created_before: created_before.0.map(|t| t.0),
+            updated_since: updated_since.0.map(|t| t.0),
+            q: q.0,
+        };
+        Ok(Page(state.db.read(move |c| notes::list(c, &org_id, &f, sort.0.as_deref(), paging)).await?))
+    }
+
+    /// Write a note
+    ///
+    /// Scope `write`. On a deal and/or a lead of this organization: 422 when neither, or an
+    /// unknown one, is given. Emits `note.created`.
+    #[oai(path = "/notes", method = "post", operation_id = "create_note")]
+    async fn create(&self, state: Data<&Arc<AppState>>, caller: Caller, body: JsonBody<NewNote>) -> ApiResult<Created<Note>> {
+        let p = caller.with(Scope::Write)?.clone();
+        let now = state.clock.now_ms();
+        let n = state.db.write(move |tx| notes::create(tx, &p, body.0, now)).await?;
+        Ok(Created::versioned(n.version, n))
+    }
+
+    /// Get a note
+    #[oai(path = "/notes/:id", method = "get", operation_id = "get_note")]
+    async fn get(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Note>> {
+        let org_id = caller.with(Scope::Read)?.org_id.clone();
+        let n = state.db.read(move |c| notes::get(c, &org_id, &id.0)).await?;
+        Ok(One::versioned(n.version, n))
+    }
+
+    /// Update a note
+    ///
+    /// Scope `write`. Replaces the content. Emits `note.updated`.
+    #[oai(path = "/notes/:id", method = "patch", operation_id = "update_note")]
+    async fn update(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+        body: JsonBody<NotePatch>,
+        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+    ) -> ApiResult<One<Note>> {
+        let p = caller.with(Scope::Write)?.clone();
+        let expected = headers::if_match(if_match.0.as_deref())?;
+        let now = state.clock.now_ms();
+        let n = state.db.write(move |tx| notes::update(tx, &p, &id.0, body.0, expected, now)).await?;
+        Ok(One::versioned(n.version, n))
+    }
+
+    /// Delete a note
+    ///
+    /// Scope `write`. Emits `note.deleted`; returns the deleted note.
+    #[oai(path = "/notes/:id", method = "delete", operation_id = "delete_note")]
+    async fn delete(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Note>> {
+        let p = caller.with(Scope::Write)?.clone();
+        let now = state.clock.now_ms();
+        let n = state.db.write(move |tx| notes::delete(tx, &p, &id.0, now)).await?;
+        Ok(One::new(n))
+    }
+}

@@ -1,0 +1,119 @@
+//! `/companies`: accounts.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::OpenApi;
+
+use super::body::JsonBody;
+use super::envelope::{Created, One, Page};
+use super::error::ApiResult;
+use super::headers;
+use super::security::Caller;
+use super::ApiTags;
+use crate::domain::auth::Scope;
+use crate::domain::companies::{self, Company, CompanyFilter, CompanyPatch, NewCompany};
+use crate::domain::listing::Paging;
+use crate::timefmt::Timestamp;
+use crate::AppState;
+
+/// Companies.
+pub struct CompaniesApi;
+
+#[OpenApi(tag = "ApiTags::Companies")]
+impl CompaniesApi {
+    /// List companies
+    ///
+    /// Filters: `industry`, `country`, `owner_id` (each any of, comma separated), `tag`,
+    /// `size_min`/`size_max`, `created_after`/`created_before`/`updated_since`, `q` (name or
+    /// domain). Sort: `created_at`, `updated_at`, `name`, `size`; default `-created_at`.
+    #[oai(path = "/companies", method = "get", operation_id = "list_companies")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<Option<i64>>,
+        sort: Query<Option<String>>,
+        industry: Query<Option<String>>,
+        country: Query<Option<String>>,
+        owner_id: Query<Option<String>>,
+        tag: Query<Option<String>>,
+        size_min: Query<Option<i64>>,
+        size_max: Query<Option<i64>>,
+        created_after: Query<Option<Timestamp>>,
+        created_before: Query<Option<Timestamp>>,
+        updated_since: Query<Option<Timestamp>>,
+        q: Query<Option<String>>,
+    ) -> ApiResult<Page<Company>> {
+        let org_id = caller.with(Scope::Read)?.org_id.clone();
+        let paging = Paging::new(page.0, per_page.0)?;
+        let f = CompanyFilter {
+            industry: industry.0,
+            country: country.0,
+            owner_id: owner_id.0,
+            tag: tag.0,
+            size_min: size_min.0,
+            size_max: size_max.0,
+            created_after: created_after.0.map(|t| t.0),
+            created_before: created_before.0.map(|t| t.0),
+            updated_since: updated_since.0.map(|t| t.0),
+            q: q.0,
+        };
+        let page = state.db.read(move |c| companies::list(c, &org_id, &f, sort.0.as_deref(), paging)).await?;
+        Ok(Page(page))
+    }
+
+    /// Create a company
+    ///
+    /// Scope `write`. Emits `company.created`.
+    #[oai(path = "/companies", method = "post", operation_id = "create_company")]
+    async fn create(&self, state: Data<&Arc<AppState>>, caller: Caller, body: JsonBody<NewCompany>) -> ApiResult<Created<Company>> {
+        let p = caller.with(Scope::Write)?.clone();
+        let now = state.clock.now_ms();
+        let c = state.db.write(move |tx| companies::create(tx, &p, body.0, now)).await?;
+        Ok(Created::versioned(c.version, c))
+    }
+
+    /// Get a company
+    #[oai(path = "/companies/:id", method = "get", operation_id = "get_company")]
+    async fn get(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Company>> {
+        let org_id = caller.with(Scope::Read)?.org_id.clone();
+        let c = state.db.read(move |conn| companies::get(conn, &org_id, &id.0)).await?;
+        Ok(One::versioned(c.version, c))
+    }
+
+    /// Update a company
+    ///
+    /// Scope `write`. Absent fields stay, `null` clears. Send `If-Match` to avoid overwriting a
+    /// newer version (412). Emits `company.updated` with the old values of the changed fields.
+    #[oai(path = "/companies/:id", method = "patch", operation_id = "update_company")]
+    async fn update(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+        body: JsonBody<CompanyPatch>,
+        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+    ) -> ApiResult<One<Company>> {
+        let p = caller.with(Scope::Write)?.clone();
+        let expected = headers::if_match(if_match.0.as_deref())?;
+        let now = state.clock.now_ms();
+        let c = state.db.write(move |tx| companies::update(tx, &p, &id.0, body.0, expected, now)).await?;
+        Ok(One::versioned(c.version, c))
+    }
+
+    /// Delete a company
+    ///
+    /// Scope `write`. Its leads and deals stay, with `company_id` cleared (leads keep the
+    /// company's name in `company_name`). Emits `company.deleted`; returns the deleted company.
+    #[oai(path = "/companies/:id", method = "delete", operation_id = "delete_company")]
+    async fn delete(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Company>> {
+        let p = caller.with(Scope::Write)?.clone();
+        let now = state.clock.now_ms();
+        let c = state.db.write(move |tx| companies::delete(tx, &p, &id.0, now)).await?;
+        Ok(One::new(c))
+    }
+}

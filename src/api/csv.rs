@@ -1,0 +1,133 @@
+//! CSV in (`text/csv` request bodies) and out (streamed `text/csv` responses).
+
+use std::io::Write;
+
+use poem::http::{header, StatusCode};
+use poem::{Body, IntoResponse, Request, RequestBody, Response};
+use poem_openapi::payload::{ParsePayload, Payload};
+use poem_openapi::registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry};
+use poem_openapi::types::Type;
+use poem_openapi::ApiResponse;
+use tokio::sync::mpsc;
+
+use super::body::body_extractor;
+use super::error::ApiError;
+
+const CSV: &str = "text/csv; charset=utf-8";
+
+fn csv_schema() -> MetaSchemaRef {
+    MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format("string", "binary")))
+}
+
+/// A `text/csv` request body, as bytes.
+pub struct CsvBody(pub Vec<u8>);
+
+impl Payload for CsvBody {
+    const CONTENT_TYPE: &'static str = "text/csv";
+
+    fn check_content_type(content_type: &str) -> bool {
+        let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        mime == "text/csv" || mime == "application/csv"
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        csv_schema()
+    }
+}
+
+impl ParsePayload for CsvBody {
+    const IS_REQUIRED: bool = true;
+
+    async fn from_request(_request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let bytes = body.take()?.into_bytes().await.map_err(|e| {
+            poem::Error::from(ApiError::bad_request(format!("cannot read the request body: {e}")))
+        })?;
+        Ok(Self(bytes.to_vec()))
+    }
+}
+
+body_extractor!(CsvBody);
+
+/// A CSV file streamed to the client as it is produced.
+pub struct CsvDownload {
+    chunks: mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    filename: &'static str,
+}
+
+/// The writing end of a [`CsvDownload`]: a blocking `Write` that hands each chunk to the
+/// response. Writing fails once the client has gone away, which stops the export.
+pub struct CsvSink(mpsc::Sender<std::io::Result<Vec<u8>>>);
+
+impl Write for CsvSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Ok(buf.to_vec()))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CsvSink {
+    /// Ends the download with an error (the client sees a truncated transfer, never a short
+    /// file that looks complete).
+    pub fn fail(self, message: String) {
+        let _ = self.0.blocking_send(Err(std::io::Error::other(message)));
+    }
+}
+
+impl CsvDownload {
+    /// A download named `filename` and the sink that fills it.
+    pub fn channel(filename: &'static str) -> (Self, CsvSink) {
+        let (tx, rx) = mpsc::channel(16);
+        (Self { chunks: rx, filename }, CsvSink(tx))
+    }
+}
+
+struct ChunkStream(mpsc::Receiver<std::io::Result<Vec<u8>>>);
+
+impl futures_util::Stream for ChunkStream {
+    type Item = std::io::Result<Vec<u8>>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+impl IntoResponse for CsvDownload {
+    fn into_response(self) -> Response {
+        Response::builder()
+            .status(StatusCode::OK)
+            .content_type(CSV)
+            .header(header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}\"", self.filename))
+            .body(Body::from_bytes_stream(ChunkStream(self.chunks)))
+    }
+}
+
+impl ApiResponse for CsvDownload {
+    fn meta() -> MetaResponses {
+        MetaResponses {
+            responses: vec![MetaResponse {
+                description: "A CSV file with a header row, streamed.",
+                status: Some(200),
+                status_range: None,
+                content: vec![MetaMediaType { content_type: CSV, schema: csv_schema() }],
+                headers: vec![MetaHeader {
+                    name: "Content-Disposition".into(),
+                    description: Some("attachment; filename=\"leads.csv\"".into()),
+                    required: false,
+                    deprecated: false,
+                    schema: String::schema_ref(),
+                }],
+            }],
+        }
+    }
+
+    fn register(_registry: &mut Registry) {}
+}

@@ -1,0 +1,195 @@
+//! `/deals`: opportunities, their moves through the pipeline, and their full context.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::OpenApi;
+
+use super::body::JsonBody;
+use super::envelope::{Created, One, Page};
+use super::error::ApiResult;
+use super::headers;
+use super::security::Caller;
+use super::ApiTags;
+use crate::domain::auth::Scope;
+use crate::domain::deals::{self, Deal, DealContext, DealFilter, DealPatch, MoveDeal, NewDeal, StageChange};
+use crate::domain::listing::{ListPage, Paging};
+use crate::domain::pipelines::{self, Stage};
+use crate::timefmt::Timestamp;
+use crate::AppState;
+
+/// Deals.
+pub struct DealsApi;
+
+#[OpenApi(tag = "ApiTags::Deals")]
+impl DealsApi {
+    /// List deals
+    ///
+    /// Filters: `stage_id`, `stage` (by name), `status` (open, won, lost), `pipeline_id`,
+    /// `owner_id`, `lead_id`, `company_id` (each any of, comma separated), `tag`,
+    /// `value_min`/`value_max` (major units of the organization's currency),
+    /// `expected_close_after`/`expected_close_before` (dates), `created_after`/`created_before`/
+    /// `updated_since`, `q` (title). Sort: `created_at`, `updated_at`, `value`, `title`,
+    /// `expected_close_date`, `stage_entered_at`, `last_activity_at`; default `-created_at`.
+    #[oai(path = "/deals", method = "get", operation_id = "list_deals")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<Option<i64>>,
+        sort: Query<Option<String>>,
+        stage_id: Query<Option<String>>,
+        stage: Query<Option<String>>,
+        status: Query<Option<String>>,
+        pipeline_id: Query<Option<String>>,
+        owner_id: Query<Option<String>>,
+        lead_id: Query<Option<String>>,
+        company_id: Query<Option<String>>,
+        tag: Query<Option<String>>,
+        #[oai(validator(minimum(value = "0")))] value_min: Query<Option<f64>>,
+        #[oai(validator(minimum(value = "0")))] value_max: Query<Option<f64>>,
+        expected_close_after: Query<Option<String>>,
+        expected_close_before: Query<Option<String>>,
+        created_after: Query<Option<Timestamp>>,
+        created_before: Query<Option<Timestamp>>,
+        updated_since: Query<Option<Timestamp>>,
+        q: Query<Option<String>>,
+    ) -> ApiResult<Page<Deal>> {
+        let org_id = caller.with(Scope::Read)?.org_id.clone();
+        let paging = Paging::new(page.0, per_page.0)?;
+        let f = DealFilter {
+            stage_id: stage_id.0,
+            stage: stage.0,
+            status: status.0,
+            pipeline_id: pipeline_id.0,
+            owner_id: owner_id.0,
+            lead_id: lead_id.0,
+            company_id: company_id.0,
+            tag: tag.0,
+            value_min: value_min.0,
+            value_max: value_max.0,
+            expected_close_after: expected_close_after.0,
+            expected_close_before: expected_close_before.0,
+            created_after: created_after.0.map(|t| t.0),
+            created_before: created_before.0.map(|t| t.0),
+            updated_since: updated_since.0.map(|t| t.0),
+            q: q.0,
+        };
+        Ok(Page(state.db.read(move |c| deals::list(c, &org_id, &f, sort.0.as_deref(), paging)).await?))
+    }
+
+    /// List the stages of a pipeline
+    ///
+    /// The stages of the default pipeline, or of `pipeline_id`, in board order, each with its
+    /// probability, kind (open, won, lost) and rotting days.
+    #[oai(path = "/deals/stages", method = "get", operation_id = "list_deal_stages")]
+    async fn stages(&self, state: Data<&Arc<AppState>>, caller: Caller, pipeline_id: Query<Option<String>>) -> ApiResult<Page<Stage>> {
+        let org_id = caller.with(Scope::Read)?.org_id.clone();
+        let stages = state
+            .db
+            .read(move |c| {
+                let pid = match pipeline_id.0 {
+                    Some(id) => pipelines::get(c, &org_id, &id)?.id,
+                    None => pipelines::default_id(c, &org_id)?,
+                };
+                pipelines::stages_of(c, &org_id, &pid)
+            })
+            .await?;
+        let total = stages.len() as i64;
+        Ok(Page(ListPage {
+            items: stages,
+            paging: Paging { page: 1, per_page: total.max(1) },
+            total,
+        }))
+    }
+
+    /// Create a deal
+    ///
+    /// Scope `write`. Lands in the default pipeline's first stage unless `pipeline_id`,
+    /// `stage_id` or `stage` (name) says otherwise; `currency` defaults to the organization's,
+    /// `owner_id` to the caller, `company_id` to the lead's. Emits `deal.created`.
+    #[oai(path = "/deals", method = "post", operation_id = "create_deal")]
+    async fn create(&self, state: Data<&Arc<AppState>>, caller: Caller, body: JsonBody<NewDeal>) -> ApiResult<Created<Deal>> {
+        let p = caller.with(Scope::Write)?.clone();
+        let now = state.clock.now_ms();
+        let deal = state.db.write(move |tx| deals::create(tx, &p, body.0, now)).await?;
+        Ok(Created::versioned(deal.version, deal))
+    }
+
+    /// Get a deal with its full context
+    ///
+    /// The deal with its stage, lead and company summaries, the next open task, the last
+    /// activity, and counts of open tasks and notes: what an agent needs to act, in one call.
+    #[oai(path = "/deals/:id", method = "get", operation_id = "get_deal")]
+    async fn get(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<DealContext>> {
+        let org_id = caller.with(Scope::Read)?.org_id.clone();
+        let now = state.clock.now_ms();
+        let ctx = state.db.read(move |c| deals::context(c, &org_id, &id.0, now)).await?;
+        Ok(One::versioned(ctx.deal.version, ctx))
+    }
+
+    /// Update a deal
+    ///
+    /// Scope `write`. Absent fields stay, `null` clears. The stage changes only through
+    /// `POST /deals/{id}/move`. Send `If-Match` to avoid overwriting a newer version (412).
+    /// Emits `deal.updated` with the old values of the changed fields.
+    #[oai(path = "/deals/:id", method = "patch", operation_id = "update_deal")]
+    async fn update(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+        body: JsonBody<DealPatch>,
+        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+    ) -> ApiResult<One<Deal>> {
+        let p = caller.with(Scope::Write)?.clone();
+        let expected = headers::if_match(if_match.0.as_deref())?;
+        let now = state.clock.now_ms();
+        let deal = state.db.write(move |tx| deals::update(tx, &p, &id.0, body.0, expected, now)).await?;
+        Ok(One::versioned(deal.version, deal))
+    }
+
+    /// Delete a deal
+    ///
+    /// Scope `write`. Its tasks and notes go with it (each with its own `deleted` event), as do
+    /// its activities and stage history; a lead converted into it keeps status `converted`.
+    /// Emits `deal.deleted`; returns the deleted deal.
+    #[oai(path = "/deals/:id", method = "delete", operation_id = "delete_deal")]
+    async fn delete(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Deal>> {
+        let p = caller.with(Scope::Write)?.clone();
+        let now = state.clock.now_ms();
+        let deal = state.db.write(move |tx| deals::delete(tx, &p, &id.0, now)).await?;
+        Ok(One::new(deal))
+    }
+
+    /// Move a deal to another stage
+    ///
+    /// Scope `write`. By `stage_id` or by `stage` name, within the deal's own pipeline (a
+    /// stage of another pipeline is 422). Entering a won or lost stage sets `status` and
+    /// `closed_at` (and `lost_reason` for a loss); leaving one reopens the deal. Records a
+    /// history row and a `stage_changed` activity, and emits `deal.updated`,
+    /// `deal.stage_changed` and `deal.won` or `deal.lost`. Moving to the current stage changes
+    /// nothing.
+    #[oai(path = "/deals/:id/move", method = "post", operation_id = "move_deal")]
+    async fn move_deal(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>, body: JsonBody<MoveDeal>) -> ApiResult<One<Deal>> {
+        let p = caller.with(Scope::Write)?.clone();
+        let now = state.clock.now_ms();
+        let deal = state.db.write(move |tx| deals::move_to(tx, &p, &id.0, body.0, now)).await?;
+        Ok(One::versioned(deal.version, deal))
+    }
+
+    /// Get a deal's stage history
+    ///
+    /// Every stage the deal entered, oldest first, with who moved it and how long it had
+    /// spent in the stage it left.
+    #[oai(path = "/deals/:id/history", method = "get", operation_id = "get_deal_history")]
+    async fn history(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<Page<StageChange>> {
+        let org_id = caller.with(Scope::Read)?.org_id.clone();
+        let items = state.db.read(move |c| deals::history(c, &org_id, &id.0)).await?;
+        let total = items.len() as i64;
+        Ok(Page(ListPage { items, paging: Paging { page: 1, per_page: total.max(1) }, total }))
+    }
+}

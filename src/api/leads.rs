@@ -1,0 +1,259 @@
+//! `/leads`: people who may buy, their 360 view, assignment, conversion, CSV in and out.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::{Object, OpenApi};
+
+use super::body::JsonBody;
+use super::csv::{CsvBody, CsvDownload};
+use super::envelope::{Created, One, Page};
+use super::error::ApiResult;
+use super::headers;
+use super::security::Caller;
+use super::ApiTags;
+use crate::db::run_blocking;
+use crate::domain::auth::Scope;
+use crate::domain::deals::{self, ConvertLead, Conversion};
+use crate::domain::lead_csv::{self, ImportResult, OnDuplicate};
+use crate::domain::lead_view::{self, Lead360};
+use crate::domain::leads::{self, Lead, LeadFilter, LeadPatch, NewLead};
+use crate::domain::listing::{Paging, Sort};
+use crate::timefmt::Timestamp;
+use crate::AppState;
+
+/// Whom to assign a lead to.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct AssignLead {
+    /// An active user of the organization.
+    pub user_id: String,
+}
+
+/// Leads.
+pub struct LeadsApi;
+
+/// The list and export filters, shared so both read the same parameters the same way.
+#[allow(clippy::too_many_arguments)]
+fn lead_filter(
+    status: Option<String>,
+    owner_id: Option<String>,
+    company_id: Option<String>,
+    source: Option<String>,
+    country: Option<String>,
+    tag: Option<String>,
+    created_after: Option<Timestamp>,
+    created_before: Option<Timestamp>,
+    updated_since: Option<Timestamp>,
+    q: Option<String>,
+) -> LeadFilter {
+    LeadFilter {
+        status,
+        owner_id,
+        company_id,
+        source,
+        country,
+        tag,
+        created_after: created_after.map(|t| t.0),
+        created_before: created_before.map(|t| t.0),
+        updated_since: updated_since.map(|t| t.0),
+        q,
+    }
+}
+
+#[OpenApi(tag = "ApiTags::Leads")]
+impl LeadsApi {
+    /// List leads
+    ///
+    /// Filters: `status`, `owner_id`, `company_id`, `source`, `country` (each any of, comma
+    /// separated), `tag`, `created_after`/`created_before`/`updated_since`, `q` (name, email or
+    /// company). Sort: `created_at`, `updated_at`, `first_name`, `last_name`, `email`,
+    /// `last_activity_at`; default `-created_at`.
+    #[oai(path = "/leads", method = "get", operation_id = "list_leads")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<Option<i64>>,
+        sort: Query<Option<String>>,
+        status: Query<Option<String>>,
+        owner_id: Query<Option<String>>,
+        company_id: Query<Option<String>>,
+        source: Query<Option<String>>,
+        country: Query<Option<String>>,
+        tag: Query<Option<String>>,
+        created_after: Query<Option<Timestamp>>,
+        created_before: Query<Option<Timestamp>>,
+        updated_since: Query<Option<Timestamp>>,
+        q: Query<Option<String>>,
+    ) -> ApiResult<Page<Lead>> {
+        let org_id = caller.with(Scope::Read)?.org_id.clone();
+        let paging = Paging::new(page.0, per_page.0)?;
+        let f = lead_filter(status.0, owner_id.0, company_id.0, source.0, country.0, tag.0, created_after.0, created_before.0, updated_since.0, q.0);
+        let page = state.db.read(move |c| leads::list(c, &org_id, &f, sort.0.as_deref(), paging)).await?;
+        Ok(Page(page))
+    }
+
+    /// Create a lead
+    ///
+    /// Scope `write`. Needs a first name, a last name or an email. A second lead with the same
+    /// email is 409 with the existing lead's id in `details`. Emits `lead.created`.
+    #[oai(path = "/leads", method = "post", operation_id = "create_lead")]
+    async fn create(&self, state: Data<&Arc<AppState>>, caller: Caller, body: JsonBody<NewLead>) -> ApiResult<Created<Lead>> {
+        let p = caller.with(Scope::Write)?.clone();
+        let now = state.clock.now_ms();
+        let lead = state.db.write(move |tx| leads::create(tx, &p, body.0, now)).await?;
+        Ok(Created::versioned(lead.version, lead))
+    }
+
+    /// Export leads as CSV
+    ///
+    /// Streams every lead matching the list filters (same parameters as `GET /leads`, no
+    /// paging) as `text/csv` with a header row. `bom=true` prefixes a UTF-8 byte-order mark for
+    /// spreadsheet programs that need one.
+    #[oai(path = "/leads/export", method = "get", operation_id = "export_leads")]
+    #[allow(clippy::too_many_arguments)]
+    async fn export(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        sort: Query<Option<String>>,
+        status: Query<Option<String>>,
+        owner_id: Query<Option<String>>,
+        company_id: Query<Option<String>>,
+        source: Query<Option<String>>,
+        country: Query<Option<String>>,
+        tag: Query<Option<String>>,
+        created_after: Query<Option<Timestamp>>,
+        created_before: Query<Option<Timestamp>>,
+        updated_since: Query<Option<Timestamp>>,
+        q: Query<Option<String>>,
+        bom: Query<Option<bool>>,
+    ) -> ApiResult<CsvDownload> {
+        let org_id = caller.with(Scope::Read)?.org_id.clone();
+        let f = lead_filter(status.0, owner_id.0, company_id.0, source.0, country.0, tag.0, created_after.0, created_before.0, updated_since.0, q.0);
+        // Bad filters are a 422 now, before the 200 and the stream begin.
+        Sort::parse(sort.0.as_deref(), leads::SORTS)?;
+        leads::filters_for(&org_id, &f)?;
+        let (download, sink) = CsvDownload::channel("leads.csv");
+        let db = state.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut sink = sink;
+            let result = db.read_blocking(|c| lead_csv::export(c, &org_id, &f, sort.0.as_deref(), bom.0.unwrap_or(false), &mut sink));
+            if let Err(e) = result {
+                tracing::warn!("lead export ended early: {e}");
+                sink.fail(e.to_string());
+            }
+        });
+        Ok(download)
+    }
+
+    /// Import leads from CSV
+    ///
+    /// Scope `write`. The body is `text/csv` with a header row; understood columns are
+    /// first_name, last_name, name, email, phone, title, company (or company_name), country,
+    /// status, source, tags (separated by `;`) and owner_id; others are ignored and listed in
+    /// `unknown_columns`. Quoted fields, line breaks inside quotes, a byte-order mark and UTF-8
+    /// are handled as spreadsheets write them. Every good row is imported; each bad row is
+    /// reported in `errors` with its row number (1 = first row after the header), its line in
+    /// the file and the reason. A row whose email matches an existing lead is skipped
+    /// (`on_duplicate=skip`, the default) or fills that lead's fields (`update`), and is listed
+    /// in `duplicates`. Each created lead emits `lead.created`.
+    #[oai(path = "/leads/import", method = "post", operation_id = "import_leads")]
+    async fn import(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        body: CsvBody,
+        on_duplicate: Query<Option<OnDuplicate>>,
+    ) -> ApiResult<One<ImportResult>> {
+        let p = caller.with(Scope::Write)?.clone();
+        let now = state.clock.now_ms();
+        let db = state.db.clone();
+        let result = run_blocking(move || lead_csv::import(&db, &p, &body.0, on_duplicate.0.unwrap_or_default(), now)).await?;
+        Ok(One::new(result))
+    }
+
+    /// Get a lead
+    #[oai(path = "/leads/:id", method = "get", operation_id = "get_lead")]
+    async fn get(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Lead>> {
+        let org_id = caller.with(Scope::Read)?.org_id.clone();
+        let lead = state.db.read(move |c| leads::get(c, &org_id, &id.0)).await?;
+        Ok(One::versioned(lead.version, lead))
+    }
+
+    /// Get the lead's 360 view
+    ///
+    /// The lead with its company, deals, activities (calls also listed apart), notes, tasks
+    /// and open buying signals, in one response: up to 100 of each, most recent first.
+    #[oai(path = "/leads/:id/360", method = "get", operation_id = "get_lead_360")]
+    async fn view_360(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Lead360>> {
+        let org_id = caller.with(Scope::Read)?.org_id.clone();
+        let now = state.clock.now_ms();
+        let view = state.db.read(move |c| lead_view::lead_360(c, &org_id, &id.0, now)).await?;
+        Ok(One::versioned(view.lead.version, view))
+    }
+
+    /// Update a lead
+    ///
+    /// Scope `write`. Absent fields stay, `null` clears; `status` may not be set to
+    /// `converted` (use convert). Send `If-Match` to avoid overwriting a newer version (412).
+    /// Emits `lead.updated` with the old values of the changed fields.
+    #[oai(path = "/leads/:id", method = "patch", operation_id = "update_lead")]
+    async fn update(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+        body: JsonBody<LeadPatch>,
+        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+    ) -> ApiResult<One<Lead>> {
+        let p = caller.with(Scope::Write)?.clone();
+        let expected = headers::if_match(if_match.0.as_deref())?;
+        let now = state.clock.now_ms();
+        let lead = state.db.write(move |tx| leads::update(tx, &p, &id.0, body.0, expected, now)).await?;
+        Ok(One::versioned(lead.version, lead))
+    }
+
+    /// Delete a lead
+    ///
+    /// Scope `write`. Its tasks, notes and activities go with it (each task and note with its
+    /// own `deleted` event); deals it became stay, with `lead_id` cleared. Emits
+    /// `lead.deleted`; returns the deleted lead.
+    #[oai(path = "/leads/:id", method = "delete", operation_id = "delete_lead")]
+    async fn delete(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Lead>> {
+        let p = caller.with(Scope::Write)?.clone();
+        let now = state.clock.now_ms();
+        let lead = state.db.write(move |tx| leads::delete(tx, &p, &id.0, now)).await?;
+        Ok(One::new(lead))
+    }
+
+    /// Assign a lead
+    ///
+    /// Scope `write`. Makes an active user of the organization the lead's owner (422 for an
+    /// unknown or deactivated user). Emits `lead.assigned` with the previous owner.
+    #[oai(path = "/leads/:id/assign", method = "post", operation_id = "assign_lead")]
+    async fn assign(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>, body: JsonBody<AssignLead>) -> ApiResult<One<Lead>> {
+        let p = caller.with(Scope::Write)?.clone();
+        let now = state.clock.now_ms();
+        let lead = state.db.write(move |tx| leads::assign(tx, &p, &id.0, &body.0.user_id, now)).await?;
+        Ok(One::versioned(lead.version, lead))
+    }
+
+    /// Convert a lead into a deal
+    ///
+    /// Scope `write`. Creates a deal from the lead (in the default pipeline's first stage
+    /// unless a pipeline or stage is given; with the lead's company and owner) and sets the
+    /// lead's status to `converted`. A lead already converted is 409 naming its deal. Emits
+    /// `deal.created` and `lead.converted`. The body may be empty (`{}`).
+    #[oai(path = "/leads/:id/convert", method = "post", operation_id = "convert_lead")]
+    async fn convert(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>, body: JsonBody<ConvertLead>) -> ApiResult<Created<Conversion>> {
+        let p = caller.with(Scope::Write)?.clone();
+        let now = state.clock.now_ms();
+        let c = state.db.write(move |tx| deals::convert_lead(tx, &p, &id.0, body.0, now)).await?;
+        Ok(Created::new(c))
+    }
+}

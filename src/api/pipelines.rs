@@ -1,0 +1,144 @@
+//! `/pipelines` and `/stages`: the boards deals move across.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::OpenApi;
+
+use super::body::JsonBody;
+use super::envelope::{Created, One, Page};
+use super::error::ApiResult;
+use super::headers;
+use super::security::Caller;
+use super::ApiTags;
+use crate::domain::auth::Scope;
+use crate::domain::listing::Paging;
+use crate::domain::pipelines::{self, NewPipeline, NewStage, Pipeline, PipelinePatch, Stage, StagePatch};
+use crate::domain::{deals, DomainResult};
+use crate::AppState;
+
+/// Pipelines and stages.
+pub struct PipelinesApi;
+
+#[OpenApi(tag = "ApiTags::Pipelines")]
+impl PipelinesApi {
+    /// List pipelines
+    ///
+    /// Every pipeline with its stages in board order; the default pipeline first.
+    #[oai(path = "/pipelines", method = "get", operation_id = "list_pipelines")]
+    async fn list(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<Option<i64>>,
+    ) -> ApiResult<Page<Pipeline>> {
+        let org_id = caller.with(Scope::Read)?.org_id.clone();
+        let paging = Paging::new(page.0, per_page.0)?;
+        Ok(Page(state.db.read(move |c| pipelines::list(c, &org_id, paging)).await?))
+    }
+
+    /// Create a pipeline
+    ///
+    /// Scope `write`. With `stages` in board order, or the standard sales stages when none are
+    /// given. `is_default: true` makes it the default (the old default stops being one).
+    #[oai(path = "/pipelines", method = "post", operation_id = "create_pipeline")]
+    async fn create(&self, state: Data<&Arc<AppState>>, caller: Caller, body: JsonBody<NewPipeline>) -> ApiResult<Created<Pipeline>> {
+        let org_id = caller.with(Scope::Write)?.org_id.clone();
+        let now = state.clock.now_ms();
+        let p = state.db.write(move |tx| pipelines::create(tx, &org_id, body.0, now)).await?;
+        Ok(Created::versioned(p.version, p))
+    }
+
+    /// Get a pipeline
+    #[oai(path = "/pipelines/:id", method = "get", operation_id = "get_pipeline")]
+    async fn get(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Pipeline>> {
+        let org_id = caller.with(Scope::Read)?.org_id.clone();
+        let p = state.db.read(move |c| pipelines::get(c, &org_id, &id.0)).await?;
+        Ok(One::versioned(p.version, p))
+    }
+
+    /// Update a pipeline
+    ///
+    /// Scope `write`. Rename it, or make it the default with `is_default: true`.
+    #[oai(path = "/pipelines/:id", method = "patch", operation_id = "update_pipeline")]
+    async fn update(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+        body: JsonBody<PipelinePatch>,
+        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+    ) -> ApiResult<One<Pipeline>> {
+        let org_id = caller.with(Scope::Write)?.org_id.clone();
+        let expected = headers::if_match(if_match.0.as_deref())?;
+        let now = state.clock.now_ms();
+        let p = state.db.write(move |tx| pipelines::update(tx, &org_id, &id.0, body.0, expected, now)).await?;
+        Ok(One::versioned(p.version, p))
+    }
+
+    /// Delete a pipeline
+    ///
+    /// Scope `write`. Deletes the pipeline and its stages. The default pipeline, and a
+    /// pipeline that still holds deals, cannot be deleted (409). Returns the deleted pipeline.
+    #[oai(path = "/pipelines/:id", method = "delete", operation_id = "delete_pipeline")]
+    async fn delete(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Pipeline>> {
+        let org_id = caller.with(Scope::Write)?.org_id.clone();
+        let p = state.db.write(move |tx| pipelines::delete(tx, &org_id, &id.0)).await?;
+        Ok(One::new(p))
+    }
+
+    /// Add a stage
+    ///
+    /// Scope `write`. Inserted at `position` (default: the end); later stages shift right.
+    /// Names are unique within the pipeline (409).
+    #[oai(path = "/pipelines/:id/stages", method = "post", operation_id = "create_stage")]
+    async fn add_stage(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>, body: JsonBody<NewStage>) -> ApiResult<Created<Stage>> {
+        let org_id = caller.with(Scope::Write)?.org_id.clone();
+        let now = state.clock.now_ms();
+        let s = state.db.write(move |tx| pipelines::add_stage(tx, &org_id, &id.0, body.0, now)).await?;
+        Ok(Created::versioned(s.version, s))
+    }
+
+    /// Update a stage
+    ///
+    /// Scope `write`. Rename it, change its probability or rotting days, or reorder the board
+    /// with `position`. The kind of a stage that holds deals cannot change (409).
+    #[oai(path = "/stages/:id", method = "patch", operation_id = "update_stage")]
+    async fn update_stage(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+        body: JsonBody<StagePatch>,
+        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+    ) -> ApiResult<One<Stage>> {
+        let org_id = caller.with(Scope::Write)?.org_id.clone();
+        let expected = headers::if_match(if_match.0.as_deref())?;
+        let now = state.clock.now_ms();
+        let s = state.db.write(move |tx| pipelines::update_stage(tx, &org_id, &id.0, body.0, expected, now)).await?;
+        Ok(One::versioned(s.version, s))
+    }
+
+    /// Delete a stage
+    ///
+    /// Scope `write`. A stage that holds deals is 409 unless `move_to` names another stage of
+    /// the same pipeline: its deals are moved there first (each a normal move, with history
+    /// and events). A pipeline keeps at least one stage. Stage history keeps the stage's name.
+    #[oai(path = "/stages/:id", method = "delete", operation_id = "delete_stage")]
+    async fn delete_stage(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>, move_to: Query<Option<String>>) -> ApiResult<One<Stage>> {
+        let p = caller.with(Scope::Write)?.clone();
+        let now = state.clock.now_ms();
+        let s = state
+            .db
+            .write(move |tx| -> DomainResult<Stage> {
+                if let Some(target) = &move_to.0 {
+                    deals::empty_stage(tx, &p, &id.0, target, now)?;
+                }
+                pipelines::delete_stage(tx, &p.org_id, &id.0)
+            })
+            .await?;
+        Ok(One::new(s))
+    }
+}

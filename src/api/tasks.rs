@@ -1,0 +1,149 @@
+//! `/tasks`: next steps.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::OpenApi;
+
+use super::body::JsonBody;
+use super::envelope::{Created, One, Page};
+use super::error::ApiResult;
+use super::headers;
+use super::security::Caller;
+use super::ApiTags;
+use crate::domain::auth::Scope;
+use crate::domain::listing::Paging;
+use crate::domain::tasks::{self, NewTask, Task, TaskFilter, TaskPatch};
+use crate::timefmt::Timestamp;
+use crate::AppState;
+
+/// Tasks.
+pub struct TasksApi;
+
+#[OpenApi(tag = "ApiTags::Tasks")]
+impl TasksApi {
+    /// List tasks
+    ///
+    /// Filters: `status` (open, completed, cancelled), `priority` (low, medium, high, urgent),
+    /// `deal_id`, `lead_id`, `assignee_id` (each any of, comma separated), `overdue=true` (open
+    /// and past due), `due_before`/`due_after`, `created_after`/`created_before`/
+    /// `updated_since`. Sort: `created_at`, `updated_at`, `due_at` (undated last), `priority`;
+    /// default `-created_at`.
+    #[oai(path = "/tasks", method = "get", operation_id = "list_tasks")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<Option<i64>>,
+        sort: Query<Option<String>>,
+        status: Query<Option<String>>,
+        priority: Query<Option<String>>,
+        overdue: Query<Option<bool>>,
+        deal_id: Query<Option<String>>,
+        lead_id: Query<Option<String>>,
+        assignee_id: Query<Option<String>>,
+        due_before: Query<Option<Timestamp>>,
+        due_after: Query<Option<Timestamp>>,
+        created_after: Query<Option<Timestamp>>,
+        created_before: Query<Option<Timestamp>>,
+        updated_since: Query<Option<Timestamp>>,
+    ) -> ApiResult<Page<Task>> {
+        let org_id = caller.with(Scope::Read)?.org_id.clone();
+        let paging = Paging::new(page.0, per_page.0)?;
+        let now = state.clock.now_ms();
+        let f = TaskFilter {
+            status: status.0,
+            priority: priority.0,
+            overdue: overdue.0,
+            deal_id: deal_id.0,
+            lead_id: lead_id.0,
+            assignee_id: assignee_id.0,
+            due_before: due_before.0.map(|t| t.0),
+            due_after: due_after.0.map(|t| t.0),
+            created_after: created_after.0.map(|t| t.0),
+            created_before: created_before.0.map(|t| t.0),
+            updated_since: updated_since.0.map(|t| t.0),
+        };
+        Ok(Page(state.db.read(move |c| tasks::list(c, &org_id, &f, sort.0.as_deref(), paging, now)).await?))
+    }
+
+    /// Create a task
+    ///
+    /// Scope `write`. Assigned to the caller unless `assignee_id` names another active user;
+    /// may hang on a deal and/or a lead. Emits `task.created`.
+    #[oai(path = "/tasks", method = "post", operation_id = "create_task")]
+    async fn create(&self, state: Data<&Arc<AppState>>, caller: Caller, body: JsonBody<NewTask>) -> ApiResult<Created<Task>> {
+        let p = caller.with(Scope::Write)?.clone();
+        let now = state.clock.now_ms();
+        let t = state.db.write(move |tx| tasks::create(tx, &p, body.0, now)).await?;
+        Ok(Created::versioned(t.version, t))
+    }
+
+    /// Get a task
+    #[oai(path = "/tasks/:id", method = "get", operation_id = "get_task")]
+    async fn get(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Task>> {
+        let org_id = caller.with(Scope::Read)?.org_id.clone();
+        let now = state.clock.now_ms();
+        let t = state.db.read(move |c| tasks::get(c, &org_id, &id.0, now)).await?;
+        Ok(One::versioned(t.version, t))
+    }
+
+    /// Update a task
+    ///
+    /// Scope `write`. Absent fields stay, `null` clears. Setting `status` follows the rules
+    /// of complete and reopen (a cancelled task cannot be completed: 409). Emits
+    /// `task.updated` (and `task.completed` when it becomes completed).
+    #[oai(path = "/tasks/:id", method = "patch", operation_id = "update_task")]
+    async fn update(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+        body: JsonBody<TaskPatch>,
+        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+    ) -> ApiResult<One<Task>> {
+        let p = caller.with(Scope::Write)?.clone();
+        let expected = headers::if_match(if_match.0.as_deref())?;
+        let now = state.clock.now_ms();
+        let t = state.db.write(move |tx| tasks::update(tx, &p, &id.0, body.0, expected, now)).await?;
+        Ok(One::versioned(t.version, t))
+    }
+
+    /// Delete a task
+    ///
+    /// Scope `write`. Emits `task.deleted`; returns the deleted task.
+    #[oai(path = "/tasks/:id", method = "delete", operation_id = "delete_task")]
+    async fn delete(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Task>> {
+        let p = caller.with(Scope::Write)?.clone();
+        let now = state.clock.now_ms();
+        let t = state.db.write(move |tx| tasks::delete(tx, &p, &id.0, now)).await?;
+        Ok(One::new(t))
+    }
+
+    /// Complete a task
+    ///
+    /// Scope `write`. A completed task stays as it is; a cancelled one is 409 (reopen it
+    /// first). Emits `task.updated` and `task.completed`.
+    #[oai(path = "/tasks/:id/complete", method = "post", operation_id = "complete_task")]
+    async fn complete(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Task>> {
+        let p = caller.with(Scope::Write)?.clone();
+        let now = state.clock.now_ms();
+        let t = state.db.write(move |tx| tasks::complete(tx, &p, &id.0, now)).await?;
+        Ok(One::versioned(t.version, t))
+    }
+
+    /// Reopen a task
+    ///
+    /// Scope `write`. A completed or cancelled task becomes open again (an open one stays as
+    /// it is). Emits `task.updated`.
+    #[oai(path = "/tasks/:id/reopen", method = "post", operation_id = "reopen_task")]
+    async fn reopen(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Task>> {
+        let p = caller.with(Scope::Write)?.clone();
+        let now = state.clock.now_ms();
+        let t = state.db.write(move |tx| tasks::reopen(tx, &p, &id.0, now)).await?;
+        Ok(One::versioned(t.version, t))
+    }
+}

@@ -1,0 +1,239 @@
+//! Activities: calls, emails, meetings and the like, logged against a deal or a lead.
+
+use poem_openapi::Object;
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+
+use super::auth::Principal;
+use super::error::{DomainError, DomainResult, Issues};
+use super::events::{self, Actor};
+use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
+use super::{deals, leads, validate};
+use crate::clock::Millis;
+use crate::ids::{self, new_id};
+use crate::timefmt::Timestamp;
+
+/// Types a client may log.
+pub const CLIENT_TYPES: &[&str] = &["call", "email", "meeting", "sms", "linkedin", "other"];
+/// Types only the server writes (email and pipeline bookkeeping).
+pub const SYSTEM_TYPES: &[&str] = &["email_sent", "email_received", "email_opened", "stage_changed"];
+
+/// An activity.
+#[derive(Debug, Clone, Object)]
+pub struct Activity {
+    /// `act_...`
+    pub id: String,
+    /// call, email, meeting, sms, linkedin, other; or, written by the server, email_sent,
+    /// email_received, email_opened, stage_changed.
+    #[oai(rename = "type")]
+    pub activity_type: String,
+    /// One line.
+    pub subject: Option<String>,
+    /// Details.
+    pub body: Option<String>,
+    /// The deal it belongs to.
+    pub deal_id: Option<String>,
+    /// The lead it belongs to.
+    pub lead_id: Option<String>,
+    /// Who did it.
+    pub user_id: Option<String>,
+    /// When it happened.
+    pub occurred_at: Timestamp,
+    /// Length of a call or meeting.
+    pub duration_seconds: Option<i64>,
+    /// How a call went (e.g. connected, no_answer, voicemail).
+    pub outcome: Option<String>,
+    /// Always 1: activities are a record and are not edited.
+    pub version: i64,
+    /// When it was logged.
+    pub created_at: Timestamp,
+}
+
+/// An activity to log, on a deal, a lead, or both (at least one).
+#[derive(Debug, Clone, Object)]
+#[oai(deny_unknown_fields)]
+pub struct NewActivity {
+    /// call, email, meeting, sms, linkedin or other.
+    #[oai(rename = "type")]
+    pub activity_type: String,
+    /// Up to 500 characters.
+    #[oai(validator(max_length = 500))]
+    pub subject: Option<String>,
+    /// Up to 50,000 characters.
+    #[oai(validator(max_length = 50000))]
+    pub body: Option<String>,
+    /// A deal of this organization.
+    pub deal_id: Option<String>,
+    /// A lead of this organization.
+    pub lead_id: Option<String>,
+    /// When it happened; defaults to now. Not in the future.
+    pub occurred_at: Option<Timestamp>,
+    /// Seconds, for calls and meetings.
+    #[oai(validator(minimum(value = "0"), maximum(value = "86400")))]
+    pub duration_seconds: Option<i64>,
+    /// How a call went.
+    #[oai(validator(max_length = 100))]
+    pub outcome: Option<String>,
+}
+
+pub(crate) const COLUMNS: &str = "id, type, subject, body, deal_id, lead_id, user_id, occurred_at, \
+    duration_seconds, outcome, version, created_at";
+const LIST: ListSource = ListSource {
+    columns: COLUMNS,
+    from: "activities",
+    id: "id",
+};
+
+/// Maps a row of [`COLUMNS`].
+pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Activity> {
+    Ok(Activity {
+        id: r.get(0)?,
+        activity_type: r.get(1)?,
+        subject: r.get(2)?,
+        body: r.get(3)?,
+        deal_id: r.get(4)?,
+        lead_id: r.get(5)?,
+        user_id: r.get(6)?,
+        occurred_at: Timestamp(r.get(7)?),
+        duration_seconds: r.get(8)?,
+        outcome: r.get(9)?,
+        version: r.get(10)?,
+        created_at: Timestamp(r.get(11)?),
+    })
+}
+
+/// The activity `id` of `org_id`.
+pub fn get(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Activity> {
+    if !ids::is_valid(id, "act") {
+        return Err(DomainError::NotFound("activity"));
+    }
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM activities WHERE org_id = ?1 AND id = ?2"),
+        params![org_id, id],
+        from_row,
+    )
+    .optional()?
+    .ok_or(DomainError::NotFound("activity"))
+}
+
+/// Filters of the activity list.
+#[derive(Debug, Clone, Default)]
+pub struct ActivityFilter {
+    /// Any of these types.
+    pub activity_type: Option<String>,
+    /// On any of these deals.
+    pub deal_id: Option<String>,
+    /// On any of these leads.
+    pub lead_id: Option<String>,
+    /// Done by any of these users.
+    pub user_id: Option<String>,
+    /// Happened at or after.
+    pub occurred_after: Option<Millis>,
+    /// Happened before.
+    pub occurred_before: Option<Millis>,
+    /// Logged at or after.
+    pub created_after: Option<Millis>,
+    /// Logged before.
+    pub created_before: Option<Millis>,
+}
+
+/// Sortable fields.
+pub const SORTS: &[(&str, &str)] = &[("created_at", "created_at"), ("occurred_at", "occurred_at")];
+
+/// One page of activities.
+pub fn list(conn: &Connection, org_id: &str, f: &ActivityFilter, sort: Option<&str>, paging: Paging) -> DomainResult<ListPage<Activity>> {
+    let sort = Sort::parse(sort, SORTS)?;
+    let mut filters = Filters::for_org("org_id", org_id);
+    let types = any_of(f.activity_type.as_deref());
+    if let Some(bad) = types.iter().find(|t| !CLIENT_TYPES.contains(&t.as_str()) && !SYSTEM_TYPES.contains(&t.as_str())) {
+        return Err(DomainError::invalid("type", format!("`{bad}` is not an activity type")));
+    }
+    filters.any_of("type", &types);
+    filters.any_of("deal_id", &any_of(f.deal_id.as_deref()));
+    filters.any_of("lead_id", &any_of(f.lead_id.as_deref()));
+    filters.any_of("user_id", &any_of(f.user_id.as_deref()));
+    if let Some(t) = f.occurred_after {
+        filters.push("occurred_at >= ?", vec![t.into()]);
+    }
+    if let Some(t) = f.occurred_before {
+        filters.push("occurred_at < ?", vec![t.into()]);
+    }
+    super::companies::time_filters(&mut filters, "", f.created_after, f.created_before, None);
+    filters.fetch_page(conn, &LIST, sort, paging, from_row)
+}
+
+/// Logs an activity of any type (the server's own types included) and moves the deal's and
+/// lead's `last_activity_at` forward; records `activity.created`.
+pub fn record(
+    tx: &Transaction<'_>,
+    org_id: &str,
+    actor: &Actor,
+    user_id: Option<&str>,
+    input: NewActivity,
+    now: Millis,
+) -> DomainResult<Activity> {
+    let mut issues = Issues::new();
+    let subject = validate::optional_text(&mut issues, "subject", input.subject, 500);
+    let body = validate::optional_text(&mut issues, "body", input.body, 50_000);
+    let outcome = validate::optional_text(&mut issues, "outcome", input.outcome, 100);
+    if input.deal_id.is_none() && input.lead_id.is_none() {
+        issues.add("deal_id", "an activity is logged on a deal or a lead: give deal_id or lead_id");
+    }
+    validate::reference(tx, &mut issues, "deal_id", "deals", "deal", org_id, input.deal_id.as_deref())?;
+    validate::reference(tx, &mut issues, "lead_id", "leads", "lead", org_id, input.lead_id.as_deref())?;
+    let occurred_at = input.occurred_at.map_or(now, |t| t.0);
+    if occurred_at > now + 60_000 {
+        issues.add("occurred_at", "must not be in the future");
+    }
+    issues.finish()?;
+    let id = new_id("act");
+    tx.execute(
+        "INSERT INTO activities (id, org_id, type, subject, body, deal_id, lead_id, user_id,
+                                 occurred_at, duration_seconds, outcome, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        params![
+            id, org_id, input.activity_type, subject, body, input.deal_id, input.lead_id, user_id,
+            occurred_at, input.duration_seconds, outcome, now
+        ],
+    )?;
+    if let Some(deal_id) = &input.deal_id {
+        deals::touch_activity(tx, org_id, deal_id, occurred_at)?;
+    }
+    if let Some(lead_id) = &input.lead_id {
+        leads::touch_activity(tx, org_id, lead_id, occurred_at)?;
+    }
+    let activity = get(tx, org_id, &id)?;
+    events::append(tx, org_id, actor, "activity.created", &activity, None, now)?;
+    Ok(activity)
+}
+
+/// Logs a client's activity (only the client types).
+pub fn create(tx: &Transaction<'_>, p: &Principal, input: NewActivity, now: Millis) -> DomainResult<Activity> {
+    if !CLIENT_TYPES.contains(&input.activity_type.as_str()) {
+        return Err(DomainError::invalid(
+            "type",
+            format!("must be one of {} (the others are written by the server)", CLIENT_TYPES.join(", ")),
+        ));
+    }
+    record(tx, &p.org_id, &Actor::from(p), Some(&p.user_id), input, now)
+}
+
+/// Deletes an activity; records `activity.deleted`. `last_activity_at` on the deal and lead is
+/// recomputed from what remains.
+pub fn delete(tx: &Transaction<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult<Activity> {
+    let activity = get(tx, &p.org_id, id)?;
+    tx.execute("DELETE FROM activities WHERE org_id = ?1 AND id = ?2", params![p.org_id, id])?;
+    for (table, column, value) in [("deals", "deal_id", &activity.deal_id), ("leads", "lead_id", &activity.lead_id)] {
+        if let Some(v) = value {
+            tx.execute(
+                &format!(
+                    "UPDATE {table} SET last_activity_at =
+                        (SELECT max(occurred_at) FROM activities WHERE {column} = ?1)
+                     WHERE id = ?1"
+                ),
+                params![v],
+            )?;
+        }
+    }
+    events::append(tx, &p.org_id, &Actor::from(p), "activity.deleted", &activity, None, now)?;
+    Ok(activity)
+}

@@ -1,0 +1,242 @@
+//! The event log (API.md §7): one row per change, appended inside the change's transaction, so
+//! an event exists exactly when its change does. SSE streams and webhook deliveries read it by
+//! `seq`.
+
+use poem_openapi::types::ToJSON;
+use poem_openapi::Object;
+use rusqlite::{params, Connection, Row, Transaction};
+use serde_json::{json, Map, Value};
+
+use super::auth::Principal;
+use super::error::{DomainError, DomainResult};
+use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
+use crate::clock::Millis;
+use crate::ids::new_id;
+use crate::timefmt::Timestamp;
+
+/// Every event type the server emits.
+pub const TYPES: &[&str] = &[
+    "lead.created",
+    "lead.updated",
+    "lead.assigned",
+    "lead.converted",
+    "lead.deleted",
+    "company.created",
+    "company.updated",
+    "company.deleted",
+    "deal.created",
+    "deal.updated",
+    "deal.stage_changed",
+    "deal.won",
+    "deal.lost",
+    "deal.deleted",
+    "task.created",
+    "task.updated",
+    "task.completed",
+    "task.deleted",
+    "activity.created",
+    "activity.deleted",
+    "note.created",
+    "note.updated",
+    "note.deleted",
+    "memory.created",
+    "signal.detected",
+    "email.sent",
+    "email.received",
+    "email.opened",
+    "webhook.disabled",
+];
+
+/// Who made a change.
+#[derive(Debug, Clone, PartialEq, Eq, Object)]
+pub struct Actor {
+    /// `api_key`, `user` or `system`.
+    #[oai(rename = "type")]
+    pub kind: String,
+    /// The key's or user's id (`system` for the server's own work).
+    pub id: String,
+}
+
+impl Actor {
+    /// The server itself (imports' follow-ups, scheduled rules).
+    pub fn system() -> Self {
+        Self {
+            kind: "system".into(),
+            id: "system".into(),
+        }
+    }
+}
+
+impl From<&Principal> for Actor {
+    fn from(p: &Principal) -> Self {
+        let (kind, id) = p.actor();
+        Self {
+            kind: kind.into(),
+            id: id.into(),
+        }
+    }
+}
+
+/// One event as the API shows it.
+#[derive(Debug, Clone, Object)]
+pub struct Event {
+    /// `evt_...`, stable: webhooks send it as `webhook-id`.
+    pub id: String,
+    /// Position in the log; resume SSE with it.
+    pub seq: i64,
+    /// e.g. `deal.stage_changed`.
+    #[oai(rename = "type")]
+    pub event_type: String,
+    /// When the change was committed.
+    pub created_at: Timestamp,
+    /// Who made the change.
+    pub actor: Actor,
+    /// `{"object": <the object after>, "previous": {<changed fields' old values>}}`.
+    pub data: Value,
+}
+
+/// Writes one event in the caller's transaction; returns its `seq`.
+///
+/// `previous` holds the old values of the fields that changed (updates only).
+pub fn append(
+    tx: &Transaction<'_>,
+    org_id: &str,
+    actor: &Actor,
+    event_type: &str,
+    object: &impl ToJSON,
+    previous: Option<Value>,
+    now: Millis,
+) -> DomainResult<i64> {
+    debug_assert!(TYPES.contains(&event_type), "unknown event type {event_type}");
+    let mut data = Map::new();
+    data.insert("object".into(), object.to_json().unwrap_or(Value::Null));
+    if let Some(previous) = previous {
+        data.insert("previous".into(), previous);
+    }
+    let data = Value::Object(data).to_string();
+    let id = new_id("evt");
+    tx.execute(
+        "INSERT INTO events (id, org_id, type, actor_type, actor_id, data, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![id, org_id, event_type, actor.kind, actor.id, data, now],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// The old values of every field that differs between two JSON renderings of an object,
+/// leaving out the bookkeeping (`version`, `updated_at`).
+pub fn previous_values(before: &impl ToJSON, after: &impl ToJSON) -> Value {
+    let (Some(Value::Object(b)), Some(Value::Object(a))) = (before.to_json(), after.to_json())
+    else {
+        return json!({});
+    };
+    let changed: Map<String, Value> = b
+        .into_iter()
+        .filter(|(k, v)| k != "version" && k != "updated_at" && a.get(k) != Some(v))
+        .collect();
+    Value::Object(changed)
+}
+
+/// Checks a `types` filter (`deal.updated,lead.*`, `*`): every pattern must name a known type
+/// or a known family.
+pub fn parse_type_patterns(types: Option<&str>) -> DomainResult<Vec<String>> {
+    let patterns = any_of(types);
+    for p in &patterns {
+        let known = p == "*"
+            || TYPES.contains(&p.as_str())
+            || p.strip_suffix(".*")
+                .is_some_and(|family| TYPES.iter().any(|t| t.starts_with(&format!("{family}."))));
+        if !known {
+            return Err(DomainError::invalid(
+                "types",
+                format!("`{p}` is not an event type or family such as deal.* (see the events reference)"),
+            ));
+        }
+    }
+    Ok(patterns)
+}
+
+/// Whether `event_type` matches one of `patterns` (no patterns: everything).
+pub fn matches(patterns: &[String], event_type: &str) -> bool {
+    patterns.is_empty()
+        || patterns.iter().any(|p| {
+            p == "*"
+                || p == event_type
+                || p.strip_suffix('*')
+                    .is_some_and(|prefix| event_type.starts_with(prefix))
+        })
+}
+
+const COLUMNS: &str = "id, seq, type, created_at, actor_type, actor_id, data";
+const LIST: ListSource = ListSource {
+    columns: COLUMNS,
+    from: "events",
+    id: "seq",
+};
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
+    let data: String = r.get(6)?;
+    Ok(Event {
+        id: r.get(0)?,
+        seq: r.get(1)?,
+        event_type: r.get(2)?,
+        created_at: Timestamp(r.get(3)?),
+        actor: Actor {
+            kind: r.get(4)?,
+            id: r.get(5)?,
+        },
+        data: serde_json::from_str(&data).unwrap_or(Value::Null),
+    })
+}
+
+/// The organization's events after `after`, oldest first, matching `patterns`.
+pub fn list(
+    conn: &Connection,
+    org_id: &str,
+    after: i64,
+    patterns: &[String],
+    paging: Paging,
+) -> DomainResult<ListPage<Event>> {
+    let mut filters = Filters::for_org("org_id", org_id);
+    filters.push("seq > ?", vec![after.into()]);
+    if !patterns.is_empty() && !patterns.iter().any(|p| p == "*") {
+        let mut alternatives = Vec::new();
+        let mut values: Vec<rusqlite::types::Value> = Vec::new();
+        for p in patterns {
+            match p.strip_suffix('*') {
+                Some(prefix) => {
+                    alternatives.push("substr(type, 1, ?) = ?");
+                    values.push((prefix.len() as i64).into());
+                    values.push(prefix.to_string().into());
+                }
+                None => {
+                    alternatives.push("type = ?");
+                    values.push(p.clone().into());
+                }
+            }
+        }
+        filters.push(format!("({})", alternatives.join(" OR ")), values);
+    }
+    let sort = Sort {
+        column: "seq",
+        descending: false,
+    };
+    filters.fetch_page(conn, &LIST, sort, paging, from_row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns() {
+        let p = parse_type_patterns(Some("deal.*,lead.created")).unwrap();
+        assert!(matches(&p, "deal.won"));
+        assert!(matches(&p, "lead.created"));
+        assert!(!matches(&p, "lead.updated"));
+        assert!(matches(&[], "anything.at_all"));
+        assert!(parse_type_patterns(Some("deal.exploded")).is_err());
+        assert!(parse_type_patterns(Some("nope.*")).is_err());
+        assert!(parse_type_patterns(Some("*")).is_ok());
+    }
+}

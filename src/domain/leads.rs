@@ -1,0 +1,571 @@
+//! Leads: people who may buy, before (and after) they become deals.
+
+use poem_openapi::types::MaybeUndefined;
+use poem_openapi::{Enum, Object};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+
+use super::auth::Principal;
+use super::companies::{self, time_filters};
+use super::error::{DomainError, DomainResult, FieldIssue, Issues};
+use super::events::{self, Actor};
+use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
+use super::validate;
+use crate::clock::Millis;
+use crate::ids::{self, new_id};
+use crate::timefmt::Timestamp;
+
+/// Where a lead stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum LeadStatus {
+    /// Not contacted yet.
+    New,
+    /// Reached out to.
+    Contacted,
+    /// Confirmed as a fit.
+    Qualified,
+    /// Became a deal (only through `POST /leads/{id}/convert`).
+    Converted,
+    /// Not going anywhere.
+    Lost,
+}
+
+impl LeadStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Contacted => "contacted",
+            Self::Qualified => "qualified",
+            Self::Converted => "converted",
+            Self::Lost => "lost",
+        }
+    }
+
+    /// Parses a stored or client-given name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "new" => Some(Self::New),
+            "contacted" => Some(Self::Contacted),
+            "qualified" => Some(Self::Qualified),
+            "converted" => Some(Self::Converted),
+            "lost" => Some(Self::Lost),
+            _ => None,
+        }
+    }
+}
+
+/// A lead.
+#[derive(Debug, Clone, Object)]
+pub struct Lead {
+    /// `lead_...`
+    pub id: String,
+    /// Given name.
+    pub first_name: Option<String>,
+    /// Family name.
+    pub last_name: Option<String>,
+    /// Unique among the organization's leads (case-insensitive).
+    pub email: Option<String>,
+    /// Phone number.
+    pub phone: Option<String>,
+    /// Job title, matched against the ideal customer profile.
+    pub title: Option<String>,
+    /// The company record, when linked.
+    pub company_id: Option<String>,
+    /// The company's name as given (kept when no company record is linked).
+    pub company_name: Option<String>,
+    /// Country.
+    pub country: Option<String>,
+    /// new, contacted, qualified, converted or lost.
+    pub status: LeadStatus,
+    /// Where the lead came from (`website`, `referral`, `import`, ...).
+    pub source: Option<String>,
+    /// Free-form labels.
+    pub tags: Vec<String>,
+    /// The user working the lead.
+    pub owner_id: Option<String>,
+    /// When the last activity with this lead happened.
+    pub last_activity_at: Option<Timestamp>,
+    /// The deal it became.
+    pub converted_deal_id: Option<String>,
+    /// When it was converted.
+    pub converted_at: Option<Timestamp>,
+    /// Bumped on every change; send it back in `If-Match`.
+    pub version: i64,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+/// A lead to create. At least a name or an email is needed.
+#[derive(Debug, Clone, Default, Object)]
+#[oai(deny_unknown_fields)]
+pub struct NewLead {
+    /// Given name.
+    #[oai(validator(max_length = 100))]
+    pub first_name: Option<String>,
+    /// Family name.
+    #[oai(validator(max_length = 100))]
+    pub last_name: Option<String>,
+    /// Unique among the organization's leads; a clash is 409 naming the existing lead.
+    #[oai(validator(max_length = 254))]
+    pub email: Option<String>,
+    /// Phone.
+    #[oai(validator(max_length = 50))]
+    pub phone: Option<String>,
+    /// Job title.
+    #[oai(validator(max_length = 200))]
+    pub title: Option<String>,
+    /// A company of this organization.
+    pub company_id: Option<String>,
+    /// The company's name; filled from `company_id` when absent.
+    #[oai(validator(max_length = 200))]
+    pub company_name: Option<String>,
+    /// Country.
+    #[oai(validator(max_length = 100))]
+    pub country: Option<String>,
+    /// Defaults to `new`; `converted` only comes from converting.
+    pub status: Option<LeadStatus>,
+    /// Where it came from.
+    #[oai(validator(max_length = 100))]
+    pub source: Option<String>,
+    /// At most 50 tags.
+    #[oai(validator(max_items = 50))]
+    pub tags: Option<Vec<String>>,
+    /// An active user; defaults to nobody.
+    pub owner_id: Option<String>,
+}
+
+/// Changes to a lead; absent fields stay, `null` clears.
+#[derive(Debug, Clone, Default, Object)]
+#[oai(deny_unknown_fields)]
+pub struct LeadPatch {
+    /// Given name.
+    #[oai(validator(max_length = 100))]
+    pub first_name: MaybeUndefined<String>,
+    /// Family name.
+    #[oai(validator(max_length = 100))]
+    pub last_name: MaybeUndefined<String>,
+    /// Email, unique among leads.
+    #[oai(validator(max_length = 254))]
+    pub email: MaybeUndefined<String>,
+    /// Phone.
+    #[oai(validator(max_length = 50))]
+    pub phone: MaybeUndefined<String>,
+    /// Job title.
+    #[oai(validator(max_length = 200))]
+    pub title: MaybeUndefined<String>,
+    /// A company of this organization.
+    pub company_id: MaybeUndefined<String>,
+    /// Company name.
+    #[oai(validator(max_length = 200))]
+    pub company_name: MaybeUndefined<String>,
+    /// Country.
+    #[oai(validator(max_length = 100))]
+    pub country: MaybeUndefined<String>,
+    /// new, contacted, qualified or lost (converting has its own endpoint).
+    pub status: Option<LeadStatus>,
+    /// Where it came from.
+    #[oai(validator(max_length = 100))]
+    pub source: MaybeUndefined<String>,
+    /// Replaces the tags.
+    #[oai(validator(max_items = 50))]
+    pub tags: Option<Vec<String>>,
+    /// An active user, or null (use `POST /leads/{id}/assign` to notify as an assignment).
+    pub owner_id: MaybeUndefined<String>,
+}
+
+pub(crate) const COLUMNS: &str = "id, first_name, last_name, email, phone, title, company_id, \
+    company_name, country, status, source, tags, owner_id, last_activity_at, converted_deal_id, \
+    converted_at, version, created_at, updated_at";
+const LIST: ListSource = ListSource {
+    columns: COLUMNS,
+    from: "leads",
+    id: "id",
+};
+
+/// Maps a row of [`COLUMNS`].
+pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Lead> {
+    Ok(Lead {
+        id: r.get(0)?,
+        first_name: r.get(1)?,
+        last_name: r.get(2)?,
+        email: r.get(3)?,
+        phone: r.get(4)?,
+        title: r.get(5)?,
+        company_id: r.get(6)?,
+        company_name: r.get(7)?,
+        country: r.get(8)?,
+        status: LeadStatus::parse(&r.get::<_, String>(9)?).unwrap_or(LeadStatus::New),
+        source: r.get(10)?,
+        tags: validate::tags_from_db(&r.get::<_, String>(11)?),
+        owner_id: r.get(12)?,
+        last_activity_at: r.get::<_, Option<i64>>(13)?.map(Timestamp),
+        converted_deal_id: r.get(14)?,
+        converted_at: r.get::<_, Option<i64>>(15)?.map(Timestamp),
+        version: r.get(16)?,
+        created_at: Timestamp(r.get(17)?),
+        updated_at: Timestamp(r.get(18)?),
+    })
+}
+
+/// The lead `id` of `org_id`, if there is one.
+pub fn find(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Option<Lead>> {
+    if !ids::is_valid(id, "lead") {
+        return Ok(None);
+    }
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM leads WHERE org_id = ?1 AND id = ?2"),
+            params![org_id, id],
+            from_row,
+        )
+        .optional()?)
+}
+
+/// The lead `id` of `org_id`.
+pub fn get(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Lead> {
+    find(conn, org_id, id)?.ok_or(DomainError::NotFound("lead"))
+}
+
+/// The lead with this email, if any.
+pub fn find_by_email(conn: &Connection, org_id: &str, email: &str) -> DomainResult<Option<Lead>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM leads WHERE org_id = ?1 AND email = ?2 COLLATE NOCASE"),
+            params![org_id, email.trim()],
+            from_row,
+        )
+        .optional()?)
+}
+
+/// Filters of the lead list (and of the CSV export).
+#[derive(Debug, Clone, Default)]
+pub struct LeadFilter {
+    /// Any of these statuses.
+    pub status: Option<String>,
+    /// Owned by any of these users.
+    pub owner_id: Option<String>,
+    /// At any of these companies.
+    pub company_id: Option<String>,
+    /// From any of these sources.
+    pub source: Option<String>,
+    /// In any of these countries.
+    pub country: Option<String>,
+    /// Has this tag.
+    pub tag: Option<String>,
+    /// Created at or after.
+    pub created_after: Option<Millis>,
+    /// Created before.
+    pub created_before: Option<Millis>,
+    /// Changed at or after.
+    pub updated_since: Option<Millis>,
+    /// Text in the name, email or company name.
+    pub q: Option<String>,
+}
+
+/// Sortable fields.
+pub const SORTS: &[(&str, &str)] = &[
+    ("created_at", "created_at"),
+    ("updated_at", "updated_at"),
+    ("last_name", "last_name COLLATE NOCASE"),
+    ("first_name", "first_name COLLATE NOCASE"),
+    ("email", "email COLLATE NOCASE"),
+    ("last_activity_at", "last_activity_at"),
+];
+
+/// The `WHERE` clause for `f`.
+pub fn filters_for(org_id: &str, f: &LeadFilter) -> DomainResult<Filters> {
+    let mut filters = Filters::for_org("org_id", org_id);
+    let statuses = any_of(f.status.as_deref());
+    if let Some(bad) = statuses.iter().find(|s| LeadStatus::parse(s).is_none()) {
+        return Err(DomainError::invalid(
+            "status",
+            format!("`{bad}` is not one of new, contacted, qualified, converted, lost"),
+        ));
+    }
+    let statuses: Vec<String> = statuses.iter().map(|s| s.to_ascii_lowercase()).collect();
+    filters.any_of("status", &statuses);
+    filters.any_of("owner_id", &any_of(f.owner_id.as_deref()));
+    filters.any_of("company_id", &any_of(f.company_id.as_deref()));
+    filters.any_of("source", &any_of(f.source.as_deref()));
+    filters.any_of("country", &any_of(f.country.as_deref()));
+    if let Some(tag) = &f.tag {
+        filters.push(
+            "EXISTS (SELECT 1 FROM json_each(tags) WHERE value = ? COLLATE NOCASE)",
+            vec![tag.clone().into()],
+        );
+    }
+    time_filters(&mut filters, "", f.created_after, f.created_before, f.updated_since);
+    if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        let p = validate::like_pattern(q);
+        filters.push(
+            "(first_name LIKE ? ESCAPE '\\' OR last_name LIKE ? ESCAPE '\\' OR email LIKE ? ESCAPE '\\'
+              OR company_name LIKE ? ESCAPE '\\'
+              OR (coalesce(first_name, '') || ' ' || coalesce(last_name, '')) LIKE ? ESCAPE '\\')",
+            vec![p.clone().into(), p.clone().into(), p.clone().into(), p.clone().into(), p.into()],
+        );
+    }
+    Ok(filters)
+}
+
+/// One page of leads.
+pub fn list(
+    conn: &Connection,
+    org_id: &str,
+    f: &LeadFilter,
+    sort: Option<&str>,
+    paging: Paging,
+) -> DomainResult<ListPage<Lead>> {
+    let sort = Sort::parse(sort, SORTS)?;
+    filters_for(org_id, f)?.fetch_page(conn, &LIST, sort, paging, from_row)
+}
+
+/// A lead's fields after validation, ready to store.
+#[derive(Debug, Clone)]
+pub struct LeadFields {
+    /// Given name.
+    pub first_name: Option<String>,
+    /// Family name.
+    pub last_name: Option<String>,
+    /// Email.
+    pub email: Option<String>,
+    /// Phone.
+    pub phone: Option<String>,
+    /// Title.
+    pub title: Option<String>,
+    /// Company record.
+    pub company_id: Option<String>,
+    /// Company name.
+    pub company_name: Option<String>,
+    /// Country.
+    pub country: Option<String>,
+    /// Status.
+    pub status: LeadStatus,
+    /// Source.
+    pub source: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Owner.
+    pub owner_id: Option<String>,
+}
+
+impl From<NewLead> for LeadFields {
+    fn from(n: NewLead) -> Self {
+        Self {
+            first_name: n.first_name,
+            last_name: n.last_name,
+            email: n.email,
+            phone: n.phone,
+            title: n.title,
+            company_id: n.company_id,
+            company_name: n.company_name,
+            country: n.country,
+            status: n.status.unwrap_or(LeadStatus::New),
+            source: n.source,
+            tags: n.tags.unwrap_or_default(),
+            owner_id: n.owner_id,
+        }
+    }
+}
+
+/// Validates lead fields (every rule, so one 422 lists them all); `existing` is the lead being
+/// changed, whose own email does not clash with itself.
+pub fn check(conn: &Connection, org_id: &str, f: LeadFields, existing: Option<&str>) -> DomainResult<LeadFields> {
+    let mut issues = Issues::new();
+    let email = validate::optional_text(&mut issues, "email", f.email, 254);
+    if let Some(e) = &email {
+        if !validate::is_email(e) {
+            issues.add("email", "must be a valid email address");
+        }
+    }
+    let mut out = LeadFields {
+        first_name: validate::optional_text(&mut issues, "first_name", f.first_name, 100),
+        last_name: validate::optional_text(&mut issues, "last_name", f.last_name, 100),
+        email,
+        phone: validate::optional_text(&mut issues, "phone", f.phone, 50),
+        title: validate::optional_text(&mut issues, "title", f.title, 200),
+        company_id: f.company_id,
+        company_name: validate::optional_text(&mut issues, "company_name", f.company_name, 200),
+        country: validate::optional_text(&mut issues, "country", f.country, 100),
+        status: f.status,
+        source: validate::optional_text(&mut issues, "source", f.source, 100),
+        tags: validate::tags(&mut issues, "tags", f.tags),
+        owner_id: f.owner_id,
+    };
+    if out.first_name.is_none() && out.last_name.is_none() && out.email.is_none() {
+        issues.add("email", "a lead needs a first name, a last name or an email");
+    }
+    validate::active_user(conn, &mut issues, "owner_id", org_id, out.owner_id.as_deref())?;
+    if let Some(company_id) = out.company_id.as_deref() {
+        match companies::find(conn, org_id, company_id)? {
+            Some(c) if out.company_name.is_none() => out.company_name = Some(c.name),
+            Some(_) => {}
+            None => issues.add("company_id", format!("`{company_id}` is not a company of this organization")),
+        }
+    }
+    issues.finish()?;
+    if let Some(email) = &out.email {
+        if let Some(other) = find_by_email(conn, org_id, email)? {
+            if Some(other.id.as_str()) != existing {
+                return Err(DomainError::Conflict {
+                    message: format!("a lead with email {email} already exists"),
+                    details: vec![FieldIssue::new("email", format!("already used by {}", other.id))],
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Inserts a checked lead and its `lead.created` event.
+pub fn insert(tx: &Transaction<'_>, org_id: &str, actor: &Actor, f: &LeadFields, now: Millis) -> DomainResult<Lead> {
+    let id = new_id("lead");
+    tx.execute(
+        "INSERT INTO leads (id, org_id, first_name, last_name, email, phone, title, company_id,
+                            company_name, country, status, source, tags, owner_id, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
+        params![
+            id, org_id, f.first_name, f.last_name, f.email, f.phone, f.title, f.company_id,
+            f.company_name, f.country, f.status.as_str(), f.source, validate::tags_to_db(&f.tags),
+            f.owner_id, now
+        ],
+    )?;
+    let lead = get(tx, org_id, &id)?;
+    events::append(tx, org_id, actor, "lead.created", &lead, None, now)?;
+    Ok(lead)
+}
+
+/// Creates a lead.
+pub fn create(tx: &Transaction<'_>, p: &Principal, input: NewLead, now: Millis) -> DomainResult<Lead> {
+    if input.status == Some(LeadStatus::Converted) {
+        return Err(DomainError::invalid("status", "`converted` comes only from POST /leads/{id}/convert"));
+    }
+    let f = check(tx, &p.org_id, input.into(), None)?;
+    insert(tx, &p.org_id, &Actor::from(p), &f, now)
+}
+
+/// Stores changed fields of an existing lead and records `event_type` with the old values.
+pub fn store(
+    tx: &Transaction<'_>,
+    org_id: &str,
+    actor: &Actor,
+    before: &Lead,
+    f: &LeadFields,
+    event_type: &str,
+    now: Millis,
+) -> DomainResult<Lead> {
+    tx.execute(
+        "UPDATE leads SET first_name = ?3, last_name = ?4, email = ?5, phone = ?6, title = ?7,
+                company_id = ?8, company_name = ?9, country = ?10, status = ?11, source = ?12,
+                tags = ?13, owner_id = ?14, version = version + 1, updated_at = ?15
+         WHERE org_id = ?1 AND id = ?2",
+        params![
+            org_id, before.id, f.first_name, f.last_name, f.email, f.phone, f.title, f.company_id,
+            f.company_name, f.country, f.status.as_str(), f.source, validate::tags_to_db(&f.tags),
+            f.owner_id, now
+        ],
+    )?;
+    let after = get(tx, org_id, &before.id)?;
+    let previous = events::previous_values(before, &after);
+    events::append(tx, org_id, actor, event_type, &after, Some(previous), now)?;
+    Ok(after)
+}
+
+/// The fields of `lead` as they stand, to apply a patch to.
+pub fn fields_of(lead: &Lead) -> LeadFields {
+    LeadFields {
+        first_name: lead.first_name.clone(),
+        last_name: lead.last_name.clone(),
+        email: lead.email.clone(),
+        phone: lead.phone.clone(),
+        title: lead.title.clone(),
+        company_id: lead.company_id.clone(),
+        company_name: lead.company_name.clone(),
+        country: lead.country.clone(),
+        status: lead.status,
+        source: lead.source.clone(),
+        tags: lead.tags.clone(),
+        owner_id: lead.owner_id.clone(),
+    }
+}
+
+/// Changes a lead (`If-Match` checked); records `lead.updated`.
+pub fn update(
+    tx: &Transaction<'_>,
+    p: &Principal,
+    id: &str,
+    patch: LeadPatch,
+    expected_version: Option<i64>,
+    now: Millis,
+) -> DomainResult<Lead> {
+    let before = get(tx, &p.org_id, id)?;
+    validate::if_match(expected_version, before.version)?;
+    if let Some(status) = patch.status {
+        if status == LeadStatus::Converted && before.status != LeadStatus::Converted {
+            return Err(DomainError::invalid("status", "`converted` comes only from POST /leads/{id}/convert"));
+        }
+    }
+    let b = fields_of(&before);
+    let company_changed = !matches!(patch.company_id, MaybeUndefined::Undefined);
+    let mut f = LeadFields {
+        first_name: validate::merge(patch.first_name, b.first_name),
+        last_name: validate::merge(patch.last_name, b.last_name),
+        email: validate::merge(patch.email, b.email),
+        phone: validate::merge(patch.phone, b.phone),
+        title: validate::merge(patch.title, b.title),
+        company_id: validate::merge(patch.company_id, b.company_id),
+        company_name: validate::merge(patch.company_name.clone(), b.company_name),
+        country: validate::merge(patch.country, b.country),
+        status: patch.status.unwrap_or(b.status),
+        source: validate::merge(patch.source, b.source),
+        tags: patch.tags.unwrap_or(b.tags),
+        owner_id: validate::merge(patch.owner_id, b.owner_id),
+    };
+    if company_changed && matches!(patch.company_name, MaybeUndefined::Undefined) {
+        // A new company record brings its own name.
+        f.company_name = None;
+    }
+    let f = check(tx, &p.org_id, f, Some(id))?;
+    store(tx, &p.org_id, &Actor::from(p), &before, &f, "lead.updated", now)
+}
+
+/// Assigns the lead to an active user of the organization; records `lead.assigned`.
+pub fn assign(tx: &Transaction<'_>, p: &Principal, id: &str, user_id: &str, now: Millis) -> DomainResult<Lead> {
+    let before = get(tx, &p.org_id, id)?;
+    let mut issues = Issues::new();
+    validate::active_user(tx, &mut issues, "user_id", &p.org_id, Some(user_id))?;
+    issues.finish()?;
+    let mut f = fields_of(&before);
+    f.owner_id = Some(user_id.to_string());
+    store(tx, &p.org_id, &Actor::from(p), &before, &f, "lead.assigned", now)
+}
+
+/// Deletes a lead with its tasks, activities and notes (each task and note with its own
+/// `deleted` event). Deals it became stay, with `lead_id` cleared.
+pub fn delete(tx: &Transaction<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult<Lead> {
+    let lead = get(tx, &p.org_id, id)?;
+    let actor = Actor::from(p);
+    super::tasks::delete_where(tx, &p.org_id, &actor, "lead_id", id, now)?;
+    super::notes::delete_where(tx, &p.org_id, &actor, "lead_id", id, now)?;
+    tx.execute("DELETE FROM activities WHERE org_id = ?1 AND lead_id = ?2", params![p.org_id, id])?;
+    tx.execute(
+        "UPDATE deals SET lead_id = NULL WHERE org_id = ?1 AND lead_id = ?2",
+        params![p.org_id, id],
+    )?;
+    tx.execute("DELETE FROM leads WHERE org_id = ?1 AND id = ?2", params![p.org_id, id])?;
+    events::append(tx, &p.org_id, &actor, "lead.deleted", &lead, None, now)?;
+    Ok(lead)
+}
+
+/// Moves `last_activity_at` forward to `at` (never back): bookkeeping, not an edit, so no
+/// version bump and no event.
+pub fn touch_activity(tx: &Transaction<'_>, org_id: &str, id: &str, at: Millis) -> DomainResult<()> {
+    tx.execute(
+        "UPDATE leads SET last_activity_at = max(coalesce(last_activity_at, 0), ?3)
+         WHERE org_id = ?1 AND id = ?2",
+        params![org_id, id, at],
+    )?;
+    Ok(())
+}

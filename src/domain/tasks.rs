@@ -1,0 +1,451 @@
+//! Tasks: the next steps, on a deal or a lead or on their own.
+
+use poem_openapi::types::MaybeUndefined;
+use poem_openapi::{Enum, Object};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+
+use super::auth::Principal;
+use super::companies::time_filters;
+use super::error::{DomainError, DomainResult, Issues};
+use super::events::{self, Actor};
+use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
+use super::validate;
+use crate::clock::Millis;
+use crate::ids::{self, new_id};
+use crate::timefmt::Timestamp;
+
+/// Where a task stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum TaskStatus {
+    /// To do.
+    Open,
+    /// Done.
+    Completed,
+    /// Dropped; completing it is a conflict (reopen it first).
+    Cancelled,
+}
+
+/// How urgent a task is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum Priority {
+    /// Low.
+    Low,
+    /// Medium (the default).
+    Medium,
+    /// High.
+    High,
+    /// Urgent.
+    Urgent,
+}
+
+fn status_str(s: TaskStatus) -> &'static str {
+    match s {
+        TaskStatus::Open => "open",
+        TaskStatus::Completed => "completed",
+        TaskStatus::Cancelled => "cancelled",
+    }
+}
+
+fn priority_str(p: Priority) -> &'static str {
+    match p {
+        Priority::Low => "low",
+        Priority::Medium => "medium",
+        Priority::High => "high",
+        Priority::Urgent => "urgent",
+    }
+}
+
+/// A task.
+#[derive(Debug, Clone, Object)]
+pub struct Task {
+    /// `task_...`
+    pub id: String,
+    /// What to do.
+    pub title: String,
+    /// Details.
+    pub description: Option<String>,
+    /// open, completed or cancelled.
+    pub status: TaskStatus,
+    /// low, medium, high or urgent.
+    pub priority: Priority,
+    /// When it is due.
+    pub due_at: Option<Timestamp>,
+    /// True when open and past due.
+    pub overdue: bool,
+    /// Who does it.
+    pub assignee_id: Option<String>,
+    /// The deal it moves forward.
+    pub deal_id: Option<String>,
+    /// The lead it is about.
+    pub lead_id: Option<String>,
+    /// When it was completed.
+    pub completed_at: Option<Timestamp>,
+    /// Bumped on every change; send it back in `If-Match`.
+    pub version: i64,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+/// A task to create.
+#[derive(Debug, Clone, Object)]
+#[oai(deny_unknown_fields)]
+pub struct NewTask {
+    /// 1–500 characters.
+    #[oai(validator(min_length = 1, max_length = 500))]
+    pub title: String,
+    /// Up to 10,000 characters.
+    #[oai(validator(max_length = 10000))]
+    pub description: Option<String>,
+    /// Defaults to medium.
+    pub priority: Option<Priority>,
+    /// When it is due.
+    pub due_at: Option<Timestamp>,
+    /// An active user; defaults to the caller.
+    pub assignee_id: Option<String>,
+    /// A deal of this organization.
+    pub deal_id: Option<String>,
+    /// A lead of this organization.
+    pub lead_id: Option<String>,
+}
+
+/// Changes to a task; absent fields stay, `null` clears.
+#[derive(Debug, Clone, Default, Object)]
+#[oai(deny_unknown_fields)]
+pub struct TaskPatch {
+    /// 1–500 characters.
+    #[oai(validator(min_length = 1, max_length = 500))]
+    pub title: Option<String>,
+    /// Details.
+    #[oai(validator(max_length = 10000))]
+    pub description: MaybeUndefined<String>,
+    /// open, completed or cancelled (completing a cancelled task is 409).
+    pub status: Option<TaskStatus>,
+    /// low, medium, high or urgent.
+    pub priority: Option<Priority>,
+    /// When it is due.
+    pub due_at: MaybeUndefined<Timestamp>,
+    /// An active user, or null.
+    pub assignee_id: MaybeUndefined<String>,
+    /// A deal, or null.
+    pub deal_id: MaybeUndefined<String>,
+    /// A lead, or null.
+    pub lead_id: MaybeUndefined<String>,
+}
+
+pub(crate) const COLUMNS: &str = "id, title, description, status, priority, due_at, assignee_id, \
+    deal_id, lead_id, completed_at, version, created_at, updated_at";
+const LIST: ListSource = ListSource {
+    columns: COLUMNS,
+    from: "tasks",
+    id: "id",
+};
+
+/// A row mapper that knows "now", to say whether a task is overdue.
+pub(crate) fn mapper(now: Millis) -> impl Fn(&Row<'_>) -> rusqlite::Result<Task> {
+    move |r| {
+        let status = match r.get::<_, String>(3)?.as_str() {
+            "completed" => TaskStatus::Completed,
+            "cancelled" => TaskStatus::Cancelled,
+            _ => TaskStatus::Open,
+        };
+        let priority = match r.get::<_, String>(4)?.as_str() {
+            "low" => Priority::Low,
+            "high" => Priority::High,
+            "urgent" => Priority::Urgent,
+            _ => Priority::Medium,
+        };
+        let due: Option<i64> = r.get(5)?;
+        Ok(Task {
+            id: r.get(0)?,
+            title: r.get(1)?,
+            description: r.get(2)?,
+            overdue: status == TaskStatus::Open && due.is_some_and(|d| d < now),
+            status,
+            priority,
+            due_at: due.map(Timestamp),
+            assignee_id: r.get(6)?,
+            deal_id: r.get(7)?,
+            lead_id: r.get(8)?,
+            completed_at: r.get::<_, Option<i64>>(9)?.map(Timestamp),
+            version: r.get(10)?,
+            created_at: Timestamp(r.get(11)?),
+            updated_at: Timestamp(r.get(12)?),
+        })
+    }
+}
+
+/// The task `id` of `org_id`.
+pub fn get(conn: &Connection, org_id: &str, id: &str, now: Millis) -> DomainResult<Task> {
+    if !ids::is_valid(id, "task") {
+        return Err(DomainError::NotFound("task"));
+    }
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM tasks WHERE org_id = ?1 AND id = ?2"),
+        params![org_id, id],
+        mapper(now),
+    )
+    .optional()?
+    .ok_or(DomainError::NotFound("task"))
+}
+
+/// Filters of the task list.
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    /// Any of open, completed, cancelled.
+    pub status: Option<String>,
+    /// Any of low, medium, high, urgent.
+    pub priority: Option<String>,
+    /// Only open tasks past due (true) or not (false).
+    pub overdue: Option<bool>,
+    /// On any of these deals.
+    pub deal_id: Option<String>,
+    /// On any of these leads.
+    pub lead_id: Option<String>,
+    /// Assigned to any of these users.
+    pub assignee_id: Option<String>,
+    /// Due before.
+    pub due_before: Option<Millis>,
+    /// Due at or after.
+    pub due_after: Option<Millis>,
+    /// Created at or after.
+    pub created_after: Option<Millis>,
+    /// Created before.
+    pub created_before: Option<Millis>,
+    /// Changed at or after.
+    pub updated_since: Option<Millis>,
+}
+
+/// Sortable fields; priority sorts low < medium < high < urgent.
+pub const SORTS: &[(&str, &str)] = &[
+    ("created_at", "created_at"),
+    ("updated_at", "updated_at"),
+    ("due_at", "coalesce(due_at, 9223372036854775807)"),
+    (
+        "priority",
+        "CASE priority WHEN 'low' THEN 0 WHEN 'medium' THEN 1 WHEN 'high' THEN 2 ELSE 3 END",
+    ),
+];
+
+fn check_enum(field: &str, values: &[String], allowed: &[&str]) -> DomainResult<()> {
+    if let Some(bad) = values.iter().find(|v| !allowed.contains(&v.as_str())) {
+        return Err(DomainError::invalid(field, format!("`{bad}` is not one of {}", allowed.join(", "))));
+    }
+    Ok(())
+}
+
+/// One page of tasks.
+pub fn list(
+    conn: &Connection,
+    org_id: &str,
+    f: &TaskFilter,
+    sort: Option<&str>,
+    paging: Paging,
+    now: Millis,
+) -> DomainResult<ListPage<Task>> {
+    let sort = Sort::parse(sort, SORTS)?;
+    let mut filters = Filters::for_org("org_id", org_id);
+    let statuses = any_of(f.status.as_deref());
+    check_enum("status", &statuses, &["open", "completed", "cancelled"])?;
+    filters.any_of("status", &statuses);
+    let priorities = any_of(f.priority.as_deref());
+    check_enum("priority", &priorities, &["low", "medium", "high", "urgent"])?;
+    filters.any_of("priority", &priorities);
+    match f.overdue {
+        Some(true) => filters.push("status = 'open' AND due_at < ?", vec![now.into()]),
+        Some(false) => filters.push("NOT (status = 'open' AND coalesce(due_at < ?, 0))", vec![now.into()]),
+        None => {}
+    }
+    filters.any_of("deal_id", &any_of(f.deal_id.as_deref()));
+    filters.any_of("lead_id", &any_of(f.lead_id.as_deref()));
+    filters.any_of("assignee_id", &any_of(f.assignee_id.as_deref()));
+    if let Some(t) = f.due_before {
+        filters.push("due_at < ?", vec![t.into()]);
+    }
+    if let Some(t) = f.due_after {
+        filters.push("due_at >= ?", vec![t.into()]);
+    }
+    time_filters(&mut filters, "", f.created_after, f.created_before, f.updated_since);
+    filters.fetch_page(conn, &LIST, sort, paging, mapper(now))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_refs(
+    conn: &Connection,
+    org_id: &str,
+    title: &str,
+    description: Option<String>,
+    assignee_id: Option<&str>,
+    deal_id: Option<&str>,
+    lead_id: Option<&str>,
+    issues: &mut Issues,
+) -> DomainResult<(String, Option<String>)> {
+    let title = validate::text(issues, "title", title, 1, 500);
+    let description = validate::optional_text(issues, "description", description, 10_000);
+    validate::active_user(conn, issues, "assignee_id", org_id, assignee_id)?;
+    validate::reference(conn, issues, "deal_id", "deals", "deal", org_id, deal_id)?;
+    validate::reference(conn, issues, "lead_id", "leads", "lead", org_id, lead_id)?;
+    Ok((title, description))
+}
+
+/// Creates a task (assigned to the caller unless said otherwise); records `task.created`.
+pub fn create(tx: &Transaction<'_>, p: &Principal, input: NewTask, now: Millis) -> DomainResult<Task> {
+    let mut issues = Issues::new();
+    let assignee = input.assignee_id.or_else(|| Some(p.user_id.clone()));
+    let (title, description) = check_refs(
+        tx,
+        &p.org_id,
+        &input.title,
+        input.description,
+        assignee.as_deref(),
+        input.deal_id.as_deref(),
+        input.lead_id.as_deref(),
+        &mut issues,
+    )?;
+    issues.finish()?;
+    let id = new_id("task");
+    tx.execute(
+        "INSERT INTO tasks (id, org_id, title, description, status, priority, due_at, assignee_id,
+                            deal_id, lead_id, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+        params![
+            id,
+            p.org_id,
+            title,
+            description,
+            priority_str(input.priority.unwrap_or(Priority::Medium)),
+            input.due_at.map(|t| t.0),
+            assignee,
+            input.deal_id,
+            input.lead_id,
+            now
+        ],
+    )?;
+    let task = get(tx, &p.org_id, &id, now)?;
+    events::append(tx, &p.org_id, &Actor::from(p), "task.created", &task, None, now)?;
+    Ok(task)
+}
+
+/// Changes a task (`If-Match` checked). A change of status follows the same rules as complete
+/// and reopen; completing emits `task.completed` beside `task.updated`.
+pub fn update(
+    tx: &Transaction<'_>,
+    p: &Principal,
+    id: &str,
+    patch: TaskPatch,
+    expected_version: Option<i64>,
+    now: Millis,
+) -> DomainResult<Task> {
+    let before = get(tx, &p.org_id, id, now)?;
+    validate::if_match(expected_version, before.version)?;
+    let status = patch.status.unwrap_or(before.status);
+    if status == TaskStatus::Completed && before.status == TaskStatus::Cancelled {
+        return Err(DomainError::conflict("the task is cancelled; reopen it before completing it"));
+    }
+    let assignee = validate::merge(patch.assignee_id, before.assignee_id.clone());
+    let deal_id = validate::merge(patch.deal_id, before.deal_id.clone());
+    let lead_id = validate::merge(patch.lead_id, before.lead_id.clone());
+    let mut issues = Issues::new();
+    let (title, description) = check_refs(
+        tx,
+        &p.org_id,
+        patch.title.as_deref().unwrap_or(&before.title),
+        validate::merge(patch.description, before.description.clone()),
+        assignee.as_deref(),
+        deal_id.as_deref(),
+        lead_id.as_deref(),
+        &mut issues,
+    )?;
+    issues.finish()?;
+    let completed_at = match status {
+        TaskStatus::Completed => Some(before.completed_at.map_or(now, |t| t.0)),
+        _ => None,
+    };
+    tx.execute(
+        "UPDATE tasks SET title = ?3, description = ?4, status = ?5, priority = ?6, due_at = ?7,
+                assignee_id = ?8, deal_id = ?9, lead_id = ?10, completed_at = ?11,
+                version = version + 1, updated_at = ?12
+         WHERE org_id = ?1 AND id = ?2",
+        params![
+            p.org_id,
+            id,
+            title,
+            description,
+            status_str(status),
+            priority_str(patch.priority.unwrap_or(before.priority)),
+            validate::merge(patch.due_at, before.due_at).map(|t| t.0),
+            assignee,
+            deal_id,
+            lead_id,
+            completed_at,
+            now
+        ],
+    )?;
+    let after = get(tx, &p.org_id, id, now)?;
+    let actor = Actor::from(p);
+    let previous = events::previous_values(&before, &after);
+    events::append(tx, &p.org_id, &actor, "task.updated", &after, Some(previous.clone()), now)?;
+    if status == TaskStatus::Completed && before.status != TaskStatus::Completed {
+        events::append(tx, &p.org_id, &actor, "task.completed", &after, Some(previous), now)?;
+    }
+    Ok(after)
+}
+
+/// Marks a task done. Completing a completed task changes nothing; a cancelled one is 409.
+pub fn complete(tx: &Transaction<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult<Task> {
+    let task = get(tx, &p.org_id, id, now)?;
+    if task.status == TaskStatus::Completed {
+        return Ok(task);
+    }
+    let patch = TaskPatch {
+        status: Some(TaskStatus::Completed),
+        ..TaskPatch::default()
+    };
+    update(tx, p, id, patch, None, now)
+}
+
+/// Opens a completed or cancelled task again (an open one is left as it is).
+pub fn reopen(tx: &Transaction<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult<Task> {
+    let task = get(tx, &p.org_id, id, now)?;
+    if task.status == TaskStatus::Open {
+        return Ok(task);
+    }
+    let patch = TaskPatch {
+        status: Some(TaskStatus::Open),
+        ..TaskPatch::default()
+    };
+    update(tx, p, id, patch, None, now)
+}
+
+/// Deletes one task; records `task.deleted`.
+pub fn delete(tx: &Transaction<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult<Task> {
+    let task = get(tx, &p.org_id, id, now)?;
+    tx.execute("DELETE FROM tasks WHERE org_id = ?1 AND id = ?2", params![p.org_id, id])?;
+    events::append(tx, &p.org_id, &Actor::from(p), "task.deleted", &task, None, now)?;
+    Ok(task)
+}
+
+/// Deletes every task whose `column` (`deal_id` or `lead_id`) is `id`, each with its event: the
+/// cascade when a deal or lead goes.
+pub fn delete_where(
+    tx: &Transaction<'_>,
+    org_id: &str,
+    actor: &Actor,
+    column: &str,
+    id: &str,
+    now: Millis,
+) -> DomainResult<()> {
+    let tasks: Vec<Task> = {
+        let mut stmt = tx.prepare(&format!("SELECT {COLUMNS} FROM tasks WHERE org_id = ?1 AND {column} = ?2"))?;
+        let rows = stmt.query_map(params![org_id, id], mapper(now))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    for task in tasks {
+        tx.execute("DELETE FROM tasks WHERE id = ?1", params![task.id])?;
+        events::append(tx, org_id, actor, "task.deleted", &task, None, now)?;
+    }
+    Ok(())
+}
