@@ -36,7 +36,9 @@ impl ActivitiesApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
+            Option<i64>,
+        >,
         sort: Query<Option<String>>,
         #[oai(name = "type")] activity_type: Query<Option<String>>,
         deal_id: Query<Option<String>>,
@@ -59,7 +61,12 @@ impl ActivitiesApi {
             created_after: created_after.0.map(|t| t.0),
             created_before: created_before.0.map(|t| t.0),
         };
-        Ok(Page(state.db.read(move |c| activities::list(c, &org_id, &f, sort.0.as_deref(), paging)).await?))
+        Ok(Page(
+            state
+                .db
+                .read(move |c| activities::list(c, &org_id, &f, sort.0.as_deref(), paging))
+                .await?,
+        ))
     }
 
     /// Log an activity
@@ -68,19 +75,45 @@ impl ActivitiesApi {
     /// writes email_sent, email_received, email_opened and stage_changed itself). On a deal
     /// and/or a lead, whose `last_activity_at` moves forward. Calls carry `duration_seconds`
     /// and `outcome`. Emits `activity.created`.
-    #[oai(path = "/activities", method = "post", operation_id = "create_activity")]
-    async fn create(&self, state: Data<&Arc<AppState>>, caller: Caller, body: JsonBody<NewActivity>) -> ApiResult<Created<Activity>> {
+    #[oai(
+        path = "/activities",
+        method = "post",
+        operation_id = "create_activity"
+    )]
+    async fn create(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        body: JsonBody<NewActivity>,
+    ) -> ApiResult<Created<Activity>> {
         let p = caller.with(Scope::Write)?.clone();
         let now = state.clock.now_ms();
-        let a = state.db.write(move |tx| activities::create(tx, &p, body.0, now)).await?;
+        let a = state
+            .db
+            .write(move |tx| activities::create(tx, &p, body.0, now))
+            .await?;
         Ok(Created::versioned(a.version, a))
     }
 
     /// Get an activity
-    #[oai(path = "/activities/:id", method = "get", operation_id = "get_activity")]
-    async fn get(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Activity>> {
+    ///
+    /// One logged activity.
+    #[oai(
+        path = "/activities/:id",
+        method = "get",
+        operation_id = "get_activity"
+    )]
+    async fn get(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+    ) -> ApiResult<One<Activity>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
-        let a = state.db.read(move |c| activities::get(c, &org_id, &id.0)).await?;
+        let a = state
+            .db
+            .read(move |c| activities::get(c, &org_id, &id.0))
+            .await?;
         Ok(One::versioned(a.version, a))
     }
 
@@ -88,11 +121,23 @@ impl ActivitiesApi {
     ///
     /// Scope `write`. The deal's and lead's `last_activity_at` are recomputed from what
     /// remains. Emits `activity.deleted`; returns the deleted activity.
-    #[oai(path = "/activities/:id", method = "delete", operation_id = "delete_activity")]
-    async fn delete(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Activity>> {
+    #[oai(
+        path = "/activities/:id",
+        method = "delete",
+        operation_id = "delete_activity"
+    )]
+    async fn delete(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+    ) -> ApiResult<One<Activity>> {
         let p = caller.with(Scope::Write)?.clone();
         let now = state.clock.now_ms();
-        let a = state.db.write(move |tx| activities::delete(tx, &p, &id.0, now)).await?;
+        let a = state
+            .db
+            .write(move |tx| activities::delete(tx, &p, &id.0, now))
+            .await?;
         Ok(One::new(a))
     }
 }
@@ -114,7 +159,9 @@ impl NotesApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
+            Option<i64>,
+        >,
         sort: Query<Option<String>>,
         deal_id: Query<Option<String>>,
         lead_id: Query<Option<String>>,
@@ -135,7 +182,12 @@ impl NotesApi {
             updated_since: updated_since.0.map(|t| t.0),
             q: q.0,
         };
-        Ok(Page(state.db.read(move |c| notes::list(c, &org_id, &f, sort.0.as_deref(), paging)).await?))
+        Ok(Page(
+            state
+                .db
+                .read(move |c| notes::list(c, &org_id, &f, sort.0.as_deref(), paging))
+                .await?,
+        ))
     }
 
     /// Write a note
@@ -143,18 +195,36 @@ impl NotesApi {
     /// Scope `write`. On a deal and/or a lead of this organization: 422 when neither, or an
     /// unknown one, is given. Emits `note.created`.
     #[oai(path = "/notes", method = "post", operation_id = "create_note")]
-    async fn create(&self, state: Data<&Arc<AppState>>, caller: Caller, body: JsonBody<NewNote>) -> ApiResult<Created<Note>> {
+    async fn create(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        body: JsonBody<NewNote>,
+    ) -> ApiResult<Created<Note>> {
         let p = caller.with(Scope::Write)?.clone();
         let now = state.clock.now_ms();
-        let n = state.db.write(move |tx| notes::create(tx, &p, body.0, now)).await?;
+        let n = state
+            .db
+            .write(move |tx| notes::create(tx, &p, body.0, now))
+            .await?;
         Ok(Created::versioned(n.version, n))
     }
 
     /// Get a note
+    ///
+    /// The note with its version in `ETag`.
     #[oai(path = "/notes/:id", method = "get", operation_id = "get_note")]
-    async fn get(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Note>> {
+    async fn get(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+    ) -> ApiResult<One<Note>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
-        let n = state.db.read(move |c| notes::get(c, &org_id, &id.0)).await?;
+        let n = state
+            .db
+            .read(move |c| notes::get(c, &org_id, &id.0))
+            .await?;
         Ok(One::versioned(n.version, n))
     }
 
@@ -173,7 +243,10 @@ impl NotesApi {
         let p = caller.with(Scope::Write)?.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;
         let now = state.clock.now_ms();
-        let n = state.db.write(move |tx| notes::update(tx, &p, &id.0, body.0, expected, now)).await?;
+        let n = state
+            .db
+            .write(move |tx| notes::update(tx, &p, &id.0, body.0, expected, now))
+            .await?;
         Ok(One::versioned(n.version, n))
     }
 
@@ -181,10 +254,18 @@ impl NotesApi {
     ///
     /// Scope `write`. Emits `note.deleted`; returns the deleted note.
     #[oai(path = "/notes/:id", method = "delete", operation_id = "delete_note")]
-    async fn delete(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Note>> {
+    async fn delete(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+    ) -> ApiResult<One<Note>> {
         let p = caller.with(Scope::Write)?.clone();
         let now = state.clock.now_ms();
-        let n = state.db.write(move |tx| notes::delete(tx, &p, &id.0, now)).await?;
+        let n = state
+            .db
+            .write(move |tx| notes::delete(tx, &p, &id.0, now))
+            .await?;
         Ok(One::new(n))
     }
 }

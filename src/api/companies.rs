@@ -35,7 +35,9 @@ impl CompaniesApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
+            Option<i64>,
+        >,
         sort: Query<Option<String>>,
         industry: Query<Option<String>>,
         country: Query<Option<String>>,
@@ -62,7 +64,10 @@ impl CompaniesApi {
             updated_since: updated_since.0.map(|t| t.0),
             q: q.0,
         };
-        let page = state.db.read(move |c| companies::list(c, &org_id, &f, sort.0.as_deref(), paging)).await?;
+        let page = state
+            .db
+            .read(move |c| companies::list(c, &org_id, &f, sort.0.as_deref(), paging))
+            .await?;
         Ok(Page(page))
     }
 
@@ -70,18 +75,36 @@ impl CompaniesApi {
     ///
     /// Scope `write`. Emits `company.created`.
     #[oai(path = "/companies", method = "post", operation_id = "create_company")]
-    async fn create(&self, state: Data<&Arc<AppState>>, caller: Caller, body: JsonBody<NewCompany>) -> ApiResult<Created<Company>> {
+    async fn create(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        body: JsonBody<NewCompany>,
+    ) -> ApiResult<Created<Company>> {
         let p = caller.with(Scope::Write)?.clone();
         let now = state.clock.now_ms();
-        let c = state.db.write(move |tx| companies::create(tx, &p, body.0, now)).await?;
+        let c = state
+            .db
+            .write(move |tx| companies::create(tx, &p, body.0, now))
+            .await?;
         Ok(Created::versioned(c.version, c))
     }
 
     /// Get a company
+    ///
+    /// The company with its version in `ETag`.
     #[oai(path = "/companies/:id", method = "get", operation_id = "get_company")]
-    async fn get(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Company>> {
+    async fn get(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+    ) -> ApiResult<One<Company>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
-        let c = state.db.read(move |conn| companies::get(conn, &org_id, &id.0)).await?;
+        let c = state
+            .db
+            .read(move |conn| companies::get(conn, &org_id, &id.0))
+            .await?;
         Ok(One::versioned(c.version, c))
     }
 
@@ -89,7 +112,11 @@ impl CompaniesApi {
     ///
     /// Scope `write`. Absent fields stay, `null` clears. Send `If-Match` to avoid overwriting a
     /// newer version (412). Emits `company.updated` with the old values of the changed fields.
-    #[oai(path = "/companies/:id", method = "patch", operation_id = "update_company")]
+    #[oai(
+        path = "/companies/:id",
+        method = "patch",
+        operation_id = "update_company"
+    )]
     async fn update(
         &self,
         state: Data<&Arc<AppState>>,
@@ -101,7 +128,10 @@ impl CompaniesApi {
         let p = caller.with(Scope::Write)?.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;
         let now = state.clock.now_ms();
-        let c = state.db.write(move |tx| companies::update(tx, &p, &id.0, body.0, expected, now)).await?;
+        let c = state
+            .db
+            .write(move |tx| companies::update(tx, &p, &id.0, body.0, expected, now))
+            .await?;
         Ok(One::versioned(c.version, c))
     }
 
@@ -109,11 +139,23 @@ impl CompaniesApi {
     ///
     /// Scope `write`. Its leads and deals stay, with `company_id` cleared (leads keep the
     /// company's name in `company_name`). Emits `company.deleted`; returns the deleted company.
-    #[oai(path = "/companies/:id", method = "delete", operation_id = "delete_company")]
-    async fn delete(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Company>> {
+    #[oai(
+        path = "/companies/:id",
+        method = "delete",
+        operation_id = "delete_company"
+    )]
+    async fn delete(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+    ) -> ApiResult<One<Company>> {
         let p = caller.with(Scope::Write)?.clone();
         let now = state.clock.now_ms();
-        let c = state.db.write(move |tx| companies::delete(tx, &p, &id.0, now)).await?;
+        let c = state
+            .db
+            .write(move |tx| companies::delete(tx, &p, &id.0, now))
+            .await?;
         Ok(One::new(c))
     }
 }

@@ -5,7 +5,9 @@ use std::io::Write;
 use poem::http::{header, StatusCode};
 use poem::{Body, IntoResponse, Request, RequestBody, Response};
 use poem_openapi::payload::{ParsePayload, Payload};
-use poem_openapi::registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry};
+use poem_openapi::registry::{
+    MetaHeader, MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry,
+};
 use poem_openapi::types::Type;
 use poem_openapi::ApiResponse;
 use tokio::sync::mpsc;
@@ -26,7 +28,12 @@ impl Payload for CsvBody {
     const CONTENT_TYPE: &'static str = "text/csv";
 
     fn check_content_type(content_type: &str) -> bool {
-        let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let mime = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         mime == "text/csv" || mime == "application/csv"
     }
 
@@ -40,7 +47,9 @@ impl ParsePayload for CsvBody {
 
     async fn from_request(_request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
         let bytes = body.take()?.into_bytes().await.map_err(|e| {
-            poem::Error::from(ApiError::bad_request(format!("cannot read the request body: {e}")))
+            poem::Error::from(ApiError::bad_request(format!(
+                "cannot read the request body: {e}"
+            )))
         })?;
         Ok(Self(bytes.to_vec()))
     }
@@ -60,9 +69,9 @@ pub struct CsvSink(mpsc::Sender<std::io::Result<Vec<u8>>>);
 
 impl Write for CsvSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .blocking_send(Ok(buf.to_vec()))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))?;
+        self.0.blocking_send(Ok(buf.to_vec())).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
+        })?;
         Ok(buf.len())
     }
 
@@ -83,7 +92,13 @@ impl CsvDownload {
     /// A download named `filename` and the sink that fills it.
     pub fn channel(filename: &'static str) -> (Self, CsvSink) {
         let (tx, rx) = mpsc::channel(16);
-        (Self { chunks: rx, filename }, CsvSink(tx))
+        (
+            Self {
+                chunks: rx,
+                filename,
+            },
+            CsvSink(tx),
+        )
     }
 }
 
@@ -105,7 +120,10 @@ impl IntoResponse for CsvDownload {
         Response::builder()
             .status(StatusCode::OK)
             .content_type(CSV)
-            .header(header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}\"", self.filename))
+            .header(
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", self.filename),
+            )
             .body(Body::from_bytes_stream(ChunkStream(self.chunks)))
     }
 }
@@ -117,7 +135,10 @@ impl ApiResponse for CsvDownload {
                 description: "A CSV file with a header row, streamed.",
                 status: Some(200),
                 status_range: None,
-                content: vec![MetaMediaType { content_type: CSV, schema: csv_schema() }],
+                content: vec![MetaMediaType {
+                    content_type: CSV,
+                    schema: csv_schema(),
+                }],
                 headers: vec![MetaHeader {
                     name: "Content-Disposition".into(),
                     description: Some("attachment; filename=\"leads.csv\"".into()),

@@ -13,7 +13,9 @@ use super::headers;
 use super::security::Caller;
 use super::ApiTags;
 use crate::domain::auth::Scope;
-use crate::domain::deals::{self, Deal, DealContext, DealFilter, DealPatch, MoveDeal, NewDeal, StageChange};
+use crate::domain::deals::{
+    self, Deal, DealContext, DealFilter, DealPatch, MoveDeal, NewDeal, StageChange,
+};
 use crate::domain::listing::{ListPage, Paging};
 use crate::domain::pipelines::{self, Stage};
 use crate::timefmt::Timestamp;
@@ -39,7 +41,9 @@ impl DealsApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
+            Option<i64>,
+        >,
         sort: Query<Option<String>>,
         stage_id: Query<Option<String>>,
         stage: Query<Option<String>>,
@@ -78,15 +82,29 @@ impl DealsApi {
             updated_since: updated_since.0.map(|t| t.0),
             q: q.0,
         };
-        Ok(Page(state.db.read(move |c| deals::list(c, &org_id, &f, sort.0.as_deref(), paging)).await?))
+        Ok(Page(
+            state
+                .db
+                .read(move |c| deals::list(c, &org_id, &f, sort.0.as_deref(), paging))
+                .await?,
+        ))
     }
 
     /// List the stages of a pipeline
     ///
     /// The stages of the default pipeline, or of `pipeline_id`, in board order, each with its
     /// probability, kind (open, won, lost) and rotting days.
-    #[oai(path = "/deals/stages", method = "get", operation_id = "list_deal_stages")]
-    async fn stages(&self, state: Data<&Arc<AppState>>, caller: Caller, pipeline_id: Query<Option<String>>) -> ApiResult<Page<Stage>> {
+    #[oai(
+        path = "/deals/stages",
+        method = "get",
+        operation_id = "list_deal_stages"
+    )]
+    async fn stages(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        pipeline_id: Query<Option<String>>,
+    ) -> ApiResult<Page<Stage>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let stages = state
             .db
@@ -101,7 +119,10 @@ impl DealsApi {
         let total = stages.len() as i64;
         Ok(Page(ListPage {
             items: stages,
-            paging: Paging { page: 1, per_page: total.max(1) },
+            paging: Paging {
+                page: 1,
+                per_page: total.max(1),
+            },
             total,
         }))
     }
@@ -112,10 +133,18 @@ impl DealsApi {
     /// `stage_id` or `stage` (name) says otherwise; `currency` defaults to the organization's,
     /// `owner_id` to the caller, `company_id` to the lead's. Emits `deal.created`.
     #[oai(path = "/deals", method = "post", operation_id = "create_deal")]
-    async fn create(&self, state: Data<&Arc<AppState>>, caller: Caller, body: JsonBody<NewDeal>) -> ApiResult<Created<Deal>> {
+    async fn create(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        body: JsonBody<NewDeal>,
+    ) -> ApiResult<Created<Deal>> {
         let p = caller.with(Scope::Write)?.clone();
         let now = state.clock.now_ms();
-        let deal = state.db.write(move |tx| deals::create(tx, &p, body.0, now)).await?;
+        let deal = state
+            .db
+            .write(move |tx| deals::create(tx, &p, body.0, now))
+            .await?;
         Ok(Created::versioned(deal.version, deal))
     }
 
@@ -124,10 +153,18 @@ impl DealsApi {
     /// The deal with its stage, lead and company summaries, the next open task, the last
     /// activity, and counts of open tasks and notes: what an agent needs to act, in one call.
     #[oai(path = "/deals/:id", method = "get", operation_id = "get_deal")]
-    async fn get(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<DealContext>> {
+    async fn get(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+    ) -> ApiResult<One<DealContext>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let now = state.clock.now_ms();
-        let ctx = state.db.read(move |c| deals::context(c, &org_id, &id.0, now)).await?;
+        let ctx = state
+            .db
+            .read(move |c| deals::context(c, &org_id, &id.0, now))
+            .await?;
         Ok(One::versioned(ctx.deal.version, ctx))
     }
 
@@ -148,7 +185,10 @@ impl DealsApi {
         let p = caller.with(Scope::Write)?.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;
         let now = state.clock.now_ms();
-        let deal = state.db.write(move |tx| deals::update(tx, &p, &id.0, body.0, expected, now)).await?;
+        let deal = state
+            .db
+            .write(move |tx| deals::update(tx, &p, &id.0, body.0, expected, now))
+            .await?;
         Ok(One::versioned(deal.version, deal))
     }
 
@@ -158,10 +198,18 @@ impl DealsApi {
     /// its activities and stage history; a lead converted into it keeps status `converted`.
     /// Emits `deal.deleted`; returns the deleted deal.
     #[oai(path = "/deals/:id", method = "delete", operation_id = "delete_deal")]
-    async fn delete(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Deal>> {
+    async fn delete(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+    ) -> ApiResult<One<Deal>> {
         let p = caller.with(Scope::Write)?.clone();
         let now = state.clock.now_ms();
-        let deal = state.db.write(move |tx| deals::delete(tx, &p, &id.0, now)).await?;
+        let deal = state
+            .db
+            .write(move |tx| deals::delete(tx, &p, &id.0, now))
+            .await?;
         Ok(One::new(deal))
     }
 
@@ -174,10 +222,19 @@ impl DealsApi {
     /// `deal.stage_changed` and `deal.won` or `deal.lost`. Moving to the current stage changes
     /// nothing.
     #[oai(path = "/deals/:id/move", method = "post", operation_id = "move_deal")]
-    async fn move_deal(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>, body: JsonBody<MoveDeal>) -> ApiResult<One<Deal>> {
+    async fn move_deal(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+        body: JsonBody<MoveDeal>,
+    ) -> ApiResult<One<Deal>> {
         let p = caller.with(Scope::Write)?.clone();
         let now = state.clock.now_ms();
-        let deal = state.db.write(move |tx| deals::move_to(tx, &p, &id.0, body.0, now)).await?;
+        let deal = state
+            .db
+            .write(move |tx| deals::move_to(tx, &p, &id.0, body.0, now))
+            .await?;
         Ok(One::versioned(deal.version, deal))
     }
 
@@ -185,11 +242,30 @@ impl DealsApi {
     ///
     /// Every stage the deal entered, oldest first, with who moved it and how long it had
     /// spent in the stage it left.
-    #[oai(path = "/deals/:id/history", method = "get", operation_id = "get_deal_history")]
-    async fn history(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<Page<StageChange>> {
+    #[oai(
+        path = "/deals/:id/history",
+        method = "get",
+        operation_id = "get_deal_history"
+    )]
+    async fn history(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+    ) -> ApiResult<Page<StageChange>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
-        let items = state.db.read(move |c| deals::history(c, &org_id, &id.0)).await?;
+        let items = state
+            .db
+            .read(move |c| deals::history(c, &org_id, &id.0))
+            .await?;
         let total = items.len() as i64;
-        Ok(Page(ListPage { items, paging: Paging { page: 1, per_page: total.max(1) }, total }))
+        Ok(Page(ListPage {
+            items,
+            paging: Paging {
+                page: 1,
+                per_page: total.max(1),
+            },
+            total,
+        }))
     }
 }

@@ -15,7 +15,7 @@ use super::security::Caller;
 use super::ApiTags;
 use crate::db::run_blocking;
 use crate::domain::auth::Scope;
-use crate::domain::deals::{self, ConvertLead, Conversion};
+use crate::domain::deals::{self, Conversion, ConvertLead};
 use crate::domain::lead_csv::{self, ImportResult, OnDuplicate};
 use crate::domain::lead_view::{self, Lead360};
 use crate::domain::leads::{self, Lead, LeadFilter, LeadPatch, NewLead};
@@ -77,7 +77,9 @@ impl LeadsApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
+            Option<i64>,
+        >,
         sort: Query<Option<String>>,
         status: Query<Option<String>>,
         owner_id: Query<Option<String>>,
@@ -92,8 +94,22 @@ impl LeadsApi {
     ) -> ApiResult<Page<Lead>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
-        let f = lead_filter(status.0, owner_id.0, company_id.0, source.0, country.0, tag.0, created_after.0, created_before.0, updated_since.0, q.0);
-        let page = state.db.read(move |c| leads::list(c, &org_id, &f, sort.0.as_deref(), paging)).await?;
+        let f = lead_filter(
+            status.0,
+            owner_id.0,
+            company_id.0,
+            source.0,
+            country.0,
+            tag.0,
+            created_after.0,
+            created_before.0,
+            updated_since.0,
+            q.0,
+        );
+        let page = state
+            .db
+            .read(move |c| leads::list(c, &org_id, &f, sort.0.as_deref(), paging))
+            .await?;
         Ok(Page(page))
     }
 
@@ -102,10 +118,18 @@ impl LeadsApi {
     /// Scope `write`. Needs a first name, a last name or an email. A second lead with the same
     /// email is 409 with the existing lead's id in `details`. Emits `lead.created`.
     #[oai(path = "/leads", method = "post", operation_id = "create_lead")]
-    async fn create(&self, state: Data<&Arc<AppState>>, caller: Caller, body: JsonBody<NewLead>) -> ApiResult<Created<Lead>> {
+    async fn create(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        body: JsonBody<NewLead>,
+    ) -> ApiResult<Created<Lead>> {
         let p = caller.with(Scope::Write)?.clone();
         let now = state.clock.now_ms();
-        let lead = state.db.write(move |tx| leads::create(tx, &p, body.0, now)).await?;
+        let lead = state
+            .db
+            .write(move |tx| leads::create(tx, &p, body.0, now))
+            .await?;
         Ok(Created::versioned(lead.version, lead))
     }
 
@@ -134,7 +158,18 @@ impl LeadsApi {
         bom: Query<Option<bool>>,
     ) -> ApiResult<CsvDownload> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
-        let f = lead_filter(status.0, owner_id.0, company_id.0, source.0, country.0, tag.0, created_after.0, created_before.0, updated_since.0, q.0);
+        let f = lead_filter(
+            status.0,
+            owner_id.0,
+            company_id.0,
+            source.0,
+            country.0,
+            tag.0,
+            created_after.0,
+            created_before.0,
+            updated_since.0,
+            q.0,
+        );
         // Bad filters are a 422 now, before the 200 and the stream begin.
         Sort::parse(sort.0.as_deref(), leads::SORTS)?;
         leads::filters_for(&org_id, &f)?;
@@ -142,7 +177,16 @@ impl LeadsApi {
         let db = state.db.clone();
         tokio::task::spawn_blocking(move || {
             let mut sink = sink;
-            let result = db.read_blocking(|c| lead_csv::export(c, &org_id, &f, sort.0.as_deref(), bom.0.unwrap_or(false), &mut sink));
+            let result = db.read_blocking(|c| {
+                lead_csv::export(
+                    c,
+                    &org_id,
+                    &f,
+                    sort.0.as_deref(),
+                    bom.0.unwrap_or(false),
+                    &mut sink,
+                )
+            });
             if let Err(e) = result {
                 tracing::warn!("lead export ended early: {e}");
                 sink.fail(e.to_string());
@@ -173,15 +217,28 @@ impl LeadsApi {
         let p = caller.with(Scope::Write)?.clone();
         let now = state.clock.now_ms();
         let db = state.db.clone();
-        let result = run_blocking(move || lead_csv::import(&db, &p, &body.0, on_duplicate.0.unwrap_or_default(), now)).await?;
+        let result = run_blocking(move || {
+            lead_csv::import(&db, &p, &body.0, on_duplicate.0.unwrap_or_default(), now)
+        })
+        .await?;
         Ok(One::new(result))
     }
 
     /// Get a lead
+    ///
+    /// The lead with its version in `ETag`; `GET /leads/{id}/360` adds everything around it.
     #[oai(path = "/leads/:id", method = "get", operation_id = "get_lead")]
-    async fn get(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Lead>> {
+    async fn get(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+    ) -> ApiResult<One<Lead>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
-        let lead = state.db.read(move |c| leads::get(c, &org_id, &id.0)).await?;
+        let lead = state
+            .db
+            .read(move |c| leads::get(c, &org_id, &id.0))
+            .await?;
         Ok(One::versioned(lead.version, lead))
     }
 
@@ -190,10 +247,18 @@ impl LeadsApi {
     /// The lead with its company, deals, activities (calls also listed apart), notes, tasks
     /// and open buying signals, in one response: up to 100 of each, most recent first.
     #[oai(path = "/leads/:id/360", method = "get", operation_id = "get_lead_360")]
-    async fn view_360(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Lead360>> {
+    async fn view_360(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+    ) -> ApiResult<One<Lead360>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let now = state.clock.now_ms();
-        let view = state.db.read(move |c| lead_view::lead_360(c, &org_id, &id.0, now)).await?;
+        let view = state
+            .db
+            .read(move |c| lead_view::lead_360(c, &org_id, &id.0, now))
+            .await?;
         Ok(One::versioned(view.lead.version, view))
     }
 
@@ -214,7 +279,10 @@ impl LeadsApi {
         let p = caller.with(Scope::Write)?.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;
         let now = state.clock.now_ms();
-        let lead = state.db.write(move |tx| leads::update(tx, &p, &id.0, body.0, expected, now)).await?;
+        let lead = state
+            .db
+            .write(move |tx| leads::update(tx, &p, &id.0, body.0, expected, now))
+            .await?;
         Ok(One::versioned(lead.version, lead))
     }
 
@@ -224,10 +292,18 @@ impl LeadsApi {
     /// own `deleted` event); deals it became stay, with `lead_id` cleared. Emits
     /// `lead.deleted`; returns the deleted lead.
     #[oai(path = "/leads/:id", method = "delete", operation_id = "delete_lead")]
-    async fn delete(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Lead>> {
+    async fn delete(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+    ) -> ApiResult<One<Lead>> {
         let p = caller.with(Scope::Write)?.clone();
         let now = state.clock.now_ms();
-        let lead = state.db.write(move |tx| leads::delete(tx, &p, &id.0, now)).await?;
+        let lead = state
+            .db
+            .write(move |tx| leads::delete(tx, &p, &id.0, now))
+            .await?;
         Ok(One::new(lead))
     }
 
@@ -235,11 +311,24 @@ impl LeadsApi {
     ///
     /// Scope `write`. Makes an active user of the organization the lead's owner (422 for an
     /// unknown or deactivated user). Emits `lead.assigned` with the previous owner.
-    #[oai(path = "/leads/:id/assign", method = "post", operation_id = "assign_lead")]
-    async fn assign(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>, body: JsonBody<AssignLead>) -> ApiResult<One<Lead>> {
+    #[oai(
+        path = "/leads/:id/assign",
+        method = "post",
+        operation_id = "assign_lead"
+    )]
+    async fn assign(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+        body: JsonBody<AssignLead>,
+    ) -> ApiResult<One<Lead>> {
         let p = caller.with(Scope::Write)?.clone();
         let now = state.clock.now_ms();
-        let lead = state.db.write(move |tx| leads::assign(tx, &p, &id.0, &body.0.user_id, now)).await?;
+        let lead = state
+            .db
+            .write(move |tx| leads::assign(tx, &p, &id.0, &body.0.user_id, now))
+            .await?;
         Ok(One::versioned(lead.version, lead))
     }
 
@@ -249,11 +338,24 @@ impl LeadsApi {
     /// unless a pipeline or stage is given; with the lead's company and owner) and sets the
     /// lead's status to `converted`. A lead already converted is 409 naming its deal. Emits
     /// `deal.created` and `lead.converted`. The body may be empty (`{}`).
-    #[oai(path = "/leads/:id/convert", method = "post", operation_id = "convert_lead")]
-    async fn convert(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>, body: JsonBody<ConvertLead>) -> ApiResult<Created<Conversion>> {
+    #[oai(
+        path = "/leads/:id/convert",
+        method = "post",
+        operation_id = "convert_lead"
+    )]
+    async fn convert(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+        body: JsonBody<ConvertLead>,
+    ) -> ApiResult<Created<Conversion>> {
         let p = caller.with(Scope::Write)?.clone();
         let now = state.clock.now_ms();
-        let c = state.db.write(move |tx| deals::convert_lead(tx, &p, &id.0, body.0, now)).await?;
+        let c = state
+            .db
+            .write(move |tx| deals::convert_lead(tx, &p, &id.0, body.0, now))
+            .await?;
         Ok(Created::new(c))
     }
 }

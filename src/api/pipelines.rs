@@ -14,7 +14,9 @@ use super::security::Caller;
 use super::ApiTags;
 use crate::domain::auth::Scope;
 use crate::domain::listing::Paging;
-use crate::domain::pipelines::{self, NewPipeline, NewStage, Pipeline, PipelinePatch, Stage, StagePatch};
+use crate::domain::pipelines::{
+    self, NewPipeline, NewStage, Pipeline, PipelinePatch, Stage, StagePatch,
+};
 use crate::domain::{deals, DomainResult};
 use crate::AppState;
 
@@ -32,11 +34,18 @@ impl PipelinesApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
+            Option<i64>,
+        >,
     ) -> ApiResult<Page<Pipeline>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
-        Ok(Page(state.db.read(move |c| pipelines::list(c, &org_id, paging)).await?))
+        Ok(Page(
+            state
+                .db
+                .read(move |c| pipelines::list(c, &org_id, paging))
+                .await?,
+        ))
     }
 
     /// Create a pipeline
@@ -44,25 +53,47 @@ impl PipelinesApi {
     /// Scope `write`. With `stages` in board order, or the standard sales stages when none are
     /// given. `is_default: true` makes it the default (the old default stops being one).
     #[oai(path = "/pipelines", method = "post", operation_id = "create_pipeline")]
-    async fn create(&self, state: Data<&Arc<AppState>>, caller: Caller, body: JsonBody<NewPipeline>) -> ApiResult<Created<Pipeline>> {
+    async fn create(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        body: JsonBody<NewPipeline>,
+    ) -> ApiResult<Created<Pipeline>> {
         let org_id = caller.with(Scope::Write)?.org_id.clone();
         let now = state.clock.now_ms();
-        let p = state.db.write(move |tx| pipelines::create(tx, &org_id, body.0, now)).await?;
+        let p = state
+            .db
+            .write(move |tx| pipelines::create(tx, &org_id, body.0, now))
+            .await?;
         Ok(Created::versioned(p.version, p))
     }
 
     /// Get a pipeline
+    ///
+    /// The pipeline with its stages in board order.
     #[oai(path = "/pipelines/:id", method = "get", operation_id = "get_pipeline")]
-    async fn get(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Pipeline>> {
+    async fn get(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+    ) -> ApiResult<One<Pipeline>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
-        let p = state.db.read(move |c| pipelines::get(c, &org_id, &id.0)).await?;
+        let p = state
+            .db
+            .read(move |c| pipelines::get(c, &org_id, &id.0))
+            .await?;
         Ok(One::versioned(p.version, p))
     }
 
     /// Update a pipeline
     ///
     /// Scope `write`. Rename it, or make it the default with `is_default: true`.
-    #[oai(path = "/pipelines/:id", method = "patch", operation_id = "update_pipeline")]
+    #[oai(
+        path = "/pipelines/:id",
+        method = "patch",
+        operation_id = "update_pipeline"
+    )]
     async fn update(
         &self,
         state: Data<&Arc<AppState>>,
@@ -74,7 +105,10 @@ impl PipelinesApi {
         let org_id = caller.with(Scope::Write)?.org_id.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;
         let now = state.clock.now_ms();
-        let p = state.db.write(move |tx| pipelines::update(tx, &org_id, &id.0, body.0, expected, now)).await?;
+        let p = state
+            .db
+            .write(move |tx| pipelines::update(tx, &org_id, &id.0, body.0, expected, now))
+            .await?;
         Ok(One::versioned(p.version, p))
     }
 
@@ -82,10 +116,22 @@ impl PipelinesApi {
     ///
     /// Scope `write`. Deletes the pipeline and its stages. The default pipeline, and a
     /// pipeline that still holds deals, cannot be deleted (409). Returns the deleted pipeline.
-    #[oai(path = "/pipelines/:id", method = "delete", operation_id = "delete_pipeline")]
-    async fn delete(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Pipeline>> {
+    #[oai(
+        path = "/pipelines/:id",
+        method = "delete",
+        operation_id = "delete_pipeline"
+    )]
+    async fn delete(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+    ) -> ApiResult<One<Pipeline>> {
         let org_id = caller.with(Scope::Write)?.org_id.clone();
-        let p = state.db.write(move |tx| pipelines::delete(tx, &org_id, &id.0)).await?;
+        let p = state
+            .db
+            .write(move |tx| pipelines::delete(tx, &org_id, &id.0))
+            .await?;
         Ok(One::new(p))
     }
 
@@ -93,11 +139,24 @@ impl PipelinesApi {
     ///
     /// Scope `write`. Inserted at `position` (default: the end); later stages shift right.
     /// Names are unique within the pipeline (409).
-    #[oai(path = "/pipelines/:id/stages", method = "post", operation_id = "create_stage")]
-    async fn add_stage(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>, body: JsonBody<NewStage>) -> ApiResult<Created<Stage>> {
+    #[oai(
+        path = "/pipelines/:id/stages",
+        method = "post",
+        operation_id = "create_stage"
+    )]
+    async fn add_stage(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+        body: JsonBody<NewStage>,
+    ) -> ApiResult<Created<Stage>> {
         let org_id = caller.with(Scope::Write)?.org_id.clone();
         let now = state.clock.now_ms();
-        let s = state.db.write(move |tx| pipelines::add_stage(tx, &org_id, &id.0, body.0, now)).await?;
+        let s = state
+            .db
+            .write(move |tx| pipelines::add_stage(tx, &org_id, &id.0, body.0, now))
+            .await?;
         Ok(Created::versioned(s.version, s))
     }
 
@@ -117,7 +176,10 @@ impl PipelinesApi {
         let org_id = caller.with(Scope::Write)?.org_id.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;
         let now = state.clock.now_ms();
-        let s = state.db.write(move |tx| pipelines::update_stage(tx, &org_id, &id.0, body.0, expected, now)).await?;
+        let s = state
+            .db
+            .write(move |tx| pipelines::update_stage(tx, &org_id, &id.0, body.0, expected, now))
+            .await?;
         Ok(One::versioned(s.version, s))
     }
 
@@ -127,7 +189,13 @@ impl PipelinesApi {
     /// the same pipeline: its deals are moved there first (each a normal move, with history
     /// and events). A pipeline keeps at least one stage. Stage history keeps the stage's name.
     #[oai(path = "/stages/:id", method = "delete", operation_id = "delete_stage")]
-    async fn delete_stage(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>, move_to: Query<Option<String>>) -> ApiResult<One<Stage>> {
+    async fn delete_stage(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+        move_to: Query<Option<String>>,
+    ) -> ApiResult<One<Stage>> {
         let p = caller.with(Scope::Write)?.clone();
         let now = state.clock.now_ms();
         let s = state

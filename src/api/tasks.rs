@@ -37,7 +37,9 @@ impl TasksApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
+            Option<i64>,
+        >,
         sort: Query<Option<String>>,
         status: Query<Option<String>>,
         priority: Query<Option<String>>,
@@ -67,7 +69,12 @@ impl TasksApi {
             created_before: created_before.0.map(|t| t.0),
             updated_since: updated_since.0.map(|t| t.0),
         };
-        Ok(Page(state.db.read(move |c| tasks::list(c, &org_id, &f, sort.0.as_deref(), paging, now)).await?))
+        Ok(Page(
+            state
+                .db
+                .read(move |c| tasks::list(c, &org_id, &f, sort.0.as_deref(), paging, now))
+                .await?,
+        ))
     }
 
     /// Create a task
@@ -75,19 +82,37 @@ impl TasksApi {
     /// Scope `write`. Assigned to the caller unless `assignee_id` names another active user;
     /// may hang on a deal and/or a lead. Emits `task.created`.
     #[oai(path = "/tasks", method = "post", operation_id = "create_task")]
-    async fn create(&self, state: Data<&Arc<AppState>>, caller: Caller, body: JsonBody<NewTask>) -> ApiResult<Created<Task>> {
+    async fn create(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        body: JsonBody<NewTask>,
+    ) -> ApiResult<Created<Task>> {
         let p = caller.with(Scope::Write)?.clone();
         let now = state.clock.now_ms();
-        let t = state.db.write(move |tx| tasks::create(tx, &p, body.0, now)).await?;
+        let t = state
+            .db
+            .write(move |tx| tasks::create(tx, &p, body.0, now))
+            .await?;
         Ok(Created::versioned(t.version, t))
     }
 
     /// Get a task
+    ///
+    /// The task, with `overdue` computed for now.
     #[oai(path = "/tasks/:id", method = "get", operation_id = "get_task")]
-    async fn get(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Task>> {
+    async fn get(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+    ) -> ApiResult<One<Task>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let now = state.clock.now_ms();
-        let t = state.db.read(move |c| tasks::get(c, &org_id, &id.0, now)).await?;
+        let t = state
+            .db
+            .read(move |c| tasks::get(c, &org_id, &id.0, now))
+            .await?;
         Ok(One::versioned(t.version, t))
     }
 
@@ -108,7 +133,10 @@ impl TasksApi {
         let p = caller.with(Scope::Write)?.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;
         let now = state.clock.now_ms();
-        let t = state.db.write(move |tx| tasks::update(tx, &p, &id.0, body.0, expected, now)).await?;
+        let t = state
+            .db
+            .write(move |tx| tasks::update(tx, &p, &id.0, body.0, expected, now))
+            .await?;
         Ok(One::versioned(t.version, t))
     }
 
@@ -116,10 +144,18 @@ impl TasksApi {
     ///
     /// Scope `write`. Emits `task.deleted`; returns the deleted task.
     #[oai(path = "/tasks/:id", method = "delete", operation_id = "delete_task")]
-    async fn delete(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Task>> {
+    async fn delete(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+    ) -> ApiResult<One<Task>> {
         let p = caller.with(Scope::Write)?.clone();
         let now = state.clock.now_ms();
-        let t = state.db.write(move |tx| tasks::delete(tx, &p, &id.0, now)).await?;
+        let t = state
+            .db
+            .write(move |tx| tasks::delete(tx, &p, &id.0, now))
+            .await?;
         Ok(One::new(t))
     }
 
@@ -127,11 +163,23 @@ impl TasksApi {
     ///
     /// Scope `write`. A completed task stays as it is; a cancelled one is 409 (reopen it
     /// first). Emits `task.updated` and `task.completed`.
-    #[oai(path = "/tasks/:id/complete", method = "post", operation_id = "complete_task")]
-    async fn complete(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Task>> {
+    #[oai(
+        path = "/tasks/:id/complete",
+        method = "post",
+        operation_id = "complete_task"
+    )]
+    async fn complete(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+    ) -> ApiResult<One<Task>> {
         let p = caller.with(Scope::Write)?.clone();
         let now = state.clock.now_ms();
-        let t = state.db.write(move |tx| tasks::complete(tx, &p, &id.0, now)).await?;
+        let t = state
+            .db
+            .write(move |tx| tasks::complete(tx, &p, &id.0, now))
+            .await?;
         Ok(One::versioned(t.version, t))
     }
 
@@ -139,11 +187,23 @@ impl TasksApi {
     ///
     /// Scope `write`. A completed or cancelled task becomes open again (an open one stays as
     /// it is). Emits `task.updated`.
-    #[oai(path = "/tasks/:id/reopen", method = "post", operation_id = "reopen_task")]
-    async fn reopen(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<Task>> {
+    #[oai(
+        path = "/tasks/:id/reopen",
+        method = "post",
+        operation_id = "reopen_task"
+    )]
+    async fn reopen(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+    ) -> ApiResult<One<Task>> {
         let p = caller.with(Scope::Write)?.clone();
         let now = state.clock.now_ms();
-        let t = state.db.write(move |tx| tasks::reopen(tx, &p, &id.0, now)).await?;
+        let t = state
+            .db
+            .write(move |tx| tasks::reopen(tx, &p, &id.0, now))
+            .await?;
         Ok(One::versioned(t.version, t))
     }
 }

@@ -15,7 +15,12 @@ use crate::timefmt::Timestamp;
 /// Types a client may log.
 pub const CLIENT_TYPES: &[&str] = &["call", "email", "meeting", "sms", "linkedin", "other"];
 /// Types only the server writes (email and pipeline bookkeeping).
-pub const SYSTEM_TYPES: &[&str] = &["email_sent", "email_received", "email_opened", "stage_changed"];
+pub const SYSTEM_TYPES: &[&str] = &[
+    "email_sent",
+    "email_received",
+    "email_opened",
+    "stage_changed",
+];
 
 /// An activity.
 #[derive(Debug, Clone, Object)]
@@ -75,7 +80,8 @@ pub struct NewActivity {
     pub outcome: Option<String>,
 }
 
-pub(crate) const COLUMNS: &str = "id, type, subject, body, deal_id, lead_id, user_id, occurred_at, \
+pub(crate) const COLUMNS: &str =
+    "id, type, subject, body, deal_id, lead_id, user_id, occurred_at, \
     duration_seconds, outcome, version, created_at";
 const LIST: ListSource = ListSource {
     columns: COLUMNS,
@@ -140,12 +146,24 @@ pub struct ActivityFilter {
 pub const SORTS: &[(&str, &str)] = &[("created_at", "created_at"), ("occurred_at", "occurred_at")];
 
 /// One page of activities.
-pub fn list(conn: &Connection, org_id: &str, f: &ActivityFilter, sort: Option<&str>, paging: Paging) -> DomainResult<ListPage<Activity>> {
+pub fn list(
+    conn: &Connection,
+    org_id: &str,
+    f: &ActivityFilter,
+    sort: Option<&str>,
+    paging: Paging,
+) -> DomainResult<ListPage<Activity>> {
     let sort = Sort::parse(sort, SORTS)?;
     let mut filters = Filters::for_org("org_id", org_id);
     let types = any_of(f.activity_type.as_deref());
-    if let Some(bad) = types.iter().find(|t| !CLIENT_TYPES.contains(&t.as_str()) && !SYSTEM_TYPES.contains(&t.as_str())) {
-        return Err(DomainError::invalid("type", format!("`{bad}` is not an activity type")));
+    if let Some(bad) = types
+        .iter()
+        .find(|t| !CLIENT_TYPES.contains(&t.as_str()) && !SYSTEM_TYPES.contains(&t.as_str()))
+    {
+        return Err(DomainError::invalid(
+            "type",
+            format!("`{bad}` is not an activity type"),
+        ));
     }
     filters.any_of("type", &types);
     filters.any_of("deal_id", &any_of(f.deal_id.as_deref()));
@@ -176,10 +194,29 @@ pub fn record(
     let body = validate::optional_text(&mut issues, "body", input.body, 50_000);
     let outcome = validate::optional_text(&mut issues, "outcome", input.outcome, 100);
     if input.deal_id.is_none() && input.lead_id.is_none() {
-        issues.add("deal_id", "an activity is logged on a deal or a lead: give deal_id or lead_id");
+        issues.add(
+            "deal_id",
+            "an activity is logged on a deal or a lead: give deal_id or lead_id",
+        );
     }
-    validate::reference(tx, &mut issues, "deal_id", "deals", "deal", org_id, input.deal_id.as_deref())?;
-    validate::reference(tx, &mut issues, "lead_id", "leads", "lead", org_id, input.lead_id.as_deref())?;
+    validate::reference(
+        tx,
+        &mut issues,
+        "deal_id",
+        "deals",
+        "deal",
+        org_id,
+        input.deal_id.as_deref(),
+    )?;
+    validate::reference(
+        tx,
+        &mut issues,
+        "lead_id",
+        "leads",
+        "lead",
+        org_id,
+        input.lead_id.as_deref(),
+    )?;
     let occurred_at = input.occurred_at.map_or(now, |t| t.0);
     if occurred_at > now + 60_000 {
         issues.add("occurred_at", "must not be in the future");
@@ -191,8 +228,18 @@ pub fn record(
                                  occurred_at, duration_seconds, outcome, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![
-            id, org_id, input.activity_type, subject, body, input.deal_id, input.lead_id, user_id,
-            occurred_at, input.duration_seconds, outcome, now
+            id,
+            org_id,
+            input.activity_type,
+            subject,
+            body,
+            input.deal_id,
+            input.lead_id,
+            user_id,
+            occurred_at,
+            input.duration_seconds,
+            outcome,
+            now
         ],
     )?;
     if let Some(deal_id) = &input.deal_id {
@@ -207,11 +254,19 @@ pub fn record(
 }
 
 /// Logs a client's activity (only the client types).
-pub fn create(tx: &Transaction<'_>, p: &Principal, input: NewActivity, now: Millis) -> DomainResult<Activity> {
+pub fn create(
+    tx: &Transaction<'_>,
+    p: &Principal,
+    input: NewActivity,
+    now: Millis,
+) -> DomainResult<Activity> {
     if !CLIENT_TYPES.contains(&input.activity_type.as_str()) {
         return Err(DomainError::invalid(
             "type",
-            format!("must be one of {} (the others are written by the server)", CLIENT_TYPES.join(", ")),
+            format!(
+                "must be one of {} (the others are written by the server)",
+                CLIENT_TYPES.join(", ")
+            ),
         ));
     }
     record(tx, &p.org_id, &Actor::from(p), Some(&p.user_id), input, now)
@@ -219,10 +274,21 @@ pub fn create(tx: &Transaction<'_>, p: &Principal, input: NewActivity, now: Mill
 
 /// Deletes an activity; records `activity.deleted`. `last_activity_at` on the deal and lead is
 /// recomputed from what remains.
-pub fn delete(tx: &Transaction<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult<Activity> {
+pub fn delete(
+    tx: &Transaction<'_>,
+    p: &Principal,
+    id: &str,
+    now: Millis,
+) -> DomainResult<Activity> {
     let activity = get(tx, &p.org_id, id)?;
-    tx.execute("DELETE FROM activities WHERE org_id = ?1 AND id = ?2", params![p.org_id, id])?;
-    for (table, column, value) in [("deals", "deal_id", &activity.deal_id), ("leads", "lead_id", &activity.lead_id)] {
+    tx.execute(
+        "DELETE FROM activities WHERE org_id = ?1 AND id = ?2",
+        params![p.org_id, id],
+    )?;
+    for (table, column, value) in [
+        ("deals", "deal_id", &activity.deal_id),
+        ("leads", "lead_id", &activity.lead_id),
+    ] {
         if let Some(v) = value {
             tx.execute(
                 &format!(
@@ -234,6 +300,14 @@ pub fn delete(tx: &Transaction<'_>, p: &Principal, id: &str, now: Millis) -> Dom
             )?;
         }
     }
-    events::append(tx, &p.org_id, &Actor::from(p), "activity.deleted", &activity, None, now)?;
+    events::append(
+        tx,
+        &p.org_id,
+        &Actor::from(p),
+        "activity.deleted",
+        &activity,
+        None,
+        now,
+    )?;
     Ok(activity)
 }

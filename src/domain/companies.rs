@@ -216,7 +216,10 @@ pub fn list(
 ) -> DomainResult<ListPage<Company>> {
     let sort = Sort::parse(sort, SORTS)?;
     let mut filters = Filters::for_org("org_id", org_id);
-    let industries: Vec<String> = any_of(f.industry.as_deref()).iter().map(|s| s.to_lowercase()).collect();
+    let industries: Vec<String> = any_of(f.industry.as_deref())
+        .iter()
+        .map(|s| s.to_lowercase())
+        .collect();
     filters.any_of("lower(industry)", &industries);
     filters.any_of("country", &any_of(f.country.as_deref()));
     filters.any_of("owner_id", &any_of(f.owner_id.as_deref()));
@@ -232,7 +235,13 @@ pub fn list(
     if let Some(v) = f.size_max {
         filters.push("size <= ?", vec![v.into()]);
     }
-    time_filters(&mut filters, "", f.created_after, f.created_before, f.updated_since);
+    time_filters(
+        &mut filters,
+        "",
+        f.created_after,
+        f.created_before,
+        f.updated_since,
+    );
     if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         let p = validate::like_pattern(q);
         filters.push(
@@ -259,7 +268,8 @@ fn check(conn: &Connection, org_id: &str, f: Fields) -> DomainResult<Fields> {
     let mut issues = Issues::new();
     let out = Fields {
         name: validate::text(&mut issues, "name", &f.name, 1, 200),
-        domain: validate::optional_text(&mut issues, "domain", f.domain, 253).map(|d| d.to_lowercase()),
+        domain: validate::optional_text(&mut issues, "domain", f.domain, 253)
+            .map(|d| d.to_lowercase()),
         industry: validate::optional_text(&mut issues, "industry", f.industry, 100),
         size: f.size,
         country: validate::optional_text(&mut issues, "country", f.country, 100),
@@ -271,13 +281,24 @@ fn check(conn: &Connection, org_id: &str, f: Fields) -> DomainResult<Fields> {
     if out.size.is_some_and(|s| s < 0) {
         issues.add("size", "must be at least 0");
     }
-    validate::active_user(conn, &mut issues, "owner_id", org_id, out.owner_id.as_deref())?;
+    validate::active_user(
+        conn,
+        &mut issues,
+        "owner_id",
+        org_id,
+        out.owner_id.as_deref(),
+    )?;
     issues.finish()?;
     Ok(out)
 }
 
 /// Creates a company and its `company.created` event.
-pub fn create(tx: &Transaction<'_>, p: &Principal, input: NewCompany, now: Millis) -> DomainResult<Company> {
+pub fn create(
+    tx: &Transaction<'_>,
+    p: &Principal,
+    input: NewCompany,
+    now: Millis,
+) -> DomainResult<Company> {
     let f = check(
         tx,
         &p.org_id,
@@ -299,12 +320,30 @@ pub fn create(tx: &Transaction<'_>, p: &Principal, input: NewCompany, now: Milli
                                 owner_id, tags, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
         params![
-            id, p.org_id, f.name, f.domain, f.industry, f.size, f.country, f.phone, f.website,
-            f.owner_id, validate::tags_to_db(&f.tags), now
+            id,
+            p.org_id,
+            f.name,
+            f.domain,
+            f.industry,
+            f.size,
+            f.country,
+            f.phone,
+            f.website,
+            f.owner_id,
+            validate::tags_to_db(&f.tags),
+            now
         ],
     )?;
     let company = get(tx, &p.org_id, &id)?;
-    events::append(tx, &p.org_id, &Actor::from(p), "company.created", &company, None, now)?;
+    events::append(
+        tx,
+        &p.org_id,
+        &Actor::from(p),
+        "company.created",
+        &company,
+        None,
+        now,
+    )?;
     Ok(company)
 }
 
@@ -341,13 +380,31 @@ pub fn update(
                 updated_at = ?12
          WHERE org_id = ?1 AND id = ?2",
         params![
-            p.org_id, id, f.name, f.domain, f.industry, f.size, f.country, f.phone, f.website,
-            f.owner_id, validate::tags_to_db(&f.tags), now
+            p.org_id,
+            id,
+            f.name,
+            f.domain,
+            f.industry,
+            f.size,
+            f.country,
+            f.phone,
+            f.website,
+            f.owner_id,
+            validate::tags_to_db(&f.tags),
+            now
         ],
     )?;
     let after = get(tx, &p.org_id, id)?;
     let previous = events::previous_values(&before, &after);
-    events::append(tx, &p.org_id, &Actor::from(p), "company.updated", &after, Some(previous), now)?;
+    events::append(
+        tx,
+        &p.org_id,
+        &Actor::from(p),
+        "company.updated",
+        &after,
+        Some(previous),
+        now,
+    )?;
     Ok(after)
 }
 
@@ -364,7 +421,18 @@ pub fn delete(tx: &Transaction<'_>, p: &Principal, id: &str, now: Millis) -> Dom
         "UPDATE deals SET company_id = NULL WHERE org_id = ?1 AND company_id = ?2",
         params![p.org_id, id],
     )?;
-    tx.execute("DELETE FROM companies WHERE org_id = ?1 AND id = ?2", params![p.org_id, id])?;
-    events::append(tx, &p.org_id, &Actor::from(p), "company.deleted", &company, None, now)?;
+    tx.execute(
+        "DELETE FROM companies WHERE org_id = ?1 AND id = ?2",
+        params![p.org_id, id],
+    )?;
+    events::append(
+        tx,
+        &p.org_id,
+        &Actor::from(p),
+        "company.deleted",
+        &company,
+        None,
+        now,
+    )?;
     Ok(company)
 }

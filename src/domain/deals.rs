@@ -307,15 +307,30 @@ pub const SORTS: &[(&str, &str)] = &[
 ];
 
 /// One page of deals.
-pub fn list(conn: &Connection, org_id: &str, f: &DealFilter, sort: Option<&str>, paging: Paging) -> DomainResult<ListPage<Deal>> {
+pub fn list(
+    conn: &Connection,
+    org_id: &str,
+    f: &DealFilter,
+    sort: Option<&str>,
+    paging: Paging,
+) -> DomainResult<ListPage<Deal>> {
     let sort = Sort::parse(sort, SORTS)?;
     let mut filters = Filters::for_org("d.org_id", org_id);
     filters.any_of("d.stage_id", &any_of(f.stage_id.as_deref()));
-    let names: Vec<String> = any_of(f.stage.as_deref()).iter().map(|n| n.to_lowercase()).collect();
+    let names: Vec<String> = any_of(f.stage.as_deref())
+        .iter()
+        .map(|n| n.to_lowercase())
+        .collect();
     filters.any_of("lower(s.name)", &names);
     let statuses = any_of(f.status.as_deref());
-    if let Some(bad) = statuses.iter().find(|s| !["open", "won", "lost"].contains(&s.as_str())) {
-        return Err(DomainError::invalid("status", format!("`{bad}` is not one of open, won, lost")));
+    if let Some(bad) = statuses
+        .iter()
+        .find(|s| !["open", "won", "lost"].contains(&s.as_str()))
+    {
+        return Err(DomainError::invalid(
+            "status",
+            format!("`{bad}` is not one of open, won, lost"),
+        ));
     }
     filters.any_of("d.status", &statuses);
     filters.any_of("d.pipeline_id", &any_of(f.pipeline_id.as_deref()));
@@ -350,13 +365,25 @@ pub fn list(conn: &Connection, org_id: &str, f: &DealFilter, sort: Option<&str>,
             if timefmt::parse_date(date).is_none() {
                 issues.add(field, "must be a date YYYY-MM-DD");
             }
-            filters.push(format!("d.expected_close_date {op} ?"), vec![date.clone().into()]);
+            filters.push(
+                format!("d.expected_close_date {op} ?"),
+                vec![date.clone().into()],
+            );
         }
     }
     issues.finish()?;
-    time_filters(&mut filters, "d.", f.created_after, f.created_before, f.updated_since);
+    time_filters(
+        &mut filters,
+        "d.",
+        f.created_after,
+        f.created_before,
+        f.updated_since,
+    );
     if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        filters.push("d.title LIKE ? ESCAPE '\\'", vec![validate::like_pattern(q).into()]);
+        filters.push(
+            "d.title LIKE ? ESCAPE '\\'",
+            vec![validate::like_pattern(q).into()],
+        );
     }
     filters.fetch_page(conn, &LIST, sort, paging, from_row)
 }
@@ -378,10 +405,17 @@ fn resolve_stage(
     stage_name: Option<&str>,
 ) -> DomainResult<Stage> {
     match (stage_id, stage_name) {
-        (Some(_), Some(_)) => Err(DomainError::invalid("stage", "give stage_id or stage, not both")),
+        (Some(_), Some(_)) => Err(DomainError::invalid(
+            "stage",
+            "give stage_id or stage, not both",
+        )),
         (Some(id), None) => {
-            let stage = pipelines::get_stage(conn, org_id, id)
-                .map_err(|_| DomainError::invalid("stage_id", format!("`{id}` is not a stage of this organization")))?;
+            let stage = pipelines::get_stage(conn, org_id, id).map_err(|_| {
+                DomainError::invalid(
+                    "stage_id",
+                    format!("`{id}` is not a stage of this organization"),
+                )
+            })?;
             if stage.pipeline_id != pipeline_id {
                 return Err(DomainError::invalid(
                     "stage_id",
@@ -390,13 +424,18 @@ fn resolve_stage(
             }
             Ok(stage)
         }
-        (None, Some(name)) => pipelines::stage_by_name(conn, org_id, pipeline_id, name)?.ok_or_else(|| {
-            DomainError::invalid("stage", format!("the pipeline {pipeline_id} has no stage called `{name}`"))
-        }),
+        (None, Some(name)) => pipelines::stage_by_name(conn, org_id, pipeline_id, name)?
+            .ok_or_else(|| {
+                DomainError::invalid(
+                    "stage",
+                    format!("the pipeline {pipeline_id} has no stage called `{name}`"),
+                )
+            }),
         (None, None) => Err(DomainError::invalid("stage_id", "give stage_id or stage")),
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn record_history(
     tx: &Transaction<'_>,
     org_id: &str,
@@ -430,7 +469,14 @@ fn record_history(
 }
 
 /// Creates a deal with `actor` as the author; records `deal.created`.
-pub fn create_as(tx: &Transaction<'_>, org_id: &str, actor: &Actor, default_owner: &str, input: NewDeal, now: Millis) -> DomainResult<Deal> {
+pub fn create_as(
+    tx: &Transaction<'_>,
+    org_id: &str,
+    actor: &Actor,
+    default_owner: &str,
+    input: NewDeal,
+    now: Millis,
+) -> DomainResult<Deal> {
     let org = orgs::get(tx, org_id)?;
     let mut issues = Issues::new();
     let title = validate::text(&mut issues, "title", &input.title, 1, 200);
@@ -438,31 +484,67 @@ pub fn create_as(tx: &Transaction<'_>, org_id: &str, actor: &Actor, default_owne
         Some(c) => validate::currency(&mut issues, "currency", c),
         None => org.currency.clone(),
     };
-    let value = validate::money_to_minor(&mut issues, "value", input.value.unwrap_or(0.0), &currency);
-    let owner_id = input.owner_id.clone().or_else(|| Some(default_owner.to_string()));
+    let value =
+        validate::money_to_minor(&mut issues, "value", input.value.unwrap_or(0.0), &currency);
+    let owner_id = input
+        .owner_id
+        .clone()
+        .or_else(|| Some(default_owner.to_string()));
     validate::active_user(tx, &mut issues, "owner_id", org_id, owner_id.as_deref())?;
     let lead = match input.lead_id.as_deref() {
         Some(id) => {
             let lead = leads::find(tx, org_id, id)?;
             if lead.is_none() {
-                issues.add("lead_id", format!("`{id}` is not a lead of this organization"));
+                issues.add(
+                    "lead_id",
+                    format!("`{id}` is not a lead of this organization"),
+                );
             }
             lead
         }
         None => None,
     };
-    let company_id = input.company_id.clone().or_else(|| lead.as_ref().and_then(|l| l.company_id.clone()));
-    validate::reference(tx, &mut issues, "company_id", "companies", "co", org_id, company_id.as_deref())?;
-    let close = check_date(&mut issues, "expected_close_date", input.expected_close_date);
+    let company_id = input
+        .company_id
+        .clone()
+        .or_else(|| lead.as_ref().and_then(|l| l.company_id.clone()));
+    validate::reference(
+        tx,
+        &mut issues,
+        "company_id",
+        "companies",
+        "co",
+        org_id,
+        company_id.as_deref(),
+    )?;
+    let close = check_date(
+        &mut issues,
+        "expected_close_date",
+        input.expected_close_date,
+    );
     let tags = validate::tags(&mut issues, "tags", input.tags.unwrap_or_default());
     issues.finish()?;
     let pipeline_id = match (&input.pipeline_id, &input.stage_id) {
-        (Some(p), _) => pipelines::get(tx, org_id, p)
-            .map_err(|_| DomainError::invalid("pipeline_id", format!("`{p}` is not a pipeline of this organization")))?
-            .id,
-        (None, Some(stage_id)) => pipelines::get_stage(tx, org_id, stage_id)
-            .map_err(|_| DomainError::invalid("stage_id", format!("`{stage_id}` is not a stage of this organization")))?
-            .pipeline_id,
+        (Some(p), _) => {
+            pipelines::get(tx, org_id, p)
+                .map_err(|_| {
+                    DomainError::invalid(
+                        "pipeline_id",
+                        format!("`{p}` is not a pipeline of this organization"),
+                    )
+                })?
+                .id
+        }
+        (None, Some(stage_id)) => {
+            pipelines::get_stage(tx, org_id, stage_id)
+                .map_err(|_| {
+                    DomainError::invalid(
+                        "stage_id",
+                        format!("`{stage_id}` is not a stage of this organization"),
+                    )
+                })?
+                .pipeline_id
+        }
         (None, None) => pipelines::default_id(tx, org_id)?,
     };
     let stage = if input.stage_id.is_none() && input.stage.is_none() {
@@ -471,7 +553,13 @@ pub fn create_as(tx: &Transaction<'_>, org_id: &str, actor: &Actor, default_owne
             .next()
             .ok_or_else(|| DomainError::Internal(format!("pipeline {pipeline_id} has no stages")))?
     } else {
-        resolve_stage(tx, org_id, &pipeline_id, input.stage_id.as_deref(), input.stage.as_deref())?
+        resolve_stage(
+            tx,
+            org_id,
+            &pipeline_id,
+            input.stage_id.as_deref(),
+            input.stage.as_deref(),
+        )?
     };
     let status = DealStatus::from(stage.kind);
     let closed_at = (status != DealStatus::Open).then_some(now);
@@ -506,12 +594,24 @@ pub fn create_as(tx: &Transaction<'_>, org_id: &str, actor: &Actor, default_owne
 }
 
 /// Creates a deal (owned by the caller unless said otherwise).
-pub fn create(tx: &Transaction<'_>, p: &Principal, input: NewDeal, now: Millis) -> DomainResult<Deal> {
+pub fn create(
+    tx: &Transaction<'_>,
+    p: &Principal,
+    input: NewDeal,
+    now: Millis,
+) -> DomainResult<Deal> {
     create_as(tx, &p.org_id, &Actor::from(p), &p.user_id, input, now)
 }
 
 /// Changes a deal (`If-Match` checked); records `deal.updated` with the old values.
-pub fn update(tx: &Transaction<'_>, p: &Principal, id: &str, patch: DealPatch, expected_version: Option<i64>, now: Millis) -> DomainResult<Deal> {
+pub fn update(
+    tx: &Transaction<'_>,
+    p: &Principal,
+    id: &str,
+    patch: DealPatch,
+    expected_version: Option<i64>,
+    now: Millis,
+) -> DomainResult<Deal> {
     let before = get(tx, &p.org_id, id)?;
     validate::if_match(expected_version, before.version)?;
     let mut issues = Issues::new();
@@ -523,27 +623,85 @@ pub fn update(tx: &Transaction<'_>, p: &Principal, id: &str, patch: DealPatch, e
         Some(c) => validate::currency(&mut issues, "currency", c),
         None => before.currency.clone(),
     };
-    let value = validate::money_to_minor(&mut issues, "value", patch.value.unwrap_or(before.value), &currency);
+    let value = validate::money_to_minor(
+        &mut issues,
+        "value",
+        patch.value.unwrap_or(before.value),
+        &currency,
+    );
     let owner_id = validate::merge(patch.owner_id, before.owner_id.clone());
     let lead_id = validate::merge(patch.lead_id, before.lead_id.clone());
     let company_id = validate::merge(patch.company_id, before.company_id.clone());
     validate::active_user(tx, &mut issues, "owner_id", &p.org_id, owner_id.as_deref())?;
-    validate::reference(tx, &mut issues, "lead_id", "leads", "lead", &p.org_id, lead_id.as_deref())?;
-    validate::reference(tx, &mut issues, "company_id", "companies", "co", &p.org_id, company_id.as_deref())?;
-    let close = check_date(&mut issues, "expected_close_date", validate::merge(patch.expected_close_date, before.expected_close_date.clone()));
-    let lost_reason = validate::optional_text(&mut issues, "lost_reason", validate::merge(patch.lost_reason, before.lost_reason.clone()), 500);
-    let tags = validate::tags(&mut issues, "tags", patch.tags.unwrap_or(before.tags.clone()));
+    validate::reference(
+        tx,
+        &mut issues,
+        "lead_id",
+        "leads",
+        "lead",
+        &p.org_id,
+        lead_id.as_deref(),
+    )?;
+    validate::reference(
+        tx,
+        &mut issues,
+        "company_id",
+        "companies",
+        "co",
+        &p.org_id,
+        company_id.as_deref(),
+    )?;
+    let close = check_date(
+        &mut issues,
+        "expected_close_date",
+        validate::merge(
+            patch.expected_close_date,
+            before.expected_close_date.clone(),
+        ),
+    );
+    let lost_reason = validate::optional_text(
+        &mut issues,
+        "lost_reason",
+        validate::merge(patch.lost_reason, before.lost_reason.clone()),
+        500,
+    );
+    let tags = validate::tags(
+        &mut issues,
+        "tags",
+        patch.tags.unwrap_or(before.tags.clone()),
+    );
     issues.finish()?;
     tx.execute(
         "UPDATE deals SET title = ?3, value = ?4, currency = ?5, owner_id = ?6, lead_id = ?7,
                 company_id = ?8, expected_close_date = ?9, lost_reason = ?10, tags = ?11,
                 version = version + 1, updated_at = ?12
          WHERE org_id = ?1 AND id = ?2",
-        params![p.org_id, id, title, value, currency, owner_id, lead_id, company_id, close, lost_reason, validate::tags_to_db(&tags), now],
+        params![
+            p.org_id,
+            id,
+            title,
+            value,
+            currency,
+            owner_id,
+            lead_id,
+            company_id,
+            close,
+            lost_reason,
+            validate::tags_to_db(&tags),
+            now
+        ],
     )?;
     let after = get(tx, &p.org_id, id)?;
     let previous = events::previous_values(&before, &after);
-    events::append(tx, &p.org_id, &Actor::from(p), "deal.updated", &after, Some(previous), now)?;
+    events::append(
+        tx,
+        &p.org_id,
+        &Actor::from(p),
+        "deal.updated",
+        &after,
+        Some(previous),
+        now,
+    )?;
     Ok(after)
 }
 
@@ -551,10 +709,31 @@ pub fn update(tx: &Transaction<'_>, p: &Principal, id: &str, patch: DealPatch, e
 /// (`closed_at`, and `lost_reason` for a loss); leaving one reopens it. Every move writes a
 /// history row, a `stage_changed` activity and the events `deal.updated`, `deal.stage_changed`
 /// and `deal.won` or `deal.lost`. Moving to the stage it is in changes nothing.
-pub fn move_to(tx: &Transaction<'_>, p: &Principal, id: &str, input: MoveDeal, now: Millis) -> DomainResult<Deal> {
+pub fn move_to(
+    tx: &Transaction<'_>,
+    p: &Principal,
+    id: &str,
+    input: MoveDeal,
+    now: Millis,
+) -> DomainResult<Deal> {
     let before = get(tx, &p.org_id, id)?;
-    let target = resolve_stage(tx, &p.org_id, &before.pipeline_id, input.stage_id.as_deref(), input.stage.as_deref())?;
-    move_deal(tx, &p.org_id, &Actor::from(p), Some(&p.user_id), before, &target, input.lost_reason, now)
+    let target = resolve_stage(
+        tx,
+        &p.org_id,
+        &before.pipeline_id,
+        input.stage_id.as_deref(),
+        input.stage.as_deref(),
+    )?;
+    move_deal(
+        tx,
+        &p.org_id,
+        &Actor::from(p),
+        Some(&p.user_id),
+        before,
+        &target,
+        input.lost_reason,
+        now,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -588,9 +767,26 @@ fn move_deal(
         "UPDATE deals SET stage_id = ?3, status = ?4, closed_at = ?5, lost_reason = ?6,
                 stage_entered_at = ?7, version = version + 1, updated_at = ?7
          WHERE org_id = ?1 AND id = ?2",
-        params![org_id, before.id, target.id, status.as_str(), closed_at, lost_reason, now],
+        params![
+            org_id,
+            before.id,
+            target.id,
+            status.as_str(),
+            closed_at,
+            lost_reason,
+            now
+        ],
     )?;
-    record_history(tx, org_id, &before.id, Some(&from), target, actor, lost_reason.as_deref(), now)?;
+    record_history(
+        tx,
+        org_id,
+        &before.id,
+        Some(&from),
+        target,
+        actor,
+        lost_reason.as_deref(),
+        now,
+    )?;
     activities::record(
         tx,
         org_id,
@@ -610,8 +806,24 @@ fn move_deal(
     )?;
     let after = get(tx, org_id, &before.id)?;
     let previous = events::previous_values(&before, &after);
-    events::append(tx, org_id, actor, "deal.updated", &after, Some(previous.clone()), now)?;
-    events::append(tx, org_id, actor, "deal.stage_changed", &after, Some(previous.clone()), now)?;
+    events::append(
+        tx,
+        org_id,
+        actor,
+        "deal.updated",
+        &after,
+        Some(previous.clone()),
+        now,
+    )?;
+    events::append(
+        tx,
+        org_id,
+        actor,
+        "deal.stage_changed",
+        &after,
+        Some(previous.clone()),
+        now,
+    )?;
     match status {
         DealStatus::Won if before.status != DealStatus::Won => {
             events::append(tx, org_id, actor, "deal.won", &after, Some(previous), now)?;
@@ -626,12 +838,20 @@ fn move_deal(
 
 /// Moves every deal out of `stage_id` into `move_to` (another stage of the same pipeline),
 /// each as a normal move, so a stage can be deleted.
-pub fn empty_stage(tx: &Transaction<'_>, p: &Principal, stage_id: &str, move_to: &str, now: Millis) -> DomainResult<()> {
+pub fn empty_stage(
+    tx: &Transaction<'_>,
+    p: &Principal,
+    stage_id: &str,
+    move_to: &str,
+    now: Millis,
+) -> DomainResult<()> {
     let stage = pipelines::get_stage(tx, &p.org_id, stage_id)?;
     let target = pipelines::get_stage(tx, &p.org_id, move_to)
         .ok()
         .filter(|t| t.pipeline_id == stage.pipeline_id && t.id != stage.id)
-        .ok_or_else(|| DomainError::invalid("move_to", "must be another stage of the same pipeline"))?;
+        .ok_or_else(|| {
+            DomainError::invalid("move_to", "must be another stage of the same pipeline")
+        })?;
     let ids: Vec<String> = {
         let mut stmt = tx.prepare("SELECT id FROM deals WHERE org_id = ?1 AND stage_id = ?2")?;
         let rows = stmt.query_map(params![p.org_id, stage_id], |r| r.get(0))?;
@@ -640,7 +860,16 @@ pub fn empty_stage(tx: &Transaction<'_>, p: &Principal, stage_id: &str, move_to:
     let actor = Actor::from(p);
     for id in ids {
         let deal = get(tx, &p.org_id, &id)?;
-        move_deal(tx, &p.org_id, &actor, Some(&p.user_id), deal, &target, None, now)?;
+        move_deal(
+            tx,
+            &p.org_id,
+            &actor,
+            Some(&p.user_id),
+            deal,
+            &target,
+            None,
+            now,
+        )?;
     }
     Ok(())
 }
@@ -653,13 +882,22 @@ pub fn delete(tx: &Transaction<'_>, p: &Principal, id: &str, now: Millis) -> Dom
     let actor = Actor::from(p);
     tasks::delete_where(tx, &p.org_id, &actor, "deal_id", id, now)?;
     notes::delete_where(tx, &p.org_id, &actor, "deal_id", id, now)?;
-    tx.execute("DELETE FROM activities WHERE org_id = ?1 AND deal_id = ?2", params![p.org_id, id])?;
-    tx.execute("DELETE FROM deal_stage_history WHERE deal_id = ?1", params![id])?;
+    tx.execute(
+        "DELETE FROM activities WHERE org_id = ?1 AND deal_id = ?2",
+        params![p.org_id, id],
+    )?;
+    tx.execute(
+        "DELETE FROM deal_stage_history WHERE deal_id = ?1",
+        params![id],
+    )?;
     tx.execute(
         "UPDATE leads SET converted_deal_id = NULL WHERE org_id = ?1 AND converted_deal_id = ?2",
         params![p.org_id, id],
     )?;
-    tx.execute("DELETE FROM deals WHERE org_id = ?1 AND id = ?2", params![p.org_id, id])?;
+    tx.execute(
+        "DELETE FROM deals WHERE org_id = ?1 AND id = ?2",
+        params![p.org_id, id],
+    )?;
     events::append(tx, &p.org_id, &actor, "deal.deleted", &deal, None, now)?;
     Ok(deal)
 }
@@ -692,7 +930,12 @@ pub fn history(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Vec<St
 }
 
 /// Moves `last_activity_at` forward to `at` (bookkeeping: no version bump, no event).
-pub fn touch_activity(tx: &Transaction<'_>, org_id: &str, id: &str, at: Millis) -> DomainResult<()> {
+pub fn touch_activity(
+    tx: &Transaction<'_>,
+    org_id: &str,
+    id: &str,
+    at: Millis,
+) -> DomainResult<()> {
     tx.execute(
         "UPDATE deals SET last_activity_at = max(coalesce(last_activity_at, 0), ?3)
          WHERE org_id = ?1 AND id = ?2",
@@ -760,7 +1003,11 @@ pub fn summarize_lead(l: &Lead) -> LeadSummary {
         .join(" ");
     LeadSummary {
         id: l.id.clone(),
-        name: if name.is_empty() { l.email.clone().unwrap_or_default() } else { name },
+        name: if name.is_empty() {
+            l.email.clone().unwrap_or_default()
+        } else {
+            name
+        },
         email: l.email.clone(),
         title: l.title.clone(),
         status: l.status,
@@ -777,7 +1024,12 @@ fn summarize_company(c: Company) -> CompanySummary {
 }
 
 /// The deal with its full context.
-pub fn context(conn: &Connection, org_id: &str, id: &str, now: Millis) -> DomainResult<DealContext> {
+pub fn context(
+    conn: &Connection,
+    org_id: &str,
+    id: &str,
+    now: Millis,
+) -> DomainResult<DealContext> {
     let deal = get(conn, org_id, id)?;
     let stage = pipelines::get_stage(conn, org_id, &deal.stage_id)?;
     let lead = match &deal.lead_id {
@@ -814,7 +1066,11 @@ pub fn context(conn: &Connection, org_id: &str, id: &str, now: Millis) -> Domain
         params![id],
         |r| r.get(0),
     )?;
-    let notes_count = conn.query_row("SELECT COUNT(*) FROM notes WHERE deal_id = ?1", params![id], |r| r.get(0))?;
+    let notes_count = conn.query_row(
+        "SELECT COUNT(*) FROM notes WHERE deal_id = ?1",
+        params![id],
+        |r| r.get(0),
+    )?;
     Ok(DealContext {
         deal,
         stage,
@@ -864,7 +1120,13 @@ pub struct Conversion {
 /// Converts a lead into a deal (in the default pipeline's first stage unless told otherwise),
 /// with the lead's company and owner; the lead becomes `converted`. Records `lead.converted`
 /// and `deal.created`. A lead already converted is 409 naming its deal.
-pub fn convert_lead(tx: &Transaction<'_>, p: &Principal, lead_id: &str, input: ConvertLead, now: Millis) -> DomainResult<Conversion> {
+pub fn convert_lead(
+    tx: &Transaction<'_>,
+    p: &Principal,
+    lead_id: &str,
+    input: ConvertLead,
+    now: Millis,
+) -> DomainResult<Conversion> {
     let lead = leads::get(tx, &p.org_id, lead_id)?;
     if lead.status == LeadStatus::Converted {
         return Err(DomainError::Conflict {
@@ -908,6 +1170,14 @@ pub fn convert_lead(tx: &Transaction<'_>, p: &Principal, lead_id: &str, input: C
     )?;
     let after = leads::get(tx, &p.org_id, &lead.id)?;
     let previous = events::previous_values(&lead, &after);
-    events::append(tx, &p.org_id, &actor, "lead.converted", &after, Some(previous), now)?;
+    events::append(
+        tx,
+        &p.org_id,
+        &actor,
+        "lead.converted",
+        &after,
+        Some(previous),
+        now,
+    )?;
     Ok(Conversion { lead: after, deal })
 }

@@ -107,7 +107,10 @@ pub fn append(
     previous: Option<Value>,
     now: Millis,
 ) -> DomainResult<i64> {
-    debug_assert!(TYPES.contains(&event_type), "unknown event type {event_type}");
+    debug_assert!(
+        TYPES.contains(&event_type),
+        "unknown event type {event_type}"
+    );
     let mut data = Map::new();
     data.insert("object".into(), object.to_json().unwrap_or(Value::Null));
     if let Some(previous) = previous {

@@ -17,8 +17,19 @@ use crate::timefmt::format_ms;
 
 /// Columns the import understands (after lower-casing and turning spaces into underscores).
 pub const IMPORT_COLUMNS: &[&str] = &[
-    "first_name", "last_name", "name", "email", "phone", "title", "company", "company_name",
-    "country", "status", "source", "tags", "owner_id",
+    "first_name",
+    "last_name",
+    "name",
+    "email",
+    "phone",
+    "title",
+    "company",
+    "company_name",
+    "country",
+    "status",
+    "source",
+    "tags",
+    "owner_id",
 ];
 
 /// Rows written per transaction, so a long import never holds the writer for long.
@@ -92,14 +103,20 @@ fn parse(bytes: &[u8], result: &mut ImportResult) -> DomainResult<Vec<ParsedRow>
         .map(normalize_header)
         .collect();
     if headers.iter().all(|h| h.is_empty()) {
-        return Err(DomainError::invalid("body", "the CSV needs a header row naming its columns"));
+        return Err(DomainError::invalid(
+            "body",
+            "the CSV needs a header row naming its columns",
+        ));
     }
     result.unknown_columns = headers
         .iter()
         .filter(|h| !h.is_empty() && !IMPORT_COLUMNS.contains(&h.as_str()))
         .cloned()
         .collect();
-    if !headers.iter().any(|h| ["email", "first_name", "last_name", "name"].contains(&h.as_str())) {
+    if !headers
+        .iter()
+        .any(|h| ["email", "first_name", "last_name", "name"].contains(&h.as_str()))
+    {
         return Err(DomainError::invalid(
             "body",
             "the header row must name at least one of email, first_name, last_name, name",
@@ -112,7 +129,11 @@ fn parse(bytes: &[u8], result: &mut ImportResult) -> DomainResult<Vec<ParsedRow>
             Ok(r) => r,
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line() as i64);
-                rows.push(ParsedRow { row, line, fields: Err(format!("unreadable row: {e}")) });
+                rows.push(ParsedRow {
+                    row,
+                    line,
+                    fields: Err(format!("unreadable row: {e}")),
+                });
                 continue;
             }
         };
@@ -124,7 +145,11 @@ fn parse(bytes: &[u8], result: &mut ImportResult) -> DomainResult<Vec<ParsedRow>
             rows.push(ParsedRow {
                 row,
                 line,
-                fields: Err(format!("has {} fields but the header has {}", record.len(), headers.len())),
+                fields: Err(format!(
+                    "has {} fields but the header has {}",
+                    record.len(),
+                    headers.len()
+                )),
             });
             continue;
         }
@@ -141,15 +166,22 @@ fn parse(bytes: &[u8], result: &mut ImportResult) -> DomainResult<Vec<ParsedRow>
             if let Some(full) = get("name") {
                 let mut parts = full.splitn(2, ' ');
                 first = parts.next().map(str::to_string);
-                last = parts.next().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+                last = parts
+                    .next()
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty());
             }
         }
         let status = match get("status") {
             None => Ok(LeadStatus::New),
             Some(s) => match LeadStatus::parse(&s) {
-                Some(LeadStatus::Converted) => Err("status `converted` comes only from converting".to_string()),
+                Some(LeadStatus::Converted) => {
+                    Err("status `converted` comes only from converting".to_string())
+                }
                 Some(st) => Ok(st),
-                None => Err(format!("status `{s}` is not one of new, contacted, qualified, lost")),
+                None => Err(format!(
+                    "status `{s}` is not one of new, contacted, qualified, lost"
+                )),
             },
         };
         let fields = status.map(|status| LeadFields {
@@ -164,7 +196,12 @@ fn parse(bytes: &[u8], result: &mut ImportResult) -> DomainResult<Vec<ParsedRow>
             status,
             source: get("source").or_else(|| Some("import".into())),
             tags: get("tags")
-                .map(|t| t.split([';', ',', '|']).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+                .map(|t| {
+                    t.split([';', ',', '|'])
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
                 .unwrap_or_default(),
             owner_id: get("owner_id"),
         });
@@ -218,9 +255,17 @@ fn fill(lead: &Lead, row: LeadFields) -> LeadFields {
         company_id: current.company_id,
         company_name: row.company_name.or(current.company_name),
         country: row.country.or(current.country),
-        status: if lead.status == LeadStatus::Converted { lead.status } else { row.status },
+        status: if lead.status == LeadStatus::Converted {
+            lead.status
+        } else {
+            row.status
+        },
         source: current.source.or(row.source),
-        tags: if row.tags.is_empty() { current.tags } else { row.tags },
+        tags: if row.tags.is_empty() {
+            current.tags
+        } else {
+            row.tags
+        },
         owner_id: row.owner_id.or(current.owner_id),
     }
 }
@@ -228,7 +273,13 @@ fn fill(lead: &Lead, row: LeadFields) -> LeadFields {
 /// Imports leads from CSV bytes. Every good row is imported; every bad one is reported with
 /// its row and line, and changes nothing. Runs on the calling (blocking) thread, writing in
 /// transactions of [`ROWS_PER_TRANSACTION`] rows.
-pub fn import(db: &Db, p: &Principal, bytes: &[u8], on_duplicate: OnDuplicate, now: Millis) -> DomainResult<ImportResult> {
+pub fn import(
+    db: &Db,
+    p: &Principal,
+    bytes: &[u8],
+    on_duplicate: OnDuplicate,
+    now: Millis,
+) -> DomainResult<ImportResult> {
     let mut result = ImportResult::default();
     let rows = parse(bytes, &mut result)?;
     let actor = Actor::from(p);
@@ -254,19 +305,21 @@ pub fn import(db: &Db, p: &Principal, bytes: &[u8], on_duplicate: OnDuplicate, n
                 // Each row is checked before anything is written, so a rejected row leaves
                 // nothing behind.
                 match import_row(tx, p, &actor, fields, on_duplicate, now) {
-                    Ok((kind, lead_id)) => {
-                        match kind {
-                            "created" => out.created += 1,
-                            "updated" => {
-                                out.updated += 1;
-                                out.duplicates.push(issue("duplicate email: existing lead updated".into(), lead_id));
-                            }
-                            _ => {
-                                out.skipped += 1;
-                                out.duplicates.push(issue("duplicate email: skipped".into(), lead_id));
-                            }
+                    Ok((kind, lead_id)) => match kind {
+                        "created" => out.created += 1,
+                        "updated" => {
+                            out.updated += 1;
+                            out.duplicates.push(issue(
+                                "duplicate email: existing lead updated".into(),
+                                lead_id,
+                            ));
                         }
-                    }
+                        _ => {
+                            out.skipped += 1;
+                            out.duplicates
+                                .push(issue("duplicate email: skipped".into(), lead_id));
+                        }
+                    },
                     Err(e @ (DomainError::Validation(_) | DomainError::Conflict { .. })) => {
                         out.errors.push(issue(describe(&e), None));
                     }
@@ -286,12 +339,33 @@ pub fn import(db: &Db, p: &Principal, bytes: &[u8], on_duplicate: OnDuplicate, n
 
 /// The export's columns, in order.
 pub const EXPORT_COLUMNS: &[&str] = &[
-    "id", "first_name", "last_name", "email", "phone", "title", "company", "company_id", "country",
-    "status", "source", "tags", "owner_id", "last_activity_at", "created_at", "updated_at",
+    "id",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "title",
+    "company",
+    "company_id",
+    "country",
+    "status",
+    "source",
+    "tags",
+    "owner_id",
+    "last_activity_at",
+    "created_at",
+    "updated_at",
 ];
 
 /// Writes the filtered leads as CSV to `out`, flushing as it goes (`out` streams to the client).
-pub fn export(conn: &Connection, org_id: &str, filter: &LeadFilter, sort: Option<&str>, bom: bool, out: impl Write) -> DomainResult<()> {
+pub fn export(
+    conn: &Connection,
+    org_id: &str,
+    filter: &LeadFilter,
+    sort: Option<&str>,
+    bom: bool,
+    out: impl Write,
+) -> DomainResult<()> {
     let sort = Sort::parse(sort, leads::SORTS)?;
     let filters = leads::filters_for(org_id, filter)?;
     let io = |e: std::io::Error| DomainError::Internal(format!("export write failed: {e}"));
@@ -300,30 +374,42 @@ pub fn export(conn: &Connection, org_id: &str, filter: &LeadFilter, sort: Option
         out.write_all(b"\xEF\xBB\xBF").map_err(io)?;
     }
     let mut writer = csv::Writer::from_writer(out);
-    writer.write_record(EXPORT_COLUMNS).map_err(|e| DomainError::Internal(e.to_string()))?;
+    writer
+        .write_record(EXPORT_COLUMNS)
+        .map_err(|e| DomainError::Internal(e.to_string()))?;
     let opt = |v: Option<String>| v.unwrap_or_default();
-    filters.for_each(conn, leads::COLUMNS, "leads", sort, "id", leads::from_row, |l: Lead| {
-        writer
-            .write_record([
-                l.id,
-                opt(l.first_name),
-                opt(l.last_name),
-                opt(l.email),
-                opt(l.phone),
-                opt(l.title),
-                opt(l.company_name),
-                opt(l.company_id),
-                opt(l.country),
-                l.status.as_str().to_string(),
-                opt(l.source),
-                l.tags.join(";"),
-                opt(l.owner_id),
-                l.last_activity_at.map(|t| format_ms(t.0)).unwrap_or_default(),
-                format_ms(l.created_at.0),
-                format_ms(l.updated_at.0),
-            ])
-            .map_err(|e| DomainError::Internal(format!("export write failed: {e}")))
-    })?;
+    filters.for_each(
+        conn,
+        leads::COLUMNS,
+        "leads",
+        sort,
+        "id",
+        leads::from_row,
+        |l: Lead| {
+            writer
+                .write_record([
+                    l.id,
+                    opt(l.first_name),
+                    opt(l.last_name),
+                    opt(l.email),
+                    opt(l.phone),
+                    opt(l.title),
+                    opt(l.company_name),
+                    opt(l.company_id),
+                    opt(l.country),
+                    l.status.as_str().to_string(),
+                    opt(l.source),
+                    l.tags.join(";"),
+                    opt(l.owner_id),
+                    l.last_activity_at
+                        .map(|t| format_ms(t.0))
+                        .unwrap_or_default(),
+                    format_ms(l.created_at.0),
+                    format_ms(l.updated_at.0),
+                ])
+                .map_err(|e| DomainError::Internal(format!("export write failed: {e}")))
+        },
+    )?;
     writer.flush().map_err(io)?;
     Ok(())
 }

@@ -297,7 +297,13 @@ pub fn filters_for(org_id: &str, f: &LeadFilter) -> DomainResult<Filters> {
             vec![tag.clone().into()],
         );
     }
-    time_filters(&mut filters, "", f.created_after, f.created_before, f.updated_since);
+    time_filters(
+        &mut filters,
+        "",
+        f.created_after,
+        f.created_before,
+        f.updated_since,
+    );
     if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         let p = validate::like_pattern(q);
         filters.push(
@@ -372,7 +378,12 @@ impl From<NewLead> for LeadFields {
 
 /// Validates lead fields (every rule, so one 422 lists them all); `existing` is the lead being
 /// changed, whose own email does not clash with itself.
-pub fn check(conn: &Connection, org_id: &str, f: LeadFields, existing: Option<&str>) -> DomainResult<LeadFields> {
+pub fn check(
+    conn: &Connection,
+    org_id: &str,
+    f: LeadFields,
+    existing: Option<&str>,
+) -> DomainResult<LeadFields> {
     let mut issues = Issues::new();
     let email = validate::optional_text(&mut issues, "email", f.email, 254);
     if let Some(e) = &email {
@@ -395,14 +406,26 @@ pub fn check(conn: &Connection, org_id: &str, f: LeadFields, existing: Option<&s
         owner_id: f.owner_id,
     };
     if out.first_name.is_none() && out.last_name.is_none() && out.email.is_none() {
-        issues.add("email", "a lead needs a first name, a last name or an email");
+        issues.add(
+            "email",
+            "a lead needs a first name, a last name or an email",
+        );
     }
-    validate::active_user(conn, &mut issues, "owner_id", org_id, out.owner_id.as_deref())?;
+    validate::active_user(
+        conn,
+        &mut issues,
+        "owner_id",
+        org_id,
+        out.owner_id.as_deref(),
+    )?;
     if let Some(company_id) = out.company_id.as_deref() {
         match companies::find(conn, org_id, company_id)? {
             Some(c) if out.company_name.is_none() => out.company_name = Some(c.name),
             Some(_) => {}
-            None => issues.add("company_id", format!("`{company_id}` is not a company of this organization")),
+            None => issues.add(
+                "company_id",
+                format!("`{company_id}` is not a company of this organization"),
+            ),
         }
     }
     issues.finish()?;
@@ -411,7 +434,10 @@ pub fn check(conn: &Connection, org_id: &str, f: LeadFields, existing: Option<&s
             if Some(other.id.as_str()) != existing {
                 return Err(DomainError::Conflict {
                     message: format!("a lead with email {email} already exists"),
-                    details: vec![FieldIssue::new("email", format!("already used by {}", other.id))],
+                    details: vec![FieldIssue::new(
+                        "email",
+                        format!("already used by {}", other.id),
+                    )],
                 });
             }
         }
@@ -420,7 +446,13 @@ pub fn check(conn: &Connection, org_id: &str, f: LeadFields, existing: Option<&s
 }
 
 /// Inserts a checked lead and its `lead.created` event.
-pub fn insert(tx: &Transaction<'_>, org_id: &str, actor: &Actor, f: &LeadFields, now: Millis) -> DomainResult<Lead> {
+pub fn insert(
+    tx: &Transaction<'_>,
+    org_id: &str,
+    actor: &Actor,
+    f: &LeadFields,
+    now: Millis,
+) -> DomainResult<Lead> {
     let id = new_id("lead");
     tx.execute(
         "INSERT INTO leads (id, org_id, first_name, last_name, email, phone, title, company_id,
@@ -438,9 +470,17 @@ pub fn insert(tx: &Transaction<'_>, org_id: &str, actor: &Actor, f: &LeadFields,
 }
 
 /// Creates a lead.
-pub fn create(tx: &Transaction<'_>, p: &Principal, input: NewLead, now: Millis) -> DomainResult<Lead> {
+pub fn create(
+    tx: &Transaction<'_>,
+    p: &Principal,
+    input: NewLead,
+    now: Millis,
+) -> DomainResult<Lead> {
     if input.status == Some(LeadStatus::Converted) {
-        return Err(DomainError::invalid("status", "`converted` comes only from POST /leads/{id}/convert"));
+        return Err(DomainError::invalid(
+            "status",
+            "`converted` comes only from POST /leads/{id}/convert",
+        ));
     }
     let f = check(tx, &p.org_id, input.into(), None)?;
     insert(tx, &p.org_id, &Actor::from(p), &f, now)
@@ -462,9 +502,21 @@ pub fn store(
                 tags = ?13, owner_id = ?14, version = version + 1, updated_at = ?15
          WHERE org_id = ?1 AND id = ?2",
         params![
-            org_id, before.id, f.first_name, f.last_name, f.email, f.phone, f.title, f.company_id,
-            f.company_name, f.country, f.status.as_str(), f.source, validate::tags_to_db(&f.tags),
-            f.owner_id, now
+            org_id,
+            before.id,
+            f.first_name,
+            f.last_name,
+            f.email,
+            f.phone,
+            f.title,
+            f.company_id,
+            f.company_name,
+            f.country,
+            f.status.as_str(),
+            f.source,
+            validate::tags_to_db(&f.tags),
+            f.owner_id,
+            now
         ],
     )?;
     let after = get(tx, org_id, &before.id)?;
@@ -504,7 +556,10 @@ pub fn update(
     validate::if_match(expected_version, before.version)?;
     if let Some(status) = patch.status {
         if status == LeadStatus::Converted && before.status != LeadStatus::Converted {
-            return Err(DomainError::invalid("status", "`converted` comes only from POST /leads/{id}/convert"));
+            return Err(DomainError::invalid(
+                "status",
+                "`converted` comes only from POST /leads/{id}/convert",
+            ));
         }
     }
     let b = fields_of(&before);
@@ -528,18 +583,40 @@ pub fn update(
         f.company_name = None;
     }
     let f = check(tx, &p.org_id, f, Some(id))?;
-    store(tx, &p.org_id, &Actor::from(p), &before, &f, "lead.updated", now)
+    store(
+        tx,
+        &p.org_id,
+        &Actor::from(p),
+        &before,
+        &f,
+        "lead.updated",
+        now,
+    )
 }
 
 /// Assigns the lead to an active user of the organization; records `lead.assigned`.
-pub fn assign(tx: &Transaction<'_>, p: &Principal, id: &str, user_id: &str, now: Millis) -> DomainResult<Lead> {
+pub fn assign(
+    tx: &Transaction<'_>,
+    p: &Principal,
+    id: &str,
+    user_id: &str,
+    now: Millis,
+) -> DomainResult<Lead> {
     let before = get(tx, &p.org_id, id)?;
     let mut issues = Issues::new();
     validate::active_user(tx, &mut issues, "user_id", &p.org_id, Some(user_id))?;
     issues.finish()?;
     let mut f = fields_of(&before);
     f.owner_id = Some(user_id.to_string());
-    store(tx, &p.org_id, &Actor::from(p), &before, &f, "lead.assigned", now)
+    store(
+        tx,
+        &p.org_id,
+        &Actor::from(p),
+        &before,
+        &f,
+        "lead.assigned",
+        now,
+    )
 }
 
 /// Deletes a lead with its tasks, activities and notes (each task and note with its own
@@ -549,19 +626,30 @@ pub fn delete(tx: &Transaction<'_>, p: &Principal, id: &str, now: Millis) -> Dom
     let actor = Actor::from(p);
     super::tasks::delete_where(tx, &p.org_id, &actor, "lead_id", id, now)?;
     super::notes::delete_where(tx, &p.org_id, &actor, "lead_id", id, now)?;
-    tx.execute("DELETE FROM activities WHERE org_id = ?1 AND lead_id = ?2", params![p.org_id, id])?;
+    tx.execute(
+        "DELETE FROM activities WHERE org_id = ?1 AND lead_id = ?2",
+        params![p.org_id, id],
+    )?;
     tx.execute(
         "UPDATE deals SET lead_id = NULL WHERE org_id = ?1 AND lead_id = ?2",
         params![p.org_id, id],
     )?;
-    tx.execute("DELETE FROM leads WHERE org_id = ?1 AND id = ?2", params![p.org_id, id])?;
+    tx.execute(
+        "DELETE FROM leads WHERE org_id = ?1 AND id = ?2",
+        params![p.org_id, id],
+    )?;
     events::append(tx, &p.org_id, &actor, "lead.deleted", &lead, None, now)?;
     Ok(lead)
 }
 
 /// Moves `last_activity_at` forward to `at` (never back): bookkeeping, not an edit, so no
 /// version bump and no event.
-pub fn touch_activity(tx: &Transaction<'_>, org_id: &str, id: &str, at: Millis) -> DomainResult<()> {
+pub fn touch_activity(
+    tx: &Transaction<'_>,
+    org_id: &str,
+    id: &str,
+    at: Millis,
+) -> DomainResult<()> {
     tx.execute(
         "UPDATE leads SET last_activity_at = max(coalesce(last_activity_at, 0), ?3)
          WHERE org_id = ?1 AND id = ?2",

@@ -59,7 +59,8 @@ pub struct NotePatch {
     pub content: String,
 }
 
-pub(crate) const COLUMNS: &str = "id, content, deal_id, lead_id, author_id, version, created_at, updated_at";
+pub(crate) const COLUMNS: &str =
+    "id, content, deal_id, lead_id, author_id, version, created_at, updated_at";
 const LIST: ListSource = ListSource {
     columns: COLUMNS,
     from: "notes",
@@ -117,28 +118,67 @@ pub struct NoteFilter {
 pub const SORTS: &[(&str, &str)] = &[("created_at", "created_at"), ("updated_at", "updated_at")];
 
 /// One page of notes.
-pub fn list(conn: &Connection, org_id: &str, f: &NoteFilter, sort: Option<&str>, paging: Paging) -> DomainResult<ListPage<Note>> {
+pub fn list(
+    conn: &Connection,
+    org_id: &str,
+    f: &NoteFilter,
+    sort: Option<&str>,
+    paging: Paging,
+) -> DomainResult<ListPage<Note>> {
     let sort = Sort::parse(sort, SORTS)?;
     let mut filters = Filters::for_org("org_id", org_id);
     filters.any_of("deal_id", &any_of(f.deal_id.as_deref()));
     filters.any_of("lead_id", &any_of(f.lead_id.as_deref()));
     filters.any_of("author_id", &any_of(f.author_id.as_deref()));
-    time_filters(&mut filters, "", f.created_after, f.created_before, f.updated_since);
+    time_filters(
+        &mut filters,
+        "",
+        f.created_after,
+        f.created_before,
+        f.updated_since,
+    );
     if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        filters.push("content LIKE ? ESCAPE '\\'", vec![validate::like_pattern(q).into()]);
+        filters.push(
+            "content LIKE ? ESCAPE '\\'",
+            vec![validate::like_pattern(q).into()],
+        );
     }
     filters.fetch_page(conn, &LIST, sort, paging, from_row)
 }
 
 /// Writes a note; records `note.created`.
-pub fn create(tx: &Transaction<'_>, p: &Principal, input: NewNote, now: Millis) -> DomainResult<Note> {
+pub fn create(
+    tx: &Transaction<'_>,
+    p: &Principal,
+    input: NewNote,
+    now: Millis,
+) -> DomainResult<Note> {
     let mut issues = Issues::new();
     let content = validate::text(&mut issues, "content", &input.content, 1, MAX_CONTENT);
     if input.deal_id.is_none() && input.lead_id.is_none() {
-        issues.add("deal_id", "a note goes on a deal or a lead: give deal_id or lead_id");
+        issues.add(
+            "deal_id",
+            "a note goes on a deal or a lead: give deal_id or lead_id",
+        );
     }
-    validate::reference(tx, &mut issues, "deal_id", "deals", "deal", &p.org_id, input.deal_id.as_deref())?;
-    validate::reference(tx, &mut issues, "lead_id", "leads", "lead", &p.org_id, input.lead_id.as_deref())?;
+    validate::reference(
+        tx,
+        &mut issues,
+        "deal_id",
+        "deals",
+        "deal",
+        &p.org_id,
+        input.deal_id.as_deref(),
+    )?;
+    validate::reference(
+        tx,
+        &mut issues,
+        "lead_id",
+        "leads",
+        "lead",
+        &p.org_id,
+        input.lead_id.as_deref(),
+    )?;
     issues.finish()?;
     let id = new_id("note");
     tx.execute(
@@ -147,7 +187,15 @@ pub fn create(tx: &Transaction<'_>, p: &Principal, input: NewNote, now: Millis) 
         params![id, p.org_id, content, input.deal_id, input.lead_id, p.user_id, now],
     )?;
     let note = get(tx, &p.org_id, &id)?;
-    events::append(tx, &p.org_id, &Actor::from(p), "note.created", &note, None, now)?;
+    events::append(
+        tx,
+        &p.org_id,
+        &Actor::from(p),
+        "note.created",
+        &note,
+        None,
+        now,
+    )?;
     Ok(note)
 }
 
@@ -171,22 +219,50 @@ pub fn update(
     )?;
     let after = get(tx, &p.org_id, id)?;
     let previous = events::previous_values(&before, &after);
-    events::append(tx, &p.org_id, &Actor::from(p), "note.updated", &after, Some(previous), now)?;
+    events::append(
+        tx,
+        &p.org_id,
+        &Actor::from(p),
+        "note.updated",
+        &after,
+        Some(previous),
+        now,
+    )?;
     Ok(after)
 }
 
 /// Deletes a note; records `note.deleted`.
 pub fn delete(tx: &Transaction<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult<Note> {
     let note = get(tx, &p.org_id, id)?;
-    tx.execute("DELETE FROM notes WHERE org_id = ?1 AND id = ?2", params![p.org_id, id])?;
-    events::append(tx, &p.org_id, &Actor::from(p), "note.deleted", &note, None, now)?;
+    tx.execute(
+        "DELETE FROM notes WHERE org_id = ?1 AND id = ?2",
+        params![p.org_id, id],
+    )?;
+    events::append(
+        tx,
+        &p.org_id,
+        &Actor::from(p),
+        "note.deleted",
+        &note,
+        None,
+        now,
+    )?;
     Ok(note)
 }
 
 /// Deletes every note whose `column` (`deal_id` or `lead_id`) is `id`, each with its event.
-pub fn delete_where(tx: &Transaction<'_>, org_id: &str, actor: &Actor, column: &str, id: &str, now: Millis) -> DomainResult<()> {
+pub fn delete_where(
+    tx: &Transaction<'_>,
+    org_id: &str,
+    actor: &Actor,
+    column: &str,
+    id: &str,
+    now: Millis,
+) -> DomainResult<()> {
     let notes: Vec<Note> = {
-        let mut stmt = tx.prepare(&format!("SELECT {COLUMNS} FROM notes WHERE org_id = ?1 AND {column} = ?2"))?;
+        let mut stmt = tx.prepare(&format!(
+            "SELECT {COLUMNS} FROM notes WHERE org_id = ?1 AND {column} = ?2"
+        ))?;
         let rows = stmt.query_map(params![org_id, id], from_row)?;
         rows.collect::<rusqlite::Result<Vec<_>>>()?
     };

@@ -213,7 +213,12 @@ pub fn get_stage(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Stag
 }
 
 /// The stage of `pipeline_id` called `name` (case-insensitive).
-pub fn stage_by_name(conn: &Connection, org_id: &str, pipeline_id: &str, name: &str) -> DomainResult<Option<Stage>> {
+pub fn stage_by_name(
+    conn: &Connection,
+    org_id: &str,
+    pipeline_id: &str,
+    name: &str,
+) -> DomainResult<Option<Stage>> {
     Ok(conn
         .query_row(
             &format!(
@@ -264,7 +269,9 @@ pub fn default_id(conn: &Connection, org_id: &str) -> DomainResult<String> {
         |r| r.get(0),
     )
     .optional()?
-    .ok_or(DomainError::Internal(format!("organization {org_id} has no default pipeline")))
+    .ok_or(DomainError::Internal(format!(
+        "organization {org_id} has no default pipeline"
+    )))
 }
 
 /// Every pipeline of the organization (default first, then by creation), with stages.
@@ -279,7 +286,10 @@ pub fn list(conn: &Connection, org_id: &str, paging: Paging) -> DomainResult<Lis
          WHERE org_id = ?1 ORDER BY is_default DESC, created_at, id LIMIT ?2 OFFSET ?3",
     )?;
     let mut items = stmt
-        .query_map(params![org_id, paging.limit(), paging.offset()], pipeline_from_row)?
+        .query_map(
+            params![org_id, paging.limit(), paging.offset()],
+            pipeline_from_row,
+        )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     for p in &mut items {
         p.stages = stages_of(conn, org_id, &p.id)?;
@@ -302,7 +312,10 @@ fn check_stage_name_free(
         if Some(existing.id.as_str()) != except {
             return Err(DomainError::Conflict {
                 message: format!("the pipeline already has a stage called {name}"),
-                details: vec![FieldIssue::new("name", format!("already used by {}", existing.id))],
+                details: vec![FieldIssue::new(
+                    "name",
+                    format!("already used by {}", existing.id),
+                )],
             });
         }
     }
@@ -334,12 +347,27 @@ fn insert_stage(
         "INSERT INTO stages (id, org_id, pipeline_id, name, position, probability, kind,
                              rotting_days, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
-        params![id, org_id, pipeline_id, name, position, probability, kind.as_str(), rotting_days, now],
+        params![
+            id,
+            org_id,
+            pipeline_id,
+            name,
+            position,
+            probability,
+            kind.as_str(),
+            rotting_days,
+            now
+        ],
     )?;
     Ok(id)
 }
 
-fn insert_pipeline(tx: &Transaction<'_>, org_id: &str, name: &str, now: Millis) -> DomainResult<String> {
+fn insert_pipeline(
+    tx: &Transaction<'_>,
+    org_id: &str,
+    name: &str,
+    now: Millis,
+) -> DomainResult<String> {
     let id = new_id("pip");
     tx.execute(
         "INSERT INTO pipelines (id, org_id, name, is_default, created_at, updated_at)
@@ -368,14 +396,29 @@ fn make_default(tx: &Transaction<'_>, org_id: &str, id: &str, now: Millis) -> Do
 pub fn create_default(tx: &Transaction<'_>, org_id: &str, now: Millis) -> DomainResult<String> {
     let pipeline_id = insert_pipeline(tx, org_id, "Sales", now)?;
     for (position, (name, probability, kind, rotting)) in DEFAULT_STAGES.iter().enumerate() {
-        insert_stage(tx, org_id, &pipeline_id, name, position as i64, *probability, *kind, *rotting, now)?;
+        insert_stage(
+            tx,
+            org_id,
+            &pipeline_id,
+            name,
+            position as i64,
+            *probability,
+            *kind,
+            *rotting,
+            now,
+        )?;
     }
     make_default(tx, org_id, &pipeline_id, now)?;
     Ok(pipeline_id)
 }
 
 /// Creates a pipeline with its stages (the standard ones when none are given).
-pub fn create(tx: &Transaction<'_>, org_id: &str, input: NewPipeline, now: Millis) -> DomainResult<Pipeline> {
+pub fn create(
+    tx: &Transaction<'_>,
+    org_id: &str,
+    input: NewPipeline,
+    now: Millis,
+) -> DomainResult<Pipeline> {
     let mut issues = Issues::new();
     let name = validate::text(&mut issues, "name", &input.name, 1, 100);
     let stages: Vec<(String, i64, StageKind, Option<i64>)> = match input.stages {
@@ -384,8 +427,14 @@ pub fn create(tx: &Transaction<'_>, org_id: &str, input: NewPipeline, now: Milli
             .enumerate()
             .map(|(i, s)| {
                 let kind = s.kind.unwrap_or(StageKind::Open);
-                let stage_name = validate::text(&mut issues, &format!("stages[{i}].name"), &s.name, 1, 100);
-                (stage_name, s.probability.unwrap_or(default_probability(kind)), kind, s.rotting_days)
+                let stage_name =
+                    validate::text(&mut issues, &format!("stages[{i}].name"), &s.name, 1, 100);
+                (
+                    stage_name,
+                    s.probability.unwrap_or(default_probability(kind)),
+                    kind,
+                    s.rotting_days,
+                )
             })
             .collect(),
         None => DEFAULT_STAGES
@@ -395,7 +444,10 @@ pub fn create(tx: &Transaction<'_>, org_id: &str, input: NewPipeline, now: Milli
     };
     for (i, (n, ..)) in stages.iter().enumerate() {
         if stages[..i].iter().any(|(m, ..)| m.eq_ignore_ascii_case(n)) {
-            issues.add(format!("stages[{i}].name"), "repeats an earlier stage's name");
+            issues.add(
+                format!("stages[{i}].name"),
+                "repeats an earlier stage's name",
+            );
         }
     }
     if stages.is_empty() {
@@ -404,7 +456,17 @@ pub fn create(tx: &Transaction<'_>, org_id: &str, input: NewPipeline, now: Milli
     issues.finish()?;
     let id = insert_pipeline(tx, org_id, &name, now)?;
     for (position, (n, probability, kind, rotting)) in stages.into_iter().enumerate() {
-        insert_stage(tx, org_id, &id, &n, position as i64, probability, kind, rotting, now)?;
+        insert_stage(
+            tx,
+            org_id,
+            &id,
+            &n,
+            position as i64,
+            probability,
+            kind,
+            rotting,
+            now,
+        )?;
     }
     if input.is_default == Some(true) {
         make_default(tx, org_id, &id, now)?;
@@ -429,7 +491,10 @@ pub fn update(
         None => current.name.clone(),
     };
     if patch.is_default == Some(false) && current.is_default {
-        issues.add("is_default", "cannot be unset: make another pipeline the default instead");
+        issues.add(
+            "is_default",
+            "cannot be unset: make another pipeline the default instead",
+        );
     }
     issues.finish()?;
     tx.execute(
@@ -472,12 +537,21 @@ pub fn delete(tx: &Transaction<'_>, org_id: &str, id: &str) -> DomainResult<Pipe
 }
 
 /// Moves the stage at `from` to `to` within its pipeline, shifting those between.
-fn reposition(tx: &Transaction<'_>, pipeline_id: &str, stage_id: &str, from: i64, to: i64) -> DomainResult<()> {
+fn reposition(
+    tx: &Transaction<'_>,
+    pipeline_id: &str,
+    stage_id: &str,
+    from: i64,
+    to: i64,
+) -> DomainResult<()> {
     if from == to {
         return Ok(());
     }
     // Park the stage out of the way, shift the others, then drop it into place.
-    tx.execute("UPDATE stages SET position = -1 WHERE id = ?1", params![stage_id])?;
+    tx.execute(
+        "UPDATE stages SET position = -1 WHERE id = ?1",
+        params![stage_id],
+    )?;
     if to < from {
         tx.execute(
             "UPDATE stages SET position = position + 1
@@ -491,7 +565,10 @@ fn reposition(tx: &Transaction<'_>, pipeline_id: &str, stage_id: &str, from: i64
             params![pipeline_id, from, to],
         )?;
     }
-    tx.execute("UPDATE stages SET position = ?2 WHERE id = ?1", params![stage_id, to])?;
+    tx.execute(
+        "UPDATE stages SET position = ?2 WHERE id = ?1",
+        params![stage_id, to],
+    )?;
     Ok(())
 }
 
@@ -568,7 +645,13 @@ pub fn update_stage(
     )?;
     if let Some(position) = patch.position {
         let last = stages_of(tx, org_id, &current.pipeline_id)?.len() as i64 - 1;
-        reposition(tx, &current.pipeline_id, id, current.position, position.min(last))?;
+        reposition(
+            tx,
+            &current.pipeline_id,
+            id,
+            current.position,
+            position.min(last),
+        )?;
     }
     get_stage(tx, org_id, id)
 }
@@ -585,7 +668,10 @@ pub fn delete_stage(tx: &Transaction<'_>, org_id: &str, id: &str) -> DomainResul
     if deals > 0 {
         return Err(DomainError::Conflict {
             message: format!("the stage holds {deals} deals; pass move_to=<stage id> to move them"),
-            details: vec![FieldIssue::new("move_to", "is required while the stage holds deals")],
+            details: vec![FieldIssue::new(
+                "move_to",
+                "is required while the stage holds deals",
+            )],
         });
     }
     tx.execute(

@@ -39,18 +39,34 @@ fn to_match_query(q: &str) -> Option<String> {
 }
 
 /// Searches the organization's data for `q`; `types` limits the kinds (any of).
-pub fn search(conn: &Connection, org_id: &str, q: &str, types: Option<&str>, paging: Paging) -> DomainResult<ListPage<SearchHit>> {
+pub fn search(
+    conn: &Connection,
+    org_id: &str,
+    q: &str,
+    types: Option<&str>,
+    paging: Paging,
+) -> DomainResult<ListPage<SearchHit>> {
     let kinds = any_of(types);
     if let Some(bad) = kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
-        return Err(DomainError::invalid("types", format!("`{bad}` is not one of {}", KINDS.join(", "))));
+        return Err(DomainError::invalid(
+            "types",
+            format!("`{bad}` is not one of {}", KINDS.join(", ")),
+        ));
     }
     let Some(match_query) = to_match_query(q) else {
-        return Err(DomainError::invalid("q", "must contain at least one letter or digit"));
+        return Err(DomainError::invalid(
+            "q",
+            "must contain at least one letter or digit",
+        ));
     };
     let mut where_sql = "search_index MATCH ? AND org_id = ?".to_string();
-    let mut values: Vec<rusqlite::types::Value> = vec![match_query.into(), org_id.to_string().into()];
+    let mut values: Vec<rusqlite::types::Value> =
+        vec![match_query.into(), org_id.to_string().into()];
     if !kinds.is_empty() {
-        where_sql.push_str(&format!(" AND kind IN ({})", vec!["?"; kinds.len()].join(", ")));
+        where_sql.push_str(&format!(
+            " AND kind IN ({})",
+            vec!["?"; kinds.len()].join(", ")
+        ));
         values.extend(kinds.iter().map(|k| k.clone().into()));
     }
     let total: i64 = conn.query_row(
@@ -80,7 +96,11 @@ pub fn search(conn: &Connection, org_id: &str, q: &str, types: Option<&str>, pag
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(ListPage { items, paging, total })
+    Ok(ListPage {
+        items,
+        paging,
+        total,
+    })
 }
 
 #[cfg(test)]
@@ -89,8 +109,14 @@ mod tests {
 
     #[test]
     fn user_text_never_becomes_fts_syntax() {
-        assert_eq!(to_match_query("Ada Love"), Some("\"ada\"* AND \"love\"*".into()));
-        assert_eq!(to_match_query("NEAR(\"x\" OR y)*"), Some("\"near\"* AND \"x\"* AND \"or\"* AND \"y\"*".into()));
+        assert_eq!(
+            to_match_query("Ada Love"),
+            Some("\"ada\"* AND \"love\"*".into())
+        );
+        assert_eq!(
+            to_match_query("NEAR(\"x\" OR y)*"),
+            Some("\"near\"* AND \"x\"* AND \"or\"* AND \"y\"*".into())
+        );
         assert_eq!(to_match_query("  --  "), None);
     }
 }

@@ -232,7 +232,10 @@ pub const SORTS: &[(&str, &str)] = &[
 
 fn check_enum(field: &str, values: &[String], allowed: &[&str]) -> DomainResult<()> {
     if let Some(bad) = values.iter().find(|v| !allowed.contains(&v.as_str())) {
-        return Err(DomainError::invalid(field, format!("`{bad}` is not one of {}", allowed.join(", "))));
+        return Err(DomainError::invalid(
+            field,
+            format!("`{bad}` is not one of {}", allowed.join(", ")),
+        ));
     }
     Ok(())
 }
@@ -252,11 +255,18 @@ pub fn list(
     check_enum("status", &statuses, &["open", "completed", "cancelled"])?;
     filters.any_of("status", &statuses);
     let priorities = any_of(f.priority.as_deref());
-    check_enum("priority", &priorities, &["low", "medium", "high", "urgent"])?;
+    check_enum(
+        "priority",
+        &priorities,
+        &["low", "medium", "high", "urgent"],
+    )?;
     filters.any_of("priority", &priorities);
     match f.overdue {
         Some(true) => filters.push("status = 'open' AND due_at < ?", vec![now.into()]),
-        Some(false) => filters.push("NOT (status = 'open' AND coalesce(due_at < ?, 0))", vec![now.into()]),
+        Some(false) => filters.push(
+            "NOT (status = 'open' AND coalesce(due_at < ?, 0))",
+            vec![now.into()],
+        ),
         None => {}
     }
     filters.any_of("deal_id", &any_of(f.deal_id.as_deref()));
@@ -268,7 +278,13 @@ pub fn list(
     if let Some(t) = f.due_after {
         filters.push("due_at >= ?", vec![t.into()]);
     }
-    time_filters(&mut filters, "", f.created_after, f.created_before, f.updated_since);
+    time_filters(
+        &mut filters,
+        "",
+        f.created_after,
+        f.created_before,
+        f.updated_since,
+    );
     filters.fetch_page(conn, &LIST, sort, paging, mapper(now))
 }
 
@@ -292,7 +308,12 @@ fn check_refs(
 }
 
 /// Creates a task (assigned to the caller unless said otherwise); records `task.created`.
-pub fn create(tx: &Transaction<'_>, p: &Principal, input: NewTask, now: Millis) -> DomainResult<Task> {
+pub fn create(
+    tx: &Transaction<'_>,
+    p: &Principal,
+    input: NewTask,
+    now: Millis,
+) -> DomainResult<Task> {
     let mut issues = Issues::new();
     let assignee = input.assignee_id.or_else(|| Some(p.user_id.clone()));
     let (title, description) = check_refs(
@@ -325,7 +346,15 @@ pub fn create(tx: &Transaction<'_>, p: &Principal, input: NewTask, now: Millis) 
         ],
     )?;
     let task = get(tx, &p.org_id, &id, now)?;
-    events::append(tx, &p.org_id, &Actor::from(p), "task.created", &task, None, now)?;
+    events::append(
+        tx,
+        &p.org_id,
+        &Actor::from(p),
+        "task.created",
+        &task,
+        None,
+        now,
+    )?;
     Ok(task)
 }
 
@@ -343,7 +372,9 @@ pub fn update(
     validate::if_match(expected_version, before.version)?;
     let status = patch.status.unwrap_or(before.status);
     if status == TaskStatus::Completed && before.status == TaskStatus::Cancelled {
-        return Err(DomainError::conflict("the task is cancelled; reopen it before completing it"));
+        return Err(DomainError::conflict(
+            "the task is cancelled; reopen it before completing it",
+        ));
     }
     let assignee = validate::merge(patch.assignee_id, before.assignee_id.clone());
     let deal_id = validate::merge(patch.deal_id, before.deal_id.clone());
@@ -387,9 +418,25 @@ pub fn update(
     let after = get(tx, &p.org_id, id, now)?;
     let actor = Actor::from(p);
     let previous = events::previous_values(&before, &after);
-    events::append(tx, &p.org_id, &actor, "task.updated", &after, Some(previous.clone()), now)?;
+    events::append(
+        tx,
+        &p.org_id,
+        &actor,
+        "task.updated",
+        &after,
+        Some(previous.clone()),
+        now,
+    )?;
     if status == TaskStatus::Completed && before.status != TaskStatus::Completed {
-        events::append(tx, &p.org_id, &actor, "task.completed", &after, Some(previous), now)?;
+        events::append(
+            tx,
+            &p.org_id,
+            &actor,
+            "task.completed",
+            &after,
+            Some(previous),
+            now,
+        )?;
     }
     Ok(after)
 }
@@ -423,8 +470,19 @@ pub fn reopen(tx: &Transaction<'_>, p: &Principal, id: &str, now: Millis) -> Dom
 /// Deletes one task; records `task.deleted`.
 pub fn delete(tx: &Transaction<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult<Task> {
     let task = get(tx, &p.org_id, id, now)?;
-    tx.execute("DELETE FROM tasks WHERE org_id = ?1 AND id = ?2", params![p.org_id, id])?;
-    events::append(tx, &p.org_id, &Actor::from(p), "task.deleted", &task, None, now)?;
+    tx.execute(
+        "DELETE FROM tasks WHERE org_id = ?1 AND id = ?2",
+        params![p.org_id, id],
+    )?;
+    events::append(
+        tx,
+        &p.org_id,
+        &Actor::from(p),
+        "task.deleted",
+        &task,
+        None,
+        now,
+    )?;
     Ok(task)
 }
 
@@ -439,7 +497,9 @@ pub fn delete_where(
     now: Millis,
 ) -> DomainResult<()> {
     let tasks: Vec<Task> = {
-        let mut stmt = tx.prepare(&format!("SELECT {COLUMNS} FROM tasks WHERE org_id = ?1 AND {column} = ?2"))?;
+        let mut stmt = tx.prepare(&format!(
+            "SELECT {COLUMNS} FROM tasks WHERE org_id = ?1 AND {column} = ?2"
+        ))?;
         let rows = stmt.query_map(params![org_id, id], mapper(now))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()?
     };

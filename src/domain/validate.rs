@@ -319,7 +319,12 @@ pub fn tags(issues: &mut Issues, field: &str, tags: Vec<String>) -> Vec<String> 
 }
 
 /// Checks an optional free-text field: trimmed, blank becomes none, at most `max` characters.
-pub fn optional_text(issues: &mut Issues, field: &str, value: Option<String>, max: usize) -> Option<String> {
+pub fn optional_text(
+    issues: &mut Issues,
+    field: &str,
+    value: Option<String>,
+    max: usize,
+) -> Option<String> {
     let v = value?.trim().to_string();
     if v.is_empty() {
         return None;
@@ -366,7 +371,10 @@ pub fn reference(
                 e => Err(e),
             })?;
     if !exists {
-        issues.add(field, format!("`{id}` is not a {prefix} of this organization"));
+        issues.add(
+            field,
+            format!("`{id}` is not a {prefix} of this organization"),
+        );
     }
     Ok(())
 }
@@ -414,7 +422,9 @@ pub fn tags_from_db(raw: &str) -> Vec<String> {
 pub fn like_pattern(q: &str) -> String {
     format!(
         "%{}%",
-        q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+        q.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
     )
 }
 
