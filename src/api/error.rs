@@ -182,6 +182,9 @@ impl ApiError {
             if e.reason.contains("verification failed") {
                 return Self::invalid(e.name, describe_validator(&e.reason));
             }
+            if e.reason.contains("Expect a valid enumeration value") {
+                return Self::invalid(e.name, "is not one of the documented values");
+            }
             return Self::bad_request(format!("invalid parameter `{}`: {}", e.name, e.reason))
                 .detail(e.name, "is not of the documented type");
         }

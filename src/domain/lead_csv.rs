@@ -122,13 +122,23 @@ fn parse(bytes: &[u8], result: &mut ImportResult) -> DomainResult<Vec<ParsedRow>
             "the header row must name at least one of email, first_name, last_name, name",
         ));
     }
+    // With CRLF line ends the csv crate places a record at the `\n` before it (and counts its
+    // lines from there), so the line a person sees in an editor is counted here: skip the line
+    // break the position may point at, then count the breaks before it.
+    let line_at = |byte: u64| {
+        let mut at = (byte as usize).min(bytes.len());
+        while at < bytes.len() && matches!(bytes[at], b'\r' | b'\n') {
+            at += 1;
+        }
+        bytes[..at].iter().filter(|b| **b == b'\n').count() as i64 + 1
+    };
     let mut rows = Vec::new();
     for (i, record) in reader.records().enumerate() {
         let row = i as i64 + 1;
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line() as i64);
+                let line = e.position().map_or(0, |p| line_at(p.byte()));
                 rows.push(ParsedRow {
                     row,
                     line,
@@ -137,7 +147,7 @@ fn parse(bytes: &[u8], result: &mut ImportResult) -> DomainResult<Vec<ParsedRow>
                 continue;
             }
         };
-        let line = record.position().map_or(0, |p| p.line() as i64);
+        let line = record.position().map_or(0, |p| line_at(p.byte()));
         if record.iter().all(str::is_empty) {
             continue;
         }
