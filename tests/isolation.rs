@@ -15,14 +15,44 @@ fn id(v: &Value) -> String {
 /// One object of every kind in organization A, by the path segment that names its kind.
 fn seed(s: &TestServer) -> BTreeMap<&'static str, String> {
     let k = &s.admin_key;
-    let co = s.post("/companies", k, json!({"name": "Acme Secret"})).data(201);
-    let lead = s.post("/leads", k, json!({"email": "secret@acme.example", "company_id": id(&co)})).data(201);
+    let co = s
+        .post("/companies", k, json!({"name": "Acme Secret"}))
+        .data(201);
+    let lead = s
+        .post(
+            "/leads",
+            k,
+            json!({"email": "secret@acme.example", "company_id": id(&co)}),
+        )
+        .data(201);
     let pipeline = s.post("/pipelines", k, json!({"name": "Hidden"})).data(201);
-    let deal = s.post("/deals", k, json!({"title": "Acme Secret Deal", "lead_id": id(&lead)})).data(201);
-    let task = s.post("/tasks", k, json!({"title": "t", "deal_id": id(&deal)})).data(201);
-    let act = s.post("/activities", k, json!({"type": "call", "deal_id": id(&deal)})).data(201);
-    let note = s.post("/notes", k, json!({"content": "Acme secret note", "deal_id": id(&deal)})).data(201);
-    let user = s.post("/users", k, json!({"email": "u@acme.example", "name": "U"})).data(201);
+    let deal = s
+        .post(
+            "/deals",
+            k,
+            json!({"title": "Acme Secret Deal", "lead_id": id(&lead)}),
+        )
+        .data(201);
+    let task = s
+        .post("/tasks", k, json!({"title": "t", "deal_id": id(&deal)}))
+        .data(201);
+    let act = s
+        .post(
+            "/activities",
+            k,
+            json!({"type": "call", "deal_id": id(&deal)}),
+        )
+        .data(201);
+    let note = s
+        .post(
+            "/notes",
+            k,
+            json!({"content": "Acme secret note", "deal_id": id(&deal)}),
+        )
+        .data(201);
+    let user = s
+        .post("/users", k, json!({"email": "u@acme.example", "name": "U"}))
+        .data(201);
     let key = s.post("/api-keys", k, json!({"name": "a key"})).data(201);
     BTreeMap::from([
         ("companies", id(&co)),
@@ -66,7 +96,10 @@ fn organization_b_gets_404_on_every_id_of_organization_a() {
     let s = TestServer::start();
     let objects = seed(&s);
     let b = s.second_org();
-    let b_user = s.get("/me", &b).data(200)["user"]["id"].as_str().unwrap().to_string();
+    let b_user = s.get("/me", &b).data(200)["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let before = snapshot(&s, &objects);
 
     let doc = s.call("GET", "/api/v1/public/docs", None, None, &[]).json();
@@ -76,7 +109,9 @@ fn organization_b_gets_404_on_every_id_of_organization_a() {
             continue;
         }
         let kind = path.trim_start_matches('/').split('/').next().unwrap();
-        let object_id = objects.get(kind).unwrap_or_else(|| panic!("no seeded object for {path}"));
+        let object_id = objects
+            .get(kind)
+            .unwrap_or_else(|| panic!("no seeded object for {path}"));
         let url = path.replace("{id}", object_id);
         for (method, op) in item.as_object().unwrap() {
             let op_id = op["operationId"].as_str().unwrap();
@@ -96,7 +131,11 @@ fn organization_b_gets_404_on_every_id_of_organization_a() {
     }
     eprintln!("isolation matrix: {probed} operations probed with another organization's ids");
     assert!(probed >= 30, "only {probed} operations with ids");
-    assert_eq!(snapshot(&s, &objects), before, "organization B changed A's data");
+    assert_eq!(
+        snapshot(&s, &objects),
+        before,
+        "organization B changed A's data"
+    );
 }
 
 #[test]
@@ -104,7 +143,16 @@ fn lists_search_and_the_event_log_show_only_the_callers_organization() {
     let s = TestServer::start();
     seed(&s);
     let b = s.second_org();
-    for list in ["/companies", "/leads", "/deals", "/tasks", "/activities", "/notes", "/events/log", "/api-keys"] {
+    for list in [
+        "/companies",
+        "/leads",
+        "/deals",
+        "/tasks",
+        "/activities",
+        "/notes",
+        "/events/log",
+        "/api-keys",
+    ] {
         let page = s.get(list, &b).json();
         let expected = if list == "/api-keys" { 1 } else { 0 };
         assert_eq!(page["meta"]["total"], expected, "{list}: {}", page);
@@ -112,14 +160,36 @@ fn lists_search_and_the_event_log_show_only_the_callers_organization() {
     assert_eq!(s.get("/users", &b).json()["meta"]["total"], 1);
     assert_eq!(s.get("/pipelines", &b).json()["meta"]["total"], 1);
     assert_eq!(s.get("/search?q=acme", &b).json()["meta"]["total"], 0);
-    assert!(s.get("/search?q=acme", &s.admin_key).json()["meta"]["total"].as_i64().unwrap() >= 3);
+    assert!(
+        s.get("/search?q=acme", &s.admin_key).json()["meta"]["total"]
+            .as_i64()
+            .unwrap()
+            >= 3
+    );
     // A's ids used as filters find nothing either.
-    let a_company = s.get("/companies", &s.admin_key).data(200)[0]["id"].as_str().unwrap().to_string();
-    assert_eq!(s.get(&format!("/leads?company_id={a_company}"), &b).json()["meta"]["total"], 0);
+    let a_company = s.get("/companies", &s.admin_key).data(200)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        s.get(&format!("/leads?company_id={a_company}"), &b).json()["meta"]["total"],
+        0
+    );
     // And B cannot point its own records at A's.
-    let e = s.post("/leads", &b, json!({"email": "x@b.example", "company_id": a_company})).error(422, "validation_error");
+    let e = s
+        .post(
+            "/leads",
+            &b,
+            json!({"email": "x@b.example", "company_id": a_company}),
+        )
+        .error(422, "validation_error");
     assert_eq!(e["details"][0]["field"], "company_id");
-    let a_deal = s.get("/deals", &s.admin_key).data(200)[0]["id"].as_str().unwrap().to_string();
-    s.post("/notes", &b, json!({"content": "x", "deal_id": a_deal})).error(422, "validation_error");
-    s.post("/tasks", &b, json!({"title": "x", "deal_id": a_deal})).error(422, "validation_error");
+    let a_deal = s.get("/deals", &s.admin_key).data(200)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.post("/notes", &b, json!({"content": "x", "deal_id": a_deal}))
+        .error(422, "validation_error");
+    s.post("/tasks", &b, json!({"title": "x", "deal_id": a_deal}))
+        .error(422, "validation_error");
 }

@@ -21,6 +21,10 @@ use crate::domain::error::{DomainError, DomainResult};
 
 pub use migrate::{MigrateError, LATEST_VERSION};
 
+/// Prepared statements kept per connection: enough for every hot query of the API, so none is
+/// compiled twice.
+const STATEMENT_CACHE: usize = 256;
+
 /// How hard SQLite syncs to disk on commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Synchronous {
@@ -108,12 +112,16 @@ impl Db {
         writer
             .pragma_update(None, "journal_mode", "WAL")
             .map_err(OpenError::Sqlite)?;
+        writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         migrate::migrate(&mut writer).map_err(OpenError::Migrate)?;
 
         let read_pragmas = pragmas.clone();
         let manager = SqliteConnectionManager::file(path)
             .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .with_init(move |conn| conn.execute_batch(&read_pragmas));
+            .with_init(move |conn| {
+                conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+                conn.execute_batch(&read_pragmas)
+            });
         let readers = Pool::builder()
             .max_size(options.read_pool_size.max(1))
             .connection_timeout(options.busy_timeout)

@@ -118,11 +118,13 @@ pub fn append(
     }
     let data = Value::Object(data).to_string();
     let id = new_id("evt");
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO events (id, org_id, type, actor_type, actor_id, data, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![id, org_id, event_type, actor.kind, actor.id, data, now],
-    )?;
+    )?
+    .execute(params![
+        id, org_id, event_type, actor.kind, actor.id, data, now
+    ])?;
     Ok(tx.last_insert_rowid())
 }
 

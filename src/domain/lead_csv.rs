@@ -124,13 +124,19 @@ fn parse(bytes: &[u8], result: &mut ImportResult) -> DomainResult<Vec<ParsedRow>
     }
     // With CRLF line ends the csv crate places a record at the `\n` before it (and counts its
     // lines from there), so the line a person sees in an editor is counted here: skip the line
-    // break the position may point at, then count the breaks before it.
-    let line_at = |byte: u64| {
+    // break the position may point at, then count the breaks before it, carrying the count
+    // forward from the previous record so the whole file is scanned once.
+    let mut counted = (0usize, 1i64);
+    let mut line_at = |byte: u64| {
         let mut at = (byte as usize).min(bytes.len());
         while at < bytes.len() && matches!(bytes[at], b'\r' | b'\n') {
             at += 1;
         }
-        bytes[..at].iter().filter(|b| **b == b'\n').count() as i64 + 1
+        let (from, line) = counted;
+        let from = from.min(at);
+        let line = line + bytes[from..at].iter().filter(|b| **b == b'\n').count() as i64;
+        counted = (at, line);
+        line
     };
     let mut rows = Vec::new();
     for (i, record) in reader.records().enumerate() {

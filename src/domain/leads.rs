@@ -216,11 +216,10 @@ pub fn find(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Option<Le
         return Ok(None);
     }
     Ok(conn
-        .query_row(
-            &format!("SELECT {COLUMNS} FROM leads WHERE org_id = ?1 AND id = ?2"),
-            params![org_id, id],
-            from_row,
-        )
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM leads WHERE org_id = ?1 AND id = ?2"
+        ))?
+        .query_row(params![org_id, id], from_row)
         .optional()?)
 }
 
@@ -232,11 +231,10 @@ pub fn get(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Lead> {
 /// The lead with this email, if any.
 pub fn find_by_email(conn: &Connection, org_id: &str, email: &str) -> DomainResult<Option<Lead>> {
     Ok(conn
-        .query_row(
-            &format!("SELECT {COLUMNS} FROM leads WHERE org_id = ?1 AND email = ?2 COLLATE NOCASE"),
-            params![org_id, email.trim()],
-            from_row,
-        )
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM leads WHERE org_id = ?1 AND email = ?2 COLLATE NOCASE"
+        ))?
+        .query_row(params![org_id, email.trim()], from_row)
         .optional()?)
 }
 
@@ -454,11 +452,12 @@ pub fn insert(
     now: Millis,
 ) -> DomainResult<Lead> {
     let id = new_id("lead");
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO leads (id, org_id, first_name, last_name, email, phone, title, company_id,
                             company_name, country, status, source, tags, owner_id, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
-        params![
+    )?
+    .execute(params![
             id, org_id, f.first_name, f.last_name, f.email, f.phone, f.title, f.company_id,
             f.company_name, f.country, f.status.as_str(), f.source, validate::tags_to_db(&f.tags),
             f.owner_id, now
