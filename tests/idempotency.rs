@@ -174,3 +174,37 @@ fn versions_travel_as_etags_and_if_match_guards_updates() {
     s.patch(&path, &s.admin_key, json!({"name": "V4"}))
         .data(200);
 }
+
+#[test]
+fn a_patch_that_changes_nothing_is_not_a_new_version() {
+    let s = TestServer::start();
+    let lead = s
+        .post(
+            "/leads",
+            &s.admin_key,
+            json!({"email": "same@example.com", "title": "CTO"}),
+        )
+        .data(201);
+    let path = format!("/leads/{}", lead["id"].as_str().unwrap());
+    let events_before = s.count("SELECT COUNT(*) FROM events");
+    let again = s
+        .patch(&path, &s.admin_key, json!({"title": "CTO"}))
+        .data(200);
+    assert_eq!(again["version"], 1);
+    assert_eq!(again["updated_at"], lead["updated_at"]);
+    assert_eq!(s.count("SELECT COUNT(*) FROM events"), events_before);
+    let changed = s
+        .patch(&path, &s.admin_key, json!({"title": "CEO"}))
+        .data(200);
+    assert_eq!(changed["version"], 2);
+    assert_eq!(s.count("SELECT COUNT(*) FROM events"), events_before + 1);
+    let deal = s
+        .post("/deals", &s.admin_key, json!({"title": "D", "value": 10}))
+        .data(201);
+    let dpath = format!("/deals/{}", deal["id"].as_str().unwrap());
+    assert_eq!(
+        s.patch(&dpath, &s.admin_key, json!({"value": 10.0, "title": "D"}))
+            .data(200)["version"],
+        1
+    );
+}

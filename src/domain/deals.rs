@@ -693,6 +693,10 @@ pub fn update(
     )?;
     let after = get(tx, &p.org_id, id)?;
     let previous = events::previous_values(&before, &after);
+    if validate::unchanged(&previous) {
+        validate::restore_version(tx, "deals", id, before.version, before.updated_at)?;
+        return Ok(before);
+    }
     events::append(
         tx,
         &p.org_id,

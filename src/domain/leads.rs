@@ -520,6 +520,10 @@ pub fn store(
     )?;
     let after = get(tx, org_id, &before.id)?;
     let previous = events::previous_values(before, &after);
+    if validate::unchanged(&previous) {
+        validate::restore_version(tx, "leads", &before.id, before.version, before.updated_at)?;
+        return Ok(before.clone());
+    }
     events::append(tx, org_id, actor, event_type, &after, Some(previous), now)?;
     Ok(after)
 }

@@ -418,6 +418,10 @@ pub fn update(
     let after = get(tx, &p.org_id, id, now)?;
     let actor = Actor::from(p);
     let previous = events::previous_values(&before, &after);
+    if validate::unchanged(&previous) {
+        validate::restore_version(tx, "tasks", id, before.version, before.updated_at)?;
+        return Ok(before);
+    }
     events::append(
         tx,
         &p.org_id,
