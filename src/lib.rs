@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod ids;
+pub mod intelligence;
 pub mod secrets;
 pub mod server;
 pub mod timefmt;
