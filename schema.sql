@@ -351,3 +351,61 @@ END;
 CREATE TRIGGER notes_search_delete AFTER DELETE ON notes BEGIN
     DELETE FROM search_index WHERE rowid = old.rowid * 4 + 3;
 END;
+
+-- migration: 3
+-- Agent intelligence (issue 4): per-deal agent memory, buying signals, quotas.
+
+CREATE TABLE deal_memory (
+    id           TEXT PRIMARY KEY,
+    org_id       TEXT NOT NULL REFERENCES organizations(id),
+    deal_id      TEXT NOT NULL REFERENCES deals(id) ON DELETE CASCADE,
+    content      TEXT NOT NULL,
+    tags         TEXT NOT NULL DEFAULT '[]',
+    kind         TEXT NOT NULL CHECK (kind IN ('fact', 'preference', 'objection', 'next_step', 'summary', 'other')),
+    source       TEXT,
+    confidence   REAL CHECK (confidence BETWEEN 0 AND 1),
+    created_by_type TEXT NOT NULL,
+    created_by   TEXT NOT NULL,
+    created_at   INTEGER NOT NULL
+) STRICT;
+CREATE INDEX deal_memory_deal ON deal_memory (deal_id, created_at);
+CREATE INDEX deal_memory_deal_kind ON deal_memory (deal_id, kind, created_at);
+
+-- One row per buying signal. `cause_key` names what raised it; at most one signal per cause is
+-- open or dismissed at a time (the partial unique index), so sweeps never duplicate one.
+CREATE TABLE signals (
+    id           TEXT PRIMARY KEY,
+    org_id       TEXT NOT NULL REFERENCES organizations(id),
+    type         TEXT NOT NULL,
+    score        INTEGER NOT NULL,
+    title        TEXT NOT NULL,
+    deal_id      TEXT REFERENCES deals(id) ON DELETE CASCADE,
+    lead_id      TEXT REFERENCES leads(id) ON DELETE CASCADE,
+    cause_key    TEXT NOT NULL,
+    evidence     TEXT NOT NULL DEFAULT '[]',
+    status       TEXT NOT NULL CHECK (status IN ('open', 'dismissed', 'resolved')),
+    detected_at  INTEGER NOT NULL,
+    resolved_at  INTEGER,
+    dismissed_at INTEGER
+) STRICT;
+CREATE UNIQUE INDEX signals_live_cause ON signals (org_id, cause_key) WHERE status <> 'resolved';
+CREATE INDEX signals_org_status_score ON signals (org_id, status, score);
+CREATE INDEX signals_deal ON signals (deal_id, status);
+CREATE INDEX signals_lead ON signals (lead_id, status);
+
+-- Targets per user and period (month, quarter or year, named by its first day).
+CREATE TABLE quotas (
+    org_id       TEXT NOT NULL REFERENCES organizations(id),
+    user_id      TEXT NOT NULL REFERENCES users(id),
+    period       TEXT NOT NULL CHECK (period IN ('month', 'quarter', 'year')),
+    period_start TEXT NOT NULL,
+    revenue      INTEGER,
+    deals        INTEGER,
+    meetings     INTEGER,
+    activities   INTEGER,
+    updated_at   INTEGER NOT NULL,
+    PRIMARY KEY (org_id, user_id, period, period_start)
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX deals_org_status_closed ON deals (org_id, status, closed_at);
+CREATE INDEX activities_org_user_type ON activities (org_id, user_id, type, occurred_at);

@@ -17,6 +17,7 @@ use crate::db::run_blocking;
 use crate::domain::auth::Scope;
 use crate::domain::deals::{self, Conversion, ConvertLead};
 use crate::domain::lead_csv::{self, ImportResult, OnDuplicate};
+use crate::domain::lead_scoring::{self, LeadScoreView};
 use crate::domain::lead_view::{self, Lead360};
 use crate::domain::leads::{self, Lead, LeadFilter, LeadPatch, NewLead};
 use crate::domain::listing::{Paging, Sort};
@@ -47,6 +48,7 @@ fn lead_filter(
     created_before: Option<Timestamp>,
     updated_since: Option<Timestamp>,
     q: Option<String>,
+    score: (Option<i64>, Option<i64>),
 ) -> LeadFilter {
     LeadFilter {
         status,
@@ -59,6 +61,8 @@ fn lead_filter(
         created_before: created_before.map(|t| t.0),
         updated_since: updated_since.map(|t| t.0),
         q,
+        score_min: score.0,
+        score_max: score.1,
     }
 }
 
@@ -68,8 +72,8 @@ impl LeadsApi {
     ///
     /// Filters: `status`, `owner_id`, `company_id`, `source`, `country` (each any of, comma
     /// separated), `tag`, `created_after`/`created_before`/`updated_since`, `q` (name, email or
-    /// company). Sort: `created_at`, `updated_at`, `first_name`, `last_name`, `email`,
-    /// `last_activity_at`; default `-created_at`.
+    /// company), `score_min`/`score_max`. Sort: `created_at`, `updated_at`, `first_name`,
+    /// `last_name`, `email`, `last_activity_at`, `score`; default `-created_at`.
     #[oai(path = "/leads", method = "get", operation_id = "list_leads")]
     #[allow(clippy::too_many_arguments)]
     async fn list(
@@ -91,6 +95,8 @@ impl LeadsApi {
         created_before: Query<Option<Timestamp>>,
         updated_since: Query<Option<Timestamp>>,
         q: Query<Option<String>>,
+        #[oai(validator(minimum(value = "0"), maximum(value = "100")))] score_min: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "0"), maximum(value = "100")))] score_max: Query<Option<i64>>,
     ) -> ApiResult<Page<Lead>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
@@ -104,7 +110,7 @@ impl LeadsApi {
             created_after.0,
             created_before.0,
             updated_since.0,
-            q.0,
+            q.0, (score_min.0, score_max.0),
         );
         let page = state
             .db
@@ -155,6 +161,8 @@ impl LeadsApi {
         created_before: Query<Option<Timestamp>>,
         updated_since: Query<Option<Timestamp>>,
         q: Query<Option<String>>,
+        #[oai(validator(minimum(value = "0"), maximum(value = "100")))] score_min: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "0"), maximum(value = "100")))] score_max: Query<Option<i64>>,
         bom: Query<Option<bool>>,
     ) -> ApiResult<CsvDownload> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
@@ -168,7 +176,7 @@ impl LeadsApi {
             created_after.0,
             created_before.0,
             updated_since.0,
-            q.0,
+            q.0, (score_min.0, score_max.0),
         );
         // Bad filters are a 422 now, before the 200 and the stream begin.
         Sort::parse(sort.0.as_deref(), leads::SORTS)?;
@@ -240,6 +248,22 @@ impl LeadsApi {
             .read(move |c| leads::get(c, &org_id, &id.0))
             .await?;
         Ok(One::versioned(lead.version, lead))
+    }
+
+    /// Get a lead's score with its breakdown
+    ///
+    /// The score (0–100) is the sum of three parts, each with the factors behind it:
+    /// completeness (up to 30: email 8, phone 5, title 5, company 5, first and last name 4,
+    /// country 3), engagement (up to 30: 5 per activity in the last 30 days up to 20, and 10
+    /// for a reply in that time) and fit to the organization's ideal customer profile (up to
+    /// 40, shared by the criteria the profile sets in the ratio industry 12 : title 12 :
+    /// country 8 : company size 8). The stored `score` is kept current as the lead, its
+    /// activities, its company and the profile change.
+    #[oai(path = "/leads/:id/score", method = "get", operation_id = "get_lead_score")]
+    async fn score(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<LeadScoreView>> {
+        let org_id = caller.with(Scope::Read)?.org_id.clone();
+        let now = state.clock.now_ms();
+        Ok(One::new(state.db.read(move |c| lead_scoring::breakdown(c, &org_id, &id.0, now)).await?))
     }
 
     /// Get the lead's 360 view

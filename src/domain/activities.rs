@@ -246,7 +246,7 @@ pub fn record(
         deals::touch_activity(tx, org_id, deal_id, occurred_at)?;
     }
     if let Some(lead_id) = &input.lead_id {
-        leads::touch_activity(tx, org_id, lead_id, occurred_at)?;
+        leads::touch_activity(tx, org_id, lead_id, occurred_at, now)?;
     }
     let activity = get(tx, org_id, &id)?;
     events::append(tx, org_id, actor, "activity.created", &activity, None, now)?;
@@ -299,6 +299,9 @@ pub fn delete(
                 params![v],
             )?;
         }
+    }
+    if let Some(lead_id) = &activity.lead_id {
+        super::lead_scoring::refresh(tx, &p.org_id, lead_id, now)?;
     }
     events::append(
         tx,

@@ -394,6 +394,8 @@ pub fn update(
             now
         ],
     )?;
+    // Industry and size are part of the scores of the company's leads.
+    super::lead_scoring::refresh_where(tx, &p.org_id, "company_id = ?2", id, now)?;
     let after = get(tx, &p.org_id, id)?;
     let previous = events::previous_values(&before, &after);
     if validate::unchanged(&previous) {
@@ -429,6 +431,7 @@ pub fn delete(tx: &Transaction<'_>, p: &Principal, id: &str, now: Millis) -> Dom
         "DELETE FROM companies WHERE org_id = ?1 AND id = ?2",
         params![p.org_id, id],
     )?;
+    super::lead_scoring::refresh_where(tx, &p.org_id, "company_name = ?2", &company.name, now)?;
     events::append(
         tx,
         &p.org_id,

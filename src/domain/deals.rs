@@ -13,7 +13,8 @@ use super::leads::{self, Lead, LeadStatus};
 use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
 use super::pipelines::{self, Stage, StageKind};
 use super::tasks::{self, Task};
-use super::{notes, orgs, validate};
+use super::{intelligence, notes, orgs, validate};
+use crate::intelligence::risk::RiskLevel;
 use crate::clock::Millis;
 use crate::ids::{self, new_id};
 use crate::timefmt::{self, Timestamp};
@@ -95,6 +96,26 @@ pub struct Deal {
     pub created_at: Timestamp,
     /// When it last changed.
     pub updated_at: Timestamp,
+    /// Risk 0–100 right now (see `GET /deals/{id}/intelligence` for why). Computed on read,
+    /// so it is absent from event payloads.
+    #[oai(skip_serializing_if_is_none)]
+    pub risk_score: Option<i64>,
+    /// The risk's level.
+    #[oai(skip_serializing_if_is_none)]
+    pub risk_level: Option<RiskLevel>,
+}
+
+/// Fills in `risk_score` and `risk_level` of `deals` as of `now`.
+pub fn annotate_risk(conn: &Connection, org_id: &str, deals: &mut [Deal], now: Millis) -> DomainResult<()> {
+    let ids: Vec<String> = deals.iter().map(|d| d.id.clone()).collect();
+    let risks = intelligence::risk_of(conn, org_id, &ids, now)?;
+    for d in deals {
+        if let Some((score, level)) = risks.get(&d.id) {
+            d.risk_score = Some(*score);
+            d.risk_level = Some(*level);
+        }
+    }
+    Ok(())
 }
 
 /// A deal to create.
@@ -236,6 +257,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Deal> {
         version: r.get(18)?,
         created_at: Timestamp(r.get(19)?),
         updated_at: Timestamp(r.get(20)?),
+        risk_score: None,
+        risk_level: None,
     })
 }
 
@@ -313,6 +336,7 @@ pub fn list(
     f: &DealFilter,
     sort: Option<&str>,
     paging: Paging,
+    now: Millis,
 ) -> DomainResult<ListPage<Deal>> {
     let sort = Sort::parse(sort, SORTS)?;
     let mut filters = Filters::for_org("d.org_id", org_id);
@@ -385,7 +409,9 @@ pub fn list(
             vec![validate::like_pattern(q).into()],
         );
     }
-    filters.fetch_page(conn, &LIST, sort, paging, from_row)
+    let mut page = filters.fetch_page(conn, &LIST, sort, paging, from_row)?;
+    annotate_risk(conn, org_id, &mut page.items, now)?;
+    Ok(page)
 }
 
 fn check_date(issues: &mut Issues, field: &str, date: Option<String>) -> Option<String> {

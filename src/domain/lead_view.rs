@@ -56,6 +56,7 @@ pub fn lead_360(conn: &Connection, org_id: &str, id: &str, now: Millis) -> Domai
         },
         None,
         paging,
+        now,
     )?
     .items;
     let activities: Vec<Activity> = {

@@ -86,6 +86,9 @@ pub struct Lead {
     pub owner_id: Option<String>,
     /// When the last activity with this lead happened.
     pub last_activity_at: Option<Timestamp>,
+    /// 0–100 from profile completeness, engagement and fit to the ideal customer profile;
+    /// `GET /leads/{id}/score` explains it.
+    pub score: i64,
     /// The deal it became.
     pub converted_deal_id: Option<String>,
     /// When it was converted.
@@ -178,7 +181,7 @@ pub struct LeadPatch {
 
 pub(crate) const COLUMNS: &str = "id, first_name, last_name, email, phone, title, company_id, \
     company_name, country, status, source, tags, owner_id, last_activity_at, converted_deal_id, \
-    converted_at, version, created_at, updated_at";
+    converted_at, version, created_at, updated_at, score";
 const LIST: ListSource = ListSource {
     columns: COLUMNS,
     from: "leads",
@@ -207,6 +210,7 @@ pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Lead> {
         version: r.get(16)?,
         created_at: Timestamp(r.get(17)?),
         updated_at: Timestamp(r.get(18)?),
+        score: r.get(19)?,
     })
 }
 
@@ -261,6 +265,10 @@ pub struct LeadFilter {
     pub updated_since: Option<Millis>,
     /// Text in the name, email or company name.
     pub q: Option<String>,
+    /// Score at least.
+    pub score_min: Option<i64>,
+    /// Score at most.
+    pub score_max: Option<i64>,
 }
 
 /// Sortable fields.
@@ -271,6 +279,7 @@ pub const SORTS: &[(&str, &str)] = &[
     ("first_name", "first_name COLLATE NOCASE"),
     ("email", "email COLLATE NOCASE"),
     ("last_activity_at", "last_activity_at"),
+    ("score", "score"),
 ];
 
 /// The `WHERE` clause for `f`.
@@ -302,6 +311,12 @@ pub fn filters_for(org_id: &str, f: &LeadFilter) -> DomainResult<Filters> {
         f.created_before,
         f.updated_since,
     );
+    if let Some(v) = f.score_min {
+        filters.push("score >= ?", vec![v.into()]);
+    }
+    if let Some(v) = f.score_max {
+        filters.push("score <= ?", vec![v.into()]);
+    }
     if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         let p = validate::like_pattern(q);
         filters.push(
@@ -463,6 +478,7 @@ pub fn insert(
             f.owner_id, now
         ],
     )?;
+    super::lead_scoring::refresh(tx, org_id, &id, now)?;
     let lead = get(tx, org_id, &id)?;
     events::append(tx, org_id, actor, "lead.created", &lead, None, now)?;
     Ok(lead)
@@ -518,6 +534,7 @@ pub fn store(
             now
         ],
     )?;
+    super::lead_scoring::refresh(tx, org_id, &before.id, now)?;
     let after = get(tx, org_id, &before.id)?;
     let previous = events::previous_values(before, &after);
     if validate::unchanged(&previous) {
@@ -645,18 +662,19 @@ pub fn delete(tx: &Transaction<'_>, p: &Principal, id: &str, now: Millis) -> Dom
     Ok(lead)
 }
 
-/// Moves `last_activity_at` forward to `at` (never back): bookkeeping, not an edit, so no
-/// version bump and no event.
+/// Moves `last_activity_at` forward to `at` (never back) and refreshes the score as of `now`:
+/// bookkeeping, not an edit, so no version bump and no event.
 pub fn touch_activity(
     tx: &Transaction<'_>,
     org_id: &str,
     id: &str,
     at: Millis,
+    now: Millis,
 ) -> DomainResult<()> {
     tx.execute(
         "UPDATE leads SET last_activity_at = max(coalesce(last_activity_at, 0), ?3)
          WHERE org_id = ?1 AND id = ?2",
         params![org_id, id, at],
     )?;
-    Ok(())
+    super::lead_scoring::refresh(tx, org_id, id, now)
 }

@@ -243,7 +243,7 @@ pub fn update(
     };
     let target_minor = target
         .map(|v| validate::money_to_minor(&mut issues, "monthly_revenue_target", v, &currency));
-    let icp = patch.icp.unwrap_or(current.icp);
+    let icp = patch.icp.unwrap_or_else(|| current.icp.clone());
     if let (Some(min), Some(max)) = (icp.company_size_min, icp.company_size_max) {
         if min > max {
             issues.add("icp.company_size_max", "must not be below company_size_min");
@@ -279,5 +279,9 @@ pub fn update(
             now
         ],
     )?;
+    if icp != current.icp {
+        // Fit to the profile is part of every lead's score.
+        super::lead_scoring::refresh_where(tx, id, "?2 = ?2", "all", now)?;
+    }
     get(tx, id)
 }

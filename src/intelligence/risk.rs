@@ -22,7 +22,6 @@ use poem_openapi::Enum;
 use super::{factor, Factor as RiskFactor};
 
 use crate::clock::Millis;
-use crate::timefmt::Timestamp;
 
 /// Points when a deal has sat in its stage for at least the stage's `rotting_days`.
 pub const STAGE_ROTTING_POINTS: i64 = 20;
