@@ -75,6 +75,11 @@ pub struct ServeConfig {
     #[arg(long, env = "CLOZUP_SHUTDOWN_GRACE", default_value = "500ms", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
 
+    /// How often the time-based buying signals (activity gap, overdue follow-up, stage stalled,
+    /// close date passed) are re-evaluated.
+    #[arg(long, env = "CLOZUP_SIGNAL_SWEEP", default_value = "60s", value_parser = parse_duration)]
+    pub signal_sweep: Duration,
+
     /// On first run, also write the new admin API key to this file (mode 0600).
     #[arg(long, env = "CLOZUP_ADMIN_KEY_FILE")]
     pub admin_key_file: Option<PathBuf>,
@@ -109,6 +114,7 @@ impl ServeConfig {
             read_pool: 4,
             session_ttl: Duration::from_secs(30 * 86_400),
             shutdown_grace: Duration::from_millis(500),
+            signal_sweep: Duration::from_secs(60),
             admin_key_file: None,
             org_name: "My Organization".into(),
             owner_email: "owner@example.com".into(),

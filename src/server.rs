@@ -182,8 +182,30 @@ pub async fn run(state: Arc<AppState>, acceptor: TcpAcceptor) -> std::io::Result
         .await
 }
 
-/// Periodic clean-up: expired idempotency records.
+/// Periodic work: the buying-signal sweep, and clean-up of expired idempotency records.
 fn spawn_housekeeping(state: Arc<AppState>) {
+    let sweeper = state.clone();
+    tokio::spawn(async move {
+        let period = sweeper.config.signal_sweep;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = sweeper.shutdown.wait() => return,
+            }
+            let db = sweeper.db.clone();
+            let now = sweeper.clock.now_ms();
+            match crate::db::run_blocking(move || crate::domain::signals::sweep_all(&db, now)).await
+            {
+                Ok(o) if o.detected + o.resolved > 0 => {
+                    tracing::info!(detected = o.detected, resolved = o.resolved, "signal sweep")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("signal sweep failed: {e}"),
+            }
+        }
+    });
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {

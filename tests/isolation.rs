@@ -54,6 +54,21 @@ fn seed(s: &TestServer) -> BTreeMap<&'static str, String> {
         .post("/users", k, json!({"email": "u@acme.example", "name": "U"}))
         .data(201);
     let key = s.post("/api-keys", k, json!({"name": "a key"})).data(201);
+    let memory = s
+        .post(
+            &format!("/deals/{}/memory", id(&deal)),
+            k,
+            json!({"content": "Acme secret memory"}),
+        )
+        .data(201);
+    s.post(
+        "/tasks",
+        k,
+        json!({"title": "overdue", "deal_id": id(&deal), "due_at": "2026-01-01T00:00:00Z"}),
+    )
+    .data(201);
+    clozup::domain::signals::sweep_all(&s.state.db, s.clock_now()).unwrap();
+    let signal = s.get("/signals", k).data(200)[0].clone();
     BTreeMap::from([
         ("companies", id(&co)),
         ("leads", id(&lead)),
@@ -65,6 +80,8 @@ fn seed(s: &TestServer) -> BTreeMap<&'static str, String> {
         ("notes", id(&note)),
         ("users", id(&user)),
         ("api-keys", id(&key)),
+        ("signals", id(&signal)),
+        ("memory", id(&memory)),
     ])
 }
 
@@ -75,6 +92,7 @@ fn body_for(op: &str, b_user: &str) -> Option<Value> {
         "create_stage" => Some(json!({"name": "Injected"})),
         "update_note" => Some(json!({"content": "overwritten"})),
         "move_deal" => Some(json!({"stage": "Qualified"})),
+        "create_deal_memory" => Some(json!({"content": "injected"})),
         _ => None,
     }
 }
@@ -83,11 +101,16 @@ fn body_for(op: &str, b_user: &str) -> Option<Value> {
 fn snapshot(s: &TestServer, objects: &BTreeMap<&'static str, String>) -> Vec<String> {
     let mut out: Vec<String> = objects
         .iter()
-        .filter(|(kind, _)| **kind != "stages")
+        .filter(|(kind, _)| !["stages", "memory"].contains(kind))
         .map(|(kind, id)| s.get(&format!("/{kind}/{id}"), &s.admin_key).body)
         .collect();
     out.push(s.count("SELECT COUNT(*) FROM events").to_string());
     out.push(s.count("SELECT COUNT(*) FROM stages").to_string());
+    out.push(
+        s.count("SELECT COUNT(*) FROM signals WHERE status = 'open'")
+            .to_string(),
+    );
+    out.push(s.count("SELECT COUNT(*) FROM deal_memory").to_string());
     out
 }
 
@@ -112,7 +135,9 @@ fn organization_b_gets_404_on_every_id_of_organization_a() {
         let object_id = objects
             .get(kind)
             .unwrap_or_else(|| panic!("no seeded object for {path}"));
-        let url = path.replace("{id}", object_id);
+        let url = path
+            .replace("{id}", object_id)
+            .replace("{memory_id}", &objects["memory"]);
         for (method, op) in item.as_object().unwrap() {
             let op_id = op["operationId"].as_str().unwrap();
             let has_body = op.get("requestBody").is_some();

@@ -13,7 +13,6 @@ use super::headers;
 use super::security::Caller;
 use super::ApiTags;
 use crate::domain::auth::Scope;
-use crate::domain::intelligence::{self, DealIntelligence};
 use crate::domain::deals::{
     self, Deal, DealContext, DealFilter, DealPatch, MoveDeal, NewDeal, StageChange,
 };
@@ -152,43 +151,6 @@ impl DealsApi {
             })
             .await?;
         Ok(Created::versioned(deal.version, deal))
-    }
-
-    /// List deals at risk
-    ///
-    /// Open deals whose risk is at least `min_score` (default 60), riskiest first, each with
-    /// its full intelligence (see `GET /deals/{id}/intelligence` for the rules).
-    #[oai(path = "/deals/at-risk", method = "get", operation_id = "list_at_risk_deals")]
-    async fn at_risk(
-        &self,
-        state: Data<&Arc<AppState>>,
-        caller: Caller,
-        #[oai(validator(minimum(value = "0"), maximum(value = "100")))] min_score: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<Option<i64>>,
-    ) -> ApiResult<Page<DealIntelligence>> {
-        let org_id = caller.with(Scope::Read)?.org_id.clone();
-        let paging = Paging::new(page.0, per_page.0)?;
-        let now = state.clock.now_ms();
-        let min = min_score.0.unwrap_or(60);
-        Ok(Page(state.db.read(move |c| intelligence::at_risk(c, &org_id, min, paging, now)).await?))
-    }
-
-    /// Get a deal's risk and what to do about it
-    ///
-    /// Computed now, by deterministic rules (no model calls). `risk_score` (0–100) is the sum
-    /// of `factors`: stage_rotting +20 (days in stage ≥ the stage's rotting days; +30 at twice
-    /// that), activity_gap +20/+30/+40 (7/14/30 days without activity), overdue_tasks +15 for
-    /// one and +5 per more (at most 25), no_next_step +10 (no open task), close_date_passed
-    /// +15, high_value_stalling +15 (value ≥ 2× the average open deal and stalling),
-    /// recent_reply −15 and recent_open −5 (within 7 days); a `cap` factor keeps the sum in
-    /// 0–100. Levels: low < 30 ≤ medium < 60 ≤ high < 80 ≤ critical; won and lost deals are
-    /// `none`. `suggested_action` names the one concrete next step.
-    #[oai(path = "/deals/:id/intelligence", method = "get", operation_id = "get_deal_intelligence")]
-    async fn intelligence(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<DealIntelligence>> {
-        let org_id = caller.with(Scope::Read)?.org_id.clone();
-        let now = state.clock.now_ms();
-        Ok(One::new(state.db.read(move |c| intelligence::for_deal(c, &org_id, &id.0, now)).await?))
     }
 
     /// Get a deal with its full context

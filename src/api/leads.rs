@@ -95,8 +95,12 @@ impl LeadsApi {
         created_before: Query<Option<Timestamp>>,
         updated_since: Query<Option<Timestamp>>,
         q: Query<Option<String>>,
-        #[oai(validator(minimum(value = "0"), maximum(value = "100")))] score_min: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "0"), maximum(value = "100")))] score_max: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "0"), maximum(value = "100")))] score_min: Query<
+            Option<i64>,
+        >,
+        #[oai(validator(minimum(value = "0"), maximum(value = "100")))] score_max: Query<
+            Option<i64>,
+        >,
     ) -> ApiResult<Page<Lead>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
@@ -110,7 +114,8 @@ impl LeadsApi {
             created_after.0,
             created_before.0,
             updated_since.0,
-            q.0, (score_min.0, score_max.0),
+            q.0,
+            (score_min.0, score_max.0),
         );
         let page = state
             .db
@@ -161,8 +166,12 @@ impl LeadsApi {
         created_before: Query<Option<Timestamp>>,
         updated_since: Query<Option<Timestamp>>,
         q: Query<Option<String>>,
-        #[oai(validator(minimum(value = "0"), maximum(value = "100")))] score_min: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "0"), maximum(value = "100")))] score_max: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "0"), maximum(value = "100")))] score_min: Query<
+            Option<i64>,
+        >,
+        #[oai(validator(minimum(value = "0"), maximum(value = "100")))] score_max: Query<
+            Option<i64>,
+        >,
         bom: Query<Option<bool>>,
     ) -> ApiResult<CsvDownload> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
@@ -176,7 +185,8 @@ impl LeadsApi {
             created_after.0,
             created_before.0,
             updated_since.0,
-            q.0, (score_min.0, score_max.0),
+            q.0,
+            (score_min.0, score_max.0),
         );
         // Bad filters are a 422 now, before the 200 and the stream begin.
         Sort::parse(sort.0.as_deref(), leads::SORTS)?;
@@ -259,11 +269,25 @@ impl LeadsApi {
     /// 40, shared by the criteria the profile sets in the ratio industry 12 : title 12 :
     /// country 8 : company size 8). The stored `score` is kept current as the lead, its
     /// activities, its company and the profile change.
-    #[oai(path = "/leads/:id/score", method = "get", operation_id = "get_lead_score")]
-    async fn score(&self, state: Data<&Arc<AppState>>, caller: Caller, id: Path<String>) -> ApiResult<One<LeadScoreView>> {
+    #[oai(
+        path = "/leads/:id/score",
+        method = "get",
+        operation_id = "get_lead_score"
+    )]
+    async fn score(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+    ) -> ApiResult<One<LeadScoreView>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let now = state.clock.now_ms();
-        Ok(One::new(state.db.read(move |c| lead_scoring::breakdown(c, &org_id, &id.0, now)).await?))
+        Ok(One::new(
+            state
+                .db
+                .read(move |c| lead_scoring::breakdown(c, &org_id, &id.0, now))
+                .await?,
+        ))
     }
 
     /// Get the lead's 360 view

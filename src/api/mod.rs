@@ -17,6 +17,7 @@ mod auth;
 mod companies;
 mod csv;
 mod deals;
+mod intelligence;
 mod leads;
 mod org;
 mod pipelines;
@@ -46,6 +47,9 @@ pub enum ApiTags {
     Pipelines,
     /// Opportunities: their moves through the pipeline and their full context.
     Deals,
+    /// Deal risk, at-risk deals, agent memory and buying signals, computed by deterministic
+    /// rules with the factors behind every score.
+    Intelligence,
     /// Next steps, on deals and leads.
     Tasks,
     /// Calls, emails, meetings and the like.
@@ -68,6 +72,7 @@ pub type Apis = (
     leads::LeadsApi,
     pipelines::PipelinesApi,
     deals::DealsApi,
+    intelligence::IntelligenceApi,
     tasks::TasksApi,
     activities::ActivitiesApi,
     activities::NotesApi,
@@ -101,6 +106,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             leads::LeadsApi,
             pipelines::PipelinesApi,
             deals::DealsApi,
+            intelligence::IntelligenceApi,
             tasks::TasksApi,
             activities::ActivitiesApi,
             activities::NotesApi,

@@ -250,6 +250,7 @@ pub fn record(
     }
     let activity = get(tx, org_id, &id)?;
     events::append(tx, org_id, actor, "activity.created", &activity, None, now)?;
+    super::signals::on_activity(tx, org_id, &activity, now)?;
     Ok(activity)
 }
 

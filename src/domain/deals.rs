@@ -14,9 +14,9 @@ use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
 use super::pipelines::{self, Stage, StageKind};
 use super::tasks::{self, Task};
 use super::{intelligence, notes, orgs, validate};
-use crate::intelligence::risk::RiskLevel;
 use crate::clock::Millis;
 use crate::ids::{self, new_id};
+use crate::intelligence::risk::RiskLevel;
 use crate::timefmt::{self, Timestamp};
 
 /// Where a deal stands.
@@ -106,7 +106,12 @@ pub struct Deal {
 }
 
 /// Fills in `risk_score` and `risk_level` of `deals` as of `now`.
-pub fn annotate_risk(conn: &Connection, org_id: &str, deals: &mut [Deal], now: Millis) -> DomainResult<()> {
+pub fn annotate_risk(
+    conn: &Connection,
+    org_id: &str,
+    deals: &mut [Deal],
+    now: Millis,
+) -> DomainResult<()> {
     let ids: Vec<String> = deals.iter().map(|d| d.id.clone()).collect();
     let risks = intelligence::risk_of(conn, org_id, &ids, now)?;
     for d in deals {
@@ -1060,7 +1065,8 @@ pub fn context(
     id: &str,
     now: Millis,
 ) -> DomainResult<DealContext> {
-    let deal = get(conn, org_id, id)?;
+    let mut deal = get(conn, org_id, id)?;
+    annotate_risk(conn, org_id, std::slice::from_mut(&mut deal), now)?;
     let stage = pipelines::get_stage(conn, org_id, &deal.stage_id)?;
     let lead = match &deal.lead_id {
         Some(l) => leads::find(conn, org_id, l)?.map(|l| summarize_lead(&l)),

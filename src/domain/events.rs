@@ -40,6 +40,7 @@ pub const TYPES: &[&str] = &[
     "note.updated",
     "note.deleted",
     "memory.created",
+    "memory.deleted",
     "signal.detected",
     "email.sent",
     "email.received",

@@ -68,7 +68,9 @@ pub enum Scope<'a> {
 /// The average value of the organization's open deals (minor units; 0 with none).
 pub fn average_open_value(conn: &Connection, org_id: &str) -> DomainResult<f64> {
     Ok(conn
-        .prepare_cached("SELECT coalesce(avg(value), 0.0) FROM deals WHERE org_id = ?1 AND status = 'open'")?
+        .prepare_cached(
+            "SELECT coalesce(avg(value), 0.0) FROM deals WHERE org_id = ?1 AND status = 'open'",
+        )?
         .query_row(params![org_id], |r| r.get(0))?)
 }
 
@@ -78,17 +80,27 @@ fn date_ms(date: Option<String>) -> Option<Millis> {
 }
 
 /// Gathers the facts of the deals in `scope` at `now`, in one pass per table.
-pub fn gather(conn: &Connection, org_id: &str, scope: Scope<'_>, now: Millis) -> DomainResult<Vec<GatheredDeal>> {
+pub fn gather(
+    conn: &Connection,
+    org_id: &str,
+    scope: Scope<'_>,
+    now: Millis,
+) -> DomainResult<Vec<GatheredDeal>> {
     let average = average_open_value(conn, org_id)?;
     let stages: HashMap<String, (String, Option<i64>)> = {
-        let mut stmt = conn.prepare_cached("SELECT id, name, rotting_days FROM stages WHERE org_id = ?1")?;
+        let mut stmt =
+            conn.prepare_cached("SELECT id, name, rotting_days FROM stages WHERE org_id = ?1")?;
         let rows = stmt.query_map(params![org_id], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
     let (deal_filter, mut values): (String, Vec<rusqlite::types::Value>) = match &scope {
         Scope::Ids(ids) => (
             format!("d.id IN ({})", vec!["?"; ids.len().max(1)].join(", ")),
-            if ids.is_empty() { vec![rusqlite::types::Value::Null] } else { ids.iter().map(|i| i.clone().into()).collect() },
+            if ids.is_empty() {
+                vec![rusqlite::types::Value::Null]
+            } else {
+                ids.iter().map(|i| i.clone().into()).collect()
+            },
         ),
         Scope::AllOpen => ("d.status = 'open'".into(), Vec::new()),
     };
@@ -149,7 +161,9 @@ pub fn gather(conn: &Connection, org_id: &str, scope: Scope<'_>, now: Millis) ->
         let mut rows = stmt.query(params_from_iter(all.iter()))?;
         while let Some(r) = rows.next()? {
             let deal_id: String = r.get(0)?;
-            let Some(&i) = index.get(&deal_id) else { continue };
+            let Some(&i) = index.get(&deal_id) else {
+                continue;
+            };
             let d = &mut deals[i];
             d.facts.open_tasks += 1;
             if let Some(due) = r.get::<_, Option<i64>>(3)?.filter(|due| *due < now) {
@@ -170,7 +184,9 @@ pub fn gather(conn: &Connection, org_id: &str, scope: Scope<'_>, now: Millis) ->
         let mut rows = stmt.query(params![org_id, window])?;
         while let Some(r) = rows.next()? {
             let deal_id: String = r.get(0)?;
-            let Some(&i) = index.get(&deal_id) else { continue };
+            let Some(&i) = index.get(&deal_id) else {
+                continue;
+            };
             let d = &mut deals[i];
             let at: i64 = r.get(3)?;
             let kind: String = r.get(2)?;
@@ -194,7 +210,9 @@ fn add_contacts(conn: &Connection, deals: &mut [GatheredDeal]) -> DomainResult<(
     )?;
     for d in deals.iter_mut() {
         if let Some(lead_id) = &d.lead_id {
-            let name: Option<String> = rusqlite::OptionalExtension::optional(stmt.query_row(params![lead_id], |r| r.get(0)))?;
+            let name: Option<String> = rusqlite::OptionalExtension::optional(
+                stmt.query_row(params![lead_id], |r| r.get(0)),
+            )?;
             d.facts.contact_name = name.filter(|n| !n.is_empty());
         }
     }
@@ -210,7 +228,12 @@ pub fn intelligence_of(d: &GatheredDeal, now: Millis) -> DealIntelligence {
         risk_level: a.risk_level,
         days_in_stage: a.days_in_stage,
         days_since_activity: a.days_since_activity,
-        risk_factors: a.factors.iter().filter(|f| f.points > 0).map(|f| f.detail.clone()).collect(),
+        risk_factors: a
+            .factors
+            .iter()
+            .filter(|f| f.points > 0)
+            .map(|f| f.detail.clone())
+            .collect(),
         suggested_action: a.suggested_action,
         factors: a.factors,
         computed_at: Timestamp(now),
@@ -218,7 +241,12 @@ pub fn intelligence_of(d: &GatheredDeal, now: Millis) -> DealIntelligence {
 }
 
 /// The intelligence of the deal `id`.
-pub fn for_deal(conn: &Connection, org_id: &str, id: &str, now: Millis) -> DomainResult<DealIntelligence> {
+pub fn for_deal(
+    conn: &Connection,
+    org_id: &str,
+    id: &str,
+    now: Millis,
+) -> DomainResult<DealIntelligence> {
     let ids = [id.to_string()];
     let mut gathered = gather(conn, org_id, Scope::Ids(&ids), now)?;
     add_contacts(conn, &mut gathered)?;
@@ -229,7 +257,12 @@ pub fn for_deal(conn: &Connection, org_id: &str, id: &str, now: Millis) -> Domai
 }
 
 /// Risk score and level of each deal in `ids` (for lists).
-pub fn risk_of(conn: &Connection, org_id: &str, ids: &[String], now: Millis) -> DomainResult<HashMap<String, (i64, RiskLevel)>> {
+pub fn risk_of(
+    conn: &Connection,
+    org_id: &str,
+    ids: &[String],
+    now: Millis,
+) -> DomainResult<HashMap<String, (i64, RiskLevel)>> {
     Ok(gather(conn, org_id, Scope::Ids(ids), now)?
         .iter()
         .map(|d| {
@@ -240,15 +273,31 @@ pub fn risk_of(conn: &Connection, org_id: &str, ids: &[String], now: Millis) -> 
 }
 
 /// Open deals with risk at least `min_score`, riskiest first (ties: oldest in stage first).
-pub fn at_risk(conn: &Connection, org_id: &str, min_score: i64, paging: Paging, now: Millis) -> DomainResult<ListPage<DealIntelligence>> {
+pub fn at_risk(
+    conn: &Connection,
+    org_id: &str,
+    min_score: i64,
+    paging: Paging,
+    now: Millis,
+) -> DomainResult<ListPage<DealIntelligence>> {
     let gathered = gather(conn, org_id, Scope::AllOpen, now)?;
     let mut scored: Vec<(i64, Millis, usize)> = gathered
         .iter()
         .enumerate()
-        .map(|(i, d)| (risk::assess(&d.facts, now).risk_score, d.facts.stage_entered_at, i))
+        .map(|(i, d)| {
+            (
+                risk::assess(&d.facts, now).risk_score,
+                d.facts.stage_entered_at,
+                i,
+            )
+        })
         .filter(|(score, _, _)| *score >= min_score)
         .collect();
-    scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(gathered[a.2].id.cmp(&gathered[b.2].id)));
+    scored.sort_by(|a, b| {
+        b.0.cmp(&a.0)
+            .then(a.1.cmp(&b.1))
+            .then(gathered[a.2].id.cmp(&gathered[b.2].id))
+    });
     let total = scored.len() as i64;
     let mut page: Vec<GatheredDeal> = scored
         .iter()

@@ -23,7 +23,12 @@ pub struct LeadScoreView {
     pub computed_at: Timestamp,
 }
 
-fn facts(conn: &Connection, org_id: &str, lead_id: &str, now: Millis) -> DomainResult<Option<LeadFacts>> {
+fn facts(
+    conn: &Connection,
+    org_id: &str,
+    lead_id: &str,
+    now: Millis,
+) -> DomainResult<Option<LeadFacts>> {
     let row = conn
         .prepare_cached(
             "SELECT l.first_name IS NOT NULL, l.last_name IS NOT NULL, l.email IS NOT NULL,
@@ -68,7 +73,12 @@ fn facts(conn: &Connection, org_id: &str, lead_id: &str, now: Millis) -> DomainR
 }
 
 /// The score of lead `id` with its breakdown, as of `now`.
-pub fn breakdown(conn: &Connection, org_id: &str, id: &str, now: Millis) -> DomainResult<LeadScoreView> {
+pub fn breakdown(
+    conn: &Connection,
+    org_id: &str,
+    id: &str,
+    now: Millis,
+) -> DomainResult<LeadScoreView> {
     let f = facts(conn, org_id, id, now)?.ok_or(DomainError::NotFound("lead"))?;
     let icp = orgs::get(conn, org_id)?.icp;
     Ok(LeadScoreView {
@@ -88,9 +98,17 @@ pub fn refresh(conn: &Connection, org_id: &str, id: &str, now: Millis) -> Domain
 
 /// Recomputes the scores of the organization's leads matching `filter` (a condition on the
 /// `leads` table with one `?` for `value`), e.g. after the profile or a company changed.
-pub fn refresh_where(conn: &Connection, org_id: &str, filter: &str, value: &str, now: Millis) -> DomainResult<usize> {
+pub fn refresh_where(
+    conn: &Connection,
+    org_id: &str,
+    filter: &str,
+    value: &str,
+    now: Millis,
+) -> DomainResult<usize> {
     let ids: Vec<String> = {
-        let mut stmt = conn.prepare(&format!("SELECT id FROM leads WHERE org_id = ?1 AND {filter}"))?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT id FROM leads WHERE org_id = ?1 AND {filter}"
+        ))?;
         let rows = stmt.query_map(params![org_id, value], |r| r.get(0))?;
         rows.collect::<rusqlite::Result<_>>()?
     };

@@ -2,7 +2,6 @@
 
 use poem_openapi::Object;
 use rusqlite::{params, Connection};
-use serde_json::Value;
 
 use super::activities::{self, Activity};
 use super::companies::{self, Company};
@@ -11,6 +10,7 @@ use super::error::DomainResult;
 use super::leads::{self, Lead};
 use super::listing::Paging;
 use super::notes::{self, Note};
+use super::signals::{self, Signal};
 use super::tasks::{self, Task};
 use crate::clock::Millis;
 
@@ -35,8 +35,8 @@ pub struct Lead360 {
     pub notes: Vec<Note>,
     /// Tasks on the lead: open ones by due date, then the rest.
     pub tasks: Vec<Task>,
-    /// Open buying signals about the lead (filled by the intelligence rules).
-    pub signals: Vec<Value>,
+    /// Open buying signals about the lead and its deals, strongest first.
+    pub signals: Vec<Signal>,
 }
 
 /// Builds the 360 view of a lead.
@@ -98,6 +98,6 @@ pub fn lead_360(conn: &Connection, org_id: &str, id: &str, now: Millis) -> Domai
         calls,
         notes,
         tasks,
-        signals: Vec::new(),
+        signals: signals::open_for_lead(conn, org_id, id)?,
     })
 }

@@ -103,7 +103,8 @@ fn part(max: i64, factors: Vec<Factor>) -> ScorePart {
 }
 
 fn contains_ci(list: &[String], value: &str) -> bool {
-    list.iter().any(|v| v.trim().eq_ignore_ascii_case(value.trim()))
+    list.iter()
+        .any(|v| v.trim().eq_ignore_ascii_case(value.trim()))
 }
 
 /// Scores a lead at `now` against `icp`.
@@ -127,7 +128,11 @@ pub fn score(f: &LeadFacts, icp: &Icp, now: Millis) -> LeadScore {
     );
 
     let since = now - ENGAGEMENT_WINDOW_DAYS * DAY_MS;
-    let recent = f.activity_times.iter().filter(|t| **t >= since && **t <= now).count() as i64;
+    let recent = f
+        .activity_times
+        .iter()
+        .filter(|t| **t >= since && **t <= now)
+        .count() as i64;
     let mut engagement = Vec::new();
     if recent > 0 {
         engagement.push(factor(
@@ -137,7 +142,11 @@ pub fn score(f: &LeadFacts, icp: &Icp, now: Millis) -> LeadScore {
         ));
     }
     if f.last_reply_at.is_some_and(|t| t >= since) {
-        engagement.push(factor("recent_reply", REPLY_POINTS, "Replied in the last 30 days".into()));
+        engagement.push(factor(
+            "recent_reply",
+            REPLY_POINTS,
+            "Replied in the last 30 days".into(),
+        ));
     }
     let engagement = part(ENGAGEMENT_MAX, engagement);
 
@@ -149,14 +158,22 @@ pub fn score(f: &LeadFacts, icp: &Icp, now: Millis) -> LeadScore {
         (!icp.countries.is_empty(), wc),
         (size_set, ws),
     ];
-    let total_weight: i64 = criteria.iter().filter(|(set, _)| *set).map(|(_, w)| w).sum();
+    let total_weight: i64 = criteria
+        .iter()
+        .filter(|(set, _)| *set)
+        .map(|(_, w)| w)
+        .sum();
     let share = |w: i64| (FIT_MAX * w + total_weight / 2) / total_weight.max(1);
     let mut fit = Vec::new();
     if total_weight == 0 {
         let fit = ScorePart {
             score: 0,
             max: FIT_MAX,
-            factors: vec![factor("no_icp", 0, "The organization has no ideal customer profile yet".into())],
+            factors: vec![factor(
+                "no_icp",
+                0,
+                "The organization has no ideal customer profile yet".into(),
+            )],
         };
         return LeadScore {
             score: completeness.score + engagement.score,
@@ -165,22 +182,51 @@ pub fn score(f: &LeadFacts, icp: &Icp, now: Millis) -> LeadScore {
             fit,
         };
     }
-    if let Some(industry) = f.industry.as_deref().filter(|i| contains_ci(&icp.industries, i)) {
-        fit.push(factor("icp_industry", share(wi), format!("Industry {industry} is in the profile")));
+    if let Some(industry) = f
+        .industry
+        .as_deref()
+        .filter(|i| contains_ci(&icp.industries, i))
+    {
+        fit.push(factor(
+            "icp_industry",
+            share(wi),
+            format!("Industry {industry} is in the profile"),
+        ));
     }
     if let Some(title) = &f.title {
         let lower = title.to_lowercase();
-        if let Some(t) = icp.titles.iter().find(|t| !t.trim().is_empty() && lower.contains(&t.trim().to_lowercase())) {
-            fit.push(factor("icp_title", share(wt), format!("Title {title} matches {t}")));
+        if let Some(t) = icp
+            .titles
+            .iter()
+            .find(|t| !t.trim().is_empty() && lower.contains(&t.trim().to_lowercase()))
+        {
+            fit.push(factor(
+                "icp_title",
+                share(wt),
+                format!("Title {title} matches {t}"),
+            ));
         }
     }
-    if let Some(country) = f.country.as_deref().filter(|c| contains_ci(&icp.countries, c)) {
-        fit.push(factor("icp_country", share(wc), format!("Country {country} is in the profile")));
+    if let Some(country) = f
+        .country
+        .as_deref()
+        .filter(|c| contains_ci(&icp.countries, c))
+    {
+        fit.push(factor(
+            "icp_country",
+            share(wc),
+            format!("Country {country} is in the profile"),
+        ));
     }
     if let Some(size) = f.company_size.filter(|_| size_set) {
-        let fits = icp.company_size_min.is_none_or(|m| size >= m) && icp.company_size_max.is_none_or(|m| size <= m);
+        let fits = icp.company_size_min.is_none_or(|m| size >= m)
+            && icp.company_size_max.is_none_or(|m| size <= m);
         if fits {
-            fit.push(factor("icp_company_size", share(ws), format!("Company size {size} is in range")));
+            fit.push(factor(
+                "icp_company_size",
+                share(ws),
+                format!("Company size {size} is in range"),
+            ));
         }
     }
     let fit = part(FIT_MAX, fit);
@@ -224,9 +270,30 @@ mod tests {
             last_reply_at: Some(NOW - 3 * DAY_MS),
         };
         let s = score(&f, &full_icp(), NOW);
-        assert_eq!((s.completeness.score, s.engagement.score, s.fit.score, s.score), (30, 30, 40, 100));
-        let fit: Vec<(&str, i64)> = s.fit.factors.iter().map(|f| (f.code.as_str(), f.points)).collect();
-        assert_eq!(fit, [("icp_industry", 12), ("icp_title", 12), ("icp_country", 8), ("icp_company_size", 8)]);
+        assert_eq!(
+            (
+                s.completeness.score,
+                s.engagement.score,
+                s.fit.score,
+                s.score
+            ),
+            (30, 30, 40, 100)
+        );
+        let fit: Vec<(&str, i64)> = s
+            .fit
+            .factors
+            .iter()
+            .map(|f| (f.code.as_str(), f.points))
+            .collect();
+        assert_eq!(
+            fit,
+            [
+                ("icp_industry", 12),
+                ("icp_title", 12),
+                ("icp_country", 8),
+                ("icp_company_size", 8)
+            ]
+        );
     }
 
     #[test]
@@ -243,7 +310,14 @@ mod tests {
         let s = score(&f, &icp, NOW);
         assert_eq!((s.completeness.score, s.fit.score, s.score), (8, 40, 48));
         let none = score(&f, &Icp::default(), NOW);
-        assert_eq!((none.fit.score, none.fit.factors[0].code.as_str(), none.score), (0, "no_icp", 8));
+        assert_eq!(
+            (
+                none.fit.score,
+                none.fit.factors[0].code.as_str(),
+                none.score
+            ),
+            (0, "no_icp", 8)
+        );
     }
 
     #[test]
@@ -255,7 +329,10 @@ mod tests {
         };
         let s = score(&f, &full_icp(), NOW);
         assert_eq!(s.engagement.score, 10);
-        assert_eq!(s.engagement.factors[0].detail, "2 activities in the last 30 days");
+        assert_eq!(
+            s.engagement.factors[0].detail,
+            "2 activities in the last 30 days"
+        );
         let busy = LeadFacts {
             activity_times: vec![NOW; 9],
             ..LeadFacts::default()

@@ -156,12 +156,20 @@ pub fn assess(f: &DealFacts, now: Millis) -> Assessment {
             format!("{days_in_stage} days in {} (limit {limit})", f.stage_name),
         ));
     }
-    if let Some((_, points)) = ACTIVITY_GAP_STEPS.iter().find(|(d, _)| days_since_activity >= *d) {
-        factors.push(factor("activity_gap", *points, format!("No activity in {days_since_activity} days")));
+    if let Some((_, points)) = ACTIVITY_GAP_STEPS
+        .iter()
+        .find(|(d, _)| days_since_activity >= *d)
+    {
+        factors.push(factor(
+            "activity_gap",
+            *points,
+            format!("No activity in {days_since_activity} days"),
+        ));
     }
     if !f.overdue_tasks.is_empty() {
         let n = f.overdue_tasks.len() as i64;
-        let points = (OVERDUE_FIRST_POINTS + OVERDUE_EACH_MORE_POINTS * (n - 1)).min(OVERDUE_MAX_POINTS);
+        let points =
+            (OVERDUE_FIRST_POINTS + OVERDUE_EACH_MORE_POINTS * (n - 1)).min(OVERDUE_MAX_POINTS);
         let detail = if n == 1 {
             "1 overdue task".to_string()
         } else {
@@ -170,7 +178,11 @@ pub fn assess(f: &DealFacts, now: Millis) -> Assessment {
         factors.push(factor("overdue_tasks", points, detail));
     }
     if f.open_tasks == 0 {
-        factors.push(factor("no_next_step", NO_NEXT_STEP_POINTS, "No next step scheduled".into()));
+        factors.push(factor(
+            "no_next_step",
+            NO_NEXT_STEP_POINTS,
+            "No next step scheduled".into(),
+        ));
     }
     let close_overdue_days = f
         .expected_close_at
@@ -184,8 +196,15 @@ pub fn assess(f: &DealFacts, now: Millis) -> Assessment {
         ));
     }
     let stalling = rotting.is_some() || days_since_activity >= STALLING_GAP_DAYS;
-    if f.average_open_value > 0.0 && f.value as f64 >= HIGH_VALUE_MULTIPLE * f.average_open_value && stalling {
-        factors.push(factor("high_value_stalling", HIGH_VALUE_STALLING_POINTS, "High value deal stalling".into()));
+    if f.average_open_value > 0.0
+        && f.value as f64 >= HIGH_VALUE_MULTIPLE * f.average_open_value
+        && stalling
+    {
+        factors.push(factor(
+            "high_value_stalling",
+            HIGH_VALUE_STALLING_POINTS,
+            "High value deal stalling".into(),
+        ));
     }
     let window_start = now - ENGAGEMENT_WINDOW_DAYS * crate::clock::DAY_MS;
     if let Some(at) = f.last_reply_at.filter(|t| *t >= window_start) {
@@ -205,7 +224,11 @@ pub fn assess(f: &DealFacts, now: Millis) -> Assessment {
     let raw: i64 = factors.iter().map(|x| x.points).sum();
     let score = raw.clamp(0, 100);
     if score != raw {
-        factors.push(factor("cap", score - raw, format!("Score kept within 0..100 (was {raw})")));
+        factors.push(factor(
+            "cap",
+            score - raw,
+            format!("Score kept within 0..100 (was {raw})"),
+        ));
     }
     factors.sort_by(|a, b| b.points.cmp(&a.points).then(a.code.cmp(&b.code)));
     Assessment {
@@ -213,7 +236,14 @@ pub fn assess(f: &DealFacts, now: Millis) -> Assessment {
         risk_level: RiskLevel::of(score),
         days_in_stage,
         days_since_activity,
-        suggested_action: suggest(f, now, &factors, days_since_activity, days_in_stage, close_overdue_days),
+        suggested_action: suggest(
+            f,
+            now,
+            &factors,
+            days_since_activity,
+            days_in_stage,
+            close_overdue_days,
+        ),
         factors,
     }
 }
@@ -239,7 +269,9 @@ fn suggest(
         return format!("Complete the overdue task '{title}' ({days} {unit} overdue)");
     }
     if has("activity_gap") {
-        return format!("Schedule a follow-up call{with} (no activity in {days_since_activity} days)");
+        return format!(
+            "Schedule a follow-up call{with} (no activity in {days_since_activity} days)"
+        );
     }
     if has("stage_rotting") {
         return format!(
@@ -248,7 +280,9 @@ fn suggest(
         );
     }
     if let Some(days) = close_overdue_days {
-        return format!("Update the expected close date (passed {days} days ago) or re-qualify the deal");
+        return format!(
+            "Update the expected close date (passed {days} days ago) or re-qualify the deal"
+        );
     }
     if has("no_next_step") {
         return format!("Schedule the next step{with} as a task");
@@ -294,17 +328,29 @@ mod tests {
         let a = assess(&f, NOW);
         assert_eq!(a.days_in_stage, 12);
         assert_eq!(a.days_since_activity, 8);
-        let codes: Vec<(&str, i64)> = a.factors.iter().map(|x| (x.code.as_str(), x.points)).collect();
+        let codes: Vec<(&str, i64)> = a
+            .factors
+            .iter()
+            .map(|x| (x.code.as_str(), x.points))
+            .collect();
         assert_eq!(
             codes,
-            [("activity_gap", 20), ("stage_rotting", 20), ("high_value_stalling", 15), ("no_next_step", 10)]
+            [
+                ("activity_gap", 20),
+                ("stage_rotting", 20),
+                ("high_value_stalling", 15),
+                ("no_next_step", 10)
+            ]
         );
         assert_eq!(a.risk_score, 65);
         assert_eq!(a.risk_level, RiskLevel::High);
         assert_eq!(a.factors[0].detail, "No activity in 8 days");
         assert_eq!(a.factors[1].detail, "12 days in Demo Scheduled (limit 10)");
         assert_eq!(a.factors[2].detail, "High value deal stalling");
-        assert_eq!(a.suggested_action, "Schedule a follow-up call with Ada Lovelace (no activity in 8 days)");
+        assert_eq!(
+            a.suggested_action,
+            "Schedule a follow-up call with Ada Lovelace (no activity in 8 days)"
+        );
     }
 
     #[test]
@@ -326,8 +372,14 @@ mod tests {
             ..open_deal()
         };
         let a = assess(&f, NOW);
-        assert_eq!(a.factors, vec![factor("overdue_tasks", 25, "4 overdue tasks".into())]);
-        assert_eq!(a.suggested_action, "Complete the overdue task 'Send proposal' (3 days overdue)");
+        assert_eq!(
+            a.factors,
+            vec![factor("overdue_tasks", 25, "4 overdue tasks".into())]
+        );
+        assert_eq!(
+            a.suggested_action,
+            "Complete the overdue task 'Send proposal' (3 days overdue)"
+        );
     }
 
     #[test]
@@ -365,7 +417,11 @@ mod tests {
             last_reply_at: Some(NOW - 8 * DAY_MS),
             ..f
         };
-        assert_eq!(assess(&old, NOW).risk_score, 15, "a reply older than 7 days no longer counts");
+        assert_eq!(
+            assess(&old, NOW).risk_score,
+            15,
+            "a reply older than 7 days no longer counts"
+        );
     }
 
     #[test]
@@ -379,7 +435,14 @@ mod tests {
         assert_eq!((a.risk_score, a.risk_level), (0, RiskLevel::None));
         assert_eq!(
             [29, 30, 59, 60, 79, 80].map(RiskLevel::of),
-            [RiskLevel::Low, RiskLevel::Medium, RiskLevel::Medium, RiskLevel::High, RiskLevel::High, RiskLevel::Critical]
+            [
+                RiskLevel::Low,
+                RiskLevel::Medium,
+                RiskLevel::Medium,
+                RiskLevel::High,
+                RiskLevel::High,
+                RiskLevel::Critical
+            ]
         );
     }
 

@@ -153,7 +153,10 @@ pub fn deal_causes(
         causes.push(Cause {
             signal_type: SignalType::CloseDatePassed,
             key: format!("close_date_passed:{deal_id}:{close}"),
-            title: format!("Expected close date passed {} days ago", super::days_between(close, now)),
+            title: format!(
+                "Expected close date passed {} days ago",
+                super::days_between(close, now)
+            ),
             evidence: vec![deal_id.to_string()],
         });
     }
@@ -173,7 +176,12 @@ pub fn deal_causes(
 
 /// The cause a recorded open or reply raises on a deal or lead (one open signal per subject
 /// and kind; further opens add their evidence to it).
-pub fn engagement_cause(signal_type: SignalType, subject_id: &str, activity_id: &str, subject: Option<&str>) -> Cause {
+pub fn engagement_cause(
+    signal_type: SignalType,
+    subject_id: &str,
+    activity_id: &str,
+    subject: Option<&str>,
+) -> Cause {
     let what = match signal_type {
         SignalType::EmailReplied => "replied",
         _ => "opened an email",
@@ -235,9 +243,15 @@ mod tests {
         assert_eq!(causes[1].title, "Follow-up 'Call back' is overdue");
         assert_eq!(causes[1].evidence, ["task_9", "deal_1"]);
         // 13 idle days is not yet a gap; closed deals raise nothing.
-        let almost = DealFacts { last_touch_at: NOW - 13 * DAY_MS, ..facts() };
+        let almost = DealFacts {
+            last_touch_at: NOW - 13 * DAY_MS,
+            ..facts()
+        };
         assert!(deal_causes("d", "s", &almost, &[], &[], NOW).is_empty());
-        let won = DealFacts { status: "won".into(), ..f };
+        let won = DealFacts {
+            status: "won".into(),
+            ..f
+        };
         assert!(deal_causes("d", "s", &won, &["t".into()], &[], NOW).is_empty());
     }
 

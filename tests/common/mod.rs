@@ -127,6 +127,8 @@ impl TestServer {
         let mut config = ServeConfig::with_db(dir.path().join("crm.sqlite"));
         config.bind = "127.0.0.1:0".parse().unwrap();
         config.rate_limit = parse_rate_limit("10000/1ms").unwrap();
+        // Tests run the signal sweep themselves, at the moments they choose.
+        config.signal_sweep = Duration::from_secs(24 * 3600);
         adjust(&mut config);
         let db = Db::open(&config.db, &config.db_options()).expect("open db");
         let clock = Arc::new(ManualClock::new(START_MS));

@@ -1,0 +1,269 @@
+//! Agent intelligence: deal risk, at-risk deals, agent memory and buying signals. Every answer
+//! is computed by deterministic rules in the server, with the factors that made it.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::OpenApi;
+
+use super::body::JsonBody;
+use super::envelope::{Created, One, Page};
+use super::error::ApiResult;
+use super::security::Caller;
+use super::ApiTags;
+use crate::domain::auth::Scope;
+use crate::domain::intelligence::{self, DealIntelligence};
+use crate::domain::listing::Paging;
+use crate::domain::memory::{self, MemoryEntry, MemoryFilter, NewMemory};
+use crate::domain::signals::{self, Signal, SignalFilter};
+use crate::AppState;
+
+/// Intelligence.
+pub struct IntelligenceApi;
+
+#[OpenApi(tag = "ApiTags::Intelligence")]
+impl IntelligenceApi {
+    /// List deals at risk
+    ///
+    /// Open deals whose risk is at least `min_score` (default 60), riskiest first, each with
+    /// its full intelligence (see `GET /deals/{id}/intelligence` for the rules).
+    #[oai(
+        path = "/deals/at-risk",
+        method = "get",
+        operation_id = "list_at_risk_deals"
+    )]
+    async fn at_risk(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        #[oai(validator(minimum(value = "0"), maximum(value = "100")))] min_score: Query<
+            Option<i64>,
+        >,
+        #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
+            Option<i64>,
+        >,
+    ) -> ApiResult<Page<DealIntelligence>> {
+        let org_id = caller.with(Scope::Read)?.org_id.clone();
+        let paging = Paging::new(page.0, per_page.0)?;
+        let now = state.clock.now_ms();
+        let min = min_score.0.unwrap_or(60);
+        Ok(Page(
+            state
+                .db
+                .read(move |c| intelligence::at_risk(c, &org_id, min, paging, now))
+                .await?,
+        ))
+    }
+
+    /// Get a deal's risk and what to do about it
+    ///
+    /// Computed now, by deterministic rules (no model calls). `risk_score` (0–100) is the sum
+    /// of `factors`: stage_rotting +20 (days in stage ≥ the stage's rotting days; +30 at twice
+    /// that), activity_gap +20/+30/+40 (7/14/30 days without activity), overdue_tasks +15 for
+    /// one and +5 per more (at most 25), no_next_step +10 (no open task), close_date_passed
+    /// +15, high_value_stalling +15 (value ≥ 2× the average open deal and stalling),
+    /// recent_reply −15 and recent_open −5 (within 7 days); a `cap` factor keeps the sum in
+    /// 0–100. Levels: low < 30 ≤ medium < 60 ≤ high < 80 ≤ critical; won and lost deals are
+    /// `none`. `suggested_action` names the one concrete next step.
+    #[oai(
+        path = "/deals/:id/intelligence",
+        method = "get",
+        operation_id = "get_deal_intelligence"
+    )]
+    async fn intelligence(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+    ) -> ApiResult<One<DealIntelligence>> {
+        let org_id = caller.with(Scope::Read)?.org_id.clone();
+        let now = state.clock.now_ms();
+        Ok(One::new(
+            state
+                .db
+                .read(move |c| intelligence::for_deal(c, &org_id, &id.0, now))
+                .await?,
+        ))
+    }
+
+    /// Read a deal's agent memory
+    ///
+    /// Entries newest first. Filters: `tag` (any of, comma separated), `kind` (any of fact,
+    /// preference, objection, next_step, summary, other), `q` (text in the content).
+    #[oai(
+        path = "/deals/:id/memory",
+        method = "get",
+        operation_id = "list_deal_memory"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn memory(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+        tag: Query<Option<String>>,
+        kind: Query<Option<String>>,
+        q: Query<Option<String>>,
+        #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
+            Option<i64>,
+        >,
+    ) -> ApiResult<Page<MemoryEntry>> {
+        let org_id = caller.with(Scope::Read)?.org_id.clone();
+        let paging = Paging::new(page.0, per_page.0)?;
+        let f = MemoryFilter {
+            tag: tag.0,
+            kind: kind.0,
+            q: q.0,
+        };
+        Ok(Page(
+            state
+                .db
+                .read(move |c| memory::list(c, &org_id, &id.0, &f, paging))
+                .await?,
+        ))
+    }
+
+    /// Write to a deal's agent memory
+    ///
+    /// Scope `write`. What an agent (or person) learned: `content` (up to 10,000 characters),
+    /// `tags`, `kind` (default fact), `source`, `confidence` (0–1). The creating credential is
+    /// recorded. Emits `memory.created`.
+    #[oai(
+        path = "/deals/:id/memory",
+        method = "post",
+        operation_id = "create_deal_memory"
+    )]
+    async fn remember(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+        body: JsonBody<NewMemory>,
+    ) -> ApiResult<Created<MemoryEntry>> {
+        let p = caller.with(Scope::Write)?.clone();
+        let now = state.clock.now_ms();
+        Ok(Created::new(
+            state
+                .db
+                .write(move |tx| memory::create(tx, &p, &id.0, body.0, now))
+                .await?,
+        ))
+    }
+
+    /// Delete a memory entry
+    ///
+    /// Scope `write`. Emits `memory.deleted`; returns the deleted entry.
+    #[oai(
+        path = "/deals/:id/memory/:memory_id",
+        method = "delete",
+        operation_id = "delete_deal_memory"
+    )]
+    async fn forget(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+        memory_id: Path<String>,
+    ) -> ApiResult<One<MemoryEntry>> {
+        let p = caller.with(Scope::Write)?.clone();
+        let now = state.clock.now_ms();
+        Ok(One::new(
+            state
+                .db
+                .write(move |tx| memory::delete(tx, &p, &id.0, &memory_id.0, now))
+                .await?,
+        ))
+    }
+
+    /// List buying signals
+    ///
+    /// Open signals, strongest first. Types and scores: email_replied 90, high_engagement 85
+    /// (3+ opens and replies in 7 days), close_date_passed 80, overdue_followup 75,
+    /// stage_stalled 70 (in stage for its rotting days), activity_gap 65 (14 days without
+    /// activity), email_opened 60. Opens and replies raise theirs at once; the time-based ones
+    /// come from a sweep every minute. One signal per cause, never duplicated; it resolves when
+    /// its cause does. Filters: `score_min`, `type`, `deal_id`, `lead_id` (any of),
+    /// `include_dismissed`. Sort: `score`, `detected_at`; default `-score`.
+    #[oai(path = "/signals", method = "get", operation_id = "list_signals")]
+    #[allow(clippy::too_many_arguments)]
+    async fn signals(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        #[oai(validator(minimum(value = "0"), maximum(value = "100")))] score_min: Query<
+            Option<i64>,
+        >,
+        #[oai(name = "type")] signal_type: Query<Option<String>>,
+        deal_id: Query<Option<String>>,
+        lead_id: Query<Option<String>>,
+        include_dismissed: Query<Option<bool>>,
+        sort: Query<Option<String>>,
+        #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
+            Option<i64>,
+        >,
+    ) -> ApiResult<Page<Signal>> {
+        let org_id = caller.with(Scope::Read)?.org_id.clone();
+        let paging = Paging::new(page.0, per_page.0)?;
+        let f = SignalFilter {
+            score_min: score_min.0,
+            signal_type: signal_type.0,
+            deal_id: deal_id.0,
+            lead_id: lead_id.0,
+            include_dismissed: include_dismissed.0.unwrap_or(false),
+        };
+        Ok(Page(
+            state
+                .db
+                .read(move |c| signals::list(c, &org_id, &f, sort.0.as_deref(), paging))
+                .await?,
+        ))
+    }
+
+    /// Get a signal
+    ///
+    /// With its evidence: the ids of the activities, tasks or deal behind it.
+    #[oai(path = "/signals/:id", method = "get", operation_id = "get_signal")]
+    async fn signal(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+    ) -> ApiResult<One<Signal>> {
+        let org_id = caller.with(Scope::Read)?.org_id.clone();
+        Ok(One::new(
+            state
+                .db
+                .read(move |c| signals::get(c, &org_id, &id.0))
+                .await?,
+        ))
+    }
+
+    /// Dismiss a signal
+    ///
+    /// Scope `write`. It leaves the open list and is not raised again while its cause lasts.
+    /// Dismissing twice changes nothing; a resolved signal is 409.
+    #[oai(
+        path = "/signals/:id/dismiss",
+        method = "post",
+        operation_id = "dismiss_signal"
+    )]
+    async fn dismiss(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+    ) -> ApiResult<One<Signal>> {
+        let org_id = caller.with(Scope::Write)?.org_id.clone();
+        let now = state.clock.now_ms();
+        Ok(One::new(
+            state
+                .db
+                .write(move |tx| signals::dismiss(tx, &org_id, &id.0, now))
+                .await?,
+        ))
+    }
+}
