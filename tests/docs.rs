@@ -83,6 +83,12 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
     ("delete", "/notes/{id}", "delete_note"),
     ("get", "/search", "search"),
     ("get", "/events/log", "list_events"),
+    ("get", "/analytics/overview", "get_analytics_overview"),
+    ("get", "/analytics/funnel", "get_analytics_funnel"),
+    ("get", "/analytics/forecast", "get_analytics_forecast"),
+    ("get", "/performance/leaderboard", "get_leaderboard"),
+    ("get", "/performance/quotas", "get_quotas"),
+    ("put", "/performance/quotas", "set_quotas"),
 ];
 
 #[test]

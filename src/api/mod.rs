@@ -12,6 +12,7 @@ pub mod ratelimit;
 pub mod security;
 
 mod activities;
+mod analytics;
 mod api_keys;
 mod auth;
 mod companies;
@@ -60,6 +61,10 @@ pub enum ApiTags {
     Search,
     /// The log of every change.
     Events,
+    /// The pipeline in numbers: overview, funnel, forecast.
+    Analytics,
+    /// How the team is doing: leaderboard and quotas.
+    Performance,
 }
 
 /// Every API object, in the order they appear in the document.
@@ -78,6 +83,8 @@ pub type Apis = (
     activities::NotesApi,
     search::SearchApi,
     search::EventsApi,
+    analytics::AnalyticsApi,
+    analytics::PerformanceApi,
 );
 
 const DESCRIPTION: &str = "\
@@ -112,6 +119,8 @@ pub fn service() -> OpenApiService<Apis, ()> {
             activities::NotesApi,
             search::SearchApi,
             search::EventsApi,
+            analytics::AnalyticsApi,
+            analytics::PerformanceApi,
         ),
         "Clozup API",
         env!("CARGO_PKG_VERSION"),

@@ -1,0 +1,829 @@
+//! Analytics and team performance: sums over the CRM, computed on read.
+//!
+//! Money is in major units of the organization's currency; deals in other currencies are left
+//! out of sums (and counted in `other_currency_deals`). Periods are UTC.
+
+use std::collections::HashMap;
+
+use poem_openapi::{Enum, Object};
+use rusqlite::{params, Connection};
+use time::{Date, Duration as TimeDuration, Month, OffsetDateTime};
+
+use super::error::{DomainError, DomainResult, Issues};
+use super::intelligence;
+use super::listing::Paging;
+use super::{orgs, pipelines, validate};
+use crate::clock::{Millis, DAY_MS};
+use crate::timefmt::Timestamp;
+
+/// A time window `[from, to)` in Unix milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Start, inclusive.
+    pub from: Millis,
+    /// End, exclusive.
+    pub to: Millis,
+}
+
+impl Window {
+    /// Everything.
+    pub const ALL: Window = Window {
+        from: i64::MIN / 2,
+        to: i64::MAX / 2,
+    };
+}
+
+/// A named period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum Period {
+    /// Monday to Sunday.
+    Week,
+    /// A calendar month.
+    Month,
+    /// A calendar quarter.
+    Quarter,
+    /// A calendar year.
+    Year,
+}
+
+fn date_ms(d: Date) -> Millis {
+    d.midnight().assume_utc().unix_timestamp() * 1000
+}
+
+fn first_of_month(year: i32, month: u8) -> Date {
+    Date::from_calendar_date(year, Month::try_from(month).unwrap_or(Month::January), 1)
+        .unwrap_or(Date::MIN)
+}
+
+/// The period of kind `period` that contains `at` (or starts on `start`, when given).
+pub fn period_window(period: Period, at: Millis) -> Window {
+    let day = OffsetDateTime::from_unix_timestamp(at.div_euclid(1000))
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        .date();
+    let (start, end) = match period {
+        Period::Week => {
+            let start = day - TimeDuration::days(day.weekday().number_days_from_monday() as i64);
+            (start, start + TimeDuration::days(7))
+        }
+        Period::Month => {
+            let start = first_of_month(day.year(), day.month() as u8);
+            let (y, m) = if day.month() as u8 == 12 {
+                (day.year() + 1, 1)
+            } else {
+                (day.year(), day.month() as u8 + 1)
+            };
+            (start, first_of_month(y, m))
+        }
+        Period::Quarter => {
+            let q = (day.month() as u8 - 1) / 3;
+            let start = first_of_month(day.year(), q * 3 + 1);
+            let (y, m) = if q == 3 {
+                (day.year() + 1, 1)
+            } else {
+                (day.year(), q * 3 + 4)
+            };
+            (start, first_of_month(y, m))
+        }
+        Period::Year => (
+            first_of_month(day.year(), 1),
+            first_of_month(day.year() + 1, 1),
+        ),
+    };
+    Window {
+        from: date_ms(start),
+        to: date_ms(end),
+    }
+}
+
+/// A window from optional `from`/`to`, or the period containing `now`, or everything.
+pub fn window(
+    period: Option<Period>,
+    from: Option<Millis>,
+    to: Option<Millis>,
+    now: Millis,
+) -> DomainResult<Window> {
+    match (period, from, to) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(DomainError::invalid(
+            "period",
+            "give period or from/to, not both",
+        )),
+        (Some(p), None, None) => Ok(period_window(p, now)),
+        (None, from, to) => {
+            let w = Window {
+                from: from.unwrap_or(Window::ALL.from),
+                to: to.unwrap_or(Window::ALL.to),
+            };
+            if w.from >= w.to {
+                return Err(DomainError::invalid("to", "must be after from"));
+            }
+            Ok(w)
+        }
+    }
+}
+
+/// Deals and value in one stage.
+#[derive(Debug, Clone, Object)]
+pub struct StageTotals {
+    /// The stage.
+    pub stage_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its pipeline.
+    pub pipeline_id: String,
+    /// Its place on the board.
+    pub position: i64,
+    /// Deals in it now.
+    pub count: i64,
+    /// Their value.
+    pub value: f64,
+    /// Their value times the stage's probability.
+    pub weighted_value: f64,
+}
+
+/// Leads with one status.
+#[derive(Debug, Clone, Object)]
+pub struct StatusCount {
+    /// The status.
+    pub status: String,
+    /// How many leads have it.
+    pub count: i64,
+}
+
+/// The pipeline at a glance.
+#[derive(Debug, Clone, Object)]
+pub struct Overview {
+    /// The organization's currency; every amount is in it.
+    pub currency: String,
+    /// Start of the period the created and closed figures cover (absent: all time).
+    pub from: Option<Timestamp>,
+    /// End of that period.
+    pub to: Option<Timestamp>,
+    /// Deals created in the period.
+    pub total_deals: i64,
+    /// Deals open now.
+    pub open_deals: i64,
+    /// Deals won in the period.
+    pub won_deals: i64,
+    /// Deals lost in the period.
+    pub lost_deals: i64,
+    /// Value of the open deals.
+    pub pipeline_value: f64,
+    /// Open value weighted by stage probability.
+    pub weighted_pipeline_value: f64,
+    /// Value won in the period.
+    pub won_value: f64,
+    /// won / (won + lost) in the period, 0–1; null with no closed deals.
+    pub win_rate: Option<f64>,
+    /// Average value of the deals won in the period.
+    pub average_deal_size: Option<f64>,
+    /// Average days from creation to won, for deals won in the period.
+    pub average_sales_cycle_days: Option<f64>,
+    /// Open deals by stage, in board order.
+    pub by_stage: Vec<StageTotals>,
+    /// Leads by status.
+    pub leads_by_status: Vec<StatusCount>,
+    /// Open deals with risk 60 or more now.
+    pub at_risk_deals: i64,
+    /// Deals in another currency than the organization's, left out of the sums.
+    pub other_currency_deals: i64,
+}
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+/// Computes the overview. `w` bounds the created and closed figures.
+pub fn overview(conn: &Connection, org_id: &str, w: Window, now: Millis) -> DomainResult<Overview> {
+    let currency = orgs::get(conn, org_id)?.currency;
+    let money = |minor: i64| validate::minor_to_money(minor, &currency);
+    let count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> rusqlite::Result<i64> {
+        conn.query_row(sql, p, |r| r.get(0))
+    };
+    let total_deals = count(
+        "SELECT COUNT(*) FROM deals WHERE org_id = ?1 AND created_at >= ?2 AND created_at < ?3",
+        &[&org_id, &w.from, &w.to],
+    )?;
+    let open_deals = count(
+        "SELECT COUNT(*) FROM deals WHERE org_id = ?1 AND status = 'open'",
+        &[&org_id],
+    )?;
+    let other_currency_deals = count(
+        "SELECT COUNT(*) FROM deals WHERE org_id = ?1 AND currency <> ?2",
+        &[&org_id, &currency],
+    )?;
+    let (won_deals, won_minor, cycle_ms): (i64, i64, Option<f64>) = conn.query_row(
+        "SELECT COUNT(*), coalesce(sum(CASE WHEN currency = ?4 THEN value END), 0), avg(closed_at - created_at)
+         FROM deals WHERE org_id = ?1 AND status = 'won' AND closed_at >= ?2 AND closed_at < ?3",
+        params![org_id, w.from, w.to, currency],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let lost_deals = count(
+        "SELECT COUNT(*) FROM deals WHERE org_id = ?1 AND status = 'lost' AND closed_at >= ?2 AND closed_at < ?3",
+        &[&org_id, &w.from, &w.to],
+    )?;
+    let mut by_stage = Vec::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT s.id, s.name, s.pipeline_id, s.position, s.probability,
+                    COUNT(d.id), coalesce(sum(CASE WHEN d.currency = ?2 THEN d.value END), 0)
+             FROM stages s
+             JOIN pipelines p ON p.id = s.pipeline_id
+             LEFT JOIN deals d ON d.stage_id = s.id AND d.status = 'open'
+             WHERE s.org_id = ?1 AND s.kind = 'open'
+             GROUP BY s.id ORDER BY p.is_default DESC, p.created_at, s.position",
+        )?;
+        let mut rows = stmt.query(params![org_id, currency])?;
+        while let Some(r) = rows.next()? {
+            let probability: i64 = r.get(4)?;
+            let value: i64 = r.get(6)?;
+            by_stage.push(StageTotals {
+                stage_id: r.get(0)?,
+                name: r.get(1)?,
+                pipeline_id: r.get(2)?,
+                position: r.get(3)?,
+                count: r.get(5)?,
+                value: money(value),
+                weighted_value: round2(money(value) * probability as f64 / 100.0),
+            });
+        }
+    }
+    let pipeline_value: f64 = by_stage.iter().map(|s| s.value).sum();
+    let weighted: f64 = by_stage.iter().map(|s| s.weighted_value).sum();
+    let mut leads_by_status = Vec::new();
+    for status in ["new", "contacted", "qualified", "converted", "lost"] {
+        leads_by_status.push(StatusCount {
+            status: status.into(),
+            count: count(
+                "SELECT COUNT(*) FROM leads WHERE org_id = ?1 AND status = ?2",
+                &[&org_id, &status],
+            )?,
+        });
+    }
+    let at_risk_deals = intelligence::at_risk(
+        conn,
+        org_id,
+        60,
+        Paging {
+            page: 1,
+            per_page: 1,
+        },
+        now,
+    )?
+    .total;
+    let closed = won_deals + lost_deals;
+    let bounded = |t: Millis| (t > Window::ALL.from && t < Window::ALL.to).then_some(Timestamp(t));
+    Ok(Overview {
+        from: bounded(w.from),
+        to: bounded(w.to),
+        total_deals,
+        open_deals,
+        won_deals,
+        lost_deals,
+        pipeline_value: round2(pipeline_value),
+        weighted_pipeline_value: round2(weighted),
+        won_value: money(won_minor),
+        win_rate: (closed > 0).then(|| round2(won_deals as f64 / closed as f64)),
+        average_deal_size: (won_deals > 0).then(|| round2(money(won_minor) / won_deals as f64)),
+        average_sales_cycle_days: cycle_ms.map(|ms| round2(ms / DAY_MS as f64)),
+        by_stage,
+        leads_by_status,
+        at_risk_deals,
+        other_currency_deals,
+        currency,
+    })
+}
+
+/// One step of the funnel.
+#[derive(Debug, Clone, Object)]
+pub struct FunnelStep {
+    /// The stage.
+    pub stage_id: String,
+    /// Its name.
+    pub name: String,
+    /// open, won or lost.
+    pub kind: String,
+    /// Deals that entered it in the period.
+    pub entered: i64,
+    /// Of those, how many later reached a stage further along the board (0–1).
+    pub conversion_to_next: Option<f64>,
+    /// Average days a deal stayed before leaving it.
+    pub average_days_in_stage: Option<f64>,
+    /// Deals in it now.
+    pub current: i64,
+}
+
+/// Stage-to-stage conversion of a pipeline (the default one unless given), from the stage
+/// history of deals that entered stages within `w`.
+pub fn funnel(
+    conn: &Connection,
+    org_id: &str,
+    pipeline_id: Option<&str>,
+    w: Window,
+) -> DomainResult<Vec<FunnelStep>> {
+    let pid = match pipeline_id {
+        Some(p) => pipelines::get(conn, org_id, p)?.id,
+        None => pipelines::default_id(conn, org_id)?,
+    };
+    let stages = pipelines::stages_of(conn, org_id, &pid)?;
+    let position: HashMap<&str, i64> = stages.iter().map(|s| (s.id.as_str(), s.position)).collect();
+    // Each deal's path through this pipeline's stages, in order.
+    let mut paths: HashMap<String, Vec<(String, Millis)>> = HashMap::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT h.deal_id, h.to_stage_id, h.changed_at FROM deal_stage_history h
+             JOIN deals d ON d.id = h.deal_id
+             WHERE h.org_id = ?1 AND d.pipeline_id = ?2 AND h.to_stage_id IS NOT NULL
+             ORDER BY h.deal_id, h.changed_at, h.rowid",
+        )?;
+        let mut rows = stmt.query(params![org_id, pid])?;
+        while let Some(r) = rows.next()? {
+            paths
+                .entry(r.get(0)?)
+                .or_default()
+                .push((r.get(1)?, r.get(2)?));
+        }
+    }
+    let mut steps = Vec::new();
+    for stage in &stages {
+        let (mut entered, mut advanced, mut stays, mut stay_total) = (0i64, 0i64, 0i64, 0i64);
+        for path in paths.values() {
+            let Some(i) = path
+                .iter()
+                .position(|(s, at)| s == &stage.id && *at >= w.from && *at < w.to)
+            else {
+                continue;
+            };
+            entered += 1;
+            if path[i + 1..].iter().any(|(s, _)| {
+                position
+                    .get(s.as_str())
+                    .is_some_and(|p| *p > stage.position)
+            }) {
+                advanced += 1;
+            }
+            if let Some((_, left_at)) = path.get(i + 1) {
+                stays += 1;
+                stay_total += left_at - path[i].1;
+            }
+        }
+        let current = conn.query_row(
+            "SELECT COUNT(*) FROM deals WHERE stage_id = ?1",
+            params![stage.id],
+            |r| r.get(0),
+        )?;
+        steps.push(FunnelStep {
+            stage_id: stage.id.clone(),
+            name: stage.name.clone(),
+            kind: stage.kind.as_str().into(),
+            entered,
+            conversion_to_next: (entered > 0 && stage.kind == pipelines::StageKind::Open)
+                .then(|| round2(advanced as f64 / entered as f64)),
+            average_days_in_stage: (stays > 0)
+                .then(|| round2(stay_total as f64 / stays as f64 / DAY_MS as f64)),
+            current,
+        });
+    }
+    Ok(steps)
+}
+
+/// Expected revenue of one month.
+#[derive(Debug, Clone, Object)]
+pub struct ForecastMonth {
+    /// `YYYY-MM`, or `unscheduled` for open deals without an expected close date.
+    pub month: String,
+    /// Open deals expected to close then.
+    pub deals: i64,
+    /// Their value.
+    pub value: f64,
+    /// Their value times their stage's probability.
+    pub weighted_value: f64,
+}
+
+/// Open deals by expected close month, with weighted value.
+pub fn forecast(conn: &Connection, org_id: &str) -> DomainResult<Vec<ForecastMonth>> {
+    let currency = orgs::get(conn, org_id)?.currency;
+    let mut stmt = conn.prepare(
+        "SELECT coalesce(substr(d.expected_close_date, 1, 7), 'unscheduled') AS m, COUNT(*),
+                coalesce(sum(d.value), 0), coalesce(sum(d.value * s.probability), 0)
+         FROM deals d JOIN stages s ON s.id = d.stage_id
+         WHERE d.org_id = ?1 AND d.status = 'open' AND d.currency = ?2
+         GROUP BY m ORDER BY m = 'unscheduled', m",
+    )?;
+    let rows = stmt.query_map(params![org_id, currency], |r| {
+        let value: i64 = r.get(2)?;
+        let weighted: i64 = r.get(3)?;
+        Ok(ForecastMonth {
+            month: r.get(0)?,
+            deals: r.get(1)?,
+            value: validate::minor_to_money(value, &currency),
+            weighted_value: round2(validate::minor_to_money(weighted, &currency) / 100.0),
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// What the leaderboard ranks by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Default)]
+#[oai(rename_all = "snake_case")]
+pub enum Metric {
+    /// Value of deals won.
+    #[default]
+    RevenueClosed,
+    /// Deals won.
+    DealsWon,
+    /// Value of deals created.
+    PipelineGenerated,
+    /// Meetings logged.
+    MeetingsBooked,
+    /// Emails sent.
+    EmailsSent,
+    /// Calls logged.
+    CallsMade,
+    /// Replies received per email sent.
+    ReplyRate,
+}
+
+/// One person's results in a period.
+#[derive(Debug, Clone, Object)]
+pub struct Performance {
+    /// The user.
+    pub user_id: String,
+    /// Their name.
+    pub name: String,
+    /// 1 = best by the chosen metric (ties share a rank).
+    pub rank: i64,
+    /// Value of deals they own that were won in the period.
+    pub revenue_closed: f64,
+    /// How many.
+    pub deals_won: i64,
+    /// Value of deals they own that were created in the period.
+    pub pipeline_generated: f64,
+    /// Meetings they logged.
+    pub meetings_booked: i64,
+    /// Emails they sent (logged emails and sent messages).
+    pub emails_sent: i64,
+    /// Calls they logged.
+    pub calls_made: i64,
+    /// Replies received on their deals per email sent, 0–1; null when none were sent.
+    pub reply_rate: Option<f64>,
+    /// Every activity they logged.
+    pub activities: i64,
+}
+
+/// Every active user's results in `w`, ranked by `metric`.
+pub fn leaderboard(
+    conn: &Connection,
+    org_id: &str,
+    w: Window,
+    metric: Metric,
+) -> DomainResult<Vec<Performance>> {
+    let currency = orgs::get(conn, org_id)?.currency;
+    let users: Vec<(String, String)> = {
+        let mut stmt = conn.prepare(
+            "SELECT id, name FROM users WHERE org_id = ?1 AND active = 1 ORDER BY created_at, id",
+        )?;
+        let rows = stmt.query_map(params![org_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let mut out = Vec::new();
+    for (user_id, name) in users {
+        let (deals_won, won): (i64, i64) = conn.query_row(
+            "SELECT COUNT(*), coalesce(sum(CASE WHEN currency = ?5 THEN value END), 0) FROM deals
+             WHERE org_id = ?1 AND owner_id = ?2 AND status = 'won' AND closed_at >= ?3 AND closed_at < ?4",
+            params![org_id, user_id, w.from, w.to, currency],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let generated: i64 = conn.query_row(
+            "SELECT coalesce(sum(CASE WHEN currency = ?5 THEN value END), 0) FROM deals
+             WHERE org_id = ?1 AND owner_id = ?2 AND created_at >= ?3 AND created_at < ?4",
+            params![org_id, user_id, w.from, w.to, currency],
+            |r| r.get(0),
+        )?;
+        let mut by_type: HashMap<String, i64> = HashMap::new();
+        {
+            let mut stmt = conn.prepare_cached(
+                "SELECT type, COUNT(*) FROM activities
+                 WHERE org_id = ?1 AND user_id = ?2 AND occurred_at >= ?3 AND occurred_at < ?4 GROUP BY type",
+            )?;
+            let mut rows = stmt.query(params![org_id, user_id, w.from, w.to])?;
+            while let Some(r) = rows.next()? {
+                by_type.insert(r.get(0)?, r.get(1)?);
+            }
+        }
+        let replies: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM activities a JOIN deals d ON d.id = a.deal_id
+             WHERE a.org_id = ?1 AND d.owner_id = ?2 AND a.type = 'email_received'
+               AND a.occurred_at >= ?3 AND a.occurred_at < ?4",
+            params![org_id, user_id, w.from, w.to],
+            |r| r.get(0),
+        )?;
+        let get = |t: &str| by_type.get(t).copied().unwrap_or(0);
+        let emails_sent = get("email") + get("email_sent");
+        out.push(Performance {
+            user_id,
+            name,
+            rank: 0,
+            revenue_closed: validate::minor_to_money(won, &currency),
+            deals_won,
+            pipeline_generated: validate::minor_to_money(generated, &currency),
+            meetings_booked: get("meeting"),
+            emails_sent,
+            calls_made: get("call"),
+            reply_rate: (emails_sent > 0).then(|| round2(replies as f64 / emails_sent as f64)),
+            activities: [
+                "call",
+                "email",
+                "meeting",
+                "sms",
+                "linkedin",
+                "other",
+                "email_sent",
+            ]
+            .iter()
+            .map(|t| get(t))
+            .sum(),
+        });
+    }
+    let key = |p: &Performance| -> f64 {
+        match metric {
+            Metric::RevenueClosed => p.revenue_closed,
+            Metric::DealsWon => p.deals_won as f64,
+            Metric::PipelineGenerated => p.pipeline_generated,
+            Metric::MeetingsBooked => p.meetings_booked as f64,
+            Metric::EmailsSent => p.emails_sent as f64,
+            Metric::CallsMade => p.calls_made as f64,
+            Metric::ReplyRate => p.reply_rate.unwrap_or(-1.0),
+        }
+    };
+    out.sort_by(|a, b| key(b).total_cmp(&key(a)).then(a.name.cmp(&b.name)));
+    let mut prev: Option<f64> = None;
+    let mut rank = 0;
+    for (i, p) in out.iter_mut().enumerate() {
+        let k = key(p);
+        if prev != Some(k) {
+            rank = i as i64 + 1;
+            prev = Some(k);
+        }
+        p.rank = rank;
+    }
+    Ok(out)
+}
+
+/// Targets of one user for one period.
+#[derive(Debug, Clone, Object)]
+#[oai(deny_unknown_fields)]
+pub struct QuotaTargets {
+    /// The user.
+    pub user_id: String,
+    /// Revenue to close (major units of the organization's currency).
+    #[oai(validator(minimum(value = "0")))]
+    pub revenue: Option<f64>,
+    /// Deals to win.
+    #[oai(validator(minimum(value = "0")))]
+    pub deals: Option<i64>,
+    /// Meetings to hold.
+    #[oai(validator(minimum(value = "0")))]
+    pub meetings: Option<i64>,
+    /// Activities to log.
+    #[oai(validator(minimum(value = "0")))]
+    pub activities: Option<i64>,
+}
+
+/// Quotas to set for a period: each listed user's targets are replaced.
+#[derive(Debug, Clone, Object)]
+#[oai(deny_unknown_fields)]
+pub struct SetQuotas {
+    /// month, quarter or year (week is too short for a quota).
+    pub period: Period,
+    /// Any day in the period (`YYYY-MM-DD`); defaults to the current one.
+    pub date: Option<String>,
+    /// The targets, one entry per user.
+    #[oai(validator(max_items = 1000))]
+    pub quotas: Vec<QuotaTargets>,
+}
+
+/// How one target stands.
+#[derive(Debug, Clone, Object)]
+pub struct Attainment {
+    /// What was set.
+    pub target: f64,
+    /// What was done so far.
+    pub actual: f64,
+    /// actual / target.
+    pub attainment: f64,
+}
+
+/// One user's quota, with attainment so far.
+#[derive(Debug, Clone, Object)]
+pub struct QuotaStatus {
+    /// The user.
+    pub user_id: String,
+    /// month, quarter or year.
+    pub period: Period,
+    /// First day of the period.
+    pub period_start: String,
+    /// Revenue target and result.
+    pub revenue: Option<Attainment>,
+    /// Deals target and result.
+    pub deals: Option<Attainment>,
+    /// Meetings target and result.
+    pub meetings: Option<Attainment>,
+    /// Activities target and result.
+    pub activities: Option<Attainment>,
+    /// How far through the period we are, 0–1.
+    pub period_elapsed: f64,
+    /// on_track (every target at or ahead of the period's pace), at_risk (the weakest at 80%
+    /// of pace or more) or behind.
+    pub status: String,
+}
+
+fn period_start_of(period: Period, date: Option<&str>, now: Millis) -> DomainResult<Window> {
+    if period == Period::Week {
+        return Err(DomainError::invalid(
+            "period",
+            "quotas are set per month, quarter or year",
+        ));
+    }
+    let at = match date {
+        Some(d) => crate::timefmt::parse_date(d)
+            .map(date_ms)
+            .ok_or_else(|| DomainError::invalid("date", "must be a date YYYY-MM-DD"))?,
+        None => now,
+    };
+    Ok(period_window(period, at))
+}
+
+fn period_name(p: Period) -> &'static str {
+    match p {
+        Period::Week => "week",
+        Period::Month => "month",
+        Period::Quarter => "quarter",
+        Period::Year => "year",
+    }
+}
+
+fn start_date(w: Window) -> String {
+    crate::timefmt::format_ms(w.from)[..10].to_string()
+}
+
+/// Sets quotas for a period (upsert per user).
+pub fn set_quotas(
+    tx: &rusqlite::Transaction<'_>,
+    org_id: &str,
+    input: SetQuotas,
+    now: Millis,
+) -> DomainResult<Vec<QuotaStatus>> {
+    let w = period_start_of(input.period, input.date.as_deref(), now)?;
+    let currency = orgs::get(tx, org_id)?.currency;
+    let mut issues = Issues::new();
+    for (i, q) in input.quotas.iter().enumerate() {
+        validate::active_user(
+            tx,
+            &mut issues,
+            &format!("quotas[{i}].user_id"),
+            org_id,
+            Some(&q.user_id),
+        )?;
+    }
+    let minors: Vec<Option<i64>> = input
+        .quotas
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            q.revenue.map(|r| {
+                validate::money_to_minor(&mut issues, &format!("quotas[{i}].revenue"), r, &currency)
+            })
+        })
+        .collect();
+    issues.finish()?;
+    for (q, revenue) in input.quotas.iter().zip(minors) {
+        tx.execute(
+            "INSERT INTO quotas (org_id, user_id, period, period_start, revenue, deals, meetings, activities, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (org_id, user_id, period, period_start) DO UPDATE SET
+                revenue = excluded.revenue, deals = excluded.deals, meetings = excluded.meetings,
+                activities = excluded.activities, updated_at = excluded.updated_at",
+            params![org_id, q.user_id, period_name(input.period), start_date(w), revenue, q.deals, q.meetings, q.activities, now],
+        )?;
+    }
+    quotas(tx, org_id, input.period, input.date.as_deref(), now)
+}
+
+/// The quotas of a period with their attainment as of `now`.
+pub fn quotas(
+    conn: &Connection,
+    org_id: &str,
+    period: Period,
+    date: Option<&str>,
+    now: Millis,
+) -> DomainResult<Vec<QuotaStatus>> {
+    let w = period_start_of(period, date, now)?;
+    let currency = orgs::get(conn, org_id)?.currency;
+    let elapsed = ((now - w.from) as f64 / (w.to - w.from) as f64).clamp(0.0, 1.0);
+    let board: HashMap<String, Performance> = leaderboard(conn, org_id, w, Metric::RevenueClosed)?
+        .into_iter()
+        .map(|p| (p.user_id.clone(), p))
+        .collect();
+    let mut stmt = conn.prepare(
+        "SELECT user_id, revenue, deals, meetings, activities FROM quotas
+         WHERE org_id = ?1 AND period = ?2 AND period_start = ?3 ORDER BY user_id",
+    )?;
+    let rows = stmt.query_map(params![org_id, period_name(period), start_date(w)], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, Option<i64>>(1)?,
+            r.get::<_, Option<i64>>(2)?,
+            r.get::<_, Option<i64>>(3)?,
+            r.get::<_, Option<i64>>(4)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (user_id, revenue, deals, meetings, activities) = row?;
+        let perf = board.get(&user_id);
+        let att = |target: Option<f64>, actual: f64| {
+            target.map(|t| Attainment {
+                target: t,
+                actual,
+                attainment: if t > 0.0 { round2(actual / t) } else { 1.0 },
+            })
+        };
+        let revenue = att(
+            revenue.map(|r| validate::minor_to_money(r, &currency)),
+            perf.map_or(0.0, |p| p.revenue_closed),
+        );
+        let deals = att(
+            deals.map(|d| d as f64),
+            perf.map_or(0.0, |p| p.deals_won as f64),
+        );
+        let meetings = att(
+            meetings.map(|d| d as f64),
+            perf.map_or(0.0, |p| p.meetings_booked as f64),
+        );
+        let activities = att(
+            activities.map(|d| d as f64),
+            perf.map_or(0.0, |p| p.activities as f64),
+        );
+        let weakest = [&revenue, &deals, &meetings, &activities]
+            .iter()
+            .filter_map(|a| a.as_ref().map(|a| a.attainment))
+            .fold(f64::INFINITY, f64::min);
+        let status = if weakest == f64::INFINITY || weakest >= elapsed {
+            "on_track"
+        } else if weakest >= 0.8 * elapsed {
+            "at_risk"
+        } else {
+            "behind"
+        };
+        out.push(QuotaStatus {
+            user_id,
+            period,
+            period_start: start_date(w),
+            revenue,
+            deals,
+            meetings,
+            activities,
+            period_elapsed: round2(elapsed),
+            status: status.into(),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_are_calendar_periods() {
+        let at = crate::timefmt::parse_rfc3339("2026-11-28T12:00:00Z").unwrap(); // a Saturday
+        let f = |w: Window| {
+            (
+                crate::timefmt::format_ms(w.from),
+                crate::timefmt::format_ms(w.to),
+            )
+        };
+        assert_eq!(
+            f(period_window(Period::Week, at)),
+            ("2026-11-23T00:00:00Z".into(), "2026-11-30T00:00:00Z".into())
+        );
+        assert_eq!(
+            f(period_window(Period::Month, at)),
+            ("2026-11-01T00:00:00Z".into(), "2026-12-01T00:00:00Z".into())
+        );
+        assert_eq!(
+            f(period_window(Period::Quarter, at)),
+            ("2026-10-01T00:00:00Z".into(), "2027-01-01T00:00:00Z".into())
+        );
+        assert_eq!(
+            f(period_window(Period::Year, at)),
+            ("2026-01-01T00:00:00Z".into(), "2027-01-01T00:00:00Z".into())
+        );
+        let dec = crate::timefmt::parse_rfc3339("2026-12-31T23:00:00Z").unwrap();
+        assert_eq!(
+            f(period_window(Period::Month, dec)).1,
+            "2027-01-01T00:00:00Z"
+        );
+    }
+}

@@ -1,0 +1,423 @@
+//! Analytics and performance figures match sums computed independently from a seeded data set.
+
+mod common;
+
+use common::{TestServer, START_MS};
+use serde_json::{json, Value};
+
+const DAY: i64 = 86_400_000;
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().unwrap().to_string()
+}
+
+struct Seeded {
+    s: TestServer,
+    rep_key: String,
+    rep_id: String,
+    owner_id: String,
+}
+
+/// Owner and rep; deals: owner wins 10,000 (cycle 10 days) and 5,000 (cycle 20 days), loses
+/// 2,000; rep wins 30,000 (cycle 4 days); open: 1,000 in Lead In (owner), 4,000 in Qualified
+/// (rep), 20,000 in Negotiation (rep, closing 2026-12-15), 8,000 in Proposal Sent (owner,
+/// closing 2027-01-10). Activities: owner 2 calls, 1 meeting, 3 emails; rep 1 meeting, 1 email
+/// and a reply on the rep's deal.
+fn seed() -> Seeded {
+    let s = TestServer::start();
+    let k = s.admin_key.clone();
+    let owner_id = s.get("/me", &k).data(200)["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rep = s
+        .post(
+            "/users",
+            &k,
+            json!({"email": "rep@example.com", "name": "Rep", "password": "rep password long"}),
+        )
+        .data(201);
+    let rep_id = id(&rep);
+    let rep_key = s
+        .call(
+            "POST",
+            "/auth/login",
+            None,
+            Some(
+                json!({"email": "rep@example.com", "password": "rep password long"})
+                    .to_string()
+                    .as_bytes(),
+            ),
+            &[],
+        )
+        .data(200)["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deal = |key: &str, title: &str, value: f64, extra: Value| {
+        let mut body = json!({"title": title, "value": value});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        id(&s.post("/deals", key, body).data(201))
+    };
+    let move_at = |key: &str, deal: &str, day: i64, stage: &str| {
+        s.clock.set(START_MS + day * DAY);
+        s.post(&format!("/deals/{deal}/move"), key, json!({"stage": stage}))
+            .data(200);
+    };
+    s.clock.set(START_MS);
+    let w1 = deal(&k, "Won 1", 10_000.0, json!({}));
+    let w2 = deal(&k, "Won 2", 5_000.0, json!({}));
+    let l1 = deal(&k, "Lost 1", 2_000.0, json!({}));
+    let w3 = deal(&rep_key, "Won 3", 30_000.0, json!({}));
+    deal(&k, "Open 1", 1_000.0, json!({}));
+    let o2 = deal(&rep_key, "Open 2", 4_000.0, json!({}));
+    let o3 = deal(
+        &rep_key,
+        "Open 3",
+        20_000.0,
+        json!({"expected_close_date": "2026-12-15"}),
+    );
+    let o4 = deal(
+        &k,
+        "Open 4",
+        8_000.0,
+        json!({"expected_close_date": "2027-01-10"}),
+    );
+    move_at(&k, &w1, 2, "Qualified");
+    move_at(&rep_key, &o2, 2, "Qualified");
+    move_at(&rep_key, &w3, 4, "Closed Won");
+    move_at(&k, &l1, 5, "Closed Lost");
+    move_at(&k, &w1, 10, "Closed Won");
+    move_at(&rep_key, &o3, 10, "Negotiation");
+    move_at(&k, &o4, 12, "Proposal Sent");
+    move_at(&k, &w2, 20, "Closed Won");
+    s.clock.set(START_MS + 21 * DAY);
+    for t in ["call", "call", "meeting", "email", "email", "email"] {
+        s.post("/activities", &k, json!({"type": t, "deal_id": o4}))
+            .data(201);
+    }
+    for t in ["meeting", "email"] {
+        s.post("/activities", &rep_key, json!({"type": t, "deal_id": o3}))
+            .data(201);
+    }
+    let org_id = s.get("/org", &k).data(200)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let now = s.clock_now();
+    let o3c = o3.clone();
+    s.state
+        .db
+        .write_blocking(move |tx| {
+            clozup::domain::activities::record(
+                tx,
+                &org_id,
+                &clozup::domain::events::Actor::system(),
+                None,
+                clozup::domain::activities::NewActivity {
+                    activity_type: "email_received".into(),
+                    subject: Some("Re: terms".into()),
+                    body: None,
+                    deal_id: Some(o3c),
+                    lead_id: None,
+                    occurred_at: None,
+                    duration_seconds: None,
+                    outcome: None,
+                },
+                now,
+            )
+        })
+        .unwrap();
+    Seeded {
+        s,
+        rep_key,
+        rep_id,
+        owner_id,
+    }
+}
+
+#[test]
+fn overview_matches_independent_sums() {
+    let Seeded { s, .. } = seed();
+    let o = s.get("/analytics/overview", &s.admin_key).data(200);
+    assert_eq!(o["currency"], "USD");
+    assert_eq!(
+        (o["total_deals"].as_i64(), o["open_deals"].as_i64()),
+        (Some(8), Some(4))
+    );
+    assert_eq!(
+        (o["won_deals"].as_i64(), o["lost_deals"].as_i64()),
+        (Some(3), Some(1))
+    );
+    assert_eq!(o["won_value"], 45_000.0);
+    assert_eq!(o["win_rate"], 0.75);
+    assert_eq!(o["average_deal_size"], 15_000.0);
+    // Cycles: 10, 20 and 4 days.
+    assert_eq!(o["average_sales_cycle_days"], 11.33);
+    assert_eq!(o["pipeline_value"], 33_000.0);
+    // 1,000×10% + 4,000×20% + 20,000×80% + 8,000×60%
+    assert_eq!(
+        o["weighted_pipeline_value"],
+        100.0 + 800.0 + 16_000.0 + 4_800.0
+    );
+    let stages: Vec<(String, i64)> = o["by_stage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["name"].as_str().unwrap().to_string(),
+                x["count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            ("Lead In".into(), 1),
+            ("Qualified".into(), 1),
+            ("Demo Scheduled".into(), 0),
+            ("Proposal Sent".into(), 1),
+            ("Negotiation".into(), 1)
+        ]
+    );
+    let leads: i64 = o["leads_by_status"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(leads, 0);
+    // A window: only what was won in the first week.
+    let from = clozup::timefmt::format_ms(START_MS);
+    let to = clozup::timefmt::format_ms(START_MS + 7 * DAY);
+    let week = s
+        .get(
+            &format!("/analytics/overview?from={from}&to={to}"),
+            &s.admin_key,
+        )
+        .data(200);
+    assert_eq!(
+        (
+            week["won_deals"].as_i64(),
+            week["lost_deals"].as_i64(),
+            week["won_value"].as_f64()
+        ),
+        (Some(1), Some(1), Some(30_000.0))
+    );
+    assert_eq!(week["win_rate"], 0.5);
+    s.get(
+        &format!("/analytics/overview?from={to}&to={from}"),
+        &s.admin_key,
+    )
+    .error(422, "validation_error");
+}
+
+#[test]
+fn funnel_and_forecast() {
+    let Seeded { s, .. } = seed();
+    let f = s.get("/analytics/funnel", &s.admin_key).data(200);
+    let row = |name: &str| {
+        f.as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    // All 8 deals entered Lead In; 4 of them later went further along the board (Won 1, Open 2,
+    // Open 3, Open 4, Won 3 and Won 2 skip ahead: 6), Lost 1 fell to the last column as well.
+    assert_eq!(row("Lead In")["entered"], 8);
+    assert_eq!(
+        row("Lead In")["conversion_to_next"],
+        0.88,
+        "7 of 8 left Lead In for a later column"
+    );
+    assert_eq!(row("Qualified")["entered"], 2);
+    assert_eq!(row("Qualified")["conversion_to_next"], 0.5);
+    assert_eq!(
+        row("Qualified")["average_days_in_stage"],
+        8.0,
+        "Won 1 spent days 2→10 there"
+    );
+    assert_eq!(row("Qualified")["current"], 1);
+    assert_eq!(row("Closed Won")["entered"], 3);
+    assert!(row("Closed Won")["conversion_to_next"].is_null());
+
+    let fc = s.get("/analytics/forecast", &s.admin_key).data(200);
+    let months: Vec<(String, i64, f64, f64)> = fc
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["month"].as_str().unwrap().into(),
+                m["deals"].as_i64().unwrap(),
+                m["value"].as_f64().unwrap(),
+                m["weighted_value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        months,
+        [
+            ("2026-12".into(), 1, 20_000.0, 16_000.0),
+            ("2027-01".into(), 1, 8_000.0, 4_800.0),
+            ("unscheduled".into(), 2, 5_000.0, 900.0)
+        ]
+    );
+}
+
+#[test]
+fn leaderboard_ranks_by_the_chosen_metric() {
+    let Seeded {
+        s,
+        rep_id,
+        owner_id,
+        ..
+    } = seed();
+    let from = clozup::timefmt::format_ms(START_MS - DAY);
+    let to = clozup::timefmt::format_ms(START_MS + 30 * DAY);
+    let board = s
+        .get(
+            &format!("/performance/leaderboard?from={from}&to={to}"),
+            &s.admin_key,
+        )
+        .data(200);
+    let rep = board
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["user_id"] == rep_id.as_str())
+        .unwrap()
+        .clone();
+    let owner = board
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["user_id"] == owner_id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (rep["rank"].as_i64(), owner["rank"].as_i64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(
+        (
+            rep["revenue_closed"].as_f64(),
+            owner["revenue_closed"].as_f64()
+        ),
+        (Some(30_000.0), Some(15_000.0))
+    );
+    assert_eq!(
+        (rep["deals_won"].as_i64(), owner["deals_won"].as_i64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(
+        (
+            rep["pipeline_generated"].as_f64(),
+            owner["pipeline_generated"].as_f64()
+        ),
+        (Some(54_000.0), Some(26_000.0))
+    );
+    assert_eq!(
+        (
+            owner["calls_made"].as_i64(),
+            owner["meetings_booked"].as_i64(),
+            owner["emails_sent"].as_i64()
+        ),
+        (Some(2), Some(1), Some(3))
+    );
+    assert_eq!(rep["reply_rate"], 1.0);
+    assert_eq!(owner["reply_rate"], 0.0);
+    let by_calls = s
+        .get(
+            &format!("/performance/leaderboard?from={from}&to={to}&metric=calls_made"),
+            &s.admin_key,
+        )
+        .data(200);
+    assert_eq!(by_calls[0]["user_id"], owner_id.as_str());
+    s.get(
+        "/performance/leaderboard?period=week&from=2026-11-01T00:00:00Z",
+        &s.admin_key,
+    )
+    .error(422, "validation_error");
+    s.get("/performance/leaderboard?metric=vibes", &s.admin_key)
+        .error(422, "validation_error");
+}
+
+#[test]
+fn quotas_report_attainment_and_pace() {
+    let Seeded {
+        s,
+        rep_key,
+        rep_id,
+        owner_id,
+    } = seed();
+    // The clock is on 2026-12-19 at noon (day 21): December is 18.5/31 elapsed.
+    let set = s.call(
+        "PUT",
+        "/performance/quotas",
+        Some(&s.admin_key),
+        Some(
+            json!({"period": "month", "quotas": [
+                {"user_id": owner_id, "revenue": 10000, "meetings": 10},
+                {"user_id": rep_id, "deals": 1}
+            ]})
+            .to_string()
+            .as_bytes(),
+        ),
+        &[],
+    );
+    let q = set.data(200);
+    assert_eq!(q.as_array().unwrap().len(), 2);
+    let by_user = |u: &str| {
+        q.as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["user_id"] == u)
+            .unwrap()
+            .clone()
+    };
+    let owner = by_user(&owner_id);
+    assert_eq!(owner["period_start"], "2026-12-01");
+    // In December (from day 3) the owner won 15,000 (Won 1 on Dec 8, Won 2 on Dec 18) and had
+    // 1 meeting: revenue is ahead, meetings far behind the 60% pace.
+    assert_eq!(
+        owner["revenue"],
+        json!({"target": 10000.0, "actual": 15000.0, "attainment": 1.5})
+    );
+    assert_eq!(owner["meetings"]["attainment"], 0.1);
+    assert_eq!(owner["status"], "behind");
+    let rep = by_user(&rep_id);
+    assert_eq!(rep["deals"]["actual"], 1.0, "Won 3 on Dec 2");
+    assert_eq!(rep["status"], "on_track");
+    assert_eq!(rep["period_elapsed"], 0.6, "Dec 19, noon: 18.5 of 31 days");
+    let november = s
+        .get(
+            "/performance/quotas?period=month&date=2026-11-15",
+            &s.admin_key,
+        )
+        .data(200);
+    assert!(november.as_array().unwrap().is_empty());
+    let reread = s.get("/performance/quotas", &rep_key).data(200);
+    assert_eq!(reread.as_array().unwrap().len(), 2);
+    s.call(
+        "PUT",
+        "/performance/quotas",
+        Some(&rep_key),
+        Some(br#"{"period": "month", "quotas": []}"#),
+        &[],
+    )
+    .error(403, "forbidden");
+    s.call(
+        "PUT",
+        "/performance/quotas",
+        Some(&s.admin_key),
+        Some(br#"{"period": "week", "quotas": []}"#),
+        &[],
+    )
+    .error(422, "validation_error");
+}
