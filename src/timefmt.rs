@@ -41,7 +41,45 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-11-28"), None);
         assert!(parse_date("2026-02-30").is_none());
         assert!(parse_date("2026-02-28").is_some());
+        assert_eq!(date_to_ms("2026-11-28"), Some(ms - 8 * 3_600_000));
+        assert_eq!(date_to_ms("2024-02-29"), Some(1_709_164_800_000));
+        assert_eq!(date_to_ms("1970-01-01"), Some(0));
+        assert_eq!(date_to_ms("2026-02-29"), None);
+        assert_eq!(date_to_ms("2026-1-01"), None);
     }
+}
+
+/// Unix milliseconds of the start (UTC) of a `YYYY-MM-DD` date, parsed by hand: it runs once
+/// per deal when scoring a whole pipeline.
+pub fn date_to_ms(s: &str) -> Option<Millis> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        b[r].iter().try_fold(0i64, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
+        })
+    };
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let days_in_month = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if d < 1 || d > days_in_month {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some((era * 146_097 + doe - 719_468) * 86_400_000)
 }
 
 /// A point in time, stored as Unix milliseconds and shown in the API as an RFC 3339 string.

@@ -106,6 +106,12 @@ impl From<rusqlite::Error> for DomainError {
     }
 }
 
+impl From<rusqlite::types::FromSqlError> for DomainError {
+    fn from(err: rusqlite::types::FromSqlError) -> Self {
+        Self::Internal(format!("unexpected value in the database: {err}"))
+    }
+}
+
 impl From<r2d2::Error> for DomainError {
     fn from(err: r2d2::Error) -> Self {
         Self::Unavailable(format!("no database connection available: {err}"))

@@ -2,6 +2,7 @@
 //! deal intelligence and at-risk views. The rules themselves live in `crate::intelligence`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use poem_openapi::Object;
 use rusqlite::{params, params_from_iter, Connection};
@@ -46,7 +47,7 @@ pub struct GatheredDeal {
     /// The deal's id.
     pub id: String,
     /// Its stage.
-    pub stage_id: String,
+    pub stage_id: Arc<str>,
     /// Its lead.
     pub lead_id: Option<String>,
     /// The rules' input.
@@ -74,11 +75,6 @@ pub fn average_open_value(conn: &Connection, org_id: &str) -> DomainResult<f64> 
         .query_row(params![org_id], |r| r.get(0))?)
 }
 
-fn date_ms(date: Option<String>) -> Option<Millis> {
-    let d = timefmt::parse_date(date.as_deref()?)?;
-    Some(d.midnight().assume_utc().unix_timestamp() * 1000)
-}
-
 /// Gathers the facts of the deals in `scope` at `now`, in one pass per table.
 pub fn gather(
     conn: &Connection,
@@ -86,13 +82,22 @@ pub fn gather(
     scope: Scope<'_>,
     now: Millis,
 ) -> DomainResult<Vec<GatheredDeal>> {
-    let average = average_open_value(conn, org_id)?;
-    let stages: HashMap<String, (String, Option<i64>)> = {
+    // Scoring every open deal reads them all anyway, so their average comes from the scan.
+    let average = match scope {
+        Scope::Ids(_) => average_open_value(conn, org_id)?,
+        Scope::AllOpen => 0.0,
+    };
+    let stages: HashMap<String, (Arc<str>, Arc<str>, Option<i64>)> = {
         let mut stmt =
             conn.prepare_cached("SELECT id, name, rotting_days FROM stages WHERE org_id = ?1")?;
-        let rows = stmt.query_map(params![org_id], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
+        let rows = stmt.query_map(params![org_id], |r| {
+            let id: String = r.get(0)?;
+            let name: String = r.get(1)?;
+            Ok((id.clone(), (Arc::from(id), Arc::from(name), r.get(2)?)))
+        })?;
         rows.collect::<rusqlite::Result<_>>()?
     };
+    let unknown_stage: (Arc<str>, Arc<str>, Option<i64>) = (Arc::from(""), Arc::from(""), None);
     let (deal_filter, mut values): (String, Vec<rusqlite::types::Value>) = match &scope {
         Scope::Ids(ids) => (
             format!("d.id IN ({})", vec!["?"; ids.len().max(1)].join(", ")),
@@ -105,8 +110,13 @@ pub fn gather(
         Scope::AllOpen => ("d.status = 'open'".into(), Vec::new()),
     };
     values.insert(0, org_id.to_string().into());
-    let mut deals: Vec<GatheredDeal> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let expected: i64 = match scope {
+        Scope::Ids(ids) => ids.len() as i64,
+        Scope::AllOpen => conn
+            .prepare_cached("SELECT COUNT(*) FROM deals WHERE org_id = ?1 AND status = 'open'")?
+            .query_row(params![org_id], |r| r.get(0))?,
+    };
+    let mut deals: Vec<GatheredDeal> = Vec::with_capacity(expected.max(0) as usize);
     {
         let sql = format!(
             "SELECT d.id, d.status, d.value, d.stage_id, d.stage_entered_at,
@@ -115,22 +125,31 @@ pub fn gather(
         );
         let mut stmt = conn.prepare_cached(&sql)?;
         let mut rows = stmt.query(params_from_iter(values.iter()))?;
+        // Read by reference where possible: this loop runs once per open deal when ranking.
         while let Some(r) = rows.next()? {
-            let stage_id: String = r.get(3)?;
-            let (stage_name, rotting_days) = stages.get(&stage_id).cloned().unwrap_or_default();
-            let id: String = r.get(0)?;
-            index.insert(id.clone(), deals.len());
+            let (stage_id, stage_name, rotting_days) = stages
+                .get(r.get_ref(3)?.as_str()?)
+                .unwrap_or(&unknown_stage)
+                .clone();
+            let status = match r.get_ref(1)?.as_str()? {
+                "won" => "won",
+                "lost" => "lost",
+                _ => "open",
+            };
             deals.push(GatheredDeal {
-                id,
+                id: r.get(0)?,
                 lead_id: r.get(7)?,
                 facts: DealFacts {
-                    status: r.get(1)?,
+                    status,
                     value: r.get(2)?,
                     stage_name,
                     rotting_days,
                     stage_entered_at: r.get(4)?,
                     last_touch_at: r.get(5)?,
-                    expected_close_at: date_ms(r.get(6)?),
+                    expected_close_at: r
+                        .get_ref(6)?
+                        .as_str_or_null()?
+                        .and_then(timefmt::date_to_ms),
                     average_open_value: average,
                     ..DealFacts::default()
                 },
@@ -143,6 +162,22 @@ pub fn gather(
     if deals.is_empty() {
         return Ok(deals);
     }
+    if let Scope::AllOpen = scope {
+        let average = deals.iter().map(|d| d.facts.value as f64).sum::<f64>() / deals.len() as f64;
+        for d in &mut deals {
+            d.facts.average_open_value = average;
+        }
+    }
+    let index: HashMap<&str, usize> = deals
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.id.as_str(), i))
+        .collect();
+    // Tasks and engagement are collected by deal position, then applied, so the index can
+    // borrow the deals' ids while they are read.
+    let mut open_counts: Vec<(usize, i64)> = Vec::new();
+    let mut overdue_rows: Vec<(usize, String, Millis, String)> = Vec::new();
+    let mut engagement_rows: Vec<(usize, String, bool, Millis)> = Vec::new();
     let (task_filter, task_values): (String, Vec<rusqlite::types::Value>) = match &scope {
         Scope::Ids(ids) => (
             format!("deal_id IN ({})", vec!["?"; ids.len()].join(", ")),
@@ -151,30 +186,34 @@ pub fn gather(
         Scope::AllOpen => ("deal_id IS NOT NULL".into(), Vec::new()),
     };
     {
-        let sql = format!(
-            "SELECT deal_id, id, title, due_at FROM tasks
-             WHERE org_id = ? AND status = 'open' AND {task_filter} ORDER BY due_at IS NULL, due_at"
-        );
+        // Open tasks per deal (from the covering index), then only the overdue ones in full.
         let mut all = vec![rusqlite::types::Value::from(org_id.to_string())];
         all.extend(task_values.iter().cloned());
+        let sql = format!(
+            "SELECT deal_id, COUNT(*) FROM tasks WHERE org_id = ? AND status = 'open' AND {task_filter} GROUP BY deal_id"
+        );
         let mut stmt = conn.prepare_cached(&sql)?;
         let mut rows = stmt.query(params_from_iter(all.iter()))?;
         while let Some(r) = rows.next()? {
-            let deal_id: String = r.get(0)?;
-            let Some(&i) = index.get(&deal_id) else {
-                continue;
-            };
-            let d = &mut deals[i];
-            d.facts.open_tasks += 1;
-            if let Some(due) = r.get::<_, Option<i64>>(3)?.filter(|due| *due < now) {
-                d.facts.overdue_tasks.push((r.get(2)?, due));
-                d.overdue_task_ids.push(r.get(1)?);
+            if let Some(&i) = index.get(r.get_ref(0)?.as_str()?) {
+                open_counts.push((i, r.get(1)?));
+            }
+        }
+        all.push(now.into());
+        let sql = format!(
+            "SELECT deal_id, id, title, due_at FROM tasks
+             WHERE org_id = ? AND status = 'open' AND {task_filter} AND due_at < ?"
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(params_from_iter(all.iter()))?;
+        while let Some(r) = rows.next()? {
+            if let Some(&i) = index.get(r.get_ref(0)?.as_str()?) {
+                overdue_rows.push((i, r.get(2)?, r.get(3)?, r.get(1)?));
             }
         }
     }
     {
         let window = now - ENGAGEMENT_WINDOW_DAYS.max(HIGH_ENGAGEMENT_WINDOW_DAYS) * DAY_MS;
-        let engaged_since = now - HIGH_ENGAGEMENT_WINDOW_DAYS * DAY_MS;
         let mut stmt = conn.prepare_cached(
             "SELECT deal_id, id, type, occurred_at FROM activities
              WHERE org_id = ?1 AND type IN ('email_opened', 'email_received') AND occurred_at >= ?2
@@ -183,21 +222,50 @@ pub fn gather(
         )?;
         let mut rows = stmt.query(params![org_id, window])?;
         while let Some(r) = rows.next()? {
-            let deal_id: String = r.get(0)?;
-            let Some(&i) = index.get(&deal_id) else {
+            let Some(&i) = index.get(r.get_ref(0)?.as_str()?) else {
                 continue;
             };
-            let d = &mut deals[i];
-            let at: i64 = r.get(3)?;
-            let kind: String = r.get(2)?;
-            if kind == "email_received" {
-                d.facts.last_reply_at = Some(at);
-            } else {
-                d.facts.last_open_at = Some(at);
+            engagement_rows.push((
+                i,
+                r.get(1)?,
+                r.get_ref(2)?.as_str()? == "email_received",
+                r.get(3)?,
+            ));
+        }
+    }
+    drop(index);
+    for (i, count) in open_counts {
+        deals[i].facts.open_tasks = count;
+    }
+    for (i, title, due, id) in overdue_rows {
+        deals[i].facts.overdue_tasks.push((title, due));
+        deals[i].overdue_task_ids.push(id);
+    }
+    for d in &mut deals {
+        if d.facts.overdue_tasks.len() > 1 {
+            let mut pairs: Vec<((String, Millis), String)> = d
+                .facts
+                .overdue_tasks
+                .drain(..)
+                .zip(d.overdue_task_ids.drain(..))
+                .collect();
+            pairs.sort_by_key(|((_, due), _)| *due);
+            for (t, id) in pairs {
+                d.facts.overdue_tasks.push(t);
+                d.overdue_task_ids.push(id);
             }
-            if at >= engaged_since {
-                d.recent_engagement.push(r.get(1)?);
-            }
+        }
+    }
+    let engaged_since = now - HIGH_ENGAGEMENT_WINDOW_DAYS * DAY_MS;
+    for (i, id, reply, at) in engagement_rows {
+        let d = &mut deals[i];
+        if reply {
+            d.facts.last_reply_at = Some(at);
+        } else {
+            d.facts.last_open_at = Some(at);
+        }
+        if at >= engaged_since {
+            d.recent_engagement.push(id);
         }
     }
     Ok(deals)
@@ -266,8 +334,13 @@ pub fn risk_of(
     Ok(gather(conn, org_id, Scope::Ids(ids), now)?
         .iter()
         .map(|d| {
-            let a = risk::assess(&d.facts, now);
-            (d.id.clone(), (a.risk_score, a.risk_level))
+            let score = risk::score(&d.facts, now);
+            let level = if d.facts.status == "open" {
+                RiskLevel::of(score)
+            } else {
+                RiskLevel::None
+            };
+            (d.id.clone(), (score, level))
         })
         .collect())
 }

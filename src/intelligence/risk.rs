@@ -56,11 +56,11 @@ pub const RECENT_OPEN_POINTS: i64 = -5;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DealFacts {
     /// `open`, `won` or `lost`.
-    pub status: String,
+    pub status: &'static str,
     /// Value in minor units.
     pub value: i64,
     /// The current stage's name.
-    pub stage_name: String,
+    pub stage_name: std::sync::Arc<str>,
     /// The current stage's rotting days.
     pub rotting_days: Option<i64>,
     /// When the deal entered its stage.
@@ -128,7 +128,103 @@ pub struct Assessment {
     pub suggested_action: String,
 }
 
-/// Assesses a deal at `now`.
+/// Applies every rule to `f`, handing each factor that applies to `emit` with its code,
+/// points and a way to describe it. Descriptions are built only when asked for, so scoring
+/// many deals to rank them costs no string formatting.
+fn apply_rules(
+    f: &DealFacts,
+    now: Millis,
+    days_in_stage: i64,
+    days_since_activity: i64,
+    emit: &mut impl FnMut(&'static str, i64, &dyn Fn() -> String),
+) -> Option<i64> {
+    let rotting = f.rotting_days.filter(|r| *r > 0 && days_in_stage >= *r);
+    if let Some(limit) = rotting {
+        let points = if days_in_stage >= 2 * limit {
+            STAGE_ROTTING_DOUBLE_POINTS
+        } else {
+            STAGE_ROTTING_POINTS
+        };
+        emit("stage_rotting", points, &|| {
+            format!("{days_in_stage} days in {} (limit {limit})", f.stage_name)
+        });
+    }
+    if let Some((_, points)) = ACTIVITY_GAP_STEPS
+        .iter()
+        .find(|(d, _)| days_since_activity >= *d)
+    {
+        emit("activity_gap", *points, &|| {
+            format!("No activity in {days_since_activity} days")
+        });
+    }
+    if !f.overdue_tasks.is_empty() {
+        let n = f.overdue_tasks.len() as i64;
+        let points =
+            (OVERDUE_FIRST_POINTS + OVERDUE_EACH_MORE_POINTS * (n - 1)).min(OVERDUE_MAX_POINTS);
+        emit("overdue_tasks", points, &|| {
+            if n == 1 {
+                "1 overdue task".to_string()
+            } else {
+                format!("{n} overdue tasks")
+            }
+        });
+    }
+    if f.open_tasks == 0 {
+        emit("no_next_step", NO_NEXT_STEP_POINTS, &|| {
+            "No next step scheduled".into()
+        });
+    }
+    let close_overdue_days = f
+        .expected_close_at
+        .filter(|close| *close + crate::clock::DAY_MS <= now)
+        .map(|close| super::days_between(close, now));
+    if let Some(days) = close_overdue_days {
+        emit("close_date_passed", CLOSE_DATE_PASSED_POINTS, &|| {
+            format!("Expected close date passed {days} days ago")
+        });
+    }
+    let stalling = rotting.is_some() || days_since_activity >= STALLING_GAP_DAYS;
+    if f.average_open_value > 0.0
+        && f.value as f64 >= HIGH_VALUE_MULTIPLE * f.average_open_value
+        && stalling
+    {
+        emit("high_value_stalling", HIGH_VALUE_STALLING_POINTS, &|| {
+            "High value deal stalling".into()
+        });
+    }
+    let window_start = now - ENGAGEMENT_WINDOW_DAYS * crate::clock::DAY_MS;
+    if let Some(at) = f.last_reply_at.filter(|t| *t >= window_start) {
+        emit("recent_reply", RECENT_REPLY_POINTS, &|| {
+            format!("Replied {} days ago", super::days_between(at, now))
+        });
+    }
+    if let Some(at) = f.last_open_at.filter(|t| *t >= window_start) {
+        emit("recent_open", RECENT_OPEN_POINTS, &|| {
+            format!("Opened an email {} days ago", super::days_between(at, now))
+        });
+    }
+    close_overdue_days
+}
+
+/// The risk score alone (the sum of the factors, capped to 0..=100), for ranking many deals.
+pub fn score(f: &DealFacts, now: Millis) -> i64 {
+    if f.status != "open" {
+        return 0;
+    }
+    let days_in_stage = super::days_between(f.stage_entered_at, now);
+    let days_since_activity = super::days_between(f.last_touch_at, now);
+    let mut raw = 0;
+    apply_rules(
+        f,
+        now,
+        days_in_stage,
+        days_since_activity,
+        &mut |_, points, _| raw += points,
+    );
+    raw.clamp(0, 100)
+}
+
+/// Assesses a deal at `now`: score, level, factors and the suggested action.
 pub fn assess(f: &DealFacts, now: Millis) -> Assessment {
     let days_in_stage = super::days_between(f.stage_entered_at, now);
     let days_since_activity = super::days_between(f.last_touch_at, now);
@@ -143,84 +239,13 @@ pub fn assess(f: &DealFacts, now: Millis) -> Assessment {
         };
     }
     let mut factors = Vec::new();
-    let rotting = f.rotting_days.filter(|r| *r > 0 && days_in_stage >= *r);
-    if let Some(limit) = rotting {
-        let points = if days_in_stage >= 2 * limit {
-            STAGE_ROTTING_DOUBLE_POINTS
-        } else {
-            STAGE_ROTTING_POINTS
-        };
-        factors.push(factor(
-            "stage_rotting",
-            points,
-            format!("{days_in_stage} days in {} (limit {limit})", f.stage_name),
-        ));
-    }
-    if let Some((_, points)) = ACTIVITY_GAP_STEPS
-        .iter()
-        .find(|(d, _)| days_since_activity >= *d)
-    {
-        factors.push(factor(
-            "activity_gap",
-            *points,
-            format!("No activity in {days_since_activity} days"),
-        ));
-    }
-    if !f.overdue_tasks.is_empty() {
-        let n = f.overdue_tasks.len() as i64;
-        let points =
-            (OVERDUE_FIRST_POINTS + OVERDUE_EACH_MORE_POINTS * (n - 1)).min(OVERDUE_MAX_POINTS);
-        let detail = if n == 1 {
-            "1 overdue task".to_string()
-        } else {
-            format!("{n} overdue tasks")
-        };
-        factors.push(factor("overdue_tasks", points, detail));
-    }
-    if f.open_tasks == 0 {
-        factors.push(factor(
-            "no_next_step",
-            NO_NEXT_STEP_POINTS,
-            "No next step scheduled".into(),
-        ));
-    }
-    let close_overdue_days = f
-        .expected_close_at
-        .filter(|close| *close + crate::clock::DAY_MS <= now)
-        .map(|close| super::days_between(close, now));
-    if let Some(days) = close_overdue_days {
-        factors.push(factor(
-            "close_date_passed",
-            CLOSE_DATE_PASSED_POINTS,
-            format!("Expected close date passed {days} days ago"),
-        ));
-    }
-    let stalling = rotting.is_some() || days_since_activity >= STALLING_GAP_DAYS;
-    if f.average_open_value > 0.0
-        && f.value as f64 >= HIGH_VALUE_MULTIPLE * f.average_open_value
-        && stalling
-    {
-        factors.push(factor(
-            "high_value_stalling",
-            HIGH_VALUE_STALLING_POINTS,
-            "High value deal stalling".into(),
-        ));
-    }
-    let window_start = now - ENGAGEMENT_WINDOW_DAYS * crate::clock::DAY_MS;
-    if let Some(at) = f.last_reply_at.filter(|t| *t >= window_start) {
-        factors.push(factor(
-            "recent_reply",
-            RECENT_REPLY_POINTS,
-            format!("Replied {} days ago", super::days_between(at, now)),
-        ));
-    }
-    if let Some(at) = f.last_open_at.filter(|t| *t >= window_start) {
-        factors.push(factor(
-            "recent_open",
-            RECENT_OPEN_POINTS,
-            format!("Opened an email {} days ago", super::days_between(at, now)),
-        ));
-    }
+    let close_overdue_days = apply_rules(
+        f,
+        now,
+        days_in_stage,
+        days_since_activity,
+        &mut |code, points, detail| factors.push(factor(code, points, detail())),
+    );
     let raw: i64 = factors.iter().map(|x| x.points).sum();
     let score = raw.clamp(0, 100);
     if score != raw {
