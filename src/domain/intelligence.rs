@@ -58,6 +58,9 @@ pub struct GatheredDeal {
     pub recent_engagement: Vec<String>,
 }
 
+/// A stage as the rules see it: id, name, rotting days (shared, not copied, per deal).
+type StageRef = (Arc<str>, Arc<str>, Option<i64>);
+
 /// Which deals to gather.
 pub enum Scope<'a> {
     /// These deals (any status).
@@ -87,7 +90,7 @@ pub fn gather(
         Scope::Ids(_) => average_open_value(conn, org_id)?,
         Scope::AllOpen => 0.0,
     };
-    let stages: HashMap<String, (Arc<str>, Arc<str>, Option<i64>)> = {
+    let stages: HashMap<String, StageRef> = {
         let mut stmt =
             conn.prepare_cached("SELECT id, name, rotting_days FROM stages WHERE org_id = ?1")?;
         let rows = stmt.query_map(params![org_id], |r| {
@@ -97,7 +100,7 @@ pub fn gather(
         })?;
         rows.collect::<rusqlite::Result<_>>()?
     };
-    let unknown_stage: (Arc<str>, Arc<str>, Option<i64>) = (Arc::from(""), Arc::from(""), None);
+    let unknown_stage: StageRef = (Arc::from(""), Arc::from(""), None);
     let (deal_filter, mut values): (String, Vec<rusqlite::types::Value>) = match &scope {
         Scope::Ids(ids) => (
             format!("d.id IN ({})", vec!["?"; ids.len().max(1)].join(", ")),

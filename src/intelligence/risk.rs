@@ -324,7 +324,7 @@ mod tests {
 
     fn open_deal() -> DealFacts {
         DealFacts {
-            status: "open".into(),
+            status: "open",
             value: 1_000_000,
             stage_name: "Demo Scheduled".into(),
             rotting_days: Some(10),
@@ -452,7 +452,7 @@ mod tests {
     #[test]
     fn closed_deals_have_no_risk_and_levels_have_their_bounds() {
         let won = DealFacts {
-            status: "won".into(),
+            status: "won",
             last_touch_at: NOW - 90 * DAY_MS,
             ..open_deal()
         };

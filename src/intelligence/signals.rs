@@ -205,7 +205,7 @@ mod tests {
 
     fn facts() -> DealFacts {
         DealFacts {
-            status: "open".into(),
+            status: "open",
             stage_name: "Qualified".into(),
             rotting_days: Some(14),
             stage_entered_at: NOW,
@@ -248,10 +248,7 @@ mod tests {
             ..facts()
         };
         assert!(deal_causes("d", "s", &almost, &[], &[], NOW).is_empty());
-        let won = DealFacts {
-            status: "won".into(),
-            ..f
-        };
+        let won = DealFacts { status: "won", ..f };
         assert!(deal_causes("d", "s", &won, &["t".into()], &[], NOW).is_empty());
     }
 
