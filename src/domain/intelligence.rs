@@ -360,21 +360,22 @@ pub fn at_risk(
     let mut scored: Vec<(i64, Millis, usize)> = gathered
         .iter()
         .enumerate()
-        .map(|(i, d)| {
-            (
-                risk::assess(&d.facts, now).risk_score,
-                d.facts.stage_entered_at,
-                i,
-            )
-        })
+        .map(|(i, d)| (risk::score(&d.facts, now), d.facts.stage_entered_at, i))
         .filter(|(score, _, _)| *score >= min_score)
         .collect();
-    scored.sort_by(|a, b| {
+    let total = scored.len() as i64;
+    // Only the requested page needs ordering: partition the rest away first.
+    let order = |a: &(i64, Millis, usize), b: &(i64, Millis, usize)| {
         b.0.cmp(&a.0)
             .then(a.1.cmp(&b.1))
             .then(gathered[a.2].id.cmp(&gathered[b.2].id))
-    });
-    let total = scored.len() as i64;
+    };
+    let wanted = ((paging.offset() + paging.limit()) as usize).min(scored.len());
+    if wanted > 0 && wanted < scored.len() {
+        scored.select_nth_unstable_by(wanted - 1, order);
+        scored.truncate(wanted);
+    }
+    scored.sort_by(order);
     let mut page: Vec<GatheredDeal> = scored
         .iter()
         .skip(paging.offset() as usize)
