@@ -80,6 +80,23 @@ pub struct ServeConfig {
     #[arg(long, env = "CLOZUP_SIGNAL_SWEEP", default_value = "60s", value_parser = parse_duration)]
     pub signal_sweep: Duration,
 
+    /// Most SSE streams one credential may hold open.
+    #[arg(long, env = "CLOZUP_SSE_PER_CREDENTIAL", default_value_t = 5)]
+    pub sse_per_credential: usize,
+
+    /// Most SSE streams open in all.
+    #[arg(long, env = "CLOZUP_SSE_MAX", default_value_t = 2000)]
+    pub sse_max: usize,
+
+    /// How long one SSE stream may stay open before the server ends it (clients reconnect
+    /// with Last-Event-ID).
+    #[arg(long, env = "CLOZUP_SSE_LIFETIME", default_value = "1h", value_parser = parse_duration)]
+    pub sse_lifetime: Duration,
+
+    /// How often an idle SSE stream gets a `:` keep-alive (and its credential is re-checked).
+    #[arg(long, env = "CLOZUP_SSE_KEEPALIVE", default_value = "15s", value_parser = parse_duration)]
+    pub sse_keepalive: Duration,
+
     /// On first run, also write the new admin API key to this file (mode 0600).
     #[arg(long, env = "CLOZUP_ADMIN_KEY_FILE")]
     pub admin_key_file: Option<PathBuf>,
@@ -115,6 +132,10 @@ impl ServeConfig {
             session_ttl: Duration::from_secs(30 * 86_400),
             shutdown_grace: Duration::from_millis(500),
             signal_sweep: Duration::from_secs(60),
+            sse_per_credential: 5,
+            sse_max: 2000,
+            sse_lifetime: Duration::from_secs(3600),
+            sse_keepalive: Duration::from_secs(15),
             admin_key_file: None,
             org_name: "My Organization".into(),
             owner_email: "owner@example.com".into(),

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod events_bus;
 pub mod ids;
 pub mod intelligence;
 pub mod secrets;
@@ -36,6 +37,10 @@ pub struct AppState {
     pub instance_id: String,
     /// Fires when the server starts shutting down; long-lived streams end on it.
     pub shutdown: Shutdown,
+    /// Committed events, broadcast to SSE streams.
+    pub bus: events_bus::EventBus,
+    /// Open SSE streams, for their limits.
+    pub streams: Arc<events_bus::StreamSlots>,
 }
 
 impl AppState {
@@ -48,6 +53,8 @@ impl AppState {
             config,
             instance_id: ids::new_id("inst"),
             shutdown: Shutdown::new(),
+            bus: events_bus::EventBus::new(),
+            streams: Arc::default(),
         }
     }
 }

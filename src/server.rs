@@ -175,6 +175,8 @@ pub async fn listen(addr: SocketAddr) -> std::io::Result<(TcpAcceptor, SocketAdd
 /// finish for at most the configured grace period.
 pub async fn run(state: Arc<AppState>, acceptor: TcpAcceptor) -> std::io::Result<()> {
     spawn_housekeeping(state.clone());
+    let fanout = state.clone();
+    tokio::spawn(async move { fanout.bus.run(fanout.db.clone(), &fanout.shutdown).await });
     let grace = state.config.shutdown_grace;
     let app = build_app(state.clone());
     poem::Server::new_with_acceptor(acceptor)

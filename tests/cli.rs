@@ -180,6 +180,17 @@ fn sigterm_exits_promptly_with_requests_stuck_open() {
          Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{{\"email\""
     )
     .unwrap();
+    // A live event stream, which never ends by itself.
+    let mut events = TcpStream::connect(&s.addr).unwrap();
+    write!(
+        events,
+        "GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\r\n"
+    )
+    .unwrap();
+    let mut events_reader = BufReader::new(events.try_clone().unwrap());
+    let mut status = String::new();
+    events_reader.read_line(&mut status).unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
     // An idle keep-alive connection.
     let mut idle = TcpStream::connect(&s.addr).unwrap();
     write!(idle, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
@@ -191,9 +202,12 @@ fn sigterm_exits_promptly_with_requests_stuck_open() {
     sigterm(&s.child);
     // Generous deadline for a loaded machine; without the grace period this would hang forever.
     let took = wait_exit(&mut s.child, Duration::from_secs(20));
-    eprintln!("clozup exited {took:?} after SIGTERM with two connections open");
+    eprintln!("clozup exited {took:?} after SIGTERM with an upload, an event stream and an idle connection open");
     let status = s.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
+    // The stream was ended, not abandoned: reading reaches its end.
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut events_reader, &mut rest);
 }
 
 #[test]

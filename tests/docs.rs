@@ -82,6 +82,7 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
     ("patch", "/notes/{id}", "update_note"),
     ("delete", "/notes/{id}", "delete_note"),
     ("get", "/search", "search"),
+    ("get", "/events", "stream_events"),
     ("get", "/events/log", "list_events"),
     ("get", "/analytics/overview", "get_analytics_overview"),
     ("get", "/analytics/funnel", "get_analytics_funnel"),

@@ -102,7 +102,8 @@ impl CsvDownload {
     }
 }
 
-struct ChunkStream(mpsc::Receiver<std::io::Result<Vec<u8>>>);
+/// A response body fed, chunk by chunk, by a task holding the channel's other end.
+pub struct ChunkStream(pub mpsc::Receiver<std::io::Result<Vec<u8>>>);
 
 impl futures_util::Stream for ChunkStream {
     type Item = std::io::Result<Vec<u8>>;

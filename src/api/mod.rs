@@ -23,6 +23,7 @@ mod leads;
 mod org;
 mod pipelines;
 mod search;
+mod sse;
 mod tasks;
 mod users;
 

@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use poem::web::Data;
-use poem_openapi::param::Query;
+use poem_openapi::param::{Header, Query};
 use poem_openapi::OpenApi;
 
 use super::envelope::Page;
-use super::error::ApiResult;
+use super::error::{ApiError, ApiResult};
 use super::security::Caller;
+use super::sse::{self, EventStreamResponse};
 use super::ApiTags;
 use crate::domain::auth::Scope;
 use crate::domain::events::{self, Event};
@@ -55,6 +56,54 @@ pub struct EventsApi;
 
 #[OpenApi(tag = "ApiTags::Events")]
 impl EventsApi {
+    /// Stream events (Server-Sent Events)
+    ///
+    /// Every change in the organization as it is committed: frames `id: <seq>`,
+    /// `event: <type>`, `data: <event JSON>`, after a `retry:` hint, with a `:` keep-alive while
+    /// idle. `types` filters with wildcards (`deal.*,signal.detected`). Resume with the
+    /// `Last-Event-ID` header (or `after=<seq>`): missed events are replayed from the log, then
+    /// the stream goes live with no gap and no duplicate. A client that falls far behind is
+    /// disconnected rather than buffered without bound, and resumes from its last id. Streams
+    /// end when the server shuts down, when the credential is revoked, and after their maximum
+    /// lifetime; too many streams per credential (or in all) is a 429.
+    #[oai(path = "/events", method = "get", operation_id = "stream_events")]
+    async fn stream(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        types: Query<Option<String>>,
+        #[oai(validator(minimum(value = "0")))] after: Query<Option<i64>>,
+        #[oai(name = "Last-Event-ID")] last_event_id: Header<Option<String>>,
+    ) -> ApiResult<EventStreamResponse> {
+        let p = caller.with(Scope::Read)?.clone();
+        let patterns = events::parse_type_patterns(types.0.as_deref())?;
+        let resume = sse::last_event_id(last_event_id.0.as_deref())?;
+        let config = &state.config;
+        let Some(slot) =
+            state
+                .streams
+                .acquire(&p.credential_id, config.sse_per_credential, config.sse_max)
+        else {
+            return Err(ApiError::new(
+                poem::http::StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "too many open event streams (at most {} per credential)",
+                    config.sse_per_credential
+                ),
+            )
+            .header(
+                poem::http::header::RETRY_AFTER,
+                sse::BUSY_RETRY.as_secs().to_string(),
+            ));
+        };
+        let start = sse::Start {
+            after: resume.or(after.0),
+            patterns,
+        };
+        Ok(sse::open(state.0.clone(), p, start, slot))
+    }
+
     /// List events
     ///
     /// The organization's events after `after` (a `seq`; default 0), oldest first: every

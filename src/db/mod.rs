@@ -61,6 +61,7 @@ pub struct Db {
     readers: Pool<SqliteConnectionManager>,
     writer: Arc<Mutex<Connection>>,
     path: PathBuf,
+    commits: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// Why the database could not be opened.
@@ -131,7 +132,13 @@ impl Db {
             readers,
             writer: Arc::new(Mutex::new(writer)),
             path: path.to_path_buf(),
+            commits: Arc::new(tokio::sync::watch::channel(0).0),
         })
+    }
+
+    /// A receiver that changes after every committed write transaction of this process.
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.commits.subscribe()
     }
 
     /// The database file's path.
@@ -180,6 +187,8 @@ impl Db {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let value = f(&tx)?;
         tx.commit()?;
+        // Wake whoever follows the event log (the SSE fan-out) without waiting on them.
+        self.commits.send_modify(|n| *n += 1);
         Ok(value)
     }
 }

@@ -302,6 +302,26 @@ pub fn authenticate(
     Ok(None)
 }
 
+/// Whether the credential behind `p` still works at `now` (not revoked, not expired, its user
+/// active): long-lived streams check this so a revoked key loses them too.
+pub fn still_valid(conn: &Connection, p: &Principal, now: Millis) -> DomainResult<bool> {
+    let sql = match p.kind {
+        CredentialKind::ApiKey => {
+            "SELECT k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?2) AND u.active
+             FROM api_keys k JOIN users u ON u.id = k.created_by WHERE k.id = ?1"
+        }
+        CredentialKind::Session => {
+            "SELECT s.revoked_at IS NULL AND s.expires_at > ?2 AND u.active
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?1"
+        }
+    };
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_row(params![p.credential_id, now], |r| r.get::<_, bool>(0))
+        .optional()?
+        .unwrap_or(false))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

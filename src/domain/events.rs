@@ -230,6 +230,31 @@ pub fn list(
     filters.fetch_page(conn, &LIST, sort, paging, from_row)
 }
 
+/// The highest `seq` in the log (0 when empty).
+pub fn last_seq(db: &crate::db::Db) -> DomainResult<i64> {
+    db.read_blocking(|c| {
+        Ok(c.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))?)
+    })
+}
+
+/// Every organization's events after `after`, oldest first, at most one page (for the fan-out).
+pub fn all_after(
+    conn: &Connection,
+    after: i64,
+    paging: Paging,
+) -> DomainResult<Vec<crate::events_bus::Published>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS}, org_id FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+    ))?;
+    let rows = stmt.query_map(params![after, paging.limit()], |r| {
+        Ok(crate::events_bus::Published {
+            event: from_row(r)?,
+            org_id: r.get(7)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
