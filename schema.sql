@@ -414,3 +414,45 @@ CREATE INDEX deals_org_status_risk ON deals (org_id, status, id, value, stage_id
 -- Counting every open deal's open tasks when ranking risk reads only this index.
 CREATE INDEX tasks_org_status_deal ON tasks (org_id, status, deal_id);
 CREATE INDEX activities_org_user_type ON activities (org_id, user_id, type, occurred_at);
+
+-- migration: 4
+-- Webhooks (issue 5): endpoints and their durable deliveries. A delivery row is written in the
+-- same transaction as its event, so a restart resumes every pending one.
+
+CREATE TABLE webhooks (
+    id                       TEXT PRIMARY KEY,
+    org_id                   TEXT NOT NULL REFERENCES organizations(id),
+    url                      TEXT NOT NULL,
+    description              TEXT,
+    event_types              TEXT NOT NULL DEFAULT '["*"]',
+    active                   INTEGER NOT NULL DEFAULT 1,
+    secret                   TEXT NOT NULL,
+    previous_secret          TEXT,
+    previous_secret_until    INTEGER,
+    disabled_reason          TEXT,
+    failing_since            INTEGER,
+    version                  INTEGER NOT NULL DEFAULT 1,
+    created_at               INTEGER NOT NULL,
+    updated_at               INTEGER NOT NULL
+) STRICT;
+CREATE INDEX webhooks_org_active ON webhooks (org_id, active);
+
+CREATE TABLE webhook_deliveries (
+    id               TEXT PRIMARY KEY,
+    org_id           TEXT NOT NULL REFERENCES organizations(id),
+    webhook_id       TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+    event_id         TEXT NOT NULL,
+    event_type       TEXT NOT NULL,
+    payload          TEXT NOT NULL,
+    status           TEXT NOT NULL CHECK (status IN ('pending', 'in_flight', 'succeeded', 'failed')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  INTEGER,
+    last_status_code INTEGER,
+    last_error       TEXT,
+    last_latency_ms  INTEGER,
+    response_excerpt TEXT,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL
+) STRICT;
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
+CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries (webhook_id, created_at);

@@ -97,6 +97,32 @@ pub struct ServeConfig {
     #[arg(long, env = "CLOZUP_SSE_KEEPALIVE", default_value = "15s", value_parser = parse_duration)]
     pub sse_keepalive: Duration,
 
+    /// Ranges webhooks may reach although private or loopback (repeatable), e.g. 127.0.0.0/8.
+    /// Only at start-up, never through the API; each is logged as a warning.
+    #[arg(
+        long = "webhook-allow-cidr",
+        env = "CLOZUP_WEBHOOK_ALLOW_CIDR",
+        value_delimiter = ','
+    )]
+    pub webhook_allow_cidr: Vec<crate::webhooks::Cidr>,
+
+    /// Delays between webhook retries, comma separated.
+    #[arg(long, env = "CLOZUP_WEBHOOK_RETRIES", default_value = "5s,5m,30m,2h,5h,10h,10h",
+          value_delimiter = ',', value_parser = parse_duration)]
+    pub webhook_retry_schedule: Vec<Duration>,
+
+    /// Timeout of one webhook delivery attempt.
+    #[arg(long, env = "CLOZUP_WEBHOOK_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
+    pub webhook_timeout: Duration,
+
+    /// Threads sending webhook deliveries.
+    #[arg(long, env = "CLOZUP_WEBHOOK_WORKERS", default_value_t = 8)]
+    pub webhook_workers: usize,
+
+    /// How often an idle webhook worker looks for due deliveries.
+    #[arg(long, env = "CLOZUP_WEBHOOK_POLL", default_value = "200ms", value_parser = parse_duration)]
+    pub webhook_poll: Duration,
+
     /// On first run, also write the new admin API key to this file (mode 0600).
     #[arg(long, env = "CLOZUP_ADMIN_KEY_FILE")]
     pub admin_key_file: Option<PathBuf>,
@@ -136,6 +162,14 @@ impl ServeConfig {
             sse_max: 2000,
             sse_lifetime: Duration::from_secs(3600),
             sse_keepalive: Duration::from_secs(15),
+            webhook_allow_cidr: Vec::new(),
+            webhook_retry_schedule: ["5s", "5m", "30m", "2h", "5h", "10h", "10h"]
+                .iter()
+                .map(|d| parse_duration(d).expect("valid default schedule"))
+                .collect(),
+            webhook_timeout: Duration::from_secs(15),
+            webhook_workers: 8,
+            webhook_poll: Duration::from_millis(200),
             admin_key_file: None,
             org_name: "My Organization".into(),
             owner_email: "owner@example.com".into(),
@@ -148,6 +182,13 @@ impl ServeConfig {
             synchronous: self.synchronous,
             busy_timeout: self.busy_timeout,
             read_pool_size: self.read_pool,
+        }
+    }
+
+    /// The webhook target policy these settings give.
+    pub fn webhook_policy(&self) -> crate::webhooks::TargetPolicy {
+        crate::webhooks::TargetPolicy {
+            allow: self.webhook_allow_cidr.clone(),
         }
     }
 

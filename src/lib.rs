@@ -14,6 +14,7 @@ pub mod intelligence;
 pub mod secrets;
 pub mod server;
 pub mod timefmt;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -70,6 +71,11 @@ impl Shutdown {
     /// Starts the shutdown; every waiter wakes.
     pub fn trigger(&self) {
         self.0.send_replace(true);
+    }
+
+    /// Whether the shutdown has started (for blocking threads that cannot await).
+    pub fn is_triggered(&self) -> bool {
+        *self.0.borrow()
     }
 
     /// Resolves once the shutdown has started (at once if it already has).

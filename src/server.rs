@@ -175,6 +175,10 @@ pub async fn listen(addr: SocketAddr) -> std::io::Result<(TcpAcceptor, SocketAdd
 /// finish for at most the configured grace period.
 pub async fn run(state: Arc<AppState>, acceptor: TcpAcceptor) -> std::io::Result<()> {
     spawn_housekeeping(state.clone());
+    for cidr in &state.config.webhook_allow_cidr {
+        tracing::warn!(range = ?cidr, "webhooks may reach this private range (--webhook-allow-cidr)");
+    }
+    crate::webhooks::spawn(state.clone(), state.config.webhook_workers);
     let fanout = state.clone();
     tokio::spawn(async move { fanout.bus.run(fanout.db.clone(), &fanout.shutdown).await });
     let grace = state.config.shutdown_grace;

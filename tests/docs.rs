@@ -90,6 +90,27 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
     ("get", "/performance/leaderboard", "get_leaderboard"),
     ("get", "/performance/quotas", "get_quotas"),
     ("put", "/performance/quotas", "set_quotas"),
+    ("get", "/webhooks", "list_webhooks"),
+    ("post", "/webhooks", "create_webhook"),
+    ("get", "/webhooks/{id}", "get_webhook"),
+    ("patch", "/webhooks/{id}", "update_webhook"),
+    ("delete", "/webhooks/{id}", "delete_webhook"),
+    ("post", "/webhooks/{id}/test", "test_webhook"),
+    (
+        "get",
+        "/webhooks/{id}/deliveries",
+        "list_webhook_deliveries",
+    ),
+    (
+        "post",
+        "/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+        "redeliver_webhook",
+    ),
+    (
+        "post",
+        "/webhooks/{id}/rotate-secret",
+        "rotate_webhook_secret",
+    ),
 ];
 
 #[test]

@@ -69,6 +69,12 @@ fn seed(s: &TestServer) -> BTreeMap<&'static str, String> {
     .data(201);
     clozup::domain::signals::sweep_all(&s.state.db, s.clock_now()).unwrap();
     let signal = s.get("/signals", k).data(200)[0].clone();
+    let webhook = s
+        .post("/webhooks", k, json!({"url": "https://acme.example/hook"}))
+        .data(201);
+    let delivery = s
+        .post(&format!("/webhooks/{}/test", id(&webhook)), k, json!({}))
+        .data(201);
     BTreeMap::from([
         ("companies", id(&co)),
         ("leads", id(&lead)),
@@ -82,6 +88,8 @@ fn seed(s: &TestServer) -> BTreeMap<&'static str, String> {
         ("api-keys", id(&key)),
         ("signals", id(&signal)),
         ("memory", id(&memory)),
+        ("webhooks", id(&webhook)),
+        ("delivery", id(&delivery)),
     ])
 }
 
@@ -101,7 +109,7 @@ fn body_for(op: &str, b_user: &str) -> Option<Value> {
 fn snapshot(s: &TestServer, objects: &BTreeMap<&'static str, String>) -> Vec<String> {
     let mut out: Vec<String> = objects
         .iter()
-        .filter(|(kind, _)| !["stages", "memory"].contains(kind))
+        .filter(|(kind, _)| !["stages", "memory", "delivery"].contains(kind))
         .map(|(kind, id)| s.get(&format!("/{kind}/{id}"), &s.admin_key).body)
         .collect();
     out.push(s.count("SELECT COUNT(*) FROM events").to_string());

@@ -26,6 +26,7 @@ mod search;
 mod sse;
 mod tasks;
 mod users;
+mod webhooks;
 
 use poem_openapi::{OpenApiService, Tags};
 
@@ -66,10 +67,15 @@ pub enum ApiTags {
     Analytics,
     /// How the team is doing: leaderboard and quotas.
     Performance,
+    /// Signed, durable delivery of events to your endpoints.
+    Webhooks,
 }
 
 /// Every API object, in the order they appear in the document.
-pub type Apis = (
+pub type Apis = (CoreApis, webhooks::WebhooksApi);
+
+/// The first sixteen API objects (poem-openapi implements tuples up to sixteen).
+pub type CoreApis = (
     auth::AuthApi,
     org::OrgApi,
     users::UsersApi,
@@ -106,22 +112,25 @@ Any POST may carry `Idempotency-Key` (1–255 printable ASCII): the first respon
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
-            auth::AuthApi,
-            org::OrgApi,
-            users::UsersApi,
-            api_keys::ApiKeysApi,
-            companies::CompaniesApi,
-            leads::LeadsApi,
-            pipelines::PipelinesApi,
-            deals::DealsApi,
-            intelligence::IntelligenceApi,
-            tasks::TasksApi,
-            activities::ActivitiesApi,
-            activities::NotesApi,
-            search::SearchApi,
-            search::EventsApi,
-            analytics::AnalyticsApi,
-            analytics::PerformanceApi,
+            (
+                auth::AuthApi,
+                org::OrgApi,
+                users::UsersApi,
+                api_keys::ApiKeysApi,
+                companies::CompaniesApi,
+                leads::LeadsApi,
+                pipelines::PipelinesApi,
+                deals::DealsApi,
+                intelligence::IntelligenceApi,
+                tasks::TasksApi,
+                activities::ActivitiesApi,
+                activities::NotesApi,
+                search::SearchApi,
+                search::EventsApi,
+                analytics::AnalyticsApi,
+                analytics::PerformanceApi,
+            ),
+            webhooks::WebhooksApi,
         ),
         "Clozup API",
         env!("CARGO_PKG_VERSION"),

@@ -126,7 +126,16 @@ pub fn append(
     .execute(params![
         id, org_id, event_type, actor.kind, actor.id, data, now
     ])?;
-    Ok(tx.last_insert_rowid())
+    let seq = tx.last_insert_rowid();
+    super::webhooks::enqueue_event(tx, org_id, event_type, now, &|| Event {
+        id: id.clone(),
+        seq,
+        event_type: event_type.to_string(),
+        created_at: Timestamp(now),
+        actor: actor.clone(),
+        data: serde_json::from_str(&data).unwrap_or(Value::Null),
+    })?;
+    Ok(seq)
 }
 
 /// The old values of every field that differs between two JSON renderings of an object,

@@ -27,5 +27,6 @@ pub mod signals;
 pub mod tasks;
 pub mod users;
 pub mod validate;
+pub mod webhooks;
 
 pub use error::{DomainError, DomainResult, FieldIssue, Issues};

@@ -1,0 +1,460 @@
+//! Webhook endpoints and their deliveries (API.md §7). Deliveries are queued in the same
+//! transaction as the event they carry; the worker in `crate::webhooks` sends them.
+
+use base64::Engine;
+use poem_openapi::Object;
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+
+use super::error::{DomainError, DomainResult, Issues};
+use super::events::{self, Event};
+use super::listing::{Filters, ListPage, ListSource, Paging, Sort};
+use super::validate;
+use crate::clock::{Millis, HOUR_MS};
+use crate::ids::{self, new_id};
+use crate::secrets;
+use crate::timefmt::Timestamp;
+
+/// How long a rotated-out secret keeps signing beside the new one.
+pub const PREVIOUS_SECRET_GRACE_MS: Millis = 24 * HOUR_MS;
+
+/// A webhook endpoint (its secret is shown only on create and rotate).
+#[derive(Debug, Clone, Object)]
+pub struct Webhook {
+    /// `wh_...`
+    pub id: String,
+    /// Where events are POSTed (http or https).
+    pub url: String,
+    /// What it is for.
+    pub description: Option<String>,
+    /// Event types it receives, with wildcards (`deal.*`, `*`).
+    pub event_types: Vec<String>,
+    /// False once disabled (by hand, by a 410 Gone, or after five days of failures).
+    pub active: bool,
+    /// Why it was disabled.
+    pub disabled_reason: Option<String>,
+    /// When deliveries started failing without a success since.
+    pub failing_since: Option<Timestamp>,
+    /// Bumped on every change.
+    pub version: i64,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+/// A webhook with its signing secret, shown once.
+#[derive(Debug, Clone, Object)]
+pub struct WebhookWithSecret {
+    /// The endpoint.
+    #[oai(flatten)]
+    pub webhook: Webhook,
+    /// `whsec_...`: verify `webhook-signature` with it (Standard Webhooks). Store it now.
+    pub secret: String,
+}
+
+/// An endpoint to add.
+#[derive(Debug, Clone, Object)]
+#[oai(deny_unknown_fields)]
+pub struct NewWebhook {
+    /// http(s) URL, up to 2,000 characters. Private and loopback targets are refused unless the
+    /// operator allowed them at start-up.
+    #[oai(validator(min_length = 1, max_length = 2000))]
+    pub url: String,
+    /// Up to 500 characters.
+    #[oai(validator(max_length = 500))]
+    pub description: Option<String>,
+    /// Defaults to every event (`["*"]`).
+    #[oai(validator(min_items = 1, max_items = 100))]
+    pub event_types: Option<Vec<String>>,
+}
+
+/// Changes to an endpoint.
+#[derive(Debug, Clone, Default, Object)]
+#[oai(deny_unknown_fields)]
+pub struct WebhookPatch {
+    /// New URL.
+    #[oai(validator(min_length = 1, max_length = 2000))]
+    pub url: Option<String>,
+    /// New description.
+    #[oai(validator(max_length = 500))]
+    pub description: Option<String>,
+    /// New event types.
+    #[oai(validator(min_items = 1, max_items = 100))]
+    pub event_types: Option<Vec<String>>,
+    /// `true` re-enables a disabled endpoint (its failure clock restarts); `false` pauses it.
+    pub active: Option<bool>,
+}
+
+/// One delivery of one event to one endpoint.
+#[derive(Debug, Clone, Object)]
+pub struct Delivery {
+    /// `dlv_...`
+    pub id: String,
+    /// The endpoint.
+    pub webhook_id: String,
+    /// The event (also the `webhook-id` header, stable across retries).
+    pub event_id: String,
+    /// Its type.
+    pub event_type: String,
+    /// pending, in_flight, succeeded or failed (no more retries).
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// When the next attempt is due (pending only).
+    pub next_attempt_at: Option<Timestamp>,
+    /// The last HTTP status the endpoint answered.
+    pub last_status_code: Option<i64>,
+    /// The last failure, when it did not answer.
+    pub last_error: Option<String>,
+    /// How long the last attempt took.
+    pub last_latency_ms: Option<i64>,
+    /// The start of the last response body.
+    pub response_excerpt: Option<String>,
+    /// When it was queued.
+    pub created_at: Timestamp,
+}
+
+const COLUMNS: &str = "id, url, description, event_types, active, disabled_reason, failing_since, version, created_at, updated_at";
+const LIST: ListSource = ListSource {
+    columns: COLUMNS,
+    from: "webhooks",
+    id: "id",
+};
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Webhook> {
+    Ok(Webhook {
+        id: r.get(0)?,
+        url: r.get(1)?,
+        description: r.get(2)?,
+        event_types: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default(),
+        active: r.get(4)?,
+        disabled_reason: r.get(5)?,
+        failing_since: r.get::<_, Option<i64>>(6)?.map(Timestamp),
+        version: r.get(7)?,
+        created_at: Timestamp(r.get(8)?),
+        updated_at: Timestamp(r.get(9)?),
+    })
+}
+
+/// A new `whsec_` secret: 24 random bytes, base64 (Standard Webhooks).
+fn new_secret() -> String {
+    let mut key = [0u8; 24];
+    secrets::fill_random(&mut key);
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(key)
+    )
+}
+
+/// The endpoint `id` of `org_id`.
+pub fn get(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Webhook> {
+    if !ids::is_valid(id, "wh") {
+        return Err(DomainError::NotFound("webhook"));
+    }
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM webhooks WHERE org_id = ?1 AND id = ?2"),
+        params![org_id, id],
+        from_row,
+    )
+    .optional()?
+    .ok_or(DomainError::NotFound("webhook"))
+}
+
+/// The organization's endpoints.
+pub fn list(conn: &Connection, org_id: &str, paging: Paging) -> DomainResult<ListPage<Webhook>> {
+    let sort = Sort {
+        column: "created_at",
+        descending: true,
+    };
+    Filters::for_org("org_id", org_id).fetch_page(conn, &LIST, sort, paging, from_row)
+}
+
+fn check_url(issues: &mut Issues, url: &str) -> String {
+    let url = url.trim().to_string();
+    let ok = (url.starts_with("https://") || url.starts_with("http://"))
+        && url
+            .parse::<poem::http::Uri>()
+            .is_ok_and(|u| u.host().is_some_and(|h| !h.is_empty()));
+    if !ok {
+        issues.add("url", "must be an absolute http or https URL");
+    }
+    url
+}
+
+fn check_types(issues: &mut Issues, types: Vec<String>) -> Vec<String> {
+    let joined = types.join(",");
+    if let Err(DomainError::Validation(found)) = events::parse_type_patterns(Some(&joined)) {
+        for f in found {
+            issues.add("event_types", f.issue);
+        }
+    }
+    types.into_iter().map(|t| t.trim().to_string()).collect()
+}
+
+/// Adds an endpoint; returns it with its secret (shown this once).
+pub fn create(
+    tx: &Transaction<'_>,
+    org_id: &str,
+    input: NewWebhook,
+    now: Millis,
+) -> DomainResult<WebhookWithSecret> {
+    let mut issues = Issues::new();
+    let url = check_url(&mut issues, &input.url);
+    let description = validate::optional_text(&mut issues, "description", input.description, 500);
+    let types = check_types(
+        &mut issues,
+        input.event_types.unwrap_or_else(|| vec!["*".into()]),
+    );
+    issues.finish()?;
+    let id = new_id("wh");
+    let secret = new_secret();
+    tx.execute(
+        "INSERT INTO webhooks (id, org_id, url, description, event_types, secret, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        params![id, org_id, url, description, serde_json::to_string(&types).unwrap_or_default(), secret, now],
+    )?;
+    Ok(WebhookWithSecret {
+        webhook: get(tx, org_id, &id)?,
+        secret,
+    })
+}
+
+/// Changes an endpoint.
+pub fn update(
+    tx: &Transaction<'_>,
+    org_id: &str,
+    id: &str,
+    patch: WebhookPatch,
+    expected_version: Option<i64>,
+    now: Millis,
+) -> DomainResult<Webhook> {
+    let current = get(tx, org_id, id)?;
+    validate::if_match(expected_version, current.version)?;
+    let mut issues = Issues::new();
+    let url = patch
+        .url
+        .map(|u| check_url(&mut issues, &u))
+        .unwrap_or(current.url);
+    let description = match patch.description {
+        Some(d) => validate::optional_text(&mut issues, "description", Some(d), 500),
+        None => current.description,
+    };
+    let types = patch
+        .event_types
+        .map(|t| check_types(&mut issues, t))
+        .unwrap_or(current.event_types);
+    issues.finish()?;
+    let active = patch.active.unwrap_or(current.active);
+    let reactivated = active && !current.active;
+    tx.execute(
+        "UPDATE webhooks SET url = ?3, description = ?4, event_types = ?5, active = ?6,
+                disabled_reason = CASE WHEN ?6 THEN NULL ELSE coalesce(disabled_reason, 'disabled by hand') END,
+                failing_since = CASE WHEN ?7 THEN NULL ELSE failing_since END,
+                version = version + 1, updated_at = ?8
+         WHERE org_id = ?1 AND id = ?2",
+        params![org_id, id, url, description, serde_json::to_string(&types).unwrap_or_default(), active, reactivated, now],
+    )?;
+    get(tx, org_id, id)
+}
+
+/// Deletes an endpoint and its delivery history.
+pub fn delete(tx: &Transaction<'_>, org_id: &str, id: &str) -> DomainResult<Webhook> {
+    let w = get(tx, org_id, id)?;
+    tx.execute(
+        "DELETE FROM webhook_deliveries WHERE webhook_id = ?1",
+        params![id],
+    )?;
+    tx.execute("DELETE FROM webhooks WHERE id = ?1", params![id])?;
+    Ok(w)
+}
+
+/// Replaces the secret; the old one keeps signing (as a second signature) for 24 hours.
+pub fn rotate_secret(
+    tx: &Transaction<'_>,
+    org_id: &str,
+    id: &str,
+    now: Millis,
+) -> DomainResult<WebhookWithSecret> {
+    get(tx, org_id, id)?;
+    let secret = new_secret();
+    tx.execute(
+        "UPDATE webhooks SET previous_secret = secret, previous_secret_until = ?3, secret = ?4,
+                version = version + 1, updated_at = ?5
+         WHERE org_id = ?1 AND id = ?2",
+        params![org_id, id, now + PREVIOUS_SECRET_GRACE_MS, secret, now],
+    )?;
+    Ok(WebhookWithSecret {
+        webhook: get(tx, org_id, id)?,
+        secret,
+    })
+}
+
+fn enqueue(
+    tx: &Connection,
+    org_id: &str,
+    webhook_id: &str,
+    event_id: &str,
+    event_type: &str,
+    payload: &str,
+    now: Millis,
+) -> DomainResult<String> {
+    let id = new_id("dlv");
+    tx.prepare_cached(
+        "INSERT INTO webhook_deliveries (id, org_id, webhook_id, event_id, event_type, payload, status,
+                                         next_attempt_at, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7, ?7)",
+    )?
+    .execute(params![id, org_id, webhook_id, event_id, event_type, payload, now])?;
+    Ok(id)
+}
+
+/// Queues a delivery of an event to every active endpoint of the organization that wants it;
+/// called by `events::append` inside the event's own transaction. The event is only built (and
+/// serialized, once for all endpoints) when some endpoint wants it.
+pub fn enqueue_event(
+    tx: &Connection,
+    org_id: &str,
+    event_type: &str,
+    now: Millis,
+    event: &dyn Fn() -> Event,
+) -> DomainResult<()> {
+    let endpoints: Vec<(String, String)> = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT id, event_types FROM webhooks WHERE org_id = ?1 AND active = 1",
+        )?;
+        let rows = stmt.query_map(params![org_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    if endpoints.is_empty() {
+        return Ok(());
+    }
+    let mut built: Option<(Event, String)> = None;
+    for (id, types) in endpoints {
+        let patterns: Vec<String> = serde_json::from_str(&types).unwrap_or_default();
+        if events::matches(&patterns, event_type) {
+            let (e, payload) = built.get_or_insert_with(|| {
+                let e = event();
+                let payload = poem_openapi::types::ToJSON::to_json(&e)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default();
+                (e, payload)
+            });
+            enqueue(tx, org_id, &id, &e.id, event_type, payload, now)?;
+        }
+    }
+    Ok(())
+}
+
+/// Queues a `webhook.test` ping to one endpoint (whatever its filters), for `POST .../test`.
+pub fn send_test(
+    tx: &Transaction<'_>,
+    org_id: &str,
+    id: &str,
+    now: Millis,
+) -> DomainResult<Delivery> {
+    let w = get(tx, org_id, id)?;
+    let event_id = new_id("evt");
+    let payload = serde_json::json!({
+        "id": event_id, "seq": 0, "type": "webhook.test", "created_at": crate::timefmt::format_ms(now),
+        "actor": {"type": "system", "id": "system"},
+        "data": {"object": {"webhook_id": w.id, "url": w.url}}
+    })
+    .to_string();
+    let dlv = enqueue(tx, org_id, id, &event_id, "webhook.test", &payload, now)?;
+    get_delivery(tx, org_id, id, &dlv)
+}
+
+const DELIVERY_COLUMNS: &str =
+    "id, webhook_id, event_id, event_type, status, attempts, next_attempt_at, \
+    last_status_code, last_error, last_latency_ms, response_excerpt, created_at";
+const DELIVERY_LIST: ListSource = ListSource {
+    columns: DELIVERY_COLUMNS,
+    from: "webhook_deliveries",
+    id: "id",
+};
+
+fn delivery_from_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
+    Ok(Delivery {
+        id: r.get(0)?,
+        webhook_id: r.get(1)?,
+        event_id: r.get(2)?,
+        event_type: r.get(3)?,
+        status: r.get(4)?,
+        attempts: r.get(5)?,
+        next_attempt_at: r.get::<_, Option<i64>>(6)?.map(Timestamp),
+        last_status_code: r.get(7)?,
+        last_error: r.get(8)?,
+        last_latency_ms: r.get(9)?,
+        response_excerpt: r.get(10)?,
+        created_at: Timestamp(r.get(11)?),
+    })
+}
+
+/// One delivery of an endpoint.
+pub fn get_delivery(
+    conn: &Connection,
+    org_id: &str,
+    webhook_id: &str,
+    id: &str,
+) -> DomainResult<Delivery> {
+    if !ids::is_valid(id, "dlv") {
+        return Err(DomainError::NotFound("delivery"));
+    }
+    conn.query_row(
+        &format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE org_id = ?1 AND webhook_id = ?2 AND id = ?3"),
+        params![org_id, webhook_id, id],
+        delivery_from_row,
+    )
+    .optional()?
+    .ok_or(DomainError::NotFound("delivery"))
+}
+
+/// An endpoint's deliveries, newest first; `status` filters (any of).
+pub fn deliveries(
+    conn: &Connection,
+    org_id: &str,
+    webhook_id: &str,
+    status: Option<&str>,
+    paging: Paging,
+) -> DomainResult<ListPage<Delivery>> {
+    get(conn, org_id, webhook_id)?;
+    let mut filters = Filters::for_org("org_id", org_id);
+    filters.push("webhook_id = ?", vec![webhook_id.to_string().into()]);
+    let statuses = super::listing::any_of(status);
+    if let Some(bad) = statuses
+        .iter()
+        .find(|s| !["pending", "in_flight", "succeeded", "failed"].contains(&s.as_str()))
+    {
+        return Err(DomainError::invalid(
+            "status",
+            format!("`{bad}` is not one of pending, in_flight, succeeded, failed"),
+        ));
+    }
+    filters.any_of("status", &statuses);
+    let sort = Sort {
+        column: "created_at",
+        descending: true,
+    };
+    filters.fetch_page(conn, &DELIVERY_LIST, sort, paging, delivery_from_row)
+}
+
+/// Sends a delivery again, now, as a new attempt sequence (same event id and body).
+pub fn redeliver(
+    tx: &Transaction<'_>,
+    org_id: &str,
+    webhook_id: &str,
+    id: &str,
+    now: Millis,
+) -> DomainResult<Delivery> {
+    let d = get_delivery(tx, org_id, webhook_id, id)?;
+    if d.status == "in_flight" {
+        return Err(DomainError::conflict(
+            "the delivery is being attempted right now",
+        ));
+    }
+    tx.execute(
+        "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?2, updated_at = ?2 WHERE id = ?1",
+        params![id, now],
+    )?;
+    get_delivery(tx, org_id, webhook_id, id)
+}

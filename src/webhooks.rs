@@ -1,0 +1,544 @@
+//! The webhook worker: sends queued deliveries, signed per Standard Webhooks, with retries,
+//! and refuses targets in private ranges (SSRF) unless the operator allowed them.
+//!
+//! Runs on its own threads (ureq is blocking). Each target is resolved once, every resolved
+//! address is checked, and the connection goes only to those vetted addresses, so a DNS answer
+//! that changes between check and connect (rebinding) cannot reach an internal service.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use rusqlite::{params, OptionalExtension};
+use sha2::Sha256;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::DefaultConnector;
+
+use crate::clock::{Millis, DAY_MS};
+use crate::domain::events::{self, Actor};
+use crate::domain::DomainResult;
+use crate::AppState;
+
+/// Longest stretch of failures before an endpoint is disabled.
+pub const DISABLE_AFTER_MS: Millis = 5 * DAY_MS;
+/// Deliveries attempted at once per endpoint.
+pub const PER_ENDPOINT_CONCURRENCY: usize = 4;
+/// How much of a response body is kept for the delivery log.
+const EXCERPT: usize = 512;
+
+/// An IP range `addr/prefix`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = s.split_once('/').unwrap_or((s, ""));
+        let addr: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}` is not an IP range such as 127.0.0.0/8"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = if prefix.is_empty() {
+            max
+        } else {
+            prefix.parse().map_err(|_| format!("bad prefix in `{s}`"))?
+        };
+        if prefix > max {
+            return Err(format!("prefix too long in `{s}`"));
+        }
+        Ok(Self { addr, prefix })
+    }
+}
+
+impl Cidr {
+    /// Whether `ip` is in the range.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.prefix)
+                };
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.prefix)
+                };
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+fn v4_blocked(ip: Ipv4Addr) -> bool {
+    let o = ip.octets();
+    ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_multicast()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || o[0] == 0
+        || (o[0] == 100 && (64..128).contains(&o[1])) // CGNAT 100.64.0.0/10
+        || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF protocol assignments
+        || o[0] >= 240 // reserved
+}
+
+/// Whether `ip` is in a range webhooks must not reach by default: loopback, private, link-local,
+/// unique-local, multicast, unspecified, CGNAT, or an IPv4-mapped or NAT64 form of one.
+pub fn is_blocked(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4_blocked(v4),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return v4_blocked(v4);
+            }
+            let seg = v6.segments();
+            // NAT64 (64:ff9b::/96) embeds an IPv4 address in the last 32 bits.
+            if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0] {
+                return v4_blocked(Ipv4Addr::from(
+                    (u32::from(seg[6]) << 16) | u32::from(seg[7]),
+                ));
+            }
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (seg[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
+                || (seg[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
+                || v6 == Ipv6Addr::from(1u128) // ::1
+                || (seg[0..6] == [0, 0, 0, 0, 0, 0]) // IPv4-compatible ::a.b.c.d
+        }
+    }
+}
+
+/// Which targets may be reached: public addresses, plus the ranges the operator allowed.
+#[derive(Debug, Clone, Default)]
+pub struct TargetPolicy {
+    /// Ranges allowed despite being blocked by default (`--webhook-allow-cidr`).
+    pub allow: Vec<Cidr>,
+}
+
+impl TargetPolicy {
+    /// Whether a connection to `ip` is allowed.
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        !is_blocked(ip) || self.allow.iter().any(|c| c.contains(ip))
+    }
+}
+
+/// Resolves once and hands back only vetted addresses, which the connector then uses as they
+/// are: no second lookup can swap in another address.
+#[derive(Debug)]
+struct VettedResolver {
+    policy: TargetPolicy,
+    inner: DefaultResolver,
+}
+
+impl Resolver for VettedResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let addrs = self.inner.resolve(uri, config, timeout)?;
+        if let Some(bad) = addrs.iter().find(|a| !self.policy.permits(a.ip())) {
+            return Err(ureq::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "target address {} is in a blocked range (private, loopback, link-local, ...)",
+                    bad.ip()
+                ),
+            )));
+        }
+        Ok(addrs)
+    }
+}
+
+/// The HTTP client deliveries use: vetted addresses, no redirects, a timeout, statuses as values.
+pub fn client(policy: TargetPolicy, timeout: Duration) -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(timeout))
+        .user_agent(concat!("Clozup-Webhooks/", env!("CARGO_PKG_VERSION")))
+        .build();
+    ureq::Agent::with_parts(
+        config,
+        DefaultConnector::default(),
+        VettedResolver {
+            policy,
+            inner: DefaultResolver::default(),
+        },
+    )
+}
+
+/// `v1,<base64 HMAC-SHA256 of "id.timestamp.body">` keyed by a `whsec_` secret.
+pub fn signature(secret: &str, id: &str, timestamp: i64, body: &str) -> String {
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.trim_start_matches("whsec_"))
+        .unwrap_or_default();
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(&key).expect("HMAC takes any key length");
+    mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    )
+}
+
+/// One due delivery, claimed.
+#[derive(Debug, Clone)]
+struct Job {
+    id: String,
+    org_id: String,
+    webhook_id: String,
+    url: String,
+    secret: String,
+    previous_secret: Option<String>,
+    event_id: String,
+    payload: String,
+    attempts: i64,
+}
+
+/// What one attempt came to.
+enum Outcome {
+    Delivered(u16),
+    Gone,
+    Retry {
+        status: Option<u16>,
+        error: Option<String>,
+        after: Option<Duration>,
+    },
+}
+
+/// Claims up to `limit` due deliveries (marking them in flight), respecting the per-endpoint cap.
+fn claim(state: &AppState, limit: usize, now: Millis) -> DomainResult<Vec<Job>> {
+    // A cheap read first, so idle workers never take the write lock.
+    let due: bool = state.db.read_blocking(|c| {
+        Ok(c.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ?1)",
+        )?
+        .query_row(params![now], |r| r.get(0))?)
+    })?;
+    if !due {
+        return Ok(Vec::new());
+    }
+    state.db.write_blocking(|tx| {
+        let mut stmt = tx.prepare_cached(
+            "SELECT d.id, d.org_id, d.webhook_id, w.url, w.secret,
+                    CASE WHEN w.previous_secret_until > ?1 THEN w.previous_secret END,
+                    d.event_id, d.payload, d.attempts,
+                    (SELECT COUNT(*) FROM webhook_deliveries f WHERE f.webhook_id = d.webhook_id AND f.status = 'in_flight')
+             FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+             WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 AND w.active = 1
+             ORDER BY d.next_attempt_at, d.id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![now, (limit * 4) as i64], |r| {
+            Ok((
+                Job {
+                    id: r.get(0)?,
+                    org_id: r.get(1)?,
+                    webhook_id: r.get(2)?,
+                    url: r.get(3)?,
+                    secret: r.get(4)?,
+                    previous_secret: r.get(5)?,
+                    event_id: r.get(6)?,
+                    payload: r.get(7)?,
+                    attempts: r.get(8)?,
+                },
+                r.get::<_, i64>(9)? as usize,
+            ))
+        })?;
+        let mut taken: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        let mut jobs = Vec::new();
+        for row in rows {
+            let (job, in_flight) = row?;
+            let n = taken.entry(job.webhook_id.clone()).or_insert(in_flight);
+            if *n >= PER_ENDPOINT_CONCURRENCY || jobs.len() >= limit {
+                continue;
+            }
+            *n += 1;
+            jobs.push(job);
+        }
+        drop(stmt);
+        for j in &jobs {
+            tx.prepare_cached("UPDATE webhook_deliveries SET status = 'in_flight', updated_at = ?2 WHERE id = ?1")?
+                .execute(params![j.id, now])?;
+        }
+        Ok(jobs)
+    })
+}
+
+fn attempt(agent: &ureq::Agent, job: &Job, now: Millis) -> (Outcome, u64, Option<String>) {
+    let timestamp = now / 1000;
+    let mut sig = signature(&job.secret, &job.event_id, timestamp, &job.payload);
+    if let Some(old) = &job.previous_secret {
+        sig.push(' ');
+        sig.push_str(&signature(old, &job.event_id, timestamp, &job.payload));
+    }
+    let started = Instant::now();
+    let result = agent
+        .post(&job.url)
+        .header("content-type", "application/json")
+        .header("webhook-id", &job.event_id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", sig)
+        .send(job.payload.as_bytes());
+    let latency = started.elapsed().as_millis() as u64;
+    match result {
+        Ok(mut resp) => {
+            let status = resp.status().as_u16();
+            let retry_after = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let body = resp
+                .body_mut()
+                .with_config()
+                .limit(EXCERPT as u64 * 4)
+                .read_to_string()
+                .unwrap_or_default();
+            let excerpt: String = body.chars().take(EXCERPT).collect();
+            let outcome = match status {
+                200..=299 => Outcome::Delivered(status),
+                410 => Outcome::Gone,
+                429 | 503 => Outcome::Retry {
+                    status: Some(status),
+                    error: None,
+                    after: retry_after,
+                },
+                _ => Outcome::Retry {
+                    status: Some(status),
+                    error: None,
+                    after: None,
+                },
+            };
+            (outcome, latency, Some(excerpt))
+        }
+        Err(e) => (
+            Outcome::Retry {
+                status: None,
+                error: Some(e.to_string()),
+                after: None,
+            },
+            latency,
+            None,
+        ),
+    }
+}
+
+/// Spreads a retry delay by up to ±10% so failing endpoints are not hit in lockstep.
+fn jitter(delay: Duration) -> Duration {
+    let mut b = [0u8; 2];
+    crate::secrets::fill_random(&mut b);
+    let unit = f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX); // 0..1
+    delay.mul_f64(0.9 + 0.2 * unit)
+}
+
+fn record(
+    state: &AppState,
+    job: &Job,
+    outcome: Outcome,
+    latency: u64,
+    excerpt: Option<String>,
+    now: Millis,
+) -> DomainResult<()> {
+    let schedule = &state.config.webhook_retry_schedule;
+    state.db.write_blocking(|tx| {
+        let attempts = job.attempts + 1;
+        match outcome {
+            Outcome::Delivered(status) => {
+                tx.execute(
+                    "UPDATE webhook_deliveries SET status = 'succeeded', attempts = ?2, next_attempt_at = NULL,
+                            last_status_code = ?3, last_error = NULL, last_latency_ms = ?4, response_excerpt = ?5, updated_at = ?6
+                     WHERE id = ?1",
+                    params![job.id, attempts, status, latency as i64, excerpt, now],
+                )?;
+                tx.execute("UPDATE webhooks SET failing_since = NULL WHERE id = ?1", params![job.webhook_id])?;
+            }
+            Outcome::Gone => {
+                tx.execute(
+                    "UPDATE webhook_deliveries SET status = 'failed', attempts = ?2, next_attempt_at = NULL,
+                            last_status_code = 410, last_latency_ms = ?3, response_excerpt = ?4, updated_at = ?5
+                     WHERE id = ?1",
+                    params![job.id, attempts, latency as i64, excerpt, now],
+                )?;
+                disable(tx, &job.org_id, &job.webhook_id, "the endpoint answered 410 Gone", now)?;
+            }
+            Outcome::Retry { status, error, after } => {
+                let failing_since: Option<i64> = tx
+                    .query_row("SELECT failing_since FROM webhooks WHERE id = ?1", params![job.webhook_id], |r| r.get(0))
+                    .optional()?
+                    .flatten();
+                let since = failing_since.unwrap_or(now);
+                tx.execute("UPDATE webhooks SET failing_since = ?2 WHERE id = ?1", params![job.webhook_id, since])?;
+                let next = schedule.get(job.attempts as usize).map(|d| after.map_or(jitter(*d), |a| a.max(*d)));
+                let (status_text, next_at) = match next {
+                    Some(d) => ("pending", Some(now + d.as_millis() as i64)),
+                    None => ("failed", None),
+                };
+                tx.execute(
+                    "UPDATE webhook_deliveries SET status = ?2, attempts = ?3, next_attempt_at = ?4, last_status_code = ?5,
+                            last_error = ?6, last_latency_ms = ?7, response_excerpt = ?8, updated_at = ?9
+                     WHERE id = ?1",
+                    params![job.id, status_text, attempts, next_at, status.map(i64::from), error, latency as i64, excerpt, now],
+                )?;
+                if now - since >= DISABLE_AFTER_MS {
+                    disable(tx, &job.org_id, &job.webhook_id, "deliveries failed for five days", now)?;
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+fn disable(
+    tx: &rusqlite::Transaction<'_>,
+    org_id: &str,
+    webhook_id: &str,
+    reason: &str,
+    now: Millis,
+) -> DomainResult<()> {
+    tx.execute(
+        "UPDATE webhooks SET active = 0, disabled_reason = ?2, version = version + 1, updated_at = ?3 WHERE id = ?1 AND active = 1",
+        params![webhook_id, reason, now],
+    )?;
+    let webhook = crate::domain::webhooks::get(tx, org_id, webhook_id)?;
+    events::append(
+        tx,
+        org_id,
+        &Actor::system(),
+        "webhook.disabled",
+        &webhook,
+        None,
+        now,
+    )?;
+    Ok(())
+}
+
+/// Runs the worker until shutdown: `threads` threads claim due deliveries and send them.
+/// In-flight deliveries left by a previous process are made pending again first.
+pub fn spawn(state: Arc<AppState>, threads: usize) {
+    std::thread::spawn(move || start(state, threads));
+}
+
+fn start(state: Arc<AppState>, threads: usize) {
+    if let Err(e) = state.db.write_blocking(|tx| {
+        tx.execute(
+            "UPDATE webhook_deliveries SET status = 'pending' WHERE status = 'in_flight'",
+            [],
+        )?;
+        Ok(())
+    }) {
+        tracing::warn!("could not resume in-flight webhook deliveries: {e}");
+    }
+    let agent = client(state.config.webhook_policy(), state.config.webhook_timeout);
+    for _ in 0..threads.max(1) {
+        let state = state.clone();
+        let agent = agent.clone();
+        std::thread::spawn(move || loop {
+            if state.shutdown.is_triggered() {
+                return;
+            }
+            let now = state.clock.now_ms();
+            let jobs = match claim(&state, 8, now) {
+                Ok(j) => j,
+                Err(e) => {
+                    tracing::warn!("webhook worker could not claim deliveries: {e}");
+                    Vec::new()
+                }
+            };
+            if jobs.is_empty() {
+                // Idle: look again after a short pause (new deliveries, retries coming due).
+                std::thread::sleep(state.config.webhook_poll);
+                continue;
+            }
+            for job in jobs {
+                let (outcome, latency, excerpt) = attempt(&agent, &job, state.clock.now_ms());
+                if let Err(e) = record(
+                    &state,
+                    &job,
+                    outcome,
+                    latency,
+                    excerpt,
+                    state.clock.now_ms(),
+                ) {
+                    tracing::warn!("could not record webhook delivery {}: {e}", job.id);
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocked_ranges() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "::1",
+            "fc00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
+            "::",
+        ] {
+            assert!(is_blocked(ip.parse().unwrap()), "{ip} should be blocked");
+        }
+        for ip in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "64:ff9b::808:808",
+        ] {
+            assert!(!is_blocked(ip.parse().unwrap()), "{ip} should be allowed");
+        }
+    }
+
+    #[test]
+    fn operator_allowed_ranges() {
+        let policy = TargetPolicy {
+            allow: vec!["127.0.0.0/8".parse().unwrap()],
+        };
+        assert!(policy.permits("127.0.0.1".parse().unwrap()));
+        assert!(!policy.permits("10.0.0.1".parse().unwrap()));
+        assert!("300.0.0.1/8".parse::<Cidr>().is_err());
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
+    }
+
+    #[test]
+    fn standard_webhooks_signature() {
+        // The example from the Standard Webhooks specification.
+        let sig = signature(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            r#"{"test": 2432232314}"#,
+        );
+        assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+}

@@ -1,0 +1,392 @@
+//! Webhooks against a real receiver on a real socket: signed deliveries, filters, retries,
+//! 410 Gone, secret rotation, redelivery, and the SSRF guard.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::TestServer;
+use serde_json::{json, Value};
+
+/// What the receiver saw of one request.
+#[derive(Debug)]
+struct Received {
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+}
+
+/// A tiny HTTP receiver answering each request with the next status of `script` (the last one
+/// repeats).
+struct Receiver {
+    url: String,
+    requests: mpsc::Receiver<Received>,
+}
+
+impl Receiver {
+    fn start(script: Vec<u16>) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let (tx, requests) = mpsc::channel();
+        let script = Arc::new(Mutex::new(script));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let mut headers = Vec::new();
+                loop {
+                    let mut h = String::new();
+                    reader.read_line(&mut h).unwrap();
+                    let h = h.trim_end().to_string();
+                    if h.is_empty() {
+                        break;
+                    }
+                    let (n, v) = h.split_once(':').unwrap();
+                    headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
+                }
+                let len: usize = headers
+                    .iter()
+                    .find(|(n, _)| n == "content-length")
+                    .map_or(0, |(_, v)| v.parse().unwrap());
+                let mut body = vec![0u8; len];
+                reader.read_exact(&mut body).unwrap();
+                let status = {
+                    let mut s = script.lock().unwrap();
+                    if s.len() > 1 {
+                        s.remove(0)
+                    } else {
+                        s[0]
+                    }
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                );
+                if tx
+                    .send(Received {
+                        headers,
+                        body: String::from_utf8(body).unwrap(),
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Receiver { url, requests }
+    }
+
+    /// The next request, moving the server's clock along meanwhile so retries come due.
+    fn next(&self, s: &TestServer) -> Received {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = self.requests.recv_timeout(Duration::from_millis(20)) {
+                return r;
+            }
+            assert!(std::time::Instant::now() < deadline, "no delivery arrived");
+            s.clock.advance(1000);
+        }
+    }
+
+    fn nothing_within(&self, d: Duration) -> bool {
+        self.requests.recv_timeout(d).is_err()
+    }
+}
+
+fn fast_retries(allow_loopback: bool) -> TestServer {
+    TestServer::start_with(|c| {
+        c.webhook_retry_schedule = vec![Duration::from_millis(20); 3];
+        c.webhook_poll = Duration::from_millis(10);
+        if allow_loopback {
+            c.webhook_allow_cidr = vec!["127.0.0.0/8".parse().unwrap()];
+        }
+    })
+}
+
+fn verify(r: &Received, secret: &str) -> bool {
+    let ts: i64 = r.header("webhook-timestamp").parse().unwrap();
+    let expected = clozup::webhooks::signature(secret, r.header("webhook-id"), ts, &r.body);
+    r.header("webhook-signature")
+        .split(' ')
+        .any(|s| s == expected)
+}
+
+/// Waits until the endpoint's latest delivery reaches `status`.
+fn wait_delivery(s: &TestServer, webhook: &str, status: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let d = s
+            .get(&format!("/webhooks/{webhook}/deliveries"), &s.admin_key)
+            .data(200)[0]
+            .clone();
+        if d["status"] == status {
+            return d;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "delivery stuck at {d}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        s.clock.advance(1000);
+    }
+}
+
+#[test]
+fn signed_deliveries_follow_the_filters() {
+    let s = fast_retries(true);
+    let rx = Receiver::start(vec![200]);
+    let created = s
+        .post(
+            "/webhooks",
+            &s.admin_key,
+            json!({"url": rx.url, "event_types": ["deal.*"]}),
+        )
+        .data(201);
+    let secret = created["secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("whsec_"));
+    let wh = created["id"].as_str().unwrap().to_string();
+    assert!(
+        !s.get(&format!("/webhooks/{wh}"), &s.admin_key)
+            .body
+            .contains(&secret),
+        "the secret is shown once"
+    );
+    s.post(
+        "/companies",
+        &s.admin_key,
+        json!({"name": "Not for this hook"}),
+    )
+    .data(201);
+    let deal = s
+        .post("/deals", &s.admin_key, json!({"title": "Hooked"}))
+        .data(201);
+    let got = rx.next(&s);
+    let body: Value = serde_json::from_str(&got.body).unwrap();
+    assert_eq!(body["type"], "deal.created");
+    assert_eq!(body["data"]["object"]["id"], deal["id"]);
+    assert_eq!(got.header("webhook-id"), body["id"].as_str().unwrap());
+    assert_eq!(got.header("content-type"), "application/json");
+    assert!(
+        verify(&got, &secret),
+        "the signature verifies with the secret"
+    );
+    assert!(!verify(&got, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
+    let d = wait_delivery(&s, &wh, "succeeded");
+    assert_eq!(
+        (d["attempts"].as_i64(), d["last_status_code"].as_i64()),
+        (Some(1), Some(200))
+    );
+    assert_eq!(d["response_excerpt"], "ok");
+    assert!(
+        rx.nothing_within(Duration::from_millis(300)),
+        "the company event was filtered out"
+    );
+}
+
+#[test]
+fn failures_retry_with_the_same_id_and_410_disables() {
+    let s = fast_retries(true);
+    let rx = Receiver::start(vec![500, 503, 200]);
+    let wh = s
+        .post("/webhooks", &s.admin_key, json!({"url": rx.url}))
+        .data(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.post("/companies", &s.admin_key, json!({"name": "Retry me"}))
+        .data(201);
+    let ids: Vec<String> = (0..3)
+        .map(|_| rx.next(&s).header("webhook-id").to_string())
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] == w[1]),
+        "webhook-id is stable across retries: {ids:?}"
+    );
+    let d = wait_delivery(&s, &wh, "succeeded");
+    assert_eq!(d["attempts"], 3);
+    assert!(s.get(&format!("/webhooks/{wh}"), &s.admin_key).data(200)["failing_since"].is_null());
+
+    let gone = Receiver::start(vec![410]);
+    let wh2 = s
+        .post(
+            "/webhooks",
+            &s.admin_key,
+            json!({"url": gone.url, "event_types": ["lead.created"]}),
+        )
+        .data(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.post("/leads", &s.admin_key, json!({"email": "gone@example.com"}))
+        .data(201);
+    gone.next(&s);
+    let d = wait_delivery(&s, &wh2, "failed");
+    assert_eq!(d["last_status_code"], 410);
+    let hook = s.get(&format!("/webhooks/{wh2}"), &s.admin_key).data(200);
+    assert_eq!(
+        (hook["active"].as_bool(), hook["disabled_reason"].as_str()),
+        (Some(false), Some("the endpoint answered 410 Gone"))
+    );
+    let disabled = s
+        .get("/events/log?types=webhook.disabled", &s.admin_key)
+        .data(200);
+    assert_eq!(disabled[0]["data"]["object"]["id"], wh2.as_str());
+    // Disabled endpoints get nothing new.
+    s.post(
+        "/leads",
+        &s.admin_key,
+        json!({"email": "later@example.com"}),
+    )
+    .data(201);
+    assert!(gone.nothing_within(Duration::from_millis(300)));
+}
+
+#[test]
+fn private_targets_are_refused_unless_the_operator_allows_them() {
+    let s = fast_retries(false);
+    let rx = Receiver::start(vec![200]);
+    let wh = s
+        .post("/webhooks", &s.admin_key, json!({"url": rx.url}))
+        .data(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.post("/companies", &s.admin_key, json!({"name": "SSRF probe"}))
+        .data(201);
+    let d = wait_delivery(&s, &wh, "failed");
+    assert!(
+        d["last_error"].as_str().unwrap().contains("blocked range"),
+        "{d}"
+    );
+    assert_eq!(d["attempts"], 4, "1 attempt + 3 retries, all refused");
+    assert!(
+        rx.nothing_within(Duration::from_millis(200)),
+        "nothing reached the loopback receiver"
+    );
+    s.post(
+        "/webhooks",
+        &s.admin_key,
+        json!({"url": "ftp://example.com/x"}),
+    )
+    .error(422, "validation_error");
+    s.post(
+        "/webhooks",
+        &s.admin_key,
+        json!({"url": rx.url, "event_types": ["deal.exploded"]}),
+    )
+    .error(422, "validation_error");
+}
+
+#[test]
+fn rotation_signs_with_both_secrets_and_tests_and_redeliveries_go_out() {
+    let s = fast_retries(true);
+    let rx = Receiver::start(vec![200]);
+    let created = s
+        .post(
+            "/webhooks",
+            &s.admin_key,
+            json!({"url": rx.url, "event_types": ["note.created"]}),
+        )
+        .data(201);
+    let old = created["secret"].as_str().unwrap().to_string();
+    let wh = created["id"].as_str().unwrap().to_string();
+    let rotated = s
+        .post(
+            &format!("/webhooks/{wh}/rotate-secret"),
+            &s.admin_key,
+            json!({}),
+        )
+        .data(200);
+    let new = rotated["secret"].as_str().unwrap().to_string();
+    assert_ne!(old, new);
+    let test = s
+        .post(&format!("/webhooks/{wh}/test"), &s.admin_key, json!({}))
+        .data(201);
+    let got = rx.next(&s);
+    assert_eq!(
+        serde_json::from_str::<Value>(&got.body).unwrap()["type"],
+        "webhook.test"
+    );
+    assert!(
+        verify(&got, &new) && verify(&got, &old),
+        "both secrets sign during the grace period"
+    );
+    assert_eq!(got.header("webhook-signature").split(' ').count(), 2);
+    let d = wait_delivery(&s, &wh, "succeeded");
+    assert_eq!(d["id"], test["id"]);
+    // After 24 hours only the new secret signs.
+    s.clock.advance(24 * 3_600_000 + 1);
+    let again = s
+        .post(
+            &format!(
+                "/webhooks/{wh}/deliveries/{}/redeliver",
+                test["id"].as_str().unwrap()
+            ),
+            &s.admin_key,
+            json!({}),
+        )
+        .data(200);
+    assert_eq!(again["status"], "pending");
+    let got = rx.next(&s);
+    assert!(verify(&got, &new) && !verify(&got, &old));
+    assert_eq!(got.header("webhook-id"), test["event_id"].as_str().unwrap());
+}
+
+#[test]
+fn five_days_of_failures_disable_an_endpoint() {
+    let s = TestServer::start_with(|c| {
+        c.webhook_retry_schedule = vec![Duration::from_secs(60); 10];
+        c.webhook_poll = Duration::from_millis(10);
+        c.webhook_allow_cidr = vec!["127.0.0.0/8".parse().unwrap()];
+    });
+    let rx = Receiver::start(vec![500]);
+    let wh = s
+        .post("/webhooks", &s.admin_key, json!({"url": rx.url}))
+        .data(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.post(
+        "/companies",
+        &s.admin_key,
+        json!({"name": "Always failing"}),
+    )
+    .data(201);
+    rx.next(&s);
+    assert!(s.get(&format!("/webhooks/{wh}"), &s.admin_key).data(200)["failing_since"].is_string());
+    s.clock.advance(5 * 86_400_000);
+    rx.next(&s);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while s.get(&format!("/webhooks/{wh}"), &s.admin_key).data(200)["active"] == true {
+        assert!(std::time::Instant::now() < deadline, "never disabled");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let hook = s.get(&format!("/webhooks/{wh}"), &s.admin_key).data(200);
+    assert_eq!(hook["disabled_reason"], "deliveries failed for five days");
+    // Re-enabling restarts the failure clock.
+    let back = s
+        .patch(
+            &format!("/webhooks/{wh}"),
+            &s.admin_key,
+            json!({"active": true}),
+        )
+        .data(200);
+    assert!(back["active"].as_bool().unwrap() && back["failing_since"].is_null());
+}
