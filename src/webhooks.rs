@@ -23,8 +23,11 @@ use crate::AppState;
 
 /// Longest stretch of failures before an endpoint is disabled.
 pub const DISABLE_AFTER_MS: Millis = 5 * DAY_MS;
-/// Deliveries attempted at once per endpoint.
+/// Connections sending to one endpoint at once.
 pub const PER_ENDPOINT_CONCURRENCY: usize = 4;
+/// Deliveries one worker claims, sends (over one kept-alive connection) and records (in one
+/// transaction) at a time.
+pub const BATCH: usize = 32;
 /// How much of a response body is kept for the delivery log.
 const EXCERPT: usize = 512;
 
@@ -239,14 +242,20 @@ fn claim(state: &AppState, limit: usize, now: Millis) -> DomainResult<Vec<Job>> 
         let mut stmt = tx.prepare_cached(
             "SELECT d.id, d.org_id, d.webhook_id, w.url, w.secret,
                     CASE WHEN w.previous_secret_until > ?1 THEN w.previous_secret END,
-                    d.event_id, d.payload, d.attempts,
-                    (SELECT COUNT(*) FROM webhook_deliveries f WHERE f.webhook_id = d.webhook_id AND f.status = 'in_flight')
+                    d.event_id, d.payload, d.attempts
              FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
              WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 AND w.active = 1
              ORDER BY d.next_attempt_at, d.id LIMIT ?2",
         )?;
+        let mut in_flight: std::collections::HashMap<String, usize> = {
+            let mut counts = tx.prepare_cached(
+                "SELECT webhook_id, COUNT(*) FROM webhook_deliveries WHERE status = 'in_flight' GROUP BY webhook_id",
+            )?;
+            let rows = counts.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as usize)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
         let rows = stmt.query_map(params![now, (limit * 4) as i64], |r| {
-            Ok((
+            Ok(
                 Job {
                     id: r.get(0)?,
                     org_id: r.get(1)?,
@@ -258,15 +267,13 @@ fn claim(state: &AppState, limit: usize, now: Millis) -> DomainResult<Vec<Job>> 
                     payload: r.get(7)?,
                     attempts: r.get(8)?,
                 },
-                r.get::<_, i64>(9)? as usize,
-            ))
+            )
         })?;
-        let mut taken: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         let mut jobs = Vec::new();
         for row in rows {
-            let (job, in_flight) = row?;
-            let n = taken.entry(job.webhook_id.clone()).or_insert(in_flight);
-            if *n >= PER_ENDPOINT_CONCURRENCY || jobs.len() >= limit {
+            let job = row?;
+            let n = in_flight.entry(job.webhook_id.clone()).or_insert(0);
+            if *n >= PER_ENDPOINT_CONCURRENCY * BATCH || jobs.len() >= limit {
                 continue;
             }
             *n += 1;
@@ -349,16 +356,38 @@ fn jitter(delay: Duration) -> Duration {
     delay.mul_f64(0.9 + 0.2 * unit)
 }
 
-fn record(
+/// Records the outcomes of a batch of attempts in one transaction (one sync for the batch).
+fn record_all(
     state: &AppState,
+    results: Vec<(Job, Outcome, u64, Option<String>)>,
+    now: Millis,
+) -> DomainResult<()> {
+    state.db.write_blocking(|tx| {
+        for (job, outcome, latency, excerpt) in results {
+            record(
+                tx,
+                &state.config.webhook_retry_schedule,
+                &job,
+                outcome,
+                latency,
+                excerpt,
+                now,
+            )?;
+        }
+        Ok(())
+    })
+}
+
+fn record(
+    tx: &rusqlite::Transaction<'_>,
+    schedule: &[Duration],
     job: &Job,
     outcome: Outcome,
     latency: u64,
     excerpt: Option<String>,
     now: Millis,
 ) -> DomainResult<()> {
-    let schedule = &state.config.webhook_retry_schedule;
-    state.db.write_blocking(|tx| {
+    {
         let attempts = job.attempts + 1;
         match outcome {
             Outcome::Delivered(status) => {
@@ -368,7 +397,10 @@ fn record(
                      WHERE id = ?1",
                     params![job.id, attempts, status, latency as i64, excerpt, now],
                 )?;
-                tx.execute("UPDATE webhooks SET failing_since = NULL WHERE id = ?1", params![job.webhook_id])?;
+                tx.execute(
+                    "UPDATE webhooks SET failing_since = NULL WHERE id = ?1",
+                    params![job.webhook_id],
+                )?;
             }
             Outcome::Gone => {
                 tx.execute(
@@ -377,16 +409,35 @@ fn record(
                      WHERE id = ?1",
                     params![job.id, attempts, latency as i64, excerpt, now],
                 )?;
-                disable(tx, &job.org_id, &job.webhook_id, "the endpoint answered 410 Gone", now)?;
+                disable(
+                    tx,
+                    &job.org_id,
+                    &job.webhook_id,
+                    "the endpoint answered 410 Gone",
+                    now,
+                )?;
             }
-            Outcome::Retry { status, error, after } => {
+            Outcome::Retry {
+                status,
+                error,
+                after,
+            } => {
                 let failing_since: Option<i64> = tx
-                    .query_row("SELECT failing_since FROM webhooks WHERE id = ?1", params![job.webhook_id], |r| r.get(0))
+                    .query_row(
+                        "SELECT failing_since FROM webhooks WHERE id = ?1",
+                        params![job.webhook_id],
+                        |r| r.get(0),
+                    )
                     .optional()?
                     .flatten();
                 let since = failing_since.unwrap_or(now);
-                tx.execute("UPDATE webhooks SET failing_since = ?2 WHERE id = ?1", params![job.webhook_id, since])?;
-                let next = schedule.get(job.attempts as usize).map(|d| after.map_or(jitter(*d), |a| a.max(*d)));
+                tx.execute(
+                    "UPDATE webhooks SET failing_since = ?2 WHERE id = ?1",
+                    params![job.webhook_id, since],
+                )?;
+                let next = schedule
+                    .get(job.attempts as usize)
+                    .map(|d| after.map_or(jitter(*d), |a| a.max(*d)));
                 let (status_text, next_at) = match next {
                     Some(d) => ("pending", Some(now + d.as_millis() as i64)),
                     None => ("failed", None),
@@ -398,12 +449,18 @@ fn record(
                     params![job.id, status_text, attempts, next_at, status.map(i64::from), error, latency as i64, excerpt, now],
                 )?;
                 if now - since >= DISABLE_AFTER_MS {
-                    disable(tx, &job.org_id, &job.webhook_id, "deliveries failed for five days", now)?;
+                    disable(
+                        tx,
+                        &job.org_id,
+                        &job.webhook_id,
+                        "deliveries failed for five days",
+                        now,
+                    )?;
                 }
             }
         }
         Ok(())
-    })
+    }
 }
 
 fn disable(
@@ -455,7 +512,7 @@ fn start(state: Arc<AppState>, threads: usize) {
                 return;
             }
             let now = state.clock.now_ms();
-            let jobs = match claim(&state, 8, now) {
+            let jobs = match claim(&state, BATCH, now) {
                 Ok(j) => j,
                 Err(e) => {
                     tracing::warn!("webhook worker could not claim deliveries: {e}");
@@ -467,18 +524,15 @@ fn start(state: Arc<AppState>, threads: usize) {
                 std::thread::sleep(state.config.webhook_poll);
                 continue;
             }
-            for job in jobs {
-                let (outcome, latency, excerpt) = attempt(&agent, &job, state.clock.now_ms());
-                if let Err(e) = record(
-                    &state,
-                    &job,
-                    outcome,
-                    latency,
-                    excerpt,
-                    state.clock.now_ms(),
-                ) {
-                    tracing::warn!("could not record webhook delivery {}: {e}", job.id);
-                }
+            let results: Vec<_> = jobs
+                .into_iter()
+                .map(|job| {
+                    let (outcome, latency, excerpt) = attempt(&agent, &job, state.clock.now_ms());
+                    (job, outcome, latency, excerpt)
+                })
+                .collect();
+            if let Err(e) = record_all(&state, results, state.clock.now_ms()) {
+                tracing::warn!("could not record webhook deliveries: {e}");
             }
         });
     }
