@@ -390,3 +390,77 @@ fn five_days_of_failures_disable_an_endpoint() {
         .data(200);
     assert!(back["active"].as_bool().unwrap() && back["failing_since"].is_null());
 }
+
+#[test]
+fn the_ssrf_table_never_connects_without_the_allow_flag() {
+    let s = fast_retries(false);
+    let rx = Receiver::start(vec![302]);
+    let port = rx
+        .url
+        .trim_start_matches("http://127.0.0.1:")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let targets = [
+        "127.0.0.1",
+        "127.1",
+        "2130706433",
+        "0x7f.0.0.1",
+        "[::1]",
+        "[::ffff:127.0.0.1]",
+        "10.0.0.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "[fd00::1]",
+        "[fe80::1]",
+        "0.0.0.0",
+        "localhost.",
+        "localhost",
+    ];
+    let mut hooks = Vec::new();
+    for t in targets {
+        let url = format!("http://{t}:{port}/hook");
+        let r = s.post(
+            "/webhooks",
+            &s.admin_key,
+            json!({"url": url, "event_types": ["company.created"]}),
+        );
+        hooks.push((t, r.data(201)["id"].as_str().unwrap().to_string()));
+    }
+    s.post("/companies", &s.admin_key, json!({"name": "probe"}))
+        .data(201);
+    for (target, wh) in &hooks {
+        let d = wait_delivery(&s, wh, "failed");
+        let err = d["last_error"].as_str().unwrap_or_default();
+        assert!(d["last_status_code"].is_null(), "{target} connected: {d}");
+        assert!(
+            err.contains("blocked range")
+                || err.contains("lookup")
+                || err.contains("resolve")
+                || err.contains("not found"),
+            "{target}: {err}"
+        );
+    }
+    assert!(
+        rx.nothing_within(Duration::from_millis(200)),
+        "nothing reached the loopback receiver"
+    );
+}
+
+#[test]
+fn redirects_are_not_followed() {
+    let s = fast_retries(true);
+    // The receiver answers 302 (to anywhere): a failure to retry, never a hop elsewhere.
+    let rx = Receiver::start(vec![302]);
+    let wh = s
+        .post("/webhooks", &s.admin_key, json!({"url": rx.url}))
+        .data(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.post("/companies", &s.admin_key, json!({"name": "redirect me"}))
+        .data(201);
+    let d = wait_delivery(&s, &wh, "failed");
+    assert_eq!(d["last_status_code"], 302);
+}
