@@ -72,6 +72,13 @@ fn seed(s: &TestServer) -> BTreeMap<&'static str, String> {
     let webhook = s
         .post("/webhooks", k, json!({"url": "https://acme.example/hook"}))
         .data(201);
+    // Paused, so the background worker leaves it (and the snapshot) alone.
+    s.patch(
+        &format!("/webhooks/{}", id(&webhook)),
+        k,
+        json!({"active": false}),
+    )
+    .data(200);
     let delivery = s
         .post(&format!("/webhooks/{}/test", id(&webhook)), k, json!({}))
         .data(201);

@@ -370,7 +370,15 @@ fn five_days_of_failures_disable_an_endpoint() {
     )
     .data(201);
     rx.next(&s);
-    assert!(s.get(&format!("/webhooks/{wh}"), &s.admin_key).data(200)["failing_since"].is_string());
+    // The failure is recorded just after the receiver answers: wait for it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !s.get(&format!("/webhooks/{wh}"), &s.admin_key).data(200)["failing_since"].is_string() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the failure was never recorded"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     s.clock.advance(5 * 86_400_000);
     rx.next(&s);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

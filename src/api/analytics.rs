@@ -15,22 +15,8 @@ use crate::domain::analytics::{
     self, ForecastMonth, FunnelStep, Metric, Overview, Performance, Period, QuotaStatus, SetQuotas,
 };
 use crate::domain::auth::Scope;
-use crate::domain::listing::{ListPage, Paging};
 use crate::timefmt::Timestamp;
 use crate::AppState;
-
-/// A whole list as one page (these lists are short: stages, months, people).
-fn whole<T>(items: Vec<T>) -> Page<T> {
-    let total = items.len() as i64;
-    Page(ListPage {
-        items,
-        paging: Paging {
-            page: 1,
-            per_page: total.max(1),
-        },
-        total,
-    })
-}
 
 /// Analytics.
 pub struct AnalyticsApi;
@@ -88,7 +74,7 @@ impl AnalyticsApi {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let now = state.clock.now_ms();
         let w = analytics::window(None, from.0.map(|t| t.0), to.0.map(|t| t.0), now)?;
-        Ok(whole(
+        Ok(Page::whole(
             state
                 .db
                 .read(move |c| analytics::funnel(c, &org_id, pipeline_id.0.as_deref(), w))
@@ -111,7 +97,7 @@ impl AnalyticsApi {
         caller: Caller,
     ) -> ApiResult<Page<ForecastMonth>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
-        Ok(whole(
+        Ok(Page::whole(
             state
                 .db
                 .read(move |c| analytics::forecast(c, &org_id))
@@ -152,7 +138,7 @@ impl PerformanceApi {
             .or((from.0.is_none() && to.0.is_none()).then_some(Period::Month));
         let w = analytics::window(period, from.0.map(|t| t.0), to.0.map(|t| t.0), now)?;
         let metric = metric.0.unwrap_or_default();
-        Ok(whole(
+        Ok(Page::whole(
             state
                 .db
                 .read(move |c| analytics::leaderboard(c, &org_id, w, metric))
@@ -181,7 +167,7 @@ impl PerformanceApi {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let now = state.clock.now_ms();
         let period = period.0.unwrap_or(Period::Month);
-        Ok(whole(
+        Ok(Page::whole(
             state
                 .db
                 .read(move |c| analytics::quotas(c, &org_id, period, date.0.as_deref(), now))
@@ -206,7 +192,7 @@ impl PerformanceApi {
     ) -> ApiResult<Page<QuotaStatus>> {
         let org_id = caller.with(Scope::Admin)?.org_id.clone();
         let now = state.clock.now_ms();
-        Ok(whole(
+        Ok(Page::whole(
             state
                 .db
                 .write(move |tx| analytics::set_quotas(tx, &org_id, body.0, now))

@@ -16,7 +16,7 @@ use crate::domain::auth::Scope;
 use crate::domain::deals::{
     self, Deal, DealContext, DealFilter, DealPatch, MoveDeal, NewDeal, StageChange,
 };
-use crate::domain::listing::{ListPage, Paging};
+use crate::domain::listing::Paging;
 use crate::domain::pipelines::{self, Stage};
 use crate::timefmt::Timestamp;
 use crate::AppState;
@@ -117,15 +117,7 @@ impl DealsApi {
                 pipelines::stages_of(c, &org_id, &pid)
             })
             .await?;
-        let total = stages.len() as i64;
-        Ok(Page(ListPage {
-            items: stages,
-            paging: Paging {
-                page: 1,
-                per_page: total.max(1),
-            },
-            total,
-        }))
+        Ok(Page::whole(stages))
     }
 
     /// Create a deal
@@ -271,14 +263,6 @@ impl DealsApi {
             .db
             .read(move |c| deals::history(c, &org_id, &id.0))
             .await?;
-        let total = items.len() as i64;
-        Ok(Page(ListPage {
-            items,
-            paging: Paging {
-                page: 1,
-                per_page: total.max(1),
-            },
-            total,
-        }))
+        Ok(Page::whole(items))
     }
 }

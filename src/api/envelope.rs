@@ -120,6 +120,21 @@ impl<T: ParseFromJSON + ToJSON + Send, const STATUS: u16> ApiResponse for One<T,
 /// A page of a list in the envelope.
 pub struct Page<T>(pub ListPage<T>);
 
+impl<T> Page<T> {
+    /// A short, unpaged list (stages, months, people) as one page holding everything.
+    pub fn whole(items: Vec<T>) -> Self {
+        let total = items.len() as i64;
+        Page(ListPage {
+            items,
+            paging: crate::domain::listing::Paging {
+                page: 1,
+                per_page: total.max(1),
+            },
+            total,
+        })
+    }
+}
+
 impl<T: ParseFromJSON + ToJSON + Send> IntoResponse for Page<T> {
     fn into_response(self) -> Response {
         let page = self.0;
