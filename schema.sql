@@ -456,3 +456,34 @@ CREATE TABLE webhook_deliveries (
 ) STRICT;
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
 CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries (webhook_id, created_at);
+
+-- migration: 5
+-- Ranking reads every open task of the organization in deal order; with due_at in the index it
+-- counts them and spots the overdue ones without touching the table.
+DROP INDEX tasks_org_status_deal;
+CREATE INDEX tasks_org_status_deal_due ON tasks (org_id, status, deal_id, due_at);
+
+-- The count and value of each organization's open deals, kept by triggers, so that a deal's
+-- risk ("high value against the open pipeline") needs no scan of every open deal.
+CREATE TABLE open_deal_totals (
+    org_id TEXT PRIMARY KEY REFERENCES organizations(id),
+    deals  INTEGER NOT NULL,
+    value  INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+INSERT INTO open_deal_totals (org_id, deals, value)
+    SELECT org_id, COUNT(*), coalesce(sum(value), 0) FROM deals WHERE status = 'open' GROUP BY org_id;
+CREATE TRIGGER deals_open_totals_insert AFTER INSERT ON deals WHEN NEW.status = 'open' BEGIN
+    INSERT INTO open_deal_totals (org_id, deals, value) VALUES (NEW.org_id, 1, NEW.value)
+        ON CONFLICT (org_id) DO UPDATE SET deals = deals + 1, value = value + excluded.value;
+END;
+CREATE TRIGGER deals_open_totals_delete AFTER DELETE ON deals WHEN OLD.status = 'open' BEGIN
+    UPDATE open_deal_totals SET deals = deals - 1, value = value - OLD.value WHERE org_id = OLD.org_id;
+END;
+CREATE TRIGGER deals_open_totals_update AFTER UPDATE OF status, value ON deals
+    WHEN OLD.status = 'open' OR NEW.status = 'open' BEGIN
+    UPDATE open_deal_totals SET deals = deals - 1, value = value - OLD.value
+        WHERE org_id = OLD.org_id AND OLD.status = 'open';
+    INSERT INTO open_deal_totals (org_id, deals, value)
+        SELECT NEW.org_id, 1, NEW.value WHERE NEW.status = 'open'
+        ON CONFLICT (org_id) DO UPDATE SET deals = deals + 1, value = value + excluded.value;
+END;

@@ -146,6 +146,11 @@ fn main() {
         "GET /deals/at-risk over HTTP: {:.1} ms (median of 7)",
         median(http)
     );
+    let list: Vec<f64> = (0..50).map(|_| get("/deals?per_page=25")).collect();
+    println!(
+        "GET /deals?per_page=25 (risk on every row): {:.2} ms (median of 50)",
+        median(list)
+    );
     let alone: Vec<f64> = (0..300)
         .map(|_| get(&format!("/deals/{first_deal}")))
         .collect();

@@ -133,4 +133,80 @@ mod tests {
             .unwrap();
         assert_eq!(v, LATEST_VERSION);
     }
+
+    /// Per organization: open deals and their value.
+    type Totals = Vec<(String, i64, i64)>;
+
+    /// What `open_deal_totals` says against what a scan of the deals says.
+    fn totals_and_scan(conn: &Connection) -> (Totals, Totals) {
+        let rows = |sql: &str| {
+            let mut stmt = conn.prepare(sql).unwrap();
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap();
+            rows.collect::<rusqlite::Result<Vec<_>>>().unwrap()
+        };
+        (
+            rows(
+                "SELECT org_id, deals, value FROM open_deal_totals WHERE deals > 0 ORDER BY org_id",
+            ),
+            rows(
+                "SELECT org_id, COUNT(*), sum(value) FROM deals WHERE status = 'open'
+                 GROUP BY org_id ORDER BY org_id",
+            ),
+        )
+    }
+
+    #[test]
+    fn open_deal_totals_are_backfilled_and_kept_by_the_triggers() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for (version, sql) in steps().into_iter().filter(|(v, _)| *v <= 4) {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", version).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO organizations (id, name, created_at, updated_at) VALUES ('o1', 'A', 0, 0), ('o2', 'B', 0, 0);
+             INSERT INTO pipelines (id, org_id, name, created_at, updated_at) VALUES ('p1', 'o1', 'P', 0, 0), ('p2', 'o2', 'P', 0, 0);
+             INSERT INTO stages (id, org_id, pipeline_id, name, position, probability, kind, created_at, updated_at)
+                 VALUES ('s1', 'o1', 'p1', 'S', 1, 10, 'open', 0, 0), ('s2', 'o2', 'p2', 'S', 1, 10, 'open', 0, 0);",
+        )
+        .unwrap();
+        let deal = |conn: &Connection, id: &str, org: &str, value: i64, status: &str| {
+            let stage = if org == "o1" { "s1" } else { "s2" };
+            let pipeline = if org == "o1" { "p1" } else { "p2" };
+            conn.execute(
+                "INSERT INTO deals (id, org_id, title, value, currency, pipeline_id, stage_id, status,
+                                    stage_entered_at, created_at, updated_at)
+                 VALUES (?1, ?2, 'D', ?3, 'USD', ?4, ?5, ?6, 0, 0, 0)",
+                rusqlite::params![id, org, value, pipeline, stage, status],
+            )
+            .unwrap();
+        };
+        // Deals written before the totals existed are counted by the backfill.
+        deal(&conn, "d1", "o1", 100, "open");
+        deal(&conn, "d2", "o1", 300, "won");
+        deal(&conn, "d3", "o2", 50, "open");
+        migrate(&mut conn).unwrap();
+        let (totals, scan) = totals_and_scan(&conn);
+        assert_eq!(totals, vec![("o1".into(), 1, 100), ("o2".into(), 1, 50)]);
+        assert_eq!(totals, scan);
+        // Every kind of change afterwards keeps them equal to a scan.
+        deal(&conn, "d4", "o1", 700, "open");
+        deal(&conn, "d5", "o2", 20, "lost");
+        for change in [
+            "UPDATE deals SET value = 900 WHERE id = 'd4'",
+            "UPDATE deals SET status = 'won' WHERE id = 'd1'",
+            "UPDATE deals SET status = 'open' WHERE id = 'd2'",
+            "UPDATE deals SET status = 'open', value = 25 WHERE id = 'd5'",
+            "UPDATE deals SET title = 'renamed' WHERE id = 'd3'",
+            "DELETE FROM deals WHERE id = 'd3'",
+            "DELETE FROM deals WHERE id = 'd1'",
+        ] {
+            conn.execute_batch(change).unwrap();
+            let (totals, scan) = totals_and_scan(&conn);
+            assert_eq!(totals, scan, "after {change}");
+        }
+        let (totals, _) = totals_and_scan(&conn);
+        assert_eq!(totals, vec![("o1".into(), 2, 1200), ("o2".into(), 1, 25)]);
+    }
 }

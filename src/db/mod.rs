@@ -173,7 +173,11 @@ impl Db {
         f: impl FnOnce(&Connection) -> DomainResult<T>,
     ) -> DomainResult<T> {
         let conn = self.readers.get()?;
-        f(&conn)
+        // One snapshot for the whole read, so a count and its page (or a ranking and the page
+        // re-read in full) agree even while writes commit in between. Dropping it rolls back,
+        // which for a read is the same as committing.
+        let snapshot = conn.unchecked_transaction()?;
+        f(&snapshot)
     }
 
     /// [`Db::write`] for callers that are already on a blocking thread (the CLI, workers).

@@ -87,6 +87,7 @@ const LIST: ListSource = ListSource {
     columns: COLUMNS,
     from: "activities",
     id: "id",
+    count_from: None,
 };
 
 /// Maps a row of [`COLUMNS`].

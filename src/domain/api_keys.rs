@@ -73,6 +73,7 @@ const LIST: ListSource = ListSource {
     columns: COLUMNS,
     from: "api_keys",
     id: "id",
+    count_from: None,
 };
 
 /// The status a key has at `now`.

@@ -114,6 +114,7 @@ const LIST: ListSource = ListSource {
     columns: COLUMNS,
     from: "companies",
     id: "id",
+    count_from: None,
 };
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Company> {

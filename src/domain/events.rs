@@ -187,6 +187,7 @@ const LIST: ListSource = ListSource {
     columns: COLUMNS,
     from: "events",
     id: "seq",
+    count_from: None,
 };
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Event> {

@@ -69,26 +69,55 @@ pub enum Scope<'a> {
     AllOpen,
 }
 
-/// The average value of the organization's open deals (minor units; 0 with none).
+/// The average value of the organization's open deals (minor units; 0 with none), from the
+/// totals that triggers keep (migration 5), so looking at one deal never scans them all.
 pub fn average_open_value(conn: &Connection, org_id: &str) -> DomainResult<f64> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT coalesce(avg(value), 0.0) FROM deals WHERE org_id = ?1 AND status = 'open'",
+    Ok(rusqlite::OptionalExtension::optional(
+        conn.prepare_cached(
+            "SELECT CAST(value AS REAL) / deals FROM open_deal_totals WHERE org_id = ?1 AND deals > 0",
         )?
-        .query_row(params![org_id], |r| r.get(0))?)
+        .query_row(params![org_id], |r| r.get(0)),
+    )?
+    .unwrap_or(0.0))
 }
 
 /// Gathers the facts of the deals in `scope` at `now`, in one pass per table.
+///
+/// Deals come back ordered by id, which is the covering index's own order when every open deal
+/// is read; their open tasks are then read in the same order and merged in, with no lookup table.
 pub fn gather(
     conn: &Connection,
     org_id: &str,
     scope: Scope<'_>,
     now: Millis,
 ) -> DomainResult<Vec<GatheredDeal>> {
+    gather_with(conn, org_id, scope, now, Depth::Full)
+}
+
+/// How much of each deal [`gather_with`] reads.
+#[derive(Clone, Copy, PartialEq)]
+enum Depth {
+    /// Everything, the organization's average looked up when not scanned.
+    Full,
+    /// Everything, against an average already known (a ranked page, re-read in full).
+    FullWithAverage(f64),
+    /// What the score needs: overdue tasks come without ids or titles, which saves a table
+    /// lookup per overdue task when ranking every open deal.
+    Score,
+}
+
+fn gather_with(
+    conn: &Connection,
+    org_id: &str,
+    scope: Scope<'_>,
+    now: Millis,
+    depth: Depth,
+) -> DomainResult<Vec<GatheredDeal>> {
     // Scoring every open deal reads them all anyway, so their average comes from the scan.
-    let average = match scope {
-        Scope::Ids(_) => average_open_value(conn, org_id)?,
-        Scope::AllOpen => 0.0,
+    let average = match (&scope, depth) {
+        (_, Depth::FullWithAverage(average)) => average,
+        (Scope::Ids(_), _) => average_open_value(conn, org_id)?,
+        (Scope::AllOpen, _) => 0.0,
     };
     let stages: HashMap<String, StageRef> = {
         let mut stmt =
@@ -101,33 +130,47 @@ pub fn gather(
         rows.collect::<rusqlite::Result<_>>()?
     };
     let unknown_stage: StageRef = (Arc::from(""), Arc::from(""), None);
-    let (deal_filter, mut values): (String, Vec<rusqlite::types::Value>) = match &scope {
+    let (filter, ids): (String, Vec<rusqlite::types::Value>) = match &scope {
         Scope::Ids(ids) => (
-            format!("d.id IN ({})", vec!["?"; ids.len().max(1)].join(", ")),
+            format!("IN ({})", vec!["?"; ids.len().max(1)].join(", ")),
             if ids.is_empty() {
                 vec![rusqlite::types::Value::Null]
             } else {
                 ids.iter().map(|i| i.clone().into()).collect()
             },
         ),
-        Scope::AllOpen => ("d.status = 'open'".into(), Vec::new()),
+        Scope::AllOpen => (String::new(), Vec::new()),
     };
-    values.insert(0, org_id.to_string().into());
-    let expected: i64 = match scope {
-        Scope::Ids(ids) => ids.len() as i64,
+    let with_org = |extra: &[rusqlite::types::Value]| {
+        let mut all = vec![rusqlite::types::Value::from(org_id.to_string())];
+        all.extend(extra.iter().cloned());
+        all.extend(ids.iter().cloned());
+        all
+    };
+    // Sized up front: growing a vector of 100,000 deals by doubling copies them all twice over.
+    let expected = match scope {
+        Scope::Ids(ids) => ids.len(),
         Scope::AllOpen => conn
             .prepare_cached("SELECT COUNT(*) FROM deals WHERE org_id = ?1 AND status = 'open'")?
-            .query_row(params![org_id], |r| r.get(0))?,
+            .query_row(params![org_id], |r| r.get::<_, i64>(0))?
+            .max(0) as usize,
     };
-    let mut deals: Vec<GatheredDeal> = Vec::with_capacity(expected.max(0) as usize);
+    let mut deals: Vec<GatheredDeal> = Vec::with_capacity(expected);
     {
+        // Every open deal comes in id order from the covering index. A few deals by id are
+        // looked up by primary key and sorted afterwards: the `+` keeps SQLite from walking the
+        // whole organization in that covering index instead, which it otherwise prefers.
+        let deal_filter = match scope {
+            Scope::Ids(_) => format!("+d.org_id = ? AND d.id {filter}"),
+            Scope::AllOpen => "d.org_id = ? AND d.status = 'open' ORDER BY d.id".into(),
+        };
         let sql = format!(
             "SELECT d.id, d.status, d.value, d.stage_id, d.stage_entered_at,
                     coalesce(d.last_activity_at, d.created_at), d.expected_close_date, d.lead_id
-             FROM deals d WHERE d.org_id = ? AND {deal_filter}"
+             FROM deals d WHERE {deal_filter}"
         );
         let mut stmt = conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query(params_from_iter(values.iter()))?;
+        let mut rows = stmt.query(params_from_iter(with_org(&[])))?;
         // Read by reference where possible: this loop runs once per open deal when ranking.
         while let Some(r) = rows.next()? {
             let (stage_id, stage_name, rotting_days) = stages
@@ -154,7 +197,13 @@ pub fn gather(
                         .as_str_or_null()?
                         .and_then(timefmt::date_to_ms),
                     average_open_value: average,
-                    ..DealFacts::default()
+                    // Spelled out rather than `..Default::default()`, which would build (and
+                    // drop) a default stage name for every deal scanned.
+                    overdue_tasks: Vec::new(),
+                    open_tasks: 0,
+                    last_reply_at: None,
+                    last_open_at: None,
+                    contact_name: None,
                 },
                 stage_id,
                 overdue_task_ids: Vec::new(),
@@ -165,58 +214,64 @@ pub fn gather(
     if deals.is_empty() {
         return Ok(deals);
     }
-    if let Scope::AllOpen = scope {
+    if let Scope::Ids(_) = scope {
+        deals.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    }
+    if let (Scope::AllOpen, Depth::Full | Depth::Score) = (&scope, depth) {
         let average = deals.iter().map(|d| d.facts.value as f64).sum::<f64>() / deals.len() as f64;
         for d in &mut deals {
             d.facts.average_open_value = average;
         }
     }
-    let index: HashMap<&str, usize> = deals
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (d.id.as_str(), i))
-        .collect();
-    // Tasks and engagement are collected by deal position, then applied, so the index can
-    // borrow the deals' ids while they are read.
-    let mut open_counts: Vec<(usize, i64)> = Vec::new();
-    let mut overdue_rows: Vec<(usize, String, Millis, String)> = Vec::new();
-    let mut engagement_rows: Vec<(usize, String, bool, Millis)> = Vec::new();
-    let (task_filter, task_values): (String, Vec<rusqlite::types::Value>) = match &scope {
-        Scope::Ids(ids) => (
-            format!("deal_id IN ({})", vec!["?"; ids.len()].join(", ")),
-            ids.iter().map(|i| i.clone().into()).collect(),
-        ),
-        Scope::AllOpen => ("deal_id IS NOT NULL".into(), Vec::new()),
-    };
     {
-        // Open tasks per deal (from the covering index), then only the overdue ones in full.
-        let mut all = vec![rusqlite::types::Value::from(org_id.to_string())];
-        all.extend(task_values.iter().cloned());
-        let sql = format!(
-            "SELECT deal_id, COUNT(*) FROM tasks WHERE org_id = ? AND status = 'open' AND {task_filter} GROUP BY deal_id"
-        );
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query(params_from_iter(all.iter()))?;
-        while let Some(r) = rows.next()? {
-            if let Some(&i) = index.get(r.get_ref(0)?.as_str()?) {
-                open_counts.push((i, r.get(1)?));
+        // Open tasks in deal order, overdue ones first within a deal. Only overdue tasks need
+        // their id and title, so only they are looked up in the table (SQLite defers the seek);
+        // scoring alone reads nothing but the covering index.
+        let task_filter = match scope {
+            Scope::Ids(_) => format!("deal_id {filter}"),
+            Scope::AllOpen => "deal_id IS NOT NULL".into(),
+        };
+        let detail = match depth {
+            Depth::Score => "NULL, NULL",
+            Depth::Full | Depth::FullWithAverage(_) => {
+                "CASE WHEN due_at < ?2 THEN id END, CASE WHEN due_at < ?2 THEN title END"
             }
-        }
-        all.push(now.into());
+        };
         let sql = format!(
-            "SELECT deal_id, id, title, due_at FROM tasks
-             WHERE org_id = ? AND status = 'open' AND {task_filter} AND due_at < ?"
+            "SELECT deal_id, due_at, {detail}
+             FROM tasks WHERE org_id = ?1 AND status = 'open' AND {task_filter}
+             ORDER BY deal_id, due_at"
         );
         let mut stmt = conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query(params_from_iter(all.iter()))?;
+        let now_param = match depth {
+            Depth::Score => Vec::new(),
+            Depth::Full | Depth::FullWithAverage(_) => vec![now.into()],
+        };
+        let mut rows = stmt.query(params_from_iter(with_org(&now_param)))?;
+        let mut at = 0;
         while let Some(r) = rows.next()? {
-            if let Some(&i) = index.get(r.get_ref(0)?.as_str()?) {
-                overdue_rows.push((i, r.get(2)?, r.get(3)?, r.get(1)?));
+            let deal_id = r.get_ref(0)?.as_str()?;
+            while at < deals.len() && deals[at].id.as_str() < deal_id {
+                at += 1;
+            }
+            let Some(d) = deals.get_mut(at).filter(|d| d.id == deal_id) else {
+                // A task of a deal outside the scope (a closed one, when ranking).
+                continue;
+            };
+            d.facts.open_tasks += 1;
+            if let Some(id) = r.get_ref(2)?.as_str_or_null()? {
+                d.overdue_task_ids.push(id.to_string());
+                d.facts.overdue_tasks.push((r.get(3)?, r.get(1)?));
+            } else if depth == Depth::Score
+                && r.get::<_, Option<Millis>>(1)?.is_some_and(|due| due < now)
+            {
+                d.facts.overdue_tasks.push((String::new(), r.get(1)?));
             }
         }
     }
     {
         let window = now - ENGAGEMENT_WINDOW_DAYS.max(HIGH_ENGAGEMENT_WINDOW_DAYS) * DAY_MS;
+        let engaged_since = now - HIGH_ENGAGEMENT_WINDOW_DAYS * DAY_MS;
         let mut stmt = conn.prepare_cached(
             "SELECT deal_id, id, type, occurred_at FROM activities
              WHERE org_id = ?1 AND type IN ('email_opened', 'email_received') AND occurred_at >= ?2
@@ -225,50 +280,20 @@ pub fn gather(
         )?;
         let mut rows = stmt.query(params![org_id, window])?;
         while let Some(r) = rows.next()? {
-            let Some(&i) = index.get(r.get_ref(0)?.as_str()?) else {
+            let deal_id = r.get_ref(0)?.as_str()?;
+            let Ok(i) = deals.binary_search_by(|d| d.id.as_str().cmp(deal_id)) else {
                 continue;
             };
-            engagement_rows.push((
-                i,
-                r.get(1)?,
-                r.get_ref(2)?.as_str()? == "email_received",
-                r.get(3)?,
-            ));
-        }
-    }
-    drop(index);
-    for (i, count) in open_counts {
-        deals[i].facts.open_tasks = count;
-    }
-    for (i, title, due, id) in overdue_rows {
-        deals[i].facts.overdue_tasks.push((title, due));
-        deals[i].overdue_task_ids.push(id);
-    }
-    for d in &mut deals {
-        if d.facts.overdue_tasks.len() > 1 {
-            let mut pairs: Vec<((String, Millis), String)> = d
-                .facts
-                .overdue_tasks
-                .drain(..)
-                .zip(d.overdue_task_ids.drain(..))
-                .collect();
-            pairs.sort_by_key(|((_, due), _)| *due);
-            for (t, id) in pairs {
-                d.facts.overdue_tasks.push(t);
-                d.overdue_task_ids.push(id);
+            let d = &mut deals[i];
+            let at: Millis = r.get(3)?;
+            if r.get_ref(2)?.as_str()? == "email_received" {
+                d.facts.last_reply_at = Some(at);
+            } else {
+                d.facts.last_open_at = Some(at);
             }
-        }
-    }
-    let engaged_since = now - HIGH_ENGAGEMENT_WINDOW_DAYS * DAY_MS;
-    for (i, id, reply, at) in engagement_rows {
-        let d = &mut deals[i];
-        if reply {
-            d.facts.last_reply_at = Some(at);
-        } else {
-            d.facts.last_open_at = Some(at);
-        }
-        if at >= engaged_since {
-            d.recent_engagement.push(id);
+            if at >= engaged_since {
+                d.recent_engagement.push(r.get(1)?);
+            }
         }
     }
     Ok(deals)
@@ -356,7 +381,15 @@ pub fn at_risk(
     paging: Paging,
     now: Millis,
 ) -> DomainResult<ListPage<DealIntelligence>> {
-    let gathered = gather(conn, org_id, Scope::AllOpen, now)?;
+    let gathered = gather_with(conn, org_id, Scope::AllOpen, now, Depth::Score)?;
+    let Some(average) = gathered.first().map(|d| d.facts.average_open_value) else {
+        return Ok(ListPage {
+            items: Vec::new(),
+            paging,
+            total: 0,
+        });
+    };
+    // Deals come ordered by id, so their position breaks ties as their id would.
     let mut scored: Vec<(i64, Millis, usize)> = gathered
         .iter()
         .enumerate()
@@ -366,9 +399,7 @@ pub fn at_risk(
     let total = scored.len() as i64;
     // Only the requested page needs ordering: partition the rest away first.
     let order = |a: &(i64, Millis, usize), b: &(i64, Millis, usize)| {
-        b.0.cmp(&a.0)
-            .then(a.1.cmp(&b.1))
-            .then(gathered[a.2].id.cmp(&gathered[b.2].id))
+        b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2))
     };
     let wanted = ((paging.offset() + paging.limit()) as usize).min(scored.len());
     if wanted > 0 && wanted < scored.len() {
@@ -376,12 +407,23 @@ pub fn at_risk(
         scored.truncate(wanted);
     }
     scored.sort_by(order);
-    let mut page: Vec<GatheredDeal> = scored
+    let ids: Vec<String> = scored
         .iter()
         .skip(paging.offset() as usize)
         .take(paging.limit() as usize)
-        .map(|(_, _, i)| gathered[*i].clone())
+        .map(|(_, _, i)| gathered[*i].id.clone())
         .collect();
+    drop(gathered);
+    // The page is re-read in full (task ids and titles for the suggested actions), in the same
+    // snapshot, then put back in ranked order.
+    let mut page = gather_with(
+        conn,
+        org_id,
+        Scope::Ids(&ids),
+        now,
+        Depth::FullWithAverage(average),
+    )?;
+    page.sort_by_key(|d| ids.iter().position(|id| *id == d.id));
     add_contacts(conn, &mut page)?;
     Ok(ListPage {
         items: page.iter().map(|d| intelligence_of(d, now)).collect(),

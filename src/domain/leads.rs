@@ -186,6 +186,7 @@ const LIST: ListSource = ListSource {
     columns: COLUMNS,
     from: "leads",
     id: "id",
+    count_from: None,
 };
 
 /// Maps a row of [`COLUMNS`].

@@ -110,6 +110,7 @@ const LIST: ListSource = ListSource {
     columns: COLUMNS,
     from: "deal_memory",
     id: "id",
+    count_from: None,
 };
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<MemoryEntry> {

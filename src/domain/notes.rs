@@ -65,6 +65,7 @@ const LIST: ListSource = ListSource {
     columns: COLUMNS,
     from: "notes",
     id: "id",
+    count_from: None,
 };
 
 /// Maps a row of [`COLUMNS`].

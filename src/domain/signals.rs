@@ -49,6 +49,7 @@ const LIST: ListSource = ListSource {
     columns: COLUMNS,
     from: "signals",
     id: "id",
+    count_from: None,
 };
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Signal> {

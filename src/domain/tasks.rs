@@ -142,6 +142,7 @@ const LIST: ListSource = ListSource {
     columns: COLUMNS,
     from: "tasks",
     id: "id",
+    count_from: None,
 };
 
 /// A row mapper that knows "now", to say whether a task is overdue.

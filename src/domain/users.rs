@@ -85,6 +85,7 @@ const LIST: ListSource = ListSource {
     columns: COLUMNS,
     from: "users",
     id: "id",
+    count_from: None,
 };
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {

@@ -119,6 +119,7 @@ const LIST: ListSource = ListSource {
     columns: COLUMNS,
     from: "webhooks",
     id: "id",
+    count_from: None,
 };
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Webhook> {
@@ -371,6 +372,7 @@ const DELIVERY_LIST: ListSource = ListSource {
     columns: DELIVERY_COLUMNS,
     from: "webhook_deliveries",
     id: "id",
+    count_from: None,
 };
 
 fn delivery_from_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
