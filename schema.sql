@@ -487,3 +487,11 @@ CREATE TRIGGER deals_open_totals_update AFTER UPDATE OF status, value ON deals
         SELECT NEW.org_id, 1, NEW.value WHERE NEW.status = 'open'
         ON CONFLICT (org_id) DO UPDATE SET deals = deals + 1, value = value + excluded.value;
 END;
+
+-- How far the event log has been pruned (retention): a stream resuming from before this seq
+-- cannot be replayed exactly and is told so with a reset event.
+CREATE TABLE event_log_state (
+    id             INTEGER PRIMARY KEY CHECK (id = 1),
+    pruned_through INTEGER NOT NULL
+) STRICT;
+INSERT INTO event_log_state (id, pruned_through) VALUES (1, 0);

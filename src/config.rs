@@ -97,6 +97,11 @@ pub struct ServeConfig {
     #[arg(long, env = "CLOZUP_SSE_KEEPALIVE", default_value = "15s", value_parser = parse_duration)]
     pub sse_keepalive: Duration,
 
+    /// How long the event log keeps events. Older ones are pruned hourly; a stream asked to
+    /// resume from before the pruned point gets a `reset` event first.
+    #[arg(long, env = "CLOZUP_EVENT_RETENTION", default_value = "30d", value_parser = parse_duration)]
+    pub event_retention: Duration,
+
     /// Ranges webhooks may reach although private or loopback (repeatable), e.g. 127.0.0.0/8.
     /// Only at start-up, never through the API; each is logged as a warning.
     #[arg(
@@ -162,6 +167,7 @@ impl ServeConfig {
             sse_max: 2000,
             sse_lifetime: Duration::from_secs(3600),
             sse_keepalive: Duration::from_secs(15),
+            event_retention: Duration::from_secs(30 * 86_400),
             webhook_allow_cidr: Vec::new(),
             webhook_retry_schedule: ["5s", "5m", "30m", "2h", "5h", "10h", "10h"]
                 .iter()

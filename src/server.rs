@@ -188,7 +188,8 @@ pub async fn run(state: Arc<AppState>, acceptor: TcpAcceptor) -> std::io::Result
         .await
 }
 
-/// Periodic work: the buying-signal sweep, and clean-up of expired idempotency records.
+/// Periodic work: the buying-signal sweep; hourly, clean-up of expired idempotency records and
+/// pruning of the event log to its retention.
 fn spawn_housekeeping(state: Arc<AppState>) {
     let sweeper = state.clone();
     tokio::spawn(async move {
@@ -226,6 +227,13 @@ fn spawn_housekeeping(state: Arc<AppState>) {
                 .await
             {
                 tracing::warn!("idempotency clean-up failed: {e}");
+            }
+            let db = state.db.clone();
+            let before = now - state.config.event_retention.as_millis() as i64;
+            match crate::db::run_blocking(move || crate::domain::events::prune(&db, before)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(pruned = n, "event log pruned to its retention"),
+                Err(e) => tracing::warn!("event log pruning failed: {e}"),
             }
         }
     });

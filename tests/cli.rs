@@ -4,94 +4,11 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use common::binary::{get, serve, BIN};
 use common::TempDir;
-
-const BIN: &str = env!("CARGO_BIN_EXE_clozup");
-
-/// A `clozup serve` process with its stderr lines arriving on a channel; killed if a test
-/// fails before stopping it.
-struct Served {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    addr: String,
-    stderr: Vec<String>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn serve(db: &std::path::Path, extra: &[&str]) -> Served {
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--db",
-        ])
-        .arg(db)
-        .args(extra)
-        .env_remove("CLOZUP_RATE_LIMIT")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start clozup");
-    let (tx, lines) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let Ok(line) = lines.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("server never said it was listening: {seen:?}");
-        };
-        if line.contains("listening") && line.contains("\"bind\"") {
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-            let addr = v["bind"].as_str().unwrap().to_string();
-            seen.push(line);
-            return Served {
-                child,
-                lines,
-                addr,
-                stderr: seen,
-            };
-        }
-        seen.push(line);
-    }
-}
-
-fn get(addr: &str, path: &str, key: &str) -> (u16, String) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut r = agent
-        .get(format!("http://{addr}{path}"))
-        .header("authorization", format!("Bearer {key}"))
-        .call()
-        .unwrap();
-    (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
-}
 
 fn sigterm(child: &Child) {
     let status = Command::new("kill")

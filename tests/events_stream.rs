@@ -184,3 +184,54 @@ fn keep_alives_flow_while_idle() {
     }
     assert!(seen.starts_with("retry: 3000\n\n"), "{seen}");
 }
+
+#[test]
+fn resuming_from_before_the_retention_gets_a_reset_then_everything_kept() {
+    let s = TestServer::start();
+    let k = s.admin_key.clone();
+    for i in 0..3 {
+        s.post("/companies", &k, json!({"name": format!("Old {i}")}))
+            .data(201);
+    }
+    let day = 86_400_000;
+    s.clock.advance(31 * day);
+    for i in 0..2 {
+        s.post("/companies", &k, json!({"name": format!("New {i}")}))
+            .data(201);
+    }
+    // What the hourly housekeeping runs, with the default 30-day retention.
+    let retention = s.state.config.event_retention.as_millis() as i64;
+    let pruned = clozup::domain::events::prune(&s.state.db, s.clock_now() - retention).unwrap();
+    assert_eq!(pruned, 3);
+    assert_eq!(s.count("SELECT COUNT(*) FROM events"), 2);
+
+    let stream = Stream::open(&s, "", &k, &[("last-event-id", "1")]);
+    let (id, kind, data) = stream.next_event().unwrap();
+    assert_eq!((id, kind.as_str()), (3, "reset"));
+    assert_eq!(data["requested_after"], 1);
+    assert_eq!(data["pruned_through"], 3);
+    let (id, _, data) = stream.next_event().unwrap();
+    assert_eq!(
+        (id, data["data"]["object"]["name"].as_str()),
+        (4, Some("New 0"))
+    );
+    assert_eq!(stream.next_event().unwrap().0, 5);
+    // Live afterwards, and numbering carries on past what was pruned.
+    s.post("/companies", &k, json!({"name": "Live"})).data(201);
+    assert_eq!(stream.next_event().unwrap().0, 6);
+
+    // Resuming from inside what was kept replays exactly, with no reset.
+    let stream = Stream::open(&s, "?after=4", &k, &[]);
+    let (id, kind, _) = stream.next_event().unwrap();
+    assert_eq!((id, kind.as_str()), (5, "company.created"));
+    assert_eq!(stream.next_event().unwrap().0, 6);
+
+    // Pruning everything keeps the numbering too.
+    s.clock.advance(31 * day);
+    let all = clozup::domain::events::prune(&s.state.db, s.clock_now() - retention).unwrap();
+    assert_eq!(all, 3);
+    s.post("/companies", &k, json!({"name": "After"})).data(201);
+    let log = s.get("/events/log", &k).data(200);
+    assert_eq!(log.as_array().unwrap().len(), 1);
+    assert_eq!(log[0]["seq"], 7);
+}

@@ -3,112 +3,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::receiver::{Received, Receiver};
 use common::TestServer;
 use serde_json::{json, Value};
-
-/// What the receiver saw of one request.
-#[derive(Debug)]
-struct Received {
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Received {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("")
-    }
-}
-
-/// A tiny HTTP receiver answering each request with the next status of `script` (the last one
-/// repeats).
-struct Receiver {
-    url: String,
-    requests: mpsc::Receiver<Received>,
-}
-
-impl Receiver {
-    fn start(script: Vec<u16>) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let (tx, requests) = mpsc::channel();
-        let script = Arc::new(Mutex::new(script));
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { return };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                if reader.read_line(&mut line).is_err() {
-                    continue;
-                }
-                let mut headers = Vec::new();
-                loop {
-                    let mut h = String::new();
-                    reader.read_line(&mut h).unwrap();
-                    let h = h.trim_end().to_string();
-                    if h.is_empty() {
-                        break;
-                    }
-                    let (n, v) = h.split_once(':').unwrap();
-                    headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
-                }
-                let len: usize = headers
-                    .iter()
-                    .find(|(n, _)| n == "content-length")
-                    .map_or(0, |(_, v)| v.parse().unwrap());
-                let mut body = vec![0u8; len];
-                reader.read_exact(&mut body).unwrap();
-                let status = {
-                    let mut s = script.lock().unwrap();
-                    if s.len() > 1 {
-                        s.remove(0)
-                    } else {
-                        s[0]
-                    }
-                };
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
-                );
-                if tx
-                    .send(Received {
-                        headers,
-                        body: String::from_utf8(body).unwrap(),
-                    })
-                    .is_err()
-                {
-                    return;
-                }
-            }
-        });
-        Receiver { url, requests }
-    }
-
-    /// The next request, moving the server's clock along meanwhile so retries come due.
-    fn next(&self, s: &TestServer) -> Received {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = self.requests.recv_timeout(Duration::from_millis(20)) {
-                return r;
-            }
-            assert!(std::time::Instant::now() < deadline, "no delivery arrived");
-            s.clock.advance(1000);
-        }
-    }
-
-    fn nothing_within(&self, d: Duration) -> bool {
-        self.requests.recv_timeout(d).is_err()
-    }
-}
 
 fn fast_retries(allow_loopback: bool) -> TestServer {
     TestServer::start_with(|c| {
@@ -471,4 +371,174 @@ fn redirects_are_not_followed() {
         .data(201);
     let d = wait_delivery(&s, &wh, "failed");
     assert_eq!(d["last_status_code"], 302);
+}
+
+#[test]
+fn a_receiver_that_was_down_gets_every_event_once_it_is_back() {
+    let s = fast_retries(true);
+    // A port with nothing listening on it yet.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let created = s
+        .post(
+            "/webhooks",
+            &s.admin_key,
+            json!({"url": format!("http://127.0.0.1:{port}/hook")}),
+        )
+        .data(201);
+    let (wh, secret) = (
+        created["id"].as_str().unwrap().to_string(),
+        created["secret"].as_str().unwrap().to_string(),
+    );
+    let mut events: Vec<String> = (0..3)
+        .map(|i| {
+            s.post("/companies", &s.admin_key, json!({"name": format!("C{i}")}))
+                .data(201);
+            s.get("/events/log", &s.admin_key).data(200)[i]["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    // Each attempt is refused and recorded; the clock stands still, so no retry comes due yet.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ds = s
+            .get(&format!("/webhooks/{wh}/deliveries"), &s.admin_key)
+            .data(200);
+        let ds = ds.as_array().unwrap();
+        if ds.len() == 3 && ds.iter().all(|d| d["attempts"] == 1) {
+            assert!(ds.iter().all(|d| d["status"] == "pending"
+                && d["last_status_code"].is_null()
+                && !d["last_error"].as_str().unwrap_or("").is_empty()));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "attempts never recorded: {ds:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The receiver comes up on that port; the retries find it.
+    let rx = Receiver::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), vec![200]);
+    let mut got: Vec<String> = (0..3)
+        .map(|_| {
+            let r = rx.next(&s);
+            assert!(verify(&r, &secret));
+            r.header("webhook-id").to_string()
+        })
+        .collect();
+    got.sort();
+    events.sort();
+    assert_eq!(got, events, "every event, under its own id");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ds = s
+            .get(&format!("/webhooks/{wh}/deliveries"), &s.admin_key)
+            .data(200);
+        let ds = ds.as_array().unwrap();
+        if ds.iter().all(|d| d["status"] == "succeeded") {
+            assert!(ds.iter().all(|d| d["attempts"] == 2), "{ds:?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not all recorded: {ds:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn deliveries_resume_after_the_server_is_killed_mid_schedule() {
+    use common::binary::{get, serve};
+    let dir = common::TempDir::new();
+    let db = dir.path().join("kill.sqlite");
+    let key_file = dir.path().join("admin.key");
+    let args = [
+        "--admin-key-file",
+        key_file.to_str().unwrap(),
+        "--webhook-allow-cidr",
+        "127.0.0.0/8",
+        "--webhook-retry-schedule",
+        "300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms",
+        "--webhook-poll",
+        "50ms",
+    ];
+    let rx = Receiver::start(vec![500]);
+    let first = serve(&db, &args);
+    let key = std::fs::read_to_string(&key_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let post = |addr: &str, path: &str, body: Value| -> Value {
+        let mut r = agent
+            .post(format!("http://{addr}/api/v1{path}"))
+            .header("authorization", format!("Bearer {key}"))
+            .send_json(body)
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        r.body_mut().read_json::<Value>().unwrap()["data"].clone()
+    };
+    let secret = post(&first.addr, "/webhooks", json!({"url": rx.url}))["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for i in 0..5 {
+        post(&first.addr, "/companies", json!({"name": format!("C{i}")}));
+    }
+    let (status, log) = get(&first.addr, "/api/v1/events/log", &key);
+    assert_eq!(status, 200);
+    let log: Value = serde_json::from_str(&log).unwrap();
+    let mut events: Vec<String> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "company.created")
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(events.len(), 5);
+    // Mid-schedule: every event has failed at least once, none has succeeded.
+    let mut failed = std::collections::HashSet::new();
+    while failed.len() < 5 {
+        failed.insert(rx.wait().header("webhook-id").to_string());
+    }
+    let mut first = first;
+    first.child.kill().unwrap(); // SIGKILL: no shutdown, no flush beyond what was committed
+    first.child.wait().unwrap();
+    while !rx.nothing_within(Duration::from_millis(10)) {}
+    rx.answer(200);
+
+    let second = serve(&db, &args);
+    let mut delivered = std::collections::HashSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while delivered.len() < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "delivered only {delivered:?}"
+        );
+        let r = rx.wait();
+        assert!(
+            verify(&r, &secret),
+            "signed by the same secret after the restart"
+        );
+        let id = r.header("webhook-id").to_string();
+        assert!(events.contains(&id), "an unknown webhook-id {id}");
+        delivered.insert(id);
+    }
+    let mut delivered: Vec<String> = delivered.into_iter().collect();
+    delivered.sort();
+    events.sort();
+    assert_eq!(
+        delivered, events,
+        "every event arrived, each under its event's id"
+    );
+    drop(second);
 }

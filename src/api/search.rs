@@ -62,7 +62,10 @@ impl EventsApi {
     /// `event: <type>`, `data: <event JSON>`, after a `retry:` hint, with a `:` keep-alive while
     /// idle. `types` filters with wildcards (`deal.*,signal.detected`). Resume with the
     /// `Last-Event-ID` header (or `after=<seq>`): missed events are replayed from the log, then
-    /// the stream goes live with no gap and no duplicate. A client that falls far behind is
+    /// the stream goes live with no gap and no duplicate. Resuming from before the log's
+    /// retention (`--event-retention`, 30 days by default) first sends `event: reset` with
+    /// `pruned_through` as its id: refetch current state, then carry on from the frames that
+    /// follow. A client that falls far behind is
     /// disconnected rather than buffered without bound, and resumes from its last id. Streams
     /// end when the server shuts down, when the credential is revoked, and after their maximum
     /// lifetime; too many streams per credential (or in all) is a 429.

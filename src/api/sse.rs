@@ -100,6 +100,28 @@ pub fn open(
             }
         };
         if start.after.is_some() {
+            // Resuming from before what retention kept: say so, so the client resyncs its state
+            // instead of trusting a replay with a hole in it, then replay everything kept.
+            let db = state.db.clone();
+            let pruned = crate::db::run_blocking(move || db.read_blocking(events::pruned_through))
+                .await
+                .unwrap_or(0);
+            if last < pruned {
+                let reset = serde_json::json!({
+                    "type": "reset",
+                    "reason": "events_pruned",
+                    "requested_after": last,
+                    "pruned_through": pruned,
+                    "detail": "Events up to this seq are past the log's retention and cannot be \
+                               replayed; refetch current state, then continue from here.",
+                });
+                if !send(format!("id: {pruned}\nevent: reset\ndata: {reset}\n\n").into_bytes())
+                    .await
+                {
+                    return;
+                }
+                last = pruned;
+            }
             loop {
                 let (db, org, patterns) = (state.db.clone(), org.clone(), start.patterns.clone());
                 let page = crate::db::run_blocking(move || {

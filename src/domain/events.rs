@@ -240,11 +240,59 @@ pub fn list(
     filters.fetch_page(conn, &LIST, sort, paging, from_row)
 }
 
-/// The highest `seq` in the log (0 when empty).
+/// The highest `seq` ever given out (0 before the first event), which pruning cannot lower.
 pub fn last_seq(db: &crate::db::Db) -> DomainResult<i64> {
     db.read_blocking(|c| {
-        Ok(c.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))?)
+        Ok(c.query_row(
+            "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)",
+            [],
+            |r| r.get(0),
+        )?)
     })
+}
+
+/// The last `seq` pruned from the log (0 when nothing was): events up to it are gone.
+pub fn pruned_through(conn: &Connection) -> DomainResult<i64> {
+    Ok(conn
+        .prepare_cached("SELECT pruned_through FROM event_log_state WHERE id = 1")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// Events deleted per write transaction when pruning, so the writer is never held for long.
+const PRUNE_BATCH: i64 = 5_000;
+
+/// Prunes the log's oldest events: everything before the first event created at or after
+/// `before` (a prefix by `seq`, so the pruned point is one number). Returns how many went.
+pub fn prune(db: &crate::db::Db, before: Millis) -> DomainResult<usize> {
+    let mut pruned = 0;
+    loop {
+        let deleted = db.write_blocking(|tx| {
+            let cut: i64 = tx.query_row(
+                "SELECT coalesce(
+                     (SELECT seq - 1 FROM events WHERE created_at >= ?1 ORDER BY seq LIMIT 1),
+                     (SELECT max(seq) FROM events), 0)",
+                params![before],
+                |r| r.get(0),
+            )?;
+            let deleted = tx.execute(
+                "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= ?1 ORDER BY seq LIMIT ?2)",
+                params![cut, PRUNE_BATCH],
+            )?;
+            if deleted > 0 {
+                tx.execute(
+                    "UPDATE event_log_state SET pruned_through = max(pruned_through,
+                         coalesce((SELECT min(seq) - 1 FROM events WHERE seq <= ?1 + 1), ?1))
+                     WHERE id = 1",
+                    params![cut],
+                )?;
+            }
+            Ok(deleted)
+        })?;
+        pruned += deleted;
+        if deleted < PRUNE_BATCH as usize {
+            return Ok(pruned);
+        }
+    }
 }
 
 /// Every organization's events after `after`, oldest first, at most one page (for the fan-out).

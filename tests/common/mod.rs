@@ -1,6 +1,9 @@
 //! Test fixtures: a real server on a real socket over a real SQLite file, and a real HTTP client.
 #![allow(dead_code)] // each test binary uses a different part of the fixtures
 
+pub mod binary;
+pub mod receiver;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
