@@ -495,3 +495,53 @@ CREATE TABLE event_log_state (
     pruned_through INTEGER NOT NULL
 ) STRICT;
 INSERT INTO event_log_state (id, pruned_through) VALUES (1, 0);
+
+-- migration: 6
+-- Per-deal email inboxes and their messages. An outbound message is queued in the same
+-- transaction as its event; the row itself is the outbox entry the sender works through.
+CREATE TABLE email_inboxes (
+    id           TEXT PRIMARY KEY,
+    org_id       TEXT NOT NULL REFERENCES organizations(id),
+    deal_id      TEXT NOT NULL UNIQUE REFERENCES deals(id) ON DELETE CASCADE,
+    address      TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    display_name TEXT,
+    created_at   INTEGER NOT NULL
+) STRICT;
+CREATE TABLE emails (
+    id               TEXT PRIMARY KEY,
+    org_id           TEXT NOT NULL REFERENCES organizations(id),
+    deal_id          TEXT NOT NULL REFERENCES deals(id) ON DELETE CASCADE,
+    inbox_id         TEXT NOT NULL REFERENCES email_inboxes(id) ON DELETE CASCADE,
+    direction        TEXT NOT NULL CHECK (direction IN ('outbound', 'inbound')),
+    status           TEXT NOT NULL CHECK (status IN ('queued', 'sending', 'sent', 'failed', 'received')),
+    message_id       TEXT NOT NULL,
+    thread_id        TEXT NOT NULL,
+    in_reply_to      TEXT,
+    refs             TEXT NOT NULL DEFAULT '[]',
+    from_address     TEXT NOT NULL,
+    from_name        TEXT,
+    to_addresses     TEXT NOT NULL DEFAULT '[]',
+    cc_addresses     TEXT NOT NULL DEFAULT '[]',
+    bcc_addresses    TEXT NOT NULL DEFAULT '[]',
+    subject          TEXT NOT NULL DEFAULT '',
+    text_body        TEXT,
+    html_body        TEXT,
+    headers          TEXT NOT NULL DEFAULT '{}',
+    attachments      TEXT NOT NULL DEFAULT '[]',
+    track_opens      INTEGER NOT NULL DEFAULT 0,
+    open_token       TEXT UNIQUE,
+    open_count       INTEGER NOT NULL DEFAULT 0,
+    first_opened_at  INTEGER,
+    last_opened_at   INTEGER,
+    user_id          TEXT,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  INTEGER,
+    last_error       TEXT,
+    sent_at          INTEGER,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    UNIQUE (org_id, message_id)
+) STRICT;
+CREATE INDEX emails_deal ON emails (deal_id, created_at);
+CREATE INDEX emails_thread ON emails (deal_id, thread_id, created_at);
+CREATE INDEX emails_outbox ON emails (status, next_attempt_at) WHERE status IN ('queued', 'sending');

@@ -34,6 +34,40 @@ pub struct ServeConfig {
     #[arg(long, env = "CLOZUP_PUBLIC_URL")]
     pub public_url: Option<String>,
 
+    /// The domain of the deal inboxes' addresses (`<deal-slug>@<domain>`); route its mail to
+    /// `POST /api/v1/inbound/email`.
+    #[arg(
+        long,
+        env = "CLOZUP_EMAIL_DOMAIN",
+        default_value = "inbox.clozup.localhost"
+    )]
+    pub email_domain: String,
+
+    /// Where outbound mail goes: `smtps://user:pass@host:465`, or
+    /// `smtp://user:pass@host:587?tls=required` for STARTTLS. Without it, messages are logged and
+    /// recorded as sent (the `log` transport), so demos work offline.
+    #[arg(long, env = "CLOZUP_SMTP_URL", value_parser = parse_smtp_url)]
+    pub smtp_url: Option<String>,
+
+    /// The bearer token a mail server uses to post raw messages to `/api/v1/inbound/email`.
+    /// Without it, inbound mail is refused.
+    #[arg(long, env = "CLOZUP_INBOUND_TOKEN")]
+    pub inbound_token: Option<String>,
+
+    /// Largest raw inbound message accepted, attachments included.
+    #[arg(long, env = "CLOZUP_INBOUND_LIMIT", default_value_t = 25 << 20)]
+    pub inbound_limit: usize,
+
+    /// Delays between retries of a message the SMTP server refused for now (4xx), comma
+    /// separated; after the last, it is marked failed.
+    #[arg(long, env = "CLOZUP_EMAIL_RETRIES", default_value = "30s,2m,10m,30m,1h,3h,6h",
+          value_delimiter = ',', value_parser = parse_duration)]
+    pub email_retry_schedule: Vec<Duration>,
+
+    /// How often the sender looks for queued messages when idle.
+    #[arg(long, env = "CLOZUP_EMAIL_POLL", default_value = "500ms", value_parser = parse_duration)]
+    pub email_poll: Duration,
+
     /// Rate limit per credential (per client IP before authentication): BURST/PERIOD,
     /// e.g. 30/500ms (30 at once, one more every 500 ms), or `off`.
     #[arg(long, env = "CLOZUP_RATE_LIMIT", default_value = "30/500ms", value_parser = parse_rate_limit)]
@@ -152,6 +186,15 @@ impl ServeConfig {
             db: db.into(),
             bind: "127.0.0.1:8080".parse().expect("valid default address"),
             public_url: None,
+            email_domain: "inbox.clozup.localhost".into(),
+            smtp_url: None,
+            inbound_token: None,
+            inbound_limit: 25 << 20,
+            email_retry_schedule: ["30s", "2m", "10m", "30m", "1h", "3h", "6h"]
+                .iter()
+                .map(|d| parse_duration(d).expect("valid default schedule"))
+                .collect(),
+            email_poll: Duration::from_millis(500),
             rate_limit: parse_rate_limit("30/500ms").expect("valid default limit"),
             body_limit: 1 << 20,
             import_limit: 64 << 20,
@@ -269,6 +312,11 @@ pub fn parse_rate_limit(s: &str) -> Result<RateLimitSetting, String> {
         return Err("the period must be longer than zero".into());
     }
     Ok(RateLimitSetting(Some(Limit { burst, period })))
+}
+
+/// Checks an `--smtp-url` the way the sender will use it, so a bad one stops the start.
+pub fn parse_smtp_url(s: &str) -> Result<String, String> {
+    crate::email::Transport::from_config(Some(s)).map(|_| s.to_string())
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod email;
 pub mod events_bus;
 pub mod ids;
 pub mod intelligence;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub bus: events_bus::EventBus,
     /// Open SSE streams, for their limits.
     pub streams: Arc<events_bus::StreamSlots>,
+    /// Where outbound mail goes.
+    pub mail: email::Transport,
 }
 
 impl AppState {
@@ -51,11 +54,14 @@ impl AppState {
             db,
             clock,
             limiter: api::ratelimit::RateLimiter::new(config.rate_limit.0),
-            config,
             instance_id: ids::new_id("inst"),
             shutdown: Shutdown::new(),
             bus: events_bus::EventBus::new(),
             streams: Arc::default(),
+            // The flag parser has already tried the URL, so a bad one never gets this far.
+            mail: email::Transport::from_config(config.smtp_url.as_deref())
+                .unwrap_or(email::Transport::Log),
+            config,
         }
     }
 }

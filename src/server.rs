@@ -36,6 +36,7 @@ pub fn build_app(state: Arc<AppState>) -> impl Endpoint + 'static {
         .nest("/api/v1/public/docs/ui", ui)
         .nest("/api/v1", service)
         .at("/health", get(health))
+        .at("/t/:token", get(open_pixel))
         .data(state.clone())
         .with(Gate::new(state))
 }
@@ -65,9 +66,38 @@ async fn health(state: poem::web::Data<&Arc<AppState>>) -> poem::Response {
         "status": if ok { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
         "database": database,
+        "email": {
+            "transport": state.mail.name(),
+            "inbound": state.config.inbound_token.is_some(),
+        },
     }))
     .with_status(status)
     .into_response()
+}
+
+/// The open-tracking pixel: records an open of the message behind the token, and answers the
+/// same 1×1 GIF whatever the token, so probing it reveals nothing.
+#[handler]
+async fn open_pixel(
+    state: poem::web::Data<&Arc<AppState>>,
+    token: poem::web::Path<String>,
+) -> poem::Response {
+    // Tokens are `o` + 32 base62 characters; anything else is not worth a database call.
+    if crate::secrets::is_token_shaped(&token.0, "o") {
+        let now = state.clock.now_ms();
+        let token = token.0.clone();
+        if let Err(e) = state
+            .db
+            .write(move |tx| crate::domain::email::record_open(tx, &token, now))
+            .await
+        {
+            tracing::warn!("could not record an email open: {e}");
+        }
+    }
+    poem::Response::builder()
+        .content_type("image/gif")
+        .header("cache-control", "no-store, max-age=0")
+        .body(crate::email::PIXEL_GIF)
 }
 
 /// Installs the global log subscriber (text or JSON lines on stderr).
@@ -179,6 +209,7 @@ pub async fn run(state: Arc<AppState>, acceptor: TcpAcceptor) -> std::io::Result
         tracing::warn!(range = ?cidr, "webhooks may reach this private range (--webhook-allow-cidr)");
     }
     crate::webhooks::spawn(state.clone(), state.config.webhook_workers);
+    crate::email::spawn(state.clone(), state.mail.clone());
     let fanout = state.clone();
     tokio::spawn(async move { fanout.bus.run(fanout.db.clone(), &fanout.shutdown).await });
     let grace = state.config.shutdown_grace;

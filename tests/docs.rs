@@ -111,6 +111,17 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
         "/webhooks/{id}/rotate-secret",
         "rotate_webhook_secret",
     ),
+    ("post", "/deals/{id}/email-inbox", "create_email_inbox"),
+    ("get", "/deals/{id}/email-inbox", "get_email_inbox"),
+    ("get", "/deals/{id}/emails", "list_emails"),
+    ("get", "/deals/{id}/emails/{message_id}", "get_email"),
+    ("post", "/deals/{id}/emails/send", "send_email"),
+    (
+        "post",
+        "/deals/{id}/emails/reply/{message_id}",
+        "reply_to_email",
+    ),
+    ("post", "/inbound/email", "receive_email"),
 ];
 
 #[test]

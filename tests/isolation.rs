@@ -82,7 +82,28 @@ fn seed(s: &TestServer) -> BTreeMap<&'static str, String> {
     let delivery = s
         .post(&format!("/webhooks/{}/test", id(&webhook)), k, json!({}))
         .data(201);
+    let email = s
+        .post(
+            &format!("/deals/{}/emails/send", id(&deal)),
+            k,
+            json!({"to": ["buyer@acme.example"], "subject": "Acme secret", "text": "secret"}),
+        )
+        .data(202);
+    // Sent (by the log transport) before the snapshot, so the sender cannot change it later.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while s
+        .get(&format!("/deals/{}/emails/{}", id(&deal), id(&email)), k)
+        .data(200)["status"]
+        != "sent"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the email was never sent"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     BTreeMap::from([
+        ("email", id(&email)),
         ("companies", id(&co)),
         ("leads", id(&lead)),
         ("pipelines", id(&pipeline)),
@@ -108,6 +129,8 @@ fn body_for(op: &str, b_user: &str) -> Option<Value> {
         "update_note" => Some(json!({"content": "overwritten"})),
         "move_deal" => Some(json!({"stage": "Qualified"})),
         "create_deal_memory" => Some(json!({"content": "injected"})),
+        "send_email" => Some(json!({"to": ["x@example.com"], "subject": "s", "text": "injected"})),
+        "reply_to_email" => Some(json!({"text": "injected"})),
         _ => None,
     }
 }
@@ -116,7 +139,7 @@ fn body_for(op: &str, b_user: &str) -> Option<Value> {
 fn snapshot(s: &TestServer, objects: &BTreeMap<&'static str, String>) -> Vec<String> {
     let mut out: Vec<String> = objects
         .iter()
-        .filter(|(kind, _)| !["stages", "memory", "delivery"].contains(kind))
+        .filter(|(kind, _)| !["stages", "memory", "delivery", "email"].contains(kind))
         .map(|(kind, id)| s.get(&format!("/{kind}/{id}"), &s.admin_key).body)
         .collect();
     out.push(s.count("SELECT COUNT(*) FROM events").to_string());
@@ -126,6 +149,8 @@ fn snapshot(s: &TestServer, objects: &BTreeMap<&'static str, String>) -> Vec<Str
             .to_string(),
     );
     out.push(s.count("SELECT COUNT(*) FROM deal_memory").to_string());
+    out.push(s.count("SELECT COUNT(*) FROM emails").to_string());
+    out.push(s.count("SELECT COUNT(*) FROM email_inboxes").to_string());
     out
 }
 
@@ -152,7 +177,8 @@ fn organization_b_gets_404_on_every_id_of_organization_a() {
             .unwrap_or_else(|| panic!("no seeded object for {path}"));
         let url = path
             .replace("{id}", object_id)
-            .replace("{memory_id}", &objects["memory"]);
+            .replace("{memory_id}", &objects["memory"])
+            .replace("{message_id}", &objects["email"]);
         for (method, op) in item.as_object().unwrap() {
             let op_id = op["operationId"].as_str().unwrap();
             let has_body = op.get("requestBody").is_some();

@@ -41,6 +41,8 @@ const CREDENTIAL_PARAMS: &[&str] = &[
 
 /// The one route that takes bulk uploads, with its own (larger) body limit.
 const IMPORT_PATH: &str = "/api/v1/leads/import";
+/// Raw inbound mail, attachments included, has its own (larger) limit.
+const INBOUND_PATH: &str = "/api/v1/inbound/email";
 
 /// The middleware.
 pub struct Gate {
@@ -227,10 +229,10 @@ impl<E: Endpoint> GateEndpoint<E> {
     /// runs, whether or not it declared its length.
     async fn buffer_body(&self, req: &mut Request) -> Result<(), ApiError> {
         let config = &self.state.config;
-        let limit = if req.uri().path() == IMPORT_PATH {
-            config.import_limit
-        } else {
-            config.body_limit
+        let limit = match req.uri().path() {
+            IMPORT_PATH => config.import_limit,
+            INBOUND_PATH => config.inbound_limit,
+            _ => config.body_limit,
         };
         let declared = req
             .headers()

@@ -18,6 +18,7 @@ mod auth;
 mod companies;
 mod csv;
 mod deals;
+mod email;
 mod intelligence;
 mod leads;
 mod org;
@@ -69,10 +70,12 @@ pub enum ApiTags {
     Performance,
     /// Signed, durable delivery of events to your endpoints.
     Webhooks,
+    /// Per-deal inboxes: send, reply, inbound mail and open tracking.
+    Email,
 }
 
 /// Every API object, in the order they appear in the document.
-pub type Apis = (CoreApis, webhooks::WebhooksApi);
+pub type Apis = (CoreApis, webhooks::WebhooksApi, email::EmailApi);
 
 /// The first sixteen API objects (poem-openapi implements tuples up to sixteen).
 pub type CoreApis = (
@@ -131,6 +134,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
                 analytics::PerformanceApi,
             ),
             webhooks::WebhooksApi,
+            email::EmailApi,
         ),
         "Clozup API",
         env!("CARGO_PKG_VERSION"),

@@ -8,6 +8,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod companies;
 pub mod deals;
+pub mod email;
 pub mod error;
 pub mod events;
 pub mod idempotency;

@@ -3,6 +3,7 @@
 
 pub mod binary;
 pub mod receiver;
+pub mod smtp;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -163,7 +164,11 @@ impl TestServer {
     }
 
     pub fn url(&self, path: &str) -> String {
-        if path.starts_with('/') && !path.starts_with("/api/v1") && path != "/health" {
+        if path.starts_with('/')
+            && !path.starts_with("/api/v1")
+            && !path.starts_with("/t/")
+            && path != "/health"
+        {
             format!("{}/api/v1{path}", self.base)
         } else {
             format!("{}{path}", self.base)

@@ -1,0 +1,347 @@
+//! Mail in and out: the sender that works through queued messages after their transaction has
+//! committed (SMTP through lettre, or the `log` transport), MIME building for outbound mail
+//! with the tracking pixel, and MIME parsing of inbound mail (mail-parser).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::{Message, SmtpTransport, Transport as _};
+use mail_parser::{MessageParser, MimeHeaders};
+
+use crate::domain::email::{self, Attachment, Attempt, Outbound, Parsed};
+use crate::AppState;
+
+/// Messages claimed per round.
+const BATCH: usize = 16;
+/// Longest attachment file name kept, in characters.
+const MAX_FILENAME: usize = 255;
+
+/// Where outbound mail goes.
+#[derive(Clone)]
+pub enum Transport {
+    /// A real SMTP server.
+    Smtp(SmtpTransport),
+    /// Nowhere: each message is logged and recorded as sent (offline demos).
+    Log,
+}
+
+impl Transport {
+    /// The transport `--smtp-url` asks for (the `log` one without it).
+    pub fn from_config(smtp_url: Option<&str>) -> Result<Self, String> {
+        match smtp_url {
+            None => Ok(Self::Log),
+            Some(url) => SmtpTransport::from_url(url)
+                .map(|b| Self::Smtp(b.timeout(Some(Duration::from_secs(30))).build()))
+                .map_err(|e| format!("--smtp-url is not usable: {e}")),
+        }
+    }
+
+    /// `smtp` or `log`, as `/health` reports it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Smtp(_) => "smtp",
+            Self::Log => "log",
+        }
+    }
+}
+
+/// The HTML with the open-tracking pixel added before `</body>` (or at the end).
+fn with_pixel(html: &str, pixel_url: &str) -> String {
+    let img = format!(
+        "<img src=\"{pixel_url}\" width=\"1\" height=\"1\" alt=\"\" style=\"display:none\">"
+    );
+    match html.to_ascii_lowercase().rfind("</body>") {
+        Some(at) => format!("{}{img}{}", &html[..at], &html[at..]),
+        None => format!("{html}{img}"),
+    }
+}
+
+/// Builds the RFC 5322 message for a queued row.
+pub fn build(job: &Outbound, public_url: &str) -> Result<Message, String> {
+    let e = &job.email;
+    let mailbox = |address: &str, name: Option<&String>| -> Result<Mailbox, String> {
+        let addr = address
+            .parse()
+            .map_err(|err| format!("bad address {address}: {err}"))?;
+        Ok(Mailbox::new(name.cloned(), addr))
+    };
+    let mut b = Message::builder()
+        .from(mailbox(&e.from, e.from_name.as_ref())?)
+        .subject(e.subject.clone())
+        .message_id(Some(format!("<{}>", e.message_id)))
+        .date(SystemTime::UNIX_EPOCH + Duration::from_millis(e.created_at.0.max(0) as u64));
+    for to in &e.to {
+        b = b.to(mailbox(to, None)?);
+    }
+    for cc in &e.cc {
+        b = b.cc(mailbox(cc, None)?);
+    }
+    for bcc in &e.bcc {
+        b = b.bcc(mailbox(bcc, None)?);
+    }
+    if let Some(parent) = &e.in_reply_to {
+        b = b.in_reply_to(format!("<{parent}>"));
+    }
+    if !e.references.is_empty() {
+        let chain: Vec<String> = e.references.iter().map(|r| format!("<{r}>")).collect();
+        b = b.references(chain.join(" "));
+    }
+    let text = e.text.clone().unwrap_or_default();
+    let built = match &e.html {
+        Some(html) => {
+            let html = match &job.open_token {
+                Some(token) => with_pixel(html, &format!("{public_url}/t/{token}")),
+                None => html.clone(),
+            };
+            b.multipart(MultiPart::alternative_plain_html(text, html))
+        }
+        None => b.singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(text),
+        ),
+    };
+    built.map_err(|err| format!("cannot build the message: {err}"))
+}
+
+/// One attempt at sending `job`, and what to record about it.
+fn attempt(
+    transport: &Transport,
+    job: &Outbound,
+    public_url: &str,
+    schedule: &[Duration],
+) -> Attempt {
+    let message = match build(job, public_url) {
+        Ok(m) => m,
+        Err(e) => return Attempt::Failed(e),
+    };
+    let result = match transport {
+        Transport::Log => {
+            tracing::info!(
+                email = %job.email.id,
+                to = %job.email.to.join(", "),
+                subject = %job.email.subject,
+                bytes = message.formatted().len(),
+                "email (log transport: not sent anywhere)"
+            );
+            return Attempt::Sent;
+        }
+        Transport::Smtp(smtp) => smtp.send(&message),
+    };
+    match result {
+        Ok(_) => Attempt::Sent,
+        Err(e) => {
+            let error = e.to_string();
+            // `attempts` already counts this one; retries run out with the schedule.
+            let retry = schedule.get((job.email.attempts - 1).max(0) as usize);
+            match retry {
+                Some(delay) if !e.is_permanent() => Attempt::Retry(error, *delay),
+                _ => Attempt::Failed(error),
+            }
+        }
+    }
+}
+
+/// Runs the sender until shutdown on its own thread. Messages a stopped server left `sending`
+/// are queued again first.
+pub fn spawn(state: Arc<AppState>, transport: Transport) {
+    std::thread::spawn(move || {
+        if let Err(e) = state.db.write_blocking(email::requeue_interrupted) {
+            tracing::warn!("could not requeue interrupted emails: {e}");
+        }
+        let public_url = state.config.public_url();
+        loop {
+            if state.shutdown.is_triggered() {
+                return;
+            }
+            let now = state.clock.now_ms();
+            let jobs = match state.db.write_blocking(|tx| email::claim(tx, BATCH, now)) {
+                Ok(j) => j,
+                Err(e) => {
+                    tracing::warn!("email sender could not claim messages: {e}");
+                    Vec::new()
+                }
+            };
+            if jobs.is_empty() {
+                std::thread::sleep(state.config.email_poll);
+                continue;
+            }
+            for job in jobs {
+                let outcome = attempt(
+                    &transport,
+                    &job,
+                    &public_url,
+                    &state.config.email_retry_schedule,
+                );
+                let now = state.clock.now_ms();
+                if let Err(e) = state
+                    .db
+                    .write_blocking(|tx| email::record_attempt(tx, &job, outcome, now))
+                {
+                    tracing::warn!("could not record email {}: {e}", job.email.id);
+                }
+            }
+        }
+    });
+}
+
+/// Why an inbound message was refused.
+#[derive(Debug)]
+pub struct Malformed(pub String);
+
+/// Parses a raw RFC 5322 message: headers, bodies in any charset and transfer encoding,
+/// attachments' metadata. A message without a sender or any recipient is refused.
+pub fn parse_inbound(raw: &[u8]) -> Result<Parsed, Malformed> {
+    let Some(m) = MessageParser::default().parse(raw) else {
+        return Err(Malformed("is not an RFC 5322 message".into()));
+    };
+    if m.headers().is_empty() {
+        return Err(Malformed(
+            "is not an RFC 5322 message: it has no headers".into(),
+        ));
+    }
+    let Some(from) = m
+        .from()
+        .and_then(|a| a.first())
+        .filter(|a| a.address().is_some())
+    else {
+        return Err(Malformed("has no From address".into()));
+    };
+    let addresses = |list: Option<&mail_parser::Address<'_>>| -> Vec<String> {
+        list.map(|a| {
+            a.iter()
+                .filter_map(|x| x.address())
+                .map(|x| x.trim().to_ascii_lowercase())
+                .collect()
+        })
+        .unwrap_or_default()
+    };
+    let to = addresses(m.to());
+    let cc = addresses(m.cc());
+    let mut recipients: Vec<String> = Vec::new();
+    for raw_header in ["Delivered-To", "X-Original-To"] {
+        if let Some(v) = m.header_raw(raw_header) {
+            let v = v.trim().trim_start_matches('<').trim_end_matches('>');
+            recipients.push(v.to_ascii_lowercase());
+        }
+    }
+    recipients.extend(to.iter().cloned());
+    recipients.extend(cc.iter().cloned());
+    recipients.extend(addresses(m.bcc()));
+    if recipients.is_empty() {
+        return Err(Malformed(
+            "names no recipient (To, Cc or Delivered-To)".into(),
+        ));
+    }
+    let ids = |v: &mail_parser::HeaderValue<'_>| -> Vec<String> {
+        match v {
+            mail_parser::HeaderValue::Text(t) => vec![t.to_string()],
+            mail_parser::HeaderValue::TextList(l) => l.iter().map(|t| t.to_string()).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let message_id = match m.message_id() {
+        Some(id) if !id.trim().is_empty() => id.trim().to_string(),
+        // No Message-ID: one derived from the content, so a retried post is still stored once.
+        _ => format!(
+            "{}@missing-message-id.invalid",
+            &crate::secrets::sha256_hex(raw)[..32]
+        ),
+    };
+    let mut headers = BTreeMap::new();
+    if let Some(date) = m.date() {
+        headers.insert("date".into(), date.to_rfc3339());
+    }
+    if let Some(r) = m
+        .reply_to()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+    {
+        headers.insert("reply-to".into(), r.to_ascii_lowercase());
+    }
+    for name in [
+        "List-Id",
+        "Auto-Submitted",
+        "Precedence",
+        "X-Mailer",
+        "User-Agent",
+    ] {
+        if let Some(v) = m.header_raw(name) {
+            headers.insert(name.to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    let attachments = m
+        .attachments()
+        .map(|a| Attachment {
+            filename: a
+                .attachment_name()
+                .map(|n| n.chars().take(MAX_FILENAME).collect()),
+            content_type: a
+                .content_type()
+                .map(|c| match c.subtype() {
+                    Some(sub) => format!("{}/{}", c.ctype(), sub),
+                    None => c.ctype().to_string(),
+                })
+                .unwrap_or_else(|| "application/octet-stream".into())
+                .to_ascii_lowercase(),
+            size: a.contents().len() as i64,
+        })
+        .collect();
+    Ok(Parsed {
+        message_id,
+        in_reply_to: ids(m.in_reply_to()).into_iter().next(),
+        references: ids(m.references()),
+        from: from
+            .address()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase(),
+        from_name: from.name().map(str::to_string).filter(|n| !n.is_empty()),
+        recipients,
+        to,
+        cc,
+        subject: m.subject().unwrap_or_default().to_string(),
+        text: m.body_text(0).map(|t| t.into_owned()),
+        // Only a real text/html part: mail-parser would otherwise render the text as HTML.
+        html: m
+            .html_part(0)
+            .filter(|p| p.is_content_type("text", "html"))
+            .and_then(|p| p.text_contents())
+            .map(str::to_string),
+        headers,
+        attachments,
+    })
+}
+
+/// The 1×1 transparent GIF the tracking pixel answers with.
+pub const PIXEL_GIF: &[u8] = &[
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pixel_goes_before_the_closing_body_tag() {
+        assert_eq!(
+            with_pixel("<html><BODY>Hi</BODY></html>", "http://x/t/o1"),
+            "<html><BODY>Hi<img src=\"http://x/t/o1\" width=\"1\" height=\"1\" alt=\"\" style=\"display:none\"></BODY></html>"
+        );
+        assert!(with_pixel("<p>Hi</p>", "u").starts_with("<p>Hi</p><img src=\"u\""));
+    }
+
+    #[test]
+    fn messages_without_a_sender_or_recipient_are_refused() {
+        assert!(parse_inbound(b"").is_err());
+        let no_from = parse_inbound(b"To: a@x.test\r\nSubject: hi\r\n\r\nbody").unwrap_err();
+        assert!(no_from.0.contains("From"), "{no_from:?}");
+        let no_to = parse_inbound(b"From: a@x.test\r\nSubject: hi\r\n\r\nbody").unwrap_err();
+        assert!(no_to.0.contains("recipient"), "{no_to:?}");
+    }
+}
