@@ -286,6 +286,12 @@ fn send_reply_and_inbound_form_one_thread_on_the_deal() {
         .unwrap()
         .iter()
         .any(|x| x["type"] == "email_opened"));
+    // A reply and two opens within the week: high engagement, at once.
+    assert!(signals
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x["type"] == "high_engagement"));
     let log = s.get("/events/log?types=email.opened", &k).data(200);
     assert_eq!(log.as_array().unwrap().len(), 2);
 }

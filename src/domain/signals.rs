@@ -10,7 +10,7 @@ use super::error::{DomainError, DomainResult};
 use super::events::{self, Actor};
 use super::intelligence::{gather, Scope};
 use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
-use crate::clock::Millis;
+use crate::clock::{Millis, DAY_MS};
 use crate::db::Db;
 use crate::ids::{self, new_id};
 use crate::intelligence::signals::{self as rules, Cause, SignalType};
@@ -270,6 +270,21 @@ pub fn on_activity(
         lead_id.as_deref(),
         now,
     )?;
+    // Repeated opens and replies make `high_engagement` at once, not at the next sweep.
+    if let Some(deal_id) = activity.deal_id.as_deref() {
+        let since = now - rules::HIGH_ENGAGEMENT_WINDOW_DAYS * DAY_MS;
+        let recent: Vec<String> = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT id FROM activities WHERE deal_id = ?1 AND occurred_at >= ?2
+                   AND type IN ('email_opened', 'email_received') ORDER BY occurred_at",
+            )?;
+            let rows = stmt.query_map(params![deal_id, since], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        if let Some(cause) = rules::high_engagement_cause(deal_id, &recent) {
+            raise(tx, org_id, &cause, Some(deal_id), lead_id.as_deref(), now)?;
+        }
+    }
     Ok(())
 }
 

@@ -160,18 +160,22 @@ pub fn deal_causes(
             evidence: vec![deal_id.to_string()],
         });
     }
-    if recent_engagement.len() as i64 >= HIGH_ENGAGEMENT_COUNT {
-        causes.push(Cause {
-            signal_type: SignalType::HighEngagement,
-            key: format!("high_engagement:{deal_id}"),
-            title: format!(
-                "{} opens and replies in {HIGH_ENGAGEMENT_WINDOW_DAYS} days",
-                recent_engagement.len()
-            ),
-            evidence: recent_engagement.to_vec(),
-        });
-    }
+    causes.extend(high_engagement_cause(deal_id, recent_engagement));
     causes
+}
+
+/// `high_engagement` for a deal with enough opens and replies (their ids) in the window; the
+/// sweep and a freshly recorded open or reply both ask, under the same key.
+pub fn high_engagement_cause(deal_id: &str, recent_engagement: &[String]) -> Option<Cause> {
+    (recent_engagement.len() as i64 >= HIGH_ENGAGEMENT_COUNT).then(|| Cause {
+        signal_type: SignalType::HighEngagement,
+        key: format!("high_engagement:{deal_id}"),
+        title: format!(
+            "{} opens and replies in {HIGH_ENGAGEMENT_WINDOW_DAYS} days",
+            recent_engagement.len()
+        ),
+        evidence: recent_engagement.to_vec(),
+    })
 }
 
 /// The cause a recorded open or reply raises on a deal or lead (one open signal per subject
