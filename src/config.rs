@@ -64,6 +64,10 @@ pub struct ServeConfig {
           value_delimiter = ',', value_parser = parse_duration)]
     pub email_retry_schedule: Vec<Duration>,
 
+    /// Where `POST /admin/backup` writes snapshots; defaults to `backups/` beside the database.
+    #[arg(long, env = "CLOZUP_BACKUP_DIR")]
+    pub backup_dir: Option<PathBuf>,
+
     /// How often the sender looks for queued messages when idle.
     #[arg(long, env = "CLOZUP_EMAIL_POLL", default_value = "500ms", value_parser = parse_duration)]
     pub email_poll: Duration,
@@ -195,6 +199,7 @@ impl ServeConfig {
                 .map(|d| parse_duration(d).expect("valid default schedule"))
                 .collect(),
             email_poll: Duration::from_millis(500),
+            backup_dir: None,
             rate_limit: parse_rate_limit("30/500ms").expect("valid default limit"),
             body_limit: 1 << 20,
             import_limit: 64 << 20,
@@ -239,6 +244,16 @@ impl ServeConfig {
         crate::webhooks::TargetPolicy {
             allow: self.webhook_allow_cidr.clone(),
         }
+    }
+
+    /// Where backups go: `--backup-dir`, or `backups/` beside the database.
+    pub fn backup_dir(&self) -> PathBuf {
+        self.backup_dir.clone().unwrap_or_else(|| {
+            self.db
+                .parent()
+                .unwrap_or_else(|| std::path::Path::new("."))
+                .join("backups")
+        })
     }
 
     /// The public base URL, without a trailing slash.

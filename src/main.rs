@@ -39,6 +39,15 @@ enum Command {
     },
     /// Print the OpenAPI document (JSON) for client generators.
     Openapi,
+    /// Write a consistent snapshot of the database to a new file, even while a server is
+    /// writing to it; the copy is integrity-checked.
+    Backup {
+        #[command(flatten)]
+        db: DbArg,
+        /// The snapshot's path (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -109,6 +118,9 @@ fn main() -> ExitCode {
         }
         Command::Keys { action } => keys(action),
         Command::Orgs { action } => orgs_cmd(action),
+        Command::Backup { db, out } => clozup::db::backup(&db.db, &out).map(|bytes| {
+            eprintln!("Wrote {} ({bytes} bytes, integrity ok).", out.display());
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

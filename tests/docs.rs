@@ -122,6 +122,7 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
         "reply_to_email",
     ),
     ("post", "/inbound/email", "receive_email"),
+    ("post", "/admin/backup", "create_backup"),
 ];
 
 #[test]

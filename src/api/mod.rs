@@ -12,6 +12,7 @@ pub mod ratelimit;
 pub mod security;
 
 mod activities;
+mod admin;
 mod analytics;
 mod api_keys;
 mod auth;
@@ -72,10 +73,17 @@ pub enum ApiTags {
     Webhooks,
     /// Per-deal inboxes: send, reply, inbound mail and open tracking.
     Email,
+    /// The server's own data: backups.
+    Admin,
 }
 
 /// Every API object, in the order they appear in the document.
-pub type Apis = (CoreApis, webhooks::WebhooksApi, email::EmailApi);
+pub type Apis = (
+    CoreApis,
+    webhooks::WebhooksApi,
+    email::EmailApi,
+    admin::AdminApi,
+);
 
 /// The first sixteen API objects (poem-openapi implements tuples up to sixteen).
 pub type CoreApis = (
@@ -135,6 +143,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             ),
             webhooks::WebhooksApi,
             email::EmailApi,
+            admin::AdminApi,
         ),
         "Clozup API",
         env!("CARGO_PKG_VERSION"),
