@@ -64,6 +64,11 @@ pub struct ServeConfig {
           value_delimiter = ',', value_parser = parse_duration)]
     pub email_retry_schedule: Vec<Duration>,
 
+    /// On a new database, fill the first organization with realistic demo data (a team,
+    /// companies, leads, deals across the pipeline, tasks and activities) before serving.
+    #[arg(long, env = "CLOZUP_DEMO")]
+    pub demo: bool,
+
     /// Where `POST /admin/backup` writes snapshots; defaults to `backups/` beside the database.
     #[arg(long, env = "CLOZUP_BACKUP_DIR")]
     pub backup_dir: Option<PathBuf>,
@@ -200,6 +205,7 @@ impl ServeConfig {
                 .collect(),
             email_poll: Duration::from_millis(500),
             backup_dir: None,
+            demo: false,
             rate_limit: parse_rate_limit("30/500ms").expect("valid default limit"),
             body_limit: 1 << 20,
             import_limit: 64 << 20,

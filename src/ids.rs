@@ -32,6 +32,17 @@ pub fn new_id(prefix: &str) -> String {
         }
         *last = value;
     }
+    encode(prefix, value)
+}
+
+/// An id made from a given time and 80 given random bits: for data that must come out the
+/// same on every run (`clozup seed --seed N`).
+pub fn id_at(prefix: &str, ms: i64, random: u128) -> String {
+    let time = (ms.max(0) as u128) & 0xFFFF_FFFF_FFFF;
+    encode(prefix, (time << 80) | (random & ((1u128 << 80) - 1)))
+}
+
+fn encode(prefix: &str, value: u128) -> String {
     let mut out = String::with_capacity(prefix.len() + 1 + BODY_LEN);
     out.push_str(prefix);
     out.push('_');

@@ -13,6 +13,7 @@ pub mod events_bus;
 pub mod ids;
 pub mod intelligence;
 pub mod secrets;
+pub mod seed;
 pub mod server;
 pub mod timefmt;
 pub mod webhooks;

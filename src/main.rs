@@ -39,6 +39,9 @@ enum Command {
     },
     /// Print the OpenAPI document (JSON) for client generators.
     Openapi,
+    /// Fill an organization with realistic demo data, the same for the same --seed and
+    /// --as-of (a new database gets its organization and admin key first).
+    Seed(Box<SeedArgs>),
     /// Write a consistent snapshot of the database to a new file, even while a server is
     /// writing to it; the copy is integrity-checked.
     Backup {
@@ -55,6 +58,40 @@ struct DbArg {
     /// SQLite database file.
     #[arg(long, env = "CLOZUP_DB", default_value = "./clozup.sqlite")]
     db: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct SeedArgs {
+    #[command(flatten)]
+    db: DbArg,
+    /// Team members besides the owner.
+    #[arg(long, default_value_t = 10)]
+    users: usize,
+    /// Companies.
+    #[arg(long, default_value_t = 1_000)]
+    companies: usize,
+    /// Leads.
+    #[arg(long, default_value_t = 5_000)]
+    leads: usize,
+    /// Deals.
+    #[arg(long, default_value_t = 2_000)]
+    deals: usize,
+    /// Activities.
+    #[arg(long, default_value_t = 50_000)]
+    activities: usize,
+    /// The random seed: the same seed gives the same data.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// The moment the data is made relative to (RFC 3339); default now. With the same seed
+    /// and --as-of, the rows and their ids are identical.
+    #[arg(long)]
+    as_of: Option<String>,
+    /// The organization to fill (default the first).
+    #[arg(long)]
+    org: Option<String>,
+    /// No progress output.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Subcommand)]
@@ -118,6 +155,7 @@ fn main() -> ExitCode {
         }
         Command::Keys { action } => keys(action),
         Command::Orgs { action } => orgs_cmd(action),
+        Command::Seed(args) => seed_cmd(*args),
         Command::Backup { db, out } => clozup::db::backup(&db.db, &out).map(|bytes| {
             eprintln!("Wrote {} ({bytes} bytes, integrity ok).", out.display());
         }),
@@ -159,6 +197,40 @@ fn org_or_first(db: &Db, org: Option<String>) -> Result<String, String> {
 
 fn now() -> i64 {
     Arc::new(SystemClock).now_ms()
+}
+
+fn seed_cmd(a: SeedArgs) -> Result<(), String> {
+    let as_of = match &a.as_of {
+        Some(t) => clozup::timefmt::parse_rfc3339(t)
+            .ok_or_else(|| format!("--as-of `{t}` is not an RFC 3339 time"))?,
+        None => now(),
+    };
+    let db = open(&a.db)?;
+    let config = ServeConfig::with_db(a.db.db.clone());
+    if let Some(key) = clozup::server::first_run(&db, &config, now()).map_err(|e| e.to_string())? {
+        eprintln!("A new organization was created. Its admin API key (shown once):\n\n    {key}\n");
+    }
+    let org_id = org_or_first(&db, a.org)?;
+    let sizes = clozup::seed::Sizes {
+        users: a.users,
+        companies: a.companies,
+        leads: a.leads,
+        deals: a.deals,
+        activities: a.activities,
+    };
+    let started = std::time::Instant::now();
+    let r = clozup::seed::seed(&db, &org_id, sizes, a.seed, as_of, a.quiet)?;
+    eprintln!(
+        "Seeded {org_id} in {:.1} s: {} users, {} companies, {} leads, {} deals ({} open tasks), {} activities.",
+        started.elapsed().as_secs_f64(),
+        r.users,
+        r.companies,
+        r.leads,
+        r.deals,
+        r.tasks,
+        r.activities
+    );
+    Ok(())
 }
 
 fn keys(action: KeysAction) -> Result<(), String> {

@@ -166,6 +166,29 @@ pub async fn serve(config: ServeConfig) -> Result<(), String> {
         eprintln!(
             "\nA new organization was created. Its admin API key (shown once, store it now):\n\n    {key}\n"
         );
+        if config.demo {
+            let db = db.clone();
+            let report = tokio::task::spawn_blocking(move || {
+                let org = db
+                    .read_blocking(crate::domain::orgs::first_id)?
+                    .ok_or_else(|| {
+                        crate::domain::error::DomainError::Internal("no organization".into())
+                    })?;
+                crate::seed::seed(&db, &org, crate::seed::Sizes::DEMO, 42, now, true)
+                    .map_err(crate::domain::error::DomainError::Internal)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("demo data could not be written: {e}"))?;
+            tracing::info!(
+                leads = report.leads,
+                deals = report.deals,
+                activities = report.activities,
+                "demo organization filled"
+            );
+        }
+    } else if config.demo {
+        tracing::info!("--demo: the database already has an organization; serving it as it is");
     }
     let state = Arc::new(AppState::new(db, config.clone(), clock));
     let (acceptor, addr) = listen(config.bind)

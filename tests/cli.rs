@@ -229,3 +229,85 @@ fn the_openapi_command_prints_the_document() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["info"]["title"], "Clozup API");
 }
+
+#[test]
+fn seed_is_deterministic_and_demo_serves_a_realistic_organization() {
+    let dir = TempDir::new();
+    let seeded = |name: &str| {
+        let db = dir.path().join(name);
+        let (ok, _, err) = run(&[
+            "seed",
+            "--db",
+            db.to_str().unwrap(),
+            "--users",
+            "3",
+            "--companies",
+            "50",
+            "--leads",
+            "300",
+            "--deals",
+            "200",
+            "--activities",
+            "2000",
+            "--seed",
+            "7",
+            "--as-of",
+            "2026-11-28T12:00:00Z",
+            "--quiet",
+        ]);
+        assert!(ok, "{err}");
+        assert!(err.contains("300 leads, 200 deals"), "{err}");
+        rusqlite::Connection::open(db).unwrap()
+    };
+    let rows = |c: &rusqlite::Connection, sql: &str| -> Vec<String> {
+        let mut st = c.prepare(sql).unwrap();
+        let r = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .unwrap();
+        r
+    };
+    let (a, b) = (seeded("a.sqlite"), seeded("b.sqlite"));
+    for sql in [
+        "SELECT id || email || score || status FROM leads ORDER BY id",
+        "SELECT id || type || occurred_at || coalesce(deal_id, lead_id) FROM activities ORDER BY id",
+        "SELECT id || name || coalesce(industry, '') FROM companies ORDER BY id",
+        "SELECT id || title || value || status || stage_entered_at FROM deals ORDER BY id",
+    ] {
+        let (ra, rb) = (rows(&a, sql), rows(&b, sql));
+        assert!(!ra.is_empty());
+        assert_eq!(ra, rb, "same seed, same rows: {sql}");
+    }
+    // Something for the intelligence to find: overdue tasks, won and lost deals.
+    let count = |sql: &str| -> i64 { a.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert!(
+        count("SELECT COUNT(*) FROM tasks WHERE status = 'open' AND due_at < 1795867200000") > 0
+    );
+    assert!(count("SELECT COUNT(*) FROM deals WHERE status = 'won'") > 0);
+    assert!(count("SELECT COUNT(*) FROM deals WHERE status = 'lost'") > 0);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM deals WHERE status = 'open' AND last_activity_at IS NULL"),
+        count("SELECT COUNT(*) FROM deals d WHERE status = 'open' AND NOT EXISTS (SELECT 1 FROM activities WHERE deal_id = d.id)")
+    );
+
+    let key_file = dir.path().join("demo.key");
+    let s = serve(
+        &dir.path().join("demo.sqlite"),
+        &["--demo", "--admin-key-file", key_file.to_str().unwrap()],
+    );
+    let key = std::fs::read_to_string(&key_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    let total = |path: &str| -> i64 {
+        let (status, body) = get(&s.addr, path, &key);
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["meta"]["total"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(total("/api/v1/deals?per_page=1"), 1200);
+    assert_eq!(total("/api/v1/leads?per_page=1"), 2000);
+    assert!(total("/api/v1/deals/at-risk?per_page=1") > 0);
+}
