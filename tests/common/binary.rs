@@ -88,3 +88,17 @@ pub fn get(addr: &str, path: &str, key: &str) -> (u16, String) {
         .unwrap();
     (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
 }
+
+/// POSTs JSON with a bearer key; the status and the body.
+pub fn post(addr: &str, path: &str, key: &str, body: serde_json::Value) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut r = agent
+        .post(format!("http://{addr}{path}"))
+        .header("authorization", format!("Bearer {key}"))
+        .send_json(body)
+        .unwrap();
+    (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+}
