@@ -85,26 +85,23 @@ fn a_backup_taken_while_writes_continue_is_consistent_and_serves_the_same_data()
     );
     // Through the CLI, on the same live database.
     let cli_file = s.dir.path().join("cli-backup.sqlite");
-    let out = std::process::Command::new(BIN)
-        .args(["backup", "--db"])
-        .arg(s.dir.path().join("crm.sqlite"))
-        .arg("--out")
-        .arg(&cli_file)
-        .output()
-        .unwrap();
+    let backup_cli = || {
+        std::process::Command::new(BIN)
+            .args(["backup", "--db"])
+            .arg(s.dir.path().join("crm.sqlite"))
+            .arg("--out")
+            .arg(&cli_file)
+            .output()
+            .unwrap()
+    };
+    let out = backup_cli();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     // A second run never overwrites a backup.
-    let again = std::process::Command::new(BIN)
-        .args(["backup", "--db"])
-        .arg(s.dir.path().join("crm.sqlite"))
-        .arg("--out")
-        .arg(&cli_file)
-        .output()
-        .unwrap();
+    let again = backup_cli();
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
 

@@ -188,8 +188,7 @@ fn acknowledged_writes_survive_twenty_sigkills() {
             let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let url = format!("http://{}/hook", closed.local_addr().unwrap());
             drop(closed);
-            let (status, _) =
-                common::binary::post(&s.addr, "/api/v1/webhooks", &key, json!({"url": url}));
+            let (status, _) = common::binary::post(&s.addr, "/webhooks", &key, json!({"url": url}));
             assert_eq!(status, 201);
         }
         let stop = Arc::new(AtomicBool::new(false));

@@ -474,24 +474,10 @@ fn mail_still_queued_when_the_server_is_killed_is_sent_after_restart_once_each()
         .unwrap()
         .trim()
         .to_string();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let post = |addr: &str, path: &str, body: Value| -> (u16, Value) {
-        let mut r = agent
-            .post(format!("http://{addr}/api/v1{path}"))
-            .header("authorization", format!("Bearer {key}"))
-            .send_json(body)
-            .unwrap();
-        (
-            r.status().as_u16(),
-            r.body_mut().read_json::<Value>().unwrap(),
-        )
-    };
+    let post = |addr: &str, path: &str, body: Value| common::binary::post(addr, path, &key, body);
     let (status, d) = post(&first.addr, "/deals", json!({"title": "Queued"}));
     assert_eq!(status, 201);
-    let d = d["data"]["id"].as_str().unwrap().to_string();
+    let d = d["id"].as_str().unwrap().to_string();
     let mut ids: Vec<String> = (0..3)
         .map(|i| {
             let (status, e) = post(
@@ -500,8 +486,8 @@ fn mail_still_queued_when_the_server_is_killed_is_sent_after_restart_once_each()
                 json!({"to": ["a@example.com"], "subject": format!("Queued {i}"), "text": "Hello"}),
             );
             assert_eq!(status, 202);
-            assert_eq!(e["data"]["status"], "queued");
-            format!("<{}>", e["data"]["message_id"].as_str().unwrap())
+            assert_eq!(e["status"], "queued");
+            format!("<{}>", e["message_id"].as_str().unwrap())
         })
         .collect();
     assert!(sink.nothing_within(Duration::from_millis(300)));

@@ -28,6 +28,25 @@ fn verify(r: &Received, secret: &str) -> bool {
         .any(|s| s == expected)
 }
 
+/// Waits (on the real clock only) until the endpoint's deliveries satisfy `done`.
+fn wait_all(s: &TestServer, webhook: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ds = s
+            .get(&format!("/webhooks/{webhook}/deliveries"), &s.admin_key)
+            .data(200);
+        let ds = ds.as_array().unwrap().clone();
+        if done(&ds) {
+            return ds;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "deliveries stuck: {ds:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Waits until the endpoint's latest delivery reaches `status`.
 fn wait_delivery(s: &TestServer, webhook: &str, status: &str) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -404,24 +423,12 @@ fn a_receiver_that_was_down_gets_every_event_once_it_is_back() {
         })
         .collect();
     // Each attempt is refused and recorded; the clock stands still, so no retry comes due yet.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let ds = s
-            .get(&format!("/webhooks/{wh}/deliveries"), &s.admin_key)
-            .data(200);
-        let ds = ds.as_array().unwrap();
-        if ds.len() == 3 && ds.iter().all(|d| d["attempts"] == 1) {
-            assert!(ds.iter().all(|d| d["status"] == "pending"
-                && d["last_status_code"].is_null()
-                && !d["last_error"].as_str().unwrap_or("").is_empty()));
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "attempts never recorded: {ds:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let ds = wait_all(&s, &wh, |ds| {
+        ds.len() == 3 && ds.iter().all(|d| d["attempts"] == 1)
+    });
+    assert!(ds.iter().all(|d| d["status"] == "pending"
+        && d["last_status_code"].is_null()
+        && !d["last_error"].as_str().unwrap_or("").is_empty()));
     // The receiver comes up on that port; the retries find it.
     let rx = Receiver::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), vec![200]);
     let mut got: Vec<String> = (0..3)
@@ -434,22 +441,8 @@ fn a_receiver_that_was_down_gets_every_event_once_it_is_back() {
     got.sort();
     events.sort();
     assert_eq!(got, events, "every event, under its own id");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let ds = s
-            .get(&format!("/webhooks/{wh}/deliveries"), &s.admin_key)
-            .data(200);
-        let ds = ds.as_array().unwrap();
-        if ds.iter().all(|d| d["status"] == "succeeded") {
-            assert!(ds.iter().all(|d| d["attempts"] == 2), "{ds:?}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not all recorded: {ds:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let ds = wait_all(&s, &wh, |ds| ds.iter().all(|d| d["status"] == "succeeded"));
+    assert!(ds.iter().all(|d| d["attempts"] == 2), "{ds:?}");
 }
 
 #[test]
@@ -474,18 +467,10 @@ fn deliveries_resume_after_the_server_is_killed_mid_schedule() {
         .unwrap()
         .trim()
         .to_string();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
     let post = |addr: &str, path: &str, body: Value| -> Value {
-        let mut r = agent
-            .post(format!("http://{addr}/api/v1{path}"))
-            .header("authorization", format!("Bearer {key}"))
-            .send_json(body)
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 201);
-        r.body_mut().read_json::<Value>().unwrap()["data"].clone()
+        let (status, data) = common::binary::post(addr, path, &key, body);
+        assert_eq!(status, 201);
+        data
     };
     let secret = post(&first.addr, "/webhooks", json!({"url": rx.url}))["secret"]
         .as_str()

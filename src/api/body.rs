@@ -263,6 +263,26 @@ fn check(
     }));
 }
 
+/// The media type of a `Content-Type` value: lowercased, without its parameters.
+pub fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// A whole raw request body (already size-checked by the gate), for the non-JSON payloads.
+pub async fn raw_bytes(body: &mut poem::RequestBody) -> poem::Result<Vec<u8>> {
+    let bytes = body.take()?.into_bytes().await.map_err(|e| {
+        poem::Error::from(super::error::ApiError::bad_request(format!(
+            "cannot read the request body: {e}"
+        )))
+    })?;
+    Ok(bytes.to_vec())
+}
+
 /// Implements poem-openapi's `ApiExtractor` for a request-body payload: the content type is
 /// checked (415 otherwise) before the payload parses itself.
 macro_rules! body_extractor {

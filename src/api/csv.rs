@@ -12,8 +12,7 @@ use poem_openapi::types::Type;
 use poem_openapi::ApiResponse;
 use tokio::sync::mpsc;
 
-use super::body::body_extractor;
-use super::error::ApiError;
+use super::body::{body_extractor, media_type, raw_bytes};
 
 const CSV: &str = "text/csv; charset=utf-8";
 
@@ -28,12 +27,7 @@ impl Payload for CsvBody {
     const CONTENT_TYPE: &'static str = "text/csv";
 
     fn check_content_type(content_type: &str) -> bool {
-        let mime = content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let mime = media_type(content_type);
         mime == "text/csv" || mime == "application/csv"
     }
 
@@ -46,12 +40,7 @@ impl ParsePayload for CsvBody {
     const IS_REQUIRED: bool = true;
 
     async fn from_request(_request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
-        let bytes = body.take()?.into_bytes().await.map_err(|e| {
-            poem::Error::from(ApiError::bad_request(format!(
-                "cannot read the request body: {e}"
-            )))
-        })?;
-        Ok(Self(bytes.to_vec()))
+        raw_bytes(body).await.map(Self)
     }
 }
 

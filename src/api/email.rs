@@ -11,7 +11,7 @@ use poem_openapi::payload::{Json, ParsePayload, Payload};
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
 use poem_openapi::{ApiResponse, OpenApi, SecurityScheme};
 
-use super::body::{body_extractor, JsonBody};
+use super::body::{body_extractor, media_type, raw_bytes, JsonBody};
 use super::envelope::{Envelope, One, Page};
 use super::error::{ApiError, ApiResult};
 use super::security::Caller;
@@ -74,12 +74,7 @@ impl Payload for MailBody {
     const CONTENT_TYPE: &'static str = "message/rfc822";
 
     fn check_content_type(content_type: &str) -> bool {
-        let mime = content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let mime = media_type(content_type);
         matches!(
             mime.as_str(),
             "message/rfc822" | "text/plain" | "application/octet-stream"
@@ -95,12 +90,7 @@ impl ParsePayload for MailBody {
     const IS_REQUIRED: bool = true;
 
     async fn from_request(_request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
-        let bytes = body.take()?.into_bytes().await.map_err(|e| {
-            poem::Error::from(ApiError::bad_request(format!(
-                "cannot read the request body: {e}"
-            )))
-        })?;
-        Ok(Self(bytes.to_vec()))
+        raw_bytes(body).await.map(Self)
     }
 }
 

@@ -650,6 +650,40 @@ pub fn list(
     })
 }
 
+/// Logs the server's activity `kind` about a message on its deal (which keeps the deal's last
+/// activity current and, for opens and replies, raises their signals).
+#[allow(clippy::too_many_arguments)] // the activity's fields, each distinct
+fn log_activity(
+    tx: &Transaction<'_>,
+    org_id: &str,
+    user_id: Option<&str>,
+    kind: &str,
+    subject: &str,
+    body: String,
+    deal_id: &str,
+    now: Millis,
+) -> DomainResult<()> {
+    let subject: String = subject.chars().take(500).collect();
+    activities::record(
+        tx,
+        org_id,
+        &Actor::system(),
+        user_id,
+        NewActivity {
+            activity_type: kind.into(),
+            subject: Some(subject).filter(|s| !s.is_empty()),
+            body: Some(body),
+            deal_id: Some(deal_id.to_string()),
+            lead_id: None,
+            occurred_at: None,
+            duration_seconds: None,
+            outcome: None,
+        },
+        now,
+    )?;
+    Ok(())
+}
+
 /// A queued message as the sender needs it.
 #[derive(Debug, Clone)]
 pub struct Outbound {
@@ -728,21 +762,14 @@ pub fn record_attempt(
                 params![id, now],
             )?;
             let actor = Actor::system();
-            activities::record(
+            log_activity(
                 tx,
                 &job.org_id,
-                &actor,
                 job.user_id.as_deref(),
-                NewActivity {
-                    activity_type: "email_sent".into(),
-                    subject: Some(job.email.subject.clone()).filter(|s| !s.is_empty()),
-                    body: Some(format!("To {}", job.email.to.join(", "))),
-                    deal_id: Some(job.email.deal_id.clone()),
-                    lead_id: None,
-                    occurred_at: None,
-                    duration_seconds: None,
-                    outcome: None,
-                },
+                "email_sent",
+                &job.email.subject,
+                format!("To {}", job.email.to.join(", ")),
+                &job.email.deal_id,
                 now,
             )?;
             let email = get_by_id(tx, &job.org_id, id)?;
@@ -886,21 +913,14 @@ pub fn receive(tx: &Transaction<'_>, m: Parsed, now: Millis) -> DomainResult<Rec
         ],
     )?;
     let actor = Actor::system();
-    activities::record(
+    log_activity(
         tx,
         &org_id,
-        &actor,
         None,
-        NewActivity {
-            activity_type: "email_received".into(),
-            subject: Some(m.subject.chars().take(500).collect()).filter(|s: &String| !s.is_empty()),
-            body: Some(format!("From {}", m.from)),
-            deal_id: Some(deal_id),
-            lead_id: None,
-            occurred_at: None,
-            duration_seconds: None,
-            outcome: None,
-        },
+        "email_received",
+        &m.subject,
+        format!("From {}", m.from),
+        &deal_id,
         now,
     )?;
     let email = get_by_id(tx, &org_id, &id)?;
@@ -931,21 +951,14 @@ pub fn record_open(tx: &Transaction<'_>, token: &str, now: Millis) -> DomainResu
     )?;
     let email = get_by_id(tx, &org_id, &id)?;
     let actor = Actor::system();
-    activities::record(
+    log_activity(
         tx,
         &org_id,
-        &actor,
         None,
-        NewActivity {
-            activity_type: "email_opened".into(),
-            subject: Some(email.subject.clone()).filter(|s| !s.is_empty()),
-            body: Some(format!("Opened {} time(s)", email.open_count)),
-            deal_id: Some(email.deal_id.clone()),
-            lead_id: None,
-            occurred_at: None,
-            duration_seconds: None,
-            outcome: None,
-        },
+        "email_opened",
+        &email.subject,
+        format!("Opened {} time(s)", email.open_count),
+        &email.deal_id,
         now,
     )?;
     events::append(tx, &org_id, &actor, "email.opened", &email, None, now)?;

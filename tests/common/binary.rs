@@ -89,16 +89,23 @@ pub fn get(addr: &str, path: &str, key: &str) -> (u16, String) {
     (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
 }
 
-/// POSTs JSON with a bearer key; the status and the body.
-pub fn post(addr: &str, path: &str, key: &str, body: serde_json::Value) -> (u16, String) {
+/// POSTs JSON to `/api/v1{path}` with a bearer key; the status and the `data` of the answer.
+pub fn post(
+    addr: &str,
+    path: &str,
+    key: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
         .into();
     let mut r = agent
-        .post(format!("http://{addr}{path}"))
+        .post(format!("http://{addr}/api/v1{path}"))
         .header("authorization", format!("Bearer {key}"))
         .send_json(body)
         .unwrap();
-    (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    let status = r.status().as_u16();
+    let v: serde_json::Value = r.body_mut().read_json().unwrap();
+    (status, v["data"].clone())
 }
