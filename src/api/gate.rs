@@ -148,6 +148,17 @@ impl<E: Endpoint> GateEndpoint<E> {
         if let Some(err) = credential_in_query(&req) {
             return (with_rate_headers(err.render(), decision), outcome);
         }
+        if let Some(p) = &principal {
+            let path = req.uri().path().trim_start_matches("/api/v1");
+            if let Some(scope) = auth::minimum_scope(req.method().as_str(), path) {
+                if let Err(e) = p.require(scope) {
+                    return (
+                        with_rate_headers(ApiError::from(e).render(), decision),
+                        outcome,
+                    );
+                }
+            }
+        }
         if let Err(err) = self.buffer_body(&mut req).await {
             return (with_rate_headers(err.render(), decision), outcome);
         }

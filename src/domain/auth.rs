@@ -24,6 +24,39 @@ pub enum Scope {
     Admin,
 }
 
+/// The least scope any request of `method` on `path` (relative to `/api/v1`) needs, by the
+/// rules of API.md §4, or `None` where any credential will do (logging out). The gate checks
+/// it before reading the body, so a key without the scope gets 403 whatever it sent; each
+/// handler then checks its own, which may be stricter (a user may edit only themself without
+/// `admin`) but never looser.
+pub fn minimum_scope(method: &str, path: &str) -> Option<Scope> {
+    let under = |prefix: &str| {
+        path == prefix
+            || path
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('/'))
+    };
+    let reading = matches!(method, "GET" | "HEAD" | "OPTIONS");
+    if under("/auth") {
+        None
+    } else if under("/api-keys") || under("/webhooks") || under("/admin") {
+        Some(Scope::Admin)
+    } else if reading {
+        Some(Scope::Read)
+    } else if under("/users") {
+        // PATCH /users/{id} is also a user editing their own profile.
+        Some(if method == "PATCH" {
+            Scope::Read
+        } else {
+            Scope::Admin
+        })
+    } else if under("/org") || under("/performance/quotas") {
+        Some(Scope::Admin)
+    } else {
+        Some(Scope::Write)
+    }
+}
+
 impl Scope {
     /// The scope's name as written in keys and flags.
     pub fn as_str(self) -> &'static str {
