@@ -1,0 +1,163 @@
+//! Abuse: oversized strings on every capped field the document declares, absurd paging, deeply
+//! nested JSON and a thousand event streams from one key. Each gets a precise error, changes
+//! nothing, and leaves the server answering.
+
+mod common;
+
+use common::TestServer;
+use serde_json::{json, Map, Value};
+
+/// The schema `r` points at (following one `$ref` into the components).
+fn resolve<'a>(doc: &'a Value, r: &'a Value) -> &'a Value {
+    match r["$ref"].as_str() {
+        Some(path) => {
+            let name = path.trim_start_matches("#/components/schemas/");
+            &doc["components"]["schemas"][name]
+        }
+        None => r,
+    }
+}
+
+/// A minimal valid value for a property schema (for the required fields around the one under
+/// test).
+fn filler(doc: &Value, prop: &Value) -> Value {
+    let prop = resolve(doc, prop);
+    if let Some(values) = prop["enum"].as_array() {
+        return values[0].clone();
+    }
+    match prop["type"].as_str() {
+        Some("string") => match prop["format"].as_str() {
+            Some("email") => json!("someone@example.com"),
+            Some("date-time") => json!("2026-11-28T12:00:00Z"),
+            _ => json!("ok"),
+        },
+        Some("integer") | Some("number") => json!(1),
+        Some("boolean") => json!(true),
+        Some("array") => json!([]),
+        _ => json!({}),
+    }
+}
+
+#[test]
+fn every_capped_string_field_refuses_one_character_more_and_stores_nothing() {
+    let s = TestServer::start();
+    let k = s.admin_key.clone();
+    let doc = s.call("GET", "/api/v1/public/docs", None, None, &[]).json();
+    let before = s.count("SELECT COUNT(*) FROM events");
+    let mut probed = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if path.contains('{') {
+            continue;
+        }
+        for (method, op) in item.as_object().unwrap() {
+            let Some(schema) = op["requestBody"]["content"]
+                .as_object()
+                .and_then(|c| c.iter().find(|(t, _)| t.starts_with("application/json")))
+                .and_then(|(_, m)| m["schema"].as_object())
+            else {
+                continue;
+            };
+            let schema = resolve(&doc, &Value::Object(schema.clone())).clone();
+            let Some(props) = schema["properties"].as_object() else {
+                continue;
+            };
+            let required: Vec<&str> = schema["required"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            for (field, prop) in props {
+                let Some(max) = resolve(&doc, prop)["maxLength"].as_u64() else {
+                    continue;
+                };
+                let mut body = Map::new();
+                for r in &required {
+                    body.insert(r.to_string(), filler(&doc, &props[*r]));
+                }
+                body.insert(field.clone(), json!("x".repeat(max as usize + 1)));
+                let r = s.call(
+                    &method.to_uppercase(),
+                    path,
+                    Some(&k),
+                    Some(Value::Object(body).to_string().as_bytes()),
+                    &[],
+                );
+                let e = r.error(422, "validation_error");
+                assert!(
+                    e["details"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|d| d["field"] == field.as_str()),
+                    "{method} {path}: {field} not named in {e}"
+                );
+                probed += 1;
+            }
+        }
+    }
+    eprintln!("abuse: {probed} capped fields refused one character over their limit");
+    assert!(probed >= 20, "only {probed} capped fields");
+    assert_eq!(
+        s.count("SELECT COUNT(*) FROM events"),
+        before,
+        "a refused request changed something"
+    );
+}
+
+#[test]
+fn absurd_paging_deep_nesting_and_stream_floods_get_precise_answers() {
+    let s = TestServer::start();
+    let k = s.admin_key.clone();
+    for path in [
+        "/leads?per_page=1000000",
+        "/deals?page=0",
+        "/companies?per_page=-1",
+    ] {
+        s.get(path, &k).error(422, "validation_error");
+    }
+    s.get("/leads?page=99999999999999999999", &k)
+        .error(400, "bad_request");
+
+    // JSON nested 100,000 deep: refused as malformed, without exhausting the server's stack.
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let r = s.call("POST", "/companies", Some(&k), Some(deep.as_bytes()), &[]);
+    r.error(400, "bad_request");
+    let deep_object = format!("{}1{}", "{\"a\":".repeat(10_000), "}".repeat(10_000));
+    s.call(
+        "POST",
+        "/companies",
+        Some(&k),
+        Some(deep_object.as_bytes()),
+        &[],
+    )
+    .error(400, "bad_request");
+    s.get("/me", &k).data(200);
+
+    // A thousand stream attempts from one key: the per-credential cap holds, the rest are 429.
+    let cap = s.state.config.sse_per_credential;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for _ in 0..1000 {
+        let resp = agent
+            .get(s.url("/events"))
+            .header("authorization", format!("Bearer {k}"))
+            .call()
+            .unwrap();
+        match resp.status().as_u16() {
+            200 => open.push(resp),
+            429 => refused += 1,
+            other => panic!("stream attempt answered {other}"),
+        }
+    }
+    assert_eq!(open.len(), cap);
+    assert_eq!(refused, 1000 - cap);
+    eprintln!(
+        "abuse: 1000 stream attempts, {} open, {refused} refused",
+        open.len()
+    );
+    drop(open);
+    s.get("/me", &k).data(200);
+}
