@@ -336,6 +336,34 @@ mod tests {
         assert!(with_pixel("<p>Hi</p>", "u").starts_with("<p>Hi</p><img src=\"u\""));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_are_parsed_or_refused_without_a_panic(raw in proptest::collection::vec(proptest::num::u8::ANY, 0..4000)) {
+            if let Ok(m) = parse_inbound(&raw) {
+                proptest::prop_assert!(!m.from.is_empty() && !m.recipients.is_empty());
+                proptest::prop_assert!(!m.message_id.is_empty());
+            }
+        }
+
+        #[test]
+        fn headers_and_bodies_come_back_as_sent(
+            subject in "[ -~]{0,60}",
+            body in "[ -~]{1,200}",
+            user in "[a-z]{1,10}",
+        ) {
+            let raw = format!(
+                "From: {user}@example.com\r\nTo: deal@inbox.test\r\nSubject: {subject}\r\n\
+                 Message-ID: <{user}@example.com>\r\n\r\n{body}\r\n"
+            );
+            let m = parse_inbound(raw.as_bytes()).unwrap();
+            proptest::prop_assert_eq!(m.from, format!("{user}@example.com"));
+            proptest::prop_assert_eq!(m.recipients, vec!["deal@inbox.test".to_string()]);
+            proptest::prop_assert_eq!(m.subject.trim(), subject.trim());
+            let text = m.text.unwrap_or_default();
+            proptest::prop_assert_eq!(text.trim_end(), body.trim_end());
+        }
+    }
+
     #[test]
     fn messages_without_a_sender_or_recipient_are_refused() {
         assert!(parse_inbound(b"").is_err());

@@ -87,4 +87,32 @@ mod tests {
         assert_eq!(request_id(Some(b"bad id\n")), None);
         assert_eq!(request_id(None), None);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn if_match_never_panics_and_reads_every_version_form(raw in ".*", v in 1i64..i64::MAX) {
+            let _ = if_match(Some(&raw));
+            proptest::prop_assert_eq!(if_match(Some(&format!("\"{v}\""))).unwrap(), Some(v));
+            proptest::prop_assert_eq!(if_match(Some(&format!("W/\"{v}\""))).unwrap(), Some(v));
+            let negative = format!("\"{}\"", -v);
+            proptest::prop_assert!(if_match(Some(&negative)).is_err());
+        }
+
+        #[test]
+        fn idempotency_keys_are_exactly_the_printable_ascii_ones(raw in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let valid = !raw.is_empty() && raw.len() <= IDEMPOTENCY_KEY_MAX
+                && raw.iter().all(|b| (0x20..=0x7e).contains(b));
+            match idempotency_key(&raw) {
+                Ok(key) => proptest::prop_assert!(valid && key.as_bytes() == raw.as_slice()),
+                Err(_) => proptest::prop_assert!(!valid),
+            }
+        }
+
+        #[test]
+        fn request_ids_echo_only_safe_bytes(raw in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            if let Some(id) = request_id(Some(&raw)) {
+                proptest::prop_assert!(id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_".contains(&b)));
+            }
+        }
+    }
 }

@@ -213,3 +213,21 @@ pub fn last_event_id(raw: Option<&str>) -> Result<Option<i64>, super::error::Api
 
 /// How long a client told "too many streams" should wait.
 pub const BUSY_RETRY: Duration = Duration::from_secs(1);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn last_event_id_takes_every_seq_and_refuses_the_rest(raw in ".*", seq in 0i64..i64::MAX) {
+            if let Ok(Some(n)) = last_event_id(Some(&raw)) {
+                proptest::prop_assert!(n >= 0);
+            }
+            proptest::prop_assert_eq!(last_event_id(Some(&seq.to_string())).unwrap(), Some(seq));
+            proptest::prop_assert_eq!(last_event_id(Some(&format!(" {seq} "))).unwrap(), Some(seq));
+            let negative = format!("-{}", seq + 1);
+            proptest::prop_assert!(last_event_id(Some(&negative)).is_err());
+        }
+    }
+}

@@ -429,3 +429,38 @@ pub fn export(
     writer.flush().map_err(io)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A CSV cell: any text, quoted as a spreadsheet would when it needs to be.
+    fn cell(s: &str) -> String {
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_are_parsed_or_refused_without_a_panic(raw in proptest::collection::vec(proptest::num::u8::ANY, 0..2000)) {
+            let mut result = ImportResult::default();
+            let _ = parse(&raw, &mut result);
+        }
+
+        #[test]
+        fn every_record_is_a_lead_or_a_numbered_error(
+            rows in proptest::collection::vec((".{0,40}", ".{0,40}", "[a-z]{1,8}@[a-z]{1,8}\\.test|.{0,20}"), 1..40)
+        ) {
+            let mut csv = String::from("first_name,last_name,email\r\n");
+            for (first, last, email) in &rows {
+                csv.push_str(&format!("{},{},{}\r\n", cell(first), cell(last), cell(email)));
+            }
+            let mut result = ImportResult::default();
+            let parsed = parse(csv.as_bytes(), &mut result).unwrap();
+            proptest::prop_assert_eq!(parsed.len() + result.errors.len(), rows.len());
+        }
+    }
+}
