@@ -22,7 +22,7 @@ use crate::AppState;
 /// The whole route tree behind the gate: the API and its docs under `/api/v1`, and `/health`.
 pub fn build_app(state: Arc<AppState>) -> impl Endpoint + 'static {
     let service = api::service();
-    let spec = service.spec();
+    let spec = api::spec_json();
     let ui = service.swagger_ui();
     Route::new()
         .at(

@@ -342,6 +342,56 @@ fn wrong_method_is_405_in_the_envelope() {
     let s = TestServer::start();
     let r = s.call("PUT", "/users", Some(&s.admin_key), Some(b"{}"), &[]);
     r.error(405, "method_not_allowed");
+    // RFC 9110: a 405 lists what the route does accept.
+    assert_eq!(r.header("allow"), Some("GET, POST, HEAD"));
+    let r = s.call("TRACE", "/deals/at-risk", Some(&s.admin_key), None, &[]);
+    r.error(405, "method_not_allowed");
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+}
+
+#[test]
+fn bodies_are_held_to_the_document_exactly() {
+    let s = TestServer::start();
+    let k = &s.admin_key;
+    // poem-openapi alone would take `false` or `7` for a string; the document says string.
+    let e = s
+        .post("/companies", k, json!({"name": false}))
+        .error(422, "validation_error");
+    assert_eq!(
+        e["details"],
+        json!([{"field": "name", "issue": "must be a string, not a boolean"}])
+    );
+    let e = s
+        .post("/tasks", k, json!({"title": "Call", "description": 7}))
+        .error(422, "validation_error");
+    assert_eq!(e["details"][0]["field"], "description");
+    // An unknown field is a typo to point out, never silently dropped; the document says so.
+    let e = s
+        .post("/tasks", k, json!({"title": "Call", "priorty": "high"}))
+        .error(422, "validation_error");
+    assert_eq!(
+        e["details"],
+        json!([{"field": "priorty", "issue": "is not a known field"}])
+    );
+    let doc = s.get("/public/docs", k).json();
+    assert_eq!(
+        doc["components"]["schemas"]["NewTask"]["additionalProperties"],
+        false
+    );
+    // An optional field may be null, and the document says that too.
+    let c = s
+        .post(
+            "/companies",
+            k,
+            json!({"name": "Acme", "domain": null, "size": null}),
+        )
+        .data(201);
+    assert_eq!(c["domain"], serde_json::Value::Null);
+    assert_eq!(
+        doc["components"]["schemas"]["Company"]["properties"]["domain"]["nullable"],
+        true
+    );
+    assert_eq!(s.count("SELECT COUNT(*) FROM tasks"), 0);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! `/activities` and `/notes`: the record of what happened and what was said.
 
+use crate::api::params::{ActivitySort, IfMatch, NoteSort, Shaped, SortParam};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -39,7 +40,7 @@ impl ActivitiesApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
             Option<i64>,
         >,
-        sort: Query<Option<String>>,
+        sort: Query<Option<SortParam<ActivitySort>>>,
         #[oai(name = "type")] activity_type: Query<Option<String>>,
         deal_id: Query<Option<String>>,
         lead_id: Query<Option<String>>,
@@ -162,7 +163,7 @@ impl NotesApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
             Option<i64>,
         >,
-        sort: Query<Option<String>>,
+        sort: Query<Option<SortParam<NoteSort>>>,
         deal_id: Query<Option<String>>,
         lead_id: Query<Option<String>>,
         author_id: Query<Option<String>>,
@@ -238,7 +239,7 @@ impl NotesApi {
         caller: Caller,
         id: Path<String>,
         body: JsonBody<NotePatch>,
-        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        #[oai(name = "If-Match")] if_match: Header<Option<Shaped<IfMatch>>>,
     ) -> ApiResult<One<Note>> {
         let p = caller.with(Scope::Write)?.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;

@@ -1,5 +1,6 @@
 //! `/analytics/*` and `/performance/*`: the pipeline in numbers, and how the team is doing.
 
+use crate::api::params::{Date, Shaped};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -12,7 +13,8 @@ use super::error::ApiResult;
 use super::security::Caller;
 use super::ApiTags;
 use crate::domain::analytics::{
-    self, ForecastMonth, FunnelStep, Metric, Overview, Performance, Period, QuotaStatus, SetQuotas,
+    self, ForecastMonth, FunnelStep, Metric, Overview, Performance, Period, QuotaPeriod,
+    QuotaStatus, SetQuotas,
 };
 use crate::domain::auth::Scope;
 use crate::timefmt::Timestamp;
@@ -161,12 +163,12 @@ impl PerformanceApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        period: Query<Option<Period>>,
-        date: Query<Option<String>>,
+        period: Query<Option<QuotaPeriod>>,
+        date: Query<Option<Shaped<Date>>>,
     ) -> ApiResult<Page<QuotaStatus>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let now = state.clock.now_ms();
-        let period = period.0.unwrap_or(Period::Month);
+        let period = period.0.unwrap_or(QuotaPeriod::Month);
         Ok(Page::whole(
             state
                 .db

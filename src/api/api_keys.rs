@@ -1,5 +1,6 @@
 //! `GET/POST /api-keys`, `GET/DELETE /api-keys/{id}`.
 
+use crate::api::params::{ApiKeySort, KeyStatuses, Shaped, SortParam};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -34,8 +35,8 @@ impl ApiKeysApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
             Option<i64>,
         >,
-        sort: Query<Option<String>>,
-        status: Query<Option<String>>,
+        sort: Query<Option<SortParam<ApiKeySort>>>,
+        status: Query<Option<Shaped<KeyStatuses>>>,
     ) -> ApiResult<Page<ApiKey>> {
         let org_id = caller.with(Scope::Admin)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use poem::http::StatusCode;
 use poem::web::Data;
 use poem_openapi::{Object, OpenApi};
 
@@ -29,6 +30,7 @@ pub struct LoginRequest {
     #[oai(write_only, validator(max_length = 256))]
     pub password: String,
     /// Which organization, when the same email belongs to several.
+    #[oai(nullable)]
     pub org_id: Option<String>,
 }
 
@@ -128,9 +130,11 @@ impl AuthApi {
     ) -> ApiResult<One<LoggedOut>> {
         let p = caller.0;
         if p.kind != CredentialKind::Session {
-            return Err(ApiError::invalid(
-                "Authorization",
-                "is an API key; logout ends sessions (revoke keys with DELETE /api-keys/{id})",
+            // The credential is well formed and valid, just not one this operation is for.
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "logout ends sessions; this is an API key (revoke keys with DELETE /api-keys/{id})",
             ));
         }
         let now = state.clock.now_ms();

@@ -6,7 +6,9 @@
 //! each field. So the body is parsed in two steps, and on a schema failure the value is checked
 //! against the operation's own OpenAPI schema to say precisely what is wrong.
 
-use std::collections::BTreeMap;
+use std::any::TypeId;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use poem::{Request, RequestBody};
 use poem_openapi::payload::{ParsePayload, Payload};
@@ -39,7 +41,11 @@ impl<T: Type> Payload for JsonBody<T> {
     }
 }
 
-impl<T: ParseFromJSON> ParsePayload for JsonBody<T> {
+/// A type a JSON body parses into (`'static`, so its schema can be cached by type).
+pub trait JsonInput: ParseFromJSON + 'static {}
+impl<T: ParseFromJSON + 'static> JsonInput for T {}
+
+impl<T: JsonInput> ParsePayload for JsonBody<T> {
     const IS_REQUIRED: bool = true;
 
     async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
@@ -53,8 +59,11 @@ impl<T: ParseFromJSON> ParsePayload for JsonBody<T> {
     }
 }
 
-/// Parses `bytes` as JSON, then as `T`, reporting failures per API.md §2.
-pub fn parse<T: ParseFromJSON>(bytes: &[u8]) -> Result<T, ApiError> {
+/// Parses `bytes` as JSON, checks the value against `T`'s schema, then parses it as `T`,
+/// reporting failures per API.md §2. The check comes first because poem-openapi's own parsing
+/// is lenient where the document is not (it takes `false` or `7` for a string and ignores
+/// unknown fields); the document is the contract, so it is what the body is held to.
+pub fn parse<T: ParseFromJSON + 'static>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
             "the request body is empty; send a JSON object",
@@ -62,36 +71,56 @@ pub fn parse<T: ParseFromJSON>(bytes: &[u8]) -> Result<T, ApiError> {
     }
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
-    T::parse_from_json(Some(value.clone())).map_err(|err| {
-        let mut registry = Registry::new();
-        T::register(&mut registry);
-        let mut details = Vec::new();
-        check(
-            &registry.schemas,
-            &T::schema_ref(),
-            &value,
-            "",
-            &mut details,
-        );
-        if details.is_empty() {
-            details.push(ErrorDetail {
+    let schema = schema_of::<T>();
+    let mut details = Vec::new();
+    check(&schema.schemas, &schema.root, &value, "", &mut details);
+    if details.is_empty() {
+        match T::parse_from_json(Some(value)) {
+            Ok(parsed) => return Ok(parsed),
+            Err(err) => details.push(ErrorDetail {
                 field: "body".into(),
                 issue: err.into_message(),
-            });
+            }),
         }
-        let message = details
-            .iter()
-            .map(|d| format!("{} {}", d.field, d.issue))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let mut e = ApiError::new(
-            poem::http::StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_error",
-            message,
-        );
-        e.details = details;
-        e
-    })
+    }
+    let message = details
+        .iter()
+        .map(|d| format!("{} {}", d.field, d.issue))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut e = ApiError::new(
+        poem::http::StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_error",
+        message,
+    );
+    e.details = details;
+    Err(e)
+}
+
+/// A body type's schema with every schema it references.
+struct BodySchema {
+    root: MetaSchemaRef,
+    schemas: BTreeMap<String, MetaSchema>,
+}
+
+/// `T`'s schema, built once per type (building a registry allocates a good deal).
+fn schema_of<T: Type + 'static>() -> Arc<BodySchema> {
+    static CACHE: OnceLock<RwLock<HashMap<TypeId, Arc<BodySchema>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let id = TypeId::of::<T>();
+    if let Some(found) = cache.read().ok().and_then(|c| c.get(&id).cloned()) {
+        return found;
+    }
+    let mut registry = Registry::new();
+    T::register(&mut registry);
+    let built = Arc::new(BodySchema {
+        root: T::schema_ref(),
+        schemas: registry.schemas,
+    });
+    if let Ok(mut c) = cache.write() {
+        c.insert(id, built.clone());
+    }
+    built
 }
 
 fn resolve<'a>(
@@ -136,12 +165,16 @@ fn check(
     };
     // Issues about this value itself; nested fields report straight into `out`.
     let mut own: Vec<String> = Vec::new();
+    // A nullable field takes null whatever type it references (`Option<T>` parses it as None).
+    if value.is_null() && schema.nullable {
+        return;
+    }
     // all_of is how poem-openapi attaches field validators and docs to a referenced type.
     for part in &schema.all_of {
         check(schemas, part, value, path, out);
     }
     if value.is_null() {
-        if !schema.nullable && !schema.ty.is_empty() {
+        if !schema.ty.is_empty() {
             out.push(ErrorDetail {
                 field: field_name(path),
                 issue: "must not be null".into(),
@@ -330,4 +363,4 @@ macro_rules! body_extractor {
 }
 pub(crate) use body_extractor;
 
-body_extractor!(JsonBody<T>, T: ParseFromJSON);
+body_extractor!(JsonBody<T>, T: JsonInput);

@@ -1,5 +1,6 @@
 //! `/companies`: accounts.
 
+use crate::api::params::{CompanySort, IfMatch, Shaped, SortParam};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -38,7 +39,7 @@ impl CompaniesApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
             Option<i64>,
         >,
-        sort: Query<Option<String>>,
+        sort: Query<Option<SortParam<CompanySort>>>,
         industry: Query<Option<String>>,
         country: Query<Option<String>>,
         owner_id: Query<Option<String>>,
@@ -123,7 +124,7 @@ impl CompaniesApi {
         caller: Caller,
         id: Path<String>,
         body: JsonBody<CompanyPatch>,
-        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        #[oai(name = "If-Match")] if_match: Header<Option<Shaped<IfMatch>>>,
     ) -> ApiResult<One<Company>> {
         let p = caller.with(Scope::Write)?.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;

@@ -1,5 +1,6 @@
 //! `/deals`: opportunities, their moves through the pipeline, and their full context.
 
+use crate::api::params::{Date, DealSort, DealStatuses, IfMatch, Shaped, SortParam};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -44,10 +45,10 @@ impl DealsApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
             Option<i64>,
         >,
-        sort: Query<Option<String>>,
+        sort: Query<Option<SortParam<DealSort>>>,
         stage_id: Query<Option<String>>,
         stage: Query<Option<String>>,
-        status: Query<Option<String>>,
+        status: Query<Option<Shaped<DealStatuses>>>,
         pipeline_id: Query<Option<String>>,
         owner_id: Query<Option<String>>,
         lead_id: Query<Option<String>>,
@@ -55,8 +56,8 @@ impl DealsApi {
         tag: Query<Option<String>>,
         #[oai(validator(minimum(value = "0")))] value_min: Query<Option<f64>>,
         #[oai(validator(minimum(value = "0")))] value_max: Query<Option<f64>>,
-        expected_close_after: Query<Option<String>>,
-        expected_close_before: Query<Option<String>>,
+        expected_close_after: Query<Option<Shaped<Date>>>,
+        expected_close_before: Query<Option<Shaped<Date>>>,
         created_after: Query<Option<Timestamp>>,
         created_before: Query<Option<Timestamp>>,
         updated_since: Query<Option<Timestamp>>,
@@ -68,7 +69,7 @@ impl DealsApi {
         let f = DealFilter {
             stage_id: stage_id.0,
             stage: stage.0,
-            status: status.0,
+            status: status.0.map(String::from),
             pipeline_id: pipeline_id.0,
             owner_id: owner_id.0,
             lead_id: lead_id.0,
@@ -76,8 +77,8 @@ impl DealsApi {
             tag: tag.0,
             value_min: value_min.0,
             value_max: value_max.0,
-            expected_close_after: expected_close_after.0,
-            expected_close_before: expected_close_before.0,
+            expected_close_after: expected_close_after.0.map(String::from),
+            expected_close_before: expected_close_before.0.map(String::from),
             created_after: created_after.0.map(|t| t.0),
             created_before: created_before.0.map(|t| t.0),
             updated_since: updated_since.0.map(|t| t.0),
@@ -177,7 +178,7 @@ impl DealsApi {
         caller: Caller,
         id: Path<String>,
         body: JsonBody<DealPatch>,
-        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        #[oai(name = "If-Match")] if_match: Header<Option<Shaped<IfMatch>>>,
     ) -> ApiResult<One<Deal>> {
         let p = caller.with(Scope::Write)?.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;

@@ -185,7 +185,18 @@ impl ApiError {
             if e.reason.contains("Expect a valid enumeration value") {
                 return Self::invalid(e.name, "is not one of the documented values");
             }
-            return Self::bad_request(format!("invalid parameter `{}`: {}", e.name, e.reason))
+            let reason = own_reason(&e.reason);
+            // A header's own parser speaks in whole sentences about the header.
+            if reason.starts_with(e.name) {
+                return Self::bad_request(reason).detail(e.name, "is not of the documented form");
+            }
+            // A value outside a documented set (`params::Shaped`) breaks a rule: a 422 (API.md §2).
+            if e.reason
+                .contains(&format!("\"{}", super::params::SHAPE_PREFIX))
+            {
+                return Self::invalid(e.name, reason);
+            }
+            return Self::bad_request(format!("invalid parameter `{}`: {reason}", e.name))
                 .detail(e.name, "is not of the documented type");
         }
         if let Some(e) = err.downcast_ref::<ParsePathError>() {
@@ -230,6 +241,18 @@ impl ApiError {
             _ => Self::internal(err),
         }
     }
+}
+
+/// A parse error's own message, without the type names poem-openapi wraps it in
+/// (`failed to parse "T": <message> (occurred while parsing "optional_T")`).
+fn own_reason(reason: &str) -> &str {
+    let inner = match reason.strip_prefix("failed to parse \"") {
+        Some(rest) => rest.split_once("\": ").map_or(rest, |(_, m)| m),
+        None => reason,
+    };
+    inner
+        .rsplit_once(" (occurred while parsing")
+        .map_or(inner, |(m, _)| m)
 }
 
 /// Turns poem-openapi's "verification failed. maximum(100, exclusive: false)" into words.

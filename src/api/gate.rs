@@ -180,7 +180,8 @@ impl<E: Endpoint> GateEndpoint<E> {
 
     /// Runs the route tree and renders any error as the envelope.
     async fn call_inner(&self, req: Request) -> Response {
-        match self.inner.call(req).await {
+        let path = req.uri().path().to_string();
+        let mut resp = match self.inner.call(req).await {
             Ok(out) => out.into_response(),
             Err(err) => {
                 let op = err.data::<OperationId>().copied();
@@ -190,7 +191,16 @@ impl<E: Endpoint> GateEndpoint<E> {
                 }
                 resp
             }
+        };
+        if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
+            let methods = path
+                .strip_prefix("/api/v1")
+                .and_then(crate::api::allow::allowed);
+            if let Some(v) = methods.and_then(|m| HeaderValue::from_str(m).ok()) {
+                resp.headers_mut().insert(header::ALLOW, v);
+            }
         }
+        resp
     }
 
     /// Resolves the bearer token, if any. `Ok(None)` is "no valid credential": the operation's

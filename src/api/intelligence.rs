@@ -1,6 +1,7 @@
 //! Agent intelligence: deal risk, at-risk deals, agent memory and buying signals. Every answer
 //! is computed by deterministic rules in the server, with the factors that made it.
 
+use crate::api::params::{SignalSort, SortParam};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -200,7 +201,7 @@ impl IntelligenceApi {
         deal_id: Query<Option<String>>,
         lead_id: Query<Option<String>>,
         include_dismissed: Query<Option<bool>>,
-        sort: Query<Option<String>>,
+        sort: Query<Option<SortParam<SignalSort>>>,
         #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
             Option<i64>,

@@ -1,5 +1,6 @@
 //! `/leads`: people who may buy, their 360 view, assignment, conversion, CSV in and out.
 
+use crate::api::params::{IfMatch, LeadSort, LeadStatuses, Shaped, SortParam};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -84,8 +85,8 @@ impl LeadsApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
             Option<i64>,
         >,
-        sort: Query<Option<String>>,
-        status: Query<Option<String>>,
+        sort: Query<Option<SortParam<LeadSort>>>,
+        status: Query<Option<Shaped<LeadStatuses>>>,
         owner_id: Query<Option<String>>,
         company_id: Query<Option<String>>,
         source: Query<Option<String>>,
@@ -105,7 +106,7 @@ impl LeadsApi {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
         let f = lead_filter(
-            status.0,
+            status.0.map(String::from),
             owner_id.0,
             company_id.0,
             source.0,
@@ -155,8 +156,8 @@ impl LeadsApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        sort: Query<Option<String>>,
-        status: Query<Option<String>>,
+        sort: Query<Option<SortParam<LeadSort>>>,
+        status: Query<Option<Shaped<LeadStatuses>>>,
         owner_id: Query<Option<String>>,
         company_id: Query<Option<String>>,
         source: Query<Option<String>>,
@@ -176,7 +177,7 @@ impl LeadsApi {
     ) -> ApiResult<CsvDownload> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let f = lead_filter(
-            status.0,
+            status.0.map(String::from),
             owner_id.0,
             company_id.0,
             source.0,
@@ -322,7 +323,7 @@ impl LeadsApi {
         caller: Caller,
         id: Path<String>,
         body: JsonBody<LeadPatch>,
-        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        #[oai(name = "If-Match")] if_match: Header<Option<Shaped<IfMatch>>>,
     ) -> ApiResult<One<Lead>> {
         let p = caller.with(Scope::Write)?.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;

@@ -1,5 +1,6 @@
 //! `GET /org`, `PATCH /org`.
 
+use crate::api::params::{IfMatch, Shaped};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -47,7 +48,7 @@ impl OrgApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         body: JsonBody<OrganizationPatch>,
-        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        #[oai(name = "If-Match")] if_match: Header<Option<Shaped<IfMatch>>>,
     ) -> ApiResult<One<Organization>> {
         let org_id = caller.with(Scope::Admin)?.org_id.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;

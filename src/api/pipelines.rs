@@ -1,5 +1,6 @@
 //! `/pipelines` and `/stages`: the boards deals move across.
 
+use crate::api::params::{IfMatch, Shaped};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -100,7 +101,7 @@ impl PipelinesApi {
         caller: Caller,
         id: Path<String>,
         body: JsonBody<PipelinePatch>,
-        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        #[oai(name = "If-Match")] if_match: Header<Option<Shaped<IfMatch>>>,
     ) -> ApiResult<One<Pipeline>> {
         let org_id = caller.with(Scope::Write)?.org_id.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;
@@ -171,7 +172,7 @@ impl PipelinesApi {
         caller: Caller,
         id: Path<String>,
         body: JsonBody<StagePatch>,
-        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        #[oai(name = "If-Match")] if_match: Header<Option<Shaped<IfMatch>>>,
     ) -> ApiResult<One<Stage>> {
         let org_id = caller.with(Scope::Write)?.org_id.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;

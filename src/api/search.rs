@@ -1,5 +1,6 @@
 //! `GET /search` and `GET /events/log`.
 
+use crate::api::params::{EventTypes, LastEventId, SearchKinds, Shaped};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -34,7 +35,7 @@ impl SearchApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         #[oai(validator(min_length = 1, max_length = 200))] q: Query<String>,
-        types: Query<Option<String>>,
+        types: Query<Option<Shaped<SearchKinds>>>,
         #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
             Option<i64>,
@@ -74,9 +75,9 @@ impl EventsApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        types: Query<Option<String>>,
+        types: Query<Option<Shaped<EventTypes>>>,
         #[oai(validator(minimum(value = "0")))] after: Query<Option<i64>>,
-        #[oai(name = "Last-Event-ID")] last_event_id: Header<Option<String>>,
+        #[oai(name = "Last-Event-ID")] last_event_id: Header<Option<Shaped<LastEventId>>>,
     ) -> ApiResult<EventStreamResponse> {
         let p = caller.with(Scope::Read)?.clone();
         let patterns = events::parse_type_patterns(types.0.as_deref())?;
@@ -119,7 +120,7 @@ impl EventsApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         #[oai(validator(minimum(value = "0")))] after: Query<Option<i64>>,
-        types: Query<Option<String>>,
+        types: Query<Option<Shaped<EventTypes>>>,
         #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
             Option<i64>,

@@ -1,5 +1,6 @@
 //! `/tasks`: next steps.
 
+use crate::api::params::{IfMatch, Priorities, Shaped, SortParam, TaskSort, TaskStatuses};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -40,9 +41,9 @@ impl TasksApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
             Option<i64>,
         >,
-        sort: Query<Option<String>>,
-        status: Query<Option<String>>,
-        priority: Query<Option<String>>,
+        sort: Query<Option<SortParam<TaskSort>>>,
+        status: Query<Option<Shaped<TaskStatuses>>>,
+        priority: Query<Option<Shaped<Priorities>>>,
         overdue: Query<Option<bool>>,
         deal_id: Query<Option<String>>,
         lead_id: Query<Option<String>>,
@@ -57,8 +58,8 @@ impl TasksApi {
         let paging = Paging::new(page.0, per_page.0)?;
         let now = state.clock.now_ms();
         let f = TaskFilter {
-            status: status.0,
-            priority: priority.0,
+            status: status.0.map(String::from),
+            priority: priority.0.map(String::from),
             overdue: overdue.0,
             deal_id: deal_id.0,
             lead_id: lead_id.0,
@@ -128,7 +129,7 @@ impl TasksApi {
         caller: Caller,
         id: Path<String>,
         body: JsonBody<TaskPatch>,
-        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        #[oai(name = "If-Match")] if_match: Header<Option<Shaped<IfMatch>>>,
     ) -> ApiResult<One<Task>> {
         let p = caller.with(Scope::Write)?.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;

@@ -1,5 +1,6 @@
 //! The team: `GET/POST /users`, `GET/PATCH/DELETE /users/{id}`.
 
+use crate::api::params::{IfMatch, Roles, Shaped, SortParam, UserSort};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -38,15 +39,15 @@ impl UsersApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
             Option<i64>,
         >,
-        sort: Query<Option<String>>,
-        role: Query<Option<String>>,
+        sort: Query<Option<SortParam<UserSort>>>,
+        role: Query<Option<Shaped<Roles>>>,
         active: Query<Option<bool>>,
         q: Query<Option<String>>,
     ) -> ApiResult<Page<User>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
         let filter = UserFilter {
-            role: role.0,
+            role: role.0.map(String::from),
             active: active.0,
             q: q.0,
         };
@@ -109,7 +110,7 @@ impl UsersApi {
         caller: Caller,
         id: Path<String>,
         body: JsonBody<UserPatch>,
-        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        #[oai(name = "If-Match")] if_match: Header<Option<Shaped<IfMatch>>>,
     ) -> ApiResult<One<User>> {
         let p = caller.with(Scope::Read)?.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;
@@ -138,7 +139,7 @@ impl UsersApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         id: Path<String>,
-        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        #[oai(name = "If-Match")] if_match: Header<Option<Shaped<IfMatch>>>,
     ) -> ApiResult<One<User>> {
         let p = caller.with(Scope::Admin)?.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;

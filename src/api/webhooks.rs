@@ -1,5 +1,6 @@
 //! `/webhooks`: signed, durable event delivery to your endpoints (scope `admin` throughout).
 
+use crate::api::params::{DeliveryStatuses, IfMatch, Shaped};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -105,7 +106,7 @@ impl WebhooksApi {
         caller: Caller,
         id: Path<String>,
         body: JsonBody<WebhookPatch>,
-        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        #[oai(name = "If-Match")] if_match: Header<Option<Shaped<IfMatch>>>,
     ) -> ApiResult<One<Webhook>> {
         let org_id = caller.with(Scope::Admin)?.org_id.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;
@@ -180,7 +181,7 @@ impl WebhooksApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         id: Path<String>,
-        status: Query<Option<String>>,
+        status: Query<Option<Shaped<DeliveryStatuses>>>,
         #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
             Option<i64>,

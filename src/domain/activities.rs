@@ -32,20 +32,27 @@ pub struct Activity {
     #[oai(rename = "type")]
     pub activity_type: String,
     /// One line.
+    #[oai(nullable)]
     pub subject: Option<String>,
     /// Details.
+    #[oai(nullable)]
     pub body: Option<String>,
     /// The deal it belongs to.
+    #[oai(nullable)]
     pub deal_id: Option<String>,
     /// The lead it belongs to.
+    #[oai(nullable)]
     pub lead_id: Option<String>,
     /// Who did it.
+    #[oai(nullable)]
     pub user_id: Option<String>,
     /// When it happened.
     pub occurred_at: Timestamp,
     /// Length of a call or meeting.
+    #[oai(nullable)]
     pub duration_seconds: Option<i64>,
     /// How a call went (e.g. connected, no_answer, voicemail).
+    #[oai(nullable)]
     pub outcome: Option<String>,
     /// Always 1: activities are a record and are not edited.
     pub version: i64,
@@ -62,21 +69,28 @@ pub struct NewActivity {
     pub activity_type: String,
     /// Up to 500 characters.
     #[oai(validator(max_length = 500))]
+    #[oai(nullable)]
     pub subject: Option<String>,
     /// Up to 50,000 characters.
     #[oai(validator(max_length = 50000))]
+    #[oai(nullable)]
     pub body: Option<String>,
     /// A deal of this organization.
+    #[oai(nullable)]
     pub deal_id: Option<String>,
     /// A lead of this organization.
+    #[oai(nullable)]
     pub lead_id: Option<String>,
     /// When it happened; defaults to now. Not in the future.
+    #[oai(nullable)]
     pub occurred_at: Option<Timestamp>,
     /// Seconds, for calls and meetings.
     #[oai(validator(minimum(value = "0"), maximum(value = "86400")))]
+    #[oai(nullable)]
     pub duration_seconds: Option<i64>,
     /// How a call went.
     #[oai(validator(max_length = 100))]
+    #[oai(nullable)]
     pub outcome: Option<String>,
 }
 

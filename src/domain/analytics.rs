@@ -47,6 +47,28 @@ pub enum Period {
     Year,
 }
 
+/// A period quotas are set for (a week is too short for a quota).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum QuotaPeriod {
+    /// A calendar month.
+    Month,
+    /// A calendar quarter.
+    Quarter,
+    /// A calendar year.
+    Year,
+}
+
+impl From<QuotaPeriod> for Period {
+    fn from(p: QuotaPeriod) -> Self {
+        match p {
+            QuotaPeriod::Month => Period::Month,
+            QuotaPeriod::Quarter => Period::Quarter,
+            QuotaPeriod::Year => Period::Year,
+        }
+    }
+}
+
 fn date_ms(d: Date) -> Millis {
     d.midnight().assume_utc().unix_timestamp() * 1000
 }
@@ -114,8 +136,9 @@ pub fn window(
                 from: from.unwrap_or(Window::ALL.from),
                 to: to.unwrap_or(Window::ALL.to),
             };
-            if w.from >= w.to {
-                return Err(DomainError::invalid("to", "must be after from"));
+            // from = to is an empty window (all zeros); to before from is a mistake.
+            if w.from > w.to {
+                return Err(DomainError::invalid("to", "must not be before from"));
             }
             Ok(w)
         }
@@ -156,8 +179,10 @@ pub struct Overview {
     /// The organization's currency; every amount is in it.
     pub currency: String,
     /// Start of the period the created and closed figures cover (absent: all time).
+    #[oai(nullable)]
     pub from: Option<Timestamp>,
     /// End of that period.
+    #[oai(nullable)]
     pub to: Option<Timestamp>,
     /// Deals created in the period.
     pub total_deals: i64,
@@ -174,10 +199,13 @@ pub struct Overview {
     /// Value won in the period.
     pub won_value: f64,
     /// won / (won + lost) in the period, 0–1; null with no closed deals.
+    #[oai(nullable)]
     pub win_rate: Option<f64>,
     /// Average value of the deals won in the period.
+    #[oai(nullable)]
     pub average_deal_size: Option<f64>,
     /// Average days from creation to won, for deals won in the period.
+    #[oai(nullable)]
     pub average_sales_cycle_days: Option<f64>,
     /// Open deals by stage, in board order.
     pub by_stage: Vec<StageTotals>,
@@ -306,8 +334,10 @@ pub struct FunnelStep {
     /// Deals that entered it in the period.
     pub entered: i64,
     /// Of those, how many later reached a stage further along the board (0–1).
+    #[oai(nullable)]
     pub conversion_to_next: Option<f64>,
     /// Average days a deal stayed before leaving it.
+    #[oai(nullable)]
     pub average_days_in_stage: Option<f64>,
     /// Deals in it now.
     pub current: i64,
@@ -466,6 +496,7 @@ pub struct Performance {
     /// Calls they logged.
     pub calls_made: i64,
     /// Replies received on their deals per email sent, 0–1; null when none were sent.
+    #[oai(nullable)]
     pub reply_rate: Option<f64>,
     /// Every activity they logged.
     pub activities: i64,
@@ -578,15 +609,19 @@ pub struct QuotaTargets {
     pub user_id: String,
     /// Revenue to close (major units of the organization's currency).
     #[oai(validator(minimum(value = "0")))]
+    #[oai(nullable)]
     pub revenue: Option<f64>,
     /// Deals to win.
     #[oai(validator(minimum(value = "0")))]
+    #[oai(nullable)]
     pub deals: Option<i64>,
     /// Meetings to hold.
     #[oai(validator(minimum(value = "0")))]
+    #[oai(nullable)]
     pub meetings: Option<i64>,
     /// Activities to log.
     #[oai(validator(minimum(value = "0")))]
+    #[oai(nullable)]
     pub activities: Option<i64>,
 }
 
@@ -594,9 +629,10 @@ pub struct QuotaTargets {
 #[derive(Debug, Clone, Object)]
 #[oai(deny_unknown_fields)]
 pub struct SetQuotas {
-    /// month, quarter or year (week is too short for a quota).
-    pub period: Period,
+    /// month, quarter or year.
+    pub period: QuotaPeriod,
     /// Any day in the period (`YYYY-MM-DD`); defaults to the current one.
+    #[oai(nullable)]
     pub date: Option<String>,
     /// The targets, one entry per user.
     #[oai(validator(max_items = 1000))]
@@ -620,16 +656,20 @@ pub struct QuotaStatus {
     /// The user.
     pub user_id: String,
     /// month, quarter or year.
-    pub period: Period,
+    pub period: QuotaPeriod,
     /// First day of the period.
     pub period_start: String,
     /// Revenue target and result.
+    #[oai(nullable)]
     pub revenue: Option<Attainment>,
     /// Deals target and result.
+    #[oai(nullable)]
     pub deals: Option<Attainment>,
     /// Meetings target and result.
+    #[oai(nullable)]
     pub meetings: Option<Attainment>,
     /// Activities target and result.
+    #[oai(nullable)]
     pub activities: Option<Attainment>,
     /// How far through the period we are, 0–1.
     pub period_elapsed: f64,
@@ -638,20 +678,14 @@ pub struct QuotaStatus {
     pub status: String,
 }
 
-fn period_start_of(period: Period, date: Option<&str>, now: Millis) -> DomainResult<Window> {
-    if period == Period::Week {
-        return Err(DomainError::invalid(
-            "period",
-            "quotas are set per month, quarter or year",
-        ));
-    }
+fn period_start_of(period: QuotaPeriod, date: Option<&str>, now: Millis) -> DomainResult<Window> {
     let at = match date {
         Some(d) => crate::timefmt::parse_date(d)
             .map(date_ms)
             .ok_or_else(|| DomainError::invalid("date", "must be a date YYYY-MM-DD"))?,
         None => now,
     };
-    Ok(period_window(period, at))
+    Ok(period_window(period.into(), at))
 }
 
 fn period_name(p: Period) -> &'static str {
@@ -704,7 +738,7 @@ pub fn set_quotas(
              ON CONFLICT (org_id, user_id, period, period_start) DO UPDATE SET
                 revenue = excluded.revenue, deals = excluded.deals, meetings = excluded.meetings,
                 activities = excluded.activities, updated_at = excluded.updated_at",
-            params![org_id, q.user_id, period_name(input.period), start_date(w), revenue, q.deals, q.meetings, q.activities, now],
+            params![org_id, q.user_id, period_name(input.period.into()), start_date(w), revenue, q.deals, q.meetings, q.activities, now],
         )?;
     }
     quotas(tx, org_id, input.period, input.date.as_deref(), now)
@@ -714,7 +748,7 @@ pub fn set_quotas(
 pub fn quotas(
     conn: &Connection,
     org_id: &str,
-    period: Period,
+    period: QuotaPeriod,
     date: Option<&str>,
     now: Millis,
 ) -> DomainResult<Vec<QuotaStatus>> {
@@ -729,15 +763,18 @@ pub fn quotas(
         "SELECT user_id, revenue, deals, meetings, activities FROM quotas
          WHERE org_id = ?1 AND period = ?2 AND period_start = ?3 ORDER BY user_id",
     )?;
-    let rows = stmt.query_map(params![org_id, period_name(period), start_date(w)], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, Option<i64>>(1)?,
-            r.get::<_, Option<i64>>(2)?,
-            r.get::<_, Option<i64>>(3)?,
-            r.get::<_, Option<i64>>(4)?,
-        ))
-    })?;
+    let rows = stmt.query_map(
+        params![org_id, period_name(period.into()), start_date(w)],
+        |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<i64>>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+            ))
+        },
+    )?;
     let mut out = Vec::new();
     for row in rows {
         let (user_id, revenue, deals, meetings, activities) = row?;

@@ -29,10 +29,13 @@ pub struct ApiKey {
     /// The user who created it; the key stops working if they are deactivated.
     pub created_by: String,
     /// After this the key no longer works.
+    #[oai(nullable)]
     pub expires_at: Option<Timestamp>,
     /// When it was revoked.
+    #[oai(nullable)]
     pub revoked_at: Option<Timestamp>,
     /// Last use, to the minute.
+    #[oai(nullable)]
     pub last_used_at: Option<Timestamp>,
     /// active, expired or revoked.
     pub status: String,
@@ -61,8 +64,10 @@ pub struct NewApiKey {
     pub name: String,
     /// Defaults to `["read", "write"]`. A key never grants more than its creator's role.
     #[oai(validator(min_items = 1, max_items = 3))]
+    #[oai(nullable)]
     pub scopes: Option<Vec<Scope>>,
     /// When the key stops working; must be in the future. Absent: never expires.
+    #[oai(nullable)]
     pub expires_at: Option<Timestamp>,
 }
 
@@ -120,6 +125,9 @@ pub fn get(conn: &Connection, org_id: &str, id: &str, now: Millis) -> DomainResu
     .optional()?
     .ok_or(DomainError::NotFound("API key"))
 }
+
+/// The values of the `status` filter.
+pub const STATUSES: &[&str] = &["active", "expired", "revoked"];
 
 /// Sortable fields of the key list.
 pub const SORTS: &[(&str, &str)] = &[

@@ -21,18 +21,25 @@ pub struct Company {
     /// Its name.
     pub name: String,
     /// Web domain, e.g. `acme.com`.
+    #[oai(nullable)]
     pub domain: Option<String>,
     /// Industry, matched against the organization's ideal customer profile.
+    #[oai(nullable)]
     pub industry: Option<String>,
     /// Employees.
+    #[oai(nullable)]
     pub size: Option<i64>,
     /// Country (ISO code or name).
+    #[oai(nullable)]
     pub country: Option<String>,
     /// Main phone number.
+    #[oai(nullable)]
     pub phone: Option<String>,
     /// Website URL.
+    #[oai(nullable)]
     pub website: Option<String>,
     /// The user who owns the account.
+    #[oai(nullable)]
     pub owner_id: Option<String>,
     /// Free-form labels.
     pub tags: Vec<String>,
@@ -53,26 +60,34 @@ pub struct NewCompany {
     pub name: String,
     /// Web domain.
     #[oai(validator(max_length = 253))]
+    #[oai(nullable)]
     pub domain: Option<String>,
     /// Industry.
     #[oai(validator(max_length = 100))]
+    #[oai(nullable)]
     pub industry: Option<String>,
     /// Employees, 0 or more.
     #[oai(validator(minimum(value = "0"), maximum(value = "10000000")))]
+    #[oai(nullable)]
     pub size: Option<i64>,
     /// Country.
     #[oai(validator(max_length = 100))]
+    #[oai(nullable)]
     pub country: Option<String>,
     /// Phone.
     #[oai(validator(max_length = 50))]
+    #[oai(nullable)]
     pub phone: Option<String>,
     /// Website URL.
     #[oai(validator(max_length = 500))]
+    #[oai(nullable)]
     pub website: Option<String>,
     /// An active user of the organization.
+    #[oai(nullable)]
     pub owner_id: Option<String>,
     /// At most 50 tags of 1–50 characters.
     #[oai(validator(max_items = 50))]
+    #[oai(nullable)]
     pub tags: Option<Vec<String>>,
 }
 
@@ -82,29 +97,38 @@ pub struct NewCompany {
 pub struct CompanyPatch {
     /// 1–200 characters.
     #[oai(validator(min_length = 1, max_length = 200))]
+    #[oai(nullable)]
     pub name: Option<String>,
     /// Web domain.
     #[oai(validator(max_length = 253))]
+    #[oai(nullable)]
     pub domain: MaybeUndefined<String>,
     /// Industry.
     #[oai(validator(max_length = 100))]
+    #[oai(nullable)]
     pub industry: MaybeUndefined<String>,
     /// Employees.
     #[oai(validator(minimum(value = "0"), maximum(value = "10000000")))]
+    #[oai(nullable)]
     pub size: MaybeUndefined<i64>,
     /// Country.
     #[oai(validator(max_length = 100))]
+    #[oai(nullable)]
     pub country: MaybeUndefined<String>,
     /// Phone.
     #[oai(validator(max_length = 50))]
+    #[oai(nullable)]
     pub phone: MaybeUndefined<String>,
     /// Website URL.
     #[oai(validator(max_length = 500))]
+    #[oai(nullable)]
     pub website: MaybeUndefined<String>,
     /// An active user, or null.
+    #[oai(nullable)]
     pub owner_id: MaybeUndefined<String>,
     /// Replaces the tags.
     #[oai(validator(max_items = 50))]
+    #[oai(nullable)]
     pub tags: Option<Vec<String>>,
 }
 

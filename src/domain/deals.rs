@@ -73,20 +73,27 @@ pub struct Deal {
     /// open, won or lost: follows the stage's kind.
     pub status: DealStatus,
     /// The user who owns it.
+    #[oai(nullable)]
     pub owner_id: Option<String>,
     /// The lead it came from.
+    #[oai(nullable)]
     pub lead_id: Option<String>,
     /// The company it is with.
+    #[oai(nullable)]
     pub company_id: Option<String>,
     /// Expected close, `YYYY-MM-DD`.
+    #[oai(nullable)]
     pub expected_close_date: Option<String>,
     /// Why it was lost.
+    #[oai(nullable)]
     pub lost_reason: Option<String>,
     /// When it was won or lost.
+    #[oai(nullable)]
     pub closed_at: Option<Timestamp>,
     /// When it entered its current stage.
     pub stage_entered_at: Timestamp,
     /// When the last activity on it happened.
+    #[oai(nullable)]
     pub last_activity_at: Option<Timestamp>,
     /// Free-form labels.
     pub tags: Vec<String>,
@@ -132,28 +139,38 @@ pub struct NewDeal {
     pub title: String,
     /// Major units, 0 or more, at most as many decimals as the currency has. Default 0.
     #[oai(validator(minimum(value = "0")))]
+    #[oai(nullable)]
     pub value: Option<f64>,
     /// ISO 4217; defaults to the organization's currency.
     #[oai(validator(min_length = 3, max_length = 3))]
+    #[oai(nullable)]
     pub currency: Option<String>,
     /// Defaults to the default pipeline (or the stage's pipeline).
+    #[oai(nullable)]
     pub pipeline_id: Option<String>,
     /// A stage of the pipeline; defaults to its first stage.
+    #[oai(nullable)]
     pub stage_id: Option<String>,
     /// Or the stage by name.
     #[oai(validator(max_length = 100))]
+    #[oai(nullable)]
     pub stage: Option<String>,
     /// An active user; defaults to the caller.
+    #[oai(nullable)]
     pub owner_id: Option<String>,
     /// A lead of this organization.
+    #[oai(nullable)]
     pub lead_id: Option<String>,
     /// A company of this organization; defaults to the lead's.
+    #[oai(nullable)]
     pub company_id: Option<String>,
     /// `YYYY-MM-DD`.
     #[oai(validator(max_length = 10))]
+    #[oai(nullable)]
     pub expected_close_date: Option<String>,
     /// At most 50 tags.
     #[oai(validator(max_items = 50))]
+    #[oai(nullable)]
     pub tags: Option<Vec<String>>,
 }
 
@@ -164,27 +181,36 @@ pub struct NewDeal {
 pub struct DealPatch {
     /// 1–200 characters.
     #[oai(validator(min_length = 1, max_length = 200))]
+    #[oai(nullable)]
     pub title: Option<String>,
     /// Major units.
     #[oai(validator(minimum(value = "0")))]
+    #[oai(nullable)]
     pub value: Option<f64>,
     /// ISO 4217.
     #[oai(validator(min_length = 3, max_length = 3))]
+    #[oai(nullable)]
     pub currency: Option<String>,
     /// An active user, or null.
+    #[oai(nullable)]
     pub owner_id: MaybeUndefined<String>,
     /// A lead, or null.
+    #[oai(nullable)]
     pub lead_id: MaybeUndefined<String>,
     /// A company, or null.
+    #[oai(nullable)]
     pub company_id: MaybeUndefined<String>,
     /// `YYYY-MM-DD`, or null.
     #[oai(validator(max_length = 10))]
+    #[oai(nullable)]
     pub expected_close_date: MaybeUndefined<String>,
     /// Why it was lost (lost deals).
     #[oai(validator(max_length = 500))]
+    #[oai(nullable)]
     pub lost_reason: MaybeUndefined<String>,
     /// Replaces the tags.
     #[oai(validator(max_items = 50))]
+    #[oai(nullable)]
     pub tags: Option<Vec<String>>,
 }
 
@@ -193,12 +219,15 @@ pub struct DealPatch {
 #[oai(deny_unknown_fields)]
 pub struct MoveDeal {
     /// A stage of the deal's pipeline.
+    #[oai(nullable)]
     pub stage_id: Option<String>,
     /// Or the stage's name (case-insensitive), e.g. `Negotiation`.
     #[oai(validator(max_length = 100))]
+    #[oai(nullable)]
     pub stage: Option<String>,
     /// Why it was lost, when moving into a lost stage.
     #[oai(validator(max_length = 500))]
+    #[oai(nullable)]
     pub lost_reason: Option<String>,
 }
 
@@ -206,10 +235,13 @@ pub struct MoveDeal {
 #[derive(Debug, Clone, Object)]
 pub struct StageChange {
     /// The stage it left (null for the stage it was created in).
+    #[oai(nullable)]
     pub from_stage_id: Option<String>,
     /// That stage's name.
+    #[oai(nullable)]
     pub from_stage_name: Option<String>,
     /// The stage it entered (null if that stage was deleted since).
+    #[oai(nullable)]
     pub to_stage_id: Option<String>,
     /// That stage's name.
     pub to_stage_name: String,
@@ -218,8 +250,10 @@ pub struct StageChange {
     /// Who moved it.
     pub actor: events::Actor,
     /// The reason given for a loss.
+    #[oai(nullable)]
     pub lost_reason: Option<String>,
     /// How long it had been in the stage it left, in seconds.
+    #[oai(nullable)]
     pub seconds_in_previous_stage: Option<i64>,
 }
 
@@ -324,6 +358,9 @@ pub struct DealFilter {
     pub q: Option<String>,
 }
 
+/// The values of the `status` filter.
+pub const STATUSES: &[&str] = &["open", "won", "lost"];
+
 /// Sortable fields.
 pub const SORTS: &[(&str, &str)] = &[
     ("created_at", "d.created_at"),
@@ -353,10 +390,7 @@ pub fn list(
         .collect();
     filters.any_of("lower(s.name)", &names);
     let statuses = any_of(f.status.as_deref());
-    if let Some(bad) = statuses
-        .iter()
-        .find(|s| !["open", "won", "lost"].contains(&s.as_str()))
-    {
+    if let Some(bad) = statuses.iter().find(|s| !STATUSES.contains(&s.as_str())) {
         return Err(DomainError::invalid(
             "status",
             format!("`{bad}` is not one of open, won, lost"),
@@ -994,8 +1028,10 @@ pub struct LeadSummary {
     /// Full name.
     pub name: String,
     /// Email.
+    #[oai(nullable)]
     pub email: Option<String>,
     /// Job title.
+    #[oai(nullable)]
     pub title: Option<String>,
     /// Status.
     pub status: LeadStatus,
@@ -1009,8 +1045,10 @@ pub struct CompanySummary {
     /// Name.
     pub name: String,
     /// Domain.
+    #[oai(nullable)]
     pub domain: Option<String>,
     /// Industry.
+    #[oai(nullable)]
     pub industry: Option<String>,
 }
 
@@ -1023,12 +1061,16 @@ pub struct DealContext {
     /// Its stage.
     pub stage: Stage,
     /// Its lead, summarized.
+    #[oai(nullable)]
     pub lead: Option<LeadSummary>,
     /// Its company, summarized.
+    #[oai(nullable)]
     pub company: Option<CompanySummary>,
     /// The open task due soonest (undated ones last).
+    #[oai(nullable)]
     pub next_task: Option<Task>,
     /// The most recent activity.
+    #[oai(nullable)]
     pub last_activity: Option<Activity>,
     /// How many tasks are open.
     pub open_tasks_count: i64,
@@ -1132,22 +1174,29 @@ pub fn context(
 pub struct ConvertLead {
     /// The deal's title; defaults to "<company or name> deal".
     #[oai(validator(min_length = 1, max_length = 200))]
+    #[oai(nullable)]
     pub title: Option<String>,
     /// Major units.
     #[oai(validator(minimum(value = "0")))]
+    #[oai(nullable)]
     pub value: Option<f64>,
     /// ISO 4217.
     #[oai(validator(min_length = 3, max_length = 3))]
+    #[oai(nullable)]
     pub currency: Option<String>,
     /// Defaults to the default pipeline.
+    #[oai(nullable)]
     pub pipeline_id: Option<String>,
     /// Defaults to the pipeline's first stage.
+    #[oai(nullable)]
     pub stage_id: Option<String>,
     /// Or the stage by name.
     #[oai(validator(max_length = 100))]
+    #[oai(nullable)]
     pub stage: Option<String>,
     /// `YYYY-MM-DD`.
     #[oai(validator(max_length = 10))]
+    #[oai(nullable)]
     pub expected_close_date: Option<String>,
 }
 

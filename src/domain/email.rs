@@ -21,8 +21,10 @@ use crate::timefmt::Timestamp;
 
 /// Most recipients (to, cc and bcc together) on one message.
 pub const MAX_RECIPIENTS: usize = 50;
-/// Longest text or html body accepted from the API, in characters.
-pub const MAX_BODY_CHARS: usize = 1_000_000;
+/// Longest text or html body accepted from the API, in characters: mail clients clip longer
+/// messages (Gmail at about 102 KB), and a text and an html body this long still fit the
+/// default 1 MiB request limit, so a schema-valid send is never a 413.
+pub const MAX_BODY_CHARS: usize = 100_000;
 
 /// A deal's inbox.
 #[derive(Debug, Clone, Object)]
@@ -34,6 +36,7 @@ pub struct Inbox {
     /// `<username or deal slug>@<email domain>`: mail to it lands on the deal.
     pub address: String,
     /// The name outbound mail is sent under.
+    #[oai(nullable)]
     pub display_name: Option<String>,
     /// When it was created.
     pub created_at: Timestamp,
@@ -45,9 +48,11 @@ pub struct NewInbox {
     /// The address's local part (letters, digits, `.`, `_`, `-`; up to 64); defaults to a slug
     /// of the deal's title.
     #[oai(validator(max_length = 64))]
+    #[oai(nullable)]
     pub username: Option<String>,
     /// The name outbound mail is sent under (up to 200 characters).
     #[oai(validator(max_length = 200))]
+    #[oai(nullable)]
     pub display_name: Option<String>,
 }
 
@@ -81,6 +86,7 @@ pub enum EmailStatus {
 #[derive(Debug, Clone, Object, serde::Serialize, serde::Deserialize)]
 pub struct Attachment {
     /// The file name, if the message gave one.
+    #[oai(nullable)]
     pub filename: Option<String>,
     /// Its MIME type.
     pub content_type: String,
@@ -104,12 +110,14 @@ pub struct Email {
     /// The conversation: replies share their original's thread.
     pub thread_id: String,
     /// The `Message-ID` this one answers.
+    #[oai(nullable)]
     pub in_reply_to: Option<String>,
     /// The `References` chain, oldest first.
     pub references: Vec<String>,
     /// The sender's address.
     pub from: String,
     /// The sender's display name.
+    #[oai(nullable)]
     pub from_name: Option<String>,
     /// Recipients.
     pub to: Vec<String>,
@@ -120,8 +128,10 @@ pub struct Email {
     /// The subject.
     pub subject: String,
     /// The plain-text body.
+    #[oai(nullable)]
     pub text: Option<String>,
     /// The HTML body.
+    #[oai(nullable)]
     pub html: Option<String>,
     /// Headers of interest (inbound): Date, Reply-To, List-Id, Auto-Submitted and the like.
     pub headers: BTreeMap<String, String>,
@@ -132,14 +142,18 @@ pub struct Email {
     /// How often it was opened.
     pub open_count: i64,
     /// First open.
+    #[oai(nullable)]
     pub first_opened_at: Option<Timestamp>,
     /// Latest open.
+    #[oai(nullable)]
     pub last_opened_at: Option<Timestamp>,
     /// Delivery attempts so far (outbound).
     pub attempts: i64,
     /// Why the last attempt failed.
+    #[oai(nullable)]
     pub last_error: Option<String>,
     /// When the SMTP server accepted it.
+    #[oai(nullable)]
     pub sent_at: Option<Timestamp>,
     /// When it was queued or received.
     pub created_at: Timestamp,
@@ -159,29 +173,33 @@ pub struct SendEmail {
     /// Up to 998 characters.
     #[oai(validator(max_length = 998))]
     pub subject: String,
-    /// The plain-text body (up to 1,000,000 characters).
-    #[oai(validator(max_length = 1000000))]
+    /// The plain-text body (up to 100,000 characters).
+    #[oai(validator(max_length = 100000))]
     pub text: String,
     /// An HTML alternative; the message is then multipart/alternative.
-    #[oai(validator(max_length = 1000000))]
+    #[oai(validator(max_length = 100000))]
+    #[oai(nullable)]
     pub html: Option<String>,
     /// Add an open-tracking pixel to the HTML (default true; no HTML, no tracking).
+    #[oai(nullable)]
     pub track_opens: Option<bool>,
 }
 
 /// A reply: recipients, subject and threading come from the original.
 #[derive(Debug, Clone, Object)]
 pub struct ReplyEmail {
-    /// The plain-text body (up to 1,000,000 characters).
-    #[oai(validator(max_length = 1000000))]
+    /// The plain-text body (up to 100,000 characters).
+    #[oai(validator(max_length = 100000))]
     pub text: String,
     /// An HTML alternative.
-    #[oai(validator(max_length = 1000000))]
+    #[oai(validator(max_length = 100000))]
+    #[oai(nullable)]
     pub html: Option<String>,
     /// Extra copied recipients.
     #[oai(default)]
     pub cc: Vec<String>,
     /// Add an open-tracking pixel to the HTML (default true).
+    #[oai(nullable)]
     pub track_opens: Option<bool>,
 }
 

@@ -154,6 +154,19 @@ pub fn previous_values(before: &impl ToJSON, after: &impl ToJSON) -> Value {
     Value::Object(changed)
 }
 
+/// Every value a `types` filter may list: `*`, each type, and each family (`deal.*`).
+pub fn type_patterns() -> Vec<String> {
+    let mut out = vec!["*".to_string()];
+    for t in TYPES {
+        let family = format!("{}.*", t.split('.').next().unwrap_or(t));
+        if !out.contains(&family) {
+            out.push(family);
+        }
+        out.push(t.to_string());
+    }
+    out
+}
+
 /// Checks a `types` filter (`deal.updated,lead.*`, `*`): every pattern must name a known type
 /// or a known family.
 pub fn parse_type_patterns(types: Option<&str>) -> DomainResult<Vec<String>> {

@@ -56,6 +56,7 @@ pub struct RowIssue {
     /// What was wrong.
     pub message: String,
     /// The existing lead, for duplicates.
+    #[oai(nullable)]
     pub lead_id: Option<String>,
 }
 

@@ -24,6 +24,7 @@ pub struct Lead360 {
     /// The lead.
     pub lead: Lead,
     /// Its company record, when linked.
+    #[oai(nullable)]
     pub company: Option<Company>,
     /// Deals from this lead, newest first.
     pub deals: Vec<Deal>,

@@ -61,37 +61,50 @@ pub struct Lead {
     /// `lead_...`
     pub id: String,
     /// Given name.
+    #[oai(nullable)]
     pub first_name: Option<String>,
     /// Family name.
+    #[oai(nullable)]
     pub last_name: Option<String>,
     /// Unique among the organization's leads (case-insensitive).
+    #[oai(nullable)]
     pub email: Option<String>,
     /// Phone number.
+    #[oai(nullable)]
     pub phone: Option<String>,
     /// Job title, matched against the ideal customer profile.
+    #[oai(nullable)]
     pub title: Option<String>,
     /// The company record, when linked.
+    #[oai(nullable)]
     pub company_id: Option<String>,
     /// The company's name as given (kept when no company record is linked).
+    #[oai(nullable)]
     pub company_name: Option<String>,
     /// Country.
+    #[oai(nullable)]
     pub country: Option<String>,
     /// new, contacted, qualified, converted or lost.
     pub status: LeadStatus,
     /// Where the lead came from (`website`, `referral`, `import`, ...).
+    #[oai(nullable)]
     pub source: Option<String>,
     /// Free-form labels.
     pub tags: Vec<String>,
     /// The user working the lead.
+    #[oai(nullable)]
     pub owner_id: Option<String>,
     /// When the last activity with this lead happened.
+    #[oai(nullable)]
     pub last_activity_at: Option<Timestamp>,
     /// 0–100 from profile completeness, engagement and fit to the ideal customer profile;
     /// `GET /leads/{id}/score` explains it.
     pub score: i64,
     /// The deal it became.
+    #[oai(nullable)]
     pub converted_deal_id: Option<String>,
     /// When it was converted.
+    #[oai(nullable)]
     pub converted_at: Option<Timestamp>,
     /// Bumped on every change; send it back in `If-Match`.
     pub version: i64,
@@ -107,36 +120,48 @@ pub struct Lead {
 pub struct NewLead {
     /// Given name.
     #[oai(validator(max_length = 100))]
+    #[oai(nullable)]
     pub first_name: Option<String>,
     /// Family name.
     #[oai(validator(max_length = 100))]
+    #[oai(nullable)]
     pub last_name: Option<String>,
     /// Unique among the organization's leads; a clash is 409 naming the existing lead.
     #[oai(validator(max_length = 254))]
+    #[oai(nullable)]
     pub email: Option<String>,
     /// Phone.
     #[oai(validator(max_length = 50))]
+    #[oai(nullable)]
     pub phone: Option<String>,
     /// Job title.
     #[oai(validator(max_length = 200))]
+    #[oai(nullable)]
     pub title: Option<String>,
     /// A company of this organization.
+    #[oai(nullable)]
     pub company_id: Option<String>,
     /// The company's name; filled from `company_id` when absent.
     #[oai(validator(max_length = 200))]
+    #[oai(nullable)]
     pub company_name: Option<String>,
     /// Country.
     #[oai(validator(max_length = 100))]
+    #[oai(nullable)]
     pub country: Option<String>,
     /// Defaults to `new`; `converted` only comes from converting.
+    #[oai(nullable)]
     pub status: Option<LeadStatus>,
     /// Where it came from.
     #[oai(validator(max_length = 100))]
+    #[oai(nullable)]
     pub source: Option<String>,
     /// At most 50 tags.
     #[oai(validator(max_items = 50))]
+    #[oai(nullable)]
     pub tags: Option<Vec<String>>,
     /// An active user; defaults to nobody.
+    #[oai(nullable)]
     pub owner_id: Option<String>,
 }
 
@@ -146,36 +171,48 @@ pub struct NewLead {
 pub struct LeadPatch {
     /// Given name.
     #[oai(validator(max_length = 100))]
+    #[oai(nullable)]
     pub first_name: MaybeUndefined<String>,
     /// Family name.
     #[oai(validator(max_length = 100))]
+    #[oai(nullable)]
     pub last_name: MaybeUndefined<String>,
     /// Email, unique among leads.
     #[oai(validator(max_length = 254))]
+    #[oai(nullable)]
     pub email: MaybeUndefined<String>,
     /// Phone.
     #[oai(validator(max_length = 50))]
+    #[oai(nullable)]
     pub phone: MaybeUndefined<String>,
     /// Job title.
     #[oai(validator(max_length = 200))]
+    #[oai(nullable)]
     pub title: MaybeUndefined<String>,
     /// A company of this organization.
+    #[oai(nullable)]
     pub company_id: MaybeUndefined<String>,
     /// Company name.
     #[oai(validator(max_length = 200))]
+    #[oai(nullable)]
     pub company_name: MaybeUndefined<String>,
     /// Country.
     #[oai(validator(max_length = 100))]
+    #[oai(nullable)]
     pub country: MaybeUndefined<String>,
     /// new, contacted, qualified or lost (converting has its own endpoint).
+    #[oai(nullable)]
     pub status: Option<LeadStatus>,
     /// Where it came from.
     #[oai(validator(max_length = 100))]
+    #[oai(nullable)]
     pub source: MaybeUndefined<String>,
     /// Replaces the tags.
     #[oai(validator(max_items = 50))]
+    #[oai(nullable)]
     pub tags: Option<Vec<String>>,
     /// An active user, or null (use `POST /leads/{id}/assign` to notify as an assignment).
+    #[oai(nullable)]
     pub owner_id: MaybeUndefined<String>,
 }
 
@@ -282,6 +319,9 @@ pub const SORTS: &[(&str, &str)] = &[
     ("last_activity_at", "last_activity_at"),
     ("score", "score"),
 ];
+
+/// The values of the `status` filter.
+pub const STATUSES: &[&str] = &["new", "contacted", "qualified", "converted", "lost"];
 
 /// The `WHERE` clause for `f`.
 pub fn filters_for(org_id: &str, f: &LeadFilter) -> DomainResult<Filters> {

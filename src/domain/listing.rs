@@ -67,10 +67,10 @@ impl Sort {
     /// Parses `field` or `-field` against `allowed` (API name → SQL column); the default is
     /// `-created_at`. Unknown fields are a 422 that lists the allowed ones.
     pub fn parse(sort: Option<&str>, allowed: &[(&str, &'static str)]) -> DomainResult<Self> {
-        let raw = sort.unwrap_or("-created_at").trim();
+        let raw = sort.unwrap_or("-created_at");
         let (descending, name) = match raw.strip_prefix('-') {
             Some(rest) => (true, rest),
-            None => (false, raw.strip_prefix('+').unwrap_or(raw)),
+            None => (false, raw),
         };
         match allowed.iter().find(|(api, _)| *api == name) {
             Some((_, column)) => Ok(Self { column, descending }),

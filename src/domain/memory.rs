@@ -75,8 +75,10 @@ pub struct MemoryEntry {
     /// fact, preference, objection, next_step, summary or other.
     pub kind: MemoryKind,
     /// Where it came from (a call, an email id, an agent's name).
+    #[oai(nullable)]
     pub source: Option<String>,
     /// How sure the writer was, 0–1.
+    #[oai(nullable)]
     pub confidence: Option<f64>,
     /// The credential that wrote it.
     pub created_by: Actor,
@@ -93,14 +95,18 @@ pub struct NewMemory {
     pub content: String,
     /// At most 50 tags.
     #[oai(validator(max_items = 50))]
+    #[oai(nullable)]
     pub tags: Option<Vec<String>>,
     /// Defaults to `fact`.
+    #[oai(nullable)]
     pub kind: Option<MemoryKind>,
     /// Up to 200 characters.
     #[oai(validator(max_length = 200))]
+    #[oai(nullable)]
     pub source: Option<String>,
     /// 0–1.
     #[oai(validator(minimum(value = "0"), maximum(value = "1")))]
+    #[oai(nullable)]
     pub confidence: Option<f64>,
 }
 

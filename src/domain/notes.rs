@@ -24,10 +24,13 @@ pub struct Note {
     /// The text.
     pub content: String,
     /// The deal it is on.
+    #[oai(nullable)]
     pub deal_id: Option<String>,
     /// The lead it is on.
+    #[oai(nullable)]
     pub lead_id: Option<String>,
     /// Who wrote it.
+    #[oai(nullable)]
     pub author_id: Option<String>,
     /// Bumped on every change; send it back in `If-Match`.
     pub version: i64,
@@ -45,8 +48,10 @@ pub struct NewNote {
     #[oai(validator(min_length = 1, max_length = 50000))]
     pub content: String,
     /// A deal of this organization.
+    #[oai(nullable)]
     pub deal_id: Option<String>,
     /// A lead of this organization.
+    #[oai(nullable)]
     pub lead_id: Option<String>,
 }
 

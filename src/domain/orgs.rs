@@ -32,10 +32,12 @@ pub struct Icp {
     /// Smallest fitting company, in employees.
     #[oai(validator(minimum(value = "0")))]
     #[serde(default)]
+    #[oai(nullable)]
     pub company_size_min: Option<i64>,
     /// Largest fitting company, in employees.
     #[oai(validator(minimum(value = "0")))]
     #[serde(default)]
+    #[oai(nullable)]
     pub company_size_max: Option<i64>,
 }
 
@@ -53,6 +55,7 @@ pub struct Organization {
     /// Month (1–12) in which the fiscal year starts.
     pub fiscal_year_start_month: i64,
     /// Monthly revenue goal in major units of `currency`, or null.
+    #[oai(nullable)]
     pub monthly_revenue_target: Option<f64>,
     /// Ideal customer profile for lead scoring.
     pub icp: Icp,
@@ -70,20 +73,26 @@ pub struct Organization {
 pub struct OrganizationPatch {
     /// Display name, 1–200 characters.
     #[oai(validator(min_length = 1, max_length = 200))]
+    #[oai(nullable)]
     pub name: Option<String>,
     /// ISO 4217 code.
     #[oai(validator(min_length = 3, max_length = 3))]
+    #[oai(nullable)]
     pub currency: Option<String>,
     /// IANA time zone, e.g. `Europe/Berlin`.
     #[oai(validator(max_length = 64))]
+    #[oai(nullable)]
     pub timezone: Option<String>,
     /// 1–12.
     #[oai(validator(minimum(value = "1"), maximum(value = "12")))]
+    #[oai(nullable)]
     pub fiscal_year_start_month: Option<i64>,
     /// Major units of the currency; null clears it.
     #[oai(validator(minimum(value = "0")))]
+    #[oai(nullable)]
     pub monthly_revenue_target: MaybeUndefined<f64>,
     /// Replaces the whole ideal customer profile.
+    #[oai(nullable)]
     pub icp: Option<Icp>,
 }
 

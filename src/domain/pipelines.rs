@@ -75,6 +75,7 @@ pub struct Stage {
     /// open, won or lost: moving a deal into a won or lost stage closes it.
     pub kind: StageKind,
     /// Days a deal may stay here before it counts as stalling (open stages).
+    #[oai(nullable)]
     pub rotting_days: Option<i64>,
     /// Bumped on every change.
     pub version: i64,
@@ -112,14 +113,18 @@ pub struct NewStage {
     pub name: String,
     /// 0–100; defaults to 100 for won, 0 for lost, 50 for open stages.
     #[oai(validator(minimum(value = "0"), maximum(value = "100")))]
+    #[oai(nullable)]
     pub probability: Option<i64>,
     /// Defaults to open.
+    #[oai(nullable)]
     pub kind: Option<StageKind>,
     /// 1–3650 days.
     #[oai(validator(minimum(value = "1"), maximum(value = "3650")))]
+    #[oai(nullable)]
     pub rotting_days: Option<i64>,
     /// Where to insert it (0-based); defaults to the end. Later stages shift right.
     #[oai(validator(minimum(value = "0")))]
+    #[oai(nullable)]
     pub position: Option<i64>,
 }
 
@@ -129,17 +134,22 @@ pub struct NewStage {
 pub struct StagePatch {
     /// New name, unique in the pipeline.
     #[oai(validator(min_length = 1, max_length = 100))]
+    #[oai(nullable)]
     pub name: Option<String>,
     /// 0–100.
     #[oai(validator(minimum(value = "0"), maximum(value = "100")))]
+    #[oai(nullable)]
     pub probability: Option<i64>,
     /// Only for a stage without deals.
+    #[oai(nullable)]
     pub kind: Option<StageKind>,
     /// 1–3650 days, or null for never.
     #[oai(validator(minimum(value = "1"), maximum(value = "3650")))]
+    #[oai(nullable)]
     pub rotting_days: MaybeUndefined<i64>,
     /// Moves the stage to this place (0-based); the others close up.
     #[oai(validator(minimum(value = "0")))]
+    #[oai(nullable)]
     pub position: Option<i64>,
 }
 
@@ -152,8 +162,10 @@ pub struct NewPipeline {
     pub name: String,
     /// Its stages in order; defaults to the standard sales stages.
     #[oai(validator(min_items = 1, max_items = 50))]
+    #[oai(nullable)]
     pub stages: Option<Vec<NewStage>>,
     /// Makes it the default pipeline.
+    #[oai(nullable)]
     pub is_default: Option<bool>,
 }
 
@@ -163,9 +175,11 @@ pub struct NewPipeline {
 pub struct PipelinePatch {
     /// 1–100 characters.
     #[oai(validator(min_length = 1, max_length = 100))]
+    #[oai(nullable)]
     pub name: Option<String>,
     /// `true` makes it the default (the previous default stops being one). There is always
     /// exactly one default, so `false` is refused: make another pipeline the default instead.
+    #[oai(nullable)]
     pub is_default: Option<bool>,
 }
 

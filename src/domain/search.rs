@@ -53,11 +53,13 @@ pub fn search(
             format!("`{bad}` is not one of {}", KINDS.join(", ")),
         ));
     }
+    // Only letters and digits are searched: a query of punctuation alone finds nothing.
     let Some(match_query) = to_match_query(q) else {
-        return Err(DomainError::invalid(
-            "q",
-            "must contain at least one letter or digit",
-        ));
+        return Ok(ListPage {
+            items: Vec::new(),
+            paging,
+            total: 0,
+        });
     };
     let mut where_sql = "search_index MATCH ? AND org_id = ?".to_string();
     let mut values: Vec<rusqlite::types::Value> =

@@ -29,8 +29,10 @@ pub struct Signal {
     /// What happened, as a sentence.
     pub title: String,
     /// The deal it is about.
+    #[oai(nullable)]
     pub deal_id: Option<String>,
     /// The lead it is about.
+    #[oai(nullable)]
     pub lead_id: Option<String>,
     /// Ids of the records behind it (activities, tasks, the deal).
     pub evidence: Vec<String>,
@@ -39,8 +41,10 @@ pub struct Signal {
     /// When it was raised.
     pub detected_at: Timestamp,
     /// When its cause went away.
+    #[oai(nullable)]
     pub resolved_at: Option<Timestamp>,
     /// When someone dismissed it.
+    #[oai(nullable)]
     pub dismissed_at: Option<Timestamp>,
 }
 

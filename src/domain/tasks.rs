@@ -65,22 +65,28 @@ pub struct Task {
     /// What to do.
     pub title: String,
     /// Details.
+    #[oai(nullable)]
     pub description: Option<String>,
     /// open, completed or cancelled.
     pub status: TaskStatus,
     /// low, medium, high or urgent.
     pub priority: Priority,
     /// When it is due.
+    #[oai(nullable)]
     pub due_at: Option<Timestamp>,
     /// True when open and past due.
     pub overdue: bool,
     /// Who does it.
+    #[oai(nullable)]
     pub assignee_id: Option<String>,
     /// The deal it moves forward.
+    #[oai(nullable)]
     pub deal_id: Option<String>,
     /// The lead it is about.
+    #[oai(nullable)]
     pub lead_id: Option<String>,
     /// When it was completed.
+    #[oai(nullable)]
     pub completed_at: Option<Timestamp>,
     /// Bumped on every change; send it back in `If-Match`.
     pub version: i64,
@@ -99,16 +105,22 @@ pub struct NewTask {
     pub title: String,
     /// Up to 10,000 characters.
     #[oai(validator(max_length = 10000))]
+    #[oai(nullable)]
     pub description: Option<String>,
     /// Defaults to medium.
+    #[oai(nullable)]
     pub priority: Option<Priority>,
     /// When it is due.
+    #[oai(nullable)]
     pub due_at: Option<Timestamp>,
     /// An active user; defaults to the caller.
+    #[oai(nullable)]
     pub assignee_id: Option<String>,
     /// A deal of this organization.
+    #[oai(nullable)]
     pub deal_id: Option<String>,
     /// A lead of this organization.
+    #[oai(nullable)]
     pub lead_id: Option<String>,
 }
 
@@ -118,21 +130,29 @@ pub struct NewTask {
 pub struct TaskPatch {
     /// 1–500 characters.
     #[oai(validator(min_length = 1, max_length = 500))]
+    #[oai(nullable)]
     pub title: Option<String>,
     /// Details.
     #[oai(validator(max_length = 10000))]
+    #[oai(nullable)]
     pub description: MaybeUndefined<String>,
     /// open, completed or cancelled (completing a cancelled task is 409).
+    #[oai(nullable)]
     pub status: Option<TaskStatus>,
     /// low, medium, high or urgent.
+    #[oai(nullable)]
     pub priority: Option<Priority>,
     /// When it is due.
+    #[oai(nullable)]
     pub due_at: MaybeUndefined<Timestamp>,
     /// An active user, or null.
+    #[oai(nullable)]
     pub assignee_id: MaybeUndefined<String>,
     /// A deal, or null.
+    #[oai(nullable)]
     pub deal_id: MaybeUndefined<String>,
     /// A lead, or null.
+    #[oai(nullable)]
     pub lead_id: MaybeUndefined<String>,
 }
 
@@ -231,6 +251,11 @@ pub const SORTS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The values of the `status` filter.
+pub const STATUSES: &[&str] = &["open", "completed", "cancelled"];
+/// The values of the `priority` filter.
+pub const PRIORITIES: &[&str] = &["low", "medium", "high", "urgent"];
+
 fn check_enum(field: &str, values: &[String], allowed: &[&str]) -> DomainResult<()> {
     if let Some(bad) = values.iter().find(|v| !allowed.contains(&v.as_str())) {
         return Err(DomainError::invalid(
@@ -253,14 +278,10 @@ pub fn list(
     let sort = Sort::parse(sort, SORTS)?;
     let mut filters = Filters::for_org("org_id", org_id);
     let statuses = any_of(f.status.as_deref());
-    check_enum("status", &statuses, &["open", "completed", "cancelled"])?;
+    check_enum("status", &statuses, STATUSES)?;
     filters.any_of("status", &statuses);
     let priorities = any_of(f.priority.as_deref());
-    check_enum(
-        "priority",
-        &priorities,
-        &["low", "medium", "high", "urgent"],
-    )?;
+    check_enum("priority", &priorities, PRIORITIES)?;
     filters.any_of("priority", &priorities);
     match f.overdue {
         Some(true) => filters.push("status = 'open' AND due_at < ?", vec![now.into()]),

@@ -32,6 +32,7 @@ pub struct User {
     /// Whether a password is set (users without one can only use API keys).
     pub has_password: bool,
     /// When the user was deactivated.
+    #[oai(nullable)]
     pub deactivated_at: Option<Timestamp>,
     /// Bumped on every change; send it back in `If-Match`.
     pub version: i64,
@@ -52,10 +53,12 @@ pub struct NewUser {
     #[oai(validator(min_length = 1, max_length = 200))]
     pub name: String,
     /// Defaults to `member`. Only an owner may create another owner.
+    #[oai(nullable)]
     pub role: Option<Role>,
     /// At least 12 characters; without one the user cannot log in. Stored only as an argon2id
     /// hash.
     #[oai(write_only, validator(min_length = 12, max_length = 256))]
+    #[oai(nullable)]
     pub password: Option<String>,
 }
 
@@ -65,16 +68,21 @@ pub struct NewUser {
 pub struct UserPatch {
     /// New address, unique in the organization.
     #[oai(validator(max_length = 254))]
+    #[oai(nullable)]
     pub email: Option<String>,
     /// 1–200 characters.
     #[oai(validator(min_length = 1, max_length = 200))]
+    #[oai(nullable)]
     pub name: Option<String>,
     /// Admins only; granting or removing `owner` takes an owner.
+    #[oai(nullable)]
     pub role: Option<Role>,
     /// At least 12 characters. Setting it ends the user's other sessions.
     #[oai(write_only, validator(min_length = 12, max_length = 256))]
+    #[oai(nullable)]
     pub password: Option<String>,
     /// `true` reactivates a deactivated user (admins only).
+    #[oai(nullable)]
     pub active: Option<bool>,
 }
 
@@ -128,6 +136,9 @@ pub struct UserFilter {
     /// Text in the name or email.
     pub q: Option<String>,
 }
+
+/// The values of the `role` filter.
+pub const ROLES: &[&str] = &["owner", "admin", "member", "viewer"];
 
 /// Sortable fields of the team list.
 pub const SORTS: &[(&str, &str)] = &[

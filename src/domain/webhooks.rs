@@ -14,6 +14,9 @@ use crate::ids::{self, new_id};
 use crate::secrets;
 use crate::timefmt::Timestamp;
 
+/// The values of the deliveries' `status` filter.
+pub const DELIVERY_STATUSES: &[&str] = &["pending", "in_flight", "succeeded", "failed"];
+
 /// How long a rotated-out secret keeps signing beside the new one.
 pub const PREVIOUS_SECRET_GRACE_MS: Millis = 24 * HOUR_MS;
 
@@ -25,14 +28,17 @@ pub struct Webhook {
     /// Where events are POSTed (http or https).
     pub url: String,
     /// What it is for.
+    #[oai(nullable)]
     pub description: Option<String>,
     /// Event types it receives, with wildcards (`deal.*`, `*`).
     pub event_types: Vec<String>,
     /// False once disabled (by hand, by a 410 Gone, or after five days of failures).
     pub active: bool,
     /// Why it was disabled.
+    #[oai(nullable)]
     pub disabled_reason: Option<String>,
     /// When deliveries started failing without a success since.
+    #[oai(nullable)]
     pub failing_since: Option<Timestamp>,
     /// Bumped on every change.
     pub version: i64,
@@ -62,9 +68,11 @@ pub struct NewWebhook {
     pub url: String,
     /// Up to 500 characters.
     #[oai(validator(max_length = 500))]
+    #[oai(nullable)]
     pub description: Option<String>,
     /// Defaults to every event (`["*"]`).
     #[oai(validator(min_items = 1, max_items = 100))]
+    #[oai(nullable)]
     pub event_types: Option<Vec<String>>,
 }
 
@@ -74,14 +82,18 @@ pub struct NewWebhook {
 pub struct WebhookPatch {
     /// New URL.
     #[oai(validator(min_length = 1, max_length = 2000))]
+    #[oai(nullable)]
     pub url: Option<String>,
     /// New description.
     #[oai(validator(max_length = 500))]
+    #[oai(nullable)]
     pub description: Option<String>,
     /// New event types.
     #[oai(validator(min_items = 1, max_items = 100))]
+    #[oai(nullable)]
     pub event_types: Option<Vec<String>>,
     /// `true` re-enables a disabled endpoint (its failure clock restarts); `false` pauses it.
+    #[oai(nullable)]
     pub active: Option<bool>,
 }
 
@@ -101,14 +113,19 @@ pub struct Delivery {
     /// Attempts so far.
     pub attempts: i64,
     /// When the next attempt is due (pending only).
+    #[oai(nullable)]
     pub next_attempt_at: Option<Timestamp>,
     /// The last HTTP status the endpoint answered.
+    #[oai(nullable)]
     pub last_status_code: Option<i64>,
     /// The last failure, when it did not answer.
+    #[oai(nullable)]
     pub last_error: Option<String>,
     /// How long the last attempt took.
+    #[oai(nullable)]
     pub last_latency_ms: Option<i64>,
     /// The start of the last response body.
+    #[oai(nullable)]
     pub response_excerpt: Option<String>,
     /// When it was queued.
     pub created_at: Timestamp,
@@ -425,7 +442,7 @@ pub fn deliveries(
     let statuses = super::listing::any_of(status);
     if let Some(bad) = statuses
         .iter()
-        .find(|s| !["pending", "in_flight", "succeeded", "failed"].contains(&s.as_str()))
+        .find(|s| !DELIVERY_STATUSES.contains(&s.as_str()))
     {
         return Err(DomainError::invalid(
             "status",

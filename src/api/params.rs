@@ -1,0 +1,236 @@
+//! Parameter types whose documented schema says exactly what the server accepts, so generated
+//! clients (and contract fuzzers) send only values that work, and anything else is refused
+//! before the handler runs with a message naming what would have worked.
+
+use std::borrow::Cow;
+use std::marker::PhantomData;
+use std::ops::Deref;
+
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
+use poem_openapi::types::{ParseError, ParseFromParameter, ParseResult, Type};
+use serde_json::Value;
+
+use crate::domain::{activities, api_keys, companies, deals, events, leads, notes, search};
+use crate::domain::{signals, tasks, users, webhooks};
+
+/// What a string parameter may hold: its schema, and the check that enforces exactly it.
+pub trait Shape: Send + Sync + 'static {
+    /// The documented schema.
+    fn schema() -> MetaSchema;
+    /// `Err` with the rule the value breaks (a sentence starting "must").
+    fn check(value: &str) -> Result<(), String>;
+}
+
+/// How the names of shaped types begin (see [`crate::api::error`]).
+pub const SHAPE_PREFIX: &str = "shape_";
+
+/// A string parameter of shape `S`; it derefs to the string.
+pub struct Shaped<S>(String, PhantomData<S>);
+
+impl<S> Deref for Shaped<S> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<S> From<Shaped<S>> for String {
+    fn from(value: Shaped<S>) -> Self {
+        value.0
+    }
+}
+
+impl<S: Shape> Type for Shaped<S> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        // `shape_` tells the error mapping that a failure here broke a documented rule (422).
+        format!(
+            "{SHAPE_PREFIX}{}",
+            std::any::type_name::<S>().rsplit("::").next().unwrap_or("")
+        )
+        .into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(S::schema()))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl<S: Shape> ParseFromParameter for Shaped<S> {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        S::check(value).map_err(ParseError::custom)?;
+        Ok(Self(value.to_string(), PhantomData))
+    }
+}
+
+/// A `sort` parameter over a list's allow-list (API name → SQL column, as
+/// [`crate::domain::listing::Sort::parse`] takes it): `field` or `-field`.
+pub type SortParam<S> = Shaped<S>;
+
+fn enum_schema(values: impl IntoIterator<Item = String>) -> MetaSchema {
+    let mut schema = MetaSchema::new("string");
+    schema.enum_items = values.into_iter().map(Value::String).collect();
+    schema
+}
+
+fn sort_values<'a>(fields: &'a [(&'a str, &'a str)]) -> impl Iterator<Item = String> + 'a {
+    fields
+        .iter()
+        .flat_map(|(name, _)| [name.to_string(), format!("-{name}")])
+}
+
+fn check_sort(fields: &[(&str, &str)], value: &str) -> Result<(), String> {
+    if sort_values(fields).any(|v| v == value) {
+        return Ok(());
+    }
+    let names: Vec<&str> = fields.iter().map(|(name, _)| *name).collect();
+    Err(format!(
+        "must be one of {} (prefix - for descending)",
+        names.join(", ")
+    ))
+}
+
+/// A comma-separated "any of" list over `values`: `a` or `a,b`, no blanks.
+fn list_schema(values: &[String]) -> MetaSchema {
+    let alternatives: Vec<String> = values.iter().map(|v| regex_escape(v)).collect();
+    let one = format!("({})", alternatives.join("|"));
+    let mut schema = MetaSchema::new("string");
+    schema.pattern = Some(format!("^{one}(,{one})*$"));
+    schema
+}
+
+fn check_list(values: &[String], value: &str) -> Result<(), String> {
+    if value
+        .split(',')
+        .all(|v| values.iter().any(|known| known == v))
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be one or more of {}, comma separated",
+            values.join(", ")
+        ))
+    }
+}
+
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| match c {
+            '.' | '*' | '+' | '?' | '(' | ')' | '[' | ']' | '{' | '}' | '|' | '^' | '$' | '\\' => {
+                vec!['\\', c]
+            }
+            c => vec![c],
+        })
+        .collect()
+}
+
+/// Declares sort shapes from the domain's allow-lists.
+macro_rules! sorts {
+    ($($marker:ident => $fields:path),* $(,)?) => {$(
+        #[doc = concat!("`sort` over `", stringify!($fields), "`.")]
+        pub struct $marker;
+        impl Shape for $marker {
+            fn schema() -> MetaSchema {
+                enum_schema(sort_values($fields))
+            }
+            fn check(value: &str) -> Result<(), String> {
+                check_sort($fields, value)
+            }
+        }
+    )*};
+}
+
+sorts! {
+    ActivitySort => activities::SORTS,
+    ApiKeySort => api_keys::SORTS,
+    CompanySort => companies::SORTS,
+    DealSort => deals::SORTS,
+    LeadSort => leads::SORTS,
+    NoteSort => notes::SORTS,
+    SignalSort => signals::SORTS,
+    TaskSort => tasks::SORTS,
+    UserSort => users::SORTS,
+}
+
+/// Declares "any of" list shapes from the domain's value lists.
+macro_rules! lists {
+    ($($marker:ident => $values:expr),* $(,)?) => {$(
+        #[doc = concat!("A comma-separated list of `", stringify!($values), "`.")]
+        pub struct $marker;
+        impl $marker {
+            fn values() -> Vec<String> {
+                $values.iter().map(|v| v.to_string()).collect()
+            }
+        }
+        impl Shape for $marker {
+            fn schema() -> MetaSchema {
+                list_schema(&Self::values())
+            }
+            fn check(value: &str) -> Result<(), String> {
+                check_list(&Self::values(), value)
+            }
+        }
+    )*};
+}
+
+lists! {
+    LeadStatuses => leads::STATUSES,
+    DealStatuses => deals::STATUSES,
+    TaskStatuses => tasks::STATUSES,
+    Priorities => tasks::PRIORITIES,
+    KeyStatuses => api_keys::STATUSES,
+    Roles => users::ROLES,
+    SearchKinds => search::KINDS,
+    EventTypes => events::type_patterns(),
+    DeliveryStatuses => webhooks::DELIVERY_STATUSES,
+}
+
+/// A calendar date, `YYYY-MM-DD`.
+pub struct Date;
+
+impl Shape for Date {
+    fn schema() -> MetaSchema {
+        MetaSchema::new_with_format("string", "date")
+    }
+    fn check(value: &str) -> Result<(), String> {
+        crate::timefmt::parse_date(value)
+            .map(|_| ())
+            .ok_or_else(|| "must be a date YYYY-MM-DD".into())
+    }
+}
+
+/// Declares shapes that are a pattern and a parser accepting exactly it.
+macro_rules! patterns {
+    ($($marker:ident => $pattern:path, $parse:path);* $(;)?) => {$(
+        #[doc = concat!("A value matching `", stringify!($pattern), "`.")]
+        pub struct $marker;
+        impl Shape for $marker {
+            fn schema() -> MetaSchema {
+                let mut schema = MetaSchema::new("string");
+                schema.pattern = Some($pattern.to_string());
+                schema
+            }
+            fn check(value: &str) -> Result<(), String> {
+                $parse(Some(value)).map(|_| ()).map_err(|e| e.message)
+            }
+        }
+    )*};
+}
+
+patterns! {
+    IfMatch => super::headers::IF_MATCH_PATTERN, super::headers::if_match;
+    LastEventId => super::sse::LAST_EVENT_ID_PATTERN, super::sse::last_event_id;
+}
