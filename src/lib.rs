@@ -3,6 +3,23 @@
 //! [`build_app`] assembles the whole route tree from an [`AppState`]; `main.rs` only parses the
 //! command line, and the integration tests run exactly what production runs.
 
+/// The two `poem_openapi::types::Type` methods every scalar (not a container) type of ours
+/// implements alike: its raw value is itself, and it has one element, itself.
+macro_rules! scalar_raw_values {
+    () => {
+        fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+            Some(self)
+        }
+
+        fn raw_element_iter<'a>(
+            &'a self,
+        ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+            Box::new(self.as_raw_value().into_iter())
+        }
+    };
+}
+pub(crate) use scalar_raw_values;
+
 pub mod api;
 pub mod clock;
 pub mod config;

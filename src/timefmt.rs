@@ -112,15 +112,7 @@ mod openapi_impl {
             MetaSchemaRef::Inline(Box::new(schema))
         }
 
-        fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-            Some(self)
-        }
-
-        fn raw_element_iter<'a>(
-            &'a self,
-        ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-            Box::new(self.as_raw_value().into_iter())
-        }
+        crate::scalar_raw_values!();
     }
 
     fn parse(s: &str) -> ParseResult<Timestamp> {

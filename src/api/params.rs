@@ -58,15 +58,7 @@ impl<S: Shape> Type for Shaped<S> {
         MetaSchemaRef::Inline(Box::new(S::schema()))
     }
 
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
-    }
+    crate::scalar_raw_values!();
 }
 
 impl<S: Shape> ParseFromParameter for Shaped<S> {
