@@ -13,7 +13,7 @@ use clozup::domain::api_keys::{self, NewApiKey};
 use clozup::domain::auth::Scope;
 use clozup::domain::listing::Paging;
 use clozup::domain::{orgs, DomainError};
-use clozup::timefmt::{format_ms, Timestamp};
+use clozup::timefmt::format_ms;
 
 /// Clozup: a self-hostable, agent-native sales CRM server.
 #[derive(Parser)]
@@ -257,7 +257,7 @@ fn keys(action: KeysAction) -> Result<(), String> {
                     let input = NewApiKey {
                         name,
                         scopes: Some(scopes),
-                        expires_at: expires_in.map(|d| Timestamp(now + d.as_millis() as i64)),
+                        expires_in_seconds: expires_in.map(|d| d.as_secs() as i64),
                     };
                     api_keys::create_as_owner(tx, &org_id, input, now)
                 })

@@ -42,7 +42,7 @@ fn every_operation_is_401_without_a_valid_key_and_403_without_its_scope() {
         .post(
             "/api-keys",
             &k,
-            json!({"name": "short-lived", "expires_at": "2026-11-28T13:00:00Z"}),
+            json!({"name": "short-lived", "expires_in_seconds": 3600}),
         )
         .data(201)["key"]
         .as_str()

@@ -325,12 +325,15 @@ fn activities_move_last_activity_forward_and_notes_need_a_home() {
         1
     );
 
-    s.post(
-        "/notes",
-        &k,
-        json!({"content": "hi", "lead_id": "lead_01M8H6J8V5EZ2NYY830B06ZRR9"}),
-    )
-    .error(422, "validation_error");
+    // An id that names nothing is a 404 wherever it appears (API.md §1), naming the field.
+    let e = s
+        .post(
+            "/notes",
+            &k,
+            json!({"content": "hi", "lead_id": "lead_01M8H6J8V5EZ2NYY830B06ZRR9"}),
+        )
+        .error(404, "not_found");
+    assert_eq!(e["details"][0]["field"], "lead_id");
     let note = s
         .post("/notes", &k, json!({"content": "first", "lead_id": lead}))
         .data(201);

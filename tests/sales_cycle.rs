@@ -63,7 +63,7 @@ fn company_to_closed_won_with_its_event_log() {
         &k,
         json!({"user_id": "usr_01M8H6J8V5EZ2NYY830B06ZRR9"}),
     )
-    .error(422, "validation_error");
+    .error(404, "not_found");
     let assigned = s
         .post(
             &format!("/leads/{lead_id}/assign"),
@@ -265,7 +265,7 @@ fn company_to_closed_won_with_its_event_log() {
 }
 
 #[test]
-fn stage_of_another_pipeline_is_422_and_moves_reopen_closed_deals() {
+fn stage_of_another_pipeline_is_409_and_moves_reopen_closed_deals() {
     let s = TestServer::start();
     let k = s.key_with(&["read", "write"]);
     let other = s
@@ -283,14 +283,14 @@ fn stage_of_another_pipeline_is_422_and_moves_reopen_closed_deals() {
             &k,
             json!({"stage_id": foreign_stage}),
         )
-        .error(422, "validation_error");
+        .error(409, "conflict");
     assert_eq!(e["details"][0]["field"], "stage_id");
     s.post(
         &format!("/deals/{deal_id}/move"),
         &k,
         json!({"stage": "No Such Stage"}),
     )
-    .error(422, "validation_error");
+    .error(404, "not_found");
     s.post(&format!("/deals/{deal_id}/move"), &k, json!({}))
         .error(422, "validation_error");
 

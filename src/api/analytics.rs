@@ -46,7 +46,7 @@ impl AnalyticsApi {
     ) -> ApiResult<One<Overview>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let now = state.clock.now_ms();
-        let w = analytics::window(None, from.0.map(|t| t.0), to.0.map(|t| t.0), now)?;
+        let w = analytics::window(None, from.0.map(|t| t.0), to.0.map(|t| t.0), now);
         Ok(One::new(
             state
                 .db
@@ -75,7 +75,7 @@ impl AnalyticsApi {
     ) -> ApiResult<Page<FunnelStep>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let now = state.clock.now_ms();
-        let w = analytics::window(None, from.0.map(|t| t.0), to.0.map(|t| t.0), now)?;
+        let w = analytics::window(None, from.0.map(|t| t.0), to.0.map(|t| t.0), now);
         Ok(Page::whole(
             state
                 .db
@@ -117,8 +117,9 @@ impl PerformanceApi {
     ///
     /// Every active user's revenue closed, deals won, pipeline generated, meetings booked,
     /// emails sent, calls made and reply rate in the period (`period` = week, month, quarter or
-    /// year, the current one; or `from`/`to`), ranked by `metric` (default revenue_closed; ties
-    /// share a rank).
+    /// year, the current one, narrowed by `from`/`to` when given; with only `from`/`to`, that
+    /// window; with neither, this month), ranked by `metric` (default revenue_closed; ties share
+    /// a rank). A `to` at or before `from` is an empty window: every figure zero.
     #[oai(
         path = "/performance/leaderboard",
         method = "get",
@@ -138,7 +139,7 @@ impl PerformanceApi {
         let period = period
             .0
             .or((from.0.is_none() && to.0.is_none()).then_some(Period::Month));
-        let w = analytics::window(period, from.0.map(|t| t.0), to.0.map(|t| t.0), now)?;
+        let w = analytics::window(period, from.0.map(|t| t.0), to.0.map(|t| t.0), now);
         let metric = metric.0.unwrap_or_default();
         Ok(Page::whole(
             state

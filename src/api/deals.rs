@@ -54,8 +54,12 @@ impl DealsApi {
         lead_id: Query<Option<String>>,
         company_id: Query<Option<String>>,
         tag: Query<Option<String>>,
-        #[oai(validator(minimum(value = "0")))] value_min: Query<Option<f64>>,
-        #[oai(validator(minimum(value = "0")))] value_max: Query<Option<f64>>,
+        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))] value_min: Query<
+            Option<f64>,
+        >,
+        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))] value_max: Query<
+            Option<f64>,
+        >,
         expected_close_after: Query<Option<Shaped<Date>>>,
         expected_close_before: Query<Option<Shaped<Date>>>,
         created_after: Query<Option<Timestamp>>,

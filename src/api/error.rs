@@ -312,6 +312,20 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl ApiError {
+    /// An error whose message lists every field issue, each also in `details`.
+    fn listing(status: StatusCode, code: &'static str, issues: Vec<FieldIssue>) -> Self {
+        let message = issues
+            .iter()
+            .map(|i| format!("{} {}", i.field, i.issue))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut e = Self::new(status, code, message);
+        e.details = issues_to_details(issues);
+        e
+    }
+}
+
 fn issues_to_details(issues: Vec<FieldIssue>) -> Vec<ErrorDetail> {
     issues
         .into_iter()
@@ -327,14 +341,10 @@ impl From<DomainError> for ApiError {
         match err {
             DomainError::NotFound(what) => Self::not_found(format!("{what} not found")),
             DomainError::Validation(issues) => {
-                let message = DomainError::Validation(issues.clone()).to_string();
-                let mut e = Self::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "validation_error",
-                    message,
-                );
-                e.details = issues_to_details(issues);
-                e
+                Self::listing(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", issues)
+            }
+            DomainError::Missing(issues) => {
+                Self::listing(StatusCode::NOT_FOUND, "not_found", issues)
             }
             DomainError::Conflict { message, details } => {
                 let mut e = Self::conflict(message);

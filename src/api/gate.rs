@@ -145,7 +145,7 @@ impl<E: Endpoint> GateEndpoint<E> {
             return (with_rate_headers(err.render(), decision), outcome);
         }
 
-        if let Some(err) = credential_in_query(&req) {
+        if let Some(err) = credential_in_query(&req).or_else(|| unreadable_header(&req)) {
             return (with_rate_headers(err.render(), decision), outcome);
         }
         if let Some(p) = &principal {
@@ -400,6 +400,25 @@ fn idempotency_slot(
         })),
         _ => Ok(None),
     }
+}
+
+/// Headers the API gives meaning to (API.md §5); the framework would take one it cannot read
+/// as text for an absent one, so a garbled `If-Match` would skip the version check.
+const MEANINGFUL_HEADERS: &[&str] = &["if-match", "last-event-id"];
+
+/// Refuses a meaningful header whose value is not visible ASCII.
+fn unreadable_header(req: &Request) -> Option<ApiError> {
+    MEANINGFUL_HEADERS.iter().find_map(|name| {
+        let unreadable = req
+            .headers()
+            .get_all(*name)
+            .iter()
+            .any(|v| v.to_str().is_err());
+        unreadable.then(|| {
+            ApiError::bad_request(format!("the {name} header must be visible ASCII text"))
+                .detail(*name, "is not visible ASCII text")
+        })
+    })
 }
 
 /// Refuses a credential sent in the query string: URLs end up in logs and browser histories.

@@ -5,6 +5,7 @@
 
 pub mod allow;
 pub mod body;
+pub mod document;
 pub mod envelope;
 pub mod error;
 pub mod gate;
@@ -154,57 +155,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
     .server("/api/v1")
 }
 
-/// The OpenAPI document as JSON, as served and printed by `clozup openapi`: poem-openapi's,
-/// plus what its derive cannot say. Every object a JSON request body holds refuses unknown
-/// fields (`additionalProperties: false`), because [`body::parse`] holds bodies to the schema
-/// and a typo in a field name must not pass silently.
+/// The OpenAPI document as JSON, as served and printed by `clozup openapi`.
 pub fn spec_json() -> String {
-    let mut doc: serde_json::Value =
-        serde_json::from_str(&service().spec()).expect("poem-openapi writes valid JSON");
-    let mut pending: Vec<String> = Vec::new();
-    collect_refs(&doc["paths"], true, &mut pending);
-    let mut closed = std::collections::BTreeSet::new();
-    while let Some(name) = pending.pop() {
-        if !closed.insert(name.clone()) {
-            continue;
-        }
-        let schema = &mut doc["components"]["schemas"][&name];
-        collect_refs(schema, false, &mut pending);
-        let has_fields = schema["properties"]
-            .as_object()
-            .is_some_and(|p| !p.is_empty());
-        if has_fields && schema.get("additionalProperties").is_none() {
-            schema["additionalProperties"] = serde_json::Value::Bool(false);
-        }
-    }
-    serde_json::to_string_pretty(&doc).expect("a JSON value serializes")
-}
-
-/// Pushes the component names `value` refers to; from `paths`, only those under request bodies.
-fn collect_refs(value: &serde_json::Value, only_bodies: bool, out: &mut Vec<String>) {
-    match value {
-        serde_json::Value::Object(map) => {
-            for (key, v) in map {
-                if only_bodies && key == "responses" {
-                    continue;
-                }
-                if key == "$ref" {
-                    if let Some(name) = v
-                        .as_str()
-                        .and_then(|r| r.strip_prefix("#/components/schemas/"))
-                    {
-                        out.push(name.to_string());
-                    }
-                } else {
-                    collect_refs(v, only_bodies, out);
-                }
-            }
-        }
-        serde_json::Value::Array(items) => {
-            for v in items {
-                collect_refs(v, only_bodies, out);
-            }
-        }
-        _ => {}
-    }
+    document::refine(&service().spec())
 }

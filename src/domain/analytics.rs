@@ -118,31 +118,19 @@ pub fn period_window(period: Period, at: Millis) -> Window {
     }
 }
 
-/// A window from optional `from`/`to`, or the period containing `now`, or everything.
+/// The window of `period` (the one containing `now`) narrowed by `from`/`to`; without a
+/// period, `from`/`to` alone (open ends reach all time). Every bound given applies, like any
+/// filter: a `to` at or before the `from` is an empty window, whose figures are all zero.
 pub fn window(
     period: Option<Period>,
     from: Option<Millis>,
     to: Option<Millis>,
     now: Millis,
-) -> DomainResult<Window> {
-    match (period, from, to) {
-        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(DomainError::invalid(
-            "period",
-            "give period or from/to, not both",
-        )),
-        (Some(p), None, None) => Ok(period_window(p, now)),
-        (None, from, to) => {
-            let w = Window {
-                from: from.unwrap_or(Window::ALL.from),
-                to: to.unwrap_or(Window::ALL.to),
-            };
-            // from = to is an empty window (all zeros); to before from is a mistake.
-            if w.from > w.to {
-                return Err(DomainError::invalid("to", "must not be before from"));
-            }
-            Ok(w)
-        }
-    }
+) -> Window {
+    let base = period.map_or(Window::ALL, |p| period_window(p, now));
+    let from = from.map_or(base.from, |f| f.max(base.from));
+    let to = to.map_or(base.to, |t| t.min(base.to)).max(from);
+    Window { from, to }
 }
 
 /// Deals and value in one stage.
@@ -608,7 +596,7 @@ pub struct QuotaTargets {
     /// The user.
     pub user_id: String,
     /// Revenue to close (major units of the organization's currency).
-    #[oai(validator(minimum(value = "0")))]
+    #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
     #[oai(nullable)]
     pub revenue: Option<f64>,
     /// Deals to win.

@@ -66,9 +66,11 @@ pub struct NewApiKey {
     #[oai(validator(min_items = 1, max_items = 3))]
     #[oai(nullable)]
     pub scopes: Option<Vec<Scope>>,
-    /// When the key stops working; must be in the future. Absent: never expires.
+    /// Seconds from now until the key stops working (a minute to ten years); absent: never
+    /// expires. A duration, not an instant, so an expiry is never already past.
+    #[oai(validator(minimum(value = "60"), maximum(value = "315360000")))]
     #[oai(nullable)]
-    pub expires_at: Option<Timestamp>,
+    pub expires_in_seconds: Option<i64>,
 }
 
 const COLUMNS: &str =
@@ -199,12 +201,8 @@ pub fn create(
             format!("`{}` is more than the creator may grant", s.as_str()),
         );
     }
-    if let Some(expires) = input.expires_at {
-        if expires.0 <= now {
-            issues.add("expires_at", "must be in the future");
-        }
-    }
     issues.finish()?;
+    let expires_at = input.expires_in_seconds.map(|s| now + s * 1000);
     let secret = secrets::new_token(API_KEY_PREFIX);
     let id = new_id("key");
     tx.execute(
@@ -219,7 +217,7 @@ pub fn create(
             &secret[..DISPLAY_PREFIX_LEN],
             secrets::token_hash(&secret),
             Scopes::of(&scopes).to_db(),
-            input.expires_at.map(|t| t.0),
+            expires_at,
             now
         ],
     )?;

@@ -7,7 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use super::activities::{self, Activity, NewActivity};
 use super::auth::Principal;
 use super::companies::{self, time_filters, Company};
-use super::error::{DomainError, DomainResult, Issues};
+use super::error::{DomainError, DomainResult, FieldIssue, Issues};
 use super::events::{self, Actor};
 use super::leads::{self, Lead, LeadStatus};
 use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
@@ -138,7 +138,7 @@ pub struct NewDeal {
     #[oai(validator(min_length = 1, max_length = 200))]
     pub title: String,
     /// Major units, 0 or more, at most as many decimals as the currency has. Default 0.
-    #[oai(validator(minimum(value = "0")))]
+    #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
     #[oai(nullable)]
     pub value: Option<f64>,
     /// ISO 4217; defaults to the organization's currency.
@@ -184,7 +184,7 @@ pub struct DealPatch {
     #[oai(nullable)]
     pub title: Option<String>,
     /// Major units.
-    #[oai(validator(minimum(value = "0")))]
+    #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
     #[oai(nullable)]
     pub value: Option<f64>,
     /// ISO 4217.
@@ -461,7 +461,7 @@ pub fn list(
 }
 
 fn check_date(issues: &mut Issues, field: &str, date: Option<String>) -> Option<String> {
-    let date = date?.trim().to_string();
+    let date = date?;
     if timefmt::parse_date(&date).is_none() {
         issues.add(field, "must be a date YYYY-MM-DD");
     }
@@ -483,22 +483,26 @@ fn resolve_stage(
         )),
         (Some(id), None) => {
             let stage = pipelines::get_stage(conn, org_id, id).map_err(|_| {
-                DomainError::invalid(
+                DomainError::missing(
                     "stage_id",
                     format!("`{id}` is not a stage of this organization"),
                 )
             })?;
+            // Both exist but do not go together: a conflict between the two, not a bad value.
             if stage.pipeline_id != pipeline_id {
-                return Err(DomainError::invalid(
-                    "stage_id",
-                    format!("`{id}` belongs to another pipeline than the deal's ({pipeline_id})"),
-                ));
+                return Err(DomainError::Conflict {
+                    message: format!(
+                        "stage {id} belongs to pipeline {}, not {pipeline_id}",
+                        stage.pipeline_id
+                    ),
+                    details: vec![FieldIssue::new("stage_id", "belongs to another pipeline")],
+                });
             }
             Ok(stage)
         }
         (None, Some(name)) => pipelines::stage_by_name(conn, org_id, pipeline_id, name)?
             .ok_or_else(|| {
-                DomainError::invalid(
+                DomainError::missing(
                     "stage",
                     format!("the pipeline {pipeline_id} has no stage called `{name}`"),
                 )
@@ -567,7 +571,7 @@ pub fn create_as(
         Some(id) => {
             let lead = leads::find(tx, org_id, id)?;
             if lead.is_none() {
-                issues.add(
+                issues.add_missing(
                     "lead_id",
                     format!("`{id}` is not a lead of this organization"),
                 );
@@ -600,7 +604,7 @@ pub fn create_as(
         (Some(p), _) => {
             pipelines::get(tx, org_id, p)
                 .map_err(|_| {
-                    DomainError::invalid(
+                    DomainError::missing(
                         "pipeline_id",
                         format!("`{p}` is not a pipeline of this organization"),
                     )
@@ -610,7 +614,7 @@ pub fn create_as(
         (None, Some(stage_id)) => {
             pipelines::get_stage(tx, org_id, stage_id)
                 .map_err(|_| {
-                    DomainError::invalid(
+                    DomainError::missing(
                         "stage_id",
                         format!("`{stage_id}` is not a stage of this organization"),
                     )
@@ -922,12 +926,18 @@ pub fn empty_stage(
     now: Millis,
 ) -> DomainResult<()> {
     let stage = pipelines::get_stage(tx, &p.org_id, stage_id)?;
-    let target = pipelines::get_stage(tx, &p.org_id, move_to)
-        .ok()
-        .filter(|t| t.pipeline_id == stage.pipeline_id && t.id != stage.id)
-        .ok_or_else(|| {
-            DomainError::invalid("move_to", "must be another stage of the same pipeline")
-        })?;
+    let target = pipelines::get_stage(tx, &p.org_id, move_to).map_err(|_| {
+        DomainError::missing(
+            "move_to",
+            format!("`{move_to}` is not a stage of this organization"),
+        )
+    })?;
+    if target.pipeline_id != stage.pipeline_id || target.id == stage.id {
+        return Err(DomainError::invalid(
+            "move_to",
+            "must be another stage of the same pipeline",
+        ));
+    }
     let ids: Vec<String> = {
         let mut stmt = tx.prepare("SELECT id FROM deals WHERE org_id = ?1 AND stage_id = ?2")?;
         let rows = stmt.query_map(params![p.org_id, stage_id], |r| r.get(0))?;
@@ -1177,7 +1187,7 @@ pub struct ConvertLead {
     #[oai(nullable)]
     pub title: Option<String>,
     /// Major units.
-    #[oai(validator(minimum(value = "0")))]
+    #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
     #[oai(nullable)]
     pub value: Option<f64>,
     /// ISO 4217.

@@ -878,6 +878,9 @@ pub fn receive(tx: &Transaction<'_>, m: Parsed, now: Millis) -> DomainResult<Rec
     let Some((inbox_id, org_id, deal_id)) = inbox else {
         return Err(DomainError::NotFound("email inbox"));
     };
+    if m.from.is_empty() {
+        return Err(DomainError::invalid("body", "has no From address"));
+    }
     if let Some(id) = tx
         .prepare_cached("SELECT id FROM emails WHERE org_id = ?1 AND message_id = ?2")?
         .query_row(params![org_id, m.message_id], |r| r.get::<_, String>(0))

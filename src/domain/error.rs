@@ -28,6 +28,9 @@ pub enum DomainError {
     NotFound(&'static str),
     /// Well-formed input that breaks a rule; every broken rule is listed.
     Validation(Vec<FieldIssue>),
+    /// Ids in the input (a body field, a query parameter) that name no object of the caller's
+    /// organization; each is listed.
+    Missing(Vec<FieldIssue>),
     /// A uniqueness clash or a state conflict.
     Conflict {
         /// What clashed, as a sentence.
@@ -59,6 +62,11 @@ impl DomainError {
         Self::Validation(vec![FieldIssue::new(field, issue)])
     }
 
+    /// An id in the input that names nothing the organization has.
+    pub fn missing(field: impl Into<String>, issue: impl Into<String>) -> Self {
+        Self::Missing(vec![FieldIssue::new(field, issue)])
+    }
+
     /// A conflict with no details.
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::Conflict {
@@ -72,7 +80,7 @@ impl fmt::Display for DomainError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NotFound(what) => write!(f, "{what} not found"),
-            Self::Validation(issues) => {
+            Self::Validation(issues) | Self::Missing(issues) => {
                 let parts: Vec<String> = issues
                     .iter()
                     .map(|i| format!("{} {}", i.field, i.issue))
@@ -120,7 +128,10 @@ impl From<r2d2::Error> for DomainError {
 
 /// Collects field issues while validating an input, so one response lists every broken rule.
 #[derive(Debug, Default)]
-pub struct Issues(Vec<FieldIssue>);
+pub struct Issues {
+    broken: Vec<FieldIssue>,
+    missing: Vec<FieldIssue>,
+}
 
 impl Issues {
     /// An empty collection.
@@ -130,15 +141,25 @@ impl Issues {
 
     /// Records an issue with `field`.
     pub fn add(&mut self, field: impl Into<String>, issue: impl Into<String>) {
-        self.0.push(FieldIssue::new(field, issue));
+        self.broken.push(FieldIssue::new(field, issue));
     }
 
-    /// `Ok(())` when nothing was recorded, else the validation error listing everything.
-    pub fn finish(self) -> DomainResult<()> {
-        if self.0.is_empty() {
-            Ok(())
+    /// Records that `field` refers to an object the organization does not have.
+    pub fn add_missing(&mut self, field: impl Into<String>, issue: impl Into<String>) {
+        self.missing.push(FieldIssue::new(field, issue));
+    }
+
+    /// `Ok(())` when nothing was recorded. Otherwise a validation error listing everything
+    /// when a rule is broken; when the only trouble is ids that resolve to nothing, a
+    /// not-found error naming them (API.md §1: an unknown id is a 404, wherever it appears).
+    pub fn finish(mut self) -> DomainResult<()> {
+        if !self.broken.is_empty() {
+            self.broken.append(&mut self.missing);
+            Err(DomainError::Validation(self.broken))
+        } else if !self.missing.is_empty() {
+            Err(DomainError::Missing(self.missing))
         } else {
-            Err(DomainError::Validation(self.0))
+            Ok(())
         }
     }
 }

@@ -90,6 +90,30 @@ fn normalize_header(h: &str) -> String {
         .replace([' ', '-'], "_")
 }
 
+/// The import's first rule, as the document states it: a header row (after an optional BOM)
+/// with a cell that is, give or take case, blanks and quotes around it, one of `email`,
+/// `name`, `first_name` or `last_name` (a space or hyphen may stand for the underscore).
+/// Cells before it are quoted (`"…"`, `""` for a quote) or free of quotes and line breaks.
+pub const HEADER_PATTERN: &str = concat!(
+    r#"^\uFEFF?([ \t]*("([^"]|"")*"|[^\n\r,"]*)[ \t]*,)*"#,
+    r#"[ \t]*("[ \t]*"#,
+    name_cell!(),
+    r#"[ \t]*"|"#,
+    name_cell!(),
+    r#")[ \t]*(,|\r|\n|$)"#
+);
+
+/// The header names a lead can be known by, case-insensitively.
+macro_rules! name_cell {
+    () => {
+        concat!(
+            "([Ee][Mm][Aa][Ii][Ll]|[Nn][Aa][Mm][Ee]",
+            "|[Ff][Ii][Rr][Ss][Tt][ _-][Nn][Aa][Mm][Ee]|[Ll][Aa][Ss][Tt][ _-][Nn][Aa][Mm][Ee])"
+        )
+    };
+}
+use name_cell;
+
 /// Reads the CSV into rows of lead fields (or the reason a row cannot be one).
 fn parse(bytes: &[u8], result: &mut ImportResult) -> DomainResult<Vec<ParsedRow>> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);

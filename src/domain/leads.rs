@@ -476,7 +476,7 @@ pub fn check(
         match companies::find(conn, org_id, company_id)? {
             Some(c) if out.company_name.is_none() => out.company_name = Some(c.name),
             Some(_) => {}
-            None => issues.add(
+            None => issues.add_missing(
                 "company_id",
                 format!("`{company_id}` is not a company of this organization"),
             ),

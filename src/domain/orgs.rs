@@ -34,7 +34,7 @@ pub struct Icp {
     #[serde(default)]
     #[oai(nullable)]
     pub company_size_min: Option<i64>,
-    /// Largest fitting company, in employees.
+    /// Largest fitting company, in employees (below `company_size_min`, no size fits).
     #[oai(validator(minimum(value = "0")))]
     #[serde(default)]
     #[oai(nullable)]
@@ -88,7 +88,7 @@ pub struct OrganizationPatch {
     #[oai(nullable)]
     pub fiscal_year_start_month: Option<i64>,
     /// Major units of the currency; null clears it.
-    #[oai(validator(minimum(value = "0")))]
+    #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
     #[oai(nullable)]
     pub monthly_revenue_target: MaybeUndefined<f64>,
     /// Replaces the whole ideal customer profile.
@@ -191,7 +191,7 @@ pub fn found_with_admin_key(
         api_keys::NewApiKey {
             name: "First admin key".into(),
             scopes: Some(vec![super::auth::Scope::Admin]),
-            expires_at: None,
+            expires_in_seconds: None,
         },
         now,
     )?;
@@ -229,14 +229,14 @@ pub fn update(
         None => current.currency.clone(),
     };
     let timezone = match &patch.timezone {
-        Some(tz) if !validate::is_time_zone(tz.trim()) => {
+        Some(tz) if !validate::is_time_zone(tz) => {
             issues.add(
                 "timezone",
                 "must be an IANA time zone such as Europe/Berlin or UTC",
             );
             tz.clone()
         }
-        Some(tz) => tz.trim().to_string(),
+        Some(tz) => tz.clone(),
         None => current.timezone.clone(),
     };
     let fiscal = patch
@@ -253,11 +253,6 @@ pub fn update(
     let target_minor = target
         .map(|v| validate::money_to_minor(&mut issues, "monthly_revenue_target", v, &currency));
     let icp = patch.icp.unwrap_or_else(|| current.icp.clone());
-    if let (Some(min), Some(max)) = (icp.company_size_min, icp.company_size_max) {
-        if min > max {
-            issues.add("icp.company_size_max", "must not be below company_size_min");
-        }
-    }
     for (field, list) in [
         ("icp.industries", &icp.industries),
         ("icp.titles", &icp.titles),

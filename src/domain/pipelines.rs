@@ -456,18 +456,28 @@ pub fn create(
             .map(|(n, p, k, r)| (n.to_string(), *p, *k, *r))
             .collect(),
     };
-    for (i, (n, ..)) in stages.iter().enumerate() {
-        if stages[..i].iter().any(|(m, ..)| m.eq_ignore_ascii_case(n)) {
-            issues.add(
-                format!("stages[{i}].name"),
-                "repeats an earlier stage's name",
-            );
-        }
-    }
     if stages.is_empty() {
         issues.add("stages", "must have at least one stage");
     }
     issues.finish()?;
+    // Stage names are unique within a pipeline (case-insensitively): a clash is a 409.
+    let repeats: Vec<FieldIssue> = stages
+        .iter()
+        .enumerate()
+        .filter(|(i, (n, ..))| stages[..*i].iter().any(|(m, ..)| m.eq_ignore_ascii_case(n)))
+        .map(|(i, _)| {
+            FieldIssue::new(
+                format!("stages[{i}].name"),
+                "repeats an earlier stage's name",
+            )
+        })
+        .collect();
+    if !repeats.is_empty() {
+        return Err(DomainError::Conflict {
+            message: "stage names must be unique within a pipeline".into(),
+            details: repeats,
+        });
+    }
     let id = insert_pipeline(tx, org_id, &name, now)?;
     for (position, (n, probability, kind, rotting)) in stages.into_iter().enumerate() {
         insert_stage(

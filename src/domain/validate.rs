@@ -18,36 +18,69 @@ pub fn text(issues: &mut Issues, field: &str, value: &str, min: usize, max: usiz
     trimmed.to_string()
 }
 
-/// Whether `email` is a plausible address: `local@domain.tld`, at most 254 characters.
-///
-/// Deliberately stricter than RFC 5322 (no quoted local parts, no IP literals): a CRM wants
+/// An email address as the API accepts it (the document publishes this same pattern, so
+/// the two cannot disagree): ASCII `local@domain.tld`, a local part of at most 64 characters
+/// with at most three dots (none leading, trailing or doubled), DNS labels for the domain.
+/// Deliberately narrower than RFC 5322 (no quoted local parts, no IP literals): a CRM wants
 /// addresses that mail servers will actually accept.
-pub fn is_email(email: &str) -> bool {
-    if email.len() > 254 {
-        return false;
-    }
-    let Some((local, domain)) = email.rsplit_once('@') else {
-        return false;
+pub const EMAIL_PATTERN: &str = concat!("^", email_core!(), "$");
+
+/// The body of [`EMAIL_PATTERN`], unanchored, for the document's variants of it.
+#[macro_export]
+macro_rules! email_core {
+    () => {
+        concat!(
+            r"([A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,64}",
+            r"|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,16}(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,15}){1,3})",
+            r"@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
+        )
     };
-    let local_ok = !local.is_empty()
-        && local.len() <= 64
-        && !local.starts_with('.')
-        && !local.ends_with('.')
-        && !local.contains("..")
-        && local.chars().all(|c| {
-            c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c) || !c.is_ascii()
-        });
-    let labels: Vec<&str> = domain.split('.').collect();
-    let domain_ok = labels.len() >= 2
-        && labels.iter().all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii())
-        });
-    local_ok && domain_ok
+}
+pub use email_core;
+
+/// The characters `str::trim` removes (Unicode `White_Space`) as a regex class body, spelled
+/// so that the document's readers (ECMA and Python regexes) and Rust's agree on each.
+macro_rules! white_space {
+    () => {
+        r"\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+    };
+}
+
+/// A text with something besides whitespace (what survives `str::trim`).
+pub const NOT_BLANK_PATTERN: &str = concat!("[^", white_space!(), "]");
+
+/// An email field as sent: surrounding whitespace is trimmed before [`EMAIL_PATTERN`] applies.
+pub const EMAIL_FIELD_PATTERN: &str = concat!(
+    "^[",
+    white_space!(),
+    "]*",
+    email_core!(),
+    "[",
+    white_space!(),
+    "]*$"
+);
+
+/// An optional email field as sent: blank means none.
+pub const EMAIL_OR_BLANK_PATTERN: &str = concat!(
+    "^[",
+    white_space!(),
+    "]*(",
+    email_core!(),
+    ")?[",
+    white_space!(),
+    "]*$"
+);
+
+/// Longest email address accepted.
+pub const EMAIL_MAX: usize = 254;
+
+/// Whether `email` matches [`EMAIL_PATTERN`] within [`EMAIL_MAX`] characters.
+pub fn is_email(email: &str) -> bool {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    email.len() <= EMAIL_MAX
+        && RE
+            .get_or_init(|| regex::Regex::new(EMAIL_PATTERN).expect("a valid pattern"))
+            .is_match(email)
 }
 
 /// Checks an email field and returns it trimmed.
@@ -218,6 +251,11 @@ const CURRENCIES: &[(&str, u32)] = &[
     ("ZWL", 2),
 ];
 
+/// Every code accepted, for the document's enum.
+pub fn currency_codes() -> impl Iterator<Item = &'static str> {
+    CURRENCIES.iter().map(|(code, _)| *code)
+}
+
 /// The number of minor-unit digits of an ISO 4217 code, or `None` for an unknown code.
 pub fn currency_exponent(code: &str) -> Option<u32> {
     CURRENCIES
@@ -226,9 +264,10 @@ pub fn currency_exponent(code: &str) -> Option<u32> {
         .map(|i| CURRENCIES[i].1)
 }
 
-/// Checks a currency code and returns it upper-cased.
+/// Checks a currency code.
 pub fn currency(issues: &mut Issues, field: &str, value: &str) -> String {
-    let code = value.trim().to_ascii_uppercase();
+    // Exactly a listed code, as the document's enum says (no case folding, no padding).
+    let code = value.to_string();
     if currency_exponent(&code).is_none() {
         issues.add(
             field,
@@ -270,21 +309,20 @@ pub fn minor_to_money(minor: i64, currency: &str) -> f64 {
     minor as f64 / 10f64.powi(exponent as i32)
 }
 
-/// Whether `tz` looks like an IANA time zone name (`UTC`, `Europe/Berlin`,
-/// `America/Argentina/Buenos_Aires`, `Etc/GMT+5`).
+/// What a time zone name looks like (`UTC`, `Europe/Berlin`,
+/// `America/Argentina/Buenos_Aires`, `Etc/GMT+5`); the document publishes this same pattern.
+pub const TIME_ZONE_PATTERN: &str = r"^(UTC|[A-Z][A-Za-z0-9_+-]*(/[A-Z][A-Za-z0-9_+-]*)+)$";
+
+/// Longest time zone name accepted.
+pub const TIME_ZONE_MAX: usize = 64;
+
+/// Whether `tz` looks like an IANA time zone name (see [`TIME_ZONE_PATTERN`]).
 pub fn is_time_zone(tz: &str) -> bool {
-    if tz == "UTC" {
-        return true;
-    }
-    let parts: Vec<&str> = tz.split('/').collect();
-    parts.len() >= 2
-        && tz.len() <= 64
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.starts_with(|c: char| c.is_ascii_uppercase())
-                && p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_-+".contains(c))
-        })
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    tz.len() <= TIME_ZONE_MAX
+        && RE
+            .get_or_init(|| regex::Regex::new(TIME_ZONE_PATTERN).expect("a valid pattern"))
+            .is_match(tz)
 }
 
 /// Enforces an `If-Match` precondition: `expected` (when given) must equal `current`.
@@ -320,16 +358,22 @@ pub fn unchanged(previous: &serde_json::Value) -> bool {
 /// Most tags an object may carry.
 pub const MAX_TAGS: usize = 50;
 
-/// Checks tags (1–50 characters each, at most 50) and returns them trimmed, without repeats.
+/// Longest tag, in characters (as sent, before trimming, as the document counts).
+pub const TAG_MAX: usize = 50;
+
+/// Checks tags (up to 50 characters each as sent, not blank; at most 50 tags) and returns them
+/// trimmed, without repeats.
 pub fn tags(issues: &mut Issues, field: &str, tags: Vec<String>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for t in tags {
-        let t = t.trim().to_string();
-        let len = t.chars().count();
-        if len == 0 || len > 50 {
-            issues.add(field, "each tag must have 1 to 50 characters");
+        if t.chars().count() > TAG_MAX || t.trim().is_empty() {
+            issues.add(
+                field,
+                "each tag must have 1 to 50 characters, not all blank",
+            );
             continue;
         }
+        let t = t.trim().to_string();
         if !out.iter().any(|o| o.eq_ignore_ascii_case(&t)) {
             out.push(t);
         }
@@ -393,7 +437,7 @@ pub fn reference(
                 e => Err(e),
             })?;
     if !exists {
-        issues.add(
+        issues.add_missing(
             field,
             format!("`{id}` is not a {prefix} of this organization"),
         );
@@ -424,7 +468,7 @@ pub fn active_user(
     match active {
         Some(true) => {}
         Some(false) => issues.add(field, format!("`{id}` is a deactivated user")),
-        None => issues.add(field, format!("`{id}` is not a user of this organization")),
+        None => issues.add_missing(field, format!("`{id}` is not a user of this organization")),
     }
     Ok(())
 }

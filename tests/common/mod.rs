@@ -261,7 +261,7 @@ impl TestServer {
                 let input = api_keys::NewApiKey {
                     name: "test key".into(),
                     scopes: Some(scopes),
-                    expires_at: None,
+                    expires_in_seconds: None,
                 };
                 Ok(api_keys::create_as_owner(tx, &org_id, input, now)?.key)
             })

@@ -1,0 +1,241 @@
+//! The served OpenAPI document: poem-openapi's, plus what its derive cannot say, each taken
+//! from the constant the server itself enforces, so the document and the server cannot
+//! disagree (the contract fuzzer in `.ci/fuzz-contract` holds them to that).
+
+use std::collections::BTreeSet;
+
+use serde_json::{json, Map, Value};
+
+use crate::domain::{activities, events, lead_csv, leads, validate, webhooks};
+
+/// poem-openapi's document with the refinements below applied.
+pub fn refine(spec: &str) -> String {
+    let mut doc: Value = serde_json::from_str(spec).expect("poem-openapi writes valid JSON");
+    close_request_objects(&mut doc);
+    for (schema, property, keywords) in field_rules() {
+        if let Some(Value::Object(prop)) = doc.pointer_mut(&format!(
+            "/components/schemas/{schema}/properties/{property}"
+        )) {
+            merge(prop, keywords);
+        }
+    }
+    for (schema, keywords) in object_rules() {
+        if let Some(Value::Object(obj)) = doc.pointer_mut(&format!("/components/schemas/{schema}"))
+        {
+            merge(obj, keywords);
+        }
+    }
+    // A lead import is UTF-8 CSV text whose header row names a column a lead can be known by.
+    if let Some(schema) =
+        doc.pointer_mut("/paths/~1leads~1import/post/requestBody/content/text~1csv/schema")
+    {
+        *schema = json!({"type": "string", "pattern": lead_csv::HEADER_PATTERN});
+    }
+    // An inbound message starts with its header fields.
+    if let Some(schema) =
+        doc.pointer_mut("/paths/~1inbound~1email/post/requestBody/content/message~1rfc822/schema")
+    {
+        *schema = json!({"type": "string", "pattern": crate::email::INBOUND_PATTERN});
+    }
+    describe_event_streams(&mut doc);
+    serde_json::to_string_pretty(&doc).expect("a JSON value serializes")
+}
+
+fn merge(target: &mut Map<String, Value>, keywords: Value) {
+    let nullable = target.get("nullable") == Some(&Value::Bool(true));
+    if let Value::Object(mut k) = keywords {
+        // An enum lists every value; a nullable field's includes null.
+        if let (true, Some(Value::Array(values))) = (nullable, k.get_mut("enum")) {
+            values.push(Value::Null);
+        }
+        target.extend(k);
+    }
+}
+
+/// Rules on single fields, as (schema, property, keywords).
+fn field_rules() -> Vec<(&'static str, &'static str, Value)> {
+    let email = json!({"pattern": validate::EMAIL_FIELD_PATTERN});
+    let email_or_blank = json!({"pattern": validate::EMAIL_OR_BLANK_PATTERN});
+    let email_items =
+        json!({"items": {"type": "string", "pattern": validate::EMAIL_FIELD_PATTERN}});
+    let currency = json!({"enum": validate::currency_codes().collect::<Vec<_>>()});
+    let date = json!({"format": "date"});
+    let url = json!({"pattern": webhooks::URL_PATTERN});
+    let tags = json!({"items": {
+        "type": "string",
+        "maxLength": validate::TAG_MAX,
+        "pattern": validate::NOT_BLANK_PATTERN,
+    }});
+    // `converted` comes only from converting.
+    let settable_lead_status =
+        json!({"enum": leads::STATUSES.iter().filter(|s| **s != "converted").collect::<Vec<_>>()});
+    let event_types = json!({"items": {"type": "string", "enum": events::type_patterns()}});
+    let mut rules = vec![
+        ("NewLead", "email", email_or_blank.clone()),
+        ("LeadPatch", "email", email_or_blank),
+        ("NewUser", "email", email.clone()),
+        ("UserPatch", "email", email),
+        ("SendEmail", "to", email_items.clone()),
+        ("SendEmail", "cc", email_items.clone()),
+        ("SendEmail", "bcc", email_items.clone()),
+        ("ReplyEmail", "cc", email_items),
+        ("NewDeal", "currency", currency.clone()),
+        ("DealPatch", "currency", currency.clone()),
+        ("ConvertLead", "currency", currency.clone()),
+        ("OrganizationPatch", "currency", currency),
+        (
+            "OrganizationPatch",
+            "timezone",
+            json!({"pattern": validate::TIME_ZONE_PATTERN, "maxLength": validate::TIME_ZONE_MAX}),
+        ),
+        ("NewDeal", "expected_close_date", date.clone()),
+        ("DealPatch", "expected_close_date", date.clone()),
+        ("ConvertLead", "expected_close_date", date.clone()),
+        ("SetQuotas", "date", date),
+        ("NewWebhook", "url", url.clone()),
+        ("WebhookPatch", "url", url),
+        (
+            "NewActivity",
+            "type",
+            json!({"enum": activities::CLIENT_TYPES}),
+        ),
+        ("NewLead", "status", settable_lead_status.clone()),
+        ("LeadPatch", "status", settable_lead_status),
+        ("NewWebhook", "event_types", event_types.clone()),
+        ("WebhookPatch", "event_types", event_types),
+    ];
+    for schema in [
+        "NewCompany",
+        "CompanyPatch",
+        "NewLead",
+        "LeadPatch",
+        "NewDeal",
+        "DealPatch",
+        "NewMemory",
+    ] {
+        rules.push((schema, "tags", tags.clone()));
+    }
+    rules
+}
+
+/// Rules across fields of one object, as (schema, keywords).
+fn object_rules() -> Vec<(&'static str, Value)> {
+    // `field` given as a string (not null) with something besides whitespace.
+    let given = |field: &str| {
+        json!({"required": [field], "properties": {field: {
+            "type": "string",
+            "pattern": validate::NOT_BLANK_PATTERN,
+        }}})
+    };
+    let on_deal_or_lead = json!({"anyOf": [given("deal_id"), given("lead_id")]});
+    // Not both of two alternative fields.
+    let present =
+        |field: &str| json!({"required": [field], "properties": {field: {"type": "string"}}});
+    let not_both = |a: &str, b: &str| {
+        json!({"required": [a, b], "properties": {
+            a: {"type": "string"},
+            b: {"type": "string"},
+        }})
+    };
+    let one_of = |a: &str, b: &str| json!({"not": not_both(a, b)});
+    // Exactly one of two alternative fields.
+    let exactly_one =
+        |a: &str, b: &str| json!({"anyOf": [present(a), present(b)], "not": not_both(a, b)});
+    vec![
+        // A new lead needs something to call it by.
+        (
+            "NewLead",
+            json!({"anyOf": [given("first_name"), given("last_name"), given("email")]}),
+        ),
+        ("NewActivity", on_deal_or_lead.clone()),
+        ("NewNote", on_deal_or_lead),
+        ("NewDeal", one_of("stage_id", "stage")),
+        ("ConvertLead", one_of("stage_id", "stage")),
+        ("MoveDeal", exactly_one("stage_id", "stage")),
+    ]
+}
+
+/// Every object a JSON request body holds refuses unknown fields
+/// (`additionalProperties: false`), because `body::parse` holds bodies to the schema and a
+/// typo in a field name must not pass silently.
+fn close_request_objects(doc: &mut Value) {
+    let mut pending: Vec<String> = Vec::new();
+    collect_refs(&doc["paths"], true, &mut pending);
+    let mut closed = BTreeSet::new();
+    while let Some(name) = pending.pop() {
+        if !closed.insert(name.clone()) {
+            continue;
+        }
+        let schema = &mut doc["components"]["schemas"][&name];
+        collect_refs(schema, false, &mut pending);
+        let has_fields = schema["properties"]
+            .as_object()
+            .is_some_and(|p| !p.is_empty());
+        if has_fields && schema.get("additionalProperties").is_none() {
+            schema["additionalProperties"] = Value::Bool(false);
+        }
+    }
+}
+
+/// Pushes the component names `value` refers to; from `paths`, only those under request bodies.
+fn collect_refs(value: &Value, only_bodies: bool, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map {
+                if only_bodies && key == "responses" {
+                    continue;
+                }
+                if key == "$ref" {
+                    if let Some(name) = v
+                        .as_str()
+                        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                    {
+                        out.push(name.to_string());
+                    }
+                } else {
+                    collect_refs(v, only_bodies, out);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for v in items {
+                collect_refs(v, only_bodies, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// In OpenAPI 3.0 the schema of a `text/event-stream` response describes one event frame:
+/// `id` (the event's seq), `event` (its type, or `reset`), `retry`, and `data`, the event as
+/// JSON text.
+fn describe_event_streams(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for ops in paths.values_mut().filter_map(Value::as_object_mut) {
+        for op in ops.values_mut() {
+            let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            for response in responses.values_mut() {
+                if let Some(media) = response.pointer_mut("/content/text~1event-stream") {
+                    let data = media["schema"].clone();
+                    media["schema"] = json!({
+                        "type": "object",
+                        "properties": {
+                            "id": {"type": "string", "description": "The event's seq."},
+                            "event": {"type": "string", "description": "The event's type, or `reset`."},
+                            "retry": {"type": "integer"},
+                            "data": {
+                                "type": "string",
+                                "description": "The event as JSON.",
+                                "x-json-schema": data,
+                            },
+                        },
+                    });
+                }
+            }
+        }
+    }
+}
