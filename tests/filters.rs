@@ -152,6 +152,22 @@ fn deals_filter_by_stage_status_value_and_sort_by_value() {
         ),
         ["Medium", "Lost", "Won"]
     );
+    // Bounds finer than cents: 4999.995 still takes 5000.00, 20000.004 still takes 20000.00,
+    // and 5000.001 no longer takes 5000.00.
+    assert_eq!(
+        names(
+            &get("value_min=4999.995&value_max=20000.004&sort=value")["data"],
+            "title"
+        ),
+        ["Medium", "Lost", "Won"]
+    );
+    assert_eq!(
+        names(
+            &get("value_min=5000.001&value_max=20000&sort=value")["data"],
+            "title"
+        ),
+        ["Lost", "Won"]
+    );
     assert_eq!(
         names(
             &get("stage=negotiation,closed%20won&sort=title")["data"],
@@ -313,13 +329,18 @@ fn activities_move_last_activity_forward_and_notes_need_a_home() {
     assert_eq!(e["details"][0]["field"], "type");
     s.post("/activities", &k, json!({"type": "call"}))
         .error(422, "validation_error");
+    // A meeting scheduled for tomorrow is logged; the deal's last activity is still now.
     let future = clozup::timefmt::format_ms(START_MS + DAY);
+    let before = s.get(&format!("/deals/{deal}"), &k).data(200)["last_activity_at"].clone();
     s.post(
         "/activities",
         &k,
-        json!({"type": "call", "deal_id": deal, "occurred_at": future}),
+        json!({"type": "meeting", "deal_id": deal, "occurred_at": future}),
     )
-    .error(422, "validation_error");
+    .data(201);
+    let after = s.get(&format!("/deals/{deal}"), &k).data(200)["last_activity_at"].clone();
+    assert!(after.as_str() <= Some(clozup::timefmt::format_ms(s.clock_now()).as_str()));
+    assert!(after.as_str() >= before.as_str());
     assert_eq!(
         s.get("/activities?type=email", &k).json()["meta"]["total"],
         1

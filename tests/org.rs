@@ -107,7 +107,7 @@ fn invalid_settings_are_422_and_change_nothing() {
         .iter()
         .map(|d| d["field"].as_str().unwrap())
         .collect();
-    assert_eq!(fields, ["currency", "timezone", "monthly_revenue_target"]);
+    assert_eq!(fields, ["currency", "timezone"]);
     s.patch("/org", &s.admin_key, json!({"icp": {"sectors": []}}))
         .error(422, "validation_error");
     assert_eq!(s.get("/org", &s.admin_key).data(200)["version"], 1);

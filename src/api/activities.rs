@@ -1,6 +1,6 @@
 //! `/activities` and `/notes`: the record of what happened and what was said.
 
-use crate::api::params::{ActivitySort, IfMatch, NoteSort, Shaped, SortParam};
+use crate::api::params::{ActivitySort, ActivityTypes, IfMatch, NoteSort, Shaped, SortParam};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -41,7 +41,7 @@ impl ActivitiesApi {
             Option<i64>,
         >,
         sort: Query<Option<SortParam<ActivitySort>>>,
-        #[oai(name = "type")] activity_type: Query<Option<String>>,
+        #[oai(name = "type")] activity_type: Query<Option<Shaped<ActivityTypes>>>,
         deal_id: Query<Option<String>>,
         lead_id: Query<Option<String>>,
         user_id: Query<Option<String>>,
@@ -53,7 +53,7 @@ impl ActivitiesApi {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
         let f = ActivityFilter {
-            activity_type: activity_type.0,
+            activity_type: activity_type.0.map(String::from),
             deal_id: deal_id.0,
             lead_id: lead_id.0,
             user_id: user_id.0,

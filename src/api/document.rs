@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Map, Value};
 
-use crate::domain::{activities, events, lead_csv, leads, validate, webhooks};
+use crate::domain::{activities, email, events, lead_csv, leads, orgs, validate, webhooks};
 
 /// poem-openapi's document with the refinements below applied.
 pub fn refine(spec: &str) -> String {
@@ -61,11 +61,10 @@ fn field_rules() -> Vec<(&'static str, &'static str, Value)> {
     let currency = json!({"enum": validate::currency_codes().collect::<Vec<_>>()});
     let date = json!({"format": "date"});
     let url = json!({"pattern": webhooks::URL_PATTERN});
-    let tags = json!({"items": {
-        "type": "string",
-        "maxLength": validate::TAG_MAX,
-        "pattern": validate::NOT_BLANK_PATTERN,
-    }});
+    // A list of labels, each not blank and at most `max` characters as sent.
+    let labels = |max: usize| json!({"items": {"type": "string", "maxLength": max, "pattern": validate::NOT_BLANK_PATTERN}});
+    let tags = labels(validate::TAG_MAX);
+    let not_blank = json!({"pattern": validate::NOT_BLANK_PATTERN});
     // `converted` comes only from converting.
     let settable_lead_status =
         json!({"enum": leads::STATUSES.iter().filter(|s| **s != "converted").collect::<Vec<_>>()});
@@ -103,7 +102,38 @@ fn field_rules() -> Vec<(&'static str, &'static str, Value)> {
         ("LeadPatch", "status", settable_lead_status),
         ("NewWebhook", "event_types", event_types.clone()),
         ("WebhookPatch", "event_types", event_types),
+        (
+            "SendEmail",
+            "to",
+            json!({"minItems": 1, "maxItems": email::MAX_RECIPIENTS}),
+        ),
+        (
+            "SendEmail",
+            "cc",
+            json!({"maxItems": email::MAX_RECIPIENTS}),
+        ),
+        (
+            "SendEmail",
+            "bcc",
+            json!({"maxItems": email::MAX_RECIPIENTS}),
+        ),
+        (
+            "ReplyEmail",
+            "cc",
+            json!({"maxItems": email::MAX_RECIPIENTS}),
+        ),
+        ("SendEmail", "text", not_blank.clone()),
+        ("ReplyEmail", "text", not_blank),
+        ("SendEmail", "subject", json!({"pattern": "^[^\\r\\n]*$"})),
+        (
+            "NewInbox",
+            "username",
+            json!({"pattern": email::USERNAME_PATTERN, "maxLength": 64}),
+        ),
     ];
+    for field in ["industries", "titles", "countries"] {
+        rules.push(("Icp", field, labels(orgs::ICP_ENTRY_MAX)));
+    }
     for schema in [
         "NewCompany",
         "CompanyPatch",
@@ -236,6 +266,33 @@ fn describe_event_streams(doc: &mut Value) {
                     });
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A rule naming a schema or field the document lacks would silently do nothing.
+    #[test]
+    fn every_rule_names_a_field_of_the_document() {
+        let doc: Value = serde_json::from_str(&crate::api::service().spec()).unwrap();
+        for (schema, property, _) in field_rules() {
+            let pointer = format!("/components/schemas/{schema}/properties/{property}");
+            assert!(doc.pointer(&pointer).is_some(), "{pointer}");
+        }
+        for (schema, _) in object_rules() {
+            let pointer = format!("/components/schemas/{schema}");
+            assert!(doc.pointer(&pointer).is_some(), "{pointer}");
+        }
+        let refined: Value = serde_json::from_str(&crate::api::spec_json()).unwrap();
+        for pointer in [
+            "/paths/~1leads~1import/post/requestBody/content/text~1csv/schema/pattern",
+            "/paths/~1inbound~1email/post/requestBody/content/message~1rfc822/schema/pattern",
+            "/paths/~1events/get/responses/200/content/text~1event-stream/schema/properties/data",
+        ] {
+            assert!(refined.pointer(pointer).is_some(), "{pointer}");
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Agent intelligence: deal risk, at-risk deals, agent memory and buying signals. Every answer
 //! is computed by deterministic rules in the server, with the factors that made it.
 
-use crate::api::params::{SignalSort, SortParam};
+use crate::api::params::{MemoryKinds, Shaped, SignalSort, SignalTypes, SortParam};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -105,7 +105,7 @@ impl IntelligenceApi {
         caller: Caller,
         id: Path<String>,
         tag: Query<Option<String>>,
-        kind: Query<Option<String>>,
+        kind: Query<Option<Shaped<MemoryKinds>>>,
         q: Query<Option<String>>,
         #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
@@ -116,7 +116,7 @@ impl IntelligenceApi {
         let paging = Paging::new(page.0, per_page.0)?;
         let f = MemoryFilter {
             tag: tag.0,
-            kind: kind.0,
+            kind: kind.0.map(String::from),
             q: q.0,
         };
         Ok(Page(
@@ -197,7 +197,7 @@ impl IntelligenceApi {
         #[oai(validator(minimum(value = "0"), maximum(value = "100")))] score_min: Query<
             Option<i64>,
         >,
-        #[oai(name = "type")] signal_type: Query<Option<String>>,
+        #[oai(name = "type")] signal_type: Query<Option<Shaped<SignalTypes>>>,
         deal_id: Query<Option<String>>,
         lead_id: Query<Option<String>>,
         include_dismissed: Query<Option<bool>>,
@@ -211,7 +211,7 @@ impl IntelligenceApi {
         let paging = Paging::new(page.0, per_page.0)?;
         let f = SignalFilter {
             score_min: score_min.0,
-            signal_type: signal_type.0,
+            signal_type: signal_type.0.map(String::from),
             deal_id: deal_id.0,
             lead_id: lead_id.0,
             include_dismissed: include_dismissed.0.unwrap_or(false),

@@ -164,7 +164,7 @@ macro_rules! lists {
         pub struct $marker;
         impl $marker {
             fn values() -> Vec<String> {
-                $values.iter().map(|v| v.to_string()).collect()
+                $values.into_iter().map(|v| v.to_string()).collect()
             }
         }
         impl Shape for $marker {
@@ -188,6 +188,9 @@ lists! {
     SearchKinds => search::KINDS,
     EventTypes => events::type_patterns(),
     DeliveryStatuses => webhooks::DELIVERY_STATUSES,
+    ActivityTypes => activities::CLIENT_TYPES.iter().chain(activities::SYSTEM_TYPES),
+    SignalTypes => crate::intelligence::signals::ALL.iter().map(|t| t.as_str()),
+    MemoryKinds => crate::domain::memory::KINDS,
 }
 
 /// A calendar date, `YYYY-MM-DD`.

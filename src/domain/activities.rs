@@ -81,7 +81,8 @@ pub struct NewActivity {
     /// A lead of this organization.
     #[oai(nullable)]
     pub lead_id: Option<String>,
-    /// When it happened; defaults to now. Not in the future.
+    /// When it happened; defaults to now. A scheduled meeting may be dated ahead: it moves the
+    /// deal's and lead's last activity only to now.
     #[oai(nullable)]
     pub occurred_at: Option<Timestamp>,
     /// Seconds, for calls and meetings.
@@ -233,10 +234,9 @@ pub fn record(
         input.lead_id.as_deref(),
     )?;
     let occurred_at = input.occurred_at.map_or(now, |t| t.0);
-    if occurred_at > now + 60_000 {
-        issues.add("occurred_at", "must not be in the future");
-    }
     issues.finish()?;
+    // A scheduled meeting may be dated ahead; the last activity never is.
+    let touched_at = occurred_at.min(now);
     let id = new_id("act");
     tx.execute(
         "INSERT INTO activities (id, org_id, type, subject, body, deal_id, lead_id, user_id,
@@ -258,10 +258,10 @@ pub fn record(
         ],
     )?;
     if let Some(deal_id) = &input.deal_id {
-        deals::touch_activity(tx, org_id, deal_id, occurred_at)?;
+        deals::touch_activity(tx, org_id, deal_id, touched_at)?;
     }
     if let Some(lead_id) = &input.lead_id {
-        leads::touch_activity(tx, org_id, lead_id, occurred_at, now)?;
+        leads::touch_activity(tx, org_id, lead_id, touched_at, now)?;
     }
     let activity = get(tx, org_id, &id)?;
     events::append(tx, org_id, actor, "activity.created", &activity, None, now)?;

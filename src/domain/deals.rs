@@ -137,7 +137,7 @@ pub struct NewDeal {
     /// 1–200 characters.
     #[oai(validator(min_length = 1, max_length = 200))]
     pub title: String,
-    /// Major units, 0 or more, at most as many decimals as the currency has. Default 0.
+    /// Major units, 0 or more; rounded to the currency's minor unit (cents, whole yen). Default 0.
     #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
     #[oai(nullable)]
     pub value: Option<f64>,
@@ -408,17 +408,18 @@ pub fn list(
         );
     }
     if f.value_min.is_some() || f.value_max.is_some() {
+        // A bound finer than the currency's minor unit still has an exact meaning: values are
+        // whole minor units, so `>= 12.345` is `>= 12.35` and `<= 12.345` is `<= 12.34`.
         let currency = orgs::get(conn, org_id)?.currency;
-        let mut issues = Issues::new();
+        let scale = 10f64.powi(validate::currency_exponent(&currency).unwrap_or(2) as i32);
         if let Some(v) = f.value_min {
-            let minor = validate::money_to_minor(&mut issues, "value_min", v, &currency);
+            let minor = (v * scale - 1e-6).ceil() as i64;
             filters.push("d.value >= ?", vec![minor.into()]);
         }
         if let Some(v) = f.value_max {
-            let minor = validate::money_to_minor(&mut issues, "value_max", v, &currency);
+            let minor = (v * scale + 1e-6).floor() as i64;
             filters.push("d.value <= ?", vec![minor.into()]);
         }
-        issues.finish()?;
     }
     let mut issues = Issues::new();
     for (field, value, op) in [

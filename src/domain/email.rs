@@ -19,7 +19,7 @@ use crate::clock::Millis;
 use crate::ids::new_id;
 use crate::timefmt::Timestamp;
 
-/// Most recipients (to, cc and bcc together) on one message.
+/// Most addresses in each of to, cc and bcc.
 pub const MAX_RECIPIENTS: usize = 50;
 /// Longest text or html body accepted from the API, in characters: mail clients clip longer
 /// messages (Gmail at about 102 KB), and a text and an html body this long still fit the
@@ -286,6 +286,16 @@ fn is_username(s: &str) -> bool {
         && !s.contains("..")
 }
 
+/// An inbox username as the document states it (surrounding blanks are trimmed, and it is
+/// lowercased): letters, digits, `.`, `_`, `-`, dots only between other characters.
+pub const USERNAME_PATTERN: &str = concat!(
+    "^[",
+    crate::domain::validate::white_space!(),
+    r"]*[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*[",
+    crate::domain::validate::white_space!(),
+    "]*$"
+);
+
 /// A lowercase slug of `title` for an address: letters and digits, words joined by `-`.
 fn slug(title: &str) -> String {
     let mut out = String::new();
@@ -501,11 +511,13 @@ pub fn send(
     let to = addresses(&mut issues, "to", input.to);
     let cc = addresses(&mut issues, "cc", input.cc);
     let bcc = addresses(&mut issues, "bcc", input.bcc);
-    if to.len() + cc.len() + bcc.len() > MAX_RECIPIENTS {
-        issues.add(
-            "to",
-            format!("at most {MAX_RECIPIENTS} recipients in to, cc and bcc together"),
-        );
+    for (field, list) in [("to", &to), ("cc", &cc), ("bcc", &bcc)] {
+        if list.len() > MAX_RECIPIENTS {
+            issues.add(
+                field,
+                format!("must have at most {MAX_RECIPIENTS} addresses"),
+            );
+        }
     }
     let subject = input.subject.trim().to_string();
     if subject.contains(['\r', '\n']) {

@@ -401,7 +401,7 @@ pub fn at_risk(
     let order = |a: &(i64, Millis, usize), b: &(i64, Millis, usize)| {
         b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2))
     };
-    let wanted = ((paging.offset() + paging.limit()) as usize).min(scored.len());
+    let wanted = (paging.offset().saturating_add(paging.limit()) as usize).min(scored.len());
     if wanted > 0 && wanted < scored.len() {
         scored.select_nth_unstable_by(wanted - 1, order);
         scored.truncate(wanted);

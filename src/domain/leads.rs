@@ -459,7 +459,8 @@ pub fn check(
         tags: validate::tags(&mut issues, "tags", f.tags),
         owner_id: f.owner_id,
     };
-    if out.first_name.is_none() && out.last_name.is_none() && out.email.is_none() {
+    let nameless = out.first_name.is_none() && out.last_name.is_none() && out.email.is_none();
+    if nameless && existing.is_none() {
         issues.add(
             "email",
             "a lead needs a first name, a last name or an email",
@@ -483,6 +484,16 @@ pub fn check(
         }
     }
     issues.finish()?;
+    // A change that would clear the last of them is a conflict with what the lead holds.
+    if nameless {
+        return Err(DomainError::Conflict {
+            message: "the lead would be left with no first name, last name or email".into(),
+            details: vec![FieldIssue::new(
+                "email",
+                "a lead needs a first name, a last name or an email",
+            )],
+        });
+    }
     if let Some(email) = &out.email {
         if let Some(other) = find_by_email(conn, org_id, email)? {
             if Some(other.id.as_str()) != existing {

@@ -14,6 +14,16 @@ use crate::clock::Millis;
 use crate::ids::{self, new_id};
 use crate::timefmt::Timestamp;
 
+/// The values of the `kind` filter.
+pub const KINDS: &[&str] = &[
+    "fact",
+    "preference",
+    "objection",
+    "next_step",
+    "summary",
+    "other",
+];
+
 /// Longest entry accepted.
 pub const MAX_CONTENT: usize = 10_000;
 
@@ -162,7 +172,7 @@ pub fn list(
     if let Some(bad) = kinds.iter().find(|k| MemoryKind::parse(k).is_none()) {
         return Err(DomainError::invalid(
             "kind",
-            format!("`{bad}` is not one of fact, preference, objection, next_step, summary, other"),
+            format!("`{bad}` is not one of {}", KINDS.join(", ")),
         ));
     }
     filters.any_of("kind", &kinds);

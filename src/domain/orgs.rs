@@ -13,6 +13,9 @@ use crate::clock::Millis;
 use crate::ids::new_id;
 use crate::timefmt::Timestamp;
 
+/// Longest industry, title or country in the ideal customer profile, in characters.
+pub const ICP_ENTRY_MAX: usize = 100;
+
 /// The ideal customer profile that lead scoring measures fit against.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Object)]
 #[oai(deny_unknown_fields)]
@@ -260,7 +263,7 @@ pub fn update(
     ] {
         if list
             .iter()
-            .any(|v| v.trim().is_empty() || v.chars().count() > 100)
+            .any(|v| v.trim().is_empty() || v.chars().count() > ICP_ENTRY_MAX)
         {
             issues.add(field, "entries must have 1 to 100 characters");
         }

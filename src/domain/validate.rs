@@ -45,6 +45,7 @@ macro_rules! white_space {
         r"\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
     };
 }
+pub(crate) use white_space;
 
 /// A text with something besides whitespace (what survives `str::trim`).
 pub const NOT_BLANK_PATTERN: &str = concat!("[^", white_space!(), "]");
@@ -277,15 +278,13 @@ pub fn currency(issues: &mut Issues, field: &str, value: &str) -> String {
     code
 }
 
-/// Converts a decimal amount in major units to exact minor units of `currency`.
-///
-/// Rejects amounts with more decimals than the currency has (12.345 USD), negative amounts and
-/// amounts beyond what fits exactly (about 90 trillion).
+/// Converts a decimal amount in major units to whole minor units of `currency`, rounding
+/// what is finer than the currency's minor unit (12.345 USD is 12.35, 1.5 JPY is 2 yen): money
+/// is stored exactly in minor units, and which precision a currency has is not something a
+/// schema can say. Rejects negative amounts and amounts beyond what fits exactly.
 pub fn money_to_minor(issues: &mut Issues, field: &str, amount: f64, currency: &str) -> i64 {
     let exponent = currency_exponent(currency).unwrap_or(2);
-    let scale = 10f64.powi(exponent as i32);
-    let scaled = amount * scale;
-    let minor = scaled.round();
+    let minor = (amount * 10f64.powi(exponent as i32)).round();
     if !amount.is_finite() || amount < 0.0 {
         issues.add(field, "must be a non-negative number");
         return 0;
@@ -293,12 +292,6 @@ pub fn money_to_minor(issues: &mut Issues, field: &str, amount: f64, currency: &
     if minor > 9.0e15 {
         issues.add(field, "is too large");
         return 0;
-    }
-    if (scaled - minor).abs() > 1e-6 * scaled.abs().max(1.0) {
-        issues.add(
-            field,
-            format!("must have at most {exponent} decimal places in {currency}"),
-        );
     }
     minor as i64
 }
@@ -507,13 +500,15 @@ mod tests {
     }
 
     #[test]
-    fn money_is_exact_in_minor_units() {
+    fn money_is_whole_minor_units_rounded() {
         let mut issues = Issues::new();
         assert_eq!(money_to_minor(&mut issues, "v", 12500.5, "USD"), 1_250_050);
         assert_eq!(money_to_minor(&mut issues, "v", 0.29, "USD"), 29);
+        assert_eq!(money_to_minor(&mut issues, "v", 12.345, "USD"), 1235);
+        assert_eq!(money_to_minor(&mut issues, "v", 1.5, "JPY"), 2);
+        assert_eq!(money_to_minor(&mut issues, "v", 1.2345, "BHD"), 1235);
         assert!(issues.finish().is_ok());
         let mut issues = Issues::new();
-        money_to_minor(&mut issues, "v", 1.5, "JPY");
         money_to_minor(&mut issues, "w", -1.0, "USD");
         assert!(issues.finish().is_err());
         assert_eq!(minor_to_money(1_250_050, "USD"), 12500.5);
