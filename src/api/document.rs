@@ -11,7 +11,9 @@ use crate::domain::{activities, email, events, lead_csv, leads, orgs, validate, 
 /// poem-openapi's document with the refinements below applied.
 pub fn refine(spec: &str) -> String {
     let mut doc: Value = serde_json::from_str(spec).expect("poem-openapi writes valid JSON");
-    close_request_objects(&mut doc);
+    for name in close_request_objects(&mut doc) {
+        require_text(&mut doc["components"]["schemas"][&name]);
+    }
     for (schema, property, keywords) in field_rules() {
         if let Some(Value::Object(prop)) = doc.pointer_mut(&format!(
             "/components/schemas/{schema}/properties/{property}"
@@ -188,7 +190,7 @@ fn object_rules() -> Vec<(&'static str, Value)> {
 /// Every object a JSON request body holds refuses unknown fields
 /// (`additionalProperties: false`), because `body::parse` holds bodies to the schema and a
 /// typo in a field name must not pass silently.
-fn close_request_objects(doc: &mut Value) {
+fn close_request_objects(doc: &mut Value) -> BTreeSet<String> {
     let mut pending: Vec<String> = Vec::new();
     collect_refs(&doc["paths"], true, &mut pending);
     let mut closed = BTreeSet::new();
@@ -203,6 +205,20 @@ fn close_request_objects(doc: &mut Value) {
             .is_some_and(|p| !p.is_empty());
         if has_fields && schema.get("additionalProperties").is_none() {
             schema["additionalProperties"] = Value::Bool(false);
+        }
+    }
+    closed
+}
+
+/// The server trims text fields, so a required text (`minLength: 1`) must have something
+/// besides whitespace (`validate::text`).
+fn require_text(schema: &mut Value) {
+    let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for prop in props.values_mut() {
+        if prop["minLength"] == 1 && prop.get("pattern").is_none() {
+            prop["pattern"] = json!(validate::NOT_BLANK_PATTERN);
         }
     }
 }

@@ -1,18 +1,22 @@
 //! Field rules shared by every resource: text lengths, emails, currencies, time zones.
 
+use std::sync::OnceLock;
+
+use regex::Regex;
+
 use super::error::Issues;
 
 /// Trims `value` and checks it has between `min` and `max` characters; returns the trimmed text.
 pub fn text(issues: &mut Issues, field: &str, value: &str, min: usize, max: usize) -> String {
     let trimmed = value.trim();
-    let len = trimmed.chars().count();
-    if len < min {
+    if trimmed.chars().count() < min {
         if min == 1 {
             issues.add(field, "must not be empty");
         } else {
             issues.add(field, format!("must be at least {min} characters"));
         }
-    } else if len > max {
+    } else if value.chars().count() > max {
+        // Counted as sent, as the document's maxLength counts.
         issues.add(field, format!("must be at most {max} characters"));
     }
     trimmed.to_string()
@@ -75,13 +79,17 @@ pub const EMAIL_OR_BLANK_PATTERN: &str = concat!(
 /// Longest email address accepted.
 pub const EMAIL_MAX: usize = 254;
 
+/// Whether `value` matches `pattern`, compiled once into `compiled`.
+pub fn matches(compiled: &'static OnceLock<Regex>, pattern: &str, value: &str) -> bool {
+    compiled
+        .get_or_init(|| Regex::new(pattern).expect("a valid pattern"))
+        .is_match(value)
+}
+
 /// Whether `email` matches [`EMAIL_PATTERN`] within [`EMAIL_MAX`] characters.
 pub fn is_email(email: &str) -> bool {
-    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    email.len() <= EMAIL_MAX
-        && RE
-            .get_or_init(|| regex::Regex::new(EMAIL_PATTERN).expect("a valid pattern"))
-            .is_match(email)
+    static RE: OnceLock<Regex> = OnceLock::new();
+    email.len() <= EMAIL_MAX && matches(&RE, EMAIL_PATTERN, email)
 }
 
 /// Checks an email field and returns it trimmed.
@@ -311,11 +319,8 @@ pub const TIME_ZONE_MAX: usize = 64;
 
 /// Whether `tz` looks like an IANA time zone name (see [`TIME_ZONE_PATTERN`]).
 pub fn is_time_zone(tz: &str) -> bool {
-    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    tz.len() <= TIME_ZONE_MAX
-        && RE
-            .get_or_init(|| regex::Regex::new(TIME_ZONE_PATTERN).expect("a valid pattern"))
-            .is_match(tz)
+    static RE: OnceLock<Regex> = OnceLock::new();
+    tz.len() <= TIME_ZONE_MAX && matches(&RE, TIME_ZONE_PATTERN, tz)
 }
 
 /// Enforces an `If-Match` precondition: `expected` (when given) must equal `current`.
@@ -384,14 +389,13 @@ pub fn optional_text(
     value: Option<String>,
     max: usize,
 ) -> Option<String> {
-    let v = value?.trim().to_string();
-    if v.is_empty() {
-        return None;
-    }
-    if v.chars().count() > max {
+    let value = value?;
+    // Counted as sent, as the document's maxLength counts.
+    if value.chars().count() > max {
         issues.add(field, format!("must be at most {max} characters"));
     }
-    Some(v)
+    let v = value.trim().to_string();
+    (!v.is_empty()).then_some(v)
 }
 
 /// Applies a PATCH field that may be absent (keep), `null` (clear) or a value (set).

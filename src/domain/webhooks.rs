@@ -195,8 +195,7 @@ pub const URL_PATTERN: &str = r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[
 
 fn check_url(issues: &mut Issues, url: &str) -> String {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let re = RE.get_or_init(|| regex::Regex::new(URL_PATTERN).expect("a valid pattern"));
-    if !re.is_match(url) {
+    if !validate::matches(&RE, URL_PATTERN, url) {
         issues.add("url", "must be an absolute http or https URL");
     }
     url.to_string()
