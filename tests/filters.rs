@@ -484,7 +484,7 @@ fn pipelines_reorder_stages_and_guard_deletions() {
         &k,
         json!({"is_default": false}),
     )
-    .error(422, "validation_error");
+    .error(409, "conflict");
     s.patch(
         &format!("/pipelines/{pid}"),
         &k,

@@ -514,13 +514,18 @@ pub fn update(
         Some(n) => validate::text(&mut issues, "name", n, 1, 100),
         None => current.name.clone(),
     };
-    if patch.is_default == Some(false) && current.is_default {
-        issues.add(
-            "is_default",
-            "cannot be unset: make another pipeline the default instead",
-        );
-    }
     issues.finish()?;
+    // Whether this can be unset depends on what the pipeline is now: a conflict, not a bad value.
+    if patch.is_default == Some(false) && current.is_default {
+        return Err(DomainError::Conflict {
+            message: "the default pipeline stays the default until another is made the default"
+                .into(),
+            details: vec![FieldIssue::new(
+                "is_default",
+                "cannot be unset: make another pipeline the default instead",
+            )],
+        });
+    }
     tx.execute(
         "UPDATE pipelines SET name = ?3, version = version + 1, updated_at = ?4
          WHERE org_id = ?1 AND id = ?2",
