@@ -444,7 +444,7 @@ fn pipelines_reorder_stages_and_guard_deletions() {
         None,
         &[],
     )
-    .error(422, "validation_error");
+    .error(409, "conflict");
     s.delete(&format!("/pipelines/{pid}"), &k)
         .error(409, "conflict");
     s.call(

@@ -933,11 +933,15 @@ pub fn empty_stage(
             format!("`{move_to}` is not a stage of this organization"),
         )
     })?;
+    // Both stages exist but do not go together: a conflict between the two.
     if target.pipeline_id != stage.pipeline_id || target.id == stage.id {
-        return Err(DomainError::invalid(
-            "move_to",
-            "must be another stage of the same pipeline",
-        ));
+        return Err(DomainError::Conflict {
+            message: format!("{move_to} is not another stage of {stage_id}'s pipeline"),
+            details: vec![FieldIssue::new(
+                "move_to",
+                "must be another stage of the same pipeline",
+            )],
+        });
     }
     let ids: Vec<String> = {
         let mut stmt = tx.prepare("SELECT id FROM deals WHERE org_id = ?1 AND stage_id = ?2")?;
