@@ -8,7 +8,8 @@
 
 use std::io::Write;
 
-use rusqlite::{params, Transaction};
+use crate::db::Tx;
+use rusqlite::params;
 
 use crate::clock::{Millis, DAY_MS};
 use crate::db::Db;
@@ -311,7 +312,7 @@ fn chunked(
     what: &str,
     count: usize,
     progress: &Progress,
-    mut row: impl FnMut(&Transaction<'_>, usize) -> rusqlite::Result<()>,
+    mut row: impl FnMut(&Tx<'_>, usize) -> rusqlite::Result<()>,
 ) -> Result<(), String> {
     let mut done = 0;
     while done < count {

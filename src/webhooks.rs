@@ -5,6 +5,7 @@
 //! address is checked, and the connection goes only to those vetted addresses, so a DNS answer
 //! that changes between check and connect (rebinding) cannot reach an internal service.
 
+use crate::db::Tx;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -379,7 +380,7 @@ fn record_all(
 }
 
 fn record(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Tx<'_>,
     schedule: &[Duration],
     job: &Job,
     outcome: Outcome,
@@ -464,7 +465,7 @@ fn record(
 }
 
 fn disable(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Tx<'_>,
     org_id: &str,
     webhook_id: &str,
     reason: &str,

@@ -1,7 +1,8 @@
 //! Activities: calls, emails, meetings and the like, logged against a deal or a lead.
 
+use crate::db::Tx;
 use poem_openapi::Object;
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::auth::Principal;
 use super::error::{DomainError, DomainResult, Issues};
@@ -198,7 +199,7 @@ pub fn list(
 /// Logs an activity of any type (the server's own types included) and moves the deal's and
 /// lead's `last_activity_at` forward; records `activity.created`.
 pub fn record(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     org_id: &str,
     actor: &Actor,
     user_id: Option<&str>,
@@ -271,7 +272,7 @@ pub fn record(
 
 /// Logs a client's activity (only the client types).
 pub fn create(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     p: &Principal,
     input: NewActivity,
     now: Millis,
@@ -290,12 +291,7 @@ pub fn create(
 
 /// Deletes an activity; records `activity.deleted`. `last_activity_at` on the deal and lead is
 /// recomputed from what remains.
-pub fn delete(
-    tx: &Transaction<'_>,
-    p: &Principal,
-    id: &str,
-    now: Millis,
-) -> DomainResult<Activity> {
+pub fn delete(tx: &Tx<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult<Activity> {
     let activity = get(tx, &p.org_id, id)?;
     tx.execute(
         "DELETE FROM activities WHERE org_id = ?1 AND id = ?2",

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use crate::db::Tx;
 use poem_openapi::{Enum, Object};
 use rusqlite::{params, Connection};
 use time::{Date, Duration as TimeDuration, Month, OffsetDateTime};
@@ -691,7 +692,7 @@ fn start_date(w: Window) -> String {
 
 /// Sets quotas for a period (upsert per user).
 pub fn set_quotas(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Tx<'_>,
     org_id: &str,
     input: SetQuotas,
     now: Millis,

@@ -1,7 +1,8 @@
 //! API keys: `clz_` + 32 base62 characters, stored as SHA-256 with a display prefix.
 
+use crate::db::Tx;
 use poem_openapi::Object;
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::auth::{Scope, Scopes, API_KEY_PREFIX};
 use super::error::{DomainError, DomainResult, Issues};
@@ -180,7 +181,7 @@ pub fn list(
 
 /// Creates a key for `org_id` made by user `created_by`; `creator_scopes` caps what it may get.
 pub fn create(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     org_id: &str,
     created_by: &str,
     creator_scopes: Scopes,
@@ -230,7 +231,7 @@ pub fn create(
 /// Creates a key on behalf of the organization's first active owner: what the operator's CLI
 /// and first-run setup do, since they act outside any request.
 pub fn create_as_owner(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     org_id: &str,
     input: NewApiKey,
     now: Millis,
@@ -240,7 +241,7 @@ pub fn create_as_owner(
 }
 
 /// Revokes a key of `org_id` at once; revoking a revoked key changes nothing.
-pub fn revoke(tx: &Transaction<'_>, org_id: &str, id: &str, now: Millis) -> DomainResult<ApiKey> {
+pub fn revoke(tx: &Tx<'_>, org_id: &str, id: &str, now: Millis) -> DomainResult<ApiKey> {
     let key = get(tx, org_id, id, now)?;
     if key.revoked_at.is_none() {
         tx.execute(
@@ -270,7 +271,7 @@ pub fn needs_touch(last_used_at: Option<Millis>, now: Millis) -> bool {
 }
 
 /// Marks the key used at `now` (unless another request already did within the minute).
-pub fn touch(tx: &Transaction<'_>, id: &str, now: Millis) -> DomainResult<()> {
+pub fn touch(tx: &Tx<'_>, id: &str, now: Millis) -> DomainResult<()> {
     tx.execute(
         "UPDATE api_keys SET last_used_at = ?2
          WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at <= ?2 - ?3)",

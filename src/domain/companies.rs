@@ -1,8 +1,9 @@
 //! Companies: the accounts leads work at and deals are sold to.
 
+use crate::db::Tx;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::Object;
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::auth::Principal;
 use super::error::{DomainError, DomainResult, Issues};
@@ -318,12 +319,7 @@ fn check(conn: &Connection, org_id: &str, f: Fields) -> DomainResult<Fields> {
 }
 
 /// Creates a company and its `company.created` event.
-pub fn create(
-    tx: &Transaction<'_>,
-    p: &Principal,
-    input: NewCompany,
-    now: Millis,
-) -> DomainResult<Company> {
+pub fn create(tx: &Tx<'_>, p: &Principal, input: NewCompany, now: Millis) -> DomainResult<Company> {
     let f = check(
         tx,
         &p.org_id,
@@ -374,7 +370,7 @@ pub fn create(
 
 /// Changes a company (`If-Match` checked) and records `company.updated` with the old values.
 pub fn update(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     p: &Principal,
     id: &str,
     patch: CompanyPatch,
@@ -441,7 +437,7 @@ pub fn update(
 
 /// Deletes a company. Its leads and deals stay, with `company_id` cleared (and `company_name`
 /// kept on leads), so nothing points at a missing row.
-pub fn delete(tx: &Transaction<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult<Company> {
+pub fn delete(tx: &Tx<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult<Company> {
     let company = get(tx, &p.org_id, id)?;
     tx.execute(
         "UPDATE leads SET company_id = NULL, company_name = coalesce(company_name, ?3)

@@ -1,8 +1,9 @@
 //! Deals: opportunities moving through a pipeline's stages to won or lost.
 
+use crate::db::Tx;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Enum, Object};
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::activities::{self, Activity, NewActivity};
 use super::auth::Principal;
@@ -514,7 +515,7 @@ fn resolve_stage(
 
 #[allow(clippy::too_many_arguments)]
 fn record_history(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     org_id: &str,
     deal_id: &str,
     from: Option<&Stage>,
@@ -547,7 +548,7 @@ fn record_history(
 
 /// Creates a deal with `actor` as the author; records `deal.created`.
 pub fn create_as(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     org_id: &str,
     actor: &Actor,
     default_owner: &str,
@@ -671,18 +672,13 @@ pub fn create_as(
 }
 
 /// Creates a deal (owned by the caller unless said otherwise).
-pub fn create(
-    tx: &Transaction<'_>,
-    p: &Principal,
-    input: NewDeal,
-    now: Millis,
-) -> DomainResult<Deal> {
+pub fn create(tx: &Tx<'_>, p: &Principal, input: NewDeal, now: Millis) -> DomainResult<Deal> {
     create_as(tx, &p.org_id, &Actor::from(p), &p.user_id, input, now)
 }
 
 /// Changes a deal (`If-Match` checked); records `deal.updated` with the old values.
 pub fn update(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     p: &Principal,
     id: &str,
     patch: DealPatch,
@@ -791,7 +787,7 @@ pub fn update(
 /// history row, a `stage_changed` activity and the events `deal.updated`, `deal.stage_changed`
 /// and `deal.won` or `deal.lost`. Moving to the stage it is in changes nothing.
 pub fn move_to(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     p: &Principal,
     id: &str,
     input: MoveDeal,
@@ -819,7 +815,7 @@ pub fn move_to(
 
 #[allow(clippy::too_many_arguments)]
 fn move_deal(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     org_id: &str,
     actor: &Actor,
     user_id: Option<&str>,
@@ -920,7 +916,7 @@ fn move_deal(
 /// Moves every deal out of `stage_id` into `move_to` (another stage of the same pipeline),
 /// each as a normal move, so a stage can be deleted.
 pub fn empty_stage(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     p: &Principal,
     stage_id: &str,
     move_to: &str,
@@ -968,7 +964,7 @@ pub fn empty_stage(
 /// Deletes a deal with its tasks and notes (each with its `deleted` event), its activities and
 /// its stage history. A lead converted into it keeps status `converted` with
 /// `converted_deal_id` cleared.
-pub fn delete(tx: &Transaction<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult<Deal> {
+pub fn delete(tx: &Tx<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult<Deal> {
     let deal = get(tx, &p.org_id, id)?;
     let actor = Actor::from(p);
     tasks::delete_where(tx, &p.org_id, &actor, "deal_id", id, now)?;
@@ -1021,12 +1017,7 @@ pub fn history(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Vec<St
 }
 
 /// Moves `last_activity_at` forward to `at` (bookkeeping: no version bump, no event).
-pub fn touch_activity(
-    tx: &Transaction<'_>,
-    org_id: &str,
-    id: &str,
-    at: Millis,
-) -> DomainResult<()> {
+pub fn touch_activity(tx: &Tx<'_>, org_id: &str, id: &str, at: Millis) -> DomainResult<()> {
     tx.execute(
         "UPDATE deals SET last_activity_at = max(coalesce(last_activity_at, 0), ?3)
          WHERE org_id = ?1 AND id = ?2",
@@ -1228,7 +1219,7 @@ pub struct Conversion {
 /// with the lead's company and owner; the lead becomes `converted`. Records `lead.converted`
 /// and `deal.created`. A lead already converted is 409 naming its deal.
 pub fn convert_lead(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     p: &Principal,
     lead_id: &str,
     input: ConvertLead,

@@ -6,8 +6,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::db::Tx;
 use poem_openapi::{Enum, Object};
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::activities::{self, NewActivity};
 use super::auth::Principal;
@@ -335,7 +336,7 @@ pub fn get_inbox(conn: &Connection, org_id: &str, deal_id: &str) -> DomainResult
 
 /// Creates the deal's inbox, or returns the one it has: `(inbox, created)`.
 pub fn ensure_inbox(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     org_id: &str,
     deal_id: &str,
     input: NewInbox,
@@ -438,7 +439,7 @@ struct Outgoing {
 /// Queues `out` from the deal's inbox (created if needed), with its `email.queued` event, in
 /// the caller's transaction: the sender picks it up once this commits.
 fn queue(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     p: &Principal,
     deal_id: &str,
     out: Outgoing,
@@ -496,7 +497,7 @@ fn queue(
 
 /// Queues a new message from the deal's inbox.
 pub fn send(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     p: &Principal,
     deal_id: &str,
     input: SendEmail,
@@ -561,7 +562,7 @@ fn reply_subject(subject: &str) -> String {
 /// Queues a reply to message `message` of the deal: to its sender (or, for our own message, to
 /// its recipients), `Re:` subject, `In-Reply-To` and `References`, same thread.
 pub fn reply(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     p: &Principal,
     deal_id: &str,
     message: &str,
@@ -684,7 +685,7 @@ pub fn list(
 /// activity current and, for opens and replies, raises their signals).
 #[allow(clippy::too_many_arguments)] // the activity's fields, each distinct
 fn log_activity(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     org_id: &str,
     user_id: Option<&str>,
     kind: &str,
@@ -730,7 +731,7 @@ pub struct Outbound {
 /// Puts messages left `sending` by a stopped server back in the queue. The SMTP server may
 /// have accepted some of them already; resending keeps the same `Message-ID`, so receivers can
 /// tell, and losing a message would be worse.
-pub fn requeue_interrupted(tx: &Transaction<'_>) -> DomainResult<usize> {
+pub fn requeue_interrupted(tx: &Tx<'_>) -> DomainResult<usize> {
     Ok(tx.execute(
         "UPDATE emails SET status = 'queued' WHERE status = 'sending'",
         [],
@@ -738,7 +739,7 @@ pub fn requeue_interrupted(tx: &Transaction<'_>) -> DomainResult<usize> {
 }
 
 /// Claims up to `limit` due messages: marks them `sending` and counts the attempt.
-pub fn claim(tx: &Transaction<'_>, limit: usize, now: Millis) -> DomainResult<Vec<Outbound>> {
+pub fn claim(tx: &Tx<'_>, limit: usize, now: Millis) -> DomainResult<Vec<Outbound>> {
     let ids: Vec<(String, String, Option<String>, Option<String>)> = {
         let mut stmt = tx.prepare_cached(
             "SELECT id, org_id, open_token, user_id FROM emails
@@ -779,7 +780,7 @@ pub enum Attempt {
 /// Records an attempt: on success the `email_sent` activity and `email.sent`; on final failure
 /// `email.failed`; otherwise the next attempt's time.
 pub fn record_attempt(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     job: &Outbound,
     attempt: Attempt,
     now: Millis,
@@ -874,7 +875,7 @@ pub struct Received {
 /// Stores an inbound message on the deal whose inbox it was sent to: threads it by
 /// `In-Reply-To`/`References`, logs `email_received` (which raises `email_replied`) and emits
 /// `email.received`. The same `Message-ID` twice is stored once.
-pub fn receive(tx: &Transaction<'_>, m: Parsed, now: Millis) -> DomainResult<Received> {
+pub fn receive(tx: &Tx<'_>, m: Parsed, now: Millis) -> DomainResult<Received> {
     let mut inbox: Option<(String, String, String)> = None;
     for r in &m.recipients {
         inbox = tx
@@ -967,7 +968,7 @@ pub fn receive(tx: &Transaction<'_>, m: Parsed, now: Millis) -> DomainResult<Rec
 /// Records an open of the message behind `token`: first-open time and count, an
 /// `email_opened` activity (raising `email_opened`) and `email.opened`. An unknown token does
 /// nothing, and the caller answers the same either way.
-pub fn record_open(tx: &Transaction<'_>, token: &str, now: Millis) -> DomainResult<bool> {
+pub fn record_open(tx: &Tx<'_>, token: &str, now: Millis) -> DomainResult<bool> {
     let Some((id, org_id)) = tx
         .prepare_cached("SELECT id, org_id FROM emails WHERE open_token = ?1")?
         .query_row(params![token], |r| {

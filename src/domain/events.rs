@@ -2,9 +2,10 @@
 //! an event exists exactly when its change does. SSE streams and webhook deliveries read it by
 //! `seq`.
 
+use crate::db::Tx;
 use poem_openapi::types::ToJSON;
 use poem_openapi::Object;
-use rusqlite::{params, Connection, Row, Transaction};
+use rusqlite::{params, Connection, Row};
 use serde_json::{json, Map, Value};
 
 use super::auth::Principal;
@@ -102,7 +103,7 @@ pub struct Event {
 ///
 /// `previous` holds the old values of the fields that changed (updates only).
 pub fn append(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     org_id: &str,
     actor: &Actor,
     event_type: &str,

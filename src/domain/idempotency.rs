@@ -4,7 +4,8 @@
 //! a retry with the same key and body gets that response back byte for byte. The row is scoped
 //! to (organization, credential, key), so two callers can never see each other's responses.
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use crate::db::Tx;
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::error::DomainResult;
 use crate::clock::{Millis, HOUR_MS};
@@ -51,7 +52,7 @@ pub enum Begin {
 
 /// Looks the key up and, when it is new, records it as in flight for `instance`.
 pub fn begin(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     slot: &Slot,
     fingerprint: &[u8],
     instance: &str,
@@ -103,7 +104,7 @@ pub fn begin(
 }
 
 /// Records the response of a request that ran.
-pub fn finish(tx: &Transaction<'_>, slot: &Slot, response: &StoredResponse) -> DomainResult<()> {
+pub fn finish(tx: &Tx<'_>, slot: &Slot, response: &StoredResponse) -> DomainResult<()> {
     let headers = serde_json::to_string(&response.headers).unwrap_or_else(|_| "[]".into());
     tx.execute(
         "UPDATE idempotency_keys SET status = ?4, headers = ?5, body = ?6
@@ -121,7 +122,7 @@ pub fn finish(tx: &Transaction<'_>, slot: &Slot, response: &StoredResponse) -> D
 }
 
 /// Forgets a key whose request must be retryable (it failed before doing anything).
-pub fn release(tx: &Transaction<'_>, slot: &Slot) -> DomainResult<()> {
+pub fn release(tx: &Tx<'_>, slot: &Slot) -> DomainResult<()> {
     tx.execute(
         "DELETE FROM idempotency_keys WHERE org_id = ?1 AND credential_id = ?2 AND key = ?3",
         params![slot.org_id, slot.credential_id, slot.key],

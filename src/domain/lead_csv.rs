@@ -3,6 +3,7 @@
 
 use std::io::Write;
 
+use crate::db::Tx;
 use poem_openapi::{Enum, Object};
 use rusqlite::Connection;
 
@@ -258,7 +259,7 @@ fn describe(err: &DomainError) -> String {
 
 /// Applies one row in the open transaction.
 fn import_row(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Tx<'_>,
     p: &Principal,
     actor: &Actor,
     fields: LeadFields,

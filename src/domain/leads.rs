@@ -1,8 +1,9 @@
 //! Leads: people who may buy, before (and after) they become deals.
 
+use crate::db::Tx;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Enum, Object};
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::auth::Principal;
 use super::companies::{self, time_filters};
@@ -512,7 +513,7 @@ pub fn check(
 
 /// Inserts a checked lead and its `lead.created` event.
 pub fn insert(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     org_id: &str,
     actor: &Actor,
     f: &LeadFields,
@@ -537,12 +538,7 @@ pub fn insert(
 }
 
 /// Creates a lead.
-pub fn create(
-    tx: &Transaction<'_>,
-    p: &Principal,
-    input: NewLead,
-    now: Millis,
-) -> DomainResult<Lead> {
+pub fn create(tx: &Tx<'_>, p: &Principal, input: NewLead, now: Millis) -> DomainResult<Lead> {
     if input.status == Some(LeadStatus::Converted) {
         return Err(DomainError::invalid(
             "status",
@@ -555,7 +551,7 @@ pub fn create(
 
 /// Stores changed fields of an existing lead and records `event_type` with the old values.
 pub fn store(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     org_id: &str,
     actor: &Actor,
     before: &Lead,
@@ -617,7 +613,7 @@ pub fn fields_of(lead: &Lead) -> LeadFields {
 
 /// Changes a lead (`If-Match` checked); records `lead.updated`.
 pub fn update(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     p: &Principal,
     id: &str,
     patch: LeadPatch,
@@ -668,7 +664,7 @@ pub fn update(
 
 /// Assigns the lead to an active user of the organization; records `lead.assigned`.
 pub fn assign(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     p: &Principal,
     id: &str,
     user_id: &str,
@@ -693,7 +689,7 @@ pub fn assign(
 
 /// Deletes a lead with its tasks, activities and notes (each task and note with its own
 /// `deleted` event). Deals it became stay, with `lead_id` cleared.
-pub fn delete(tx: &Transaction<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult<Lead> {
+pub fn delete(tx: &Tx<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult<Lead> {
     let lead = get(tx, &p.org_id, id)?;
     let actor = Actor::from(p);
     super::tasks::delete_where(tx, &p.org_id, &actor, "lead_id", id, now)?;
@@ -717,7 +713,7 @@ pub fn delete(tx: &Transaction<'_>, p: &Principal, id: &str, now: Millis) -> Dom
 /// Moves `last_activity_at` forward to `at` (never back) and refreshes the score as of `now`:
 /// bookkeeping, not an edit, so no version bump and no event.
 pub fn touch_activity(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     org_id: &str,
     id: &str,
     at: Millis,

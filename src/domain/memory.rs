@@ -1,8 +1,9 @@
 //! Agent memory: what agents (and people) learned about a deal, kept with the deal so the next
 //! agent run starts from it.
 
+use crate::db::Tx;
 use poem_openapi::{Enum, Object};
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::auth::Principal;
 use super::deals;
@@ -201,7 +202,7 @@ pub fn list(
 
 /// Writes an entry on a deal; records `memory.created`.
 pub fn create(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     p: &Principal,
     deal_id: &str,
     input: NewMemory,
@@ -262,7 +263,7 @@ pub fn get(conn: &Connection, org_id: &str, deal_id: &str, id: &str) -> DomainRe
 
 /// Deletes an entry; records `memory.deleted`.
 pub fn delete(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     p: &Principal,
     deal_id: &str,
     id: &str,

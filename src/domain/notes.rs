@@ -1,7 +1,8 @@
 //! Notes: free text on a deal or a lead.
 
+use crate::db::Tx;
 use poem_openapi::Object;
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::auth::Principal;
 use super::companies::time_filters;
@@ -153,12 +154,7 @@ pub fn list(
 }
 
 /// Writes a note; records `note.created`.
-pub fn create(
-    tx: &Transaction<'_>,
-    p: &Principal,
-    input: NewNote,
-    now: Millis,
-) -> DomainResult<Note> {
+pub fn create(tx: &Tx<'_>, p: &Principal, input: NewNote, now: Millis) -> DomainResult<Note> {
     let mut issues = Issues::new();
     let content = validate::text(&mut issues, "content", &input.content, 1, MAX_CONTENT);
     if input.deal_id.is_none() && input.lead_id.is_none() {
@@ -207,7 +203,7 @@ pub fn create(
 
 /// Rewrites a note (`If-Match` checked); records `note.updated`.
 pub fn update(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     p: &Principal,
     id: &str,
     patch: NotePatch,
@@ -242,7 +238,7 @@ pub fn update(
 }
 
 /// Deletes a note; records `note.deleted`.
-pub fn delete(tx: &Transaction<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult<Note> {
+pub fn delete(tx: &Tx<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult<Note> {
     let note = get(tx, &p.org_id, id)?;
     tx.execute(
         "DELETE FROM notes WHERE org_id = ?1 AND id = ?2",
@@ -262,7 +258,7 @@ pub fn delete(tx: &Transaction<'_>, p: &Principal, id: &str, now: Millis) -> Dom
 
 /// Deletes every note whose `column` (`deal_id` or `lead_id`) is `id`, each with its event.
 pub fn delete_where(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     org_id: &str,
     actor: &Actor,
     column: &str,

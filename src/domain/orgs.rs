@@ -1,8 +1,9 @@
 //! Organizations: the tenant boundary. Every other row belongs to exactly one.
 
+use crate::db::Tx;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::Object;
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 
 use super::auth::Role;
@@ -144,7 +145,7 @@ pub struct Founded {
 
 /// Creates an organization with its owner (no password yet) and its default pipeline.
 pub fn found(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     name: &str,
     owner_email: &str,
     owner_name: &str,
@@ -182,7 +183,7 @@ pub fn found(
 /// Founds an organization (see [`found`]) and gives its owner a first `admin` key, whose secret
 /// is returned to be shown once.
 pub fn found_with_admin_key(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     name: &str,
     owner_email: &str,
     now: Millis,
@@ -214,7 +215,7 @@ pub fn first_id(conn: &Connection) -> DomainResult<Option<String>> {
 
 /// Applies `patch` to the organization, checking `If-Match` against its version.
 pub fn update(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     id: &str,
     patch: OrganizationPatch,
     expected_version: Option<i64>,

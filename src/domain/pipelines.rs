@@ -3,9 +3,10 @@
 //! Stage positions are kept contiguous (0, 1, 2, ...) within a pipeline, so "move to position
 //! 2" always means the third column of the board.
 
+use crate::db::Tx;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Enum, Object};
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::error::{DomainError, DomainResult, FieldIssue, Issues};
 use super::listing::{ListPage, Paging};
@@ -346,7 +347,7 @@ fn default_probability(kind: StageKind) -> i64 {
 
 #[allow(clippy::too_many_arguments)]
 fn insert_stage(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     org_id: &str,
     pipeline_id: &str,
     name: &str,
@@ -376,12 +377,7 @@ fn insert_stage(
     Ok(id)
 }
 
-fn insert_pipeline(
-    tx: &Transaction<'_>,
-    org_id: &str,
-    name: &str,
-    now: Millis,
-) -> DomainResult<String> {
+fn insert_pipeline(tx: &Tx<'_>, org_id: &str, name: &str, now: Millis) -> DomainResult<String> {
     let id = new_id("pip");
     tx.execute(
         "INSERT INTO pipelines (id, org_id, name, is_default, created_at, updated_at)
@@ -392,7 +388,7 @@ fn insert_pipeline(
 }
 
 /// Makes `id` the organization's one default pipeline.
-fn make_default(tx: &Transaction<'_>, org_id: &str, id: &str, now: Millis) -> DomainResult<()> {
+fn make_default(tx: &Tx<'_>, org_id: &str, id: &str, now: Millis) -> DomainResult<()> {
     tx.execute(
         "UPDATE pipelines SET is_default = 0, version = version + 1, updated_at = ?2
          WHERE org_id = ?1 AND is_default = 1",
@@ -407,7 +403,7 @@ fn make_default(tx: &Transaction<'_>, org_id: &str, id: &str, now: Millis) -> Do
 }
 
 /// Creates the organization's default "Sales" pipeline with [`DEFAULT_STAGES`]; returns its id.
-pub fn create_default(tx: &Transaction<'_>, org_id: &str, now: Millis) -> DomainResult<String> {
+pub fn create_default(tx: &Tx<'_>, org_id: &str, now: Millis) -> DomainResult<String> {
     let pipeline_id = insert_pipeline(tx, org_id, "Sales", now)?;
     for (position, (name, probability, kind, rotting)) in DEFAULT_STAGES.iter().enumerate() {
         insert_stage(
@@ -428,7 +424,7 @@ pub fn create_default(tx: &Transaction<'_>, org_id: &str, now: Millis) -> Domain
 
 /// Creates a pipeline with its stages (the standard ones when none are given).
 pub fn create(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     org_id: &str,
     input: NewPipeline,
     now: Millis,
@@ -500,7 +496,7 @@ pub fn create(
 
 /// Renames a pipeline or makes it the default.
 pub fn update(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     org_id: &str,
     id: &str,
     patch: PipelinePatch,
@@ -547,7 +543,7 @@ fn deals_in(conn: &Connection, column: &str, id: &str) -> DomainResult<i64> {
 
 /// Deletes a pipeline and its stages. The default pipeline, and one that still holds deals,
 /// cannot be deleted (409): move or delete the deals first.
-pub fn delete(tx: &Transaction<'_>, org_id: &str, id: &str) -> DomainResult<Pipeline> {
+pub fn delete(tx: &Tx<'_>, org_id: &str, id: &str) -> DomainResult<Pipeline> {
     let p = get(tx, org_id, id)?;
     if p.is_default {
         return Err(DomainError::conflict(
@@ -567,7 +563,7 @@ pub fn delete(tx: &Transaction<'_>, org_id: &str, id: &str) -> DomainResult<Pipe
 
 /// Moves the stage at `from` to `to` within its pipeline, shifting those between.
 fn reposition(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     pipeline_id: &str,
     stage_id: &str,
     from: i64,
@@ -603,7 +599,7 @@ fn reposition(
 
 /// Adds a stage to a pipeline at `position` (default: the end).
 pub fn add_stage(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     org_id: &str,
     pipeline_id: &str,
     input: NewStage,
@@ -636,7 +632,7 @@ pub fn add_stage(
 /// Changes a stage; `position` reorders the board. A stage holding deals keeps its kind, since
 /// the kind decides those deals' status.
 pub fn update_stage(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     org_id: &str,
     id: &str,
     patch: StagePatch,
@@ -688,7 +684,7 @@ pub fn update_stage(
 /// Deletes a stage that holds no deals (409 otherwise: see `deals::empty_stage`, which moves
 /// them out first). The last stage of a pipeline stays. Stage history that mentions the stage
 /// keeps its rows, with the stage's id cleared and its name kept.
-pub fn delete_stage(tx: &Transaction<'_>, org_id: &str, id: &str) -> DomainResult<Stage> {
+pub fn delete_stage(tx: &Tx<'_>, org_id: &str, id: &str) -> DomainResult<Stage> {
     let stage = get_stage(tx, org_id, id)?;
     if stages_of(tx, org_id, &stage.pipeline_id)?.len() <= 1 {
         return Err(DomainError::conflict("a pipeline keeps at least one stage"));

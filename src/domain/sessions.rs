@@ -1,6 +1,7 @@
 //! User sessions: `POST /auth/login` trades an email and password for a `clzs_` token.
 
-use rusqlite::{params, Transaction};
+use crate::db::Tx;
+use rusqlite::params;
 
 use super::auth::SESSION_PREFIX;
 use super::error::{DomainError, DomainResult};
@@ -47,7 +48,7 @@ pub fn verify_login(
 
 /// Opens a session for the user; returns the token (shown once) and when it expires.
 pub fn open(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     user_id: &str,
     org_id: &str,
     ttl_ms: Millis,
@@ -71,7 +72,7 @@ pub fn open(
 }
 
 /// Ends the session `id`.
-pub fn close(tx: &Transaction<'_>, id: &str, now: Millis) -> DomainResult<()> {
+pub fn close(tx: &Tx<'_>, id: &str, now: Millis) -> DomainResult<()> {
     tx.execute(
         "UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
         params![id, now],

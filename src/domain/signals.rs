@@ -2,8 +2,9 @@
 
 use std::collections::HashSet;
 
+use crate::db::Tx;
 use poem_openapi::Object;
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::activities::Activity;
 use super::error::{DomainError, DomainResult};
@@ -147,7 +148,7 @@ pub fn open_for_lead(conn: &Connection, org_id: &str, lead_id: &str) -> DomainRe
 
 /// Dismisses a signal: it leaves the open list and is not raised again while its cause lasts.
 /// Dismissing twice changes nothing; a resolved signal cannot be dismissed (409).
-pub fn dismiss(tx: &Transaction<'_>, org_id: &str, id: &str, now: Millis) -> DomainResult<Signal> {
+pub fn dismiss(tx: &Tx<'_>, org_id: &str, id: &str, now: Millis) -> DomainResult<Signal> {
     let s = get(tx, org_id, id)?;
     match s.status.as_str() {
         "open" => {
@@ -165,7 +166,7 @@ pub fn dismiss(tx: &Transaction<'_>, org_id: &str, id: &str, now: Millis) -> Dom
 /// Raises the signal for `cause` unless one is already live; a live open one gathers the new
 /// evidence. Emits `signal.detected` for a new signal.
 fn raise(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     org_id: &str,
     cause: &Cause,
     deal_id: Option<&str>,
@@ -227,7 +228,7 @@ fn raise(
     Ok(true)
 }
 
-fn resolve(tx: &Transaction<'_>, id: &str, now: Millis) -> DomainResult<()> {
+fn resolve(tx: &Tx<'_>, id: &str, now: Millis) -> DomainResult<()> {
     tx.execute(
         "UPDATE signals SET status = 'resolved', resolved_at = ?2 WHERE id = ?1",
         params![id, now],
@@ -237,7 +238,7 @@ fn resolve(tx: &Transaction<'_>, id: &str, now: Millis) -> DomainResult<()> {
 
 /// Raises the signal a recorded open or reply calls for (a write, so it appears at once).
 pub fn on_activity(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     org_id: &str,
     activity: &Activity,
     now: Millis,
@@ -304,7 +305,7 @@ pub struct SweepOutcome {
 /// Re-evaluates the time-based rules of one organization at `now`: raises a signal for each
 /// new cause, resolves those whose cause went away, and resolves engagement signals the team
 /// has acted on since (any non-engagement activity on the deal after the signal).
-pub fn sweep_org(tx: &Transaction<'_>, org_id: &str, now: Millis) -> DomainResult<SweepOutcome> {
+pub fn sweep_org(tx: &Tx<'_>, org_id: &str, now: Millis) -> DomainResult<SweepOutcome> {
     let mut outcome = SweepOutcome::default();
     let deals = gather(tx, org_id, Scope::AllOpen, now)?;
     let mut live_keys: HashSet<String> = HashSet::new();

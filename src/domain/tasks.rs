@@ -1,8 +1,9 @@
 //! Tasks: the next steps, on a deal or a lead or on their own.
 
+use crate::db::Tx;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Enum, Object};
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::auth::Principal;
 use super::companies::time_filters;
@@ -330,12 +331,7 @@ fn check_refs(
 }
 
 /// Creates a task (assigned to the caller unless said otherwise); records `task.created`.
-pub fn create(
-    tx: &Transaction<'_>,
-    p: &Principal,
-    input: NewTask,
-    now: Millis,
-) -> DomainResult<Task> {
+pub fn create(tx: &Tx<'_>, p: &Principal, input: NewTask, now: Millis) -> DomainResult<Task> {
     let mut issues = Issues::new();
     let assignee = input.assignee_id.or_else(|| Some(p.user_id.clone()));
     let (title, description) = check_refs(
@@ -383,7 +379,7 @@ pub fn create(
 /// Changes a task (`If-Match` checked). A change of status follows the same rules as complete
 /// and reopen; completing emits `task.completed` beside `task.updated`.
 pub fn update(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     p: &Principal,
     id: &str,
     patch: TaskPatch,
@@ -468,7 +464,7 @@ pub fn update(
 }
 
 /// Marks a task done. Completing a completed task changes nothing; a cancelled one is 409.
-pub fn complete(tx: &Transaction<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult<Task> {
+pub fn complete(tx: &Tx<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult<Task> {
     let task = get(tx, &p.org_id, id, now)?;
     if task.status == TaskStatus::Completed {
         return Ok(task);
@@ -481,7 +477,7 @@ pub fn complete(tx: &Transaction<'_>, p: &Principal, id: &str, now: Millis) -> D
 }
 
 /// Opens a completed or cancelled task again (an open one is left as it is).
-pub fn reopen(tx: &Transaction<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult<Task> {
+pub fn reopen(tx: &Tx<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult<Task> {
     let task = get(tx, &p.org_id, id, now)?;
     if task.status == TaskStatus::Open {
         return Ok(task);
@@ -494,7 +490,7 @@ pub fn reopen(tx: &Transaction<'_>, p: &Principal, id: &str, now: Millis) -> Dom
 }
 
 /// Deletes one task; records `task.deleted`.
-pub fn delete(tx: &Transaction<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult<Task> {
+pub fn delete(tx: &Tx<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult<Task> {
     let task = get(tx, &p.org_id, id, now)?;
     tx.execute(
         "DELETE FROM tasks WHERE org_id = ?1 AND id = ?2",
@@ -515,7 +511,7 @@ pub fn delete(tx: &Transaction<'_>, p: &Principal, id: &str, now: Millis) -> Dom
 /// Deletes every task whose `column` (`deal_id` or `lead_id`) is `id`, each with its event: the
 /// cascade when a deal or lead goes.
 pub fn delete_where(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     org_id: &str,
     actor: &Actor,
     column: &str,

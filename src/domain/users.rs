@@ -1,7 +1,8 @@
 //! The team: the people of an organization, their roles and passwords.
 
+use crate::db::Tx;
 use poem_openapi::Object;
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::auth::{Principal, Role, Scope};
 use super::error::{DomainError, DomainResult, FieldIssue, Issues};
@@ -243,7 +244,7 @@ fn check_role_change(actor: Option<&Principal>, from: Option<Role>, to: Role) ->
 
 /// Adds a user. `actor` is the caller (`None` when the server itself founds an organization).
 pub fn create(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     org_id: &str,
     input: NewUser,
     password: Option<HashedPassword>,
@@ -278,7 +279,7 @@ fn active_owners(conn: &Connection, org_id: &str) -> DomainResult<i64> {
 /// Changes a user. Admins may change anyone (owners only by an owner); everyone else may change
 /// only their own name, email and password.
 pub fn update(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     actor: &Principal,
     id: &str,
     patch: UserPatch,
@@ -364,7 +365,7 @@ pub fn update(
 /// Deactivates a user: they cannot sign in, their sessions end and the keys they created stop
 /// working; everything they own in the CRM stays. Deactivating twice is harmless.
 pub fn deactivate(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     actor: &Principal,
     id: &str,
     expected_version: Option<i64>,

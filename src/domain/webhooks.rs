@@ -1,9 +1,10 @@
 //! Webhook endpoints and their deliveries (API.md §7). Deliveries are queued in the same
 //! transaction as the event they carry; the worker in `crate::webhooks` sends them.
 
+use crate::db::Tx;
 use base64::Engine;
 use poem_openapi::Object;
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::error::{DomainError, DomainResult, Issues};
 use super::events::{self, Event};
@@ -213,7 +214,7 @@ fn check_types(issues: &mut Issues, types: Vec<String>) -> Vec<String> {
 
 /// Adds an endpoint; returns it with its secret (shown this once).
 pub fn create(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     org_id: &str,
     input: NewWebhook,
     now: Millis,
@@ -241,7 +242,7 @@ pub fn create(
 
 /// Changes an endpoint.
 pub fn update(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     org_id: &str,
     id: &str,
     patch: WebhookPatch,
@@ -278,7 +279,7 @@ pub fn update(
 }
 
 /// Deletes an endpoint and its delivery history.
-pub fn delete(tx: &Transaction<'_>, org_id: &str, id: &str) -> DomainResult<Webhook> {
+pub fn delete(tx: &Tx<'_>, org_id: &str, id: &str) -> DomainResult<Webhook> {
     let w = get(tx, org_id, id)?;
     tx.execute(
         "DELETE FROM webhook_deliveries WHERE webhook_id = ?1",
@@ -290,7 +291,7 @@ pub fn delete(tx: &Transaction<'_>, org_id: &str, id: &str) -> DomainResult<Webh
 
 /// Replaces the secret; the old one keeps signing (as a second signature) for 24 hours.
 pub fn rotate_secret(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     org_id: &str,
     id: &str,
     now: Millis,
@@ -366,12 +367,7 @@ pub fn enqueue_event(
 }
 
 /// Queues a `webhook.test` ping to one endpoint (whatever its filters), for `POST .../test`.
-pub fn send_test(
-    tx: &Transaction<'_>,
-    org_id: &str,
-    id: &str,
-    now: Millis,
-) -> DomainResult<Delivery> {
+pub fn send_test(tx: &Tx<'_>, org_id: &str, id: &str, now: Millis) -> DomainResult<Delivery> {
     let w = get(tx, org_id, id)?;
     let event_id = new_id("evt");
     let payload = serde_json::json!({
@@ -461,7 +457,7 @@ pub fn deliveries(
 
 /// Sends a delivery again, now, as a new attempt sequence (same event id and body).
 pub fn redeliver(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     org_id: &str,
     webhook_id: &str,
     id: &str,

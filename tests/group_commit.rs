@@ -1,0 +1,112 @@
+//! Group commit: many concurrent writes share transactions, yet each is its own all-or-nothing
+//! unit, answered only once committed.
+
+mod common;
+
+use clozup::db::{Db, DbOptions};
+use clozup::domain::error::DomainError;
+use common::TempDir;
+use rusqlite::params;
+
+/// What write number `i` does after inserting its own row: most keep it; some fail in code,
+/// some break a constraint, some panic. Whatever fails must leave nothing behind.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fate {
+    Keep,
+    Refuse,
+    Conflict,
+    Panic,
+}
+
+fn fate(i: i64) -> Fate {
+    match i % 10 {
+        3 => Fate::Refuse,
+        5 => Fate::Conflict,
+        7 if i % 20 == 7 => Fate::Panic,
+        _ => Fate::Keep,
+    }
+}
+
+#[test]
+fn concurrent_writes_are_each_all_or_nothing() {
+    let dir = TempDir::new();
+    let db = Db::open(&dir.path().join("g.sqlite"), &DbOptions::default()).unwrap();
+    db.write_blocking(|tx| {
+        tx.execute_batch(
+            "CREATE TABLE t (x INTEGER PRIMARY KEY, note TEXT NOT NULL);
+             CREATE TABLE side (x INTEGER NOT NULL);
+             INSERT INTO t VALUES (-1, 'taken');",
+        )?;
+        Ok(())
+    })
+    .unwrap();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    const WRITES: i64 = 2_000;
+    let answers = runtime.block_on(async {
+        let tasks: Vec<_> = (0..WRITES)
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    db.write(move |tx| {
+                        // Two statements, so a failure after the first must undo it.
+                        tx.execute("INSERT INTO side (x) VALUES (?1)", params![i])?;
+                        tx.execute("INSERT INTO t VALUES (?1, 'w')", params![i])?;
+                        match fate(i) {
+                            Fate::Keep => Ok(i),
+                            Fate::Refuse => Err(DomainError::Internal(format!("refused {i}"))),
+                            Fate::Conflict => {
+                                tx.execute("INSERT INTO t VALUES (-1, 'dup')", [])?;
+                                Ok(i)
+                            }
+                            Fate::Panic => panic!("write {i} panics on purpose"),
+                        }
+                    })
+                    .await
+                })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for task in tasks {
+            answers.push(task.await.unwrap());
+        }
+        answers
+    });
+
+    for (i, answer) in (0..WRITES).zip(&answers) {
+        match fate(i) {
+            Fate::Keep => assert_eq!(answer.as_ref().ok(), Some(&i), "write {i}"),
+            Fate::Refuse => {
+                assert!(
+                    matches!(answer, Err(DomainError::Internal(m)) if m == &format!("refused {i}")),
+                    "write {i}: {answer:?}"
+                )
+            }
+            Fate::Conflict | Fate::Panic => assert!(answer.is_err(), "write {i}: {answer:?}"),
+        }
+    }
+    let kept: Vec<i64> = (0..WRITES).filter(|&i| fate(i) == Fate::Keep).collect();
+    let read = |sql: &'static str| {
+        db.read_blocking(move |c| {
+            let mut s = c.prepare(sql)?;
+            let rows = s.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<Result<Vec<i64>, _>>()?)
+        })
+        .unwrap()
+    };
+    assert_eq!(read("SELECT x FROM t WHERE x >= 0 ORDER BY x"), kept);
+    assert_eq!(read("SELECT x FROM side ORDER BY x"), kept);
+    assert_eq!(read("SELECT x FROM t WHERE x < 0"), vec![-1]);
+
+    // What was acknowledged is on disk: a fresh connection on the file sees it.
+    drop(db);
+    let conn = rusqlite::Connection::open(dir.path().join("g.sqlite")).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM t WHERE x >= 0", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, kept.len() as i64);
+}
