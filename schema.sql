@@ -545,3 +545,8 @@ CREATE TABLE emails (
 CREATE INDEX emails_deal ON emails (deal_id, created_at);
 CREATE INDEX emails_thread ON emails (deal_id, thread_id, created_at);
 CREATE INDEX emails_outbox ON emails (status, next_attempt_at) WHERE status IN ('queued', 'sending');
+
+-- migration: 7
+-- "My open deals, largest first" (an owner's pipeline, the commonest list an agent or a rep
+-- asks for): its count reads only this index and its page stops after the page.
+CREATE INDEX deals_org_owner_status_value ON deals (org_id, owner_id, status, value);

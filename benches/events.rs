@@ -4,7 +4,11 @@
 //!   < 50 KiB);
 //! - webhook throughput to a fast loopback receiver (target ≥ 1,000 deliveries/s, none lost).
 //!
-//! `cargo bench --bench events` (`SUBSCRIBERS=`, `DELIVERIES=` to change the sizes).
+//! `cargo bench --bench events` (`SUBSCRIBERS=`, `DELIVERIES=` to change the sizes) starts its
+//! own server on an empty database. The harness (`bench/run`) instead points it at the server it
+//! started on the seeded data set, with `CLOZUP_BENCH_ADDR`, `CLOZUP_BENCH_KEY` and
+//! `CLOZUP_BENCH_PID`; that server must allow loopback webhooks and 1,000 streams per key.
+//! Each figure is also printed as a `RESULT {json}` line for the harness.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -42,6 +46,45 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5000);
+    let external = std::env::var("CLOZUP_BENCH_ADDR").ok().map(|addr| {
+        let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
+        let pid: u32 = var("CLOZUP_BENCH_PID").parse().expect("CLOZUP_BENCH_PID");
+        (addr, var("CLOZUP_BENCH_KEY"), pid)
+    });
+    let (server, addr, key, pid) = match external {
+        Some((addr, key, pid)) => (None, addr, key, pid),
+        None => {
+            let (child, dir, addr, key) = start_server();
+            let pid = child.id();
+            (Some((child, dir)), addr, key, pid)
+        }
+    };
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let post = |path: &str, body: serde_json::Value| {
+        let mut r = agent
+            .post(format!("http://{addr}/api/v1{path}"))
+            .header("authorization", format!("Bearer {key}"))
+            .send_json(body)
+            .unwrap();
+        let v: serde_json::Value = r.body_mut().read_json().unwrap();
+        v
+    };
+    sse_fan_out(&addr, &key, pid, subscribers, &post);
+    webhooks(&addr, &key, deliveries, &agent, &post);
+    if let Some((mut child, dir)) = server {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// Starts the release binary on a new database; its process, folder, address and admin key.
+fn start_server() -> (std::process::Child, std::path::PathBuf, String, String) {
     let dir = std::env::temp_dir().join(format!("clozup-bench-events-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_clozup"))
@@ -86,27 +129,22 @@ fn main() {
         }
     }
     std::thread::spawn(move || for _ in lines {});
-    let pid = child.id();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let post = |path: &str, body: serde_json::Value| {
-        let mut r = agent
-            .post(format!("http://{addr}/api/v1{path}"))
-            .header("authorization", format!("Bearer {key}"))
-            .send_json(body)
-            .unwrap();
-        let v: serde_json::Value = r.body_mut().read_json().unwrap();
-        v
-    };
+    (child, dir, addr, key)
+}
 
-    // --- SSE fan-out ---
+/// W7: one event to `subscribers` SSE streams.
+fn sse_fan_out(
+    addr: &str,
+    key: &str,
+    pid: u32,
+    subscribers: usize,
+    post: &dyn Fn(&str, serde_json::Value) -> serde_json::Value,
+) {
     let idle_rss = rss_kib(pid);
     let (tx, rx) = mpsc::channel::<Instant>();
     let mut streams = Vec::new();
     for _ in 0..subscribers {
-        let mut s = TcpStream::connect(&addr).unwrap();
+        let mut s = TcpStream::connect(addr).unwrap();
         write!(s, "GET /api/v1/events?types=company.created HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\r\n").unwrap();
         streams.push(s);
     }
@@ -147,19 +185,33 @@ fn main() {
             .expect("a subscriber never got the event");
         lat.push(at.duration_since(sent).as_secs_f64() * 1000.0);
     }
+    let per_subscriber = (with_streams.saturating_sub(idle_rss)) as f64 / subscribers as f64;
     println!(
         "SSE fan-out to {subscribers} subscribers: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms after the write; \
-         server RSS {} KiB idle, {} KiB with the streams = {:.1} KiB per subscriber",
+         server RSS {} KiB idle, {} KiB with the streams = {per_subscriber:.1} KiB per subscriber",
         pct(lat.clone(), 50),
         pct(lat.clone(), 99),
-        pct(lat, 100),
+        pct(lat.clone(), 100),
         idle_rss,
         with_streams,
-        (with_streams.saturating_sub(idle_rss)) as f64 / subscribers as f64
+    );
+    println!(
+        "RESULT {}",
+        serde_json::json!({"workload": "w7", "subscribers": subscribers,
+            "p50_ms": pct(lat.clone(), 50), "p99_ms": pct(lat.clone(), 99), "max_ms": pct(lat, 100),
+            "rss_kib": with_streams, "kib_per_subscriber": per_subscriber})
     );
     drop(streams);
+}
 
-    // --- Webhook throughput ---
+/// W8: webhook deliveries to a loopback receiver, from one import of `deliveries` leads.
+fn webhooks(
+    addr: &str,
+    key: &str,
+    deliveries: usize,
+    agent: &ureq::Agent,
+    post: &dyn Fn(&str, serde_json::Value) -> serde_json::Value,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     let (got_tx, got_rx) = mpsc::channel::<String>();
@@ -199,13 +251,15 @@ fn main() {
             });
         }
     });
-    post(
+    let hook = post(
         "/webhooks",
         serde_json::json!({"url": url, "event_types": ["lead.created"]}),
     );
+    // Unique per run, so a run against a long-lived data set imports new leads every time.
+    let run = std::process::id();
     let mut csv = String::from("email\n");
     for i in 0..deliveries {
-        csv.push_str(&format!("bench{i}@example.com\n"));
+        csv.push_str(&format!("bench-hook-{run}-{i}@example.com\n"));
     }
     let started = Instant::now();
     let mut r = agent
@@ -231,9 +285,15 @@ fn main() {
         total.as_secs_f64(),
         deliveries as f64 / total.as_secs_f64()
     );
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "RESULT {}",
+        serde_json::json!({"workload": "w8", "requests": deliveries,
+            "rps": deliveries as f64 / total.as_secs_f64(), "seconds": total.as_secs_f64()})
+    );
+    if let Some(id) = hook["data"]["id"].as_str() {
+        let _ = agent
+            .delete(format!("http://{addr}/api/v1/webhooks/{id}"))
+            .header("authorization", format!("Bearer {key}"))
+            .call();
+    }
 }

@@ -38,6 +38,9 @@ pub use migrate::{MigrateError, LATEST_VERSION};
 /// compiled twice.
 const STATEMENT_CACHE: usize = 256;
 
+/// Each connection's page cache, in KiB: the hot pages of a 100k-deal organization fit.
+const CACHE_KIB: i64 = 16_000;
+
 /// How hard SQLite syncs to disk on commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Synchronous {
@@ -133,7 +136,7 @@ fn pragmas(options: &DbOptions) -> String {
         "PRAGMA busy_timeout = {};
          PRAGMA foreign_keys = ON;
          PRAGMA synchronous = {sync};
-         PRAGMA cache_size = -16000;
+         PRAGMA cache_size = -{CACHE_KIB};
          PRAGMA temp_store = MEMORY;",
         options.busy_timeout.as_millis()
     )
@@ -249,6 +252,21 @@ impl Db {
         f: impl FnOnce(&Connection) -> DomainResult<T>,
     ) -> DomainResult<T> {
         in_snapshot(&*self.pool.get()?, f)
+    }
+
+    /// Runs `f`, bulk writes from this thread, with the writer's page cache raised to
+    /// `cache_kib`, then sets it back (SQLite frees the extra pages). Bulk inserts touch index
+    /// pages all over the file; with the usual cache they spill to the WAL and are read back.
+    pub fn with_bulk_cache<T>(&self, cache_kib: i64, f: impl FnOnce() -> T) -> T {
+        let set = |kib: i64| {
+            let conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+            // Only a wrong pragma name can fail here; the cache is an optimisation either way.
+            let _ = conn.pragma_update(None, "cache_size", -kib);
+        };
+        set(cache_kib);
+        let value = f();
+        set(CACHE_KIB);
+        value
     }
 
     /// [`Db::write`] for callers that are already on a blocking thread (the CLI, workers).
