@@ -6,6 +6,7 @@
 //! transactions with prepared statements, straight to the tables (no events: seeding is not a
 //! change anyone subscribed to), then lead scores are computed by the same code as the API's.
 
+use crate::db::CachedRow;
 use std::io::Write;
 
 use crate::db::Tx;
@@ -377,7 +378,7 @@ fn fill(
     let err = |e: crate::domain::error::DomainError| e.to_string();
     let (pipeline, stages, owner): (String, Vec<(String, String, String)>, String) = db
         .read_blocking(|c| {
-            let pipeline: String = c.query_row(
+            let pipeline: String = c.cached_row(
                 "SELECT id FROM pipelines WHERE org_id = ?1 ORDER BY is_default DESC, created_at LIMIT 1",
                 params![org_id],
                 |r| r.get(0),
@@ -388,7 +389,7 @@ fn fill(
             let stages = st
                 .query_map(params![pipeline], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            let owner: String = c.query_row(
+            let owner: String = c.cached_row(
                 "SELECT id FROM users WHERE org_id = ?1 AND role = 'owner' LIMIT 1",
                 params![org_id],
                 |r| r.get(0),
@@ -404,7 +405,7 @@ fn fill(
     }
     let currency: String = db
         .read_blocking(|c| {
-            Ok(c.query_row(
+            Ok(c.cached_row(
                 "SELECT currency FROM organizations WHERE id = ?1",
                 params![org_id],
                 |r| r.get(0),
@@ -609,7 +610,7 @@ fn fill(
                 deal,
                 lead,
                 at,
-                with: *rng.pick(LAST),
+                with: LAST[rng.below(LAST.len())],
                 user: rng.below(users.len()),
                 duration: matches!(kind, "call" | "meeting")
                     .then(|| 60 * (5 + rng.below(55) as i64)),

@@ -5,6 +5,7 @@
 //! address is checked, and the connection goes only to those vetted addresses, so a DNS answer
 //! that changes between check and connect (rebinding) cannot reach an internal service.
 
+use crate::db::CachedRow;
 use crate::db::Tx;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -424,7 +425,7 @@ fn record(
                 after,
             } => {
                 let failing_since: Option<i64> = tx
-                    .query_row(
+                    .cached_row(
                         "SELECT failing_since FROM webhooks WHERE id = ?1",
                         params![job.webhook_id],
                         |r| r.get(0),

@@ -113,7 +113,7 @@ impl ActivitiesApi {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let a = state
             .db
-            .read(move |c| activities::get(c, &org_id, &id.0))
+            .read_point(move |c| activities::get(c, &org_id, &id.0))
             .await?;
         Ok(One::versioned(a.version, a))
     }
@@ -224,7 +224,7 @@ impl NotesApi {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let n = state
             .db
-            .read(move |c| notes::get(c, &org_id, &id.0))
+            .read_point(move |c| notes::get(c, &org_id, &id.0))
             .await?;
         Ok(One::versioned(n.version, n))
     }

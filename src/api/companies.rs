@@ -104,7 +104,7 @@ impl CompaniesApi {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let c = state
             .db
-            .read(move |conn| companies::get(conn, &org_id, &id.0))
+            .read_point(move |conn| companies::get(conn, &org_id, &id.0))
             .await?;
         Ok(One::versioned(c.version, c))
     }

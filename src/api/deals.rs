@@ -165,7 +165,7 @@ impl DealsApi {
         let now = state.clock.now_ms();
         let ctx = state
             .db
-            .read(move |c| deals::context(c, &org_id, &id.0, now))
+            .read_point(move |c| deals::context(c, &org_id, &id.0, now))
             .await?;
         Ok(One::versioned(ctx.deal.version, ctx))
     }

@@ -227,7 +227,7 @@ impl<E: Endpoint> GateEndpoint<E> {
         let now = self.state.clock.now_ms();
         self.state
             .db
-            .read(move |conn| auth::authenticate(conn, &token, now))
+            .read_point(move |conn| auth::authenticate(conn, &token, now))
             .await
     }
 

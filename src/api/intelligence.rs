@@ -238,7 +238,7 @@ impl IntelligenceApi {
         Ok(One::new(
             state
                 .db
-                .read(move |c| signals::get(c, &org_id, &id.0))
+                .read_point(move |c| signals::get(c, &org_id, &id.0))
                 .await?,
         ))
     }

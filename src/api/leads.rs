@@ -256,7 +256,7 @@ impl LeadsApi {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let lead = state
             .db
-            .read(move |c| leads::get(c, &org_id, &id.0))
+            .read_point(move |c| leads::get(c, &org_id, &id.0))
             .await?;
         Ok(One::versioned(lead.version, lead))
     }

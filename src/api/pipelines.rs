@@ -82,7 +82,7 @@ impl PipelinesApi {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let p = state
             .db
-            .read(move |c| pipelines::get(c, &org_id, &id.0))
+            .read_point(move |c| pipelines::get(c, &org_id, &id.0))
             .await?;
         Ok(One::versioned(p.version, p))
     }

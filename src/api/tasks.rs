@@ -112,7 +112,7 @@ impl TasksApi {
         let now = state.clock.now_ms();
         let t = state
             .db
-            .read(move |c| tasks::get(c, &org_id, &id.0, now))
+            .read_point(move |c| tasks::get(c, &org_id, &id.0, now))
             .await?;
         Ok(One::versioned(t.version, t))
     }

@@ -93,7 +93,7 @@ impl UsersApi {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let user = state
             .db
-            .read(move |c| users::get(c, &org_id, &id.0))
+            .read_point(move |c| users::get(c, &org_id, &id.0))
             .await?;
         Ok(One::versioned(user.version, user))
     }

@@ -86,6 +86,30 @@ impl Deref for Tx<'_> {
     }
 }
 
+/// `query_row` with the statement kept in the connection's statement cache. Parsing and planning
+/// a statement costs more than running a lookup by key (it was a third of a get-by-id's SQLite
+/// time), so every one-row query of the server goes through this.
+pub trait CachedRow {
+    /// Runs `sql` with `params` and maps its first row with `f` (`QueryReturnedNoRows` if none).
+    fn cached_row<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T>;
+}
+
+impl CachedRow for Connection {
+    fn cached_row<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
 /// A piece of read work for a reader thread.
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
@@ -94,6 +118,8 @@ type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 pub struct Db {
     /// Connections for callers already on a blocking thread.
     pool: Pool<SqliteConnectionManager>,
+    /// Connections for [`Db::read_point`], one per async worker.
+    points: Arc<[Mutex<Connection>]>,
     reads: mpsc::Sender<ReadJob>,
     writes: mpsc::Sender<Box<dyn WriteJob>>,
     writer: Arc<Mutex<Connection>>,
@@ -170,9 +196,7 @@ impl Db {
             .build(manager)
             .map_err(OpenError::Pool)?;
 
-        let (reads, read_queue) = mpsc::channel::<ReadJob>();
-        let read_queue = Arc::new(Mutex::new(read_queue));
-        for n in 0..options.read_pool_size.max(1) {
+        let open_reader = || -> Result<Connection, OpenError> {
             let conn = Connection::open_with_flags(
                 path,
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -180,6 +204,18 @@ impl Db {
             .map_err(OpenError::Sqlite)?;
             conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
             conn.execute_batch(&pragmas).map_err(OpenError::Sqlite)?;
+            Ok(conn)
+        };
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        let points = (0..workers)
+            .map(|_| open_reader().map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?
+            .into();
+
+        let (reads, read_queue) = mpsc::channel::<ReadJob>();
+        let read_queue = Arc::new(Mutex::new(read_queue));
+        for n in 0..options.read_pool_size.max(1) {
+            let conn = open_reader()?;
             let queue = read_queue.clone();
             spawn_named(format!("clozup-read-{n}"), move || {
                 reader_loop(&conn, &queue)
@@ -195,6 +231,7 @@ impl Db {
         })?;
         Ok(Self {
             pool,
+            points,
             reads,
             writes,
             writer,
@@ -226,6 +263,40 @@ impl Db {
         });
         self.reads.send(job).map_err(|_| gone("read"))?;
         answer.await.unwrap_or_else(|_| Err(gone("read")))
+    }
+
+    /// Runs `f`, a read of a few rows by key (a credential, a resource by id), right here on the
+    /// calling async worker, on a connection kept for that; when they are all in use, it goes
+    /// to a reader thread like [`Db::read`]. Such a read takes microseconds, less than handing
+    /// it to another thread and back (four context switches on a one-core server). Never for
+    /// anything that scans: it holds up every request on this worker while it runs.
+    pub async fn read_point<T, F>(&self, f: F) -> DomainResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> DomainResult<T> + Send + 'static,
+    {
+        match self.read_here(f) {
+            Ok(answer) => answer,
+            Err(f) => self.read(f).await,
+        }
+    }
+
+    /// [`Db::read_point`]'s synchronous part: `f`'s answer, or `f` back when no connection is
+    /// free. (Apart, so no lock guard lives across the caller's await.)
+    fn read_here<T, F>(&self, f: F) -> Result<DomainResult<T>, F>
+    where
+        F: FnOnce(&Connection) -> DomainResult<T>,
+    {
+        let free = self.points.iter().find_map(|slot| match slot.try_lock() {
+            Ok(conn) => Some(conn),
+            // A read that panicked rolled its snapshot back on unwind: the connection is clean.
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        });
+        match free {
+            Some(conn) => Ok(in_snapshot(&conn, f)),
+            None => Err(f),
+        }
     }
 
     /// Runs `f` as one all-or-nothing unit of a write transaction on the writer thread. It is
@@ -290,8 +361,23 @@ fn in_snapshot<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> DomainResult<T>,
 ) -> DomainResult<T> {
-    let snapshot = conn.unchecked_transaction()?;
-    f(&snapshot)
+    // BEGIN and ROLLBACK as cached statements: `execute_batch` would parse them every time.
+    conn.prepare_cached("BEGIN")?.execute([])?;
+    struct End<'c>(&'c Connection);
+    impl Drop for End<'_> {
+        fn drop(&mut self) {
+            // Ends the snapshot even when `f` fails or panics; a read has nothing to lose.
+            let ended = self
+                .0
+                .prepare_cached("ROLLBACK")
+                .and_then(|mut s| s.execute([]));
+            if ended.is_err() && !self.0.is_autocommit() {
+                let _ = self.0.execute_batch("ROLLBACK");
+            }
+        }
+    }
+    let _end = End(conn);
+    f(conn)
 }
 
 /// The error of a database call whose thread is gone (it panicked, or the database was closed).
@@ -445,7 +531,7 @@ pub fn backup(db: &Path, out: &Path) -> Result<u64, String> {
         .execute("VACUUM INTO ?1", rusqlite::params![target])
         .map_err(|e| format!("backup to {} failed: {e}", out.display()))?;
     let check: String = Connection::open_with_flags(out, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .and_then(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get(0)))
+        .and_then(|c| c.cached_row("PRAGMA integrity_check", [], |r| r.get(0)))
         .map_err(|e| format!("cannot check the backup {}: {e}", out.display()))?;
     if check != "ok" {
         return Err(format!(

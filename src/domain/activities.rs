@@ -1,5 +1,6 @@
 //! Activities: calls, emails, meetings and the like, logged against a deal or a lead.
 
+use crate::db::CachedRow;
 use crate::db::Tx;
 use poem_openapi::Object;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -129,7 +130,7 @@ pub fn get(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Activity> 
     if !ids::is_valid(id, "act") {
         return Err(DomainError::NotFound("activity"));
     }
-    conn.query_row(
+    conn.cached_row(
         &format!("SELECT {COLUMNS} FROM activities WHERE org_id = ?1 AND id = ?2"),
         params![org_id, id],
         from_row,

@@ -3,6 +3,7 @@
 //! Money is in major units of the organization's currency; deals in other currencies are left
 //! out of sums (and counted in `other_currency_deals`). Periods are UTC.
 
+use crate::db::CachedRow;
 use std::collections::HashMap;
 
 use crate::db::Tx;
@@ -215,7 +216,7 @@ pub fn overview(conn: &Connection, org_id: &str, w: Window, now: Millis) -> Doma
     let currency = orgs::get(conn, org_id)?.currency;
     let money = |minor: i64| validate::minor_to_money(minor, &currency);
     let count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> rusqlite::Result<i64> {
-        conn.query_row(sql, p, |r| r.get(0))
+        conn.cached_row(sql, p, |r| r.get(0))
     };
     let total_deals = count(
         "SELECT COUNT(*) FROM deals WHERE org_id = ?1 AND created_at >= ?2 AND created_at < ?3",
@@ -229,7 +230,7 @@ pub fn overview(conn: &Connection, org_id: &str, w: Window, now: Millis) -> Doma
         "SELECT COUNT(*) FROM deals WHERE org_id = ?1 AND currency <> ?2",
         &[&org_id, &currency],
     )?;
-    let (won_deals, won_minor, cycle_ms): (i64, i64, Option<f64>) = conn.query_row(
+    let (won_deals, won_minor, cycle_ms): (i64, i64, Option<f64>) = conn.cached_row(
         "SELECT COUNT(*), coalesce(sum(CASE WHEN currency = ?4 THEN value END), 0), avg(closed_at - created_at)
          FROM deals WHERE org_id = ?1 AND status = 'won' AND closed_at >= ?2 AND closed_at < ?3",
         params![org_id, w.from, w.to, currency],
@@ -386,7 +387,7 @@ pub fn funnel(
                 stay_total += left_at - path[i].1;
             }
         }
-        let current = conn.query_row(
+        let current = conn.cached_row(
             "SELECT COUNT(*) FROM deals WHERE stage_id = ?1",
             params![stage.id],
             |r| r.get(0),
@@ -508,13 +509,13 @@ pub fn leaderboard(
     };
     let mut out = Vec::new();
     for (user_id, name) in users {
-        let (deals_won, won): (i64, i64) = conn.query_row(
+        let (deals_won, won): (i64, i64) = conn.cached_row(
             "SELECT COUNT(*), coalesce(sum(CASE WHEN currency = ?5 THEN value END), 0) FROM deals
              WHERE org_id = ?1 AND owner_id = ?2 AND status = 'won' AND closed_at >= ?3 AND closed_at < ?4",
             params![org_id, user_id, w.from, w.to, currency],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        let generated: i64 = conn.query_row(
+        let generated: i64 = conn.cached_row(
             "SELECT coalesce(sum(CASE WHEN currency = ?5 THEN value END), 0) FROM deals
              WHERE org_id = ?1 AND owner_id = ?2 AND created_at >= ?3 AND created_at < ?4",
             params![org_id, user_id, w.from, w.to, currency],
@@ -531,7 +532,7 @@ pub fn leaderboard(
                 by_type.insert(r.get(0)?, r.get(1)?);
             }
         }
-        let replies: i64 = conn.query_row(
+        let replies: i64 = conn.cached_row(
             "SELECT COUNT(*) FROM activities a JOIN deals d ON d.id = a.deal_id
              WHERE a.org_id = ?1 AND d.owner_id = ?2 AND a.type = 'email_received'
                AND a.occurred_at >= ?3 AND a.occurred_at < ?4",

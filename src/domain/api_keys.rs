@@ -1,5 +1,6 @@
 //! API keys: `clz_` + 32 base62 characters, stored as SHA-256 with a display prefix.
 
+use crate::db::CachedRow;
 use crate::db::Tx;
 use poem_openapi::Object;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -120,7 +121,7 @@ pub fn get(conn: &Connection, org_id: &str, id: &str, now: Millis) -> DomainResu
     if !ids::is_valid(id, "key") {
         return Err(DomainError::NotFound("API key"));
     }
-    conn.query_row(
+    conn.cached_row(
         &format!("SELECT {COLUMNS} FROM api_keys WHERE org_id = ?1 AND id = ?2"),
         params![org_id, id],
         row_mapper(now),
@@ -255,7 +256,7 @@ pub fn revoke(tx: &Tx<'_>, org_id: &str, id: &str, now: Millis) -> DomainResult<
 
 /// The organization a key belongs to (for the operator's CLI, which works across them).
 pub fn org_of(conn: &Connection, id: &str) -> DomainResult<String> {
-    conn.query_row(
+    conn.cached_row(
         "SELECT org_id FROM api_keys WHERE id = ?1",
         params![id],
         |r| r.get(0),

@@ -1,5 +1,6 @@
 //! Who is calling: credentials, scopes and roles (API.md §4).
 
+use crate::db::CachedRow;
 use poem_openapi::Enum;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -252,7 +253,7 @@ pub fn authenticate(
 ) -> DomainResult<Option<Principal>> {
     if secrets::is_token_shaped(token, API_KEY_PREFIX) {
         let row = conn
-            .query_row(
+            .cached_row(
                 "SELECT k.id, k.org_id, k.scopes, k.expires_at, k.revoked_at, k.last_used_at,
                         u.id, u.role, u.active
                  FROM api_keys k JOIN users u ON u.id = k.created_by
@@ -295,7 +296,7 @@ pub fn authenticate(
     }
     if secrets::is_token_shaped(token, SESSION_PREFIX) {
         let row = conn
-            .query_row(
+            .cached_row(
                 "SELECT s.id, s.org_id, s.expires_at, s.revoked_at, u.id, u.role, u.active
                  FROM sessions s JOIN users u ON u.id = s.user_id
                  WHERE s.hash = ?1",

@@ -1,5 +1,6 @@
 //! Companies: the accounts leads work at and deals are sold to.
 
+use crate::db::CachedRow;
 use crate::db::Tx;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::Object;
@@ -171,7 +172,7 @@ pub fn find(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Option<Co
         return Ok(None);
     }
     Ok(conn
-        .query_row(
+        .cached_row(
             &format!("SELECT {COLUMNS} FROM companies WHERE org_id = ?1 AND id = ?2"),
             params![org_id, id],
             from_row,

@@ -1,5 +1,6 @@
 //! Deals: opportunities moving through a pipeline's stages to won or lost.
 
+use crate::db::CachedRow;
 use crate::db::Tx;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Enum, Object};
@@ -309,7 +310,7 @@ pub fn find(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Option<De
         return Ok(None);
     }
     Ok(conn
-        .query_row(
+        .cached_row(
             &format!("SELECT {COLUMNS} FROM {FROM} WHERE d.org_id = ?1 AND d.id = ?2"),
             params![org_id, id],
             from_row,
@@ -1132,7 +1133,7 @@ pub fn context(
         None => None,
     };
     let next_task = conn
-        .query_row(
+        .cached_row(
             &format!(
                 "SELECT {} FROM tasks WHERE deal_id = ?1 AND status = 'open'
                  ORDER BY due_at IS NULL, due_at, created_at LIMIT 1",
@@ -1143,7 +1144,7 @@ pub fn context(
         )
         .optional()?;
     let last_activity = conn
-        .query_row(
+        .cached_row(
             &format!(
                 "SELECT {} FROM activities WHERE deal_id = ?1 ORDER BY occurred_at DESC, id DESC LIMIT 1",
                 activities::COLUMNS
@@ -1152,12 +1153,12 @@ pub fn context(
             activities::from_row,
         )
         .optional()?;
-    let open_tasks_count = conn.query_row(
+    let open_tasks_count = conn.cached_row(
         "SELECT COUNT(*) FROM tasks WHERE deal_id = ?1 AND status = 'open'",
         params![id],
         |r| r.get(0),
     )?;
-    let notes_count = conn.query_row(
+    let notes_count = conn.cached_row(
         "SELECT COUNT(*) FROM notes WHERE deal_id = ?1",
         params![id],
         |r| r.get(0),

@@ -2,6 +2,7 @@
 //! an event exists exactly when its change does. SSE streams and webhook deliveries read it by
 //! `seq`.
 
+use crate::db::CachedRow;
 use crate::db::Tx;
 use poem_openapi::types::ToJSON;
 use poem_openapi::Object;
@@ -259,7 +260,7 @@ pub fn list(
 /// The highest `seq` ever given out (0 before the first event), which pruning cannot lower.
 pub fn last_seq(db: &crate::db::Db) -> DomainResult<i64> {
     db.read_blocking(|c| {
-        Ok(c.query_row(
+        Ok(c.cached_row(
             "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)",
             [],
             |r| r.get(0),
@@ -283,7 +284,7 @@ pub fn prune(db: &crate::db::Db, before: Millis) -> DomainResult<usize> {
     let mut pruned = 0;
     loop {
         let deleted = db.write_blocking(|tx| {
-            let cut: i64 = tx.query_row(
+            let cut: i64 = tx.cached_row(
                 "SELECT coalesce(
                      (SELECT seq - 1 FROM events WHERE created_at >= ?1 ORDER BY seq LIMIT 1),
                      (SELECT max(seq) FROM events), 0)",

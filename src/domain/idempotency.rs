@@ -4,6 +4,7 @@
 //! a retry with the same key and body gets that response back byte for byte. The row is scoped
 //! to (organization, credential, key), so two callers can never see each other's responses.
 
+use crate::db::CachedRow;
 use crate::db::Tx;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -64,7 +65,7 @@ pub fn begin(
         params![slot.org_id, slot.credential_id, slot.key, now - TTL_MS],
     )?;
     let row = tx
-        .query_row(
+        .cached_row(
             "SELECT fingerprint, instance, status, headers, body FROM idempotency_keys
              WHERE org_id = ?1 AND credential_id = ?2 AND key = ?3",
             params![slot.org_id, slot.credential_id, slot.key],

@@ -272,13 +272,21 @@ fn gather_with(
     {
         let window = now - ENGAGEMENT_WINDOW_DAYS.max(HIGH_ENGAGEMENT_WINDOW_DAYS) * DAY_MS;
         let engaged_since = now - HIGH_ENGAGEMENT_WINDOW_DAYS * DAY_MS;
-        let mut stmt = conn.prepare_cached(
+        // For a few deals, their own activities (by the deal index; the `+`s keep SQLite off the
+        // organization-wide type index, which would read every recent email of the organization:
+        // 4.7 ms for a page of 25 deals, against 0.06 ms); for every open deal, the recent emails
+        // of the organization, once.
+        let (org_term, deal_term) = match scope {
+            Scope::Ids(_) => ("+org_id = ?1 AND +type", format!("deal_id {filter}")),
+            Scope::AllOpen => ("org_id = ?1 AND type", "deal_id IS NOT NULL".into()),
+        };
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT deal_id, id, type, occurred_at FROM activities
-             WHERE org_id = ?1 AND type IN ('email_opened', 'email_received') AND occurred_at >= ?2
-               AND deal_id IS NOT NULL
-             ORDER BY occurred_at",
-        )?;
-        let mut rows = stmt.query(params![org_id, window])?;
+             WHERE {org_term} IN ('email_opened', 'email_received') AND occurred_at >= ?2
+               AND {deal_term}
+             ORDER BY occurred_at"
+        ))?;
+        let mut rows = stmt.query(params_from_iter(with_org(&[window.into()])))?;
         while let Some(r) = rows.next()? {
             let deal_id = r.get_ref(0)?.as_str()?;
             let Ok(i) = deals.binary_search_by(|d| d.id.as_str().cmp(deal_id)) else {

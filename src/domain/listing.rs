@@ -1,6 +1,7 @@
 //! Pagination and sorting shared by every list (API.md §3).
 
 use super::error::{DomainResult, Issues};
+use crate::db::CachedRow;
 
 /// Largest page a client may ask for.
 pub const MAX_PER_PAGE: i64 = 100;
@@ -223,7 +224,7 @@ impl Filters {
             count_from,
         } = source;
         let where_sql = self.clauses.join(" AND ");
-        let total: i64 = conn.query_row(
+        let total: i64 = conn.cached_row(
             &format!(
                 "SELECT COUNT(*) FROM {} WHERE {where_sql}",
                 count_from.unwrap_or(from)

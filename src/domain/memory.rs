@@ -1,6 +1,7 @@
 //! Agent memory: what agents (and people) learned about a deal, kept with the deal so the next
 //! agent run starts from it.
 
+use crate::db::CachedRow;
 use crate::db::Tx;
 use poem_openapi::{Enum, Object};
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -250,7 +251,7 @@ pub fn get(conn: &Connection, org_id: &str, deal_id: &str, id: &str) -> DomainRe
     if !ids::is_valid(id, "mem") {
         return Err(DomainError::NotFound("memory entry"));
     }
-    conn.query_row(
+    conn.cached_row(
         &format!(
             "SELECT {COLUMNS} FROM deal_memory WHERE org_id = ?1 AND deal_id = ?2 AND id = ?3"
         ),

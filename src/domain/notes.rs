@@ -1,5 +1,6 @@
 //! Notes: free text on a deal or a lead.
 
+use crate::db::CachedRow;
 use crate::db::Tx;
 use poem_openapi::Object;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -93,7 +94,7 @@ pub fn get(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Note> {
     if !ids::is_valid(id, "note") {
         return Err(DomainError::NotFound("note"));
     }
-    conn.query_row(
+    conn.cached_row(
         &format!("SELECT {COLUMNS} FROM notes WHERE org_id = ?1 AND id = ?2"),
         params![org_id, id],
         from_row,

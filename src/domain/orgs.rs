@@ -1,5 +1,6 @@
 //! Organizations: the tenant boundary. Every other row belongs to exactly one.
 
+use crate::db::CachedRow;
 use crate::db::Tx;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::Object;
@@ -123,7 +124,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Organization> {
 
 /// The organization with `id`.
 pub fn get(conn: &Connection, id: &str) -> DomainResult<Organization> {
-    conn.query_row(
+    conn.cached_row(
         &format!("SELECT {COLUMNS} FROM organizations WHERE id = ?1"),
         params![id],
         from_row,
@@ -205,7 +206,7 @@ pub fn found_with_admin_key(
 /// The first organization created, if any (the one `clozup serve` made on first run).
 pub fn first_id(conn: &Connection) -> DomainResult<Option<String>> {
     Ok(conn
-        .query_row(
+        .cached_row(
             "SELECT id FROM organizations ORDER BY created_at, id LIMIT 1",
             [],
             |r| r.get(0),

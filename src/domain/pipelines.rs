@@ -3,6 +3,7 @@
 //! Stage positions are kept contiguous (0, 1, 2, ...) within a pipeline, so "move to position
 //! 2" always means the third column of the board.
 
+use crate::db::CachedRow;
 use crate::db::Tx;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Enum, Object};
@@ -218,7 +219,7 @@ pub fn get_stage(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Stag
     if !ids::is_valid(id, "stg") {
         return Err(DomainError::NotFound("stage"));
     }
-    conn.query_row(
+    conn.cached_row(
         &format!("SELECT {STAGE_COLUMNS} FROM stages WHERE org_id = ?1 AND id = ?2"),
         params![org_id, id],
         stage_from_row,
@@ -235,7 +236,7 @@ pub fn stage_by_name(
     name: &str,
 ) -> DomainResult<Option<Stage>> {
     Ok(conn
-        .query_row(
+        .cached_row(
             &format!(
                 "SELECT {STAGE_COLUMNS} FROM stages
                  WHERE org_id = ?1 AND pipeline_id = ?2 AND name = ?3 COLLATE NOCASE"
@@ -264,7 +265,7 @@ pub fn get(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Pipeline> 
         return Err(DomainError::NotFound("pipeline"));
     }
     let mut p = conn
-        .query_row(
+        .cached_row(
             "SELECT id, name, is_default, version, created_at, updated_at FROM pipelines
              WHERE org_id = ?1 AND id = ?2",
             params![org_id, id],
@@ -278,7 +279,7 @@ pub fn get(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Pipeline> 
 
 /// The id of the organization's default pipeline.
 pub fn default_id(conn: &Connection, org_id: &str) -> DomainResult<String> {
-    conn.query_row(
+    conn.cached_row(
         "SELECT id FROM pipelines WHERE org_id = ?1 AND is_default = 1",
         params![org_id],
         |r| r.get(0),
@@ -291,7 +292,7 @@ pub fn default_id(conn: &Connection, org_id: &str) -> DomainResult<String> {
 
 /// Every pipeline of the organization (default first, then by creation), with stages.
 pub fn list(conn: &Connection, org_id: &str, paging: Paging) -> DomainResult<ListPage<Pipeline>> {
-    let total: i64 = conn.query_row(
+    let total: i64 = conn.cached_row(
         "SELECT COUNT(*) FROM pipelines WHERE org_id = ?1",
         params![org_id],
         |r| r.get(0),
@@ -534,7 +535,7 @@ pub fn update(
 }
 
 fn deals_in(conn: &Connection, column: &str, id: &str) -> DomainResult<i64> {
-    Ok(conn.query_row(
+    Ok(conn.cached_row(
         &format!("SELECT COUNT(*) FROM deals WHERE {column} = ?1"),
         params![id],
         |r| r.get(0),

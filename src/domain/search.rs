@@ -1,6 +1,7 @@
 //! `GET /search`: ranked full-text search over leads, companies, deals and notes (SQLite FTS5,
 //! kept in step with the data by triggers in `schema.sql`).
 
+use crate::db::CachedRow;
 use poem_openapi::Object;
 use rusqlite::{params_from_iter, Connection};
 
@@ -71,7 +72,7 @@ pub fn search(
         ));
         values.extend(kinds.iter().map(|k| k.clone().into()));
     }
-    let total: i64 = conn.query_row(
+    let total: i64 = conn.cached_row(
         &format!("SELECT COUNT(*) FROM search_index WHERE {where_sql}"),
         params_from_iter(values.iter()),
         |r| r.get(0),

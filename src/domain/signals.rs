@@ -1,5 +1,6 @@
 //! Buying signals: stored, swept and resolved (the rules are in `crate::intelligence::signals`).
 
+use crate::db::CachedRow;
 use std::collections::HashSet;
 
 use crate::db::Tx;
@@ -78,7 +79,7 @@ pub fn get(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Signal> {
     if !ids::is_valid(id, "sig") {
         return Err(DomainError::NotFound("signal"));
     }
-    conn.query_row(
+    conn.cached_row(
         &format!("SELECT {COLUMNS} FROM signals WHERE org_id = ?1 AND id = ?2"),
         params![org_id, id],
         from_row,
@@ -251,7 +252,7 @@ pub fn on_activity(
     let lead_id = match (&activity.lead_id, &activity.deal_id) {
         (Some(l), _) => Some(l.clone()),
         (None, Some(d)) => tx
-            .query_row("SELECT lead_id FROM deals WHERE id = ?1", params![d], |r| {
+            .cached_row("SELECT lead_id FROM deals WHERE id = ?1", params![d], |r| {
                 r.get(0)
             })
             .optional()?

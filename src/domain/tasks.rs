@@ -1,5 +1,6 @@
 //! Tasks: the next steps, on a deal or a lead or on their own.
 
+use crate::db::CachedRow;
 use crate::db::Tx;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Enum, Object};
@@ -205,7 +206,7 @@ pub fn get(conn: &Connection, org_id: &str, id: &str, now: Millis) -> DomainResu
     if !ids::is_valid(id, "task") {
         return Err(DomainError::NotFound("task"));
     }
-    conn.query_row(
+    conn.cached_row(
         &format!("SELECT {COLUMNS} FROM tasks WHERE org_id = ?1 AND id = ?2"),
         params![org_id, id],
         mapper(now),

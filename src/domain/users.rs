@@ -1,5 +1,6 @@
 //! The team: the people of an organization, their roles and passwords.
 
+use crate::db::CachedRow;
 use crate::db::Tx;
 use poem_openapi::Object;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -118,7 +119,7 @@ pub fn get(conn: &Connection, org_id: &str, id: &str) -> DomainResult<User> {
     if !ids::is_valid(id, "usr") {
         return Err(DomainError::NotFound("user"));
     }
-    conn.query_row(
+    conn.cached_row(
         &format!("SELECT {COLUMNS} FROM users WHERE org_id = ?1 AND id = ?2"),
         params![org_id, id],
         from_row,
@@ -186,7 +187,7 @@ fn email_taken(
     except: Option<&str>,
 ) -> DomainResult<()> {
     let existing: Option<String> = conn
-        .query_row(
+        .cached_row(
             "SELECT id FROM users WHERE org_id = ?1 AND email = ?2 COLLATE NOCASE",
             params![org_id, email],
             |r| r.get(0),
@@ -269,7 +270,7 @@ pub fn create(
 }
 
 fn active_owners(conn: &Connection, org_id: &str) -> DomainResult<i64> {
-    Ok(conn.query_row(
+    Ok(conn.cached_row(
         "SELECT COUNT(*) FROM users WHERE org_id = ?1 AND role = 'owner' AND active = 1",
         params![org_id],
         |r| r.get(0),
@@ -409,7 +410,7 @@ pub fn login_candidates(
 
 /// The organization's longest-standing active owner: who the operator's CLI acts as.
 pub fn first_owner(conn: &Connection, org_id: &str) -> DomainResult<User> {
-    conn.query_row(
+    conn.cached_row(
         &format!(
             "SELECT {COLUMNS} FROM users WHERE org_id = ?1 AND role = 'owner' AND active = 1
              ORDER BY created_at, id LIMIT 1"

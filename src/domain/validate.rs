@@ -1,5 +1,6 @@
 //! Field rules shared by every resource: text lengths, emails, currencies, time zones.
 
+use crate::db::CachedRow;
 use std::sync::OnceLock;
 
 use regex::Regex;
@@ -423,7 +424,7 @@ pub fn reference(
     };
     let exists = crate::ids::is_valid(id, prefix)
         && conn
-            .query_row(
+            .cached_row(
                 &format!("SELECT 1 FROM {table} WHERE id = ?1 AND org_id = ?2"),
                 rusqlite::params![id, org_id],
                 |_| Ok(()),
@@ -454,7 +455,7 @@ pub fn active_user(
         return Ok(());
     };
     let active: Option<bool> = if crate::ids::is_valid(id, "usr") {
-        rusqlite::OptionalExtension::optional(conn.query_row(
+        rusqlite::OptionalExtension::optional(conn.cached_row(
             "SELECT active FROM users WHERE id = ?1 AND org_id = ?2",
             rusqlite::params![id, org_id],
             |r| r.get(0),

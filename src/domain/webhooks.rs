@@ -1,6 +1,7 @@
 //! Webhook endpoints and their deliveries (API.md §7). Deliveries are queued in the same
 //! transaction as the event they carry; the worker in `crate::webhooks` sends them.
 
+use crate::db::CachedRow;
 use crate::db::Tx;
 use base64::Engine;
 use poem_openapi::Object;
@@ -170,7 +171,7 @@ pub fn get(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Webhook> {
     if !ids::is_valid(id, "wh") {
         return Err(DomainError::NotFound("webhook"));
     }
-    conn.query_row(
+    conn.cached_row(
         &format!("SELECT {COLUMNS} FROM webhooks WHERE org_id = ?1 AND id = ?2"),
         params![org_id, id],
         from_row,
@@ -417,7 +418,7 @@ pub fn get_delivery(
     if !ids::is_valid(id, "dlv") {
         return Err(DomainError::NotFound("delivery"));
     }
-    conn.query_row(
+    conn.cached_row(
         &format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE org_id = ?1 AND webhook_id = ?2 AND id = ?3"),
         params![org_id, webhook_id, id],
         delivery_from_row,
