@@ -290,6 +290,31 @@ fn describe_event_streams(doc: &mut Value) {
 mod tests {
     use super::*;
 
+    /// Every pattern the document publishes compiles: the validators compile the same patterns
+    /// at run time, and a bad one would only show as a panic there.
+    #[test]
+    fn every_published_pattern_compiles() {
+        fn walk(v: &Value, found: &mut Vec<String>) {
+            match v {
+                Value::Object(map) => {
+                    if let Some(Value::String(p)) = map.get("pattern") {
+                        found.push(p.clone());
+                    }
+                    map.values().for_each(|v| walk(v, found));
+                }
+                Value::Array(items) => items.iter().for_each(|v| walk(v, found)),
+                _ => {}
+            }
+        }
+        let doc: Value = serde_json::from_str(&crate::api::spec_json()).unwrap();
+        let mut patterns = Vec::new();
+        walk(&doc, &mut patterns);
+        assert!(patterns.len() > 10, "{} patterns", patterns.len());
+        for p in patterns {
+            assert!(regex::Regex::new(&p).is_ok(), "{p}");
+        }
+    }
+
     /// A rule naming a schema or field the document lacks would silently do nothing.
     #[test]
     fn every_rule_names_a_field_of_the_document() {

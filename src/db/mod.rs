@@ -456,7 +456,19 @@ fn writer_loop(
     queue: &mpsc::Receiver<Box<dyn WriteJob>>,
     commits: &tokio::sync::watch::Sender<u64>,
 ) {
-    while let Ok(first) = queue.recv() {
+    // Whether the WAL may hold frames not yet copied into the database file.
+    let mut unsettled = false;
+    loop {
+        let first = match queue.recv_timeout(SETTLE_AFTER) {
+            Ok(job) => job,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if unsettled {
+                    unsettled = !settle(&conn.lock().unwrap_or_else(|e| e.into_inner()));
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
         let mut group = vec![first];
         group.extend(queue.try_iter().take(MAX_GROUP - 1));
         let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
@@ -471,10 +483,27 @@ fn writer_loop(
             job.finish(why.as_ref().map(|_| ()).map_err(String::as_str));
         }
         if committed {
+            unsettled = true;
             // Wake whoever follows the event log (the SSE fan-out) without waiting on them.
             commits.send_modify(|n| *n += 1);
         }
     }
+}
+
+/// How long the writer waits with nothing to write before it settles the WAL.
+const SETTLE_AFTER: Duration = Duration::from_millis(500);
+
+/// Copies what the WAL holds into the database file, without waiting on readers (a passive
+/// checkpoint); `true` when all of it was copied. SQLite checkpoints after commits, but a
+/// checkpoint cannot copy what a reader's snapshot still needs; under load that is often the
+/// tail, and with no commit after it the WAL stays unsettled, so every read goes on looking
+/// pages up in it (an at-risk ranking took twice as long after a burst of writes). Once
+/// everything is copied, readers use the database file alone.
+fn settle(conn: &Connection) -> bool {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok(r.get::<_, i64>(0)? == 0 && r.get::<_, i64>(1)? == r.get::<_, i64>(2)?)
+    })
+    .unwrap_or(false)
 }
 
 /// Runs one group in one transaction, each job inside its own savepoint, and commits it.
