@@ -343,6 +343,9 @@ fn chunked(
     Ok(())
 }
 
+/// The writer's page cache while seeding, in KiB; only what the data set needs is allocated.
+const SEED_CACHE_KIB: i64 = 512 * 1024;
+
 /// Fills organization `org_id` with `sizes` of made-up data, as of `as_of`, from `seed`.
 pub fn seed(
     db: &Db,
@@ -354,22 +357,7 @@ pub fn seed(
 ) -> Result<Report, String> {
     // A million activities put index entries all over the file: with the server's page cache
     // they spill and are read back (101 s for 100k/100k/1M, against 43 s with this cache).
-    db.with_bulk_cache(SEED_CACHE_KIB, || {
-        fill(db, org_id, sizes, seed, as_of, quiet)
-    })
-}
-
-/// The writer's page cache while seeding, in KiB; only what the data set needs is allocated.
-const SEED_CACHE_KIB: i64 = 512 * 1024;
-
-fn fill(
-    db: &Db,
-    org_id: &str,
-    sizes: Sizes,
-    seed: u64,
-    as_of: Millis,
-    quiet: bool,
-) -> Result<Report, String> {
+    let _cache = db.bulk_cache(SEED_CACHE_KIB);
     let progress = Progress {
         tty: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         quiet,

@@ -50,7 +50,7 @@ impl AnalyticsApi {
         Ok(One::new(
             state
                 .db
-                .read(move |c| analytics::overview(c, &org_id, w, now))
+                .read_bulk(move |c| analytics::overview(c, &org_id, w, now))
                 .await?,
         ))
     }
@@ -79,7 +79,7 @@ impl AnalyticsApi {
         Ok(Page::whole(
             state
                 .db
-                .read(move |c| analytics::funnel(c, &org_id, pipeline_id.0.as_deref(), w))
+                .read_bulk(move |c| analytics::funnel(c, &org_id, pipeline_id.0.as_deref(), w))
                 .await?,
         ))
     }
@@ -102,7 +102,7 @@ impl AnalyticsApi {
         Ok(Page::whole(
             state
                 .db
-                .read(move |c| analytics::forecast(c, &org_id))
+                .read_bulk(move |c| analytics::forecast(c, &org_id))
                 .await?,
         ))
     }
@@ -144,7 +144,7 @@ impl PerformanceApi {
         Ok(Page::whole(
             state
                 .db
-                .read(move |c| analytics::leaderboard(c, &org_id, w, metric))
+                .read_bulk(move |c| analytics::leaderboard(c, &org_id, w, metric))
                 .await?,
         ))
     }
@@ -173,7 +173,7 @@ impl PerformanceApi {
         Ok(Page::whole(
             state
                 .db
-                .read(move |c| analytics::quotas(c, &org_id, period, date.0.as_deref(), now))
+                .read_bulk(move |c| analytics::quotas(c, &org_id, period, date.0.as_deref(), now))
                 .await?,
         ))
     }

@@ -53,7 +53,7 @@ impl IntelligenceApi {
         Ok(Page(
             state
                 .db
-                .read(move |c| intelligence::at_risk(c, &org_id, min, paging, now))
+                .read_bulk(move |c| intelligence::at_risk(c, &org_id, min, paging, now))
                 .await?,
         ))
     }

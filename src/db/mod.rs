@@ -110,6 +110,15 @@ impl CachedRow for Connection {
     }
 }
 
+/// The writer's raised page cache, from [`Db::bulk_cache`]; dropping it restores the usual one.
+pub struct BulkCache<'d>(&'d Db);
+
+impl Drop for BulkCache<'_> {
+    fn drop(&mut self) {
+        self.0.set_write_cache(CACHE_KIB);
+    }
+}
+
 /// A piece of read work for a reader thread.
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
@@ -121,6 +130,8 @@ pub struct Db {
     /// Connections for [`Db::read_point`], one per async worker.
     points: Arc<[Mutex<Connection>]>,
     reads: mpsc::Sender<ReadJob>,
+    /// Reads that scan a whole organization, for the low-priority bulk readers.
+    bulk_reads: mpsc::Sender<ReadJob>,
     writes: mpsc::Sender<Box<dyn WriteJob>>,
     writer: Arc<Mutex<Connection>>,
     path: PathBuf,
@@ -221,6 +232,16 @@ impl Db {
                 reader_loop(&conn, &queue)
             })?;
         }
+        let (bulk_reads, bulk_queue) = mpsc::channel::<ReadJob>();
+        let bulk_queue = Arc::new(Mutex::new(bulk_queue));
+        for n in 0..(options.read_pool_size / 2).max(1) {
+            let conn = open_reader()?;
+            let queue = bulk_queue.clone();
+            spawn_named(format!("clozup-bulk-{n}"), move || {
+                lower_this_threads_priority();
+                reader_loop(&conn, &queue)
+            })?;
+        }
 
         let writer = Arc::new(Mutex::new(writer));
         let commits = Arc::new(tokio::sync::watch::channel(0).0);
@@ -233,6 +254,7 @@ impl Db {
             pool,
             points,
             reads,
+            bulk_reads,
             writes,
             writer,
             path: path.to_path_buf(),
@@ -256,13 +278,19 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Connection) -> DomainResult<T> + Send + 'static,
     {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let job: ReadJob = Box::new(move |conn| {
-            // A panic drops `reply`, which the caller sees as an internal error.
-            let _ = reply.send(in_snapshot(conn, f));
-        });
-        self.reads.send(job).map_err(|_| gone("read"))?;
-        answer.await.unwrap_or_else(|_| Err(gone("read")))
+        read_on(&self.reads, f).await
+    }
+
+    /// [`Db::read`] for a read that scans a whole organization (the at-risk ranking, analytics):
+    /// it runs on bulk reader threads of lower CPU priority (nice +10), so on a busy server it
+    /// takes longer, and the short requests around it keep their latency (a get by id's p99
+    /// doubled while at-risk rankings ran on threads of equal priority).
+    pub async fn read_bulk<T, F>(&self, f: F) -> DomainResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> DomainResult<T> + Send + 'static,
+    {
+        read_on(&self.bulk_reads, f).await
     }
 
     /// Runs `f`, a read of a few rows by key (a credential, a resource by id), right here on the
@@ -325,19 +353,18 @@ impl Db {
         in_snapshot(&*self.pool.get()?, f)
     }
 
-    /// Runs `f`, bulk writes from this thread, with the writer's page cache raised to
-    /// `cache_kib`, then sets it back (SQLite frees the extra pages). Bulk inserts touch index
-    /// pages all over the file; with the usual cache they spill to the WAL and are read back.
-    pub fn with_bulk_cache<T>(&self, cache_kib: i64, f: impl FnOnce() -> T) -> T {
-        let set = |kib: i64| {
-            let conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-            // Only a wrong pragma name can fail here; the cache is an optimisation either way.
-            let _ = conn.pragma_update(None, "cache_size", -kib);
-        };
-        set(cache_kib);
-        let value = f();
-        set(CACHE_KIB);
-        value
+    /// Raises the writer's page cache to `cache_kib` until the returned guard is dropped (SQLite
+    /// then frees the extra pages). Bulk inserts touch index pages all over the file; with the
+    /// usual cache they spill to the WAL and are read back.
+    pub fn bulk_cache(&self, cache_kib: i64) -> BulkCache<'_> {
+        self.set_write_cache(cache_kib);
+        BulkCache(self)
+    }
+
+    fn set_write_cache(&self, kib: i64) {
+        let conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        // Only a wrong pragma name can fail here; the cache is an optimisation either way.
+        let _ = conn.pragma_update(None, "cache_size", -kib);
     }
 
     /// [`Db::write`] for callers that are already on a blocking thread (the CLI, workers).
@@ -378,6 +405,35 @@ fn in_snapshot<T>(
     }
     let _end = End(conn);
     f(conn)
+}
+
+/// Hands `f` to the reader threads behind `queue` and waits for its answer.
+async fn read_on<T, F>(queue: &mpsc::Sender<ReadJob>, f: F) -> DomainResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> DomainResult<T> + Send + 'static,
+{
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let job: ReadJob = Box::new(move |conn| {
+        // A panic drops `reply`, which the caller sees as an internal error.
+        let _ = reply.send(in_snapshot(conn, f));
+    });
+    queue.send(job).map_err(|_| gone("read"))?;
+    answer.await.unwrap_or_else(|_| Err(gone("read")))
+}
+
+/// How much lower the bulk readers' CPU priority is (a nice value; raising it back would need
+/// privileges, lowering it never does).
+const BULK_NICE: i32 = 10;
+
+/// Lowers the calling thread's CPU priority to [`BULK_NICE`]; on Linux a thread's nice value is
+/// its own. Elsewhere (a developer's Mac) it does nothing.
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority only reads its integer arguments; `gettid` names this thread alone.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, BULK_NICE);
+    }
 }
 
 /// The error of a database call whose thread is gone (it panicked, or the database was closed).
