@@ -550,3 +550,77 @@ CREATE INDEX emails_outbox ON emails (status, next_attempt_at) WHERE status IN (
 -- "My open deals, largest first" (an owner's pipeline, the commonest list an agent or a rep
 -- asks for): its count reads only this index and its page stops after the page.
 CREATE INDEX deals_org_owner_status_value ON deals (org_id, owner_id, status, value);
+
+-- migration: 8
+-- What deal risk needs from a deal's tasks and emails, kept on the deal by triggers, so that
+-- scoring a deal (a list's page, or every open deal when ranking) reads the deal and nothing
+-- else. `open_tasks` counts its open tasks; `first/second/third_due_at` are the three earliest
+-- due times among them (risk counts overdue tasks only up to three); `last_reply_at` and
+-- `last_open_at` are its latest `email_received` and `email_opened` activities. Detail views
+-- still read the tasks and activities themselves (titles and ids).
+ALTER TABLE deals ADD COLUMN open_tasks INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deals ADD COLUMN first_due_at INTEGER;
+ALTER TABLE deals ADD COLUMN second_due_at INTEGER;
+ALTER TABLE deals ADD COLUMN third_due_at INTEGER;
+ALTER TABLE deals ADD COLUMN last_reply_at INTEGER;
+ALTER TABLE deals ADD COLUMN last_open_at INTEGER;
+
+-- Setting `open_tasks` to -1 asks for all of a deal's facts to be counted again from its tasks
+-- and activities (the one place that says how); the triggers below do that on every change
+-- they cannot apply by arithmetic.
+CREATE TRIGGER deals_facts_recount AFTER UPDATE OF open_tasks ON deals
+    WHEN NEW.open_tasks = -1 BEGIN
+    UPDATE deals SET
+        open_tasks    = (SELECT count(*) FROM tasks WHERE deal_id = NEW.id AND status = 'open'),
+        first_due_at  = (SELECT due_at FROM tasks WHERE deal_id = NEW.id AND status = 'open'
+                           AND due_at IS NOT NULL ORDER BY due_at LIMIT 1),
+        second_due_at = (SELECT due_at FROM tasks WHERE deal_id = NEW.id AND status = 'open'
+                           AND due_at IS NOT NULL ORDER BY due_at LIMIT 1 OFFSET 1),
+        third_due_at  = (SELECT due_at FROM tasks WHERE deal_id = NEW.id AND status = 'open'
+                           AND due_at IS NOT NULL ORDER BY due_at LIMIT 1 OFFSET 2),
+        last_reply_at = (SELECT max(occurred_at) FROM activities
+                          WHERE deal_id = NEW.id AND type = 'email_received'),
+        last_open_at  = (SELECT max(occurred_at) FROM activities
+                          WHERE deal_id = NEW.id AND type = 'email_opened')
+        WHERE id = NEW.id;
+END;
+CREATE TRIGGER tasks_deal_facts_insert AFTER INSERT ON tasks
+    WHEN NEW.deal_id IS NOT NULL AND NEW.status = 'open' BEGIN
+    UPDATE deals SET open_tasks = -1 WHERE id = NEW.deal_id;
+END;
+CREATE TRIGGER tasks_deal_facts_delete AFTER DELETE ON tasks
+    WHEN OLD.deal_id IS NOT NULL AND OLD.status = 'open' BEGIN
+    UPDATE deals SET open_tasks = -1 WHERE id = OLD.deal_id;
+END;
+CREATE TRIGGER tasks_deal_facts_update AFTER UPDATE OF status, due_at, deal_id ON tasks
+    WHEN OLD.status = 'open' OR NEW.status = 'open' BEGIN
+    UPDATE deals SET open_tasks = -1 WHERE id IN (OLD.deal_id, NEW.deal_id);
+END;
+-- A new reply or open only moves the latest time forward (the common case: no recount).
+CREATE TRIGGER activities_deal_facts_insert AFTER INSERT ON activities
+    WHEN NEW.deal_id IS NOT NULL AND NEW.type IN ('email_received', 'email_opened') BEGIN
+    UPDATE deals SET
+        last_reply_at = CASE WHEN NEW.type = 'email_received'
+                             THEN max(coalesce(last_reply_at, NEW.occurred_at), NEW.occurred_at)
+                             ELSE last_reply_at END,
+        last_open_at  = CASE WHEN NEW.type = 'email_opened'
+                             THEN max(coalesce(last_open_at, NEW.occurred_at), NEW.occurred_at)
+                             ELSE last_open_at END
+        WHERE id = NEW.deal_id;
+END;
+CREATE TRIGGER activities_deal_facts_delete AFTER DELETE ON activities
+    WHEN OLD.deal_id IS NOT NULL AND OLD.type IN ('email_received', 'email_opened') BEGIN
+    UPDATE deals SET open_tasks = -1 WHERE id = OLD.deal_id;
+END;
+CREATE TRIGGER activities_deal_facts_update AFTER UPDATE OF type, occurred_at, deal_id ON activities
+    WHEN OLD.type IN ('email_received', 'email_opened')
+      OR NEW.type IN ('email_received', 'email_opened') BEGIN
+    UPDATE deals SET open_tasks = -1 WHERE id IN (OLD.deal_id, NEW.deal_id);
+END;
+UPDATE deals SET open_tasks = -1;
+
+-- Ranking every open deal by risk reads only this index: everything the rules need, in id order.
+DROP INDEX deals_org_status_risk;
+CREATE INDEX deals_org_status_facts ON deals (org_id, status, id, value, stage_id, stage_entered_at,
+    last_activity_at, created_at, expected_close_date, lead_id, open_tasks, first_due_at,
+    second_due_at, third_due_at, last_reply_at, last_open_at);

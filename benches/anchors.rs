@@ -12,6 +12,8 @@
 //! Run by `bench/suite.py` with `BENCH_DB` (the seeded file), `BENCH_DATA` (the id lists the
 //! suite wrote) and `BENCH_SECONDS`; prints one `RESULT {json}` line per measure.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use clozup::clock::{Clock, SystemClock};
@@ -49,13 +51,12 @@ fn measure(name: &str, budget: Duration, min_runs: usize, mut op: impl FnMut()) 
     }
     let seconds = started.elapsed().as_secs_f64();
     let n = took.len();
-    took.sort_by(f64::total_cmp);
-    let at = |p: f64| took[((n as f64 * p) as usize).min(n - 1)];
+    let at = |p: f64| common::percentile(&took, p);
     println!(
         "RESULT {}",
         serde_json::json!({
             "workload": name, "requests": n, "rps": n as f64 / seconds,
-            "p50_ms": at(0.50), "p99_ms": at(0.99), "p999_ms": at(0.999), "max_ms": took[n - 1],
+            "p50_ms": at(0.50), "p99_ms": at(0.99), "p999_ms": at(0.999), "max_ms": at(1.0),
         })
     );
 }
@@ -98,17 +99,7 @@ fn main() {
         deals::list(&conn, &org, &filter, Some("-value"), page, now).unwrap();
     });
     measure("w6-scan", budget, 7, || {
-        let mut st = conn
-            .prepare_cached(
-                "SELECT d.id, d.status, d.value, d.stage_id, d.stage_entered_at,
-                        coalesce(d.last_activity_at, d.created_at), d.expected_close_date, d.lead_id
-                 FROM deals d WHERE d.org_id = ?1 AND d.status = 'open'",
-            )
-            .unwrap();
-        let mut rows = st.query(params![org]).unwrap();
-        while let Some(r) = rows.next().unwrap() {
-            let _: String = r.get(0).unwrap();
-        }
+        common::bare_scan(&conn, &org).unwrap();
     });
     measure("w6", budget, 7, || {
         let page = Paging::new(None, None).unwrap();

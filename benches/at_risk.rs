@@ -4,6 +4,8 @@
 //!
 //! `cargo bench --bench at_risk` (`DEALS=` to change the size). Prints the figures.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,14 +17,12 @@ use clozup::server::{first_run, listen, run};
 use clozup::AppState;
 use rusqlite::params;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+fn median(v: Vec<f64>) -> f64 {
+    common::percentile(&v, 0.5)
 }
 
-fn p99(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[(v.len() * 99 / 100).min(v.len() - 1)]
+fn p99(v: Vec<f64>) -> f64 {
+    common::percentile(&v, 0.99)
 }
 
 fn main() {
@@ -91,19 +91,7 @@ fn main() {
     for _ in 0..7 {
         let t = Instant::now();
         let rows: i64 = db
-            .read_blocking(|c| {
-                let mut st = c.prepare_cached(
-                    "SELECT d.id, d.status, d.value, d.stage_id, d.stage_entered_at, coalesce(d.last_activity_at, d.created_at),
-                            d.expected_close_date, d.lead_id FROM deals d WHERE d.org_id = ?1 AND d.status = 'open'",
-                )?;
-                let mut rows = st.query(params![org_id])?;
-                let mut count = 0;
-                while let Some(r) = rows.next()? {
-                    let _: String = r.get(0)?;
-                    count += 1;
-                }
-                Ok(count)
-            })
+            .read_blocking(|c| Ok(common::bare_scan(c, &org_id)?))
             .unwrap();
         assert_eq!(rows, n);
         bare.push(t.elapsed().as_secs_f64() * 1000.0);

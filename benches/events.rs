@@ -10,6 +10,8 @@
 //! `CLOZUP_BENCH_PID`; that server must allow loopback webhooks and 1,000 streams per key.
 //! Each figure is also printed as a `RESULT {json}` line for the harness.
 
+mod common;
+
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -30,11 +32,6 @@ fn rss_kib(pid: u32) -> u64 {
             })
         })
         .unwrap_or(0)
-}
-
-fn pct(mut v: Vec<f64>, p: usize) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[(v.len() * p / 100).min(v.len() - 1)]
 }
 
 fn main() {
@@ -189,16 +186,16 @@ fn sse_fan_out(
     println!(
         "SSE fan-out to {subscribers} subscribers: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms after the write; \
          server RSS {} KiB idle, {} KiB with the streams = {per_subscriber:.1} KiB per subscriber",
-        pct(lat.clone(), 50),
-        pct(lat.clone(), 99),
-        pct(lat.clone(), 100),
+        common::percentile(&lat, 0.5),
+        common::percentile(&lat, 0.99),
+        common::percentile(&lat, 1.0),
         idle_rss,
         with_streams,
     );
     println!(
         "RESULT {}",
         serde_json::json!({"workload": "w7", "subscribers": subscribers,
-            "p50_ms": pct(lat.clone(), 50), "p99_ms": pct(lat.clone(), 99), "max_ms": pct(lat, 100),
+            "p50_ms": common::percentile(&lat, 0.5), "p99_ms": common::percentile(&lat, 0.99), "max_ms": common::percentile(&lat, 1.0),
             "rss_kib": with_streams, "kib_per_subscriber": per_subscriber})
     );
     drop(streams);

@@ -562,3 +562,129 @@ fn agent_memory_is_kept_filtered_and_attributed() {
         "note 9999"
     );
 }
+
+/// The list, the deal, the at-risk ranking (scored from the facts a deal keeps) and the deal's
+/// intelligence (counted from its tasks and activities) give every deal the same score, through
+/// tasks added, completed, moved and deleted and engagement recorded over time.
+#[test]
+fn every_view_scores_every_deal_alike() {
+    let s = TestServer::start();
+    let k = s.admin_key.clone();
+    let org_id = s.get("/org", &k).data(200)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deals: Vec<String> = (0..6)
+        .map(|i| {
+            id(&s
+                .post(
+                    "/deals",
+                    &k,
+                    json!({"title": format!("D{i}"), "value": 1000 * (i + 1)}),
+                )
+                .data(201))
+        })
+        .collect();
+    let record = |deal: &str, kind: &str| {
+        let (deal, kind, org_id) = (deal.to_string(), kind.to_string(), org_id.clone());
+        let now = s.clock_now();
+        s.state
+            .db
+            .write_blocking(move |tx| {
+                clozup::domain::activities::record(
+                    tx,
+                    &org_id,
+                    &clozup::domain::events::Actor::system(),
+                    None,
+                    clozup::domain::activities::NewActivity {
+                        activity_type: kind,
+                        subject: None,
+                        body: None,
+                        deal_id: Some(deal),
+                        lead_id: None,
+                        occurred_at: None,
+                        duration_seconds: None,
+                        outcome: None,
+                    },
+                    now,
+                )
+            })
+            .unwrap();
+    };
+    let due = |days: i64| clozup::timefmt::format_ms(START_MS + days * DAY);
+    let mut tasks = Vec::new();
+    // Deal i gets i tasks, due one day apart from day 2 on (so up to five overdue later).
+    for (i, deal) in deals.iter().enumerate() {
+        for t in 0..i as i64 {
+            let task = s
+                .post(
+                    "/tasks",
+                    &k,
+                    json!({"title": format!("T{t}"), "deal_id": deal, "due_at": due(2 + t)}),
+                )
+                .data(201);
+            tasks.push(id(&task));
+        }
+    }
+    record(&deals[1], "email_received");
+    record(&deals[2], "email_opened");
+    let check = |when: &str| {
+        let listed = s.get("/deals?per_page=100", &k).data(200);
+        let ranked = s
+            .get("/deals/at-risk?min_score=0&per_page=100", &k)
+            .data(200);
+        let ranked: Vec<(String, i64)> = ranked
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| (id_of(d, "deal_id"), d["risk_score"].as_i64().unwrap()))
+            .collect();
+        for deal in &deals {
+            let intel = s.get(&format!("/deals/{deal}/intelligence"), &k).data(200);
+            let score = intel["risk_score"].as_i64().unwrap();
+            let listed = listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|d| d["id"] == deal.as_str())
+                .unwrap();
+            assert_eq!(listed["risk_score"].as_i64(), Some(score), "list, {when}");
+            let one = s.get(&format!("/deals/{deal}"), &k).data(200);
+            assert_eq!(one["risk_score"].as_i64(), Some(score), "get, {when}");
+            let ranked = ranked.iter().find(|(d, _)| d == deal).map(|(_, s)| *s);
+            assert_eq!(ranked, Some(score), "at-risk, {when}");
+        }
+    };
+    check("at the start");
+    s.clock.set(START_MS + 4 * DAY);
+    check("with some tasks overdue and engagement in the window");
+    s.patch(
+        &format!("/tasks/{}", tasks[3]),
+        &k,
+        json!({"status": "completed"}),
+    )
+    .data(200);
+    s.patch(
+        &format!("/tasks/{}", tasks[6]),
+        &k,
+        json!({"due_at": due(30)}),
+    )
+    .data(200);
+    s.patch(
+        &format!("/tasks/{}", tasks[7]),
+        &k,
+        json!({"deal_id": deals[0]}),
+    )
+    .data(200);
+    s.delete(&format!("/tasks/{}", tasks[12]), &k).data(200);
+    check("after tasks were completed, moved and deleted");
+    s.clock.set(START_MS + 9 * DAY);
+    record(&deals[3], "email_opened");
+    check("with the first engagement out of the window");
+    s.clock.set(START_MS + 40 * DAY);
+    check("with everything overdue and stale");
+}
+
+fn id_of(v: &Value, field: &str) -> String {
+    v[field].as_str().unwrap().to_string()
+}

@@ -209,4 +209,126 @@ mod tests {
         let (totals, _) = totals_and_scan(&conn);
         assert_eq!(totals, vec![("o1".into(), 2, 1200), ("o2".into(), 1, 25)]);
     }
+
+    /// Per deal, in id order: its six facts and its rowid.
+    type Facts = Vec<Vec<Option<i64>>>;
+
+    /// Every deal's kept facts (migration 8) against the same facts counted from its tasks and
+    /// activities with a different query (window functions, not the triggers' LIMIT/OFFSET).
+    fn facts_and_count(conn: &Connection) -> (Facts, Facts) {
+        let rows = |sql: &str| {
+            let mut stmt = conn.prepare(sql).unwrap();
+            let rows = stmt
+                .query_map([], |r| (0..7).map(|i| r.get(i)).collect())
+                .unwrap();
+            rows.collect::<rusqlite::Result<Facts>>().unwrap()
+        };
+        (
+            rows(
+                "SELECT open_tasks, first_due_at, second_due_at, third_due_at, last_reply_at,
+                        last_open_at, rowid FROM deals ORDER BY id",
+            ),
+            rows(
+                "WITH due AS (
+                     SELECT deal_id, due_at,
+                            row_number() OVER (PARTITION BY deal_id ORDER BY due_at) AS n
+                     FROM tasks WHERE status = 'open' AND due_at IS NOT NULL)
+                 SELECT (SELECT count(*) FROM tasks WHERE deal_id = d.id AND status = 'open'),
+                        (SELECT due_at FROM due WHERE deal_id = d.id AND n = 1),
+                        (SELECT due_at FROM due WHERE deal_id = d.id AND n = 2),
+                        (SELECT due_at FROM due WHERE deal_id = d.id AND n = 3),
+                        (SELECT max(occurred_at) FROM activities
+                          WHERE deal_id = d.id AND type = 'email_received'),
+                        (SELECT max(occurred_at) FROM activities
+                          WHERE deal_id = d.id AND type = 'email_opened'),
+                        d.rowid
+                 FROM deals d ORDER BY d.id",
+            ),
+        )
+    }
+
+    #[test]
+    fn deal_facts_are_backfilled_and_kept_by_the_triggers() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for (version, sql) in steps().into_iter().filter(|(v, _)| *v <= 7) {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", version).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO organizations (id, name, created_at, updated_at) VALUES ('o1', 'A', 0, 0);
+             INSERT INTO pipelines (id, org_id, name, created_at, updated_at) VALUES ('p1', 'o1', 'P', 0, 0);
+             INSERT INTO stages (id, org_id, pipeline_id, name, position, probability, kind, created_at, updated_at)
+                 VALUES ('s1', 'o1', 'p1', 'S', 1, 10, 'open', 0, 0);
+             INSERT INTO deals (id, org_id, title, value, currency, pipeline_id, stage_id, status,
+                                stage_entered_at, created_at, updated_at)
+                 VALUES ('d1', 'o1', 'D', 1, 'USD', 'p1', 's1', 'open', 0, 0, 0),
+                        ('d2', 'o1', 'D', 1, 'USD', 'p1', 's1', 'open', 0, 0, 0),
+                        ('d3', 'o1', 'D', 1, 'USD', 'p1', 's1', 'won', 0, 0, 0);",
+        )
+        .unwrap();
+        let task = |id: &str, deal: &str, due: Option<i64>, status: &str| {
+            format!(
+                "INSERT INTO tasks (id, org_id, title, status, priority, due_at, deal_id, created_at, updated_at)
+                 VALUES ('{id}', 'o1', 'T', '{status}', 'medium', {}, '{deal}', 0, 0)",
+                due.map_or("NULL".into(), |d| d.to_string())
+            )
+        };
+        let activity = |id: &str, deal: &str, kind: &str, at: i64| {
+            format!(
+                "INSERT INTO activities (id, org_id, type, deal_id, occurred_at, created_at)
+                 VALUES ('{id}', 'o1', '{kind}', '{deal}', {at}, 0)"
+            )
+        };
+        // Written before the facts existed: counted by the backfill.
+        for sql in [
+            task("t1", "d1", Some(50), "open"),
+            task("t2", "d1", Some(10), "open"),
+            task("t3", "d1", None, "open"),
+            task("t4", "d1", Some(5), "completed"),
+            activity("a1", "d1", "email_received", 100),
+            activity("a2", "d1", "email_opened", 90),
+            activity("a3", "d2", "call", 300),
+        ] {
+            conn.execute_batch(&sql).unwrap();
+        }
+        migrate(&mut conn).unwrap();
+        let (kept, counted) = facts_and_count(&conn);
+        assert_eq!(
+            kept[0][..6],
+            [Some(3), Some(10), Some(50), None, Some(100), Some(90)]
+        );
+        assert_eq!(kept, counted);
+        // Every kind of change afterwards keeps them equal to a count.
+        for change in [
+            task("t5", "d1", Some(30), "open"),
+            task("t6", "d1", Some(70), "open"),
+            task("t7", "d1", Some(1), "open"),
+            task("t8", "d2", Some(20), "open"),
+            task("t9", "d3", Some(20), "completed"),
+            "UPDATE tasks SET status = 'completed' WHERE id = 't7'".into(),
+            "UPDATE tasks SET due_at = 5 WHERE id = 't6'".into(),
+            "UPDATE tasks SET due_at = NULL WHERE id = 't2'".into(),
+            "UPDATE tasks SET status = 'open' WHERE id = 't4'".into(),
+            "UPDATE tasks SET deal_id = 'd2' WHERE id = 't5'".into(),
+            "UPDATE tasks SET title = 'renamed' WHERE id = 't1'".into(),
+            "DELETE FROM tasks WHERE id = 't6'".into(),
+            activity("a4", "d1", "email_received", 80),
+            activity("a5", "d1", "email_received", 120),
+            activity("a6", "d2", "email_opened", 400),
+            "UPDATE activities SET occurred_at = 10 WHERE id = 'a5'".into(),
+            "UPDATE activities SET type = 'email_opened' WHERE id = 'a3'".into(),
+            "UPDATE activities SET deal_id = 'd1' WHERE id = 'a6'".into(),
+            "DELETE FROM activities WHERE id = 'a1'".into(),
+            "DELETE FROM deals WHERE id = 'd2'".into(),
+        ] {
+            conn.execute_batch(&change).unwrap();
+            let (kept, counted) = facts_and_count(&conn);
+            assert_eq!(kept, counted, "after {change}");
+        }
+        let (kept, _) = facts_and_count(&conn);
+        assert_eq!(
+            kept[0][..6],
+            [Some(4), Some(5), Some(50), None, Some(80), Some(400)]
+        );
+    }
 }

@@ -61,6 +61,24 @@ pub struct GatheredDeal {
 /// A stage as the rules see it: id, name, rotting days (shared, not copied, per deal).
 type StageRef = (Arc<str>, Arc<str>, Option<i64>);
 
+/// The columns of a deal that its facts come from, in the order [`gather_with`] reads them.
+macro_rules! deal_facts {
+    () => {
+        "d.id, d.status, d.value, d.stage_id, d.stage_entered_at, \
+         coalesce(d.last_activity_at, d.created_at), d.expected_close_date, d.lead_id, \
+         d.open_tasks, d.first_due_at, d.second_due_at, d.third_due_at, d.last_reply_at, \
+         d.last_open_at"
+    };
+}
+
+/// Every open deal's facts in id order, from one covering index (`deals_org_status_facts`):
+/// the scan that ranking by risk is built on (benchmarks time it bare, as its floor).
+pub const OPEN_DEAL_FACTS: &str = concat!(
+    "SELECT ",
+    deal_facts!(),
+    " FROM deals d WHERE d.org_id = ?1 AND d.status = 'open' ORDER BY d.id"
+);
+
 /// Which deals to gather.
 pub enum Scope<'a> {
     /// These deals (any status).
@@ -101,8 +119,8 @@ enum Depth {
     Full,
     /// Everything, against an average already known (a ranked page, re-read in full).
     FullWithAverage(f64),
-    /// What the score needs: overdue tasks come without ids or titles, which saves a table
-    /// lookup per overdue task when ranking every open deal.
+    /// What the score needs, from the facts the deal itself keeps (migration 8): no task or
+    /// activity is read, and overdue tasks come without ids or titles (and at most three).
     Score,
 }
 
@@ -150,26 +168,30 @@ fn gather_with(
     // Sized up front: growing a vector of 100,000 deals by doubling copies them all twice over.
     let expected = match scope {
         Scope::Ids(ids) => ids.len(),
-        Scope::AllOpen => conn
-            .prepare_cached("SELECT COUNT(*) FROM deals WHERE org_id = ?1 AND status = 'open'")?
-            .query_row(params![org_id], |r| r.get::<_, i64>(0))?
-            .max(0) as usize,
+        Scope::AllOpen => rusqlite::OptionalExtension::optional(
+            conn.prepare_cached("SELECT deals FROM open_deal_totals WHERE org_id = ?1")?
+                .query_row(params![org_id], |r| r.get::<_, i64>(0)),
+        )?
+        .unwrap_or(0)
+        .max(0) as usize,
     };
     let mut deals: Vec<GatheredDeal> = Vec::with_capacity(expected);
+    // Scoring alone takes the facts the deal keeps; the full view counts them below from the
+    // tasks and activities it reads anyway for their ids and titles.
+    let kept = depth == Depth::Score;
     {
         // Every open deal comes in id order from the covering index. A few deals by id are
         // looked up by primary key and sorted afterwards: the `+` keeps SQLite from walking the
         // whole organization in that covering index instead, which it otherwise prefers.
-        let deal_filter = match scope {
-            Scope::Ids(_) => format!("+d.org_id = ? AND d.id {filter}"),
-            Scope::AllOpen => "d.org_id = ? AND d.status = 'open' ORDER BY d.id".into(),
+        let sql = match scope {
+            Scope::Ids(_) => format!(
+                "SELECT {} FROM deals d WHERE +d.org_id = ?1 AND d.id {filter}",
+                deal_facts!()
+            ),
+            Scope::AllOpen => OPEN_DEAL_FACTS.to_string(),
         };
-        let sql = format!(
-            "SELECT d.id, d.status, d.value, d.stage_id, d.stage_entered_at,
-                    coalesce(d.last_activity_at, d.created_at), d.expected_close_date, d.lead_id
-             FROM deals d WHERE {deal_filter}"
-        );
         let mut stmt = conn.prepare_cached(&sql)?;
+
         let mut rows = stmt.query(params_from_iter(with_org(&[])))?;
         // Read by reference where possible: this loop runs once per open deal when ranking.
         while let Some(r) = rows.next()? {
@@ -181,6 +203,17 @@ fn gather_with(
                 "won" => "won",
                 "lost" => "lost",
                 _ => "open",
+            };
+            let (open_tasks, overdue_tasks, last_reply_at, last_open_at) = if kept {
+                let mut overdue = Vec::new();
+                for column in 9..12 {
+                    if let Some(due) = r.get::<_, Option<Millis>>(column)?.filter(|d| *d < now) {
+                        overdue.push((String::new(), due));
+                    }
+                }
+                (r.get(8)?, overdue, r.get(12)?, r.get(13)?)
+            } else {
+                (0, Vec::new(), None, None)
             };
             deals.push(GatheredDeal {
                 id: r.get(0)?,
@@ -199,10 +232,10 @@ fn gather_with(
                     average_open_value: average,
                     // Spelled out rather than `..Default::default()`, which would build (and
                     // drop) a default stage name for every deal scanned.
-                    overdue_tasks: Vec::new(),
-                    open_tasks: 0,
-                    last_reply_at: None,
-                    last_open_at: None,
+                    overdue_tasks,
+                    open_tasks,
+                    last_reply_at,
+                    last_open_at,
                     contact_name: None,
                 },
                 stage_id,
@@ -223,31 +256,24 @@ fn gather_with(
             d.facts.average_open_value = average;
         }
     }
+    if kept {
+        return Ok(deals);
+    }
     {
         // Open tasks in deal order, overdue ones first within a deal. Only overdue tasks need
-        // their id and title, so only they are looked up in the table (SQLite defers the seek);
-        // scoring alone reads nothing but the covering index.
+        // their id and title, so only they are looked up in the table (SQLite defers the seek).
         let task_filter = match scope {
             Scope::Ids(_) => format!("deal_id {filter}"),
             Scope::AllOpen => "deal_id IS NOT NULL".into(),
         };
-        let detail = match depth {
-            Depth::Score => "NULL, NULL",
-            Depth::Full | Depth::FullWithAverage(_) => {
-                "CASE WHEN due_at < ?2 THEN id END, CASE WHEN due_at < ?2 THEN title END"
-            }
-        };
         let sql = format!(
-            "SELECT deal_id, due_at, {detail}
+            "SELECT deal_id, due_at,
+                    CASE WHEN due_at < ?2 THEN id END, CASE WHEN due_at < ?2 THEN title END
              FROM tasks WHERE org_id = ?1 AND status = 'open' AND {task_filter}
              ORDER BY deal_id, due_at"
         );
         let mut stmt = conn.prepare_cached(&sql)?;
-        let now_param = match depth {
-            Depth::Score => Vec::new(),
-            Depth::Full | Depth::FullWithAverage(_) => vec![now.into()],
-        };
-        let mut rows = stmt.query(params_from_iter(with_org(&now_param)))?;
+        let mut rows = stmt.query(params_from_iter(with_org(&[now.into()])))?;
         let mut at = 0;
         while let Some(r) = rows.next()? {
             let deal_id = r.get_ref(0)?.as_str()?;
@@ -262,10 +288,6 @@ fn gather_with(
             if let Some(id) = r.get_ref(2)?.as_str_or_null()? {
                 d.overdue_task_ids.push(id.to_string());
                 d.facts.overdue_tasks.push((r.get(3)?, r.get(1)?));
-            } else if depth == Depth::Score
-                && r.get::<_, Option<Millis>>(1)?.is_some_and(|due| due < now)
-            {
-                d.facts.overdue_tasks.push((String::new(), r.get(1)?));
             }
         }
     }
@@ -367,18 +389,20 @@ pub fn risk_of(
     ids: &[String],
     now: Millis,
 ) -> DomainResult<HashMap<String, (i64, RiskLevel)>> {
-    Ok(gather(conn, org_id, Scope::Ids(ids), now)?
-        .iter()
-        .map(|d| {
-            let score = risk::score(&d.facts, now);
-            let level = if d.facts.status == "open" {
-                RiskLevel::of(score)
-            } else {
-                RiskLevel::None
-            };
-            (d.id.clone(), (score, level))
-        })
-        .collect())
+    Ok(
+        gather_with(conn, org_id, Scope::Ids(ids), now, Depth::Score)?
+            .iter()
+            .map(|d| {
+                let score = risk::score(&d.facts, now);
+                let level = if d.facts.status == "open" {
+                    RiskLevel::of(score)
+                } else {
+                    RiskLevel::None
+                };
+                (d.id.clone(), (score, level))
+            })
+            .collect(),
+    )
 }
 
 /// Open deals with risk at least `min_score`, riskiest first (ties: oldest in stage first).
