@@ -624,3 +624,13 @@ DROP INDEX deals_org_status_risk;
 CREATE INDEX deals_org_status_facts ON deals (org_id, status, id, value, stage_id, stage_entered_at,
     last_activity_at, created_at, expected_close_date, lead_id, open_tasks, first_due_at,
     second_due_at, third_due_at, last_reply_at, last_open_at);
+
+-- migration: 9
+-- A counter that every write transaction of clozup bumps before it commits (once per group
+-- commit). Read inside a read snapshot, it names the commit that snapshot sees, so a list's
+-- total counted in one snapshot can be given again to any later snapshot of the same commit.
+CREATE TABLE commit_seq (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    n  INTEGER NOT NULL
+) STRICT;
+INSERT INTO commit_seq (id, n) VALUES (1, 0);

@@ -110,3 +110,69 @@ fn concurrent_writes_are_each_all_or_nothing() {
         .unwrap();
     assert_eq!(n, kept.len() as i64);
 }
+
+/// A list's total is counted once per commit: a snapshot of the same commit gets it again
+/// (even when the file was changed behind clozup's back, which is how this test can tell), and
+/// any commit of clozup's, from this handle, from another handle on the same file, or from a
+/// group commit, makes it count again.
+#[test]
+fn totals_are_counted_once_per_commit() {
+    let dir = TempDir::new();
+    let path = dir.path().join("t.sqlite");
+    let db = Db::open(&path, &DbOptions::default()).unwrap();
+    db.write_blocking(|tx| {
+        tx.execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1), (2);")?;
+        Ok(())
+    })
+    .unwrap();
+    let total = |db: &Db| {
+        db.read_blocking(|c| {
+            Ok(clozup::db::totals::count(
+                c,
+                "SELECT COUNT(*) FROM t WHERE x > ?",
+                &[0.into()],
+            )?)
+        })
+        .unwrap()
+    };
+    assert_eq!(total(&db), 2);
+    // A change that bypasses clozup bumps no commit number: the remembered total stands.
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute("INSERT INTO t VALUES (3)", []).unwrap();
+    assert_eq!(total(&db), 2, "counted again although no commit of clozup's happened");
+    // Other parameters are another total.
+    let other = db
+        .read_blocking(|c| {
+            Ok(clozup::db::totals::count(
+                c,
+                "SELECT COUNT(*) FROM t WHERE x > ?",
+                &[1.into()],
+            )?)
+        })
+        .unwrap();
+    assert_eq!(other, 2);
+    // A commit through this handle counts again.
+    db.write_blocking(|tx| Ok(tx.execute("INSERT INTO t VALUES (4)", [])?))
+        .unwrap();
+    assert_eq!(total(&db), 4);
+    // So does one through another handle on the same file (another clozup process).
+    let second = Db::open(&path, &DbOptions::default()).unwrap();
+    second
+        .write_blocking(|tx| Ok(tx.execute("INSERT INTO t VALUES (5)", [])?))
+        .unwrap();
+    assert_eq!(total(&db), 5);
+    // And a group commit from the writer thread.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(db.write(|tx| Ok(tx.execute("INSERT INTO t VALUES (6)", [])?)))
+        .unwrap();
+    assert_eq!(total(&db), 6);
+    // A group whose every write was refused changed nothing and keeps the total.
+    let refused: Result<(), _> = rt.block_on(db.write(|tx| {
+        tx.execute("INSERT INTO t VALUES (7)", [])?;
+        Err(DomainError::Internal("refused".into()))
+    }));
+    assert!(refused.is_err());
+    assert_eq!(total(&db), 6);
+}

@@ -18,6 +18,7 @@
 //! [`Db::write_blocking`] instead, which take a pooled reader or the writer's lock directly.
 
 mod migrate;
+pub mod totals;
 
 use std::ops::Deref;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -374,6 +375,7 @@ impl Db {
         let mut conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let value = f(&Tx(&tx))?;
+        totals::mark_commit(&tx)?;
         tx.commit()?;
         // Wake whoever follows the event log (the SSE fan-out) without waiting on them.
         self.commits.send_modify(|n| *n += 1);
@@ -566,6 +568,7 @@ fn settle(conn: &Connection) -> bool {
 fn run_group(conn: &Connection, group: &mut [Box<dyn WriteJob>]) -> Result<(), String> {
     let sql = |statement: &str| conn.execute_batch(statement).map_err(|e| e.to_string());
     sql("BEGIN IMMEDIATE")?;
+    let mut kept = 0;
     for job in group.iter_mut() {
         sql("SAVEPOINT job")?;
         let keep = catch_unwind(AssertUnwindSafe(|| job.run(&Tx(conn)))).unwrap_or(false);
@@ -574,10 +577,16 @@ fn run_group(conn: &Connection, group: &mut [Box<dyn WriteJob>]) -> Result<(), S
             // transaction: nothing of this group is left to commit.
             return Err("the database rolled back the transaction".into());
         }
-        if !keep {
+        if keep {
+            kept += 1;
+        } else {
             sql("ROLLBACK TO job")?;
         }
         sql("RELEASE job")?;
+    }
+    // A group that changed nothing commits nothing, and needs no new commit number.
+    if kept > 0 {
+        totals::mark_commit(conn).map_err(|e| e.to_string())?;
     }
     sql("COMMIT")
 }

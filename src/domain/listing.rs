@@ -1,7 +1,6 @@
 //! Pagination and sorting shared by every list (API.md §3).
 
 use super::error::{DomainResult, Issues};
-use crate::db::CachedRow;
 
 /// Largest page a client may ask for.
 pub const MAX_PER_PAGE: i64 = 100;
@@ -224,13 +223,13 @@ impl Filters {
             count_from,
         } = source;
         let where_sql = self.clauses.join(" AND ");
-        let total: i64 = conn.cached_row(
+        let total = crate::db::totals::count(
+            conn,
             &format!(
                 "SELECT COUNT(*) FROM {} WHERE {where_sql}",
                 count_from.unwrap_or(from)
             ),
-            rusqlite::params_from_iter(self.params.iter()),
-            |r| r.get(0),
+            &self.params,
         )?;
         let sql = format!(
             "SELECT {select} FROM {from} WHERE {where_sql} {} LIMIT {} OFFSET {}",
