@@ -139,7 +139,11 @@ fn totals_are_counted_once_per_commit() {
     // A change that bypasses clozup bumps no commit number: the remembered total stands.
     let raw = rusqlite::Connection::open(&path).unwrap();
     raw.execute("INSERT INTO t VALUES (3)", []).unwrap();
-    assert_eq!(total(&db), 2, "counted again although no commit of clozup's happened");
+    assert_eq!(
+        total(&db),
+        2,
+        "counted again although no commit of clozup's happened"
+    );
     // Other parameters are another total.
     let other = db
         .read_blocking(|c| {
