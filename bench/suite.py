@@ -271,8 +271,7 @@ def pocketbase_load(pb, db):
 def build():
     """The static release binary (the one we ship) and the anchor and event benches."""
     log("building the static release binary and the bench programs ...")
-    env = dict(os.environ, RUSTFLAGS="-C target-feature=+crt-static")
-    run(["cargo", "build", "--locked", "--release", "--target", "x86_64-unknown-linux-gnu"], env=env)
+    run(["cargo", "dist"])
     binary = ROOT / "target/x86_64-unknown-linux-gnu/release/clozup"
     out = run(["cargo", "bench", "--locked", "--no-run", "--bench", "anchors", "--bench", "events",
                "--message-format", "json"])
