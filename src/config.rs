@@ -106,7 +106,8 @@ pub struct ServeConfig {
     #[arg(long, env = "CLOZUP_BUSY_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub busy_timeout: Duration,
 
-    /// Read-only database connections in the pool.
+    /// Reader threads, each with a read-only connection (half as many more serve whole-organization
+    /// scans at a lower priority).
     #[arg(long, env = "CLOZUP_READ_POOL", default_value_t = 4)]
     pub read_pool: u32,
 

@@ -14,8 +14,12 @@
 //!   share one `COMMIT` and one sync. A write that fails is rolled back to its savepoint alone,
 //!   so each stays all-or-nothing, and none is acknowledged before the commit that holds it.
 //!
+//! - Reads of a few rows by key (a credential, an object by id) run where they are asked for, on
+//!   read-only connections kept for that ([`Db::read_point`]).
+//!
 //! Callers already on a blocking thread (the CLI, the workers) use [`Db::read_blocking`] and
-//! [`Db::write_blocking`] instead, which take a pooled reader or the writer's lock directly.
+//! [`Db::write_blocking`] instead, which take one of those connections or the writer's lock
+//! directly.
 
 mod migrate;
 pub mod totals;
@@ -27,8 +31,6 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use r2d2::Pool;
-use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::domain::error::{DomainError, DomainResult};
@@ -58,7 +60,8 @@ pub struct DbOptions {
     pub synchronous: Synchronous,
     /// How long a connection waits on a lock held by another process before giving up.
     pub busy_timeout: Duration,
-    /// How many read-only connections the pool keeps.
+    /// How many reader threads (each with its read-only connection) serve [`Db::read`]; half as
+    /// many, at least one, serve [`Db::read_bulk`].
     pub read_pool_size: u32,
 }
 
@@ -126,9 +129,7 @@ type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 /// A handle on the database, cheap to clone.
 #[derive(Clone)]
 pub struct Db {
-    /// Connections for callers already on a blocking thread.
-    pool: Pool<SqliteConnectionManager>,
-    /// Connections for [`Db::read_point`], one per async worker.
+    /// Connections for [`Db::read_point`] (one per async worker) and [`Db::read_blocking`].
     points: Arc<[Mutex<Connection>]>,
     reads: mpsc::Sender<ReadJob>,
     /// Reads that scan a whole organization, for the low-priority bulk readers.
@@ -144,8 +145,6 @@ pub struct Db {
 pub enum OpenError {
     /// SQLite refused the file.
     Sqlite(rusqlite::Error),
-    /// The read pool could not be built.
-    Pool(r2d2::Error),
     /// The schema could not be brought up to date.
     Migrate(MigrateError),
     /// A reader or writer thread could not be started.
@@ -156,7 +155,6 @@ impl std::fmt::Display for OpenError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Sqlite(e) => write!(f, "cannot open the database: {e}"),
-            Self::Pool(e) => write!(f, "cannot open database connections: {e}"),
             Self::Migrate(e) => write!(f, "{e}"),
             Self::Thread(e) => write!(f, "cannot start a database thread: {e}"),
         }
@@ -193,20 +191,6 @@ impl Db {
             .map_err(OpenError::Sqlite)?;
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         migrate::migrate(&mut writer).map_err(OpenError::Migrate)?;
-
-        let read_pragmas = pragmas.clone();
-        let manager = SqliteConnectionManager::file(path)
-            .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .with_init(move |conn| {
-                conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-                conn.execute_batch(&read_pragmas)
-            });
-        let pool = Pool::builder()
-            .max_size(2)
-            .min_idle(Some(0))
-            .connection_timeout(options.busy_timeout)
-            .build(manager)
-            .map_err(OpenError::Pool)?;
 
         let open_reader = || -> Result<Connection, OpenError> {
             let conn = Connection::open_with_flags(
@@ -252,7 +236,6 @@ impl Db {
             writer_loop(&conn, &write_queue, &notify)
         })?;
         Ok(Self {
-            pool,
             points,
             reads,
             bulk_reads,
@@ -346,12 +329,17 @@ impl Db {
         answer.await.unwrap_or_else(|_| Err(gone("write")))
     }
 
-    /// [`Db::read`] for callers that are already on a blocking thread (the CLI, workers).
+    /// [`Db::read`] for callers that are already on a blocking thread (the CLI, workers): on a
+    /// free point-read connection, or, with none free, on the first once it is (point reads
+    /// hold one for microseconds).
     pub fn read_blocking<T>(
         &self,
         f: impl FnOnce(&Connection) -> DomainResult<T>,
     ) -> DomainResult<T> {
-        in_snapshot(&*self.pool.get()?, f)
+        match self.read_here(f) {
+            Ok(answer) => answer,
+            Err(f) => in_snapshot(&self.points[0].lock().unwrap_or_else(|e| e.into_inner()), f),
+        }
     }
 
     /// Raises the writer's page cache to `cache_kib` until the returned guard is dropped (SQLite
@@ -566,7 +554,13 @@ fn settle(conn: &Connection) -> bool {
 
 /// Runs one group in one transaction, each job inside its own savepoint, and commits it.
 fn run_group(conn: &Connection, group: &mut [Box<dyn WriteJob>]) -> Result<(), String> {
-    let sql = |statement: &str| conn.execute_batch(statement).map_err(|e| e.to_string());
+    // Cached statements: these run for every write, and parsing them each time is not free.
+    let sql = |statement: &str| {
+        conn.prepare_cached(statement)
+            .and_then(|mut s| s.execute([]))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    };
     sql("BEGIN IMMEDIATE")?;
     let mut kept = 0;
     for job in group.iter_mut() {

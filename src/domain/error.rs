@@ -120,12 +120,6 @@ impl From<rusqlite::types::FromSqlError> for DomainError {
     }
 }
 
-impl From<r2d2::Error> for DomainError {
-    fn from(err: r2d2::Error) -> Self {
-        Self::Unavailable(format!("no database connection available: {err}"))
-    }
-}
-
 /// Collects field issues while validating an input, so one response lists every broken rule.
 #[derive(Debug, Default)]
 pub struct Issues {
