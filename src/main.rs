@@ -8,7 +8,9 @@ use clap::{Parser, Subcommand};
 
 /// mimalloc instead of glibc's malloc: a request allocates and frees many small objects (JSON
 /// values, strings, rows) across threads, and glibc's allocator spent 10-13% of the server's CPU
-/// on that under load (`malloc_consolidate`, `_int_free`, `unlink_chunk` in perf).
+/// on that under load (`malloc_consolidate`, `_int_free`, `unlink_chunk` in perf). Built without
+/// transparent huge pages (`no_thp`): with them, its 2 MiB-aligned segments took idle RSS on the
+/// seeded set from 18 to 39 MiB; without, 21 MiB.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

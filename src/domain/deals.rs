@@ -1,5 +1,7 @@
 //! Deals: opportunities moving through a pipeline's stages to won or lost.
 
+use std::sync::Arc;
+
 use crate::db::CachedRow;
 use crate::db::Tx;
 use poem_openapi::types::MaybeUndefined;
@@ -11,11 +13,12 @@ use super::auth::Principal;
 use super::companies::{self, time_filters, Company};
 use super::error::{DomainError, DomainResult, FieldIssue, Issues};
 use super::events::{self, Actor};
+use super::intelligence::{self, deal_facts};
 use super::leads::{self, Lead, LeadStatus};
 use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
 use super::pipelines::{self, Stage, StageKind};
 use super::tasks::{self, Task};
-use super::{intelligence, notes, orgs, validate};
+use super::{notes, orgs, validate};
 use crate::clock::Millis;
 use crate::ids::{self, new_id};
 use crate::intelligence::risk::RiskLevel;
@@ -259,10 +262,17 @@ pub struct StageChange {
     pub seconds_in_previous_stage: Option<i64>,
 }
 
-const COLUMNS: &str = "d.id, d.title, d.value, d.currency, d.pipeline_id, d.stage_id, s.name, \
+/// A deal's columns ([`from_row`] reads the first 21), then its stage's rotting days and its
+/// facts ([`FACTS_AT`]), so a list scores its page from the rows it read.
+const COLUMNS: &str = concat!(
+    "d.id, d.title, d.value, d.currency, d.pipeline_id, d.stage_id, s.name, \
     s.probability, d.status, d.owner_id, d.lead_id, d.company_id, d.expected_close_date, \
     d.lost_reason, d.closed_at, d.stage_entered_at, d.last_activity_at, d.tags, d.version, \
-    d.created_at, d.updated_at";
+    d.created_at, d.updated_at, s.rotting_days, ",
+    deal_facts!()
+);
+/// Where [`COLUMNS`]' facts start (the stage's rotting days just before).
+const FACTS_AT: usize = 22;
 const FROM: &str = "deals d JOIN stages s ON s.id = d.stage_id";
 const LIST: ListSource = ListSource {
     columns: COLUMNS,
@@ -458,9 +468,28 @@ pub fn list(
         count_from: names.is_empty().then_some("deals d"),
         ..LIST
     };
-    let mut page = filters.fetch_page(conn, &source, sort, paging, from_row)?;
-    annotate_risk(conn, org_id, &mut page.items, now)?;
-    Ok(page)
+    let page = filters.fetch_page(conn, &source, sort, paging, |r| {
+        let stage = (Arc::from(r.get_ref(6)?.as_str()?), r.get(FACTS_AT - 1)?);
+        let facts = intelligence::facts_from_row(r, FACTS_AT, stage, 0.0, now, true)?;
+        Ok((from_row(r)?, facts))
+    })?;
+    // Scored from the rows just read: no deal, task or activity is read again.
+    let average = intelligence::average_open_value(conn, org_id)?;
+    Ok(ListPage {
+        items: page
+            .items
+            .into_iter()
+            .map(|(mut deal, mut facts)| {
+                facts.average_open_value = average;
+                let (score, level) = intelligence::risk_level(&facts, now);
+                deal.risk_score = Some(score);
+                deal.risk_level = Some(level);
+                deal
+            })
+            .collect(),
+        paging: page.paging,
+        total: page.total,
+    })
 }
 
 fn check_date(issues: &mut Issues, field: &str, date: Option<String>) -> Option<String> {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use poem_openapi::Object;
-use rusqlite::{params, params_from_iter, Connection};
+use rusqlite::{params, params_from_iter, Connection, Row};
 
 use super::error::{DomainError, DomainResult};
 use super::listing::{ListPage, Paging};
@@ -78,6 +78,74 @@ pub const OPEN_DEAL_FACTS: &str = concat!(
     deal_facts!(),
     " FROM deals d WHERE d.org_id = ?1 AND d.status = 'open' ORDER BY d.id"
 );
+
+pub(crate) use deal_facts;
+
+/// A deal's facts from the columns of [`deal_facts!`] that start at column `first` of `r`,
+/// with its stage's name and rotting days and the organization's average open value. With
+/// `kept`, the counts the deal keeps (migration 8) are taken as of `now`, which is all a score
+/// needs; without, they are left empty for the caller to count from the tasks and activities.
+pub(crate) fn facts_from_row(
+    r: &Row<'_>,
+    first: usize,
+    (stage_name, rotting_days): (Arc<str>, Option<i64>),
+    average: f64,
+    now: Millis,
+    kept: bool,
+) -> rusqlite::Result<DealFacts> {
+    let status = match r.get_ref(first + 1)?.as_str()? {
+        "won" => "won",
+        "lost" => "lost",
+        _ => "open",
+    };
+    let (open_tasks, overdue_tasks, last_reply_at, last_open_at) = if kept {
+        let mut overdue = Vec::new();
+        for column in first + 9..first + 12 {
+            if let Some(due) = r.get::<_, Option<Millis>>(column)?.filter(|d| *d < now) {
+                overdue.push((String::new(), due));
+            }
+        }
+        (
+            r.get(first + 8)?,
+            overdue,
+            r.get(first + 12)?,
+            r.get(first + 13)?,
+        )
+    } else {
+        (0, Vec::new(), None, None)
+    };
+    Ok(DealFacts {
+        status,
+        value: r.get(first + 2)?,
+        stage_name,
+        rotting_days,
+        stage_entered_at: r.get(first + 4)?,
+        last_touch_at: r.get(first + 5)?,
+        expected_close_at: r
+            .get_ref(first + 6)?
+            .as_str_or_null()?
+            .and_then(timefmt::date_to_ms),
+        average_open_value: average,
+        // Spelled out rather than `..Default::default()`, which would build (and drop) a
+        // default stage name for every deal scanned.
+        overdue_tasks,
+        open_tasks,
+        last_reply_at,
+        last_open_at,
+        contact_name: None,
+    })
+}
+
+/// A deal's risk score and level from its facts: closed deals have level `none`.
+pub fn risk_level(facts: &DealFacts, now: Millis) -> (i64, RiskLevel) {
+    let score = risk::score(facts, now);
+    let level = if facts.status == "open" {
+        RiskLevel::of(score)
+    } else {
+        RiskLevel::None
+    };
+    (score, level)
+}
 
 /// Which deals to gather.
 pub enum Scope<'a> {
@@ -199,45 +267,10 @@ fn gather_with(
                 .get(r.get_ref(3)?.as_str()?)
                 .unwrap_or(&unknown_stage)
                 .clone();
-            let status = match r.get_ref(1)?.as_str()? {
-                "won" => "won",
-                "lost" => "lost",
-                _ => "open",
-            };
-            let (open_tasks, overdue_tasks, last_reply_at, last_open_at) = if kept {
-                let mut overdue = Vec::new();
-                for column in 9..12 {
-                    if let Some(due) = r.get::<_, Option<Millis>>(column)?.filter(|d| *d < now) {
-                        overdue.push((String::new(), due));
-                    }
-                }
-                (r.get(8)?, overdue, r.get(12)?, r.get(13)?)
-            } else {
-                (0, Vec::new(), None, None)
-            };
             deals.push(GatheredDeal {
                 id: r.get(0)?,
                 lead_id: r.get(7)?,
-                facts: DealFacts {
-                    status,
-                    value: r.get(2)?,
-                    stage_name,
-                    rotting_days,
-                    stage_entered_at: r.get(4)?,
-                    last_touch_at: r.get(5)?,
-                    expected_close_at: r
-                        .get_ref(6)?
-                        .as_str_or_null()?
-                        .and_then(timefmt::date_to_ms),
-                    average_open_value: average,
-                    // Spelled out rather than `..Default::default()`, which would build (and
-                    // drop) a default stage name for every deal scanned.
-                    overdue_tasks,
-                    open_tasks,
-                    last_reply_at,
-                    last_open_at,
-                    contact_name: None,
-                },
+                facts: facts_from_row(r, 0, (stage_name, rotting_days), average, now, kept)?,
                 stage_id,
                 overdue_task_ids: Vec::new(),
                 recent_engagement: Vec::new(),
@@ -392,15 +425,7 @@ pub fn risk_of(
     Ok(
         gather_with(conn, org_id, Scope::Ids(ids), now, Depth::Score)?
             .iter()
-            .map(|d| {
-                let score = risk::score(&d.facts, now);
-                let level = if d.facts.status == "open" {
-                    RiskLevel::of(score)
-                } else {
-                    RiskLevel::None
-                };
-                (d.id.clone(), (score, level))
-            })
+            .map(|d| (d.id.clone(), risk_level(&d.facts, now)))
             .collect(),
     )
 }
