@@ -92,18 +92,24 @@ fn rapidoc(req: &poem::Request) -> poem::Response {
         .body(RAPIDOC_GZ)
 }
 
-/// Whether an `Accept-Encoding` value allows gzip (RFC 9110 §12.5.3): listed as `gzip`,
-/// `x-gzip` or `*`, with a weight above zero.
+/// Whether an `Accept-Encoding` value allows gzip (RFC 9110 §12.5.3): `gzip` (or `x-gzip`) with
+/// a weight above zero, or, when gzip is not named, `*` with a weight above zero.
 fn accepts_gzip(value: &str) -> bool {
-    value.split(',').any(|item| {
+    let mut any = false;
+    for item in value.split(',') {
         let mut parts = item.split(';').map(str::trim);
         let coding = parts.next().unwrap_or("").to_ascii_lowercase();
         let weight = parts
             .find_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
             .and_then(|q| q.parse::<f32>().ok())
             .unwrap_or(1.0);
-        matches!(coding.as_str(), "gzip" | "x-gzip" | "*") && weight > 0.0
-    })
+        match coding.as_str() {
+            "gzip" | "x-gzip" => return weight > 0.0,
+            "*" => any = weight > 0.0,
+            _ => {}
+        }
+    }
+    any
 }
 
 /// Liveness and readiness: the version, and whether the database answers.

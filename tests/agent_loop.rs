@@ -30,34 +30,9 @@ fn the_daily_loop_reviews_risky_deals_and_moves_engaged_ones() {
         )
         .data(201);
     s.clock.set(START_MS + 20 * DAY);
-    let org_id = s.get("/org", &k).data(200)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     let engaged_id = engaged["id"].as_str().unwrap().to_string();
+    s.record_system_activity(&engaged_id, "email_received", Some("Re: next steps"));
     let now = s.clock_now();
-    s.state
-        .db
-        .write_blocking(|tx| {
-            clozup::domain::activities::record(
-                tx,
-                &org_id,
-                &clozup::domain::events::Actor::system(),
-                None,
-                clozup::domain::activities::NewActivity {
-                    activity_type: "email_received".into(),
-                    subject: Some("Re: next steps".into()),
-                    body: None,
-                    deal_id: Some(engaged_id.clone()),
-                    lead_id: None,
-                    occurred_at: None,
-                    duration_seconds: None,
-                    outcome: None,
-                },
-                now,
-            )
-        })
-        .unwrap();
     clozup::domain::signals::sweep_all(&s.state.db, now).unwrap();
 
     let summary = agent_loop::run(&s.base, &k, "day-1").unwrap();

@@ -102,34 +102,7 @@ fn seed() -> Seeded {
         s.post("/activities", &rep_key, json!({"type": t, "deal_id": o3}))
             .data(201);
     }
-    let org_id = s.get("/org", &k).data(200)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let now = s.clock_now();
-    let o3c = o3.clone();
-    s.state
-        .db
-        .write_blocking(move |tx| {
-            clozup::domain::activities::record(
-                tx,
-                &org_id,
-                &clozup::domain::events::Actor::system(),
-                None,
-                clozup::domain::activities::NewActivity {
-                    activity_type: "email_received".into(),
-                    subject: Some("Re: terms".into()),
-                    body: None,
-                    deal_id: Some(o3c),
-                    lead_id: None,
-                    occurred_at: None,
-                    duration_seconds: None,
-                    outcome: None,
-                },
-                now,
-            )
-        })
-        .unwrap();
+    s.record_system_activity(&o3, "email_received", Some("Re: terms"));
     Seeded {
         s,
         rep_key,

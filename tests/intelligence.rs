@@ -318,38 +318,8 @@ fn replies_and_opens_raise_signals_at_once_and_resolve_when_acted_on() {
     let k = s.admin_key.clone();
     let deal = s.post("/deals", &k, json!({"title": "D"})).data(201);
     let deal_id = id(&deal);
-    let org_id = s.get("/org", &k).data(200)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let record = |kind: &str, subject: &str| {
-        let deal_id = deal_id.clone();
-        let org_id = org_id.clone();
-        let (kind, subject) = (kind.to_string(), subject.to_string());
-        let now = s.clock_now();
-        s.state
-            .db
-            .write_blocking(move |tx| {
-                clozup::domain::activities::record(
-                    tx,
-                    &org_id,
-                    &clozup::domain::events::Actor::system(),
-                    None,
-                    clozup::domain::activities::NewActivity {
-                        activity_type: kind,
-                        subject: Some(subject),
-                        body: None,
-                        deal_id: Some(deal_id),
-                        lead_id: None,
-                        occurred_at: None,
-                        duration_seconds: None,
-                        outcome: None,
-                    },
-                    now,
-                )
-            })
-            .unwrap()
-    };
+    let record =
+        |kind: &str, subject: &str| s.record_system_activity(&deal_id, kind, Some(subject));
     let reply = record("email_received", "Re: pricing");
     let signal = s.get("/signals", &k).data(200)[0].clone();
     assert_eq!(
@@ -570,10 +540,6 @@ fn agent_memory_is_kept_filtered_and_attributed() {
 fn every_view_scores_every_deal_alike() {
     let s = TestServer::start();
     let k = s.admin_key.clone();
-    let org_id = s.get("/org", &k).data(200)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     let deals: Vec<String> = (0..6)
         .map(|i| {
             id(&s
@@ -586,30 +552,7 @@ fn every_view_scores_every_deal_alike() {
         })
         .collect();
     let record = |deal: &str, kind: &str| {
-        let (deal, kind, org_id) = (deal.to_string(), kind.to_string(), org_id.clone());
-        let now = s.clock_now();
-        s.state
-            .db
-            .write_blocking(move |tx| {
-                clozup::domain::activities::record(
-                    tx,
-                    &org_id,
-                    &clozup::domain::events::Actor::system(),
-                    None,
-                    clozup::domain::activities::NewActivity {
-                        activity_type: kind,
-                        subject: None,
-                        body: None,
-                        deal_id: Some(deal),
-                        lead_id: None,
-                        occurred_at: None,
-                        duration_seconds: None,
-                        outcome: None,
-                    },
-                    now,
-                )
-            })
-            .unwrap();
+        s.record_system_activity(deal, kind, None);
     };
     let due = |days: i64| clozup::timefmt::format_ms(START_MS + days * DAY);
     let mut tasks = Vec::new();

@@ -134,6 +134,16 @@ mod tests {
         assert_eq!(v, LATEST_VERSION);
     }
 
+    /// An in-memory database migrated up to step `last` only, to fill before the later steps.
+    fn database_at_step(last: i64) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        for (version, sql) in steps().into_iter().filter(|(v, _)| *v <= last) {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", version).unwrap();
+        }
+        conn
+    }
+
     /// Per organization: open deals and their value.
     type Totals = Vec<(String, i64, i64)>;
 
@@ -159,11 +169,7 @@ mod tests {
 
     #[test]
     fn open_deal_totals_are_backfilled_and_kept_by_the_triggers() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        for (version, sql) in steps().into_iter().filter(|(v, _)| *v <= 4) {
-            conn.execute_batch(sql).unwrap();
-            conn.pragma_update(None, "user_version", version).unwrap();
-        }
+        let mut conn = database_at_step(4);
         conn.execute_batch(
             "INSERT INTO organizations (id, name, created_at, updated_at) VALUES ('o1', 'A', 0, 0), ('o2', 'B', 0, 0);
              INSERT INTO pipelines (id, org_id, name, created_at, updated_at) VALUES ('p1', 'o1', 'P', 0, 0), ('p2', 'o2', 'P', 0, 0);
@@ -249,11 +255,7 @@ mod tests {
 
     #[test]
     fn deal_facts_are_backfilled_and_kept_by_the_triggers() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        for (version, sql) in steps().into_iter().filter(|(v, _)| *v <= 7) {
-            conn.execute_batch(sql).unwrap();
-            conn.pragma_update(None, "user_version", version).unwrap();
-        }
+        let mut conn = database_at_step(7);
         conn.execute_batch(
             "INSERT INTO organizations (id, name, created_at, updated_at) VALUES ('o1', 'A', 0, 0);
              INSERT INTO pipelines (id, org_id, name, created_at, updated_at) VALUES ('p1', 'o1', 'P', 0, 0);

@@ -163,6 +163,44 @@ impl TestServer {
         }
     }
 
+    /// Records a `kind` activity on `deal_id` as the server itself writes one (an email received
+    /// or opened, which no client may log), in the admin's organization at the test clock's now.
+    pub fn record_system_activity(
+        &self,
+        deal_id: &str,
+        kind: &str,
+        subject: Option<&str>,
+    ) -> clozup::domain::activities::Activity {
+        let org_id = self.get("/org", &self.admin_key).data(200)["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let activity = clozup::domain::activities::NewActivity {
+            activity_type: kind.to_string(),
+            subject: subject.map(str::to_string),
+            body: None,
+            deal_id: Some(deal_id.to_string()),
+            lead_id: None,
+            occurred_at: None,
+            duration_seconds: None,
+            outcome: None,
+        };
+        let now = self.clock_now();
+        self.state
+            .db
+            .write_blocking(|tx| {
+                clozup::domain::activities::record(
+                    tx,
+                    &org_id,
+                    &clozup::domain::events::Actor::system(),
+                    None,
+                    activity,
+                    now,
+                )
+            })
+            .unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         if path.starts_with('/')
             && !path.starts_with("/api/v1")
