@@ -6,6 +6,7 @@ use poem_openapi::Object;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::error::{DomainError, DomainResult};
+use super::leads::LeadFields;
 use super::orgs;
 use crate::clock::{Millis, DAY_MS};
 use crate::intelligence::lead_score::{self, LeadFacts, LeadScore, ENGAGEMENT_WINDOW_DAYS};
@@ -86,6 +87,39 @@ pub fn breakdown(
         breakdown: lead_score::score(&f, &icp, now),
         computed_at: Timestamp(now),
     })
+}
+
+/// The score a lead with fields `f` starts with, before it is stored: what [`refresh`] would
+/// give it right after (a new lead has no activities yet), without the read-back and the extra
+/// row update (creating a lead is the hottest write).
+pub fn of_new_lead(
+    conn: &Connection,
+    org_id: &str,
+    f: &LeadFields,
+    now: Millis,
+) -> DomainResult<i64> {
+    let (industry, company_size) = match &f.company_id {
+        Some(company_id) => conn
+            .prepare_cached("SELECT industry, size FROM companies WHERE id = ?1")?
+            .query_row(params![company_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .unwrap_or_default(),
+        None => (None, None),
+    };
+    let facts = LeadFacts {
+        first_name: f.first_name.is_some(),
+        last_name: f.last_name.is_some(),
+        email: f.email.is_some(),
+        phone: f.phone.is_some(),
+        title: f.title.clone(),
+        company: f.company_id.is_some() || f.company_name.is_some(),
+        country: f.country.clone(),
+        industry,
+        company_size,
+        ..LeadFacts::default()
+    };
+    let icp = orgs::get(conn, org_id)?.icp;
+    Ok(lead_score::score(&facts, &icp, now).score)
 }
 
 /// Recomputes and stores the score of lead `id`.

@@ -520,19 +520,41 @@ pub fn insert(
     now: Millis,
 ) -> DomainResult<Lead> {
     let id = new_id("lead");
+    let score = super::lead_scoring::of_new_lead(tx, org_id, f, now)?;
     tx.prepare_cached(
         "INSERT INTO leads (id, org_id, first_name, last_name, email, phone, title, company_id,
-                            company_name, country, status, source, tags, owner_id, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
+                            company_name, country, status, source, tags, owner_id, score,
+                            created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16)",
     )?
     .execute(params![
-            id, org_id, f.first_name, f.last_name, f.email, f.phone, f.title, f.company_id,
-            f.company_name, f.country, f.status.as_str(), f.source, validate::tags_to_db(&f.tags),
-            f.owner_id, now
-        ],
-    )?;
-    super::lead_scoring::refresh(tx, org_id, &id, now)?;
+        id,
+        org_id,
+        f.first_name,
+        f.last_name,
+        f.email,
+        f.phone,
+        f.title,
+        f.company_id,
+        f.company_name,
+        f.country,
+        f.status.as_str(),
+        f.source,
+        validate::tags_to_db(&f.tags),
+        f.owner_id,
+        score,
+        now
+    ])?;
     let lead = get(tx, org_id, &id)?;
+    // The score given up front is the one a refresh computes from the stored lead; every test
+    // that creates a lead checks that.
+    debug_assert_eq!(
+        Some(lead.score),
+        super::lead_scoring::breakdown(tx, org_id, &id, now)
+            .ok()
+            .map(|v| v.breakdown.score),
+        "a new lead's score differs from its refreshed score"
+    );
     events::append(tx, org_id, actor, "lead.created", &lead, None, now)?;
     Ok(lead)
 }
