@@ -634,3 +634,101 @@ CREATE TABLE commit_seq (
     n  INTEGER NOT NULL
 ) STRICT;
 INSERT INTO commit_seq (id, n) VALUES (1, 0);
+
+-- migration: 10
+-- Search entries are queued during a write transaction and written to search_index once, just
+-- before it commits (`domain::search::write_queued`). Written by the triggers directly, FTS5
+-- flushed its pending terms into a new segment at every savepoint, and group commit runs each
+-- write in a savepoint of its own: one segment, and its merges, per write (12% of the server's
+-- CPU while creating leads). The queue is an ordinary table, so a write that is rolled back takes
+-- its entries with it. An entry is the search_index rowid (the source row's rowid * 4 + kind
+-- code, as before) with its new content, or with a NULL object_id when the source row is gone;
+-- the last change of a row in the transaction is the one that counts (each trigger deletes the
+-- row's entry and inserts its own; no conflict clause, which an outer statement's would override).
+CREATE TABLE search_queue (
+    entry     INTEGER PRIMARY KEY,
+    title     TEXT,
+    body      TEXT,
+    org_id    TEXT,
+    kind      TEXT,
+    object_id TEXT
+) STRICT;
+
+DROP TRIGGER leads_search_insert;
+DROP TRIGGER leads_search_update;
+DROP TRIGGER leads_search_delete;
+DROP TRIGGER companies_search_insert;
+DROP TRIGGER companies_search_update;
+DROP TRIGGER companies_search_delete;
+DROP TRIGGER deals_search_insert;
+DROP TRIGGER deals_search_update;
+DROP TRIGGER deals_search_delete;
+DROP TRIGGER notes_search_insert;
+DROP TRIGGER notes_search_update;
+DROP TRIGGER notes_search_delete;
+
+CREATE TRIGGER leads_search_insert AFTER INSERT ON leads BEGIN
+    DELETE FROM search_queue WHERE entry = new.rowid * 4 + 0;
+    INSERT INTO search_queue VALUES (new.rowid * 4 + 0,
+        trim(coalesce(new.first_name, '') || ' ' || coalesce(new.last_name, '')),
+        concat_ws(' ', new.email, new.company_name, new.title, new.phone),
+        new.org_id, 'lead', new.id);
+END;
+CREATE TRIGGER leads_search_update
+AFTER UPDATE OF first_name, last_name, email, company_name, title, phone ON leads BEGIN
+    DELETE FROM search_queue WHERE entry = new.rowid * 4 + 0;
+    INSERT INTO search_queue VALUES (new.rowid * 4 + 0,
+        trim(coalesce(new.first_name, '') || ' ' || coalesce(new.last_name, '')),
+        concat_ws(' ', new.email, new.company_name, new.title, new.phone),
+        new.org_id, 'lead', new.id);
+END;
+CREATE TRIGGER leads_search_delete AFTER DELETE ON leads BEGIN
+    DELETE FROM search_queue WHERE entry = old.rowid * 4 + 0;
+    INSERT INTO search_queue (entry) VALUES (old.rowid * 4 + 0);
+END;
+
+CREATE TRIGGER companies_search_insert AFTER INSERT ON companies BEGIN
+    DELETE FROM search_queue WHERE entry = new.rowid * 4 + 1;
+    INSERT INTO search_queue VALUES (new.rowid * 4 + 1,
+        new.name, concat_ws(' ', new.domain, new.industry, new.country), new.org_id, 'company', new.id);
+END;
+CREATE TRIGGER companies_search_update
+AFTER UPDATE OF name, domain, industry, country ON companies BEGIN
+    DELETE FROM search_queue WHERE entry = new.rowid * 4 + 1;
+    INSERT INTO search_queue VALUES (new.rowid * 4 + 1,
+        new.name, concat_ws(' ', new.domain, new.industry, new.country), new.org_id, 'company', new.id);
+END;
+CREATE TRIGGER companies_search_delete AFTER DELETE ON companies BEGIN
+    DELETE FROM search_queue WHERE entry = old.rowid * 4 + 1;
+    INSERT INTO search_queue (entry) VALUES (old.rowid * 4 + 1);
+END;
+
+CREATE TRIGGER deals_search_insert AFTER INSERT ON deals BEGIN
+    DELETE FROM search_queue WHERE entry = new.rowid * 4 + 2;
+    INSERT INTO search_queue VALUES (new.rowid * 4 + 2,
+        new.title, '', new.org_id, 'deal', new.id);
+END;
+CREATE TRIGGER deals_search_update AFTER UPDATE OF title ON deals BEGIN
+    DELETE FROM search_queue WHERE entry = new.rowid * 4 + 2;
+    INSERT INTO search_queue VALUES (new.rowid * 4 + 2,
+        new.title, '', new.org_id, 'deal', new.id);
+END;
+CREATE TRIGGER deals_search_delete AFTER DELETE ON deals BEGIN
+    DELETE FROM search_queue WHERE entry = old.rowid * 4 + 2;
+    INSERT INTO search_queue (entry) VALUES (old.rowid * 4 + 2);
+END;
+
+CREATE TRIGGER notes_search_insert AFTER INSERT ON notes BEGIN
+    DELETE FROM search_queue WHERE entry = new.rowid * 4 + 3;
+    INSERT INTO search_queue VALUES (new.rowid * 4 + 3,
+        '', new.content, new.org_id, 'note', new.id);
+END;
+CREATE TRIGGER notes_search_update AFTER UPDATE OF content ON notes BEGIN
+    DELETE FROM search_queue WHERE entry = new.rowid * 4 + 3;
+    INSERT INTO search_queue VALUES (new.rowid * 4 + 3,
+        '', new.content, new.org_id, 'note', new.id);
+END;
+CREATE TRIGGER notes_search_delete AFTER DELETE ON notes BEGIN
+    DELETE FROM search_queue WHERE entry = old.rowid * 4 + 3;
+    INSERT INTO search_queue (entry) VALUES (old.rowid * 4 + 3);
+END;

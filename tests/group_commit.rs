@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::collections::BTreeSet;
+
 use clozup::db::{Db, DbOptions};
 use clozup::domain::error::DomainError;
 use common::TempDir;
@@ -179,4 +181,156 @@ fn totals_are_counted_once_per_commit() {
     }));
     assert!(refused.is_err());
     assert_eq!(total(&db), 6);
+}
+
+/// What write `i` does to the company it creates, in the same write.
+fn company_fate(i: i64) -> (&'static str, Option<String>) {
+    match i % 5 {
+        0 => ("renamed", Some(format!("Renamed{i} Ltd"))),
+        1 => ("deleted", None),
+        2 => ("refused", None),
+        _ => ("kept", Some(format!("Fresh{i} Ltd"))),
+    }
+}
+
+/// Search entries are queued by the triggers and written to the index once per commit (FTS5
+/// writes a segment at every savepoint otherwise): within a group each write still counts on
+/// its own (created, renamed, deleted in the same write, or refused and undone), a later group
+/// changes what an earlier one indexed, and nothing stays queued.
+#[test]
+fn search_entries_follow_every_write_of_a_group() {
+    let dir = TempDir::new();
+    let db = Db::open(&dir.path().join("s.sqlite"), &DbOptions::default()).unwrap();
+    db.write_blocking(|tx| {
+        tx.execute_batch(
+            "INSERT INTO organizations (id, name, created_at, updated_at) VALUES ('o1', 'O', 0, 0)",
+        )?;
+        Ok(())
+    })
+    .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    const WRITES: i64 = 400;
+    let insert = |tx: &rusqlite::Connection, i: i64| {
+        tx.execute(
+            "INSERT INTO companies (id, org_id, name, created_at, updated_at)
+             VALUES (?1, 'o1', ?2, 0, 0)",
+            params![format!("c{i}"), format!("Fresh{i} Ltd")],
+        )
+    };
+    let answers: Vec<bool> = runtime.block_on(async {
+        let tasks: Vec<_> = (0..WRITES)
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    db.write(move |tx| {
+                        insert(tx, i)?;
+                        match company_fate(i).0 {
+                            "renamed" => {
+                                tx.execute(
+                                    "UPDATE companies SET name = ?2 WHERE id = ?1",
+                                    params![format!("c{i}"), format!("Renamed{i} Ltd")],
+                                )?;
+                            }
+                            "deleted" => {
+                                tx.execute(
+                                    "DELETE FROM companies WHERE id = ?1",
+                                    [format!("c{i}")],
+                                )?;
+                            }
+                            "refused" => return Err(DomainError::Internal("refused".into())),
+                            _ => {}
+                        }
+                        Ok(())
+                    })
+                    .await
+                    .is_ok()
+                })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for task in tasks {
+            answers.push(task.await.unwrap());
+        }
+        answers
+    });
+    for (i, ok) in (0..WRITES).zip(&answers) {
+        assert_eq!(*ok, company_fate(i).0 != "refused", "write {i}");
+    }
+    let indexed = |db: &Db| {
+        db.read_blocking(|c| {
+            let mut s = c.prepare("SELECT object_id, title FROM search_index")?;
+            let rows = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<BTreeSet<(String, String)>, _>>()?)
+        })
+        .unwrap()
+    };
+    let expected: BTreeSet<(String, String)> = (0..WRITES)
+        .filter_map(|i| company_fate(i).1.map(|title| (format!("c{i}"), title)))
+        .collect();
+    assert_eq!(indexed(&db), expected);
+
+    // A later group renames and deletes what earlier groups indexed.
+    runtime.block_on(async {
+        let tasks: Vec<_> = (0..WRITES)
+            .filter(|i| company_fate(*i).0 == "kept")
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    db.write(move |tx| {
+                        if i % 2 == 0 {
+                            tx.execute("DELETE FROM companies WHERE id = ?1", [format!("c{i}")])?;
+                        } else {
+                            tx.execute(
+                                "UPDATE companies SET name = 'Later Inc' WHERE id = ?1",
+                                [format!("c{i}")],
+                            )?;
+                        }
+                        Ok(())
+                    })
+                    .await
+                    .unwrap()
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+    let expected: BTreeSet<(String, String)> = (0..WRITES)
+        .filter_map(|i| match company_fate(i) {
+            ("kept", _) if i % 2 == 0 => None,
+            ("kept", _) => Some((format!("c{i}"), "Later Inc".to_string())),
+            (_, title) => title.map(|t| (format!("c{i}"), t)),
+        })
+        .collect();
+    assert_eq!(indexed(&db), expected);
+    let (queued, matched, later): (i64, i64, i64) = db
+        .read_blocking(|c| {
+            Ok(c.query_row(
+                "SELECT (SELECT count(*) FROM search_queue),
+                        (SELECT count(*) FROM search_index WHERE search_index MATCH 'renamed*'),
+                        (SELECT count(*) FROM search_index WHERE search_index MATCH 'later')",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?)
+        })
+        .unwrap();
+    assert_eq!(queued, 0, "entries left in the queue");
+    assert_eq!(matched, WRITES / 5);
+    assert_eq!(
+        later,
+        expected.iter().filter(|(_, t)| t == "Later Inc").count() as i64
+    );
+    db.write_blocking(|tx| {
+        tx.execute(
+            "INSERT INTO search_index (search_index) VALUES ('integrity-check')",
+            [],
+        )?;
+        Ok(())
+    })
+    .unwrap();
 }

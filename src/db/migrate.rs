@@ -62,6 +62,9 @@ impl std::fmt::Display for MigrateError {
 
 impl std::error::Error for MigrateError {}
 
+/// The step that put search entries in a queue written before each commit.
+const SEARCH_QUEUE_STEP: i64 = 10;
+
 /// The steps of `schema.sql`, as (version, sql).
 fn steps() -> Vec<(i64, &'static str)> {
     SCHEMA
@@ -97,6 +100,10 @@ pub fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(step_err(version))?;
         tx.execute_batch(sql).map_err(step_err(version))?;
+        if version >= SEARCH_QUEUE_STEP {
+            // Like every write transaction: what the step changed gets its search entries now.
+            crate::domain::search::write_queued(&tx).map_err(step_err(version))?;
+        }
         tx.pragma_update(None, "user_version", version)
             .map_err(step_err(version))?;
         tx.commit().map_err(step_err(version))?;
@@ -332,5 +339,56 @@ mod tests {
             kept[0][..6],
             [Some(4), Some(5), Some(50), None, Some(80), Some(400)]
         );
+    }
+
+    /// Entries indexed by the old triggers (straight into search_index) stay findable after the
+    /// queue's step, and later changes through the queue replace and remove them.
+    #[test]
+    fn search_entries_of_before_the_queue_are_replaced_and_removed_through_it() {
+        let mut conn = database_at_step(SEARCH_QUEUE_STEP - 1);
+        conn.execute_batch(
+            "INSERT INTO organizations (id, name, created_at, updated_at) VALUES ('o1', 'O', 0, 0);
+             INSERT INTO companies (id, org_id, name, created_at, updated_at)
+             VALUES ('c1', 'o1', 'Oldname', 0, 0), ('c2', 'o1', 'Doomed', 0, 0),
+                    ('c3', 'o1', 'Steady', 0, 0);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let indexed = |conn: &Connection| {
+            let mut s = conn
+                .prepare("SELECT object_id, title FROM search_index ORDER BY object_id")
+                .unwrap();
+            let rows = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+            rows.collect::<Result<Vec<(String, String)>, _>>().unwrap()
+        };
+        let entry = |id: &str, title: &str| (id.to_string(), title.to_string());
+        assert_eq!(
+            indexed(&conn),
+            [
+                entry("c1", "Oldname"),
+                entry("c2", "Doomed"),
+                entry("c3", "Steady")
+            ]
+        );
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch(
+            "UPDATE companies SET name = 'Newname' WHERE id = 'c1';
+             DELETE FROM companies WHERE id = 'c2';",
+        )
+        .unwrap();
+        crate::domain::search::write_queued(&tx).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(
+            indexed(&conn),
+            [entry("c1", "Newname"), entry("c3", "Steady")]
+        );
+        let old: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM search_index WHERE search_index MATCH 'oldname OR doomed'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(old, 0);
     }
 }

@@ -363,7 +363,7 @@ impl Db {
         let mut conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let value = f(&Tx(&tx))?;
-        totals::mark_commit(&tx)?;
+        before_commit(&tx)?;
         tx.commit()?;
         // Wake whoever follows the event log (the SSE fan-out) without waiting on them.
         self.commits.send_modify(|n| *n += 1);
@@ -552,6 +552,13 @@ fn settle(conn: &Connection) -> bool {
     .unwrap_or(false)
 }
 
+/// What every write transaction does last, outside any savepoint: writes the search entries
+/// its changes queued, and takes a new commit number.
+fn before_commit(conn: &Connection) -> rusqlite::Result<()> {
+    crate::domain::search::write_queued(conn)?;
+    totals::mark_commit(conn)
+}
+
 /// Runs one group in one transaction, each job inside its own savepoint, and commits it.
 fn run_group(conn: &Connection, group: &mut [Box<dyn WriteJob>]) -> Result<(), String> {
     // Cached statements: these run for every write, and parsing them each time is not free.
@@ -580,7 +587,7 @@ fn run_group(conn: &Connection, group: &mut [Box<dyn WriteJob>]) -> Result<(), S
     }
     // A group that changed nothing commits nothing, and needs no new commit number.
     if kept > 0 {
-        totals::mark_commit(conn).map_err(|e| e.to_string())?;
+        before_commit(conn).map_err(|e| e.to_string())?;
     }
     sql("COMMIT")
 }

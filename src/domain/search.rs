@@ -1,5 +1,6 @@
 //! `GET /search`: ranked full-text search over leads, companies, deals and notes (SQLite FTS5,
-//! kept in step with the data by triggers in `schema.sql`).
+//! kept in step with the data by triggers in `schema.sql` and [`write_queued`], in the same
+//! transaction as the change).
 
 use crate::db::CachedRow;
 use poem_openapi::Object;
@@ -7,6 +8,24 @@ use rusqlite::{params_from_iter, Connection};
 
 use super::error::{DomainError, DomainResult};
 use super::listing::{any_of, ListPage, Paging};
+
+/// Writes the search entries queued in this transaction (by the triggers of `schema.sql`,
+/// migration 10) into the index, and empties the queue. Every write transaction calls it just
+/// before it commits, outside any savepoint, so FTS5 gets one batch per commit instead of one
+/// segment per write.
+pub fn write_queued(conn: &Connection) -> rusqlite::Result<()> {
+    for sql in [
+        // An entry replaces what the index held for that row, if anything.
+        "DELETE FROM search_index WHERE rowid IN (SELECT entry FROM search_queue)",
+        "INSERT INTO search_index (rowid, title, body, org_id, kind, object_id)
+         SELECT entry, title, body, org_id, kind, object_id FROM search_queue
+         WHERE object_id IS NOT NULL",
+        "DELETE FROM search_queue",
+    ] {
+        conn.prepare_cached(sql)?.execute([])?;
+    }
+    Ok(())
+}
 
 /// The kinds of object search covers.
 pub const KINDS: &[&str] = &["lead", "company", "deal", "note"];
