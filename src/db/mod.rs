@@ -44,6 +44,13 @@ const STATEMENT_CACHE: usize = 256;
 /// Each connection's page cache, in KiB: the hot pages of a 100k-deal organization fit.
 const CACHE_KIB: i64 = 16_000;
 
+/// How much of the database file each connection reads through a memory map, in bytes: pages
+/// then come straight from the operating system's page cache, shared by every connection,
+/// instead of a `pread` into each connection's own cache whenever a page is not in it (a
+/// third of a get-by-id's time on the 100k-lead set was those reads). Writes still go through
+/// SQLite's pager. SQLite caps it (2 GB by default); past it, a file is read as before.
+const MMAP_BYTES: i64 = 1 << 30;
+
 /// How hard SQLite syncs to disk on commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Synchronous {
@@ -173,7 +180,8 @@ fn pragmas(options: &DbOptions) -> String {
          PRAGMA foreign_keys = ON;
          PRAGMA synchronous = {sync};
          PRAGMA cache_size = -{CACHE_KIB};
-         PRAGMA temp_store = MEMORY;",
+         PRAGMA temp_store = MEMORY;
+         PRAGMA mmap_size = {MMAP_BYTES};",
         options.busy_timeout.as_millis()
     )
 }
