@@ -5,7 +5,8 @@
 //! - `w1`: a lead by a random id (the API's own query and row decoding, `leads::get`);
 //! - `w2`: the open deals of a random owner, largest first, page of 25 with its total
 //!   (`deals::list`, the API's query);
-//! - `w3`: single-row inserts of a lead, each its own transaction with `synchronous=FULL`;
+//! - `w3`: single-row inserts of a lead and its search entry, each its own transaction with
+//!   `synchronous=FULL`;
 //! - `w6-scan`: a bare scan of every open deal's scoring columns, and `w6`: the at-risk ranking
 //!   itself (`intelligence::at_risk`).
 //!
