@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use clozup::db::{Db, DbOptions};
+use clozup::db::{Db, DbOptions, Tx};
 use clozup::domain::error::DomainError;
 use common::TempDir;
 use rusqlite::params;
@@ -29,47 +29,24 @@ fn fate(i: i64) -> Fate {
     }
 }
 
-#[test]
-fn concurrent_writes_are_each_all_or_nothing() {
-    let dir = TempDir::new();
-    let db = Db::open(&dir.path().join("g.sqlite"), &DbOptions::default()).unwrap();
-    db.write_blocking(|tx| {
-        tx.execute_batch(
-            "CREATE TABLE t (x INTEGER PRIMARY KEY, note TEXT NOT NULL);
-             CREATE TABLE side (x INTEGER NOT NULL);
-             INSERT INTO t VALUES (-1, 'taken');",
-        )?;
-        Ok(())
-    })
-    .unwrap();
-
+/// Runs `write(tx, i)` for every `i` of `items` as concurrent writes, so they share group
+/// commits; their answers, in the order of `items`.
+fn write_concurrently<T: Send + 'static>(
+    db: &Db,
+    items: impl IntoIterator<Item = i64>,
+    write: fn(&Tx<'_>, i64) -> Result<T, DomainError>,
+) -> Vec<Result<T, DomainError>> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
         .build()
         .unwrap();
-    const WRITES: i64 = 2_000;
-    let answers = runtime.block_on(async {
-        let tasks: Vec<_> = (0..WRITES)
+    runtime.block_on(async {
+        let tasks: Vec<_> = items
+            .into_iter()
             .map(|i| {
                 let db = db.clone();
-                tokio::spawn(async move {
-                    db.write(move |tx| {
-                        // Two statements, so a failure after the first must undo it.
-                        tx.execute("INSERT INTO side (x) VALUES (?1)", params![i])?;
-                        tx.execute("INSERT INTO t VALUES (?1, 'w')", params![i])?;
-                        match fate(i) {
-                            Fate::Keep => Ok(i),
-                            Fate::Refuse => Err(DomainError::Internal(format!("refused {i}"))),
-                            Fate::Conflict => {
-                                tx.execute("INSERT INTO t VALUES (-1, 'dup')", [])?;
-                                Ok(i)
-                            }
-                            Fate::Panic => panic!("write {i} panics on purpose"),
-                        }
-                    })
-                    .await
-                })
+                tokio::spawn(async move { db.write(move |tx| write(tx, i)).await })
             })
             .collect();
         let mut answers = Vec::new();
@@ -77,6 +54,39 @@ fn concurrent_writes_are_each_all_or_nothing() {
             answers.push(task.await.unwrap());
         }
         answers
+    })
+}
+
+/// Runs `sql` in one write transaction of its own.
+fn execute(db: &Db, sql: &'static str) {
+    db.write_blocking(|tx| Ok(tx.execute_batch(sql)?)).unwrap();
+}
+
+#[test]
+fn concurrent_writes_are_each_all_or_nothing() {
+    let dir = TempDir::new();
+    let db = Db::open(&dir.path().join("g.sqlite"), &DbOptions::default()).unwrap();
+    execute(
+        &db,
+        "CREATE TABLE t (x INTEGER PRIMARY KEY, note TEXT NOT NULL);
+         CREATE TABLE side (x INTEGER NOT NULL);
+         INSERT INTO t VALUES (-1, 'taken');",
+    );
+
+    const WRITES: i64 = 2_000;
+    let answers = write_concurrently(&db, 0..WRITES, |tx, i| {
+        // Two statements, so a failure after the first must undo it.
+        tx.execute("INSERT INTO side (x) VALUES (?1)", params![i])?;
+        tx.execute("INSERT INTO t VALUES (?1, 'w')", params![i])?;
+        match fate(i) {
+            Fate::Keep => Ok(i),
+            Fate::Refuse => Err(DomainError::Internal(format!("refused {i}"))),
+            Fate::Conflict => {
+                tx.execute("INSERT INTO t VALUES (-1, 'dup')", [])?;
+                Ok(i)
+            }
+            Fate::Panic => panic!("write {i} panics on purpose"),
+        }
     });
 
     for (i, answer) in (0..WRITES).zip(&answers) {
@@ -122,11 +132,10 @@ fn totals_are_counted_once_per_commit() {
     let dir = TempDir::new();
     let path = dir.path().join("t.sqlite");
     let db = Db::open(&path, &DbOptions::default()).unwrap();
-    db.write_blocking(|tx| {
-        tx.execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1), (2);")?;
-        Ok(())
-    })
-    .unwrap();
+    execute(
+        &db,
+        "CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1), (2);",
+    );
     let total = |db: &Db| {
         db.read_blocking(|c| {
             Ok(clozup::db::totals::count(
@@ -201,62 +210,35 @@ fn company_fate(i: i64) -> (&'static str, Option<String>) {
 fn search_entries_follow_every_write_of_a_group() {
     let dir = TempDir::new();
     let db = Db::open(&dir.path().join("s.sqlite"), &DbOptions::default()).unwrap();
-    db.write_blocking(|tx| {
-        tx.execute_batch(
-            "INSERT INTO organizations (id, name, created_at, updated_at) VALUES ('o1', 'O', 0, 0)",
-        )?;
-        Ok(())
-    })
-    .unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .unwrap();
+    execute(
+        &db,
+        "INSERT INTO organizations (id, name, created_at, updated_at) VALUES ('o1', 'O', 0, 0)",
+    );
     const WRITES: i64 = 400;
-    let insert = |tx: &rusqlite::Connection, i: i64| {
+    let answers: Vec<bool> = write_concurrently(&db, 0..WRITES, |tx, i| {
         tx.execute(
             "INSERT INTO companies (id, org_id, name, created_at, updated_at)
              VALUES (?1, 'o1', ?2, 0, 0)",
             params![format!("c{i}"), format!("Fresh{i} Ltd")],
-        )
-    };
-    let answers: Vec<bool> = runtime.block_on(async {
-        let tasks: Vec<_> = (0..WRITES)
-            .map(|i| {
-                let db = db.clone();
-                tokio::spawn(async move {
-                    db.write(move |tx| {
-                        insert(tx, i)?;
-                        match company_fate(i).0 {
-                            "renamed" => {
-                                tx.execute(
-                                    "UPDATE companies SET name = ?2 WHERE id = ?1",
-                                    params![format!("c{i}"), format!("Renamed{i} Ltd")],
-                                )?;
-                            }
-                            "deleted" => {
-                                tx.execute(
-                                    "DELETE FROM companies WHERE id = ?1",
-                                    [format!("c{i}")],
-                                )?;
-                            }
-                            "refused" => return Err(DomainError::Internal("refused".into())),
-                            _ => {}
-                        }
-                        Ok(())
-                    })
-                    .await
-                    .is_ok()
-                })
-            })
-            .collect();
-        let mut answers = Vec::new();
-        for task in tasks {
-            answers.push(task.await.unwrap());
+        )?;
+        match company_fate(i).0 {
+            "renamed" => {
+                tx.execute(
+                    "UPDATE companies SET name = ?2 WHERE id = ?1",
+                    params![format!("c{i}"), format!("Renamed{i} Ltd")],
+                )?;
+            }
+            "deleted" => {
+                tx.execute("DELETE FROM companies WHERE id = ?1", [format!("c{i}")])?;
+            }
+            "refused" => return Err(DomainError::Internal("refused".into())),
+            _ => {}
         }
-        answers
-    });
+        Ok(())
+    })
+    .iter()
+    .map(Result::is_ok)
+    .collect();
     for (i, ok) in (0..WRITES).zip(&answers) {
         assert_eq!(*ok, company_fate(i).0 != "refused", "write {i}");
     }
@@ -274,32 +256,20 @@ fn search_entries_follow_every_write_of_a_group() {
     assert_eq!(indexed(&db), expected);
 
     // A later group renames and deletes what earlier groups indexed.
-    runtime.block_on(async {
-        let tasks: Vec<_> = (0..WRITES)
-            .filter(|i| company_fate(*i).0 == "kept")
-            .map(|i| {
-                let db = db.clone();
-                tokio::spawn(async move {
-                    db.write(move |tx| {
-                        if i % 2 == 0 {
-                            tx.execute("DELETE FROM companies WHERE id = ?1", [format!("c{i}")])?;
-                        } else {
-                            tx.execute(
-                                "UPDATE companies SET name = 'Later Inc' WHERE id = ?1",
-                                [format!("c{i}")],
-                            )?;
-                        }
-                        Ok(())
-                    })
-                    .await
-                    .unwrap()
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap();
+    let kept = (0..WRITES).filter(|i| company_fate(*i).0 == "kept");
+    for answer in write_concurrently(&db, kept, |tx, i| {
+        if i % 2 == 0 {
+            tx.execute("DELETE FROM companies WHERE id = ?1", [format!("c{i}")])?;
+        } else {
+            tx.execute(
+                "UPDATE companies SET name = 'Later Inc' WHERE id = ?1",
+                [format!("c{i}")],
+            )?;
         }
-    });
+        Ok(())
+    }) {
+        answer.unwrap();
+    }
     let expected: BTreeSet<(String, String)> = (0..WRITES)
         .filter_map(|i| match company_fate(i) {
             ("kept", _) if i % 2 == 0 => None,
@@ -325,12 +295,8 @@ fn search_entries_follow_every_write_of_a_group() {
         later,
         expected.iter().filter(|(_, t)| t == "Later Inc").count() as i64
     );
-    db.write_blocking(|tx| {
-        tx.execute(
-            "INSERT INTO search_index (search_index) VALUES ('integrity-check')",
-            [],
-        )?;
-        Ok(())
-    })
-    .unwrap();
+    execute(
+        &db,
+        "INSERT INTO search_index (search_index) VALUES ('integrity-check')",
+    );
 }

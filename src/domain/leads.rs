@@ -412,6 +412,38 @@ pub struct LeadFields {
     pub owner_id: Option<String>,
 }
 
+impl LeadFields {
+    /// The stored columns `first_name` to `owner_id`, in `schema.sql`'s order: what an insert
+    /// and an update bind as `?3` to `?14`, after the lead's id and organization.
+    fn column_values(&self) -> [rusqlite::types::Value; 12] {
+        [
+            self.first_name.clone().into(),
+            self.last_name.clone().into(),
+            self.email.clone().into(),
+            self.phone.clone().into(),
+            self.title.clone().into(),
+            self.company_id.clone().into(),
+            self.company_name.clone().into(),
+            self.country.clone().into(),
+            self.status.as_str().to_string().into(),
+            self.source.clone().into(),
+            validate::tags_to_db(&self.tags).into(),
+            self.owner_id.clone().into(),
+        ]
+    }
+
+    /// `?1` the lead's id, `?2` its organization, `?3`-`?14` its columns, then `tail`.
+    fn params<'a>(
+        &self,
+        id: &str,
+        org_id: &str,
+        tail: impl IntoIterator<Item = rusqlite::types::Value> + 'a,
+    ) -> impl rusqlite::Params + 'a {
+        let head = [id.to_string().into(), org_id.to_string().into()];
+        rusqlite::params_from_iter(head.into_iter().chain(self.column_values()).chain(tail))
+    }
+}
+
 impl From<NewLead> for LeadFields {
     fn from(n: NewLead) -> Self {
         Self {
@@ -527,24 +559,7 @@ pub fn insert(
                             created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16)",
     )?
-    .execute(params![
-        id,
-        org_id,
-        f.first_name,
-        f.last_name,
-        f.email,
-        f.phone,
-        f.title,
-        f.company_id,
-        f.company_name,
-        f.country,
-        f.status.as_str(),
-        f.source,
-        validate::tags_to_db(&f.tags),
-        f.owner_id,
-        score,
-        now
-    ])?;
+    .execute(f.params(&id, org_id, [score.into(), now.into()]))?;
     let lead = get(tx, org_id, &id)?;
     // The score given up front is the one a refresh computes from the stored lead; every test
     // that creates a lead checks that.
@@ -585,24 +600,8 @@ pub fn store(
         "UPDATE leads SET first_name = ?3, last_name = ?4, email = ?5, phone = ?6, title = ?7,
                 company_id = ?8, company_name = ?9, country = ?10, status = ?11, source = ?12,
                 tags = ?13, owner_id = ?14, version = version + 1, updated_at = ?15
-         WHERE org_id = ?1 AND id = ?2",
-        params![
-            org_id,
-            before.id,
-            f.first_name,
-            f.last_name,
-            f.email,
-            f.phone,
-            f.title,
-            f.company_id,
-            f.company_name,
-            f.country,
-            f.status.as_str(),
-            f.source,
-            validate::tags_to_db(&f.tags),
-            f.owner_id,
-            now
-        ],
+         WHERE id = ?1 AND org_id = ?2",
+        f.params(&before.id, org_id, [now.into()]),
     )?;
     super::lead_scoring::refresh(tx, org_id, &before.id, now)?;
     let after = get(tx, org_id, &before.id)?;
