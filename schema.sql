@@ -643,7 +643,7 @@ INSERT INTO commit_seq (id, n) VALUES (1, 0);
 -- CPU while creating leads). The queue is an ordinary table, so a write that is rolled back takes
 -- its entries with it. An entry is the search_index rowid (the source row's rowid * 4 + kind
 -- code, as before) with its new content, or with a NULL object_id when the source row is gone;
--- the last change of a row in the transaction is the one that counts (each trigger deletes the
+-- the last change of a row in the transaction is the one that counts (`search_put` deletes the
 -- row's entry and inserts its own; no conflict clause, which an outer statement's would override).
 CREATE TABLE search_queue (
     entry     INTEGER PRIMARY KEY,
@@ -667,68 +667,70 @@ DROP TRIGGER notes_search_insert;
 DROP TRIGGER notes_search_update;
 DROP TRIGGER notes_search_delete;
 
+-- What each kind of row puts in the index, said once. `source` is the row's rowid and `code`
+-- its kind's code, so a row's entry is source * 4 + code.
+CREATE VIEW search_entries AS
+    SELECT rowid AS source, 0 AS code,
+           trim(coalesce(first_name, '') || ' ' || coalesce(last_name, '')) AS title,
+           concat_ws(' ', email, company_name, title, phone) AS body,
+           org_id, 'lead' AS kind, id AS object_id
+    FROM leads
+    UNION ALL
+    SELECT rowid, 1, name, concat_ws(' ', domain, industry, country), org_id, 'company', id
+    FROM companies
+    UNION ALL
+    SELECT rowid, 2, title, '', org_id, 'deal', id FROM deals
+    UNION ALL
+    SELECT rowid, 3, '', content, org_id, 'note', id FROM notes;
+
+-- Inserting an entry number here queues that row's entry as the row now stands, or its
+-- removal when the row is gone (every column NULL but the entry). The lookup reaches each
+-- table by rowid (SQLite pushes the condition into the branches of the view).
+CREATE VIEW search_put (entry) AS SELECT entry FROM search_queue WHERE 0;
+CREATE TRIGGER search_put_entry INSTEAD OF INSERT ON search_put BEGIN
+    DELETE FROM search_queue WHERE entry = new.entry;
+    INSERT INTO search_queue (entry) VALUES (new.entry);
+    UPDATE search_queue SET (title, body, org_id, kind, object_id) = (
+        SELECT title, body, org_id, kind, object_id FROM search_entries
+        WHERE source = new.entry / 4 AND code = new.entry % 4)
+    WHERE entry = new.entry;
+END;
+
 CREATE TRIGGER leads_search_insert AFTER INSERT ON leads BEGIN
-    DELETE FROM search_queue WHERE entry = new.rowid * 4 + 0;
-    INSERT INTO search_queue VALUES (new.rowid * 4 + 0,
-        trim(coalesce(new.first_name, '') || ' ' || coalesce(new.last_name, '')),
-        concat_ws(' ', new.email, new.company_name, new.title, new.phone),
-        new.org_id, 'lead', new.id);
+    INSERT INTO search_put VALUES (new.rowid * 4 + 0);
 END;
 CREATE TRIGGER leads_search_update
 AFTER UPDATE OF first_name, last_name, email, company_name, title, phone ON leads BEGIN
-    DELETE FROM search_queue WHERE entry = new.rowid * 4 + 0;
-    INSERT INTO search_queue VALUES (new.rowid * 4 + 0,
-        trim(coalesce(new.first_name, '') || ' ' || coalesce(new.last_name, '')),
-        concat_ws(' ', new.email, new.company_name, new.title, new.phone),
-        new.org_id, 'lead', new.id);
+    INSERT INTO search_put VALUES (new.rowid * 4 + 0);
 END;
 CREATE TRIGGER leads_search_delete AFTER DELETE ON leads BEGIN
-    DELETE FROM search_queue WHERE entry = old.rowid * 4 + 0;
-    INSERT INTO search_queue (entry) VALUES (old.rowid * 4 + 0);
+    INSERT INTO search_put VALUES (old.rowid * 4 + 0);
 END;
-
 CREATE TRIGGER companies_search_insert AFTER INSERT ON companies BEGIN
-    DELETE FROM search_queue WHERE entry = new.rowid * 4 + 1;
-    INSERT INTO search_queue VALUES (new.rowid * 4 + 1,
-        new.name, concat_ws(' ', new.domain, new.industry, new.country), new.org_id, 'company', new.id);
+    INSERT INTO search_put VALUES (new.rowid * 4 + 1);
 END;
 CREATE TRIGGER companies_search_update
 AFTER UPDATE OF name, domain, industry, country ON companies BEGIN
-    DELETE FROM search_queue WHERE entry = new.rowid * 4 + 1;
-    INSERT INTO search_queue VALUES (new.rowid * 4 + 1,
-        new.name, concat_ws(' ', new.domain, new.industry, new.country), new.org_id, 'company', new.id);
+    INSERT INTO search_put VALUES (new.rowid * 4 + 1);
 END;
 CREATE TRIGGER companies_search_delete AFTER DELETE ON companies BEGIN
-    DELETE FROM search_queue WHERE entry = old.rowid * 4 + 1;
-    INSERT INTO search_queue (entry) VALUES (old.rowid * 4 + 1);
+    INSERT INTO search_put VALUES (old.rowid * 4 + 1);
 END;
-
 CREATE TRIGGER deals_search_insert AFTER INSERT ON deals BEGIN
-    DELETE FROM search_queue WHERE entry = new.rowid * 4 + 2;
-    INSERT INTO search_queue VALUES (new.rowid * 4 + 2,
-        new.title, '', new.org_id, 'deal', new.id);
+    INSERT INTO search_put VALUES (new.rowid * 4 + 2);
 END;
 CREATE TRIGGER deals_search_update AFTER UPDATE OF title ON deals BEGIN
-    DELETE FROM search_queue WHERE entry = new.rowid * 4 + 2;
-    INSERT INTO search_queue VALUES (new.rowid * 4 + 2,
-        new.title, '', new.org_id, 'deal', new.id);
+    INSERT INTO search_put VALUES (new.rowid * 4 + 2);
 END;
 CREATE TRIGGER deals_search_delete AFTER DELETE ON deals BEGIN
-    DELETE FROM search_queue WHERE entry = old.rowid * 4 + 2;
-    INSERT INTO search_queue (entry) VALUES (old.rowid * 4 + 2);
+    INSERT INTO search_put VALUES (old.rowid * 4 + 2);
 END;
-
 CREATE TRIGGER notes_search_insert AFTER INSERT ON notes BEGIN
-    DELETE FROM search_queue WHERE entry = new.rowid * 4 + 3;
-    INSERT INTO search_queue VALUES (new.rowid * 4 + 3,
-        '', new.content, new.org_id, 'note', new.id);
+    INSERT INTO search_put VALUES (new.rowid * 4 + 3);
 END;
 CREATE TRIGGER notes_search_update AFTER UPDATE OF content ON notes BEGIN
-    DELETE FROM search_queue WHERE entry = new.rowid * 4 + 3;
-    INSERT INTO search_queue VALUES (new.rowid * 4 + 3,
-        '', new.content, new.org_id, 'note', new.id);
+    INSERT INTO search_put VALUES (new.rowid * 4 + 3);
 END;
 CREATE TRIGGER notes_search_delete AFTER DELETE ON notes BEGIN
-    DELETE FROM search_queue WHERE entry = old.rowid * 4 + 3;
-    INSERT INTO search_queue (entry) VALUES (old.rowid * 4 + 3);
+    INSERT INTO search_put VALUES (old.rowid * 4 + 3);
 END;
