@@ -53,6 +53,8 @@ pub struct AppState {
     pub config: ServeConfig,
     /// Per-caller rate limits.
     pub limiter: api::ratelimit::RateLimiter,
+    /// Principals recently resolved from bearer tokens.
+    pub credentials: api::credentials::Credentials,
     /// This process's id, to tell its in-flight idempotent requests from a crashed one's.
     pub instance_id: String,
     /// Fires when the server starts shutting down; long-lived streams end on it.
@@ -72,6 +74,7 @@ impl AppState {
             db,
             clock,
             limiter: api::ratelimit::RateLimiter::new(config.rate_limit.0),
+            credentials: Default::default(),
             instance_id: ids::new_id("inst"),
             shutdown: Shutdown::new(),
             bus: events_bus::EventBus::new(),

@@ -129,7 +129,7 @@ enum KeysAction {
         #[arg(long)]
         org: Option<String>,
     },
-    /// Revoke a key by id.
+    /// Revoke a key by id (a server running on the same file refuses it within a second).
     Revoke {
         #[command(flatten)]
         db: DbArg,

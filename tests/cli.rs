@@ -223,6 +223,40 @@ fn keys_and_orgs_commands() {
 }
 
 #[test]
+fn a_key_revoked_by_the_cli_stops_working_on_the_running_server() {
+    let dir = TempDir::new();
+    let db = dir.path().join("x.sqlite");
+    let mut s = serve(&db, &[]);
+    let admin = key_in(&s.stderr).unwrap();
+    let db = db.to_str().unwrap();
+    let (ok, out, err) = run(&["keys", "create", "--db", db, "--name", "agent"]);
+    assert!(ok, "{err}");
+    let key = out.trim().to_string();
+    let id = err
+        .split_whitespace()
+        .find(|w| w.starts_with("key_"))
+        .unwrap()
+        .to_string();
+    // Used, so the server has resolved it (and remembers it for a moment).
+    for _ in 0..3 {
+        assert_eq!(get(&s.addr, "/api/v1/me", &key).0, 200);
+    }
+
+    let (ok, out, _) = run(&["keys", "revoke", "--db", db, &id]);
+    assert!(ok && out.contains("Revoked"), "{out}");
+    // The server learns of another process's write within a second; the deadline is generous
+    // for a loaded machine, and a key that kept working would run into it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(&s.addr, "/api/v1/me", &key).0 != 401 {
+        assert!(Instant::now() < deadline, "the revoked key still works");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(get(&s.addr, "/api/v1/me", &admin).0, 200);
+    sigterm(&s.child);
+    wait_exit(&mut s.child, Duration::from_secs(20));
+}
+
+#[test]
 fn the_openapi_command_prints_the_document() {
     let (ok, out, _) = run(&["openapi"]);
     assert!(ok);

@@ -203,8 +203,10 @@ impl<E: Endpoint> GateEndpoint<E> {
         resp
     }
 
-    /// Resolves the bearer token, if any. `Ok(None)` is "no valid credential": the operation's
-    /// security scheme then answers 401 (public operations don't care).
+    /// Resolves the bearer token, if any, from the credentials recently resolved when nothing
+    /// can have changed it since (see [`super::credentials`]), else from the database.
+    /// `Ok(None)` is "no valid credential": the operation's security scheme then answers 401
+    /// (public operations don't care).
     async fn authenticate(&self, req: &Request) -> DomainResult<Option<Principal>> {
         let Some(raw) = req.headers().get(header::AUTHORIZATION) else {
             return Ok(None);
@@ -223,12 +225,23 @@ impl<E: Endpoint> GateEndpoint<E> {
         {
             return Ok(None);
         }
+        let state = &self.state;
+        let hash = secrets::token_hash(token);
+        // Taken before the read, so a commit that lands during it makes the entry stale.
+        let commit = state.db.commit_count();
+        let now = state.clock.now_ms();
+        if let Some(p) = state.credentials.get(&hash, commit, now) {
+            return Ok(Some(p));
+        }
         let token = token.to_string();
-        let now = self.state.clock.now_ms();
-        self.state
+        let principal = state
             .db
             .read_point(move |conn| auth::authenticate(conn, &token, now))
-            .await
+            .await?;
+        if let Some(p) = &principal {
+            state.credentials.remember(hash, p, commit, now);
+        }
+        Ok(principal)
     }
 
     /// Marks an API key used, at most once a minute, without holding up the request.

@@ -5,6 +5,7 @@
 
 pub mod allow;
 pub mod body;
+pub mod credentials;
 pub mod document;
 pub mod envelope;
 pub mod error;

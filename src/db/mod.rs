@@ -262,6 +262,12 @@ impl Db {
         self.commits.subscribe()
     }
 
+    /// How many write transactions this process has committed. It moves before the writes of a
+    /// commit are answered, so whoever reads it after seeing a write answered sees it moved.
+    pub fn commit_count(&self) -> u64 {
+        *self.commits.borrow()
+    }
+
     /// The database file's path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -534,15 +540,15 @@ fn writer_loop(
             let _ = conn.execute_batch("ROLLBACK");
         }
         drop(conn);
-        let committed = outcome.is_ok();
+        if outcome.is_ok() {
+            unsettled = true;
+            // Counted before anyone is answered (see `Db::commit_count`); also wakes whoever
+            // follows the event log (the SSE fan-out) without waiting on them.
+            commits.send_modify(|n| *n += 1);
+        }
         let why = outcome.map_err(|e| format!("the write was not committed: {e}"));
         for job in group {
             job.finish(why.as_ref().map(|_| ()).map_err(String::as_str));
-        }
-        if committed {
-            unsettled = true;
-            // Wake whoever follows the event log (the SSE fan-out) without waiting on them.
-            commits.send_modify(|n| *n += 1);
         }
     }
 }

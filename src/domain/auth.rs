@@ -215,6 +215,8 @@ pub struct Principal {
     pub scopes: Scopes,
     /// When the key was last marked used (keys only), to write that at most once a minute.
     pub last_used_at: Option<Millis>,
+    /// When the credential stops working by itself (never, for a key made without a lifetime).
+    pub expires_at: Option<Millis>,
 }
 
 impl Principal {
@@ -292,6 +294,7 @@ pub fn authenticate(
             kind: CredentialKind::ApiKey,
             scopes: Scopes::from_db(&scopes).intersect(role.scopes()),
             last_used_at: last_used,
+            expires_at: expires,
         }));
     }
     if secrets::is_token_shaped(token, SESSION_PREFIX) {
@@ -331,6 +334,7 @@ pub fn authenticate(
             kind: CredentialKind::Session,
             scopes: role.scopes(),
             last_used_at: None,
+            expires_at: Some(expires),
         }));
     }
     Ok(None)
