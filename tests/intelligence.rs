@@ -631,3 +631,66 @@ fn every_view_scores_every_deal_alike() {
 fn id_of(v: &Value, field: &str) -> String {
     v[field].as_str().unwrap().to_string()
 }
+
+#[test]
+fn at_risk_orders_ties_by_time_in_stage_then_id_and_pages_without_gaps() {
+    let s = TestServer::start();
+    let k = s.admin_key.clone();
+    // Three batches a few days apart: within a batch deals tie on score and time in stage.
+    for batch in 0..3 {
+        for n in 0..3 {
+            s.post(
+                "/deals",
+                &k,
+                json!({"title": format!("B{batch}-{n}"), "value": 1000 + 1000 * n}),
+            )
+            .data(201);
+        }
+        s.clock.advance(4 * DAY);
+    }
+    let ranked = s
+        .get("/deals/at-risk?min_score=0&per_page=100", &k)
+        .data(200);
+    let ranked: Vec<(i64, i64, String)> = ranked
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["risk_score"].as_i64().unwrap(),
+                d["days_in_stage"].as_i64().unwrap(),
+                id_of(d, "deal_id"),
+            )
+        })
+        .collect();
+    assert_eq!(ranked.len(), 9);
+    let mut expected = ranked.clone();
+    expected.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+    assert_eq!(
+        ranked, expected,
+        "riskiest first, then longest in stage, then by id"
+    );
+    assert!(
+        ranked.windows(2).any(|w| w[0].0 == w[1].0),
+        "the scenario has ties to break: {ranked:?}"
+    );
+
+    let mut paged = Vec::new();
+    for page in 1..=5 {
+        let got = s.get(
+            &format!("/deals/at-risk?min_score=0&per_page=2&page={page}"),
+            &k,
+        );
+        let body = got.json();
+        assert_eq!(body["meta"]["total"], 9);
+        paged.extend(
+            body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| id_of(d, "deal_id")),
+        );
+    }
+    let ids: Vec<String> = ranked.into_iter().map(|(_, _, id)| id).collect();
+    assert_eq!(paged, ids);
+}

@@ -192,6 +192,23 @@ enum Depth {
     Score,
 }
 
+/// The organization's stages by id, shared by every deal read, and what a deal in a stage that
+/// is not among them gets.
+fn stage_refs(
+    conn: &Connection,
+    org_id: &str,
+) -> DomainResult<(HashMap<String, StageRef>, StageRef)> {
+    let mut stmt =
+        conn.prepare_cached("SELECT id, name, rotting_days FROM stages WHERE org_id = ?1")?;
+    let rows = stmt.query_map(params![org_id], |r| {
+        let id: String = r.get(0)?;
+        let name: String = r.get(1)?;
+        Ok((id.clone(), (Arc::from(id), Arc::from(name), r.get(2)?)))
+    })?;
+    let stages = rows.collect::<rusqlite::Result<_>>()?;
+    Ok((stages, (Arc::from(""), Arc::from(""), None)))
+}
+
 fn gather_with(
     conn: &Connection,
     org_id: &str,
@@ -205,17 +222,7 @@ fn gather_with(
         (Scope::Ids(_), _) => average_open_value(conn, org_id)?,
         (Scope::AllOpen, _) => 0.0,
     };
-    let stages: HashMap<String, StageRef> = {
-        let mut stmt =
-            conn.prepare_cached("SELECT id, name, rotting_days FROM stages WHERE org_id = ?1")?;
-        let rows = stmt.query_map(params![org_id], |r| {
-            let id: String = r.get(0)?;
-            let name: String = r.get(1)?;
-            Ok((id.clone(), (Arc::from(id), Arc::from(name), r.get(2)?)))
-        })?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
-    let unknown_stage: StageRef = (Arc::from(""), Arc::from(""), None);
+    let (stages, unknown_stage) = stage_refs(conn, org_id)?;
     let (filter, ids): (String, Vec<rusqlite::types::Value>) = match &scope {
         Scope::Ids(ids) => (
             format!("IN ({})", vec!["?"; ids.len().max(1)].join(", ")),
@@ -438,24 +445,37 @@ pub fn at_risk(
     paging: Paging,
     now: Millis,
 ) -> DomainResult<ListPage<DealIntelligence>> {
-    let gathered = gather_with(conn, org_id, Scope::AllOpen, now, Depth::Score)?;
-    let Some(average) = gathered.first().map(|d| d.facts.average_open_value) else {
-        return Ok(ListPage {
-            items: Vec::new(),
-            paging,
-            total: 0,
-        });
-    };
-    // Deals come ordered by id, so their position breaks ties as their id would.
-    let mut scored: Vec<(i64, Millis, usize)> = gathered
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (risk::score(&d.facts, now), d.facts.stage_entered_at, i))
-        .filter(|(score, _, _)| *score >= min_score)
-        .collect();
+    // Every open deal is scored as it is read and only those at risk enough are kept: a ranking
+    // holds no deal's facts, and names only the deals it keeps (storing every deal's facts and
+    // ids was a third of the ranking's time). The scores compare values against the average
+    // the deal triggers keep, which is what a scan would sum, in the same snapshot.
+    let average = average_open_value(conn, org_id)?;
+    let (stages, unknown_stage) = stage_refs(conn, org_id)?;
+    let mut scored: Vec<(i64, Millis, String)> = Vec::new();
+    {
+        let mut stmt = conn.prepare_cached(OPEN_DEAL_FACTS)?;
+        let mut rows = stmt.query(params![org_id])?;
+        while let Some(r) = rows.next()? {
+            let (_, stage_name, rotting_days) = stages
+                .get(r.get_ref(3)?.as_str()?)
+                .unwrap_or(&unknown_stage);
+            let facts = facts_from_row(
+                r,
+                0,
+                (stage_name.clone(), *rotting_days),
+                average,
+                now,
+                true,
+            )?;
+            let score = risk::score(&facts, now);
+            if score >= min_score {
+                scored.push((score, facts.stage_entered_at, r.get(0)?));
+            }
+        }
+    }
     let total = scored.len() as i64;
     // Only the requested page needs ordering: partition the rest away first.
-    let order = |a: &(i64, Millis, usize), b: &(i64, Millis, usize)| {
+    let order = |a: &(i64, Millis, String), b: &(i64, Millis, String)| {
         b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2))
     };
     let wanted = (paging.offset().saturating_add(paging.limit()) as usize).min(scored.len());
@@ -465,12 +485,11 @@ pub fn at_risk(
     }
     scored.sort_by(order);
     let ids: Vec<String> = scored
-        .iter()
+        .into_iter()
         .skip(paging.offset() as usize)
         .take(paging.limit() as usize)
-        .map(|(_, _, i)| gathered[*i].id.clone())
+        .map(|(_, _, id)| id)
         .collect();
-    drop(gathered);
     // The page is re-read in full (task ids and titles for the suggested actions), in the same
     // snapshot, then put back in ranked order.
     let mut page = gather_with(
