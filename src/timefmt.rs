@@ -86,6 +86,13 @@ pub fn date_to_ms(s: &str) -> Option<Millis> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub Millis);
 
+/// The same string as its OpenAPI `ToJSON`, for types serialized with serde directly.
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_ms(self.0))
+    }
+}
+
 mod openapi_impl {
     use std::borrow::Cow;
 

@@ -25,8 +25,9 @@ use crate::intelligence::risk::RiskLevel;
 use crate::timefmt::{self, Timestamp};
 
 /// Where a deal stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum DealStatus {
     /// In an open stage.
     Open,
@@ -56,8 +57,8 @@ impl DealStatus {
     }
 }
 
-/// A deal.
-#[derive(Debug, Clone, Object)]
+/// A deal. (Serialized with serde too, for the envelopes' direct path: the same JSON.)
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Deal {
     /// `deal_...`
     pub id: String,
@@ -111,9 +112,11 @@ pub struct Deal {
     /// Risk 0–100 right now (see `GET /deals/{id}/intelligence` for why). Computed on read,
     /// so it is absent from event payloads.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub risk_score: Option<i64>,
     /// The risk's level.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub risk_level: Option<RiskLevel>,
 }
 

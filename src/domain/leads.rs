@@ -16,8 +16,9 @@ use crate::ids::{self, new_id};
 use crate::timefmt::Timestamp;
 
 /// Where a lead stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum LeadStatus {
     /// Not contacted yet.
     New,
@@ -56,8 +57,8 @@ impl LeadStatus {
     }
 }
 
-/// A lead.
-#[derive(Debug, Clone, Object)]
+/// A lead. (Serialized with serde too, for the envelopes' direct path: the same JSON.)
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Lead {
     /// `lead_...`
     pub id: String,

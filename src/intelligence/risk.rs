@@ -84,8 +84,9 @@ pub struct DealFacts {
 }
 
 /// How risky a deal is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum RiskLevel {
     /// Closed deals.
     None,
