@@ -447,7 +447,7 @@ pub fn at_risk(
 ) -> DomainResult<ListPage<DealIntelligence>> {
     // Every open deal is scored as it is read and only those at risk enough are kept: a ranking
     // holds no deal's facts, and names only the deals it keeps (storing every deal's facts and
-    // ids was a third of the ranking's time). The scores compare values against the average
+    // ids was a sixth of the ranking's time). The scores compare values against the average
     // the deal triggers keep, which is what a scan would sum, in the same snapshot.
     let average = average_open_value(conn, org_id)?;
     let (stages, unknown_stage) = stage_refs(conn, org_id)?;
