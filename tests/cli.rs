@@ -148,6 +148,16 @@ fn a_database_from_a_newer_clozup_is_refused() {
     );
 }
 
+/// The secret (stdout) and id (in the stderr note) printed by a successful `keys create`.
+fn created_key(ok: bool, out: &str, err: &str) -> (String, String) {
+    assert!(ok, "{err}");
+    let id = err
+        .split_whitespace()
+        .find(|w| w.starts_with("key_"))
+        .unwrap();
+    (out.trim().to_string(), id.to_string())
+}
+
 fn run(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(BIN).args(args).output().unwrap();
     (
@@ -182,13 +192,7 @@ fn keys_and_orgs_commands() {
         "--expires-in",
         "90d",
     ]);
-    assert!(ok, "{err}");
-    let read_key = out.trim().to_string();
-    let id = err
-        .split_whitespace()
-        .find(|w| w.starts_with("key_"))
-        .unwrap()
-        .to_string();
+    let (read_key, id) = created_key(ok, &out, &err);
 
     let (ok, out, _) = run(&["keys", "list", "--db", db]);
     assert!(ok);
@@ -230,13 +234,7 @@ fn a_key_revoked_by_the_cli_stops_working_on_the_running_server() {
     let admin = key_in(&s.stderr).unwrap();
     let db = db.to_str().unwrap();
     let (ok, out, err) = run(&["keys", "create", "--db", db, "--name", "agent"]);
-    assert!(ok, "{err}");
-    let key = out.trim().to_string();
-    let id = err
-        .split_whitespace()
-        .find(|w| w.starts_with("key_"))
-        .unwrap()
-        .to_string();
+    let (key, id) = created_key(ok, &out, &err);
     // Used, so the server has resolved it (and remembers it for a moment).
     for _ in 0..3 {
         assert_eq!(get(&s.addr, "/api/v1/me", &key).0, 200);
