@@ -479,7 +479,7 @@ fn lower_this_threads_priority() {
 /// to any thread waiting for it, then goes on. A lower nice value alone does not keep short
 /// requests quick. The scheduler takes the CPU back from a running thread only at its next tick
 /// (4 ms at the usual 250 Hz). So each time a ranking got the core, every get by id in flight
-/// waited up to a tick for it: W1's p99 went from 2.4 ms to 5.4-6.8 ms while W6 ran. A yield
+/// waited up to a tick for it: W1's p99 went from 2.4-3.5 ms alone to 5.4-6.8 ms beside W6. A yield
 /// with no one waiting costs one system call.
 fn yield_each_turn() -> impl FnMut() -> bool + Send + 'static {
     let mut turn_started = Instant::now();
