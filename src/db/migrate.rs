@@ -141,6 +141,21 @@ mod tests {
         assert_eq!(v, LATEST_VERSION);
     }
 
+    #[test]
+    fn the_search_index_merges_at_16_segments_a_level() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        let setting = |name: &str| -> i64 {
+            conn.query_row(
+                "SELECT v FROM search_index_config WHERE k = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!((setting("automerge"), setting("crisismerge")), (16, 64));
+    }
+
     /// An in-memory database migrated up to step `last` only, to fill before the later steps.
     fn database_at_step(last: i64) -> Connection {
         let conn = Connection::open_in_memory().unwrap();
