@@ -370,7 +370,7 @@ def phase_clozup(raw, binary, programs, _pb):
     clozup = Server("Clozup", [binary, "serve", "--db", DATA / "crm.sqlite",
                                "--bind", f"127.0.0.1:{port}", "--rate-limit", "off", "--log", "warn",
                                "--sse-max", "100000", "--sse-per-credential", "100000",
-                               "--webhook-allow-cidr", "127.0.0.0/8", "--webhook-poll", "5ms"],
+                               "--webhook-allow-cidr", "127.0.0.0/8"],
                     f"{base}/health")
     raw["servers"]["Clozup"] = {"ready_ms": clozup.ready_ms, "idle_kib": clozup.idle_kib}
     log(f"Clozup ready in {clozup.ready_ms:.0f} ms, {clozup.idle_kib / 1024:.1f} MiB idle")

@@ -103,8 +103,6 @@ fn start_server() -> (std::process::Child, std::path::PathBuf, String, String) {
             "100000",
             "--webhook-allow-cidr",
             "127.0.0.0/8",
-            "--webhook-poll",
-            "5ms",
         ])
         .arg("--db")
         .arg(dir.join("bench.sqlite"))

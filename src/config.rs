@@ -73,8 +73,9 @@ pub struct ServeConfig {
     #[arg(long, env = "CLOZUP_BACKUP_DIR")]
     pub backup_dir: Option<PathBuf>,
 
-    /// How often the sender looks for queued messages when idle.
-    #[arg(long, env = "CLOZUP_EMAIL_POLL", default_value = "500ms", value_parser = parse_duration)]
+    /// How often the idle sender looks for retries coming due. A newly queued message wakes it
+    /// at once.
+    #[arg(long, env = "CLOZUP_EMAIL_POLL", default_value = "1s", value_parser = parse_duration)]
     pub email_poll: Duration,
 
     /// Rate limit per credential (per client IP before authentication): BURST/PERIOD,
@@ -168,8 +169,9 @@ pub struct ServeConfig {
     #[arg(long, env = "CLOZUP_WEBHOOK_WORKERS", default_value_t = 8)]
     pub webhook_workers: usize,
 
-    /// How often an idle webhook worker looks for due deliveries.
-    #[arg(long, env = "CLOZUP_WEBHOOK_POLL", default_value = "200ms", value_parser = parse_duration)]
+    /// How often an idle webhook worker looks for retries coming due. A new delivery wakes the
+    /// workers at once.
+    #[arg(long, env = "CLOZUP_WEBHOOK_POLL", default_value = "1s", value_parser = parse_duration)]
     pub webhook_poll: Duration,
 
     /// On first run, also write the new admin API key to this file (mode 0600).
@@ -204,7 +206,7 @@ impl ServeConfig {
                 .iter()
                 .map(|d| parse_duration(d).expect("valid default schedule"))
                 .collect(),
-            email_poll: Duration::from_millis(500),
+            email_poll: Duration::from_secs(1),
             backup_dir: None,
             demo: false,
             rate_limit: parse_rate_limit("30/500ms").expect("valid default limit"),
@@ -230,7 +232,7 @@ impl ServeConfig {
                 .collect(),
             webhook_timeout: Duration::from_secs(15),
             webhook_workers: 8,
-            webhook_poll: Duration::from_millis(200),
+            webhook_poll: Duration::from_secs(1),
             admin_key_file: None,
             org_name: "My Organization".into(),
             owner_email: "owner@example.com".into(),

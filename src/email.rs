@@ -158,15 +158,21 @@ pub fn spawn(state: Arc<AppState>, transport: Transport) {
                 return;
             }
             let now = state.clock.now_ms();
-            let jobs = match state.db.write_blocking(|tx| email::claim(tx, BATCH, now)) {
-                Ok(j) => j,
-                Err(e) => {
+            let seen = state.db.work_queued();
+            let jobs = state
+                .db
+                .read_blocking(|c| email::any_due(c, now))
+                .and_then(|due| match due {
+                    true => state.db.write_blocking(|tx| email::claim(tx, BATCH, now)),
+                    false => Ok(Vec::new()),
+                })
+                .unwrap_or_else(|e| {
                     tracing::warn!("email sender could not claim messages: {e}");
                     Vec::new()
-                }
-            };
+                });
             if jobs.is_empty() {
-                std::thread::sleep(state.config.email_poll);
+                // Idle: until a commit queues a message, or the poll (retries coming due).
+                state.db.wait_for_work(seen, state.config.email_poll);
                 continue;
             }
             for job in jobs {

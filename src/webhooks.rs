@@ -514,6 +514,7 @@ fn start(state: Arc<AppState>, threads: usize) {
                 return;
             }
             let now = state.clock.now_ms();
+            let seen = state.db.work_queued();
             let jobs = match claim(&state, BATCH, now) {
                 Ok(j) => j,
                 Err(e) => {
@@ -522,8 +523,8 @@ fn start(state: Arc<AppState>, threads: usize) {
                 }
             };
             if jobs.is_empty() {
-                // Idle: look again after a short pause (new deliveries, retries coming due).
-                std::thread::sleep(state.config.webhook_poll);
+                // Idle: until a commit queues a delivery, or the poll (retries coming due).
+                state.db.wait_for_work(seen, state.config.webhook_poll);
                 continue;
             }
             let results: Vec<_> = jobs

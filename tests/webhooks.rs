@@ -67,6 +67,28 @@ fn wait_delivery(s: &TestServer, webhook: &str, status: &str) -> Value {
     }
 }
 
+/// The workers wait on the commits that queue deliveries, not on their poll: with a poll of an
+/// hour, a delivery still goes out at once.
+#[test]
+fn a_delivery_goes_out_without_waiting_for_the_poll() {
+    let s = TestServer::start_with(|c| {
+        c.webhook_poll = Duration::from_secs(3600);
+        c.webhook_allow_cidr = vec!["127.0.0.0/8".parse().unwrap()];
+    });
+    let rx = Receiver::start(vec![200]);
+    s.post(
+        "/webhooks",
+        &s.admin_key,
+        json!({"url": rx.url, "event_types": ["deal.created"]}),
+    )
+    .data(201);
+    s.post("/deals", &s.admin_key, json!({"title": "At once"}))
+        .data(201);
+    let got: Value = serde_json::from_str(&rx.wait().body).unwrap();
+    assert_eq!(got["type"], "deal.created");
+    assert_eq!(got["data"]["object"]["title"], "At once");
+}
+
 #[test]
 fn signed_deliveries_follow_the_filters() {
     let s = fast_retries(true);

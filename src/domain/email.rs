@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::db::Tx;
+use crate::db::{CachedRow, Tx};
 use poem_openapi::{Enum, Object};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -482,6 +482,7 @@ fn queue(
             now
         ],
     )?;
+    tx.queue_work();
     let email = get_by_id(tx, &p.org_id, &id)?;
     events::append(
         tx,
@@ -735,6 +736,16 @@ pub fn requeue_interrupted(tx: &Tx<'_>) -> DomainResult<usize> {
     Ok(tx.execute(
         "UPDATE emails SET status = 'queued' WHERE status = 'sending'",
         [],
+    )?)
+}
+
+/// Whether any message is due to be sent: a read, so that an idle sender never takes the write
+/// lock (it used to commit an empty transaction, with its sync, twice a second).
+pub fn any_due(conn: &Connection, now: Millis) -> DomainResult<bool> {
+    Ok(conn.cached_row(
+        "SELECT EXISTS (SELECT 1 FROM emails WHERE status = 'queued' AND next_attempt_at <= ?1)",
+        params![now],
+        |r| r.get(0),
     )?)
 }
 

@@ -312,7 +312,7 @@ pub fn rotate_secret(
 }
 
 fn enqueue(
-    tx: &Connection,
+    tx: &Tx<'_>,
     org_id: &str,
     webhook_id: &str,
     event_id: &str,
@@ -327,6 +327,7 @@ fn enqueue(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7, ?7)",
     )?
     .execute(params![id, org_id, webhook_id, event_id, event_type, payload, now])?;
+    tx.queue_work();
     Ok(id)
 }
 
@@ -334,7 +335,7 @@ fn enqueue(
 /// called by `events::append` inside the event's own transaction. The event is only built (and
 /// serialized, once for all endpoints) when some endpoint wants it.
 pub fn enqueue_event(
-    tx: &Connection,
+    tx: &Tx<'_>,
     org_id: &str,
     event_type: &str,
     now: Millis,
@@ -474,5 +475,6 @@ pub fn redeliver(
         "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?2, updated_at = ?2 WHERE id = ?1",
         params![id, now],
     )?;
+    tx.queue_work();
     get_delivery(tx, org_id, webhook_id, id)
 }
