@@ -337,6 +337,18 @@ impl Db {
         read_on(&self.bulk_reads, f).await
     }
 
+    /// [`Db::read_bulk`] for callers on a blocking thread (the periodic sweep); never from an
+    /// async worker.
+    pub fn read_bulk_blocking<T, F>(&self, f: F) -> DomainResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> DomainResult<T> + Send + 'static,
+    {
+        send_read(&self.bulk_reads, f)?
+            .blocking_recv()
+            .unwrap_or_else(|_| Err(gone("read")))
+    }
+
     /// Runs `f`, a read of a few rows by key (a credential, a resource by id), right here on the
     /// calling async worker, on a connection kept for that; when they are all in use, it goes
     /// to a reader thread like [`Db::read`]. Such a read takes microseconds, less than handing
@@ -495,13 +507,26 @@ where
     T: Send + 'static,
     F: FnOnce(&Connection) -> DomainResult<T> + Send + 'static,
 {
+    let answer = send_read(queue, f)?;
+    answer.await.unwrap_or_else(|_| Err(gone("read")))
+}
+
+/// Queues `f` for a reader thread; its answer comes on the returned channel.
+fn send_read<T, F>(
+    queue: &mpsc::Sender<ReadJob>,
+    f: F,
+) -> DomainResult<tokio::sync::oneshot::Receiver<DomainResult<T>>>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> DomainResult<T> + Send + 'static,
+{
     let (reply, answer) = tokio::sync::oneshot::channel();
     let job: ReadJob = Box::new(move |conn| {
         // A panic drops `reply`, which the caller sees as an internal error.
         let _ = reply.send(in_snapshot(conn, f));
     });
     queue.send(job).map_err(|_| gone("read"))?;
-    answer.await.unwrap_or_else(|_| Err(gone("read")))
+    Ok(answer)
 }
 
 /// How much lower the bulk readers' CPU priority is (a nice value; raising it back would need
