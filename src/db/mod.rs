@@ -391,6 +391,34 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Tx<'_>) -> DomainResult<T> + Send + 'static,
     {
+        let answer = self.send_write(f)?;
+        answer.await.unwrap_or_else(|_| Err(gone("write")))
+    }
+
+    /// [`Db::write`] for a blocking thread whose writes must take their turn with the server's
+    /// (the periodic sweep), not jump the queue: [`Db::write_blocking`] takes the writer's lock,
+    /// and a thread that takes it again at once can hold the writer thread off for several
+    /// transactions in a row. Never from an async worker.
+    pub fn write_in_turn<T, F>(&self, f: F) -> DomainResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Tx<'_>) -> DomainResult<T> + Send + 'static,
+    {
+        let answer = self.send_write(f)?;
+        answer
+            .blocking_recv()
+            .unwrap_or_else(|_| Err(gone("write")))
+    }
+
+    /// Queues `f` for the writer thread; its answer comes on the returned channel.
+    fn send_write<T, F>(
+        &self,
+        f: F,
+    ) -> DomainResult<tokio::sync::oneshot::Receiver<DomainResult<T>>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Tx<'_>) -> DomainResult<T> + Send + 'static,
+    {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job = Pending {
             work: Some(f),
@@ -398,7 +426,7 @@ impl Db {
             reply,
         };
         self.writes.send(Box::new(job)).map_err(|_| gone("write"))?;
-        answer.await.unwrap_or_else(|_| Err(gone("write")))
+        Ok(answer)
     }
 
     /// [`Db::read`] for callers that are already on a blocking thread (the CLI, workers): on a
