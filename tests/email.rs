@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use clozup::config::ServeConfig;
 use common::smtp::{Mail, SmtpSink};
 use common::TestServer;
 use serde_json::{json, Value};
@@ -13,6 +14,11 @@ use serde_json::{json, Value};
 const INBOUND_TOKEN: &str = "inbound-test-secret";
 
 fn server(sink: &SmtpSink) -> TestServer {
+    server_with(sink, |_| {})
+}
+
+/// [`server`] with some settings changed.
+fn server_with(sink: &SmtpSink, adjust: impl FnOnce(&mut ServeConfig)) -> TestServer {
     let url = sink.url.clone();
     TestServer::start_with(move |c| {
         c.smtp_url = Some(url);
@@ -20,6 +26,7 @@ fn server(sink: &SmtpSink) -> TestServer {
         c.public_url = Some("http://crm.test".into());
         c.email_poll = Duration::from_millis(10);
         c.email_retry_schedule = vec![Duration::from_millis(20); 3];
+        adjust(c);
     })
 }
 
@@ -71,6 +78,12 @@ fn wait_status(s: &TestServer, deal: &str, email: &str, status: &str) -> Value {
         std::thread::sleep(Duration::from_millis(20));
         s.clock.advance(1000);
     }
+}
+
+/// Queues a message from the deal's inbox, as the admin: the queued email.
+fn send(s: &TestServer, deal: &str, message: Value) -> Value {
+    s.post(&format!("/deals/{deal}/emails/send"), &s.admin_key, message)
+        .data(202)
 }
 
 fn deal(s: &TestServer, title: &str) -> String {
@@ -301,19 +314,13 @@ fn send_reply_and_inbound_form_one_thread_on_the_deal() {
 #[test]
 fn a_queued_message_goes_out_without_waiting_for_the_poll() {
     let sink = SmtpSink::start();
-    let url = sink.url.clone();
-    let s = TestServer::start_with(move |c| {
-        c.smtp_url = Some(url);
-        c.email_poll = Duration::from_secs(3600);
-    });
+    let s = server_with(&sink, |c| c.email_poll = Duration::from_secs(3600));
     let d = deal(&s, "Bell");
-    let queued = s
-        .post(
-            &format!("/deals/{d}/emails/send"),
-            &s.admin_key,
-            json!({"to": ["buyer@example.com"], "subject": "At once", "text": "Hello."}),
-        )
-        .data(202);
+    let queued = send(
+        &s,
+        &d,
+        json!({"to": ["buyer@example.com"], "subject": "At once", "text": "Hello."}),
+    );
     assert_eq!(queued["status"], "queued");
     assert_eq!(sink.next().header("Subject").unwrap(), "At once");
 }
@@ -323,9 +330,7 @@ fn a_queued_message_goes_out_without_waiting_for_the_poll() {
 #[test]
 fn an_idle_server_commits_nothing() {
     let sink = SmtpSink::start();
-    let url = sink.url.clone();
-    let s = TestServer::start_with(move |c| {
-        c.smtp_url = Some(url);
+    let s = server_with(&sink, |c| {
         c.email_poll = Duration::from_millis(1);
         c.webhook_poll = Duration::from_millis(1);
     });
@@ -404,13 +409,11 @@ fn temporary_refusals_are_retried_and_permanent_ones_fail() {
     let k = s.admin_key.clone();
     let d = deal(&s, "Retry");
     sink.refuse(&["451 4.3.0 try again later", "421 4.7.0 busy"]);
-    let e = s
-        .post(
-            &format!("/deals/{d}/emails/send"),
-            &k,
-            json!({"to": ["a@example.com"], "subject": "Hi", "text": "Hello"}),
-        )
-        .data(202);
+    let e = send(
+        &s,
+        &d,
+        json!({"to": ["a@example.com"], "subject": "Hi", "text": "Hello"}),
+    );
     let id = e["id"].as_str().unwrap();
     // Retries come due on the server's clock: move it along while waiting.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -427,13 +430,11 @@ fn temporary_refusals_are_retried_and_permanent_ones_fail() {
     assert!(sink.nothing_within(Duration::from_millis(200)), "sent once");
 
     sink.refuse(&["550 5.1.1 no such user"]);
-    let e = s
-        .post(
-            &format!("/deals/{d}/emails/send"),
-            &k,
-            json!({"to": ["gone@example.com"], "subject": "Hi", "text": "Hello"}),
-        )
-        .data(202);
+    let e = send(
+        &s,
+        &d,
+        json!({"to": ["gone@example.com"], "subject": "Hi", "text": "Hello"}),
+    );
     let failed = wait_status(&s, &d, e["id"].as_str().unwrap(), "failed");
     assert_eq!(failed["attempts"], 1);
     assert!(failed["last_error"]
@@ -473,13 +474,11 @@ fn health_names_the_transport() {
     assert_eq!(h["email"]["inbound"], false);
     // With the log transport, a message is recorded as sent.
     let d = deal(&s, "Offline demo");
-    let e = s
-        .post(
-            &format!("/deals/{d}/emails/send"),
-            &s.admin_key,
-            json!({"to": ["a@example.com"], "subject": "Hi", "text": "Hello"}),
-        )
-        .data(202);
+    let e = send(
+        &s,
+        &d,
+        json!({"to": ["a@example.com"], "subject": "Hi", "text": "Hello"}),
+    );
     wait_status(&s, &d, e["id"].as_str().unwrap(), "sent");
     // And without an inbound token, inbound mail is refused.
     inbound(&s, b"From: a@b.test\r\nTo: x@y.test\r\n\r\nhi", "anything").error(401, "unauthorized");
