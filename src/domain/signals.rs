@@ -1,7 +1,7 @@
 //! Buying signals: stored, swept and resolved (the rules are in `crate::intelligence::signals`).
 
 use crate::db::CachedRow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::db::Tx;
 use poem_openapi::Object;
@@ -340,8 +340,7 @@ fn plan_sweep(conn: &Connection, org_id: &str, now: Millis) -> DomainResult<Swee
         })?;
         rows.collect::<rusqlite::Result<_>>()?
     };
-    let known: std::collections::HashMap<&str, &LiveSignal> =
-        live.iter().map(|l| (l.key.as_str(), l)).collect();
+    let known: HashMap<&str, &LiveSignal> = live.iter().map(|l| (l.key.as_str(), l)).collect();
     let mut live_keys: HashSet<String> = HashSet::new();
     for d in gather(conn, org_id, Scope::AllOpen, now)? {
         for cause in rules::deal_causes(
