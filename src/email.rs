@@ -162,9 +162,12 @@ pub fn spawn(state: Arc<AppState>, transport: Transport) {
             let jobs = state
                 .db
                 .read_blocking(|c| email::any_due(c, now))
-                .and_then(|due| match due {
-                    true => state.db.write_blocking(|tx| email::claim(tx, BATCH, now)),
-                    false => Ok(Vec::new()),
+                .and_then(|due| {
+                    if due {
+                        state.db.write_blocking(|tx| email::claim(tx, BATCH, now))
+                    } else {
+                        Ok(Vec::new())
+                    }
                 })
                 .unwrap_or_else(|e| {
                     tracing::warn!("email sender could not claim messages: {e}");
