@@ -746,3 +746,21 @@ END;
 -- as long as with the default (13 req/s on one connection for prefix searches either way).
 INSERT INTO search_index (search_index, rank) VALUES ('automerge', 16);
 INSERT INTO search_index (search_index, rank) VALUES ('crisismerge', 64);
+
+-- migration: 12
+-- Password resets (issue 18): an admin, signed in, issues a one-time token for a member who
+-- cannot sign in; the member trades it for a new password. Only the token's SHA-256 is kept;
+-- issuing one clears the member's password and ends their sessions, so the reset is the only
+-- way back in. `created_by` is the admin who issued it, for the record.
+CREATE TABLE password_resets (
+    id           TEXT PRIMARY KEY,
+    org_id       TEXT NOT NULL REFERENCES organizations(id),
+    user_id      TEXT NOT NULL REFERENCES users(id),
+    created_by   TEXT NOT NULL REFERENCES users(id),
+    hash         BLOB NOT NULL UNIQUE,
+    expires_at   INTEGER NOT NULL,
+    -- When it was used, or voided by a newer reset or a password set another way.
+    spent_at     INTEGER,
+    created_at   INTEGER NOT NULL
+) STRICT;
+CREATE INDEX password_resets_user ON password_resets (user_id);

@@ -20,7 +20,7 @@ use clozup::db::{Db, DbOptions};
 use clozup::domain::api_keys::{self, NewApiKey};
 use clozup::domain::auth::Scope;
 use clozup::domain::listing::Paging;
-use clozup::domain::{orgs, DomainError};
+use clozup::domain::{orgs, users, DomainError};
 use clozup::timefmt::format_ms;
 
 /// Clozup: a self-hostable, agent-native sales CRM server.
@@ -39,6 +39,11 @@ enum Command {
     Keys {
         #[command(subcommand)]
         action: KeysAction,
+    },
+    /// Manage users' passwords.
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
     },
     /// Manage organizations.
     Orgs {
@@ -139,6 +144,23 @@ enum KeysAction {
 }
 
 #[derive(Subcommand)]
+enum UsersAction {
+    /// Set a user's password, read from standard input (typed twice, unseen, at a terminal;
+    /// the first line when piped). Ends the user's sessions. This is how the owner of a new
+    /// organization first signs in: the API never lets an API key set a password.
+    SetPassword {
+        #[command(flatten)]
+        db: DbArg,
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+        /// The organization (default: the first one).
+        #[arg(long)]
+        org: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum OrgsAction {
     /// Create an organization with its owner and default pipeline; prints its first admin key.
     Create {
@@ -164,6 +186,7 @@ fn main() -> ExitCode {
         }
         Command::Keys { action } => keys(action),
         Command::Orgs { action } => orgs_cmd(action),
+        Command::Users { action } => users_cmd(action),
         Command::Seed(args) => seed_cmd(*args),
         Command::Backup { db, out } => clozup::db::backup(&db.db, &out).map(|bytes| {
             eprintln!("Wrote {} ({bytes} bytes, integrity ok).", out.display());
@@ -371,6 +394,90 @@ fn keys(action: KeysAction) -> Result<(), String> {
                 .map_err(|e: DomainError| e.to_string())?;
             println!("Revoked {} ({}).", key.id, key.name);
             Ok(())
+        }
+    }
+}
+
+fn users_cmd(action: UsersAction) -> Result<(), String> {
+    match action {
+        UsersAction::SetPassword { db, email, org } => {
+            let db = open(&db)?;
+            let org_id = org_or_first(&db, org)?;
+            let password = read_new_password()?;
+            let hashed = users::hash_password(&password).map_err(|e| e.to_string())?;
+            let now = now();
+            let user = db
+                .write_blocking(|tx| {
+                    users::set_password_by_operator(tx, &org_id, &email, hashed, now)
+                })
+                .map_err(|e| e.to_string())?;
+            eprintln!(
+                "Password set for {} ({}, {}); their other sessions ended. Sign in with \
+                 POST /api/v1/auth/login.",
+                user.email,
+                user.id,
+                user.role.as_str()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// A new password from standard input: at a terminal, asked twice with echo off; otherwise the
+/// first line.
+fn read_new_password() -> Result<String, String> {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    let read_line = || -> Result<String, String> {
+        let mut line = String::new();
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the password: {e}"))?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    };
+    if !stdin.is_terminal() {
+        return read_line();
+    }
+    let _echo_off = EchoOff::new();
+    eprint!("New password: ");
+    let first = read_line()?;
+    eprint!("\nAgain: ");
+    let second = read_line()?;
+    eprintln!();
+    if first != second {
+        return Err("the two passwords differ; nothing was changed".into());
+    }
+    Ok(first)
+}
+
+/// Turns the terminal's echo off on standard input until dropped, so a typed password is not
+/// shown (std has no way to; libc is already a dependency).
+struct EchoOff(Option<libc::termios>);
+
+impl EchoOff {
+    fn new() -> Self {
+        // SAFETY: tcgetattr/tcsetattr on fd 0 with a zeroed, then filled, termios.
+        unsafe {
+            let mut saved: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut saved) != 0 {
+                return Self(None);
+            }
+            let mut quiet = saved;
+            quiet.c_lflag &= !libc::ECHO;
+            libc::tcsetattr(0, libc::TCSANOW, &quiet);
+            Self(Some(saved))
+        }
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.0 {
+            // SAFETY: restores the attributes read in `new`.
+            unsafe {
+                libc::tcsetattr(0, libc::TCSANOW, saved);
+            }
         }
     }
 }

@@ -235,7 +235,12 @@ pub async fn serve(config: ServeConfig) -> Result<(), String> {
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         }
         eprintln!(
-            "\nA new organization was created. Its admin API key (shown once, store it now):\n\n    {key}\n"
+            "\nA new organization was created. Its admin API key (shown once, store it now):\n\n    {key}\n\n\
+             To sign in as its owner, {}, give them a password first:\n\n    \
+             clozup users set-password --db {} --email {}\n",
+            config.owner_email,
+            config.db.display(),
+            config.owner_email
         );
         if config.demo {
             let db = db.clone();

@@ -30,30 +30,8 @@ fn seed() -> Seeded {
         .as_str()
         .unwrap()
         .to_string();
-    let rep = s
-        .post(
-            "/users",
-            &k,
-            json!({"email": "rep@example.com", "name": "Rep", "password": "rep password long"}),
-        )
-        .data(201);
-    let rep_id = id(&rep);
-    let rep_key = s
-        .call(
-            "POST",
-            "/auth/login",
-            None,
-            Some(
-                json!({"email": "rep@example.com", "password": "rep password long"})
-                    .to_string()
-                    .as_bytes(),
-            ),
-            &[],
-        )
-        .data(200)["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let owner = s.owner_session();
+    let (rep_id, rep_key) = s.user_with_session(&owner, "rep@example.com", "member");
     let deal = |key: &str, title: &str, value: f64, extra: Value| {
         let mut body = json!({"title": title, "value": value});
         body.as_object_mut()

@@ -343,3 +343,59 @@ fn seed_is_deterministic_and_demo_serves_a_realistic_organization() {
     assert_eq!(total("/api/v1/leads?per_page=1"), 2000);
     assert!(total("/api/v1/deals/at-risk?per_page=1") > 0);
 }
+
+/// The owner of a new organization gets a password from the operator, piped in, and signs in
+/// with it; an unknown email changes nothing.
+#[test]
+fn the_operator_sets_the_owners_password_and_the_owner_signs_in() {
+    let dir = TempDir::new();
+    let db = dir.path().join("x.sqlite");
+    let set_password = |email: &str, input: &str| {
+        let mut child = Command::new(BIN)
+            .args(["users", "set-password", "--email", email, "--db"])
+            .arg(&db)
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let mut s = serve(&db, &[]);
+    assert!(
+        s.stderr.iter().any(|l| l.contains("users set-password")),
+        "first run says how the owner signs in: {:?}",
+        s.stderr
+    );
+    let (ok, err) = set_password("nobody@example.com", "a long passphrase\n");
+    assert!(!ok && err.contains("not found"), "{err}");
+    let (ok, err) = set_password("owner@example.com", "short\n");
+    assert!(!ok && err.contains("at least 12"), "{err}");
+    let (ok, err) = set_password("OWNER@example.com", "a long passphrase\n");
+    assert!(ok, "{err}");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let login = |password: &str| {
+        agent
+            .post(format!("http://{}/api/v1/auth/login", s.addr))
+            .send_json(serde_json::json!({"email": "owner@example.com", "password": password}))
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(login("a long passphrase"), 200);
+    assert_eq!(login("short"), 401);
+    sigterm(&s.child);
+    wait_exit(&mut s.child, Duration::from_secs(20));
+}

@@ -13,7 +13,7 @@ use super::error::ApiResult;
 use super::security::Caller;
 use super::ApiTags;
 use crate::domain::api_keys::{self, ApiKey, CreatedApiKey, NewApiKey};
-use crate::domain::auth::Scope;
+use crate::domain::auth::{CredentialKind, Scope};
 use crate::domain::listing::Paging;
 use crate::AppState;
 
@@ -60,7 +60,8 @@ impl ApiKeysApi {
     /// Create an API key
     ///
     /// Returns the secret in `key`, once: only its SHA-256 is kept. Scopes default to read and
-    /// write and can never exceed the creator's role. The key stops working when it expires, is
+    /// write and can never exceed the creator's role. A key made with an expiring key expires
+    /// no later than it (by default, with it). The key stops working when it expires, is
     /// revoked, or its creator is deactivated.
     #[oai(path = "/api-keys", method = "post", operation_id = "create_api_key")]
     async fn create(
@@ -71,9 +72,15 @@ impl ApiKeysApi {
     ) -> ApiResult<Created<CreatedApiKey>> {
         let p = caller.with(Scope::Admin)?.clone();
         let now = state.clock.now_ms();
+        let not_after = match p.kind {
+            CredentialKind::ApiKey => p.expires_at,
+            CredentialKind::Session => None,
+        };
         let created = state
             .db
-            .write(move |tx| api_keys::create(tx, &p.org_id, &p.user_id, p.scopes, body.0, now))
+            .write(move |tx| {
+                api_keys::create(tx, &p.org_id, &p.user_id, p.scopes, not_after, body.0, now)
+            })
             .await?;
         Ok(Created::versioned(created.api_key.version, created))
     }

@@ -15,7 +15,7 @@ use crate::db::run_blocking;
 use crate::domain::auth::{CredentialKind, Scope};
 use crate::domain::orgs::{self, Organization};
 use crate::domain::users::{self, User};
-use crate::domain::{sessions, DomainError};
+use crate::domain::{password_resets, sessions, DomainError};
 use crate::timefmt::Timestamp;
 use crate::AppState;
 
@@ -32,6 +32,18 @@ pub struct LoginRequest {
     /// Which organization, when the same email belongs to several.
     #[oai(nullable)]
     pub org_id: Option<String>,
+}
+
+/// A reset token and the new password it sets.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct PasswordResetRequest {
+    /// The `clzr_` token an admin issued with `POST /users/{id}/password-reset`.
+    #[oai(write_only, validator(max_length = 64))]
+    pub token: String,
+    /// The new password: at least 12 characters.
+    #[oai(write_only, validator(min_length = 12, max_length = 256))]
+    pub password: String,
 }
 
 /// A new session.
@@ -110,6 +122,36 @@ impl AuthApi {
                 let (token, expires) = sessions::open(tx, &user_id, &org_id, ttl, now)?;
                 Ok((token, expires, users::get(tx, &org_id, &user_id)?))
             })
+            .await?;
+        Ok(One::new(LoginResponse {
+            token,
+            expires_at: Timestamp(expires_at),
+            user,
+        }))
+    }
+
+    /// Set a new password with a reset token
+    ///
+    /// Trades the one-time token of `POST /users/{id}/password-reset` for a new password and
+    /// a session, as a login would give. The token works once, for 24 hours, and only while no
+    /// newer reset was issued; any other token gets the same 401 as a bad login.
+    #[oai(
+        path = "/auth/password-reset",
+        method = "post",
+        operation_id = "complete_password_reset"
+    )]
+    async fn password_reset(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: JsonBody<PasswordResetRequest>,
+    ) -> ApiResult<One<LoginResponse>> {
+        let PasswordResetRequest { token, password } = body.0;
+        let hashed = run_blocking(move || users::hash_password(&password)).await?;
+        let ttl = state.config.session_ttl.as_millis() as i64;
+        let now = state.clock.now_ms();
+        let (token, expires_at, user) = state
+            .db
+            .write(move |tx| password_resets::redeem(tx, &token, hashed, ttl, now))
             .await?;
         Ok(One::new(LoginResponse {
             token,

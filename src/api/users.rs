@@ -16,7 +16,8 @@ use super::ApiTags;
 use crate::db::run_blocking;
 use crate::domain::auth::Scope;
 use crate::domain::listing::Paging;
-use crate::domain::users::{self, NewUser, User, UserFilter, UserPatch};
+use crate::domain::password_resets::{self, IssuedReset};
+use crate::domain::users::{self, CurrentPassword, NewUser, User, UserFilter, UserPatch};
 use crate::AppState;
 
 /// Team management.
@@ -100,9 +101,13 @@ impl UsersApi {
 
     /// Update a user
     ///
-    /// With `admin`: any field of anyone (granting or removing `owner` takes an owner; the
-    /// organization always keeps one active owner). Otherwise a signed-in user may change their
-    /// own name, email and password. A new password ends the user's other sessions.
+    /// With `admin`: the name, role and activation of anyone (an owner's only by an owner;
+    /// granting or removing `owner` takes an owner; the organization always keeps one active
+    /// owner). A user signed in with a session may change their own name, and with
+    /// `current_password` their own email and password, which ends their other sessions.
+    /// Nobody else may change a user's email or password, whatever their scopes: an admin
+    /// issues a reset instead (`POST /users/{id}/password-reset`). API keys never change a
+    /// user's email or password.
     #[oai(path = "/users/:id", method = "patch", operation_id = "update_user")]
     async fn update(
         &self,
@@ -114,14 +119,59 @@ impl UsersApi {
     ) -> ApiResult<One<User>> {
         let p = caller.with(Scope::Read)?.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;
-        let password = body.0.password.clone();
+        // Hashed and checked only for the user themself, signed in: nobody else may change
+        // credentials, so anyone else's attempt costs no argon2 and learns nothing.
+        let in_person = users::in_person(&p, &id.0);
+        let password = body.0.password.clone().filter(|_| in_person);
         let hashed = run_blocking(move || users::hash_new_password(password.as_deref())).await?;
+        let proof = match body.0.current_password.clone() {
+            Some(typed) if in_person => {
+                let (org_id, user_id) = (p.org_id.clone(), id.0.clone());
+                let stored = state
+                    .db
+                    .read_point(move |c| users::password_hash(c, &org_id, &user_id))
+                    .await?;
+                run_blocking(move || Ok(users::prove_password(stored, Some(&typed)))).await?
+            }
+            Some(_) => CurrentPassword::Wrong,
+            None => CurrentPassword::Missing,
+        };
         let now = state.clock.now_ms();
         let user = state
             .db
-            .write(move |tx| users::update(tx, &p, &id.0, body.0, hashed, expected, now))
+            .write(move |tx| users::update(tx, &p, &id.0, body.0, hashed, proof, expected, now))
             .await?;
         Ok(One::versioned(user.version, user))
+    }
+
+    /// Issue a password reset
+    ///
+    /// For a member who forgot their password or never had one. Only an admin signed in with
+    /// a session may issue one (never an API key), never for themself, and for an owner only an
+    /// owner. It clears the user's password, ends all their sessions, voids any earlier reset
+    /// and records a `user.password_reset` event naming who issued it. The one-time `token`
+    /// (shown once, valid 24 hours) goes to the user, who sends it with a new password to
+    /// `POST /auth/password-reset`.
+    #[oai(
+        path = "/users/:id/password-reset",
+        method = "post",
+        operation_id = "reset_user_password"
+    )]
+    async fn reset_password(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        id: Path<String>,
+        #[oai(name = "If-Match")] if_match: Header<Option<Shaped<IfMatch>>>,
+    ) -> ApiResult<Created<IssuedReset>> {
+        let p = caller.with(Scope::Admin)?.clone();
+        let expected = headers::if_match(if_match.0.as_deref())?;
+        let now = state.clock.now_ms();
+        let issued = state
+            .db
+            .write(move |tx| password_resets::issue(tx, &p, &id.0, expected, now))
+            .await?;
+        Ok(Created::new(issued))
     }
 
     /// Deactivate a user

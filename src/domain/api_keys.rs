@@ -181,11 +181,16 @@ pub fn list(
 }
 
 /// Creates a key for `org_id` made by user `created_by`; `creator_scopes` caps what it may get.
+///
+/// `not_after` is when the creating credential itself expires, when it is an API key: a key
+/// never outlives the key that made it (without `expires_in_seconds` it expires with it), so
+/// a short-lived key cannot mint itself a permanent one.
 pub fn create(
     tx: &Tx<'_>,
     org_id: &str,
     created_by: &str,
     creator_scopes: Scopes,
+    not_after: Option<Millis>,
     input: NewApiKey,
     now: Millis,
 ) -> DomainResult<CreatedApiKey> {
@@ -203,8 +208,20 @@ pub fn create(
             format!("`{}` is more than the creator may grant", s.as_str()),
         );
     }
+    let expires_at = match (input.expires_in_seconds.map(|s| now + s * 1000), not_after) {
+        (Some(wanted), Some(limit)) if wanted > limit => {
+            issues.add(
+                "expires_in_seconds",
+                format!(
+                    "must be at most {}: a key cannot outlive the key that creates it",
+                    (limit - now) / 1000
+                ),
+            );
+            None
+        }
+        (wanted, limit) => wanted.or(limit),
+    };
     issues.finish()?;
-    let expires_at = input.expires_in_seconds.map(|s| now + s * 1000);
     let secret = secrets::new_token(API_KEY_PREFIX);
     let id = new_id("key");
     tx.execute(
@@ -238,7 +255,7 @@ pub fn create_as_owner(
     now: Millis,
 ) -> DomainResult<CreatedApiKey> {
     let owner = super::users::first_owner(tx, org_id)?;
-    create(tx, org_id, &owner.id, owner.role.scopes(), input, now)
+    create(tx, org_id, &owner.id, owner.role.scopes(), None, input, now)
 }
 
 /// Revokes a key of `org_id` at once; revoking a revoked key changes nothing.

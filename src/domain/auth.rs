@@ -12,6 +12,8 @@ use crate::secrets;
 pub const API_KEY_PREFIX: &str = "clz_";
 /// Prefix of user session tokens.
 pub const SESSION_PREFIX: &str = "clzs_";
+/// Prefix of one-time password reset tokens (never a bearer credential).
+pub const RESET_PREFIX: &str = "clzr_";
 
 /// What a credential may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Enum)]

@@ -50,6 +50,7 @@ pub const TYPES: &[&str] = &[
     "email.received",
     "email.opened",
     "webhook.disabled",
+    "user.password_reset",
 ];
 
 /// Who made a change.

@@ -21,6 +21,7 @@ pub mod listing;
 pub mod memory;
 pub mod notes;
 pub mod orgs;
+pub mod password_resets;
 pub mod pipelines;
 pub mod search;
 pub mod sessions;

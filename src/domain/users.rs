@@ -5,7 +5,7 @@ use crate::db::Tx;
 use poem_openapi::Object;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::auth::{Principal, Role, Scope};
+use super::auth::{CredentialKind, Principal, Role, Scope};
 use super::error::{DomainError, DomainResult, FieldIssue, Issues};
 use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
 use super::validate;
@@ -57,8 +57,10 @@ pub struct NewUser {
     /// Defaults to `member`. Only an owner may create another owner.
     #[oai(nullable)]
     pub role: Option<Role>,
-    /// At least 12 characters; without one the user cannot log in. Stored only as an argon2id
-    /// hash.
+    /// At least 12 characters; without one the user cannot log in until an admin issues them a
+    /// password reset. Stored only as an argon2id hash. Set by a signed-in admin only: an API
+    /// key may add users but never give them a password, since the key could then sign in as
+    /// them.
     #[oai(write_only, validator(min_length = 12, max_length = 256))]
     #[oai(nullable)]
     pub password: Option<String>,
@@ -68,7 +70,9 @@ pub struct NewUser {
 #[derive(Debug, Clone, Default, Object)]
 #[oai(deny_unknown_fields)]
 pub struct UserPatch {
-    /// New address, unique in the organization.
+    /// New address, unique in the organization. It is the user's login, so like the password
+    /// only the user themself may change it, signed in, with `current_password`; it ends their
+    /// other sessions.
     #[oai(validator(max_length = 254))]
     #[oai(nullable)]
     pub email: Option<String>,
@@ -79,10 +83,16 @@ pub struct UserPatch {
     /// Admins only; granting or removing `owner` takes an owner.
     #[oai(nullable)]
     pub role: Option<Role>,
-    /// At least 12 characters. Setting it ends the user's other sessions.
+    /// At least 12 characters. Only the user themself may set it, signed in with a session
+    /// (never an API key) and with `current_password`; it ends their other sessions.
     #[oai(write_only, validator(min_length = 12, max_length = 256))]
     #[oai(nullable)]
     pub password: Option<String>,
+    /// The user's password as it is now: required with a new `password` or `email`, so that a
+    /// stolen session cannot lock its user out.
+    #[oai(write_only, validator(max_length = 256))]
+    #[oai(nullable)]
+    pub current_password: Option<String>,
     /// `true` reactivates a deactivated user (admins only).
     #[oai(nullable)]
     pub active: Option<bool>,
@@ -218,18 +228,27 @@ fn check_password(issues: &mut Issues, password: &str) {
 #[derive(Debug, Clone)]
 pub struct HashedPassword(String);
 
+impl HashedPassword {
+    /// The PHC string stored.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Checks and hashes a new password. Argon2 is deliberately slow, so callers run this on a
 /// blocking thread *before* opening the write transaction, never inside it.
-pub fn hash_new_password(password: Option<&str>) -> DomainResult<Option<HashedPassword>> {
-    let Some(password) = password else {
-        return Ok(None);
-    };
+pub fn hash_password(password: &str) -> DomainResult<HashedPassword> {
     let mut issues = Issues::new();
     check_password(&mut issues, password);
     issues.finish()?;
     secrets::hash_password(password)
-        .map(|h| Some(HashedPassword(h)))
+        .map(HashedPassword)
         .map_err(DomainError::Internal)
+}
+
+/// [`hash_password`] for an optional field.
+pub fn hash_new_password(password: Option<&str>) -> DomainResult<Option<HashedPassword>> {
+    password.map(hash_password).transpose()
 }
 
 /// Only an owner may hand out or take away the owner role.
@@ -258,6 +277,14 @@ pub fn create(
     issues.finish()?;
     let role = input.role.unwrap_or(Role::Member);
     check_role_change(actor, None, role)?;
+    if password.is_some() && actor.is_some_and(|p| p.kind == CredentialKind::ApiKey) {
+        return Err(DomainError::Forbidden(
+            "an API key cannot give a user a password (it could then sign in as them); add the \
+             user without one, and a signed-in admin issues them a password reset \
+             (POST /users/{id}/password-reset)"
+                .into(),
+        ));
+    }
     email_taken(tx, org_id, &email, None)?;
     let password_hash = password.map(|p| p.0);
     let id = new_id("usr");
@@ -277,27 +304,94 @@ fn active_owners(conn: &Connection, org_id: &str) -> DomainResult<i64> {
     )?)
 }
 
-/// Changes a user. Admins may change anyone (owners only by an owner); everyone else may change
-/// only their own name, email and password.
+/// What the caller proved about the target user's current password (`current_password`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CurrentPassword {
+    /// None was sent.
+    Missing,
+    /// One was sent and it is not the user's password (or the caller may not change it, so it
+    /// was not checked).
+    Wrong,
+    /// It matched this stored hash. The write checks the hash again, so a password changed in
+    /// between does not count.
+    Matches(String),
+}
+
+/// The stored password hash of a user, for checking `current_password` before a write.
+pub fn password_hash(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Option<String>> {
+    if !ids::is_valid(id, "usr") {
+        return Ok(None);
+    }
+    Ok(conn
+        .cached_row(
+            "SELECT password_hash FROM users WHERE org_id = ?1 AND id = ?2",
+            params![org_id, id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten())
+}
+
+/// Checks `typed` against `stored`. Runs argon2: call it on a blocking thread, holding no
+/// connection.
+pub fn prove_password(stored: Option<String>, typed: Option<&str>) -> CurrentPassword {
+    match (stored, typed) {
+        (_, None) => CurrentPassword::Missing,
+        (Some(hash), Some(typed)) if secrets::verify_password(typed, &hash) => {
+            CurrentPassword::Matches(hash)
+        }
+        _ => CurrentPassword::Wrong,
+    }
+}
+
+/// Whether `actor` is `user_id` in person: signed in as them with a session. An API key acts
+/// for the organization with its scopes, never as the person who made it.
+pub fn in_person(actor: &Principal, user_id: &str) -> bool {
+    actor.kind == CredentialKind::Session && actor.user_id == user_id
+}
+
+/// Changes a user.
+///
+/// - Admins (the `admin` scope) may change anyone's name, role and activation; an owner only
+///   an owner may change, and the organization keeps one active owner.
+/// - A user signed in with a session may change their own name, and, with `current_password`,
+///   their email and password (`password` is the new one, hashed by the caller for the user
+///   themself only). Nobody else may: these are the user's credentials, and an API
+///   key made by the user is not the user (issue 18: a `write` key could otherwise set its
+///   creator's password and sign in as them).
+#[allow(clippy::too_many_arguments)]
 pub fn update(
     tx: &Tx<'_>,
     actor: &Principal,
     id: &str,
     patch: UserPatch,
     password: Option<HashedPassword>,
+    current_password: CurrentPassword,
     expected_version: Option<i64>,
     now: Millis,
 ) -> DomainResult<User> {
     let org_id = &actor.org_id;
     let current = get(tx, org_id, id)?;
     let is_admin = actor.scopes.grants(Scope::Admin);
-    if !is_admin {
-        let is_self = actor.user_id == current.id && actor.scopes.grants(Scope::Write);
-        if !is_self || patch.role.is_some() || patch.active.is_some() {
-            return Err(DomainError::Forbidden(
-                "changing other users, roles or activation takes the `admin` scope".into(),
-            ));
-        }
+    let is_self = in_person(actor, &current.id);
+    if !is_admin && (!is_self || patch.role.is_some() || patch.active.is_some()) {
+        return Err(DomainError::Forbidden(
+            "changing another user, a role or an activation takes the `admin` scope; a user \
+             signed in with a session may change their own profile"
+                .into(),
+        ));
+    }
+    if current.role == Role::Owner && !actor.is_owner() {
+        return Err(DomainError::Forbidden(
+            "only an owner may change an owner".into(),
+        ));
+    }
+    // Before the version and the values: whoever may not change credentials learns nothing
+    // about them.
+    let credentials_change =
+        patch.password.is_some() || patch.email.as_ref().is_some_and(|e| *e != current.email);
+    if credentials_change {
+        check_in_person(tx, actor, &current, current_password)?;
     }
     validate::if_match(expected_version, current.version)?;
     let mut issues = Issues::new();
@@ -315,11 +409,6 @@ pub fn update(
         check_role_change(Some(actor), Some(current.role), role)?;
     }
     let active = patch.active.unwrap_or(current.active);
-    if current.role == Role::Owner && (!active || role != Role::Owner) && !actor.is_owner() {
-        return Err(DomainError::Forbidden(
-            "only an owner may change or deactivate an owner".into(),
-        ));
-    }
     if current.role == Role::Owner
         && current.active
         && (role != Role::Owner || !active)
@@ -330,7 +419,6 @@ pub fn update(
         ));
     }
     email_taken(tx, org_id, &email, Some(id))?;
-    let password_hash = password.map(|p| p.0);
     let deactivated_at = if active {
         None
     } else {
@@ -338,7 +426,7 @@ pub fn update(
     };
     tx.execute(
         "UPDATE users SET email = ?3, name = ?4, role = ?5, active = ?6, deactivated_at = ?7,
-                password_hash = COALESCE(?8, password_hash), version = version + 1, updated_at = ?9
+                version = version + 1, updated_at = ?8
          WHERE org_id = ?1 AND id = ?2",
         params![
             org_id,
@@ -348,19 +436,81 @@ pub fn update(
             role.as_str(),
             active,
             deactivated_at,
-            password_hash,
             now
         ],
     )?;
-    if !active || password_hash.is_some() {
-        // A deactivated user, or one whose password changed, keeps no other open session.
-        tx.execute(
-            "UPDATE sessions SET revoked_at = ?3
-             WHERE user_id = ?1 AND revoked_at IS NULL AND id <> ?2",
-            params![id, actor.credential_id, now],
-        )?;
+    if let Some(hash) = password {
+        set_password_hash(tx, id, Some(&hash.0), now)?;
+    }
+    if !active || credentials_change {
+        // A deactivated user, or one whose credentials changed, keeps no other open session.
+        end_sessions(tx, id, Some(&actor.credential_id), now)?;
     }
     get(tx, org_id, id)
+}
+
+/// Refuses a change of `user`'s email or password unless the caller is that user, signed in,
+/// and proved the current password.
+fn check_in_person(
+    conn: &Connection,
+    actor: &Principal,
+    user: &User,
+    proof: CurrentPassword,
+) -> DomainResult<()> {
+    if !in_person(actor, &user.id) {
+        return Err(DomainError::Forbidden(
+            "a user's email and password are changed only by that user, signed in with a \
+             session (never with an API key); an admin can issue a password reset with \
+             POST /users/{id}/password-reset"
+                .into(),
+        ));
+    }
+    let stored = password_hash(conn, &actor.org_id, &user.id)?;
+    match proof {
+        CurrentPassword::Matches(hash) if Some(&hash) == stored.as_ref() => Ok(()),
+        CurrentPassword::Missing => Err(DomainError::invalid(
+            "current_password",
+            "is required to change the email or password",
+        )),
+        _ => Err(DomainError::Forbidden(
+            "current_password is not this user's password".into(),
+        )),
+    }
+}
+
+/// Replaces (or, with `None`, clears) a user's password hash and voids any password reset
+/// still open for them. Bumps the user's version.
+pub fn set_password_hash(
+    tx: &Tx<'_>,
+    user_id: &str,
+    hash: Option<&str>,
+    now: Millis,
+) -> DomainResult<()> {
+    tx.execute(
+        "UPDATE users SET password_hash = ?2, version = version + 1, updated_at = ?3
+         WHERE id = ?1",
+        params![user_id, hash, now],
+    )?;
+    tx.execute(
+        "UPDATE password_resets SET spent_at = ?2 WHERE user_id = ?1 AND spent_at IS NULL",
+        params![user_id, now],
+    )?;
+    Ok(())
+}
+
+/// Ends every open session of the user but `except` (the caller's own).
+pub fn end_sessions(
+    tx: &Tx<'_>,
+    user_id: &str,
+    except: Option<&str>,
+    now: Millis,
+) -> DomainResult<()> {
+    tx.execute(
+        "UPDATE sessions SET revoked_at = ?3
+         WHERE user_id = ?1 AND revoked_at IS NULL AND id IS NOT ?2",
+        params![user_id, except, now],
+    )?;
+    Ok(())
 }
 
 /// Deactivates a user: they cannot sign in, their sessions end and the keys they created stop
@@ -386,6 +536,7 @@ pub fn deactivate(
             ..UserPatch::default()
         },
         None,
+        CurrentPassword::Missing,
         expected_version,
         now,
     )
@@ -406,6 +557,30 @@ pub fn login_candidates(
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
+}
+
+/// Sets the password of the user with `email` in `org_id` as the operator, from the command
+/// line: whoever can open the database file. It ends the user's sessions and voids open resets.
+/// This is how the owner of a new organization gets a password: the API never lets a key set
+/// one.
+pub fn set_password_by_operator(
+    tx: &Tx<'_>,
+    org_id: &str,
+    email: &str,
+    password: HashedPassword,
+    now: Millis,
+) -> DomainResult<User> {
+    let id: Option<String> = tx
+        .cached_row(
+            "SELECT id FROM users WHERE org_id = ?1 AND email = ?2 COLLATE NOCASE",
+            params![org_id, email.trim()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let id = id.ok_or(DomainError::NotFound("user"))?;
+    set_password_hash(tx, &id, Some(password.as_str()), now)?;
+    end_sessions(tx, &id, None, now)?;
+    get(tx, org_id, &id)
 }
 
 /// The organization's longest-standing active owner: who the operator's CLI acts as.

@@ -15,7 +15,7 @@ use clozup::config::{parse_rate_limit, ServeConfig};
 use clozup::db::Db;
 use clozup::server::{first_run, listen, run};
 use clozup::AppState;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// 2026-11-28T12:00:00Z: where every test's clock starts.
 pub const START_MS: i64 = 1_795_867_200_000;
@@ -107,6 +107,11 @@ impl Resp {
         err.clone()
     }
 }
+
+/// The owner's password once [`TestServer::owner_session`] has set it.
+pub const OWNER_PASSWORD: &str = "the owner's long passphrase";
+/// The password of users made by [`TestServer::user_with_session`].
+pub const USER_PASSWORD: &str = "correct horse battery staple";
 
 /// A running server and a client for it.
 pub struct TestServer {
@@ -304,6 +309,80 @@ impl TestServer {
                 Ok(api_keys::create_as_owner(tx, &org_id, input, now)?.key)
             })
             .unwrap()
+    }
+
+    /// Logs in; the whole answer.
+    pub fn login(&self, email: &str, password: &str) -> Resp {
+        self.call(
+            "POST",
+            "/auth/login",
+            None,
+            Some(
+                json!({"email": email, "password": password})
+                    .to_string()
+                    .as_bytes(),
+            ),
+            &[],
+        )
+    }
+
+    /// A session of the first organization's owner (see [`TestServer::owner_session_of`]).
+    pub fn owner_session(&self) -> String {
+        self.owner_session_of(&self.admin_key)
+    }
+
+    /// A session of the owner of the organization `key` belongs to: the operator sets the
+    /// owner's password (what `clozup users set-password` does; no API key can), then the
+    /// owner logs in.
+    pub fn owner_session_of(&self, key: &str) -> String {
+        let org_id = self.get("/org", key).data(200)["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let email = self.get("/users?role=owner", key).data(200)[0]["email"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let hashed = clozup::domain::users::hash_password(OWNER_PASSWORD).unwrap();
+        let now = self.clock_now();
+        self.state
+            .db
+            .write_blocking(|tx| {
+                clozup::domain::users::set_password_by_operator(tx, &org_id, &email, hashed, now)
+            })
+            .unwrap();
+        let body = json!({"email": email, "password": OWNER_PASSWORD, "org_id": org_id});
+        self.call(
+            "POST",
+            "/auth/login",
+            None,
+            Some(body.to_string().as_bytes()),
+            &[],
+        )
+        .data(200)["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Adds a user with `role` and [`USER_PASSWORD`] as a signed-in admin (`session`) does;
+    /// returns their id and a session of theirs.
+    pub fn user_with_session(&self, session: &str, email: &str, role: &str) -> (String, String) {
+        let id = self
+            .post(
+                "/users",
+                session,
+                json!({"email": email, "name": "Someone", "role": role, "password": USER_PASSWORD}),
+            )
+            .data(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let token = self.login(email, USER_PASSWORD).data(200)["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        (id, token)
     }
 
     pub fn clock_now(&self) -> i64 {
