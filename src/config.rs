@@ -116,8 +116,9 @@ pub struct ServeConfig {
     #[arg(long, env = "CLOZUP_SESSION_TTL", default_value = "30d", value_parser = parse_duration)]
     pub session_ttl: Duration,
 
-    /// On SIGINT/SIGTERM, how long in-flight requests may finish before connections are cut.
-    #[arg(long, env = "CLOZUP_SHUTDOWN_GRACE", default_value = "500ms", value_parser = parse_duration)]
+    /// On SIGINT/SIGTERM, how long requests in flight may take to finish; requests that arrive
+    /// meanwhile get 503 with Retry-After. The server exits as soon as nothing is in flight.
+    #[arg(long, env = "CLOZUP_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
 
     /// How often the time-based buying signals (activity gap, overdue follow-up, stage stalled,
@@ -218,7 +219,7 @@ impl ServeConfig {
             busy_timeout: Duration::from_secs(5),
             read_pool: 4,
             session_ttl: Duration::from_secs(30 * 86_400),
-            shutdown_grace: Duration::from_millis(500),
+            shutdown_grace: Duration::from_secs(10),
             signal_sweep: Duration::from_secs(60),
             sse_per_credential: 5,
             sse_max: 2000,

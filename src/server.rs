@@ -300,8 +300,9 @@ pub async fn listen(addr: SocketAddr) -> std::io::Result<(TcpAcceptor, SocketAdd
     Ok((acceptor, local))
 }
 
-/// Serves the app on `acceptor` until `state.shutdown` fires, then lets in-flight requests
-/// finish for at most the configured grace period.
+/// Serves the app on `acceptor` until `state.shutdown` fires and its drain ends (see
+/// [`crate::Shutdown`]): requests in flight finish within the grace period, the ones that arrive
+/// meanwhile get 503.
 pub async fn run(state: Arc<AppState>, acceptor: TcpAcceptor) -> std::io::Result<()> {
     spawn_housekeeping(state.clone());
     for cidr in &state.config.webhook_allow_cidr {
@@ -312,9 +313,16 @@ pub async fn run(state: Arc<AppState>, acceptor: TcpAcceptor) -> std::io::Result
     let fanout = state.clone();
     tokio::spawn(async move { fanout.bus.run(fanout.db.clone(), &fanout.shutdown).await });
     let grace = state.config.shutdown_grace;
+    // What is still running once the drain ends (past the grace period) may take as long as a
+    // database call can wait on a lock, which then answers 503 itself; after that it is cut.
+    let cut_off = state.config.busy_timeout + std::time::Duration::from_secs(1);
     let app = build_app(state.clone());
     poem::Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app, async move { state.shutdown.wait().await }, Some(grace))
+        .run_with_graceful_shutdown(
+            app,
+            async move { state.shutdown.drained(grace).await },
+            Some(cut_off),
+        )
         .await
 }
 

@@ -399,3 +399,109 @@ fn the_operator_sets_the_owners_password_and_the_owner_signs_in() {
     sigterm(&s.child);
     wait_exit(&mut s.child, Duration::from_secs(20));
 }
+
+/// One raw HTTP/1.1 exchange's outcome: the status and body, or what went wrong on the wire.
+fn exchange(stream: &mut TcpStream) -> Result<(u16, String, String), String> {
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(stream, &mut raw).map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("no complete answer: {text:?}"))?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no status line: {head:?}"))?;
+    Ok((status, head.to_ascii_lowercase(), body.to_string()))
+}
+
+/// SIGTERM while 200 writes are in flight: every request already sent gets an answer, either
+/// its 201 (and the lead is stored) or 503 with Retry-After (and it is not); none is reset.
+#[test]
+fn sigterm_answers_every_request_already_sent() {
+    let dir = TempDir::new();
+    let db = dir.path().join("x.sqlite");
+    let mut s = serve(&db, &["--rate-limit", "off"]);
+    let key = key_in(&s.stderr).unwrap();
+    const N: usize = 200;
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let clients: Vec<_> = (0..N)
+        .map(|i| {
+            let (addr, key) = (s.addr.clone(), key.clone());
+            let (sent, answered) = (sent.clone(), answered.clone());
+            std::thread::spawn(move || {
+                let body = format!(r#"{{"email": "lead{i}@shutdown.example"}}"#);
+                let mut stream = TcpStream::connect(&addr).map_err(|e| format!("connect: {e}"))?;
+                write!(
+                    stream,
+                    "POST /api/v1/leads HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+                     Content-Type: application/json\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .map_err(|e| format!("write: {e}"))?;
+                sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let outcome = exchange(&mut stream);
+                answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                outcome
+            })
+        })
+        .collect();
+    // Mid-way: every request sent, some answered, most not yet.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sent.load(std::sync::atomic::Ordering::SeqCst) < N
+        || answered.load(std::sync::atomic::Ordering::SeqCst) < 10
+    {
+        assert!(Instant::now() < deadline, "the clients never got going");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let answered_before = answered.load(std::sync::atomic::Ordering::SeqCst);
+    sigterm(&s.child);
+    let (mut created, mut refused) = (Vec::new(), Vec::new());
+    for (i, client) in clients.into_iter().enumerate() {
+        let (status, head, body) = client
+            .join()
+            .unwrap()
+            .unwrap_or_else(|e| panic!("request {i} got no answer: {e}"));
+        let email = format!("lead{i}@shutdown.example");
+        match status {
+            201 => created.push(email),
+            503 => {
+                assert!(head.contains("\r\nretry-after: "), "{head}");
+                assert!(head.contains("\r\nx-request-id: "), "{head}");
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                assert_eq!(v["error"]["code"], "unavailable", "{body}");
+                refused.push(email);
+            }
+            other => panic!("request {i}: {other} {body}"),
+        }
+    }
+    let took = wait_exit(&mut s.child, Duration::from_secs(30));
+    assert!(s.child.wait().unwrap().success());
+    eprintln!(
+        "SIGTERM after {answered_before} of {N} answers: {} created, {} refused with 503; exited {took:?} after the signal",
+        created.len(),
+        refused.len()
+    );
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let stored = |email: &str| -> i64 {
+        conn.query_row(
+            "SELECT COUNT(*) FROM leads WHERE email = ?1",
+            [email],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    for email in &created {
+        assert_eq!(
+            stored(email),
+            1,
+            "{email} was acknowledged but is not stored"
+        );
+    }
+    for email in &refused {
+        assert_eq!(stored(email), 0, "{email} was refused but is stored");
+    }
+}

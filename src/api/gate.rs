@@ -119,6 +119,9 @@ fn is_api(path: &str) -> bool {
 impl<E: Endpoint> GateEndpoint<E> {
     async fn handle(&self, mut req: Request) -> (Response, Outcome) {
         let mut outcome = Outcome::default();
+        let Some(_admitted) = self.state.shutdown.admit() else {
+            return (self.turn_away(req).await, outcome);
+        };
         if !is_api(req.uri().path()) {
             return (self.call_inner(req).await, outcome);
         }
@@ -176,6 +179,19 @@ impl<E: Endpoint> GateEndpoint<E> {
             Some(slot) => self.call_idempotent(req, slot).await,
         };
         (with_rate_headers(resp, decision), outcome)
+    }
+
+    /// The answer to a request that arrives while the server shuts down: 503 with
+    /// `Retry-After`, once its body is read (closing a connection with unread data in it would
+    /// reset it, and the client would never see the answer).
+    async fn turn_away(&self, req: Request) -> Response {
+        let limit = self.body_limit(&req);
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            req.into_body().into_bytes_limit(limit),
+        )
+        .await;
+        shutting_down().render()
     }
 
     /// Runs the route tree and renders any error as the envelope.
@@ -261,13 +277,11 @@ impl<E: Endpoint> GateEndpoint<E> {
 
     /// Reads the whole body up to the limit, so an oversized body is a 413 before any handler
     /// runs, whether or not it declared its length.
+    ///
+    /// A body still arriving when the shutdown's grace period ends is given up with 503: the
+    /// request cannot finish, and nothing of it was done.
     async fn buffer_body(&self, req: &mut Request) -> Result<(), ApiError> {
-        let config = &self.state.config;
-        let limit = match req.uri().path() {
-            IMPORT_PATH => config.import_limit,
-            INBOUND_PATH => config.inbound_limit,
-            _ => config.body_limit,
-        };
+        let limit = self.body_limit(req);
         let declared = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -284,16 +298,26 @@ impl<E: Endpoint> GateEndpoint<E> {
         {
             return Ok(());
         }
-        let bytes = req
-            .take_body()
-            .into_bytes_limit(limit)
-            .await
-            .map_err(|e| match e {
+        let read = req.take_body().into_bytes_limit(limit);
+        let bytes = tokio::select! {
+            read = read => read.map_err(|e| match e {
                 poem::error::ReadBodyError::PayloadTooLarge => ApiError::payload_too_large(limit),
                 other => ApiError::bad_request(format!("cannot read the request body: {other}")),
-            })?;
+            })?,
+            _ = self.state.shutdown.cut() => return Err(shutting_down()),
+        };
         req.set_body(bytes);
         Ok(())
+    }
+
+    /// The largest body the request's route takes.
+    fn body_limit(&self, req: &Request) -> usize {
+        let config = &self.state.config;
+        match req.uri().path() {
+            IMPORT_PATH => config.import_limit,
+            INBOUND_PATH => config.inbound_limit,
+            _ => config.body_limit,
+        }
     }
 
     /// Runs a POST that carries an `Idempotency-Key`: replays a finished one, refuses a reused
@@ -379,6 +403,21 @@ impl<E: Endpoint> GateEndpoint<E> {
         }
         resp
     }
+}
+
+/// How long a client told the server is shutting down should wait: about what a restart takes.
+const RESTART_RETRY_SECS: &str = "5";
+
+/// 503 for a request the server will not serve because it is shutting down; the connection is
+/// closed after it, so the client's retry finds the next server.
+fn shutting_down() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        format!("the server is shutting down; nothing was done, retry in {RESTART_RETRY_SECS} s"),
+    )
+    .header(header::RETRY_AFTER, RESTART_RETRY_SECS)
+    .header(header::CONNECTION, "close")
 }
 
 /// A stored first response, sent again with `Idempotent-Replayed: true`.
