@@ -317,7 +317,7 @@ pub async fn run(state: Arc<AppState>, acceptor: TcpAcceptor) -> std::io::Result
     // database call can wait on a lock, which then answers 503 itself; after that it is cut.
     let cut_off = state.config.busy_timeout + std::time::Duration::from_secs(1);
     let app = build_app(state.clone());
-    poem::Server::new_with_acceptor(acceptor)
+    poem::Server::new_with_acceptor(api::wire::EnvelopeAcceptor(acceptor))
         .run_with_graceful_shutdown(
             app,
             async move { state.shutdown.drained(grace).await },

@@ -405,3 +405,102 @@ fn floods_of_random_keys_do_not_grow_the_limiter() {
     // Unknown keys are all charged to the client's IP: one bucket, however many keys.
     assert_eq!(s.state.limiter.tracked(), 1);
 }
+
+/// Sends `request` as raw bytes on a new connection and reads the whole answer.
+fn raw_exchange(
+    s: &TestServer,
+    request: &[u8],
+) -> (
+    u16,
+    std::collections::HashMap<String, String>,
+    serde_json::Value,
+) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(s.base.trim_start_matches("http://")).unwrap();
+    stream.write_all(request).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a whole answer");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.to_string()))
+        .collect();
+    (
+        status,
+        headers,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// What the HTTP parser refuses before any handler runs is still answered in the envelope,
+/// with an `X-Request-Id` and the fault named; two Authorization headers are refused too.
+#[test]
+fn requests_the_http_parser_refuses_get_the_envelope_too() {
+    let s = TestServer::start();
+    let k = s.admin_key.clone();
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (
+            format!("GET /api/v1/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {k}\x0b\r\n\r\n").into_bytes(),
+            400,
+            "the authorization header holds a control character (0x0b)",
+        ),
+        (
+            format!("GET /api/v1/me HTTP/1.1\r\nHost: x\r\nIf-Match: \"1\"\x01\r\nAuthorization: Bearer {k}\r\n\r\n").into_bytes(),
+            400,
+            "the if-match header holds a control character (0x01)",
+        ),
+        (
+            format!("GET /api/v1/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {k}\r\nAuthorization: Bearer {k}\r\nConnection: close\r\n\r\n").into_bytes(),
+            400,
+            "send one Authorization header",
+        ),
+        (
+            b"GET /api/v1/me HTTP/1.1\r\nHost: x\r\nBad Name: y\r\n\r\n".to_vec(),
+            400,
+            "the header name `BadName` holds the character 0x20",
+        ),
+        (b"GET /api/v1/me HTTP/9.9\r\nHost: x\r\n\r\n".to_vec(), 400, "HTTP/9.9 is not supported"),
+        (
+            format!("GET /api/v1/me HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(500_000)).into_bytes(),
+            431,
+            "headers are larger than the server accepts",
+        ),
+        (
+            format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000)).into_bytes(),
+            414,
+            "URI is too long",
+        ),
+    ];
+    for (request, status, message) in cases {
+        let (got, headers, body) = raw_exchange(&s, &request);
+        assert_eq!(got, status, "{message}: {body}");
+        let err = &body["error"];
+        assert_eq!(err["code"], "bad_request", "{body}");
+        assert!(
+            err["message"].as_str().unwrap().contains(message),
+            "{message}: {body}"
+        );
+        assert_eq!(
+            headers.get("x-request-id").map(String::as_str),
+            err["request_id"].as_str(),
+            "{body}"
+        );
+        assert!(err["request_id"].as_str().unwrap().starts_with("req_"));
+    }
+    // The connection after a good request still works as before.
+    let (status, _, body) = raw_exchange(
+        &s,
+        format!("GET /api/v1/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {k}\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(status, 200, "{body}");
+}

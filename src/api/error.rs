@@ -145,17 +145,22 @@ impl ApiError {
         )
     }
 
-    /// The envelope as a response, stamped with the current request id.
-    pub fn render(&self) -> Response {
+    /// The envelope's JSON, stamped with `request_id`.
+    pub fn body(&self, request_id: String) -> Vec<u8> {
         let envelope = ErrorEnvelope {
             error: ErrorBody {
                 code: self.code.to_string(),
                 message: self.message.clone(),
                 details: self.details.clone(),
-                request_id: super::gate::current_request_id(),
+                request_id,
             },
         };
-        let body = serde_json::to_vec(&envelope.to_json()).unwrap_or_default();
+        serde_json::to_vec(&envelope.to_json()).unwrap_or_default()
+    }
+
+    /// The envelope as a response, stamped with the current request id.
+    pub fn render(&self) -> Response {
+        let body = self.body(super::gate::current_request_id());
         let mut resp = Response::builder()
             .status(self.status)
             .content_type("application/json; charset=utf-8")

@@ -15,7 +15,7 @@ use super::error::ApiError;
 use super::headers;
 use super::ratelimit::Decision;
 use crate::domain::auth::{self, CredentialKind, Principal};
-use crate::domain::{api_keys, idempotency, DomainResult};
+use crate::domain::{api_keys, idempotency};
 use crate::ids::new_id;
 use crate::secrets;
 use crate::AppState;
@@ -129,7 +129,7 @@ impl<E: Endpoint> GateEndpoint<E> {
 
         let principal = match self.authenticate(&req).await {
             Ok(p) => p,
-            Err(e) => return (ApiError::from(e).render(), outcome),
+            Err(e) => return (e.render(), outcome),
         };
         outcome.credential = principal.as_ref().map(|p| p.credential_id.clone());
 
@@ -223,10 +223,18 @@ impl<E: Endpoint> GateEndpoint<E> {
     /// can have changed it since (see [`super::credentials`]), else from the database.
     /// `Ok(None)` is "no valid credential": the operation's security scheme then answers 401
     /// (public operations don't care).
-    async fn authenticate(&self, req: &Request) -> DomainResult<Option<Principal>> {
-        let Some(raw) = req.headers().get(header::AUTHORIZATION) else {
+    async fn authenticate(&self, req: &Request) -> Result<Option<Principal>, ApiError> {
+        let mut given = req.headers().get_all(header::AUTHORIZATION).iter();
+        let Some(raw) = given.next() else {
             return Ok(None);
         };
+        if given.next().is_some() {
+            // Which one would count is a guess a proxy and this server could make differently.
+            return Err(ApiError::bad_request(
+                "send one Authorization header: this request has several",
+            )
+            .detail("Authorization", "is given more than once"));
+        }
         let token = raw
             .to_str()
             .ok()

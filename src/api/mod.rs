@@ -14,6 +14,7 @@ pub mod headers;
 pub mod params;
 pub mod ratelimit;
 pub mod security;
+pub mod wire;
 
 mod activities;
 mod admin;
