@@ -208,3 +208,42 @@ fn a_patch_that_changes_nothing_is_not_a_new_version() {
         1
     );
 }
+
+/// A stored answer can hold a secret (here a new API key): it is kept sealed to the caller's
+/// credential, so the database file never holds it, yet the caller's retry gets it back.
+#[test]
+fn a_stored_answer_holding_a_secret_is_sealed_to_the_caller() {
+    let s = TestServer::start();
+    let create = |key: &str| {
+        s.call(
+            "POST",
+            "/api-keys",
+            Some(key),
+            Some(br#"{"name": "sales agent"}"#),
+            &[("idempotency-key", "create-agent-key-1")],
+        )
+    };
+    let first = create(&s.admin_key);
+    let secret = first.data(201)["key"].as_str().unwrap().to_string();
+    let again = create(&s.admin_key);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.body, first.body);
+    let stored: Vec<Vec<u8>> = s
+        .state
+        .db
+        .read_blocking(|c| {
+            let mut stmt = c.prepare("SELECT body FROM idempotency_keys")?;
+            let rows = stmt
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    let needle = &secret.as_bytes()[4..];
+    assert!(
+        !stored[0].windows(needle.len()).any(|w| w == needle),
+        "the new key is stored in the clear"
+    );
+    assert!(!stored[0].windows(11).any(|w| w == b"sales agent"));
+}

@@ -235,15 +235,7 @@ impl<E: Endpoint> GateEndpoint<E> {
             )
             .detail("Authorization", "is given more than once"));
         }
-        let token = raw
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .unwrap_or("");
+        let token = bearer_token(raw);
         if !secrets::is_token_shaped(token, auth::API_KEY_PREFIX)
             && !secrets::is_token_shaped(token, auth::SESSION_PREFIX)
         {
@@ -352,10 +344,29 @@ impl<E: Endpoint> GateEndpoint<E> {
                 .write(move |tx| idempotency::begin(tx, &slot, &fingerprint, &instance, now))
                 .await
         };
+        // Only the caller can open what is stored for it: the slot is its credential's, and
+        // the answer is sealed with that credential's token.
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(bearer_token)
+            .unwrap_or_default()
+            .to_string();
+        let context = slot.context();
         match begin {
             Err(e) => return ApiError::from(e).render(),
             Ok(idempotency::Begin::Proceed) => {}
-            Ok(idempotency::Begin::Replay(stored)) => return replay(stored),
+            Ok(idempotency::Begin::Replay(mut stored)) => {
+                if secrets::is_sealed(&stored.body) {
+                    match secrets::open(&token, &context, &stored.body) {
+                        Some(body) => stored.body = body,
+                        None => {
+                            return ApiError::internal("a stored answer did not open").render()
+                        }
+                    }
+                }
+                return replay(stored);
+            }
             Ok(idempotency::Begin::Mismatch) => {
                 return ApiError::invalid(
                     "Idempotency-Key",
@@ -400,7 +411,7 @@ impl<E: Endpoint> GateEndpoint<E> {
                         Some((name.as_str().to_string(), value.to_string()))
                     })
                     .collect(),
-                body: body.clone(),
+                body: secrets::seal(&token, &context, &body),
             };
             resp.set_body(body);
             db.write(move |tx| idempotency::finish(tx, &slot, &stored))
@@ -426,6 +437,19 @@ fn shutting_down() -> ApiError {
     )
     .header(header::RETRY_AFTER, RESTART_RETRY_SECS)
     .header(header::CONNECTION, "close")
+}
+
+/// The token of an `Authorization: Bearer <token>` value ("" for anything else).
+fn bearer_token(value: &HeaderValue) -> &str {
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .unwrap_or("")
 }
 
 /// A stored first response, sent again with `Idempotent-Replayed: true`.

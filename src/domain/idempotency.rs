@@ -25,6 +25,13 @@ pub struct Slot {
     pub key: String,
 }
 
+impl Slot {
+    /// What a stored answer is bound to: it opens for this slot only.
+    pub fn context(&self) -> Vec<u8> {
+        format!("{}\n{}\n{}", self.org_id, self.credential_id, self.key).into_bytes()
+    }
+}
+
 /// A response as it was first sent.
 #[derive(Debug, Clone)]
 pub struct StoredResponse {
@@ -32,7 +39,7 @@ pub struct StoredResponse {
     pub status: u16,
     /// Headers worth replaying (content type, ETag, Location), as name/value pairs.
     pub headers: Vec<(String, String)>,
-    /// The body, exactly.
+    /// The body, exactly; stored sealed to the caller's credential (`secrets::seal`).
     pub body: Vec<u8>,
 }
 
