@@ -51,7 +51,12 @@ enum Command {
         action: OrgsAction,
     },
     /// Print the OpenAPI document (JSON) for client generators.
-    Openapi,
+    Openapi {
+        /// Print instead the rules across fields that the server enforces but the document
+        /// only states in words (`{schema: JSON Schema keywords}`), for contract fuzzers.
+        #[arg(long)]
+        cross_field_rules: bool,
+    },
     /// Fill an organization with realistic demo data, the same for the same --seed and
     /// --as-of (a new database gets its organization and admin key first).
     Seed(Box<SeedArgs>),
@@ -180,8 +185,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(config) => run_server(*config),
-        Command::Openapi => {
-            println!("{}", clozup::api::spec_json());
+        Command::Openapi { cross_field_rules } => {
+            if cross_field_rules {
+                println!("{:#}", clozup::api::document::cross_field_rules());
+            } else {
+                println!("{}", clozup::api::spec_json());
+            }
             Ok(())
         }
         Command::Keys { action } => keys(action),

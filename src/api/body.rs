@@ -22,7 +22,7 @@ use super::error::{ApiError, ErrorDetail};
 pub struct JsonBody<T>(pub T);
 
 impl<T: Type> Payload for JsonBody<T> {
-    const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
+    const CONTENT_TYPE: &'static str = super::envelope::DOCUMENTED_JSON;
 
     fn check_content_type(content_type: &str) -> bool {
         content_type

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Map, Value};
 
+use super::envelope::DOCUMENTED_JSON;
 use crate::domain::{activities, email, events, lead_csv, leads, orgs, validate, webhooks};
 
 /// poem-openapi's document with the refinements below applied.
@@ -21,12 +22,9 @@ pub fn refine(spec: &str) -> String {
             merge(prop, keywords);
         }
     }
-    for (schema, keywords) in object_rules() {
-        if let Some(Value::Object(obj)) = doc.pointer_mut(&format!("/components/schemas/{schema}"))
-        {
-            merge(obj, keywords);
-        }
-    }
+    plain_refs(&mut doc);
+    declare_idempotency_keys(&mut doc);
+    bare_json_media_types(&mut doc);
     // A lead import is UTF-8 CSV text whose header row names a column a lead can be known by.
     if let Some(schema) =
         doc.pointer_mut("/paths/~1leads~1import/post/requestBody/content/text~1csv/schema")
@@ -58,8 +56,11 @@ fn merge(target: &mut Map<String, Value>, keywords: Value) {
 fn field_rules() -> Vec<(&'static str, &'static str, Value)> {
     let email = json!({"pattern": validate::EMAIL_FIELD_PATTERN});
     let email_or_blank = json!({"pattern": validate::EMAIL_OR_BLANK_PATTERN});
-    let email_items =
-        json!({"items": {"type": "string", "pattern": validate::EMAIL_FIELD_PATTERN}});
+    let email_items = json!({"items": {
+        "type": "string",
+        "maxLength": validate::EMAIL_MAX,
+        "pattern": validate::EMAIL_FIELD_PATTERN,
+    }});
     let currency = json!({"enum": validate::currency_codes().collect::<Vec<_>>()});
     let date = json!({"format": "date"});
     let url = json!({"pattern": webhooks::URL_PATTERN});
@@ -150,6 +151,25 @@ fn field_rules() -> Vec<(&'static str, &'static str, Value)> {
     rules
 }
 
+/// The rules across fields of one object that the server enforces ("a name or an email", "a
+/// deal or a lead", "`stage_id` or `stage`"), as `{schema: keywords}`.
+///
+/// They stay out of the served document: encoded as `anyOf`/`not` on an object, they turn a
+/// request body into a union of one-field models in generated clients (openapi-python-client
+/// made `create_lead` take one of three models, none of which could carry both a name and an
+/// email). The descriptions state them and the server enforces them; the contract fuzzer
+/// merges them into the document it generates requests from (`clozup openapi
+/// --cross-field-rules`, read by `.ci/st_hooks.py`), so it sends only requests the server
+/// must take as valid.
+pub fn cross_field_rules() -> Value {
+    Value::Object(
+        object_rules()
+            .into_iter()
+            .map(|(schema, keywords)| (schema.to_string(), keywords))
+            .collect(),
+    )
+}
+
 /// Rules across fields of one object, as (schema, keywords).
 fn object_rules() -> Vec<(&'static str, Value)> {
     // `field` given as a string (not null) with something besides whitespace.
@@ -208,6 +228,95 @@ fn close_request_objects(doc: &mut Value) -> BTreeSet<String> {
         }
     }
     closed
+}
+
+/// poem-openapi writes a reference that has a description as `allOf: [{$ref}, {description}]`.
+/// Generators read that as a new composite type (openapi-python-client refused it outright for
+/// an enum, and dropped the enclosing model and every operation using it). A plain `$ref` with
+/// the description beside it says the same; a nullable one keeps the one-element `allOf`,
+/// OpenAPI 3.0's way to mark a reference nullable.
+fn plain_refs(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let wrapped = match map.get("allOf") {
+                Some(Value::Array(parts)) if parts.len() == 2 => parts[0]
+                    .get("$ref")
+                    .filter(|_| parts[0].as_object().is_some_and(|o| o.len() == 1))
+                    .cloned()
+                    .zip(parts[1].as_object().cloned()),
+                _ => None,
+            };
+            if let Some((reference, extra)) = wrapped {
+                let nullable = extra.get("nullable") == Some(&Value::Bool(true))
+                    || map.get("nullable") == Some(&Value::Bool(true));
+                map.remove("allOf");
+                map.remove("nullable");
+                if let Some(description) = extra.get("description") {
+                    map.entry("description").or_insert(description.clone());
+                }
+                if nullable {
+                    map.insert("allOf".into(), json!([{"$ref": reference}]));
+                    map.insert("nullable".into(), Value::Bool(true));
+                } else {
+                    map.insert("$ref".into(), reference);
+                }
+            }
+            map.values_mut().for_each(plain_refs);
+        }
+        Value::Array(items) => items.iter_mut().for_each(plain_refs),
+        _ => {}
+    }
+}
+
+/// poem-openapi's own `Json` payload is keyed `application/json; charset=utf-8`; the rest of
+/// the document says [`DOCUMENTED_JSON`], as generators look it up.
+fn bare_json_media_types(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Object(content)) = map.get_mut("content") {
+                if let Some(media) = content.remove("application/json; charset=utf-8") {
+                    content.insert(DOCUMENTED_JSON.into(), media);
+                }
+            }
+            map.values_mut().for_each(bare_json_media_types);
+        }
+        Value::Array(items) => items.iter_mut().for_each(bare_json_media_types),
+        _ => {}
+    }
+}
+
+/// Every POST a credential makes takes an `Idempotency-Key` (API.md §5). The gate handles it
+/// for all of them alike, so no handler declares it; declared here, a generated client can
+/// send it.
+fn declare_idempotency_keys(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for post in paths.values_mut().filter_map(|ops| ops.get_mut("post")) {
+        if post["security"].as_array().is_none_or(Vec::is_empty) {
+            continue;
+        }
+        let parameter = json!({
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": false,
+            "description": "Makes a retry safe: the first answer to this key (1 to 255 printable \
+                ASCII characters) is kept 24 hours for this credential and sent again, with \
+                `Idempotent-Replayed: true`, to a retry with the same request; the same key with \
+                another request is 422, and while the first is still running, 409.",
+            "schema": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": super::headers::IDEMPOTENCY_KEY_MAX,
+                // Visible ASCII, spaces inside only: HTTP drops a value's outer spaces.
+                "pattern": "^[!-~]([ -~]*[!-~])?$",
+            },
+        });
+        match post.get_mut("parameters").and_then(Value::as_array_mut) {
+            Some(list) => list.push(parameter),
+            None => post["parameters"] = json!([parameter]),
+        }
+    }
 }
 
 /// The server trims text fields, so a required text (`minLength: 1`) must have something
@@ -313,6 +422,62 @@ mod tests {
         for p in patterns {
             assert!(regex::Regex::new(&p).is_ok(), "{p}");
         }
+    }
+
+    /// What generators stumble on is gone: references wrapped with their description in a
+    /// two-part `allOf`, object-level unions, JSON keyed with parameters; and every POST a
+    /// credential makes declares `Idempotency-Key`.
+    #[test]
+    fn generators_read_plain_references_and_declared_headers() {
+        fn walk(v: &Value, path: &str, faults: &mut Vec<String>) {
+            match v {
+                Value::Object(map) => {
+                    if let Some(Value::Array(parts)) = map.get("allOf") {
+                        if parts.len() != 1 {
+                            faults.push(format!("{path}: allOf of {}", parts.len()));
+                        }
+                    }
+                    if path.starts_with("/components/schemas/") && path.matches('/').count() == 3 {
+                        for k in ["anyOf", "oneOf", "not"] {
+                            if map.contains_key(k) {
+                                faults.push(format!("{path}: {k}"));
+                            }
+                        }
+                    }
+                    if let Some(Value::Object(content)) = map.get("content") {
+                        for key in content.keys().filter(|k| k.contains("json")) {
+                            if key != DOCUMENTED_JSON {
+                                faults.push(format!("{path}: content {key}"));
+                            }
+                        }
+                    }
+                    for (k, v) in map {
+                        walk(v, &format!("{path}/{k}"), faults);
+                    }
+                }
+                Value::Array(items) => items.iter().for_each(|v| walk(v, path, faults)),
+                _ => {}
+            }
+        }
+        let doc: Value = serde_json::from_str(&crate::api::spec_json()).unwrap();
+        let mut faults = Vec::new();
+        walk(&doc, "", &mut faults);
+        assert!(faults.is_empty(), "{faults:#?}");
+        let mut posts = 0;
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            let Some(post) = ops.get("post") else {
+                continue;
+            };
+            if post["security"].as_array().is_none_or(Vec::is_empty) {
+                continue;
+            }
+            posts += 1;
+            let declared = post["parameters"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|p| p["name"] == "Idempotency-Key"));
+            assert!(declared, "POST {path}");
+        }
+        assert!(posts >= 29, "{posts}");
     }
 
     /// A rule naming a schema or field the document lacks would silently do nothing.

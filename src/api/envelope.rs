@@ -40,7 +40,12 @@ pub struct ListEnvelope<T: ParseFromJSON + ToJSON> {
     pub meta: ListMeta,
 }
 
+/// The `Content-Type` every JSON answer carries (API.md §1).
 const JSON: &str = "application/json; charset=utf-8";
+
+/// The media type the document keys JSON content by: the bare type, as generators and their
+/// helpers look it up (openapi-typescript-helpers finds no JSON under a key with parameters).
+pub const DOCUMENTED_JSON: &str = "application/json";
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     Response::builder()
@@ -146,7 +151,7 @@ impl<T: ParseFromJSON + ToJSON + Send, const STATUS: u16> ApiResponse for One<T,
                 status: Some(STATUS),
                 status_range: None,
                 content: vec![MetaMediaType {
-                    content_type: JSON,
+                    content_type: DOCUMENTED_JSON,
                     schema: Envelope::<T>::schema_ref(),
                 }],
                 headers: vec![MetaHeader {
@@ -203,7 +208,7 @@ impl<T: ParseFromJSON + ToJSON + Send> ApiResponse for Page<T> {
                 status: Some(200),
                 status_range: None,
                 content: vec![MetaMediaType {
-                    content_type: JSON,
+                    content_type: DOCUMENTED_JSON,
                     schema: ListEnvelope::<T>::schema_ref(),
                 }],
                 headers: vec![],

@@ -419,7 +419,7 @@ impl ApiResponse for ApiError {
                     status: Some(*status),
                     status_range: None,
                     content: vec![MetaMediaType {
-                        content_type: "application/json; charset=utf-8",
+                        content_type: super::envelope::DOCUMENTED_JSON,
                         schema: ErrorEnvelope::schema_ref(),
                     }],
                     headers: vec![],
