@@ -36,10 +36,13 @@ impl ActivitiesApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
-            Option<i64>,
-        >,
+        /// Which page, from 1 (default 1).
+        #[oai(validator(minimum(value = "1")))]
+        page: Query<Option<i64>>,
+        /// Rows per page, 1 to 100 (default 25).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        per_page: Query<Option<i64>>,
+        /// The order: one of the values listed; a `-` first means descending.
         sort: Query<Option<SortParam<ActivitySort>>>,
         #[oai(name = "type")] activity_type: Query<Option<Shaped<ActivityTypes>>>,
         deal_id: Query<Option<String>>,
@@ -47,7 +50,9 @@ impl ActivitiesApi {
         user_id: Query<Option<String>>,
         occurred_after: Query<Option<Timestamp>>,
         occurred_before: Query<Option<Timestamp>>,
+        /// Only those created at or after this time (RFC 3339).
         created_after: Query<Option<Timestamp>>,
+        /// Only those created before this time (RFC 3339).
         created_before: Query<Option<Timestamp>>,
     ) -> ApiResult<Page<Activity>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
@@ -108,6 +113,7 @@ impl ActivitiesApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The activity's id (`act_...`).
         id: Path<String>,
     ) -> ApiResult<One<Activity>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
@@ -131,6 +137,7 @@ impl ActivitiesApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The activity's id (`act_...`).
         id: Path<String>,
     ) -> ApiResult<One<Activity>> {
         let p = caller.with(Scope::Write)?.clone();
@@ -159,17 +166,24 @@ impl NotesApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
-            Option<i64>,
-        >,
+        /// Which page, from 1 (default 1).
+        #[oai(validator(minimum(value = "1")))]
+        page: Query<Option<i64>>,
+        /// Rows per page, 1 to 100 (default 25).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        per_page: Query<Option<i64>>,
+        /// The order: one of the values listed; a `-` first means descending.
         sort: Query<Option<SortParam<NoteSort>>>,
         deal_id: Query<Option<String>>,
         lead_id: Query<Option<String>>,
         author_id: Query<Option<String>>,
+        /// Only those created at or after this time (RFC 3339).
         created_after: Query<Option<Timestamp>>,
+        /// Only those created before this time (RFC 3339).
         created_before: Query<Option<Timestamp>>,
+        /// Only those changed at or after this time (RFC 3339).
         updated_since: Query<Option<Timestamp>>,
+        /// Text to look for (ASCII letters match in either case); the operation says in which fields.
         q: Query<Option<String>>,
     ) -> ApiResult<Page<Note>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
@@ -219,6 +233,7 @@ impl NotesApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The note's id (`note_...`).
         id: Path<String>,
     ) -> ApiResult<One<Note>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
@@ -237,9 +252,12 @@ impl NotesApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The note's id (`note_...`).
         id: Path<String>,
         body: JsonBody<NotePatch>,
-        #[oai(name = "If-Match")] if_match: Header<Option<Shaped<IfMatch>>>,
+        /// The version this change is based on, as the `ETag` gave it (`"3"`): if the object has changed since, the answer is 412 and nothing changes. Without it the change applies to whatever version is current.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<Shaped<IfMatch>>>,
     ) -> ApiResult<One<Note>> {
         let p = caller.with(Scope::Write)?.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;
@@ -259,6 +277,7 @@ impl NotesApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The note's id (`note_...`).
         id: Path<String>,
     ) -> ApiResult<One<Note>> {
         let p = caller.with(Scope::Write)?.clone();

@@ -31,10 +31,13 @@ impl ApiKeysApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
-            Option<i64>,
-        >,
+        /// Which page, from 1 (default 1).
+        #[oai(validator(minimum(value = "1")))]
+        page: Query<Option<i64>>,
+        /// Rows per page, 1 to 100 (default 25).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        per_page: Query<Option<i64>>,
+        /// The order: one of the values listed; a `-` first means descending.
         sort: Query<Option<SortParam<ApiKeySort>>>,
         status: Query<Option<Shaped<KeyStatuses>>>,
     ) -> ApiResult<Page<ApiKey>> {
@@ -93,6 +96,7 @@ impl ApiKeysApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The key's id (`key_...`).
         id: Path<String>,
     ) -> ApiResult<One<ApiKey>> {
         let org_id = caller.with(Scope::Admin)?.org_id.clone();
@@ -117,6 +121,7 @@ impl ApiKeysApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The key's id (`key_...`).
         id: Path<String>,
     ) -> ApiResult<One<ApiKey>> {
         let p = caller.with(Scope::Admin)?.clone();

@@ -35,10 +35,13 @@ impl CompaniesApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
-            Option<i64>,
-        >,
+        /// Which page, from 1 (default 1).
+        #[oai(validator(minimum(value = "1")))]
+        page: Query<Option<i64>>,
+        /// Rows per page, 1 to 100 (default 25).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        per_page: Query<Option<i64>>,
+        /// The order: one of the values listed; a `-` first means descending.
         sort: Query<Option<SortParam<CompanySort>>>,
         industry: Query<Option<String>>,
         country: Query<Option<String>>,
@@ -46,9 +49,13 @@ impl CompaniesApi {
         tag: Query<Option<String>>,
         size_min: Query<Option<i64>>,
         size_max: Query<Option<i64>>,
+        /// Only those created at or after this time (RFC 3339).
         created_after: Query<Option<Timestamp>>,
+        /// Only those created before this time (RFC 3339).
         created_before: Query<Option<Timestamp>>,
+        /// Only those changed at or after this time (RFC 3339).
         updated_since: Query<Option<Timestamp>>,
+        /// Text to look for (ASCII letters match in either case); the operation says in which fields.
         q: Query<Option<String>>,
     ) -> ApiResult<Page<Company>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
@@ -99,6 +106,7 @@ impl CompaniesApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The company's id (`co_...`).
         id: Path<String>,
     ) -> ApiResult<One<Company>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
@@ -122,9 +130,12 @@ impl CompaniesApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The company's id (`co_...`).
         id: Path<String>,
         body: JsonBody<CompanyPatch>,
-        #[oai(name = "If-Match")] if_match: Header<Option<Shaped<IfMatch>>>,
+        /// The version this change is based on, as the `ETag` gave it (`"3"`): if the object has changed since, the answer is 412 and nothing changes. Without it the change applies to whatever version is current.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<Shaped<IfMatch>>>,
     ) -> ApiResult<One<Company>> {
         let p = caller.with(Scope::Write)?.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;
@@ -149,6 +160,7 @@ impl CompaniesApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The company's id (`co_...`).
         id: Path<String>,
     ) -> ApiResult<One<Company>> {
         let p = caller.with(Scope::Write)?.clone();

@@ -41,10 +41,13 @@ impl DealsApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
-            Option<i64>,
-        >,
+        /// Which page, from 1 (default 1).
+        #[oai(validator(minimum(value = "1")))]
+        page: Query<Option<i64>>,
+        /// Rows per page, 1 to 100 (default 25).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        per_page: Query<Option<i64>>,
+        /// The order: one of the values listed; a `-` first means descending.
         sort: Query<Option<SortParam<DealSort>>>,
         stage_id: Query<Option<String>>,
         stage: Query<Option<String>>,
@@ -62,9 +65,13 @@ impl DealsApi {
         >,
         expected_close_after: Query<Option<Shaped<Date>>>,
         expected_close_before: Query<Option<Shaped<Date>>>,
+        /// Only those created at or after this time (RFC 3339).
         created_after: Query<Option<Timestamp>>,
+        /// Only those created before this time (RFC 3339).
         created_before: Query<Option<Timestamp>>,
+        /// Only those changed at or after this time (RFC 3339).
         updated_since: Query<Option<Timestamp>>,
+        /// Text to look for (ASCII letters match in either case); the operation says in which fields.
         q: Query<Option<String>>,
     ) -> ApiResult<Page<Deal>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
@@ -159,6 +166,7 @@ impl DealsApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The deal's id (`deal_...`).
         id: Path<String>,
     ) -> ApiResult<One<DealContext>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
@@ -180,9 +188,12 @@ impl DealsApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The deal's id (`deal_...`).
         id: Path<String>,
         body: JsonBody<DealPatch>,
-        #[oai(name = "If-Match")] if_match: Header<Option<Shaped<IfMatch>>>,
+        /// The version this change is based on, as the `ETag` gave it (`"3"`): if the object has changed since, the answer is 412 and nothing changes. Without it the change applies to whatever version is current.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<Shaped<IfMatch>>>,
     ) -> ApiResult<One<Deal>> {
         let p = caller.with(Scope::Write)?.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;
@@ -208,6 +219,7 @@ impl DealsApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The deal's id (`deal_...`).
         id: Path<String>,
     ) -> ApiResult<One<Deal>> {
         let p = caller.with(Scope::Write)?.clone();
@@ -232,6 +244,7 @@ impl DealsApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The deal's id (`deal_...`).
         id: Path<String>,
         body: JsonBody<MoveDeal>,
     ) -> ApiResult<One<Deal>> {
@@ -261,6 +274,7 @@ impl DealsApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The deal's id (`deal_...`).
         id: Path<String>,
     ) -> ApiResult<Page<StageChange>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();

@@ -112,6 +112,7 @@ impl EmailApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The deal's id (`deal_...`).
         id: Path<String>,
         body: JsonBody<NewInbox>,
     ) -> ApiResult<InboxResponse> {
@@ -142,6 +143,7 @@ impl EmailApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The deal's id (`deal_...`).
         id: Path<String>,
     ) -> ApiResult<One<Inbox>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
@@ -165,13 +167,16 @@ impl EmailApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The deal's id (`deal_...`).
         id: Path<String>,
         thread_id: Query<Option<String>>,
         direction: Query<Option<Direction>>,
-        #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
-            Option<i64>,
-        >,
+        /// Which page, from 1 (default 1).
+        #[oai(validator(minimum(value = "1")))]
+        page: Query<Option<i64>>,
+        /// Rows per page, 1 to 100 (default 25).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        per_page: Query<Option<i64>>,
     ) -> ApiResult<Page<Email>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
@@ -200,7 +205,9 @@ impl EmailApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The deal's id (`deal_...`).
         id: Path<String>,
+        /// The message's id (`eml_...`).
         message_id: Path<String>,
     ) -> ApiResult<One<Email>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
@@ -227,6 +234,7 @@ impl EmailApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The deal's id (`deal_...`).
         id: Path<String>,
         body: JsonBody<SendEmail>,
     ) -> ApiResult<One<Email, 202>> {
@@ -254,7 +262,9 @@ impl EmailApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The deal's id (`deal_...`).
         id: Path<String>,
+        /// The message's id (`eml_...`).
         message_id: Path<String>,
         body: JsonBody<ReplyEmail>,
     ) -> ApiResult<One<Email, 202>> {

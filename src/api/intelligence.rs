@@ -41,10 +41,12 @@ impl IntelligenceApi {
         #[oai(validator(minimum(value = "0"), maximum(value = "100")))] min_score: Query<
             Option<i64>,
         >,
-        #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
-            Option<i64>,
-        >,
+        /// Which page, from 1 (default 1).
+        #[oai(validator(minimum(value = "1")))]
+        page: Query<Option<i64>>,
+        /// Rows per page, 1 to 100 (default 25).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        per_page: Query<Option<i64>>,
     ) -> ApiResult<Page<DealIntelligence>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
@@ -77,6 +79,7 @@ impl IntelligenceApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The deal's id (`deal_...`).
         id: Path<String>,
     ) -> ApiResult<One<DealIntelligence>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
@@ -103,14 +106,18 @@ impl IntelligenceApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The deal's id (`deal_...`).
         id: Path<String>,
         tag: Query<Option<String>>,
         kind: Query<Option<Shaped<MemoryKinds>>>,
+        /// Text to look for (ASCII letters match in either case); the operation says in which fields.
         q: Query<Option<String>>,
-        #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
-            Option<i64>,
-        >,
+        /// Which page, from 1 (default 1).
+        #[oai(validator(minimum(value = "1")))]
+        page: Query<Option<i64>>,
+        /// Rows per page, 1 to 100 (default 25).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        per_page: Query<Option<i64>>,
     ) -> ApiResult<Page<MemoryEntry>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
@@ -141,6 +148,7 @@ impl IntelligenceApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The deal's id (`deal_...`).
         id: Path<String>,
         body: JsonBody<NewMemory>,
     ) -> ApiResult<Created<MemoryEntry>> {
@@ -166,7 +174,9 @@ impl IntelligenceApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The deal's id (`deal_...`).
         id: Path<String>,
+        /// The memory's id (`mem_...`).
         memory_id: Path<String>,
     ) -> ApiResult<One<MemoryEntry>> {
         let p = caller.with(Scope::Write)?.clone();
@@ -201,11 +211,14 @@ impl IntelligenceApi {
         deal_id: Query<Option<String>>,
         lead_id: Query<Option<String>>,
         include_dismissed: Query<Option<bool>>,
+        /// The order: one of the values listed; a `-` first means descending.
         sort: Query<Option<SortParam<SignalSort>>>,
-        #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
-            Option<i64>,
-        >,
+        /// Which page, from 1 (default 1).
+        #[oai(validator(minimum(value = "1")))]
+        page: Query<Option<i64>>,
+        /// Rows per page, 1 to 100 (default 25).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        per_page: Query<Option<i64>>,
     ) -> ApiResult<Page<Signal>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
@@ -232,6 +245,7 @@ impl IntelligenceApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The signal's id (`sig_...`).
         id: Path<String>,
     ) -> ApiResult<One<Signal>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
@@ -256,6 +270,7 @@ impl IntelligenceApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The signal's id (`sig_...`).
         id: Path<String>,
     ) -> ApiResult<One<Signal>> {
         let org_id = caller.with(Scope::Write)?.org_id.clone();

@@ -81,10 +81,13 @@ impl LeadsApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
-            Option<i64>,
-        >,
+        /// Which page, from 1 (default 1).
+        #[oai(validator(minimum(value = "1")))]
+        page: Query<Option<i64>>,
+        /// Rows per page, 1 to 100 (default 25).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        per_page: Query<Option<i64>>,
+        /// The order: one of the values listed; a `-` first means descending.
         sort: Query<Option<SortParam<LeadSort>>>,
         status: Query<Option<Shaped<LeadStatuses>>>,
         owner_id: Query<Option<String>>,
@@ -92,9 +95,13 @@ impl LeadsApi {
         source: Query<Option<String>>,
         country: Query<Option<String>>,
         tag: Query<Option<String>>,
+        /// Only those created at or after this time (RFC 3339).
         created_after: Query<Option<Timestamp>>,
+        /// Only those created before this time (RFC 3339).
         created_before: Query<Option<Timestamp>>,
+        /// Only those changed at or after this time (RFC 3339).
         updated_since: Query<Option<Timestamp>>,
+        /// Text to look for (ASCII letters match in either case); the operation says in which fields.
         q: Query<Option<String>>,
         #[oai(validator(minimum(value = "0"), maximum(value = "100")))] score_min: Query<
             Option<i64>,
@@ -156,6 +163,7 @@ impl LeadsApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The order: one of the values listed; a `-` first means descending.
         sort: Query<Option<SortParam<LeadSort>>>,
         status: Query<Option<Shaped<LeadStatuses>>>,
         owner_id: Query<Option<String>>,
@@ -163,9 +171,13 @@ impl LeadsApi {
         source: Query<Option<String>>,
         country: Query<Option<String>>,
         tag: Query<Option<String>>,
+        /// Only those created at or after this time (RFC 3339).
         created_after: Query<Option<Timestamp>>,
+        /// Only those created before this time (RFC 3339).
         created_before: Query<Option<Timestamp>>,
+        /// Only those changed at or after this time (RFC 3339).
         updated_since: Query<Option<Timestamp>>,
+        /// Text to look for (ASCII letters match in either case); the operation says in which fields.
         q: Query<Option<String>>,
         #[oai(validator(minimum(value = "0"), maximum(value = "100")))] score_min: Query<
             Option<i64>,
@@ -251,6 +263,7 @@ impl LeadsApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The lead's id (`lead_...`).
         id: Path<String>,
     ) -> ApiResult<One<Lead>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
@@ -279,6 +292,7 @@ impl LeadsApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The lead's id (`lead_...`).
         id: Path<String>,
     ) -> ApiResult<One<LeadScoreView>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
@@ -300,6 +314,7 @@ impl LeadsApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The lead's id (`lead_...`).
         id: Path<String>,
     ) -> ApiResult<One<Lead360>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
@@ -321,9 +336,12 @@ impl LeadsApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The lead's id (`lead_...`).
         id: Path<String>,
         body: JsonBody<LeadPatch>,
-        #[oai(name = "If-Match")] if_match: Header<Option<Shaped<IfMatch>>>,
+        /// The version this change is based on, as the `ETag` gave it (`"3"`): if the object has changed since, the answer is 412 and nothing changes. Without it the change applies to whatever version is current.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<Shaped<IfMatch>>>,
     ) -> ApiResult<One<Lead>> {
         let p = caller.with(Scope::Write)?.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;
@@ -345,6 +363,7 @@ impl LeadsApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The lead's id (`lead_...`).
         id: Path<String>,
     ) -> ApiResult<One<Lead>> {
         let p = caller.with(Scope::Write)?.clone();
@@ -369,6 +388,7 @@ impl LeadsApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The lead's id (`lead_...`).
         id: Path<String>,
         body: JsonBody<AssignLead>,
     ) -> ApiResult<One<Lead>> {
@@ -396,6 +416,7 @@ impl LeadsApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The lead's id (`lead_...`).
         id: Path<String>,
         body: JsonBody<ConvertLead>,
     ) -> ApiResult<Created<Conversion>> {

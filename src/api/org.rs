@@ -48,7 +48,9 @@ impl OrgApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         body: JsonBody<OrganizationPatch>,
-        #[oai(name = "If-Match")] if_match: Header<Option<Shaped<IfMatch>>>,
+        /// The version this change is based on, as the `ETag` gave it (`"3"`): if the object has changed since, the answer is 412 and nothing changes. Without it the change applies to whatever version is current.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<Shaped<IfMatch>>>,
     ) -> ApiResult<One<Organization>> {
         let org_id = caller.with(Scope::Admin)?.org_id.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;

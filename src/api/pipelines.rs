@@ -34,10 +34,12 @@ impl PipelinesApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
-            Option<i64>,
-        >,
+        /// Which page, from 1 (default 1).
+        #[oai(validator(minimum(value = "1")))]
+        page: Query<Option<i64>>,
+        /// Rows per page, 1 to 100 (default 25).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        per_page: Query<Option<i64>>,
     ) -> ApiResult<Page<Pipeline>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
@@ -77,6 +79,7 @@ impl PipelinesApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The pipeline's id (`pip_...`).
         id: Path<String>,
     ) -> ApiResult<One<Pipeline>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
@@ -99,9 +102,12 @@ impl PipelinesApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The pipeline's id (`pip_...`).
         id: Path<String>,
         body: JsonBody<PipelinePatch>,
-        #[oai(name = "If-Match")] if_match: Header<Option<Shaped<IfMatch>>>,
+        /// The version this change is based on, as the `ETag` gave it (`"3"`): if the object has changed since, the answer is 412 and nothing changes. Without it the change applies to whatever version is current.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<Shaped<IfMatch>>>,
     ) -> ApiResult<One<Pipeline>> {
         let org_id = caller.with(Scope::Write)?.org_id.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;
@@ -126,6 +132,7 @@ impl PipelinesApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The pipeline's id (`pip_...`).
         id: Path<String>,
     ) -> ApiResult<One<Pipeline>> {
         let org_id = caller.with(Scope::Write)?.org_id.clone();
@@ -149,6 +156,7 @@ impl PipelinesApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The pipeline's id (`pip_...`).
         id: Path<String>,
         body: JsonBody<NewStage>,
     ) -> ApiResult<Created<Stage>> {
@@ -170,9 +178,12 @@ impl PipelinesApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The stage's id (`stg_...`).
         id: Path<String>,
         body: JsonBody<StagePatch>,
-        #[oai(name = "If-Match")] if_match: Header<Option<Shaped<IfMatch>>>,
+        /// The version this change is based on, as the `ETag` gave it (`"3"`): if the object has changed since, the answer is 412 and nothing changes. Without it the change applies to whatever version is current.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<Shaped<IfMatch>>>,
     ) -> ApiResult<One<Stage>> {
         let org_id = caller.with(Scope::Write)?.org_id.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;
@@ -194,6 +205,7 @@ impl PipelinesApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The stage's id (`stg_...`).
         id: Path<String>,
         move_to: Query<Option<String>>,
     ) -> ApiResult<One<Stage>> {

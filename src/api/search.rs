@@ -36,10 +36,12 @@ impl SearchApi {
         caller: Caller,
         #[oai(validator(min_length = 1, max_length = 200))] q: Query<String>,
         types: Query<Option<Shaped<SearchKinds>>>,
-        #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
-            Option<i64>,
-        >,
+        /// Which page, from 1 (default 1).
+        #[oai(validator(minimum(value = "1")))]
+        page: Query<Option<i64>>,
+        /// Rows per page, 1 to 100 (default 25).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        per_page: Query<Option<i64>>,
     ) -> ApiResult<Page<SearchHit>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
@@ -121,10 +123,12 @@ impl EventsApi {
         caller: Caller,
         #[oai(validator(minimum(value = "0")))] after: Query<Option<i64>>,
         types: Query<Option<Shaped<EventTypes>>>,
-        #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
-            Option<i64>,
-        >,
+        /// Which page, from 1 (default 1).
+        #[oai(validator(minimum(value = "1")))]
+        page: Query<Option<i64>>,
+        /// Rows per page, 1 to 100 (default 25).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        per_page: Query<Option<i64>>,
     ) -> ApiResult<Page<Event>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;

@@ -37,10 +37,13 @@ impl TasksApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
-            Option<i64>,
-        >,
+        /// Which page, from 1 (default 1).
+        #[oai(validator(minimum(value = "1")))]
+        page: Query<Option<i64>>,
+        /// Rows per page, 1 to 100 (default 25).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        per_page: Query<Option<i64>>,
+        /// The order: one of the values listed; a `-` first means descending.
         sort: Query<Option<SortParam<TaskSort>>>,
         status: Query<Option<Shaped<TaskStatuses>>>,
         priority: Query<Option<Shaped<Priorities>>>,
@@ -50,8 +53,11 @@ impl TasksApi {
         assignee_id: Query<Option<String>>,
         due_before: Query<Option<Timestamp>>,
         due_after: Query<Option<Timestamp>>,
+        /// Only those created at or after this time (RFC 3339).
         created_after: Query<Option<Timestamp>>,
+        /// Only those created before this time (RFC 3339).
         created_before: Query<Option<Timestamp>>,
+        /// Only those changed at or after this time (RFC 3339).
         updated_since: Query<Option<Timestamp>>,
     ) -> ApiResult<Page<Task>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
@@ -106,6 +112,7 @@ impl TasksApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The task's id (`task_...`).
         id: Path<String>,
     ) -> ApiResult<One<Task>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
@@ -127,9 +134,12 @@ impl TasksApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The task's id (`task_...`).
         id: Path<String>,
         body: JsonBody<TaskPatch>,
-        #[oai(name = "If-Match")] if_match: Header<Option<Shaped<IfMatch>>>,
+        /// The version this change is based on, as the `ETag` gave it (`"3"`): if the object has changed since, the answer is 412 and nothing changes. Without it the change applies to whatever version is current.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<Shaped<IfMatch>>>,
     ) -> ApiResult<One<Task>> {
         let p = caller.with(Scope::Write)?.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;
@@ -149,6 +159,7 @@ impl TasksApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The task's id (`task_...`).
         id: Path<String>,
     ) -> ApiResult<One<Task>> {
         let p = caller.with(Scope::Write)?.clone();
@@ -173,6 +184,7 @@ impl TasksApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The task's id (`task_...`).
         id: Path<String>,
     ) -> ApiResult<One<Task>> {
         let p = caller.with(Scope::Write)?.clone();
@@ -197,6 +209,7 @@ impl TasksApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The task's id (`task_...`).
         id: Path<String>,
     ) -> ApiResult<One<Task>> {
         let p = caller.with(Scope::Write)?.clone();

@@ -36,13 +36,17 @@ impl UsersApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
-            Option<i64>,
-        >,
+        /// Which page, from 1 (default 1).
+        #[oai(validator(minimum(value = "1")))]
+        page: Query<Option<i64>>,
+        /// Rows per page, 1 to 100 (default 25).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        per_page: Query<Option<i64>>,
+        /// The order: one of the values listed; a `-` first means descending.
         sort: Query<Option<SortParam<UserSort>>>,
         role: Query<Option<Shaped<Roles>>>,
         active: Query<Option<bool>>,
+        /// Text to look for (ASCII letters match in either case); the operation says in which fields.
         q: Query<Option<String>>,
     ) -> ApiResult<Page<User>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
@@ -89,6 +93,7 @@ impl UsersApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The user's id (`usr_...`).
         id: Path<String>,
     ) -> ApiResult<One<User>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
@@ -113,9 +118,12 @@ impl UsersApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The user's id (`usr_...`).
         id: Path<String>,
         body: JsonBody<UserPatch>,
-        #[oai(name = "If-Match")] if_match: Header<Option<Shaped<IfMatch>>>,
+        /// The version this change is based on, as the `ETag` gave it (`"3"`): if the object has changed since, the answer is 412 and nothing changes. Without it the change applies to whatever version is current.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<Shaped<IfMatch>>>,
     ) -> ApiResult<One<User>> {
         let p = caller.with(Scope::Read)?.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;
@@ -161,8 +169,11 @@ impl UsersApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The user's id (`usr_...`).
         id: Path<String>,
-        #[oai(name = "If-Match")] if_match: Header<Option<Shaped<IfMatch>>>,
+        /// The version this change is based on, as the `ETag` gave it (`"3"`): if the object has changed since, the answer is 412 and nothing changes. Without it the change applies to whatever version is current.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<Shaped<IfMatch>>>,
     ) -> ApiResult<Created<IssuedReset>> {
         let p = caller.with(Scope::Admin)?.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;
@@ -188,8 +199,11 @@ impl UsersApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The user's id (`usr_...`).
         id: Path<String>,
-        #[oai(name = "If-Match")] if_match: Header<Option<Shaped<IfMatch>>>,
+        /// The version this change is based on, as the `ETag` gave it (`"3"`): if the object has changed since, the answer is 412 and nothing changes. Without it the change applies to whatever version is current.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<Shaped<IfMatch>>>,
     ) -> ApiResult<One<User>> {
         let p = caller.with(Scope::Admin)?.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;

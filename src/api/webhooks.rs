@@ -33,10 +33,12 @@ impl WebhooksApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
-            Option<i64>,
-        >,
+        /// Which page, from 1 (default 1).
+        #[oai(validator(minimum(value = "1")))]
+        page: Query<Option<i64>>,
+        /// Rows per page, 1 to 100 (default 25).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        per_page: Query<Option<i64>>,
     ) -> ApiResult<Page<Webhook>> {
         let org_id = caller.with(Scope::Admin)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
@@ -82,6 +84,7 @@ impl WebhooksApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The webhook's id (`wh_...`).
         id: Path<String>,
     ) -> ApiResult<One<Webhook>> {
         let org_id = caller.with(Scope::Admin)?.org_id.clone();
@@ -104,9 +107,12 @@ impl WebhooksApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The webhook's id (`wh_...`).
         id: Path<String>,
         body: JsonBody<WebhookPatch>,
-        #[oai(name = "If-Match")] if_match: Header<Option<Shaped<IfMatch>>>,
+        /// The version this change is based on, as the `ETag` gave it (`"3"`): if the object has changed since, the answer is 412 and nothing changes. Without it the change applies to whatever version is current.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<Shaped<IfMatch>>>,
     ) -> ApiResult<One<Webhook>> {
         let org_id = caller.with(Scope::Admin)?.org_id.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;
@@ -130,6 +136,7 @@ impl WebhooksApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The webhook's id (`wh_...`).
         id: Path<String>,
     ) -> ApiResult<One<Webhook>> {
         let org_id = caller.with(Scope::Admin)?.org_id.clone();
@@ -154,6 +161,7 @@ impl WebhooksApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The webhook's id (`wh_...`).
         id: Path<String>,
     ) -> ApiResult<Created<Delivery>> {
         let org_id = caller.with(Scope::Admin)?.org_id.clone();
@@ -180,12 +188,15 @@ impl WebhooksApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The webhook's id (`wh_...`).
         id: Path<String>,
         status: Query<Option<Shaped<DeliveryStatuses>>>,
-        #[oai(validator(minimum(value = "1")))] page: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] per_page: Query<
-            Option<i64>,
-        >,
+        /// Which page, from 1 (default 1).
+        #[oai(validator(minimum(value = "1")))]
+        page: Query<Option<i64>>,
+        /// Rows per page, 1 to 100 (default 25).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        per_page: Query<Option<i64>>,
     ) -> ApiResult<Page<Delivery>> {
         let org_id = caller.with(Scope::Admin)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
@@ -210,7 +221,9 @@ impl WebhooksApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The webhook's id (`wh_...`).
         id: Path<String>,
+        /// The delivery's id (`dlv_...`).
         delivery_id: Path<String>,
     ) -> ApiResult<One<Delivery>> {
         let org_id = caller.with(Scope::Admin)?.org_id.clone();
@@ -236,6 +249,7 @@ impl WebhooksApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The webhook's id (`wh_...`).
         id: Path<String>,
     ) -> ApiResult<One<WebhookWithSecret>> {
         let org_id = caller.with(Scope::Admin)?.org_id.clone();
