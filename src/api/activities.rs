@@ -44,11 +44,18 @@ impl ActivitiesApi {
         per_page: Query<Option<i64>>,
         /// The order: one of the values listed; a `-` first means descending.
         sort: Query<Option<SortParam<ActivitySort>>>,
-        #[oai(name = "type")] activity_type: Query<Option<Shaped<ActivityTypes>>>,
+        /// Only activities of these types (any of, comma separated).
+        #[oai(name = "type")]
+        activity_type: Query<Option<Shaped<ActivityTypes>>>,
+        /// Only activities on these deals (`deal_...`; any of, comma separated).
         deal_id: Query<Option<String>>,
+        /// Only activities on these leads (`lead_...`; any of, comma separated).
         lead_id: Query<Option<String>>,
+        /// Only activities logged by these users (`usr_...`; any of, comma separated).
         user_id: Query<Option<String>>,
+        /// Only activities that happened at or after this time (RFC 3339).
         occurred_after: Query<Option<Timestamp>>,
+        /// Only activities that happened before this time (RFC 3339).
         occurred_before: Query<Option<Timestamp>>,
         /// Only those created at or after this time (RFC 3339).
         created_after: Query<Option<Timestamp>>,
@@ -174,8 +181,11 @@ impl NotesApi {
         per_page: Query<Option<i64>>,
         /// The order: one of the values listed; a `-` first means descending.
         sort: Query<Option<SortParam<NoteSort>>>,
+        /// Only notes on these deals (`deal_...`; any of, comma separated).
         deal_id: Query<Option<String>>,
+        /// Only notes on these leads (`lead_...`; any of, comma separated).
         lead_id: Query<Option<String>>,
+        /// Only notes written by these users (`usr_...`; any of, comma separated).
         author_id: Query<Option<String>>,
         /// Only those created at or after this time (RFC 3339).
         created_after: Query<Option<Timestamp>>,

@@ -41,7 +41,9 @@ impl AnalyticsApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// Start of the period (RFC 3339); with neither bound, all time.
         from: Query<Option<Timestamp>>,
+        /// End of the period (RFC 3339), not included.
         to: Query<Option<Timestamp>>,
     ) -> ApiResult<One<Overview>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
@@ -69,8 +71,11 @@ impl AnalyticsApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The pipeline (`pip_...`); default the organization's default pipeline.
         pipeline_id: Query<Option<String>>,
+        /// Start of the period (RFC 3339); with neither bound, all time.
         from: Query<Option<Timestamp>>,
+        /// End of the period (RFC 3339), not included.
         to: Query<Option<Timestamp>>,
     ) -> ApiResult<Page<FunnelStep>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
@@ -129,9 +134,13 @@ impl PerformanceApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The current week, month, quarter or year (default month when no `from`/`to` either).
         period: Query<Option<Period>>,
+        /// Start of the window (RFC 3339); narrows `period` when both are given.
         from: Query<Option<Timestamp>>,
+        /// End of the window (RFC 3339), not included.
         to: Query<Option<Timestamp>>,
+        /// What the ranking is by (default revenue_closed).
         metric: Query<Option<Metric>>,
     ) -> ApiResult<Page<Performance>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
@@ -164,7 +173,9 @@ impl PerformanceApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// Month, quarter or year (default month).
         period: Query<Option<QuotaPeriod>>,
+        /// Any day of the period wanted (default today).
         date: Query<Option<Shaped<Date>>>,
     ) -> ApiResult<Page<QuotaStatus>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();

@@ -39,6 +39,7 @@ impl ApiKeysApi {
         per_page: Query<Option<i64>>,
         /// The order: one of the values listed; a `-` first means descending.
         sort: Query<Option<SortParam<ApiKeySort>>>,
+        /// Only keys in one of these states: active, expired, revoked (comma separated).
         status: Query<Option<Shaped<KeyStatuses>>>,
     ) -> ApiResult<Page<ApiKey>> {
         let org_id = caller.with(Scope::Admin)?.org_id.clone();

@@ -43,11 +43,17 @@ impl CompaniesApi {
         per_page: Query<Option<i64>>,
         /// The order: one of the values listed; a `-` first means descending.
         sort: Query<Option<SortParam<CompanySort>>>,
+        /// Only companies in these industries (any of, comma separated).
         industry: Query<Option<String>>,
+        /// Only companies in these countries (any of, comma separated).
         country: Query<Option<String>>,
+        /// Only companies owned by these users (`usr_...`; any of, comma separated).
         owner_id: Query<Option<String>>,
+        /// Only companies carrying this tag.
         tag: Query<Option<String>>,
+        /// Only companies with at least this many employees.
         size_min: Query<Option<i64>>,
+        /// Only companies with at most this many employees.
         size_max: Query<Option<i64>>,
         /// Only those created at or after this time (RFC 3339).
         created_after: Query<Option<Timestamp>>,

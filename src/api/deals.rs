@@ -49,21 +49,31 @@ impl DealsApi {
         per_page: Query<Option<i64>>,
         /// The order: one of the values listed; a `-` first means descending.
         sort: Query<Option<SortParam<DealSort>>>,
+        /// Only deals in these stages (`stg_...`; any of, comma separated).
         stage_id: Query<Option<String>>,
+        /// Only deals in stages with these names (any of, comma separated).
         stage: Query<Option<String>>,
+        /// Only deals that are open, won or lost (any of, comma separated).
         status: Query<Option<Shaped<DealStatuses>>>,
+        /// Only deals of these pipelines (`pip_...`; any of, comma separated).
         pipeline_id: Query<Option<String>>,
+        /// Only deals owned by these users (`usr_...`; any of, comma separated).
         owner_id: Query<Option<String>>,
+        /// Only deals of these leads (`lead_...`; any of, comma separated).
         lead_id: Query<Option<String>>,
+        /// Only deals of these companies (`co_...`; any of, comma separated).
         company_id: Query<Option<String>>,
+        /// Only deals carrying this tag.
         tag: Query<Option<String>>,
-        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))] value_min: Query<
-            Option<f64>,
-        >,
-        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))] value_max: Query<
-            Option<f64>,
-        >,
+        /// Only deals worth at least this much, in major units of the organization's currency.
+        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
+        value_min: Query<Option<f64>>,
+        /// Only deals worth at most this much, in major units of the organization's currency.
+        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
+        value_max: Query<Option<f64>>,
+        /// Only deals expected to close on or after this date.
         expected_close_after: Query<Option<Shaped<Date>>>,
+        /// Only deals expected to close before this date.
         expected_close_before: Query<Option<Shaped<Date>>>,
         /// Only those created at or after this time (RFC 3339).
         created_after: Query<Option<Timestamp>>,
@@ -116,6 +126,7 @@ impl DealsApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// The pipeline (`pip_...`); default the organization's default pipeline.
         pipeline_id: Query<Option<String>>,
     ) -> ApiResult<Page<Stage>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();

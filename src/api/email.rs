@@ -169,7 +169,9 @@ impl EmailApi {
         caller: Caller,
         /// The deal's id (`deal_...`).
         id: Path<String>,
+        /// Only the messages of this conversation.
         thread_id: Query<Option<String>>,
+        /// Only inbound or only outbound messages.
         direction: Query<Option<Direction>>,
         /// Which page, from 1 (default 1).
         #[oai(validator(minimum(value = "1")))]

@@ -38,9 +38,9 @@ impl IntelligenceApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(minimum(value = "0"), maximum(value = "100")))] min_score: Query<
-            Option<i64>,
-        >,
+        /// The lowest risk score listed, 0 to 100 (default 60).
+        #[oai(validator(minimum(value = "0"), maximum(value = "100")))]
+        min_score: Query<Option<i64>>,
         /// Which page, from 1 (default 1).
         #[oai(validator(minimum(value = "1")))]
         page: Query<Option<i64>>,
@@ -108,7 +108,9 @@ impl IntelligenceApi {
         caller: Caller,
         /// The deal's id (`deal_...`).
         id: Path<String>,
+        /// Only entries carrying one of these tags (comma separated).
         tag: Query<Option<String>>,
+        /// Only entries of these kinds: fact, preference, objection, next_step, summary, other (comma separated).
         kind: Query<Option<Shaped<MemoryKinds>>>,
         /// Text to look for (ASCII letters match in either case); the operation says in which fields.
         q: Query<Option<String>>,
@@ -204,12 +206,17 @@ impl IntelligenceApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(minimum(value = "0"), maximum(value = "100")))] score_min: Query<
-            Option<i64>,
-        >,
-        #[oai(name = "type")] signal_type: Query<Option<Shaped<SignalTypes>>>,
+        /// Only signals scored at least this, 0 to 100.
+        #[oai(validator(minimum(value = "0"), maximum(value = "100")))]
+        score_min: Query<Option<i64>>,
+        /// Only signals of these types (any of, comma separated).
+        #[oai(name = "type")]
+        signal_type: Query<Option<Shaped<SignalTypes>>>,
+        /// Only signals about these deals (`deal_...`; any of, comma separated).
         deal_id: Query<Option<String>>,
+        /// Only signals about these leads (`lead_...`; any of, comma separated).
         lead_id: Query<Option<String>>,
+        /// Also list dismissed signals (default false).
         include_dismissed: Query<Option<bool>>,
         /// The order: one of the values listed; a `-` first means descending.
         sort: Query<Option<SortParam<SignalSort>>>,

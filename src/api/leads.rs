@@ -89,11 +89,17 @@ impl LeadsApi {
         per_page: Query<Option<i64>>,
         /// The order: one of the values listed; a `-` first means descending.
         sort: Query<Option<SortParam<LeadSort>>>,
+        /// Only leads with these statuses (any of, comma separated).
         status: Query<Option<Shaped<LeadStatuses>>>,
+        /// Only leads owned by these users (`usr_...`; any of, comma separated).
         owner_id: Query<Option<String>>,
+        /// Only leads of these companies (`co_...`; any of, comma separated).
         company_id: Query<Option<String>>,
+        /// Only leads from these sources (any of, comma separated).
         source: Query<Option<String>>,
+        /// Only leads in these countries (any of, comma separated).
         country: Query<Option<String>>,
+        /// Only leads carrying this tag.
         tag: Query<Option<String>>,
         /// Only those created at or after this time (RFC 3339).
         created_after: Query<Option<Timestamp>>,
@@ -103,12 +109,12 @@ impl LeadsApi {
         updated_since: Query<Option<Timestamp>>,
         /// Text to look for (ASCII letters match in either case); the operation says in which fields.
         q: Query<Option<String>>,
-        #[oai(validator(minimum(value = "0"), maximum(value = "100")))] score_min: Query<
-            Option<i64>,
-        >,
-        #[oai(validator(minimum(value = "0"), maximum(value = "100")))] score_max: Query<
-            Option<i64>,
-        >,
+        /// Only leads scored at least this, 0 to 100.
+        #[oai(validator(minimum(value = "0"), maximum(value = "100")))]
+        score_min: Query<Option<i64>>,
+        /// Only leads scored at most this, 0 to 100.
+        #[oai(validator(minimum(value = "0"), maximum(value = "100")))]
+        score_max: Query<Option<i64>>,
     ) -> ApiResult<Page<Lead>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
@@ -165,11 +171,17 @@ impl LeadsApi {
         caller: Caller,
         /// The order: one of the values listed; a `-` first means descending.
         sort: Query<Option<SortParam<LeadSort>>>,
+        /// Only leads with these statuses (any of, comma separated).
         status: Query<Option<Shaped<LeadStatuses>>>,
+        /// Only leads owned by these users (`usr_...`; any of, comma separated).
         owner_id: Query<Option<String>>,
+        /// Only leads of these companies (`co_...`; any of, comma separated).
         company_id: Query<Option<String>>,
+        /// Only leads from these sources (any of, comma separated).
         source: Query<Option<String>>,
+        /// Only leads in these countries (any of, comma separated).
         country: Query<Option<String>>,
+        /// Only leads carrying this tag.
         tag: Query<Option<String>>,
         /// Only those created at or after this time (RFC 3339).
         created_after: Query<Option<Timestamp>>,
@@ -179,12 +191,13 @@ impl LeadsApi {
         updated_since: Query<Option<Timestamp>>,
         /// Text to look for (ASCII letters match in either case); the operation says in which fields.
         q: Query<Option<String>>,
-        #[oai(validator(minimum(value = "0"), maximum(value = "100")))] score_min: Query<
-            Option<i64>,
-        >,
-        #[oai(validator(minimum(value = "0"), maximum(value = "100")))] score_max: Query<
-            Option<i64>,
-        >,
+        /// Only leads scored at least this, 0 to 100.
+        #[oai(validator(minimum(value = "0"), maximum(value = "100")))]
+        score_min: Query<Option<i64>>,
+        /// Only leads scored at most this, 0 to 100.
+        #[oai(validator(minimum(value = "0"), maximum(value = "100")))]
+        score_max: Query<Option<i64>>,
+        /// true: start the file with a UTF-8 byte-order mark, for spreadsheet programs that need one.
         bom: Query<Option<bool>>,
     ) -> ApiResult<CsvDownload> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
@@ -243,6 +256,7 @@ impl LeadsApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         body: CsvBody,
+        /// What a row whose email matches an existing lead does: skip it (default) or update that lead.
         on_duplicate: Query<Option<OnDuplicate>>,
     ) -> ApiResult<One<ImportResult>> {
         let p = caller.with(Scope::Write)?.clone();

@@ -207,6 +207,7 @@ impl PipelinesApi {
         caller: Caller,
         /// The stage's id (`stg_...`).
         id: Path<String>,
+        /// A stage of the same pipeline (`stg_...`) to move the stage's deals to first; without it a stage holding deals is 409.
         move_to: Query<Option<String>>,
     ) -> ApiResult<One<Stage>> {
         let p = caller.with(Scope::Write)?.clone();

@@ -34,7 +34,10 @@ impl SearchApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(min_length = 1, max_length = 200))] q: Query<String>,
+        /// The words to find, each as a prefix (`ada lov`); 1 to 200 characters.
+        #[oai(validator(min_length = 1, max_length = 200))]
+        q: Query<String>,
+        /// Only these kinds of results: lead, company, deal, note (comma separated).
         types: Query<Option<Shaped<SearchKinds>>>,
         /// Which page, from 1 (default 1).
         #[oai(validator(minimum(value = "1")))]
@@ -77,9 +80,14 @@ impl EventsApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
+        /// Only these event types, with wildcards (`deal.*,signal.detected`; comma separated).
         types: Query<Option<Shaped<EventTypes>>>,
-        #[oai(validator(minimum(value = "0")))] after: Query<Option<i64>>,
-        #[oai(name = "Last-Event-ID")] last_event_id: Header<Option<Shaped<LastEventId>>>,
+        /// Replay the events after this `seq` first (as `Last-Event-ID` does).
+        #[oai(validator(minimum(value = "0")))]
+        after: Query<Option<i64>>,
+        /// The `seq` of the last event received: the stream replays what came after it, then goes live.
+        #[oai(name = "Last-Event-ID")]
+        last_event_id: Header<Option<Shaped<LastEventId>>>,
     ) -> ApiResult<EventStreamResponse> {
         let p = caller.with(Scope::Read)?.clone();
         let patterns = events::parse_type_patterns(types.0.as_deref())?;
@@ -121,7 +129,10 @@ impl EventsApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(minimum(value = "0")))] after: Query<Option<i64>>,
+        /// Only events after this `seq` (default 0).
+        #[oai(validator(minimum(value = "0")))]
+        after: Query<Option<i64>>,
+        /// Only these event types, with wildcards (`deal.*,lead.created`; comma separated).
         types: Query<Option<Shaped<EventTypes>>>,
         /// Which page, from 1 (default 1).
         #[oai(validator(minimum(value = "1")))]

@@ -45,13 +45,21 @@ impl TasksApi {
         per_page: Query<Option<i64>>,
         /// The order: one of the values listed; a `-` first means descending.
         sort: Query<Option<SortParam<TaskSort>>>,
+        /// Only tasks that are open, completed or cancelled (any of, comma separated).
         status: Query<Option<Shaped<TaskStatuses>>>,
+        /// Only tasks of these priorities: low, medium, high, urgent (any of, comma separated).
         priority: Query<Option<Shaped<Priorities>>>,
+        /// true: only open tasks past their due time.
         overdue: Query<Option<bool>>,
+        /// Only tasks on these deals (`deal_...`; any of, comma separated).
         deal_id: Query<Option<String>>,
+        /// Only tasks on these leads (`lead_...`; any of, comma separated).
         lead_id: Query<Option<String>>,
+        /// Only tasks assigned to these users (`usr_...`; any of, comma separated).
         assignee_id: Query<Option<String>>,
+        /// Only tasks due before this time (RFC 3339).
         due_before: Query<Option<Timestamp>>,
+        /// Only tasks due at or after this time (RFC 3339).
         due_after: Query<Option<Timestamp>>,
         /// Only those created at or after this time (RFC 3339).
         created_after: Query<Option<Timestamp>>,

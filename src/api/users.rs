@@ -44,7 +44,9 @@ impl UsersApi {
         per_page: Query<Option<i64>>,
         /// The order: one of the values listed; a `-` first means descending.
         sort: Query<Option<SortParam<UserSort>>>,
+        /// Only users with one of these roles (owner, admin, member, viewer, comma separated).
         role: Query<Option<Shaped<Roles>>>,
+        /// Only active users (true) or only deactivated ones (false).
         active: Query<Option<bool>>,
         /// Text to look for (ASCII letters match in either case); the operation says in which fields.
         q: Query<Option<String>>,

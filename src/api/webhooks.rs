@@ -190,6 +190,7 @@ impl WebhooksApi {
         caller: Caller,
         /// The webhook's id (`wh_...`).
         id: Path<String>,
+        /// Only deliveries that are pending, in_flight, succeeded or failed (any of, comma separated).
         status: Query<Option<Shaped<DeliveryStatuses>>>,
         /// Which page, from 1 (default 1).
         #[oai(validator(minimum(value = "1")))]
