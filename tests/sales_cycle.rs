@@ -397,3 +397,25 @@ fn deleting_things_leaves_nothing_dangling() {
         ]
     );
 }
+
+/// A lead of a company whose name fills its 200 characters converts without a title: the deal
+/// is named after the company, cut to fit, not refused for a title the caller never sent.
+#[test]
+fn a_converted_lead_of_a_long_named_company_gets_a_title_that_fits() {
+    let s = TestServer::start();
+    let k = s.admin_key.clone();
+    let name = "Ä".repeat(200);
+    let lead = s
+        .post(
+            "/leads",
+            &k,
+            json!({"email": "long@example.com", "company_name": name}),
+        )
+        .data(201);
+    let conv = s
+        .post(&format!("/leads/{}/convert", id(&lead)), &k, json!({}))
+        .data(201);
+    let title = conv["deal"]["title"].as_str().unwrap();
+    assert_eq!(title.chars().count(), 200, "{title}");
+    assert!(title.ends_with("ÄÄ deal"), "{title}");
+}

@@ -590,7 +590,7 @@ pub fn create_as(
 ) -> DomainResult<Deal> {
     let org = orgs::get(tx, org_id)?;
     let mut issues = Issues::new();
-    let title = validate::text(&mut issues, "title", &input.title, 1, 200);
+    let title = validate::text(&mut issues, "title", &input.title, 1, TITLE_MAX);
     let currency = match &input.currency {
         Some(c) => validate::currency(&mut issues, "currency", c),
         None => org.currency.clone(),
@@ -722,7 +722,7 @@ pub fn update(
     validate::if_match(expected_version, before.version)?;
     let mut issues = Issues::new();
     let title = match &patch.title {
-        Some(t) => validate::text(&mut issues, "title", t, 1, 200),
+        Some(t) => validate::text(&mut issues, "title", t, 1, TITLE_MAX),
         None => before.title.clone(),
     };
     let currency = match &patch.currency {
@@ -1248,6 +1248,18 @@ pub struct Conversion {
     pub deal: Deal,
 }
 
+/// Longest deal title.
+pub const TITLE_MAX: usize = 200;
+
+/// A converted lead's deal title when the caller gives none: "<company or name> deal", the name
+/// cut so the whole fits [`TITLE_MAX`]. A company name may be 200 characters itself, and a title
+/// the caller never sent must not be refused (the contract fuzzer found one).
+fn default_title(name: &str) -> String {
+    const SUFFIX: &str = " deal";
+    let name: String = name.chars().take(TITLE_MAX - SUFFIX.len()).collect();
+    format!("{}{SUFFIX}", name.trim_end())
+}
+
 /// Converts a lead into a deal (in the default pipeline's first stage unless told otherwise),
 /// with the lead's company and owner; the lead becomes `converted`. Records `lead.converted`
 /// and `deal.created`. A lead already converted is 409 naming its deal.
@@ -1272,7 +1284,7 @@ pub fn convert_lead(
     let summary = summarize_lead(&lead);
     let title = input
         .title
-        .unwrap_or_else(|| format!("{} deal", lead.company_name.clone().unwrap_or(summary.name)));
+        .unwrap_or_else(|| default_title(lead.company_name.as_deref().unwrap_or(&summary.name)));
     let actor = Actor::from(p);
     let owner = lead.owner_id.clone().unwrap_or_else(|| p.user_id.clone());
     let deal = create_as(
