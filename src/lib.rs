@@ -103,10 +103,10 @@ pub struct Shutdown {
     cut: tokio::sync::watch::Sender<bool>,
     /// Requests admitted and not yet answered.
     in_flight: std::sync::atomic::AtomicUsize,
-    /// Requests that ever arrived, admitted or turned away: the drain is quiet when it stops
-    /// moving.
-    arrivals: std::sync::atomic::AtomicU64,
-    /// Rung when an admitted request ends.
+    /// Requests turned away since the shutdown started: the drain is quiet when it stops
+    /// moving (admitted ones are in `in_flight`).
+    turned_away: std::sync::atomic::AtomicU64,
+    /// Rung when an admitted request ends during the shutdown.
     ended: tokio::sync::Notify,
 }
 
@@ -122,7 +122,9 @@ impl Drop for Admitted<'_> {
         self.0
             .in_flight
             .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-        self.0.ended.notify_one();
+        if self.0.is_triggered() {
+            self.0.ended.notify_one();
+        }
     }
 }
 
@@ -132,7 +134,7 @@ impl Shutdown {
             started: tokio::sync::watch::channel(false).0,
             cut: tokio::sync::watch::channel(false).0,
             in_flight: Default::default(),
-            arrivals: Default::default(),
+            turned_away: Default::default(),
             ended: tokio::sync::Notify::new(),
         }
     }
@@ -166,12 +168,15 @@ impl Shutdown {
     /// Counts a request in, unless the shutdown has started (then the caller answers 503).
     pub fn admit(&self) -> Option<Admitted<'_>> {
         use std::sync::atomic::Ordering::SeqCst;
-        self.arrivals.fetch_add(1, SeqCst);
         // Counted before the check, as `drained` reads the count after setting the flag: one of
         // the two sees the other, so no request slips in unseen.
         self.in_flight.fetch_add(1, SeqCst);
         let admitted = Admitted(self);
-        (!self.is_triggered()).then_some(admitted)
+        if self.is_triggered() {
+            self.turned_away.fetch_add(1, SeqCst);
+            return None;
+        }
+        Some(admitted)
     }
 
     /// Resolves when the server may stop accepting: after the shutdown started, once nothing is
@@ -182,13 +187,13 @@ impl Shutdown {
         self.wait().await;
         let deadline = tokio::time::Instant::now() + grace;
         loop {
-            let seen = self.arrivals.load(SeqCst);
+            let seen = self.turned_away.load(SeqCst);
             if self.in_flight.load(SeqCst) == 0 {
                 tokio::select! {
                     _ = tokio::time::sleep_until(deadline) => break,
                     _ = tokio::time::sleep(QUIET) => {}
                 }
-                if self.in_flight.load(SeqCst) == 0 && self.arrivals.load(SeqCst) == seen {
+                if self.in_flight.load(SeqCst) == 0 && self.turned_away.load(SeqCst) == seen {
                     return;
                 }
             } else {

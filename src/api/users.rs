@@ -141,7 +141,7 @@ impl UsersApi {
                     .db
                     .read_point(move |c| users::password_hash(c, &org_id, &user_id))
                     .await?;
-                run_blocking(move || Ok(users::prove_password(stored, Some(&typed)))).await?
+                run_blocking(move || Ok(users::prove_password(stored, &typed))).await?
             }
             Some(_) => CurrentPassword::Wrong,
             None => CurrentPassword::Missing,

@@ -73,8 +73,7 @@ pub fn issue(
     }
     validate::if_match(expected_version, user.version)?;
     // Clearing the hash also voids any earlier reset still open.
-    users::set_password_hash(tx, id, None, now)?;
-    users::end_sessions(tx, id, None, now)?;
+    users::replace_password(tx, id, None, now)?;
     let token = secrets::new_token(RESET_PREFIX);
     let expires_at = now + TTL_MS;
     tx.execute(
@@ -139,8 +138,7 @@ pub fn redeem(
     let Some((user_id, org_id)) = found else {
         return Err(DomainError::Unauthorized);
     };
-    users::set_password_hash(tx, &user_id, Some(password.as_str()), now)?;
-    users::end_sessions(tx, &user_id, None, now)?;
+    users::replace_password(tx, &user_id, Some(&password), now)?;
     let (session, expires) = sessions::open(tx, &user_id, &org_id, session_ttl, now)?;
     Ok((session, expires, users::get(tx, &org_id, &user_id)?))
 }

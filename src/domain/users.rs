@@ -334,12 +334,9 @@ pub fn password_hash(conn: &Connection, org_id: &str, id: &str) -> DomainResult<
 
 /// Checks `typed` against `stored`. Runs argon2: call it on a blocking thread, holding no
 /// connection.
-pub fn prove_password(stored: Option<String>, typed: Option<&str>) -> CurrentPassword {
-    match (stored, typed) {
-        (_, None) => CurrentPassword::Missing,
-        (Some(hash), Some(typed)) if secrets::verify_password(typed, &hash) => {
-            CurrentPassword::Matches(hash)
-        }
+pub fn prove_password(stored: Option<String>, typed: &str) -> CurrentPassword {
+    match stored {
+        Some(hash) if secrets::verify_password(typed, &hash) => CurrentPassword::Matches(hash),
         _ => CurrentPassword::Wrong,
     }
 }
@@ -478,9 +475,21 @@ fn check_in_person(
     }
 }
 
+/// Replaces (or, with `None`, clears) a user's password for someone other than the user
+/// themself (a reset, the operator): every open reset and every session of theirs ends.
+pub fn replace_password(
+    tx: &Tx<'_>,
+    user_id: &str,
+    hash: Option<&HashedPassword>,
+    now: Millis,
+) -> DomainResult<()> {
+    set_password_hash(tx, user_id, hash.map(HashedPassword::as_str), now)?;
+    end_sessions(tx, user_id, None, now)
+}
+
 /// Replaces (or, with `None`, clears) a user's password hash and voids any password reset
 /// still open for them. Bumps the user's version.
-pub fn set_password_hash(
+fn set_password_hash(
     tx: &Tx<'_>,
     user_id: &str,
     hash: Option<&str>,
@@ -499,12 +508,7 @@ pub fn set_password_hash(
 }
 
 /// Ends every open session of the user but `except` (the caller's own).
-pub fn end_sessions(
-    tx: &Tx<'_>,
-    user_id: &str,
-    except: Option<&str>,
-    now: Millis,
-) -> DomainResult<()> {
+fn end_sessions(tx: &Tx<'_>, user_id: &str, except: Option<&str>, now: Millis) -> DomainResult<()> {
     tx.execute(
         "UPDATE sessions SET revoked_at = ?3
          WHERE user_id = ?1 AND revoked_at IS NULL AND id IS NOT ?2",
@@ -578,8 +582,7 @@ pub fn set_password_by_operator(
         )
         .optional()?;
     let id = id.ok_or(DomainError::NotFound("user"))?;
-    set_password_hash(tx, &id, Some(password.as_str()), now)?;
-    end_sessions(tx, &id, None, now)?;
+    replace_password(tx, &id, Some(&password), now)?;
     get(tx, org_id, &id)
 }
 
