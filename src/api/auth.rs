@@ -8,7 +8,7 @@ use poem_openapi::{Object, OpenApi};
 
 use super::body::JsonBody;
 use super::envelope::One;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorCode};
 use super::security::Caller;
 use super::ApiTags;
 use crate::db::run_blocking;
@@ -62,7 +62,7 @@ pub struct LoginResponse {
 pub struct CredentialInfo {
     /// `api_key` or `session`.
     #[oai(rename = "type")]
-    pub kind: String,
+    pub kind: CredentialKind,
     /// The key's id (`key_...`) or the session's.
     pub id: String,
     /// What it may do.
@@ -175,7 +175,7 @@ impl AuthApi {
             // The credential is well formed and valid, just not one this operation is for.
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
-                "forbidden",
+                ErrorCode::Forbidden,
                 "logout ends sessions; this is an API key (revoke keys with DELETE /api-keys/{id})",
             ));
         }
@@ -209,10 +209,7 @@ impl AuthApi {
             user,
             organization,
             credential: CredentialInfo {
-                kind: match p.kind {
-                    CredentialKind::ApiKey => "api_key".into(),
-                    CredentialKind::Session => "session".into(),
-                },
+                kind: p.kind,
                 id: p.credential_id.clone(),
                 scopes: p.scopes.to_vec(),
             },

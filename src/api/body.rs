@@ -16,7 +16,7 @@ use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::types::{ParseFromJSON, Type};
 use serde_json::Value;
 
-use super::error::{ApiError, ErrorDetail};
+use super::error::{ApiError, ErrorCode, ErrorDetail};
 
 /// A parsed JSON request body.
 pub struct JsonBody<T>(pub T);
@@ -90,7 +90,7 @@ pub fn parse<T: ParseFromJSON + 'static>(bytes: &[u8]) -> Result<T, ApiError> {
         .join("; ");
     let mut e = ApiError::new(
         poem::http::StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_error",
+        ErrorCode::ValidationError,
         message,
     );
     e.details = details;

@@ -4,10 +4,10 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::envelope::DOCUMENTED_JSON;
-use crate::domain::{activities, email, events, lead_csv, leads, orgs, validate, webhooks};
+use crate::domain::{email, lead_csv, orgs, validate, webhooks};
 
 /// poem-openapi's document with the refinements below applied.
 pub fn refine(spec: &str) -> String {
@@ -19,10 +19,13 @@ pub fn refine(spec: &str) -> String {
         if let Some(Value::Object(prop)) = doc.pointer_mut(&format!(
             "/components/schemas/{schema}/properties/{property}"
         )) {
-            merge(prop, keywords);
+            if let Value::Object(keywords) = keywords {
+                prop.extend(keywords);
+            }
         }
     }
     plain_refs(&mut doc);
+    name_enum_values(&mut doc);
     declare_idempotency_keys(&mut doc);
     bare_json_media_types(&mut doc);
     // A lead import is UTF-8 CSV text whose header row names a column a lead can be known by.
@@ -41,17 +44,6 @@ pub fn refine(spec: &str) -> String {
     serde_json::to_string_pretty(&doc).expect("a JSON value serializes")
 }
 
-fn merge(target: &mut Map<String, Value>, keywords: Value) {
-    let nullable = target.get("nullable") == Some(&Value::Bool(true));
-    if let Value::Object(mut k) = keywords {
-        // An enum lists every value; a nullable field's includes null.
-        if let (true, Some(Value::Array(values))) = (nullable, k.get_mut("enum")) {
-            values.push(Value::Null);
-        }
-        target.extend(k);
-    }
-}
-
 /// Rules on single fields, as (schema, property, keywords).
 fn field_rules() -> Vec<(&'static str, &'static str, Value)> {
     let email = json!({"pattern": validate::EMAIL_FIELD_PATTERN});
@@ -61,17 +53,12 @@ fn field_rules() -> Vec<(&'static str, &'static str, Value)> {
         "maxLength": validate::EMAIL_MAX,
         "pattern": validate::EMAIL_FIELD_PATTERN,
     }});
-    let currency = json!({"enum": validate::currency_codes().collect::<Vec<_>>()});
     let date = json!({"format": "date"});
     let url = json!({"pattern": webhooks::URL_PATTERN});
     // A list of labels, each not blank and at most `max` characters as sent.
     let labels = |max: usize| json!({"items": {"type": "string", "maxLength": max, "pattern": validate::NOT_BLANK_PATTERN}});
     let tags = labels(validate::TAG_MAX);
     let not_blank = json!({"pattern": validate::NOT_BLANK_PATTERN});
-    // `converted` comes only from converting.
-    let settable_lead_status =
-        json!({"enum": leads::STATUSES.iter().filter(|s| **s != "converted").collect::<Vec<_>>()});
-    let event_types = json!({"items": {"type": "string", "enum": events::type_patterns()}});
     let mut rules = vec![
         ("NewLead", "email", email_or_blank.clone()),
         ("LeadPatch", "email", email_or_blank),
@@ -81,10 +68,6 @@ fn field_rules() -> Vec<(&'static str, &'static str, Value)> {
         ("SendEmail", "cc", email_items.clone()),
         ("SendEmail", "bcc", email_items.clone()),
         ("ReplyEmail", "cc", email_items),
-        ("NewDeal", "currency", currency.clone()),
-        ("DealPatch", "currency", currency.clone()),
-        ("ConvertLead", "currency", currency.clone()),
-        ("OrganizationPatch", "currency", currency),
         (
             "OrganizationPatch",
             "timezone",
@@ -96,15 +79,6 @@ fn field_rules() -> Vec<(&'static str, &'static str, Value)> {
         ("SetQuotas", "date", date),
         ("NewWebhook", "url", url.clone()),
         ("WebhookPatch", "url", url),
-        (
-            "NewActivity",
-            "type",
-            json!({"enum": activities::CLIENT_TYPES}),
-        ),
-        ("NewLead", "status", settable_lead_status.clone()),
-        ("LeadPatch", "status", settable_lead_status),
-        ("NewWebhook", "event_types", event_types.clone()),
-        ("WebhookPatch", "event_types", event_types),
         (
             "SendEmail",
             "to",
@@ -266,6 +240,54 @@ fn plain_refs(value: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(plain_refs),
         _ => {}
     }
+}
+
+/// A generator names an enum's members after their values; where a value is not an
+/// identifier (`-created_at`, `deal.*`, `*`) it falls back to `VALUE_1`. `x-enum-varnames`
+/// gives each a readable name: `-created_at` is `CREATED_AT_DESC`, `deal.*` is `DEAL_ALL`.
+fn name_enum_values(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let names = match map.get("enum") {
+                Some(Value::Array(values)) => enum_var_names(values),
+                _ => None,
+            };
+            if let Some(names) = names {
+                map.insert("x-enum-varnames".into(), json!(names));
+            }
+            map.values_mut().for_each(name_enum_values);
+        }
+        Value::Array(items) => items.iter_mut().for_each(name_enum_values),
+        _ => {}
+    }
+}
+
+/// Member names for `values`, if one of them is not an identifier (else the generators'
+/// own names are fine).
+fn enum_var_names(values: &[Value]) -> Option<Vec<String>> {
+    let words: Vec<&str> = values.iter().map(Value::as_str).collect::<Option<_>>()?;
+    let identifier = |w: &&str| {
+        w.starts_with(|c: char| c.is_ascii_alphabetic())
+            && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    if words.iter().all(identifier) {
+        return None;
+    }
+    let name = |w: &str| {
+        let (w, desc) = match w.strip_prefix('-') {
+            Some(rest) => (rest, true),
+            None => (w, false),
+        };
+        let mut name = w
+            .replace(".*", "_all")
+            .replace('*', "all")
+            .replace('.', "_");
+        if desc {
+            name.push_str("_desc");
+        }
+        name.to_ascii_uppercase()
+    };
+    Some(words.into_iter().map(name).collect())
 }
 
 /// poem-openapi's own `Json` payload is keyed `application/json; charset=utf-8`; the rest of

@@ -235,7 +235,7 @@ mod tests {
             id: "deal_1".into(),
             title: "Big \"quoted\" deal\n".into(),
             value: if full { 1234.5 } else { 3.0 },
-            currency: "EUR".into(),
+            currency: crate::domain::terms::Term::known("EUR"),
             pipeline_id: "pipe_1".into(),
             stage_id: "stage_1".into(),
             stage_name: "Démo".into(),

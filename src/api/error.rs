@@ -8,7 +8,7 @@ use poem_openapi::error::{
 };
 use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
 use poem_openapi::types::{ToJSON, Type};
-use poem_openapi::{ApiResponse, Object};
+use poem_openapi::{ApiResponse, Enum, Object};
 
 use crate::domain::{DomainError, FieldIssue};
 
@@ -21,13 +21,44 @@ pub struct ErrorDetail {
     pub issue: String,
 }
 
+/// What kind of failure an error is: what a client branches on (the HTTP status says the
+/// same, coarser).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: the request cannot be read (malformed JSON, a bad header).
+    BadRequest,
+    /// 401: no credential, or one that is unknown, expired or revoked.
+    Unauthorized,
+    /// 403: the credential may not do this.
+    Forbidden,
+    /// 404: no such record or route (or not in the caller's organization).
+    NotFound,
+    /// 405: the route does not take that method.
+    MethodNotAllowed,
+    /// 409: the request conflicts with what is stored (a duplicate, a request still running).
+    Conflict,
+    /// 412: `If-Match` names a version that is no longer current.
+    PreconditionFailed,
+    /// 413: the body is over the limit.
+    PayloadTooLarge,
+    /// 415: a body in a media type the operation does not take.
+    UnsupportedMediaType,
+    /// 422: well-formed, but a field breaks a rule (see `details`).
+    ValidationError,
+    /// 429: too many requests; wait `Retry-After` seconds.
+    RateLimited,
+    /// 500: the server failed; the cause is logged under `request_id`.
+    Internal,
+    /// 503: busy or shutting down; retry after `Retry-After` seconds.
+    Unavailable,
+}
+
 /// The error itself.
 #[derive(Debug, Clone, Object)]
 pub struct ErrorBody {
-    /// Machine-readable code: bad_request, unauthorized, forbidden, not_found, conflict,
-    /// precondition_failed, payload_too_large, unsupported_media_type, validation_error,
-    /// rate_limited, internal, unavailable.
-    pub code: String,
+    /// What kind of failure it is.
+    pub code: ErrorCode,
     /// A sentence for people.
     pub message: String,
     /// Field-level issues, when there are any.
@@ -53,7 +84,7 @@ pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
     /// Envelope code.
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// Envelope message.
     pub message: String,
     /// Envelope details.
@@ -64,7 +95,7 @@ pub struct ApiError {
 
 impl ApiError {
     /// An error with no details.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -91,14 +122,14 @@ impl ApiError {
 
     /// 400 bad_request.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
     }
 
     /// 401 unauthorized: the same body for every cause.
     pub fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             UNAUTHORIZED_MESSAGE,
         )
         .header(header::WWW_AUTHENTICATE, "Bearer realm=\"clozup\"")
@@ -106,19 +137,19 @@ impl ApiError {
 
     /// 404 not_found.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
     }
 
     /// 409 conflict.
     pub fn conflict(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, "conflict", message)
+        Self::new(StatusCode::CONFLICT, ErrorCode::Conflict, message)
     }
 
     /// 413 payload_too_large.
     pub fn payload_too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!("the request body is larger than the {limit}-byte limit"),
         )
     }
@@ -129,7 +160,7 @@ impl ApiError {
         let issue = issue.into();
         Self::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_error",
+            ErrorCode::ValidationError,
             format!("{field} {issue}"),
         )
         .detail(field, issue)
@@ -140,7 +171,7 @@ impl ApiError {
         tracing::error!(request_id = %super::gate::current_request_id(), "internal error: {cause}");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "an internal error occurred; it has been logged",
         )
     }
@@ -149,7 +180,7 @@ impl ApiError {
     pub fn body(&self, request_id: String) -> Vec<u8> {
         let envelope = ErrorEnvelope {
             error: ErrorBody {
-                code: self.code.to_string(),
+                code: self.code,
                 message: self.message.clone(),
                 details: self.details.clone(),
                 request_id,
@@ -221,7 +252,7 @@ impl ApiError {
             };
             return Self::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 message,
             );
         }
@@ -229,18 +260,18 @@ impl ApiError {
             StatusCode::NOT_FOUND => Self::not_found("no such route; see /api/v1/public/docs"),
             StatusCode::METHOD_NOT_ALLOWED => Self::new(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                ErrorCode::MethodNotAllowed,
                 "this route does not accept that method; see /api/v1/public/docs",
             ),
             StatusCode::PAYLOAD_TOO_LARGE => Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 "the request body is too large",
             ),
             status if status.is_client_error() => Self::bad_request(err.to_string()),
             StatusCode::SERVICE_UNAVAILABLE => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
+                ErrorCode::Unavailable,
                 "the service is unavailable; retry shortly",
             ),
             _ => Self::internal(err),
@@ -293,7 +324,11 @@ impl std::fmt::Display for ApiError {
             f,
             "{} {}: {}",
             self.status.as_u16(),
-            self.code,
+            self.code
+                .to_json()
+                .as_ref()
+                .and_then(|c| c.as_str())
+                .unwrap_or("?"),
             self.message
         )
     }
@@ -319,7 +354,7 @@ impl IntoResponse for ApiError {
 
 impl ApiError {
     /// An error whose message lists every field issue, each also in `details`.
-    fn listing(status: StatusCode, code: &'static str, issues: Vec<FieldIssue>) -> Self {
+    fn listing(status: StatusCode, code: ErrorCode, issues: Vec<FieldIssue>) -> Self {
         let message = issues
             .iter()
             .map(|i| format!("{} {}", i.field, i.issue))
@@ -345,11 +380,13 @@ impl From<DomainError> for ApiError {
     fn from(err: DomainError) -> Self {
         match err {
             DomainError::NotFound(what) => Self::not_found(format!("{what} not found")),
-            DomainError::Validation(issues) => {
-                Self::listing(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", issues)
-            }
+            DomainError::Validation(issues) => Self::listing(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::ValidationError,
+                issues,
+            ),
             DomainError::Missing(issues) => {
-                Self::listing(StatusCode::NOT_FOUND, "not_found", issues)
+                Self::listing(StatusCode::NOT_FOUND, ErrorCode::NotFound, issues)
             }
             DomainError::Conflict { message, details } => {
                 let mut e = Self::conflict(message);
@@ -358,13 +395,15 @@ impl From<DomainError> for ApiError {
             }
             e @ DomainError::VersionMismatch { .. } => Self::new(
                 StatusCode::PRECONDITION_FAILED,
-                "precondition_failed",
+                ErrorCode::PreconditionFailed,
                 e.to_string(),
             ),
-            DomainError::Forbidden(why) => Self::new(StatusCode::FORBIDDEN, "forbidden", why),
+            DomainError::Forbidden(why) => {
+                Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, why)
+            }
             DomainError::Unauthorized => Self::unauthorized(),
             DomainError::Unavailable(why) => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", why)
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, why)
                     .header(header::RETRY_AFTER, "1")
             }
             DomainError::Internal(why) => Self::internal(why),

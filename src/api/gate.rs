@@ -11,7 +11,7 @@ use poem::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 use poem_openapi::OperationId;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::headers;
 use super::ratelimit::Decision;
 use crate::domain::auth::{self, CredentialKind, Principal};
@@ -141,7 +141,7 @@ impl<E: Endpoint> GateEndpoint<E> {
         if let Some(d) = decision.filter(|d| !d.allowed) {
             let err = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                ErrorCode::RateLimited,
                 format!("rate limit exceeded; retry in {} s", d.retry_after_secs),
             )
             .header(header::RETRY_AFTER, d.retry_after_secs.to_string());
@@ -432,7 +432,7 @@ const RESTART_RETRY_SECS: &str = "5";
 fn shutting_down() -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
+        ErrorCode::Unavailable,
         format!("the server is shutting down; nothing was done, retry in {RESTART_RETRY_SECS} s"),
     )
     .header(header::RETRY_AFTER, RESTART_RETRY_SECS)

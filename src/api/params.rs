@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::marker::PhantomData;
 use std::ops::Deref;
 
-use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::types::{ParseError, ParseFromParameter, ParseResult, Type};
 use serde_json::Value;
 
@@ -15,6 +15,9 @@ use crate::domain::{signals, tasks, users, webhooks};
 
 /// What a string parameter may hold: its schema, and the check that enforces exactly it.
 pub trait Shape: Send + Sync + 'static {
+    /// The schema's component name, for a shape worth naming in generated clients (a `sort`
+    /// enum); `None` keeps it inline.
+    const COMPONENT: Option<&'static str> = None;
     /// The documented schema.
     fn schema() -> MetaSchema;
     /// `Err` with the rule the value breaks (a sentence starting "must").
@@ -55,7 +58,16 @@ impl<S: Shape> Type for Shaped<S> {
     }
 
     fn schema_ref() -> MetaSchemaRef {
-        MetaSchemaRef::Inline(Box::new(S::schema()))
+        match S::COMPONENT {
+            Some(name) => MetaSchemaRef::Reference(name.to_string()),
+            None => MetaSchemaRef::Inline(Box::new(S::schema())),
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        if let Some(name) = S::COMPONENT {
+            registry.create_schema::<Self, _>(name.to_string(), |_| S::schema());
+        }
     }
 
     crate::scalar_raw_values!();
@@ -72,8 +84,10 @@ impl<S: Shape> ParseFromParameter for Shaped<S> {
 /// [`crate::domain::listing::Sort::parse`] takes it): `field` or `-field`.
 pub type SortParam<S> = Shaped<S>;
 
-fn enum_schema(values: impl IntoIterator<Item = String>) -> MetaSchema {
+fn sort_schema(values: impl IntoIterator<Item = String>) -> MetaSchema {
     let mut schema = MetaSchema::new("string");
+    schema.description =
+        Some("A list's order: a field ascending, or `-` and the field descending.");
     schema.enum_items = values.into_iter().map(Value::String).collect();
     schema
 }
@@ -135,8 +149,9 @@ macro_rules! sorts {
         #[doc = concat!("`sort` over `", stringify!($fields), "`.")]
         pub struct $marker;
         impl Shape for $marker {
+            const COMPONENT: Option<&'static str> = Some(stringify!($marker));
             fn schema() -> MetaSchema {
-                enum_schema(sort_values($fields))
+                sort_schema(sort_values($fields))
             }
             fn check(value: &str) -> Result<(), String> {
                 check_sort($fields, value)

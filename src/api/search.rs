@@ -8,7 +8,7 @@ use poem_openapi::param::{Header, Query};
 use poem_openapi::OpenApi;
 
 use super::envelope::Page;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorCode};
 use super::security::Caller;
 use super::sse::{self, EventStreamResponse};
 use super::ApiTags;
@@ -100,7 +100,7 @@ impl EventsApi {
         else {
             return Err(ApiError::new(
                 poem::http::StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                ErrorCode::RateLimited,
                 format!(
                     "too many open event streams (at most {} per credential)",
                     config.sse_per_credential

@@ -17,7 +17,7 @@ use poem::listener::Acceptor;
 use poem::web::{LocalAddr, RemoteAddr};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use crate::ids::new_id;
 
 /// How much of what a client sent since the last answer is kept, to name the fault: a request
@@ -204,7 +204,7 @@ fn envelope_for(status: StatusCode, sent: &[u8]) -> Vec<u8> {
 
 /// What was wrong, as precisely as the bytes the client sent tell.
 fn diagnose(status: StatusCode, sent: &[u8]) -> ApiError {
-    let bad = |message: String| ApiError::new(status, "bad_request", message);
+    let bad = |message: String| ApiError::new(status, ErrorCode::BadRequest, message);
     match status {
         StatusCode::URI_TOO_LONG => return bad("the request URI is too long".into()),
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {

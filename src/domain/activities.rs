@@ -9,6 +9,7 @@ use super::auth::Principal;
 use super::error::{DomainError, DomainResult, Issues};
 use super::events::{self, Actor};
 use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
+use super::terms::{ActivityType, LoggableActivityType, Term};
 use super::{deals, leads, validate};
 use crate::clock::Millis;
 use crate::ids::{self, new_id};
@@ -32,7 +33,7 @@ pub struct Activity {
     /// call, email, meeting, sms, linkedin, other; or, written by the server, email_sent,
     /// email_received, email_opened, stage_changed.
     #[oai(rename = "type")]
-    pub activity_type: String,
+    pub activity_type: Term<ActivityType>,
     /// One line.
     #[oai(nullable)]
     pub subject: Option<String>,
@@ -68,7 +69,7 @@ pub struct Activity {
 pub struct NewActivity {
     /// call, email, meeting, sms, linkedin or other.
     #[oai(rename = "type")]
-    pub activity_type: String,
+    pub activity_type: Term<LoggableActivityType>,
     /// Up to 500 characters.
     #[oai(validator(max_length = 500))]
     #[oai(nullable)]
@@ -95,6 +96,44 @@ pub struct NewActivity {
     #[oai(validator(max_length = 100))]
     #[oai(nullable)]
     pub outcome: Option<String>,
+}
+
+/// What an activity says, whoever logs it: a caller ([`NewActivity`]) or the server about its
+/// own work (a stage change, an email), whose types a caller cannot log.
+#[derive(Debug, Clone, Default)]
+pub struct Details {
+    /// One line.
+    pub subject: Option<String>,
+    /// Details.
+    pub body: Option<String>,
+    /// The deal it is on.
+    pub deal_id: Option<String>,
+    /// The lead it is on.
+    pub lead_id: Option<String>,
+    /// When it happened (default: now).
+    pub occurred_at: Option<Timestamp>,
+    /// Length of a call or meeting.
+    pub duration_seconds: Option<i64>,
+    /// How a call went.
+    pub outcome: Option<String>,
+}
+
+impl NewActivity {
+    /// Its type, as any activity type, and what it says.
+    fn split(self) -> (Term<ActivityType>, Details) {
+        (
+            Term::known(self.activity_type),
+            Details {
+                subject: self.subject,
+                body: self.body,
+                deal_id: self.deal_id,
+                lead_id: self.lead_id,
+                occurred_at: self.occurred_at,
+                duration_seconds: self.duration_seconds,
+                outcome: self.outcome,
+            },
+        )
+    }
 }
 
 pub(crate) const COLUMNS: &str =
@@ -204,7 +243,8 @@ pub fn record(
     org_id: &str,
     actor: &Actor,
     user_id: Option<&str>,
-    input: NewActivity,
+    activity_type: Term<ActivityType>,
+    input: Details,
     now: Millis,
 ) -> DomainResult<Activity> {
     let mut issues = Issues::new();
@@ -247,7 +287,7 @@ pub fn record(
         params![
             id,
             org_id,
-            input.activity_type,
+            activity_type,
             subject,
             body,
             input.deal_id,
@@ -278,16 +318,16 @@ pub fn create(
     input: NewActivity,
     now: Millis,
 ) -> DomainResult<Activity> {
-    if !CLIENT_TYPES.contains(&input.activity_type.as_str()) {
-        return Err(DomainError::invalid(
-            "type",
-            format!(
-                "must be one of {} (the others are written by the server)",
-                CLIENT_TYPES.join(", ")
-            ),
-        ));
-    }
-    record(tx, &p.org_id, &Actor::from(p), Some(&p.user_id), input, now)
+    let (activity_type, details) = input.split();
+    record(
+        tx,
+        &p.org_id,
+        &Actor::from(p),
+        Some(&p.user_id),
+        activity_type,
+        details,
+        now,
+    )
 }
 
 /// Deletes an activity; records `activity.deleted`. `last_activity_at` on the deal and lead is

@@ -13,7 +13,10 @@ use time::{Date, Duration as TimeDuration, Month, OffsetDateTime};
 
 use super::error::{DomainError, DomainResult, Issues};
 use super::intelligence;
+use super::leads::LeadStatus;
 use super::listing::Paging;
+use super::pipelines::StageKind;
+use super::terms::{Currency, Term};
 use super::{orgs, pipelines, validate};
 use crate::clock::{Millis, DAY_MS};
 use crate::timefmt::Timestamp;
@@ -158,7 +161,7 @@ pub struct StageTotals {
 #[derive(Debug, Clone, Object)]
 pub struct StatusCount {
     /// The status.
-    pub status: String,
+    pub status: LeadStatus,
     /// How many leads have it.
     pub count: i64,
 }
@@ -167,7 +170,7 @@ pub struct StatusCount {
 #[derive(Debug, Clone, Object)]
 pub struct Overview {
     /// The organization's currency; every amount is in it.
-    pub currency: String,
+    pub currency: Term<Currency>,
     /// Start of the period the created and closed figures cover (absent: all time).
     #[oai(nullable)]
     pub from: Option<Timestamp>,
@@ -269,12 +272,18 @@ pub fn overview(conn: &Connection, org_id: &str, w: Window, now: Millis) -> Doma
     let pipeline_value: f64 = by_stage.iter().map(|s| s.value).sum();
     let weighted: f64 = by_stage.iter().map(|s| s.weighted_value).sum();
     let mut leads_by_status = Vec::new();
-    for status in ["new", "contacted", "qualified", "converted", "lost"] {
+    for status in [
+        LeadStatus::New,
+        LeadStatus::Contacted,
+        LeadStatus::Qualified,
+        LeadStatus::Converted,
+        LeadStatus::Lost,
+    ] {
         leads_by_status.push(StatusCount {
-            status: status.into(),
+            status,
             count: count(
                 "SELECT COUNT(*) FROM leads WHERE org_id = ?1 AND status = ?2",
-                &[&org_id, &status],
+                &[&org_id, &status.as_str()],
             )?,
         });
     }
@@ -320,7 +329,7 @@ pub struct FunnelStep {
     /// Its name.
     pub name: String,
     /// open, won or lost.
-    pub kind: String,
+    pub kind: StageKind,
     /// Deals that entered it in the period.
     pub entered: i64,
     /// Of those, how many later reached a stage further along the board (0–1).
@@ -395,7 +404,7 @@ pub fn funnel(
         steps.push(FunnelStep {
             stage_id: stage.id.clone(),
             name: stage.name.clone(),
-            kind: stage.kind.as_str().into(),
+            kind: stage.kind,
             entered,
             conversion_to_next: (entered > 0 && stage.kind == pipelines::StageKind::Open)
                 .then(|| round2(advanced as f64 / entered as f64)),
@@ -663,9 +672,20 @@ pub struct QuotaStatus {
     pub activities: Option<Attainment>,
     /// How far through the period we are, 0–1.
     pub period_elapsed: f64,
-    /// on_track (every target at or ahead of the period's pace), at_risk (the weakest at 80%
-    /// of pace or more) or behind.
-    pub status: String,
+    /// Where the weakest target stands against the period's pace.
+    pub status: Pace,
+}
+
+/// Where a quota stands against the period's pace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum Pace {
+    /// Every target at or ahead of the pace.
+    OnTrack,
+    /// The weakest target at 80% of the pace or more.
+    AtRisk,
+    /// The weakest target below 80% of the pace.
+    Behind,
 }
 
 fn period_start_of(period: QuotaPeriod, date: Option<&str>, now: Millis) -> DomainResult<Window> {
@@ -797,11 +817,11 @@ pub fn quotas(
             .filter_map(|a| a.as_ref().map(|a| a.attainment))
             .fold(f64::INFINITY, f64::min);
         let status = if weakest == f64::INFINITY || weakest >= elapsed {
-            "on_track"
+            Pace::OnTrack
         } else if weakest >= 0.8 * elapsed {
-            "at_risk"
+            Pace::AtRisk
         } else {
-            "behind"
+            Pace::Behind
         };
         out.push(QuotaStatus {
             user_id,
@@ -812,7 +832,7 @@ pub fn quotas(
             meetings,
             activities,
             period_elapsed: round2(elapsed),
-            status: status.into(),
+            status,
         });
     }
     Ok(out)

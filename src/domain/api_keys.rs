@@ -8,6 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::auth::{Scope, Scopes, API_KEY_PREFIX};
 use super::error::{DomainError, DomainResult, Issues};
 use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
+use super::terms::{ApiKeyStatus, Term};
 use super::validate;
 use crate::clock::{Millis, MINUTE_MS};
 use crate::ids::{self, new_id};
@@ -40,7 +41,7 @@ pub struct ApiKey {
     #[oai(nullable)]
     pub last_used_at: Option<Timestamp>,
     /// active, expired or revoked.
-    pub status: String,
+    pub status: Term<ApiKeyStatus>,
     /// Bumped on every change.
     pub version: i64,
     /// When it was created.
@@ -109,7 +110,7 @@ fn row_mapper(now: Millis) -> impl Fn(&Row<'_>) -> rusqlite::Result<ApiKey> {
             expires_at: expires.map(Timestamp),
             revoked_at: revoked.map(Timestamp),
             last_used_at: r.get::<_, Option<i64>>(7)?.map(Timestamp),
-            status: status(revoked, expires, now).to_string(),
+            status: Term::known(status(revoked, expires, now)),
             version: r.get(8)?,
             created_at: Timestamp(r.get(9)?),
         })

@@ -192,7 +192,8 @@ impl Role {
 }
 
 /// The kind of credential a request came with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+#[oai(rename_all = "snake_case")]
 pub enum CredentialKind {
     /// A `clz_` API key.
     ApiKey,

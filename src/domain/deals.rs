@@ -8,7 +8,7 @@ use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Enum, Object};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::activities::{self, Activity, NewActivity};
+use super::activities::{self, Activity};
 use super::auth::Principal;
 use super::companies::{self, time_filters, Company};
 use super::error::{DomainError, DomainResult, FieldIssue, Issues};
@@ -18,6 +18,7 @@ use super::leads::{self, Lead, LeadStatus};
 use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
 use super::pipelines::{self, Stage, StageKind};
 use super::tasks::{self, Task};
+use super::terms::{Currency, Term};
 use super::{notes, orgs, validate};
 use crate::clock::Millis;
 use crate::ids::{self, new_id};
@@ -67,7 +68,7 @@ pub struct Deal {
     /// Amount in major units of `currency` (stored exactly in minor units).
     pub value: f64,
     /// ISO 4217.
-    pub currency: String,
+    pub currency: Term<Currency>,
     /// Its pipeline.
     pub pipeline_id: String,
     /// Its stage (change it with `POST /deals/{id}/move`).
@@ -150,9 +151,8 @@ pub struct NewDeal {
     #[oai(nullable)]
     pub value: Option<f64>,
     /// ISO 4217; defaults to the organization's currency.
-    #[oai(validator(min_length = 3, max_length = 3))]
     #[oai(nullable)]
-    pub currency: Option<String>,
+    pub currency: Option<Term<Currency>>,
     /// Defaults to the default pipeline (or the stage's pipeline).
     #[oai(nullable)]
     pub pipeline_id: Option<String>,
@@ -196,9 +196,8 @@ pub struct DealPatch {
     #[oai(nullable)]
     pub value: Option<f64>,
     /// ISO 4217.
-    #[oai(validator(min_length = 3, max_length = 3))]
     #[oai(nullable)]
-    pub currency: Option<String>,
+    pub currency: Option<Term<Currency>>,
     /// An active user, or null.
     #[oai(nullable)]
     pub owner_id: MaybeUndefined<String>,
@@ -290,7 +289,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Deal> {
         id: r.get(0)?,
         title: r.get(1)?,
         value: validate::minor_to_money(r.get(2)?, &currency),
-        currency,
+        currency: Term::known(currency),
         pipeline_id: r.get(4)?,
         stage_id: r.get(5)?,
         stage_name: r.get(6)?,
@@ -591,10 +590,10 @@ pub fn create_as(
     let org = orgs::get(tx, org_id)?;
     let mut issues = Issues::new();
     let title = validate::text(&mut issues, "title", &input.title, 1, TITLE_MAX);
-    let currency = match &input.currency {
-        Some(c) => validate::currency(&mut issues, "currency", c),
-        None => org.currency.clone(),
-    };
+    let currency = input
+        .currency
+        .clone()
+        .unwrap_or_else(|| org.currency.clone());
     let value =
         validate::money_to_minor(&mut issues, "value", input.value.unwrap_or(0.0), &currency);
     let owner_id = input
@@ -725,10 +724,10 @@ pub fn update(
         Some(t) => validate::text(&mut issues, "title", t, 1, TITLE_MAX),
         None => before.title.clone(),
     };
-    let currency = match &patch.currency {
-        Some(c) => validate::currency(&mut issues, "currency", c),
-        None => before.currency.clone(),
-    };
+    let currency = patch
+        .currency
+        .clone()
+        .unwrap_or_else(|| before.currency.clone());
     let value = validate::money_to_minor(
         &mut issues,
         "value",
@@ -902,15 +901,13 @@ fn move_deal(
         org_id,
         actor,
         user_id,
-        NewActivity {
-            activity_type: "stage_changed".into(),
+        Term::known("stage_changed"),
+        activities::Details {
             subject: Some(format!("{} → {}", from.name, target.name)),
             body: lost_reason.clone(),
             deal_id: Some(before.id.clone()),
-            lead_id: None,
             occurred_at: Some(Timestamp(now)),
-            duration_seconds: None,
-            outcome: None,
+            ..Default::default()
         },
         now,
     )?;
@@ -1220,9 +1217,8 @@ pub struct ConvertLead {
     #[oai(nullable)]
     pub value: Option<f64>,
     /// ISO 4217.
-    #[oai(validator(min_length = 3, max_length = 3))]
     #[oai(nullable)]
-    pub currency: Option<String>,
+    pub currency: Option<Term<Currency>>,
     /// Defaults to the default pipeline.
     #[oai(nullable)]
     pub pipeline_id: Option<String>,

@@ -10,11 +10,12 @@ use crate::db::{CachedRow, Tx};
 use poem_openapi::{Enum, Object};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::activities::{self, NewActivity};
+use super::activities;
 use super::auth::Principal;
 use super::error::{DomainError, DomainResult, Issues};
 use super::events::{self, Actor};
 use super::listing::{ListPage, Paging};
+use super::terms::Term;
 use super::validate;
 use crate::clock::Millis;
 use crate::ids::new_id;
@@ -701,15 +702,12 @@ fn log_activity(
         org_id,
         &Actor::system(),
         user_id,
-        NewActivity {
-            activity_type: kind.into(),
+        Term::known(kind),
+        activities::Details {
             subject: Some(subject).filter(|s| !s.is_empty()),
             body: Some(body),
             deal_id: Some(deal_id.to_string()),
-            lead_id: None,
-            occurred_at: None,
-            duration_seconds: None,
-            outcome: None,
+            ..Default::default()
         },
         now,
     )?;

@@ -7,11 +7,14 @@ use crate::db::Tx;
 use poem_openapi::types::ToJSON;
 use poem_openapi::Object;
 use rusqlite::{params, Connection, Row};
+use std::collections::BTreeMap;
+
 use serde_json::{json, Map, Value};
 
 use super::auth::Principal;
 use super::error::{DomainError, DomainResult};
 use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
+use super::terms::{ActorType, EventType, Term};
 use crate::clock::Millis;
 use crate::ids::new_id;
 use crate::timefmt::Timestamp;
@@ -53,12 +56,18 @@ pub const TYPES: &[&str] = &[
     "user.password_reset",
 ];
 
+/// The type of the ping `POST /webhooks/{id}/test` sends: never stored, never filtered on.
+pub const TEST_TYPE: &str = "webhook.test";
+
+/// The kinds of [`Actor`].
+pub const ACTOR_TYPES: &[&str] = &["api_key", "user", "system"];
+
 /// Who made a change.
 #[derive(Debug, Clone, PartialEq, Eq, Object)]
 pub struct Actor {
     /// `api_key`, `user` or `system`.
     #[oai(rename = "type")]
-    pub kind: String,
+    pub kind: Term<ActorType>,
     /// The key's or user's id (`system` for the server's own work).
     pub id: String,
 }
@@ -67,7 +76,7 @@ impl Actor {
     /// The server itself (imports' follow-ups, scheduled rules).
     pub fn system() -> Self {
         Self {
-            kind: "system".into(),
+            kind: Term::known("system"),
             id: "system".into(),
         }
     }
@@ -77,7 +86,7 @@ impl From<&Principal> for Actor {
     fn from(p: &Principal) -> Self {
         let (kind, id) = p.actor();
         Self {
-            kind: kind.into(),
+            kind: Term::known(kind),
             id: id.into(),
         }
     }
@@ -92,13 +101,39 @@ pub struct Event {
     pub seq: i64,
     /// e.g. `deal.stage_changed`.
     #[oai(rename = "type")]
-    pub event_type: String,
+    pub event_type: Term<EventType>,
     /// When the change was committed.
     pub created_at: Timestamp,
     /// Who made the change.
     pub actor: Actor,
-    /// `{"object": <the object after>, "previous": {<changed fields' old values>}}`.
-    pub data: Value,
+    /// The object and what changed.
+    pub data: EventData,
+}
+
+/// What an event carries.
+#[derive(Debug, Clone, Object)]
+pub struct EventData {
+    /// The object after the change (a deleted one as it was), as its own read returns it,
+    /// without what is computed on read (a deal's risk).
+    pub object: BTreeMap<String, Value>,
+    /// The old values of the fields an update changed; absent from other events.
+    #[oai(skip_serializing_if_is_none)]
+    pub previous: Option<BTreeMap<String, Value>>,
+}
+
+impl EventData {
+    /// Reads the stored JSON (written by [`append`], so an object with `object`).
+    fn from_stored(text: &str) -> Self {
+        let mut data: Map<String, Value> = serde_json::from_str(text).unwrap_or_default();
+        let object = |v: Option<Value>| match v {
+            Some(Value::Object(map)) => Some(map.into_iter().collect()),
+            _ => None,
+        };
+        Self {
+            object: object(data.remove("object")).unwrap_or_default(),
+            previous: object(data.remove("previous")),
+        }
+    }
 }
 
 /// Writes one event in the caller's transaction; returns its `seq`.
@@ -135,10 +170,10 @@ pub fn append(
     super::webhooks::enqueue_event(tx, org_id, event_type, now, &|| Event {
         id: id.clone(),
         seq,
-        event_type: event_type.to_string(),
+        event_type: Term::known(event_type),
         created_at: Timestamp(now),
         actor: actor.clone(),
-        data: serde_json::from_str(&data).unwrap_or(Value::Null),
+        data: EventData::from_stored(&data),
     })?;
     Ok(seq)
 }
@@ -219,7 +254,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
             kind: r.get(4)?,
             id: r.get(5)?,
         },
-        data: serde_json::from_str(&data).unwrap_or(Value::Null),
+        data: EventData::from_stored(&data),
     })
 }
 

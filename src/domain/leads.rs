@@ -32,6 +32,31 @@ pub enum LeadStatus {
     Lost,
 }
 
+/// A status a caller may give a lead: `converted` comes only from converting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum SettableLeadStatus {
+    /// Not contacted yet.
+    New,
+    /// Reached out to.
+    Contacted,
+    /// Confirmed as a fit.
+    Qualified,
+    /// Not going anywhere.
+    Lost,
+}
+
+impl From<SettableLeadStatus> for LeadStatus {
+    fn from(status: SettableLeadStatus) -> Self {
+        match status {
+            SettableLeadStatus::New => Self::New,
+            SettableLeadStatus::Contacted => Self::Contacted,
+            SettableLeadStatus::Qualified => Self::Qualified,
+            SettableLeadStatus::Lost => Self::Lost,
+        }
+    }
+}
+
 impl LeadStatus {
     /// The stored name.
     pub fn as_str(self) -> &'static str {
@@ -153,7 +178,7 @@ pub struct NewLead {
     pub country: Option<String>,
     /// Defaults to `new`; `converted` only comes from converting.
     #[oai(nullable)]
-    pub status: Option<LeadStatus>,
+    pub status: Option<SettableLeadStatus>,
     /// Where it came from.
     #[oai(validator(max_length = 100))]
     #[oai(nullable)]
@@ -204,7 +229,7 @@ pub struct LeadPatch {
     pub country: MaybeUndefined<String>,
     /// new, contacted, qualified or lost (converting has its own endpoint).
     #[oai(nullable)]
-    pub status: Option<LeadStatus>,
+    pub status: Option<SettableLeadStatus>,
     /// Where it came from.
     #[oai(validator(max_length = 100))]
     #[oai(nullable)]
@@ -456,7 +481,7 @@ impl From<NewLead> for LeadFields {
             company_id: n.company_id,
             company_name: n.company_name,
             country: n.country,
-            status: n.status.unwrap_or(LeadStatus::New),
+            status: n.status.map_or(LeadStatus::New, LeadStatus::from),
             source: n.source,
             tags: n.tags.unwrap_or_default(),
             owner_id: n.owner_id,
@@ -577,12 +602,6 @@ pub fn insert(
 
 /// Creates a lead.
 pub fn create(tx: &Tx<'_>, p: &Principal, input: NewLead, now: Millis) -> DomainResult<Lead> {
-    if input.status == Some(LeadStatus::Converted) {
-        return Err(DomainError::invalid(
-            "status",
-            "`converted` comes only from POST /leads/{id}/convert",
-        ));
-    }
     let f = check(tx, &p.org_id, input.into(), None)?;
     insert(tx, &p.org_id, &Actor::from(p), &f, now)
 }
@@ -644,14 +663,6 @@ pub fn update(
 ) -> DomainResult<Lead> {
     let before = get(tx, &p.org_id, id)?;
     validate::if_match(expected_version, before.version)?;
-    if let Some(status) = patch.status {
-        if status == LeadStatus::Converted && before.status != LeadStatus::Converted {
-            return Err(DomainError::invalid(
-                "status",
-                "`converted` comes only from POST /leads/{id}/convert",
-            ));
-        }
-    }
     let b = fields_of(&before);
     let company_changed = !matches!(patch.company_id, MaybeUndefined::Undefined);
     let mut f = LeadFields {
@@ -663,7 +674,7 @@ pub fn update(
         company_id: validate::merge(patch.company_id, b.company_id),
         company_name: validate::merge(patch.company_name.clone(), b.company_name),
         country: validate::merge(patch.country, b.country),
-        status: patch.status.unwrap_or(b.status),
+        status: patch.status.map_or(b.status, LeadStatus::from),
         source: validate::merge(patch.source, b.source),
         tags: patch.tags.unwrap_or(b.tags),
         owner_id: validate::merge(patch.owner_id, b.owner_id),

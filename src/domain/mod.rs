@@ -27,6 +27,7 @@ pub mod search;
 pub mod sessions;
 pub mod signals;
 pub mod tasks;
+pub mod terms;
 pub mod users;
 pub mod validate;
 pub mod webhooks;

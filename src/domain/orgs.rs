@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Role;
 use super::error::{DomainError, DomainResult, Issues};
+use super::terms::{Currency, Term};
 use super::validate;
 use super::{api_keys, pipelines, users};
 use crate::clock::Millis;
@@ -54,7 +55,7 @@ pub struct Organization {
     /// Display name.
     pub name: String,
     /// ISO 4217 code; the default currency of deals.
-    pub currency: String,
+    pub currency: Term<Currency>,
     /// IANA time zone used for days, weeks and periods in analytics.
     pub timezone: String,
     /// Month (1–12) in which the fiscal year starts.
@@ -81,9 +82,8 @@ pub struct OrganizationPatch {
     #[oai(nullable)]
     pub name: Option<String>,
     /// ISO 4217 code.
-    #[oai(validator(min_length = 3, max_length = 3))]
     #[oai(nullable)]
-    pub currency: Option<String>,
+    pub currency: Option<Term<Currency>>,
     /// IANA time zone, e.g. `Europe/Berlin`.
     #[oai(validator(max_length = 64))]
     #[oai(nullable)]
@@ -112,7 +112,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Organization> {
         id: r.get(0)?,
         name: r.get(1)?,
         monthly_revenue_target: target.map(|t| validate::minor_to_money(t, &currency)),
-        currency,
+        currency: Term::known(currency),
         timezone: r.get(3)?,
         fiscal_year_start_month: r.get(4)?,
         icp: serde_json::from_str(&icp).unwrap_or_default(),
@@ -229,10 +229,10 @@ pub fn update(
         Some(n) => validate::text(&mut issues, "name", n, 1, 200),
         None => current.name.clone(),
     };
-    let currency = match &patch.currency {
-        Some(c) => validate::currency(&mut issues, "currency", c),
-        None => current.currency.clone(),
-    };
+    let currency = patch
+        .currency
+        .clone()
+        .unwrap_or_else(|| current.currency.clone());
     let timezone = match &patch.timezone {
         Some(tz) if !validate::is_time_zone(tz) => {
             issues.add(

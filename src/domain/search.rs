@@ -8,6 +8,7 @@ use rusqlite::{params_from_iter, Connection};
 
 use super::error::{DomainError, DomainResult};
 use super::listing::{any_of, ListPage, Paging};
+use super::terms::{SearchKind, Term};
 
 /// Writes the search entries queued in this transaction (by the triggers of `schema.sql`,
 /// migration 10) into the index, and empties the queue. Every write transaction calls it just
@@ -35,7 +36,7 @@ pub const KINDS: &[&str] = &["lead", "company", "deal", "note"];
 pub struct SearchHit {
     /// lead, company, deal or note.
     #[oai(rename = "type")]
-    pub kind: String,
+    pub kind: Term<SearchKind>,
     /// The object's id.
     pub id: String,
     /// Its name or title (empty for notes).

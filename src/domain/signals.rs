@@ -18,6 +18,8 @@ use crate::ids::{self, new_id};
 use crate::intelligence::signals::{self as rules, Cause, SignalType};
 use crate::timefmt::Timestamp;
 
+use super::terms::{SignalStatus, Term};
+
 /// A buying signal.
 #[derive(Debug, Clone, Object)]
 pub struct Signal {
@@ -39,7 +41,7 @@ pub struct Signal {
     /// Ids of the records behind it (activities, tasks, the deal).
     pub evidence: Vec<String>,
     /// open, dismissed or resolved.
-    pub status: String,
+    pub status: Term<SignalStatus>,
     /// When it was raised.
     pub detected_at: Timestamp,
     /// When its cause went away.
@@ -49,6 +51,9 @@ pub struct Signal {
     #[oai(nullable)]
     pub dismissed_at: Option<Timestamp>,
 }
+
+/// A signal's states.
+pub const STATUSES: &[&str] = &["open", "dismissed", "resolved"];
 
 const COLUMNS: &str = "id, type, score, title, deal_id, lead_id, evidence, status, detected_at, resolved_at, dismissed_at";
 const LIST: ListSource = ListSource {

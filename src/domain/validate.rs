@@ -274,19 +274,6 @@ pub fn currency_exponent(code: &str) -> Option<u32> {
         .map(|i| CURRENCIES[i].1)
 }
 
-/// Checks a currency code.
-pub fn currency(issues: &mut Issues, field: &str, value: &str) -> String {
-    // Exactly a listed code, as the document's enum says (no case folding, no padding).
-    let code = value.to_string();
-    if currency_exponent(&code).is_none() {
-        issues.add(
-            field,
-            "must be an ISO 4217 currency code such as USD or EUR",
-        );
-    }
-    code
-}
-
 /// Converts a decimal amount in major units to whole minor units of `currency`, rounding
 /// what is finer than the currency's minor unit (12.345 USD is 12.35, 1.5 JPY is 2 yen): money
 /// is stored exactly in minor units, and which precision a currency has is not something a

@@ -4,12 +4,14 @@
 use crate::db::CachedRow;
 use crate::db::Tx;
 use base64::Engine;
+use poem_openapi::types::ToJSON;
 use poem_openapi::Object;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::error::{DomainError, DomainResult, Issues};
 use super::events::{self, Event};
 use super::listing::{Filters, ListPage, ListSource, Paging, Sort};
+use super::terms::{DeliveryStatus, EventType, EventTypePattern, Term};
 use super::validate;
 use crate::clock::{Millis, HOUR_MS};
 use crate::ids::{self, new_id};
@@ -33,7 +35,7 @@ pub struct Webhook {
     #[oai(nullable)]
     pub description: Option<String>,
     /// Event types it receives, with wildcards (`deal.*`, `*`).
-    pub event_types: Vec<String>,
+    pub event_types: Vec<Term<EventTypePattern>>,
     /// False once disabled (by hand, by a 410 Gone, or after five days of failures).
     pub active: bool,
     /// Why it was disabled.
@@ -75,7 +77,7 @@ pub struct NewWebhook {
     /// Defaults to every event (`["*"]`).
     #[oai(validator(min_items = 1, max_items = 100))]
     #[oai(nullable)]
-    pub event_types: Option<Vec<String>>,
+    pub event_types: Option<Vec<Term<EventTypePattern>>>,
 }
 
 /// Changes to an endpoint.
@@ -93,7 +95,7 @@ pub struct WebhookPatch {
     /// New event types.
     #[oai(validator(min_items = 1, max_items = 100))]
     #[oai(nullable)]
-    pub event_types: Option<Vec<String>>,
+    pub event_types: Option<Vec<Term<EventTypePattern>>>,
     /// `true` re-enables a disabled endpoint (its failure clock restarts); `false` pauses it.
     #[oai(nullable)]
     pub active: Option<bool>,
@@ -109,9 +111,9 @@ pub struct Delivery {
     /// The event (also the `webhook-id` header, stable across retries).
     pub event_id: String,
     /// Its type.
-    pub event_type: String,
+    pub event_type: Term<EventType>,
     /// pending, in_flight, succeeded or failed (no more retries).
-    pub status: String,
+    pub status: Term<DeliveryStatus>,
     /// Attempts so far.
     pub attempts: i64,
     /// When the next attempt is due (pending only).
@@ -146,7 +148,11 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Webhook> {
         id: r.get(0)?,
         url: r.get(1)?,
         description: r.get(2)?,
-        event_types: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default(),
+        event_types: serde_json::from_str::<Vec<String>>(&r.get::<_, String>(3)?)
+            .unwrap_or_default()
+            .into_iter()
+            .map(Term::known)
+            .collect(),
         active: r.get(4)?,
         disabled_reason: r.get(5)?,
         failing_since: r.get::<_, Option<i64>>(6)?.map(Timestamp),
@@ -203,16 +209,6 @@ fn check_url(issues: &mut Issues, url: &str) -> String {
     url.to_string()
 }
 
-fn check_types(issues: &mut Issues, types: Vec<String>) -> Vec<String> {
-    let joined = types.join(",");
-    if let Err(DomainError::Validation(found)) = events::parse_type_patterns(Some(&joined)) {
-        for f in found {
-            issues.add("event_types", f.issue);
-        }
-    }
-    types.into_iter().map(|t| t.trim().to_string()).collect()
-}
-
 /// Adds an endpoint; returns it with its secret (shown this once).
 pub fn create(
     tx: &Tx<'_>,
@@ -223,10 +219,7 @@ pub fn create(
     let mut issues = Issues::new();
     let url = check_url(&mut issues, &input.url);
     let description = validate::optional_text(&mut issues, "description", input.description, 500);
-    let types = check_types(
-        &mut issues,
-        input.event_types.unwrap_or_else(|| vec!["*".into()]),
-    );
+    let types = input.event_types.unwrap_or_else(|| vec![Term::known("*")]);
     issues.finish()?;
     let id = new_id("wh");
     let secret = new_secret();
@@ -261,10 +254,7 @@ pub fn update(
         Some(d) => validate::optional_text(&mut issues, "description", Some(d), 500),
         None => current.description,
     };
-    let types = patch
-        .event_types
-        .map(|t| check_types(&mut issues, t))
-        .unwrap_or(current.event_types);
+    let types = patch.event_types.unwrap_or(current.event_types);
     issues.finish()?;
     let active = patch.active.unwrap_or(current.active);
     let reactivated = active && !current.active;
@@ -357,9 +347,7 @@ pub fn enqueue_event(
         if events::matches(&patterns, event_type) {
             let (e, payload) = built.get_or_insert_with(|| {
                 let e = event();
-                let payload = poem_openapi::types::ToJSON::to_json(&e)
-                    .map(|v| v.to_string())
-                    .unwrap_or_default();
+                let payload = e.to_json().map(|v| v.to_string()).unwrap_or_default();
                 (e, payload)
             });
             enqueue(tx, org_id, &id, &e.id, event_type, payload, now)?;
@@ -372,13 +360,22 @@ pub fn enqueue_event(
 pub fn send_test(tx: &Tx<'_>, org_id: &str, id: &str, now: Millis) -> DomainResult<Delivery> {
     let w = get(tx, org_id, id)?;
     let event_id = new_id("evt");
-    let payload = serde_json::json!({
-        "id": event_id, "seq": 0, "type": "webhook.test", "created_at": crate::timefmt::format_ms(now),
-        "actor": {"type": "system", "id": "system"},
-        "data": {"object": {"webhook_id": w.id, "url": w.url}}
-    })
-    .to_string();
-    let dlv = enqueue(tx, org_id, id, &event_id, "webhook.test", &payload, now)?;
+    let ping = Event {
+        id: event_id.clone(),
+        seq: 0,
+        event_type: Term::known(events::TEST_TYPE),
+        created_at: Timestamp(now),
+        actor: events::Actor::system(),
+        data: events::EventData {
+            object: [("webhook_id", w.id), ("url", w.url)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), serde_json::Value::String(v)))
+                .collect(),
+            previous: None,
+        },
+    };
+    let payload = ping.to_json().unwrap_or_default().to_string();
+    let dlv = enqueue(tx, org_id, id, &event_id, events::TEST_TYPE, &payload, now)?;
     get_delivery(tx, org_id, id, &dlv)
 }
 

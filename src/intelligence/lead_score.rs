@@ -13,18 +13,18 @@
 
 use poem_openapi::Object;
 
-use super::{factor, Factor};
+use super::{factor, Factor, FactorCode};
 use crate::clock::{Millis, DAY_MS};
 use crate::domain::orgs::Icp;
 
 /// Completeness points per field: (code, points, description).
-pub const COMPLETENESS: &[(&str, i64, &str)] = &[
-    ("email", 8, "Has an email address"),
-    ("phone", 5, "Has a phone number"),
-    ("title", 5, "Has a job title"),
-    ("company", 5, "Has a company"),
-    ("full_name", 4, "Has a first and last name"),
-    ("country", 3, "Has a country"),
+pub const COMPLETENESS: &[(FactorCode, i64, &str)] = &[
+    (FactorCode::Email, 8, "Has an email address"),
+    (FactorCode::Phone, 5, "Has a phone number"),
+    (FactorCode::Title, 5, "Has a job title"),
+    (FactorCode::Company, 5, "Has a company"),
+    (FactorCode::FullName, 4, "Has a first and last name"),
+    (FactorCode::Country, 3, "Has a country"),
 ];
 /// Most completeness points.
 pub const COMPLETENESS_MAX: i64 = 30;
@@ -123,7 +123,7 @@ pub fn score(f: &LeadFacts, icp: &Icp, now: Millis) -> LeadScore {
             .iter()
             .zip(has)
             .filter(|(_, present)| *present)
-            .map(|((code, points, what), _)| factor(code, *points, what.to_string()))
+            .map(|((code, points, what), _)| factor(*code, *points, what.to_string()))
             .collect(),
     );
 
@@ -136,14 +136,14 @@ pub fn score(f: &LeadFacts, icp: &Icp, now: Millis) -> LeadScore {
     let mut engagement = Vec::new();
     if recent > 0 {
         engagement.push(factor(
-            "recent_activity",
+            FactorCode::RecentActivity,
             (recent * ACTIVITY_POINTS).min(ACTIVITY_MAX_POINTS),
             format!("{recent} activities in the last {ENGAGEMENT_WINDOW_DAYS} days"),
         ));
     }
     if f.last_reply_at.is_some_and(|t| t >= since) {
         engagement.push(factor(
-            "recent_reply",
+            FactorCode::RecentReply,
             REPLY_POINTS,
             "Replied in the last 30 days".into(),
         ));
@@ -170,7 +170,7 @@ pub fn score(f: &LeadFacts, icp: &Icp, now: Millis) -> LeadScore {
             score: 0,
             max: FIT_MAX,
             factors: vec![factor(
-                "no_icp",
+                FactorCode::NoIcp,
                 0,
                 "The organization has no ideal customer profile yet".into(),
             )],
@@ -188,7 +188,7 @@ pub fn score(f: &LeadFacts, icp: &Icp, now: Millis) -> LeadScore {
         .filter(|i| contains_ci(&icp.industries, i))
     {
         fit.push(factor(
-            "icp_industry",
+            FactorCode::IcpIndustry,
             share(wi),
             format!("Industry {industry} is in the profile"),
         ));
@@ -201,7 +201,7 @@ pub fn score(f: &LeadFacts, icp: &Icp, now: Millis) -> LeadScore {
             .find(|t| !t.trim().is_empty() && lower.contains(&t.trim().to_lowercase()))
         {
             fit.push(factor(
-                "icp_title",
+                FactorCode::IcpTitle,
                 share(wt),
                 format!("Title {title} matches {t}"),
             ));
@@ -213,7 +213,7 @@ pub fn score(f: &LeadFacts, icp: &Icp, now: Millis) -> LeadScore {
         .filter(|c| contains_ci(&icp.countries, c))
     {
         fit.push(factor(
-            "icp_country",
+            FactorCode::IcpCountry,
             share(wc),
             format!("Country {country} is in the profile"),
         ));
@@ -223,7 +223,7 @@ pub fn score(f: &LeadFacts, icp: &Icp, now: Millis) -> LeadScore {
             && icp.company_size_max.is_none_or(|m| size <= m);
         if fits {
             fit.push(factor(
-                "icp_company_size",
+                FactorCode::IcpCompanySize,
                 share(ws),
                 format!("Company size {size} is in range"),
             ));
@@ -279,19 +279,15 @@ mod tests {
             ),
             (30, 30, 40, 100)
         );
-        let fit: Vec<(&str, i64)> = s
-            .fit
-            .factors
-            .iter()
-            .map(|f| (f.code.as_str(), f.points))
-            .collect();
+        let fit: Vec<(FactorCode, i64)> =
+            s.fit.factors.iter().map(|f| (f.code, f.points)).collect();
         assert_eq!(
             fit,
             [
-                ("icp_industry", 12),
-                ("icp_title", 12),
-                ("icp_country", 8),
-                ("icp_company_size", 8)
+                (FactorCode::IcpIndustry, 12),
+                (FactorCode::IcpTitle, 12),
+                (FactorCode::IcpCountry, 8),
+                (FactorCode::IcpCompanySize, 8)
             ]
         );
     }
@@ -311,12 +307,8 @@ mod tests {
         assert_eq!((s.completeness.score, s.fit.score, s.score), (8, 40, 48));
         let none = score(&f, &Icp::default(), NOW);
         assert_eq!(
-            (
-                none.fit.score,
-                none.fit.factors[0].code.as_str(),
-                none.score
-            ),
-            (0, "no_icp", 8)
+            (none.fit.score, none.fit.factors[0].code, none.score),
+            (0, FactorCode::NoIcp, 8)
         );
     }
 

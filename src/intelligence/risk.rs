@@ -19,7 +19,7 @@
 
 use poem_openapi::Enum;
 
-use super::{factor, Factor as RiskFactor};
+use super::{factor, Factor as RiskFactor, FactorCode};
 
 use crate::clock::Millis;
 
@@ -137,7 +137,7 @@ fn apply_rules(
     now: Millis,
     days_in_stage: i64,
     days_since_activity: i64,
-    emit: &mut impl FnMut(&'static str, i64, &dyn Fn() -> String),
+    emit: &mut impl FnMut(FactorCode, i64, &dyn Fn() -> String),
 ) -> Option<i64> {
     let rotting = f.rotting_days.filter(|r| *r > 0 && days_in_stage >= *r);
     if let Some(limit) = rotting {
@@ -146,7 +146,7 @@ fn apply_rules(
         } else {
             STAGE_ROTTING_POINTS
         };
-        emit("stage_rotting", points, &|| {
+        emit(FactorCode::StageRotting, points, &|| {
             format!("{days_in_stage} days in {} (limit {limit})", f.stage_name)
         });
     }
@@ -154,7 +154,7 @@ fn apply_rules(
         .iter()
         .find(|(d, _)| days_since_activity >= *d)
     {
-        emit("activity_gap", *points, &|| {
+        emit(FactorCode::ActivityGap, *points, &|| {
             format!("No activity in {days_since_activity} days")
         });
     }
@@ -162,7 +162,7 @@ fn apply_rules(
         let n = f.overdue_tasks.len() as i64;
         let points =
             (OVERDUE_FIRST_POINTS + OVERDUE_EACH_MORE_POINTS * (n - 1)).min(OVERDUE_MAX_POINTS);
-        emit("overdue_tasks", points, &|| {
+        emit(FactorCode::OverdueTasks, points, &|| {
             if n == 1 {
                 "1 overdue task".to_string()
             } else {
@@ -171,7 +171,7 @@ fn apply_rules(
         });
     }
     if f.open_tasks == 0 {
-        emit("no_next_step", NO_NEXT_STEP_POINTS, &|| {
+        emit(FactorCode::NoNextStep, NO_NEXT_STEP_POINTS, &|| {
             "No next step scheduled".into()
         });
     }
@@ -180,27 +180,31 @@ fn apply_rules(
         .filter(|close| *close + crate::clock::DAY_MS <= now)
         .map(|close| super::days_between(close, now));
     if let Some(days) = close_overdue_days {
-        emit("close_date_passed", CLOSE_DATE_PASSED_POINTS, &|| {
-            format!("Expected close date passed {days} days ago")
-        });
+        emit(
+            FactorCode::CloseDatePassed,
+            CLOSE_DATE_PASSED_POINTS,
+            &|| format!("Expected close date passed {days} days ago"),
+        );
     }
     let stalling = rotting.is_some() || days_since_activity >= STALLING_GAP_DAYS;
     if f.average_open_value > 0.0
         && f.value as f64 >= HIGH_VALUE_MULTIPLE * f.average_open_value
         && stalling
     {
-        emit("high_value_stalling", HIGH_VALUE_STALLING_POINTS, &|| {
-            "High value deal stalling".into()
-        });
+        emit(
+            FactorCode::HighValueStalling,
+            HIGH_VALUE_STALLING_POINTS,
+            &|| "High value deal stalling".into(),
+        );
     }
     let window_start = now - ENGAGEMENT_WINDOW_DAYS * crate::clock::DAY_MS;
     if let Some(at) = f.last_reply_at.filter(|t| *t >= window_start) {
-        emit("recent_reply", RECENT_REPLY_POINTS, &|| {
+        emit(FactorCode::RecentReply, RECENT_REPLY_POINTS, &|| {
             format!("Replied {} days ago", super::days_between(at, now))
         });
     }
     if let Some(at) = f.last_open_at.filter(|t| *t >= window_start) {
-        emit("recent_open", RECENT_OPEN_POINTS, &|| {
+        emit(FactorCode::RecentOpen, RECENT_OPEN_POINTS, &|| {
             format!("Opened an email {} days ago", super::days_between(at, now))
         });
     }
@@ -251,7 +255,7 @@ pub fn assess(f: &DealFacts, now: Millis) -> Assessment {
     let score = raw.clamp(0, 100);
     if score != raw {
         factors.push(factor(
-            "cap",
+            FactorCode::Cap,
             score - raw,
             format!("Score kept within 0..100 (was {raw})"),
         ));
@@ -283,7 +287,7 @@ fn suggest(
     days_in_stage: i64,
     close_overdue_days: Option<i64>,
 ) -> String {
-    let has = |code: &str| factors.iter().any(|x| x.code == code);
+    let has = |code: FactorCode| factors.iter().any(|x| x.code == code);
     let with = f
         .contact_name
         .as_deref()
@@ -294,12 +298,12 @@ fn suggest(
         let unit = if days == 1 { "day" } else { "days" };
         return format!("Complete the overdue task '{title}' ({days} {unit} overdue)");
     }
-    if has("activity_gap") {
+    if has(FactorCode::ActivityGap) {
         return format!(
             "Schedule a follow-up call{with} (no activity in {days_since_activity} days)"
         );
     }
-    if has("stage_rotting") {
+    if has(FactorCode::StageRotting) {
         return format!(
             "Move the deal forward from {} or mark it lost ({days_in_stage} days in stage)",
             f.stage_name
@@ -310,7 +314,7 @@ fn suggest(
             "Update the expected close date (passed {days} days ago) or re-qualify the deal"
         );
     }
-    if has("no_next_step") {
+    if has(FactorCode::NoNextStep) {
         return format!("Schedule the next step{with} as a task");
     }
     "Keep the momentum: confirm the next step with the buyer".into()
@@ -354,18 +358,14 @@ mod tests {
         let a = assess(&f, NOW);
         assert_eq!(a.days_in_stage, 12);
         assert_eq!(a.days_since_activity, 8);
-        let codes: Vec<(&str, i64)> = a
-            .factors
-            .iter()
-            .map(|x| (x.code.as_str(), x.points))
-            .collect();
+        let codes: Vec<(FactorCode, i64)> = a.factors.iter().map(|x| (x.code, x.points)).collect();
         assert_eq!(
             codes,
             [
-                ("activity_gap", 20),
-                ("stage_rotting", 20),
-                ("high_value_stalling", 15),
-                ("no_next_step", 10)
+                (FactorCode::ActivityGap, 20),
+                (FactorCode::StageRotting, 20),
+                (FactorCode::HighValueStalling, 15),
+                (FactorCode::NoNextStep, 10)
             ]
         );
         assert_eq!(a.risk_score, 65);
@@ -400,7 +400,11 @@ mod tests {
         let a = assess(&f, NOW);
         assert_eq!(
             a.factors,
-            vec![factor("overdue_tasks", 25, "4 overdue tasks".into())]
+            vec![factor(
+                FactorCode::OverdueTasks,
+                25,
+                "4 overdue tasks".into()
+            )]
         );
         assert_eq!(
             a.suggested_action,
@@ -424,7 +428,10 @@ mod tests {
         assert_eq!(a.risk_score, 100);
         assert_eq!(a.risk_level, RiskLevel::Critical);
         assert_eq!(a.factors.iter().map(|x| x.points).sum::<i64>(), 100);
-        assert!(a.factors.iter().any(|x| x.code == "cap" && x.points == -15));
+        assert!(a
+            .factors
+            .iter()
+            .any(|x| x.code == FactorCode::Cap && x.points == -15));
     }
 
     #[test]
@@ -483,6 +490,9 @@ mod tests {
             expected_close_at: Some(NOW - DAY_MS - 1),
             ..open_deal()
         };
-        assert_eq!(assess(&yesterday, NOW).factors[0].code, "close_date_passed");
+        assert_eq!(
+            assess(&yesterday, NOW).factors[0].code,
+            FactorCode::CloseDatePassed
+        );
     }
 }

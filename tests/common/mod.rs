@@ -180,16 +180,12 @@ impl TestServer {
             .as_str()
             .unwrap()
             .to_string();
-        let activity = clozup::domain::activities::NewActivity {
-            activity_type: kind.to_string(),
+        let details = clozup::domain::activities::Details {
             subject: subject.map(str::to_string),
-            body: None,
             deal_id: Some(deal_id.to_string()),
-            lead_id: None,
-            occurred_at: None,
-            duration_seconds: None,
-            outcome: None,
+            ..Default::default()
         };
+        let kind = clozup::domain::terms::Term::parse(kind).expect("an activity type");
         let now = self.clock_now();
         self.state
             .db
@@ -199,7 +195,8 @@ impl TestServer {
                     &org_id,
                     &clozup::domain::events::Actor::system(),
                     None,
-                    activity,
+                    kind,
+                    details,
                     now,
                 )
             })
