@@ -2,6 +2,7 @@
 //! committed (SMTP through lettre, or the `log` transport), MIME building for outbound mail
 //! with the tracking pixel, and MIME parsing of inbound mail (mail-parser).
 
+use crate::domain::nullable::Nullable;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -82,23 +83,23 @@ pub fn build(job: &Outbound, public_url: &str) -> Result<Message, String> {
     for bcc in &e.bcc {
         b = b.bcc(mailbox(bcc, None)?);
     }
-    if let Some(parent) = &e.in_reply_to {
+    if let Nullable(Some(parent)) = &e.in_reply_to {
         b = b.in_reply_to(format!("<{parent}>"));
     }
     if !e.references.is_empty() {
         let chain: Vec<String> = e.references.iter().map(|r| format!("<{r}>")).collect();
         b = b.references(chain.join(" "));
     }
-    let text = e.text.clone().unwrap_or_default();
+    let text = e.text.0.clone().unwrap_or_default();
     let built = match &e.html {
-        Some(html) => {
+        Nullable(Some(html)) => {
             let html = match &job.open_token {
                 Some(token) => with_pixel(html, &format!("{public_url}/t/{token}")),
                 None => html.clone(),
             };
             b.multipart(MultiPart::alternative_plain_html(text, html))
         }
-        None => b.singlepart(
+        Nullable(None) => b.singlepart(
             SinglePart::builder()
                 .header(ContentType::TEXT_PLAIN)
                 .body(text),
@@ -283,9 +284,10 @@ pub fn parse_inbound(raw: &[u8]) -> Result<Parsed, Malformed> {
     let attachments = m
         .attachments()
         .map(|a| Attachment {
-            filename: a
-                .attachment_name()
-                .map(|n| n.chars().take(MAX_FILENAME).collect()),
+            filename: Nullable(
+                a.attachment_name()
+                    .map(|n| n.chars().take(MAX_FILENAME).collect()),
+            ),
             content_type: a
                 .content_type()
                 .map(|c| match c.subtype() {

@@ -122,6 +122,14 @@ fn signed_deliveries_follow_the_filters() {
     let body: Value = serde_json::from_str(&got.body).unwrap();
     assert_eq!(body["type"], "deal.created");
     assert_eq!(body["data"]["object"]["id"], deal["id"]);
+    // The payload is the documented `Event`: it parses as one, type and actor included.
+    let event =
+        <clozup::domain::events::Event as poem_openapi::types::ParseFromJSON>::parse_from_json(
+            Some(body.clone()),
+        )
+        .expect("a webhook payload is an Event");
+    assert_eq!(event.data.object["title"], "Hooked");
+    assert!(event.data.previous.is_none());
     assert_eq!(got.header("webhook-id"), body["id"].as_str().unwrap());
     assert_eq!(got.header("content-type"), "application/json");
     assert!(
@@ -261,10 +269,13 @@ fn rotation_signs_with_both_secrets_and_tests_and_redeliveries_go_out() {
         .post(&format!("/webhooks/{wh}/test"), &s.admin_key, json!({}))
         .data(201);
     let got = rx.next(&s);
-    assert_eq!(
-        serde_json::from_str::<Value>(&got.body).unwrap()["type"],
-        "webhook.test"
-    );
+    let ping =
+        <clozup::domain::events::Event as poem_openapi::types::ParseFromJSON>::parse_from_json(
+            serde_json::from_str(&got.body).ok(),
+        )
+        .expect("the test ping is an Event too");
+    assert_eq!(ping.event_type.as_str(), "webhook.test");
+    assert_eq!(ping.data.object["webhook_id"], wh.as_str());
     assert!(
         verify(&got, &new) && verify(&got, &old),
         "both secrets sign during the grace period"

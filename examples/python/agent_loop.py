@@ -13,6 +13,8 @@ import datetime
 import os
 import sys
 
+import attrs
+
 from clozup_client import AuthenticatedClient
 from clozup_client.api.activities import create_activity
 from clozup_client.api.deals import get_deal, move_deal
@@ -24,14 +26,19 @@ from clozup_client.api.intelligence import (
     list_signals,
 )
 from clozup_client.models import (
+    ActivityType,
+    Currency,
+    ErrorCode,
     ErrorEnvelope,
+    LoggableActivityType,
     MoveDeal,
     NewActivity,
-    NewActivityType,
     NewMemory,
     RiskLevel,
+    SignalStatus,
     SignalType,
 )
+from clozup_client.types import Unset
 
 
 def typed(value, kind, step):
@@ -41,6 +48,15 @@ def typed(value, kind, step):
     return value
 
 
+def complete(record, step):
+    """The record, if every field the server always sends came back (none left `Unset`)."""
+    missing = [f.name for f in attrs.fields(type(record))
+               if isinstance(getattr(record, f.name), Unset)]
+    if missing:
+        sys.exit(f"{step}: fields missing from {type(record).__name__}: {missing}")
+    return record
+
+
 def main():
     client = AuthenticatedClient(base_url=os.environ["CLOZUP_URL"] + "/api/v1",
                                  token=os.environ["CLOZUP_KEY"])
@@ -48,7 +64,9 @@ def main():
         signals = list_signals.sync(client=client, score_min=70)
         for signal in signals.data:
             typed(signal.type_, SignalType, "signals")
+            typed(signal.status, SignalStatus, "signals")
             typed(signal.detected_at, datetime.datetime, "signals")
+            complete(signal, "signals")
         print(f"1. {signals.meta.total} buying signals scored 70 or more")
 
         at_risk = list_at_risk_deals.sync(client=client).data
@@ -67,11 +85,13 @@ def main():
 
         activity = create_activity.sync(
             client=client,
-            body=NewActivity(type_=NewActivityType.OTHER, deal_id=risky.deal_id,
+            body=NewActivity(type_=LoggableActivityType.OTHER, deal_id=risky.deal_id,
                              subject="Reviewed by the agent loop"),
             idempotency_key=f"review-{risky.deal_id}-{datetime.date.today()}",
         ).data
         typed(activity.occurred_at, datetime.datetime, "activity")
+        typed(activity.type_, ActivityType, "activity")
+        complete(activity, "activity")
         print(f"5. logged {activity.id}")
 
         remembered = create_deal_memory.sync(
@@ -83,6 +103,7 @@ def main():
         deal = get_deal.sync(id=risky.deal_id, client=client).data
         moved = move_deal.sync(id=deal.id, client=client,
                                body=MoveDeal(stage="Negotiation")).data
+        typed(complete(moved, "move").currency, Currency, "move")
         print(f"7. moved {moved.id} to {moved.stage_id}")
 
         # Refusals come back as the typed envelope, with the code to act on.
@@ -90,8 +111,10 @@ def main():
         typed(missing, ErrorEnvelope, "a 404")
         invalid = list_signals.sync(client=client, per_page=1000)
         typed(invalid, ErrorEnvelope, "a 422")
+        typed(missing.error.code, ErrorCode, "a 404")
         print(f"errors: {missing.error.code}, {invalid.error.code} ({invalid.error.message})")
-        if (missing.error.code, invalid.error.code) != ("not_found", "validation_error"):
+        if (missing.error.code, invalid.error.code) != (ErrorCode.NOT_FOUND,
+                                                        ErrorCode.VALIDATION_ERROR):
             sys.exit("the refusals carry the wrong codes")
 
 

@@ -9,7 +9,7 @@
 import createClient from "openapi-fetch";
 import type { components, paths } from "./schema.js";
 
-type ErrorCode = components["schemas"]["ErrorBody"]["code"];
+type Schemas = components["schemas"];
 
 const url = process.env.CLOZUP_URL ?? "http://127.0.0.1:8080";
 const api = createClient<paths>({
@@ -26,9 +26,12 @@ async function main(): Promise<void> {
   const signals = await api.GET("/signals", { params: { query: { score_min: 70 } } });
   if (!signals.data) fail("1. signals", signals.error);
   for (const s of signals.data.data) {
-    const kind: components["schemas"]["SignalType"] = s.type;
+    const kind: Schemas["SignalType"] = s.type;
+    const status: Schemas["SignalStatus"] = s.status;
+    // Always sent, null when there is none: typed `string | null`, never `undefined`.
+    const dealId: string | null = s.deal_id;
     if (Number.isNaN(Date.parse(s.detected_at))) fail("1. signals", s);
-    void kind;
+    void [kind, status, dealId];
   }
   console.log(`1. ${signals.data.meta.total} buying signals scored 70 or more`);
 
@@ -41,7 +44,7 @@ async function main(): Promise<void> {
 
   const intel = await api.GET("/deals/{id}/intelligence", { params: id });
   if (!intel.data) fail("3. intelligence", intel.error);
-  const level: components["schemas"]["RiskLevel"] = intel.data.data.risk_level;
+  const level: Schemas["RiskLevel"] = intel.data.data.risk_level;
   console.log(`3. ${level} risk: ${intel.data.data.suggested_action}`);
 
   const memory = await api.GET("/deals/{id}/memory", { params: id });
@@ -53,7 +56,8 @@ async function main(): Promise<void> {
     body: { type: "other", deal_id: risky.deal_id, subject: "Reviewed by the agent loop" },
   });
   if (!activity.data) fail("5. activity", activity.error);
-  console.log(`5. logged ${activity.data.data.id}`);
+  const logged: Schemas["ActivityType"] = activity.data.data.type;
+  console.log(`5. logged ${activity.data.data.id} (${logged})`);
 
   const remembered = await api.POST("/deals/{id}/memory", {
     params: id,
@@ -64,12 +68,15 @@ async function main(): Promise<void> {
 
   const moved = await api.POST("/deals/{id}/move", { params: id, body: { stage: "Negotiation" } });
   if (!moved.data) fail("7. move", moved.error);
+  const currency: Schemas["Currency"] = moved.data.data.currency;
+  const owner: string | null = moved.data.data.owner_id;
+  void [currency, owner];
   console.log(`7. moved ${moved.data.data.id} to ${moved.data.data.stage_id}`);
 
   // Refusals come back as the typed envelope, with the code to act on.
   const missing = await api.GET("/deals/{id}", { params: { path: { id: "deal_00000000000000000000000000" } } });
   const invalid = await api.GET("/signals", { params: { query: { per_page: 1000 } } });
-  const codes: ErrorCode[] = [missing.error?.error.code ?? "", invalid.error?.error.code ?? ""];
+  const codes: (Schemas["ErrorCode"] | undefined)[] = [missing.error?.error.code, invalid.error?.error.code];
   console.log(`errors: ${codes.join(", ")} (${invalid.error?.error.message})`);
   if (missing.response.status !== 404 || codes.join() !== "not_found,validation_error") {
     fail("errors", codes);
@@ -80,6 +87,10 @@ async function main(): Promise<void> {
 export async function refusedAtCompileTime(): Promise<void> {
   // @ts-expect-error an activity type the server does not know
   await api.POST("/activities", { body: { type: "tweet", deal_id: "deal_x" } });
+  // @ts-expect-error a status only converting gives
+  await api.POST("/leads", { body: { email: "a@example.com", status: "converted" } });
+  // @ts-expect-error a sort the list does not offer
+  await api.GET("/deals", { params: { query: { sort: "-colour" } } });
   // @ts-expect-error a memory without its required content
   await api.POST("/deals/{id}/memory", { params: { path: { id: "deal_x" } }, body: { tags: [] } });
 }

@@ -226,6 +226,7 @@ mod tests {
     use super::*;
     use crate::domain::deals::DealStatus;
     use crate::domain::leads::LeadStatus;
+    use crate::domain::nullable::Nullable;
     use crate::intelligence::risk::RiskLevel;
     use crate::timefmt::Timestamp;
 
@@ -245,14 +246,14 @@ mod tests {
             } else {
                 DealStatus::Open
             },
-            owner_id: some("usr_1"),
-            lead_id: some("lead_1"),
-            company_id: some("comp_1"),
-            expected_close_date: some("2026-12-31"),
-            lost_reason: some("price"),
-            closed_at: full.then_some(Timestamp(1_800_000_000_123)),
+            owner_id: Nullable(some("usr_1")),
+            lead_id: Nullable(some("lead_1")),
+            company_id: Nullable(some("comp_1")),
+            expected_close_date: Nullable(some("2026-12-31")),
+            lost_reason: Nullable(some("price")),
+            closed_at: Nullable(full.then_some(Timestamp(1_800_000_000_123))),
             stage_entered_at: Timestamp(1_700_000_000_000),
-            last_activity_at: full.then_some(Timestamp(1_750_000_000_000)),
+            last_activity_at: Nullable(full.then_some(Timestamp(1_750_000_000_000))),
             tags: if full {
                 vec!["a".into(), "b".into()]
             } else {
@@ -270,26 +271,26 @@ mod tests {
         let some = |s: &str| full.then(|| s.to_string());
         Lead {
             id: "lead_1".into(),
-            first_name: some("Ada"),
-            last_name: some("Lovelace"),
-            email: some("ada@example.com"),
-            phone: some("+44 20"),
-            title: some("CTO"),
-            company_id: some("comp_1"),
-            company_name: some("Analytical Engines"),
-            country: some("GB"),
+            first_name: Nullable(some("Ada")),
+            last_name: Nullable(some("Lovelace")),
+            email: Nullable(some("ada@example.com")),
+            phone: Nullable(some("+44 20")),
+            title: Nullable(some("CTO")),
+            company_id: Nullable(some("comp_1")),
+            company_name: Nullable(some("Analytical Engines")),
+            country: Nullable(some("GB")),
             status: if full {
                 LeadStatus::Qualified
             } else {
                 LeadStatus::New
             },
-            source: some("web"),
+            source: Nullable(some("web")),
             tags: if full { vec!["x".into()] } else { vec![] },
-            owner_id: some("usr_1"),
-            last_activity_at: full.then_some(Timestamp(1_750_000_000_000)),
+            owner_id: Nullable(some("usr_1")),
+            last_activity_at: Nullable(full.then_some(Timestamp(1_750_000_000_000))),
             score: 42,
-            converted_deal_id: some("deal_1"),
-            converted_at: full.then_some(Timestamp(1_760_000_000_000)),
+            converted_deal_id: Nullable(some("deal_1")),
+            converted_at: Nullable(full.then_some(Timestamp(1_760_000_000_000))),
             version: 3,
             created_at: Timestamp(0),
             updated_at: Timestamp(5),

@@ -52,8 +52,9 @@ impl WebhooksApi {
 
     /// Add a webhook endpoint
     ///
-    /// Events matching `event_types` (wildcards such as `deal.*`; default all) are POSTed as
-    /// JSON with the Standard Webhooks headers `webhook-id` (the event id, stable across
+    /// Events matching `event_types` (wildcards such as `deal.*`; default all) are POSTed, one
+    /// per request, as the `Event` schema's JSON (the same as `GET /events` and the SSE stream
+    /// send), with the Standard Webhooks headers `webhook-id` (the event id, stable across
     /// retries), `webhook-timestamp` and `webhook-signature` (`v1,<base64 HMAC-SHA256 of
     /// "id.timestamp.body">` keyed by the `whsec_` secret returned here, once). A 2xx answer
     /// is success; otherwise retries back off over about three days (5 s, 5 min, 30 min, 2 h,

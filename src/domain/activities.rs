@@ -2,6 +2,7 @@
 
 use crate::db::CachedRow;
 use crate::db::Tx;
+use crate::domain::nullable::Nullable;
 use poem_openapi::Object;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -36,27 +37,27 @@ pub struct Activity {
     pub activity_type: Term<ActivityType>,
     /// One line.
     #[oai(nullable)]
-    pub subject: Option<String>,
+    pub subject: Nullable<String>,
     /// Details.
     #[oai(nullable)]
-    pub body: Option<String>,
+    pub body: Nullable<String>,
     /// The deal it belongs to.
     #[oai(nullable)]
-    pub deal_id: Option<String>,
+    pub deal_id: Nullable<String>,
     /// The lead it belongs to.
     #[oai(nullable)]
-    pub lead_id: Option<String>,
+    pub lead_id: Nullable<String>,
     /// Who did it.
     #[oai(nullable)]
-    pub user_id: Option<String>,
+    pub user_id: Nullable<String>,
     /// When it happened.
     pub occurred_at: Timestamp,
     /// Length of a call or meeting.
     #[oai(nullable)]
-    pub duration_seconds: Option<i64>,
+    pub duration_seconds: Nullable<i64>,
     /// How a call went (e.g. connected, no_answer, voicemail).
     #[oai(nullable)]
-    pub outcome: Option<String>,
+    pub outcome: Nullable<String>,
     /// Always 1: activities are a record and are not edited.
     pub version: i64,
     /// When it was logged.
@@ -342,7 +343,7 @@ pub fn delete(tx: &Tx<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult
         ("deals", "deal_id", &activity.deal_id),
         ("leads", "lead_id", &activity.lead_id),
     ] {
-        if let Some(v) = value {
+        if let Nullable(Some(v)) = value {
             tx.execute(
                 &format!(
                     "UPDATE {table} SET last_activity_at =
@@ -353,7 +354,7 @@ pub fn delete(tx: &Tx<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult
             )?;
         }
     }
-    if let Some(lead_id) = &activity.lead_id {
+    if let Nullable(Some(lead_id)) = &activity.lead_id {
         super::lead_scoring::refresh(tx, &p.org_id, lead_id, now)?;
     }
     events::append(

@@ -4,6 +4,7 @@
 //! out of sums (and counted in `other_currency_deals`). Periods are UTC.
 
 use crate::db::CachedRow;
+use crate::domain::nullable::Nullable;
 use std::collections::HashMap;
 
 use crate::db::Tx;
@@ -173,10 +174,10 @@ pub struct Overview {
     pub currency: Term<Currency>,
     /// Start of the period the created and closed figures cover (absent: all time).
     #[oai(nullable)]
-    pub from: Option<Timestamp>,
+    pub from: Nullable<Timestamp>,
     /// End of that period.
     #[oai(nullable)]
-    pub to: Option<Timestamp>,
+    pub to: Nullable<Timestamp>,
     /// Deals created in the period.
     pub total_deals: i64,
     /// Deals open now.
@@ -193,13 +194,13 @@ pub struct Overview {
     pub won_value: f64,
     /// won / (won + lost) in the period, 0–1; null with no closed deals.
     #[oai(nullable)]
-    pub win_rate: Option<f64>,
+    pub win_rate: Nullable<f64>,
     /// Average value of the deals won in the period.
     #[oai(nullable)]
-    pub average_deal_size: Option<f64>,
+    pub average_deal_size: Nullable<f64>,
     /// Average days from creation to won, for deals won in the period.
     #[oai(nullable)]
-    pub average_sales_cycle_days: Option<f64>,
+    pub average_sales_cycle_days: Nullable<f64>,
     /// Open deals by stage, in board order.
     pub by_stage: Vec<StageTotals>,
     /// Leads by status.
@@ -301,8 +302,8 @@ pub fn overview(conn: &Connection, org_id: &str, w: Window, now: Millis) -> Doma
     let closed = won_deals + lost_deals;
     let bounded = |t: Millis| (t > Window::ALL.from && t < Window::ALL.to).then_some(Timestamp(t));
     Ok(Overview {
-        from: bounded(w.from),
-        to: bounded(w.to),
+        from: Nullable(bounded(w.from)),
+        to: Nullable(bounded(w.to)),
         total_deals,
         open_deals,
         won_deals,
@@ -310,9 +311,11 @@ pub fn overview(conn: &Connection, org_id: &str, w: Window, now: Millis) -> Doma
         pipeline_value: round2(pipeline_value),
         weighted_pipeline_value: round2(weighted),
         won_value: money(won_minor),
-        win_rate: (closed > 0).then(|| round2(won_deals as f64 / closed as f64)),
-        average_deal_size: (won_deals > 0).then(|| round2(money(won_minor) / won_deals as f64)),
-        average_sales_cycle_days: cycle_ms.map(|ms| round2(ms / DAY_MS as f64)),
+        win_rate: Nullable((closed > 0).then(|| round2(won_deals as f64 / closed as f64))),
+        average_deal_size: Nullable(
+            (won_deals > 0).then(|| round2(money(won_minor) / won_deals as f64)),
+        ),
+        average_sales_cycle_days: Nullable(cycle_ms.map(|ms| round2(ms / DAY_MS as f64))),
         by_stage,
         leads_by_status,
         at_risk_deals,
@@ -334,10 +337,10 @@ pub struct FunnelStep {
     pub entered: i64,
     /// Of those, how many later reached a stage further along the board (0–1).
     #[oai(nullable)]
-    pub conversion_to_next: Option<f64>,
+    pub conversion_to_next: Nullable<f64>,
     /// Average days a deal stayed before leaving it.
     #[oai(nullable)]
-    pub average_days_in_stage: Option<f64>,
+    pub average_days_in_stage: Nullable<f64>,
     /// Deals in it now.
     pub current: i64,
 }
@@ -406,10 +409,13 @@ pub fn funnel(
             name: stage.name.clone(),
             kind: stage.kind,
             entered,
-            conversion_to_next: (entered > 0 && stage.kind == pipelines::StageKind::Open)
-                .then(|| round2(advanced as f64 / entered as f64)),
-            average_days_in_stage: (stays > 0)
-                .then(|| round2(stay_total as f64 / stays as f64 / DAY_MS as f64)),
+            conversion_to_next: Nullable(
+                (entered > 0 && stage.kind == pipelines::StageKind::Open)
+                    .then(|| round2(advanced as f64 / entered as f64)),
+            ),
+            average_days_in_stage: Nullable(
+                (stays > 0).then(|| round2(stay_total as f64 / stays as f64 / DAY_MS as f64)),
+            ),
             current,
         });
     }
@@ -496,7 +502,7 @@ pub struct Performance {
     pub calls_made: i64,
     /// Replies received on their deals per email sent, 0–1; null when none were sent.
     #[oai(nullable)]
-    pub reply_rate: Option<f64>,
+    pub reply_rate: Nullable<f64>,
     /// Every activity they logged.
     pub activities: i64,
 }
@@ -560,7 +566,9 @@ pub fn leaderboard(
             meetings_booked: get("meeting"),
             emails_sent,
             calls_made: get("call"),
-            reply_rate: (emails_sent > 0).then(|| round2(replies as f64 / emails_sent as f64)),
+            reply_rate: Nullable(
+                (emails_sent > 0).then(|| round2(replies as f64 / emails_sent as f64)),
+            ),
             activities: [
                 "call",
                 "email",
@@ -660,16 +668,16 @@ pub struct QuotaStatus {
     pub period_start: String,
     /// Revenue target and result.
     #[oai(nullable)]
-    pub revenue: Option<Attainment>,
+    pub revenue: Nullable<Attainment>,
     /// Deals target and result.
     #[oai(nullable)]
-    pub deals: Option<Attainment>,
+    pub deals: Nullable<Attainment>,
     /// Meetings target and result.
     #[oai(nullable)]
-    pub meetings: Option<Attainment>,
+    pub meetings: Nullable<Attainment>,
     /// Activities target and result.
     #[oai(nullable)]
-    pub activities: Option<Attainment>,
+    pub activities: Nullable<Attainment>,
     /// How far through the period we are, 0–1.
     pub period_elapsed: f64,
     /// Where the weakest target stands against the period's pace.
@@ -827,10 +835,10 @@ pub fn quotas(
             user_id,
             period,
             period_start: start_date(w),
-            revenue,
-            deals,
-            meetings,
-            activities,
+            revenue: Nullable(revenue),
+            deals: Nullable(deals),
+            meetings: Nullable(meetings),
+            activities: Nullable(activities),
             period_elapsed: round2(elapsed),
             status,
         });

@@ -2,6 +2,7 @@
 
 use crate::db::CachedRow;
 use crate::db::Tx;
+use crate::domain::nullable::Nullable;
 use poem_openapi::Object;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -33,13 +34,13 @@ pub struct ApiKey {
     pub created_by: String,
     /// After this the key no longer works.
     #[oai(nullable)]
-    pub expires_at: Option<Timestamp>,
+    pub expires_at: Nullable<Timestamp>,
     /// When it was revoked.
     #[oai(nullable)]
-    pub revoked_at: Option<Timestamp>,
+    pub revoked_at: Nullable<Timestamp>,
     /// Last use, to the minute.
     #[oai(nullable)]
-    pub last_used_at: Option<Timestamp>,
+    pub last_used_at: Nullable<Timestamp>,
     /// active, expired or revoked.
     pub status: Term<ApiKeyStatus>,
     /// Bumped on every change.
@@ -107,9 +108,9 @@ fn row_mapper(now: Millis) -> impl Fn(&Row<'_>) -> rusqlite::Result<ApiKey> {
             prefix: r.get(2)?,
             scopes: Scopes::from_db(&r.get::<_, String>(3)?).to_vec(),
             created_by: r.get(4)?,
-            expires_at: expires.map(Timestamp),
-            revoked_at: revoked.map(Timestamp),
-            last_used_at: r.get::<_, Option<i64>>(7)?.map(Timestamp),
+            expires_at: Nullable(expires.map(Timestamp)),
+            revoked_at: Nullable(revoked.map(Timestamp)),
+            last_used_at: Nullable(r.get::<_, Option<i64>>(7)?.map(Timestamp)),
             status: Term::known(status(revoked, expires, now)),
             version: r.get(8)?,
             created_at: Timestamp(r.get(9)?),

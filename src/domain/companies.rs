@@ -2,6 +2,7 @@
 
 use crate::db::CachedRow;
 use crate::db::Tx;
+use crate::domain::nullable::Nullable;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::Object;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -24,25 +25,25 @@ pub struct Company {
     pub name: String,
     /// Web domain, e.g. `acme.com`.
     #[oai(nullable)]
-    pub domain: Option<String>,
+    pub domain: Nullable<String>,
     /// Industry, matched against the organization's ideal customer profile.
     #[oai(nullable)]
-    pub industry: Option<String>,
+    pub industry: Nullable<String>,
     /// Employees.
     #[oai(nullable)]
-    pub size: Option<i64>,
+    pub size: Nullable<i64>,
     /// Country (ISO code or name).
     #[oai(nullable)]
-    pub country: Option<String>,
+    pub country: Nullable<String>,
     /// Main phone number.
     #[oai(nullable)]
-    pub phone: Option<String>,
+    pub phone: Nullable<String>,
     /// Website URL.
     #[oai(nullable)]
-    pub website: Option<String>,
+    pub website: Nullable<String>,
     /// The user who owns the account.
     #[oai(nullable)]
-    pub owner_id: Option<String>,
+    pub owner_id: Nullable<String>,
     /// Free-form labels.
     pub tags: Vec<String>,
     /// Bumped on every change; send it back in `If-Match`.
@@ -386,13 +387,13 @@ pub fn update(
         &p.org_id,
         Fields {
             name: patch.name.unwrap_or(b.name),
-            domain: validate::merge(patch.domain, b.domain),
-            industry: validate::merge(patch.industry, b.industry),
-            size: validate::merge(patch.size, b.size),
-            country: validate::merge(patch.country, b.country),
-            phone: validate::merge(patch.phone, b.phone),
-            website: validate::merge(patch.website, b.website),
-            owner_id: validate::merge(patch.owner_id, b.owner_id),
+            domain: validate::merge(patch.domain, b.domain.0),
+            industry: validate::merge(patch.industry, b.industry.0),
+            size: validate::merge(patch.size, b.size.0),
+            country: validate::merge(patch.country, b.country.0),
+            phone: validate::merge(patch.phone, b.phone.0),
+            website: validate::merge(patch.website, b.website.0),
+            owner_id: validate::merge(patch.owner_id, b.owner_id.0),
             tags: patch.tags.unwrap_or(b.tags),
         },
     )?;

@@ -1,5 +1,6 @@
 //! Deals: opportunities moving through a pipeline's stages to won or lost.
 
+use crate::domain::nullable::Nullable;
 use std::sync::Arc;
 
 use crate::db::CachedRow;
@@ -81,27 +82,27 @@ pub struct Deal {
     pub status: DealStatus,
     /// The user who owns it.
     #[oai(nullable)]
-    pub owner_id: Option<String>,
+    pub owner_id: Nullable<String>,
     /// The lead it came from.
     #[oai(nullable)]
-    pub lead_id: Option<String>,
+    pub lead_id: Nullable<String>,
     /// The company it is with.
     #[oai(nullable)]
-    pub company_id: Option<String>,
+    pub company_id: Nullable<String>,
     /// Expected close, `YYYY-MM-DD`.
     #[oai(nullable)]
-    pub expected_close_date: Option<String>,
+    pub expected_close_date: Nullable<String>,
     /// Why it was lost.
     #[oai(nullable)]
-    pub lost_reason: Option<String>,
+    pub lost_reason: Nullable<String>,
     /// When it was won or lost.
     #[oai(nullable)]
-    pub closed_at: Option<Timestamp>,
+    pub closed_at: Nullable<Timestamp>,
     /// When it entered its current stage.
     pub stage_entered_at: Timestamp,
     /// When the last activity on it happened.
     #[oai(nullable)]
-    pub last_activity_at: Option<Timestamp>,
+    pub last_activity_at: Nullable<Timestamp>,
     /// Free-form labels.
     pub tags: Vec<String>,
     /// Bumped on every change; send it back in `If-Match`.
@@ -243,13 +244,13 @@ pub struct MoveDeal {
 pub struct StageChange {
     /// The stage it left (null for the stage it was created in).
     #[oai(nullable)]
-    pub from_stage_id: Option<String>,
+    pub from_stage_id: Nullable<String>,
     /// That stage's name.
     #[oai(nullable)]
-    pub from_stage_name: Option<String>,
+    pub from_stage_name: Nullable<String>,
     /// The stage it entered (null if that stage was deleted since).
     #[oai(nullable)]
-    pub to_stage_id: Option<String>,
+    pub to_stage_id: Nullable<String>,
     /// That stage's name.
     pub to_stage_name: String,
     /// When.
@@ -258,10 +259,10 @@ pub struct StageChange {
     pub actor: events::Actor,
     /// The reason given for a loss.
     #[oai(nullable)]
-    pub lost_reason: Option<String>,
+    pub lost_reason: Nullable<String>,
     /// How long it had been in the stage it left, in seconds.
     #[oai(nullable)]
-    pub seconds_in_previous_stage: Option<i64>,
+    pub seconds_in_previous_stage: Nullable<i64>,
 }
 
 /// A deal's columns ([`from_row`] reads the first 21), then its stage's rotting days and its
@@ -304,9 +305,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Deal> {
         company_id: r.get(11)?,
         expected_close_date: r.get(12)?,
         lost_reason: r.get(13)?,
-        closed_at: r.get::<_, Option<i64>>(14)?.map(Timestamp),
+        closed_at: Nullable(r.get::<_, Option<i64>>(14)?.map(Timestamp)),
         stage_entered_at: Timestamp(r.get(15)?),
-        last_activity_at: r.get::<_, Option<i64>>(16)?.map(Timestamp),
+        last_activity_at: Nullable(r.get::<_, Option<i64>>(16)?.map(Timestamp)),
         tags: validate::tags_from_db(&r.get::<_, String>(17)?),
         version: r.get(18)?,
         created_at: Timestamp(r.get(19)?),
@@ -617,7 +618,7 @@ pub fn create_as(
     let company_id = input
         .company_id
         .clone()
-        .or_else(|| lead.as_ref().and_then(|l| l.company_id.clone()));
+        .or_else(|| lead.as_ref().and_then(|l| l.company_id.0.clone()));
     validate::reference(
         tx,
         &mut issues,
@@ -734,9 +735,9 @@ pub fn update(
         patch.value.unwrap_or(before.value),
         &currency,
     );
-    let owner_id = validate::merge(patch.owner_id, before.owner_id.clone());
-    let lead_id = validate::merge(patch.lead_id, before.lead_id.clone());
-    let company_id = validate::merge(patch.company_id, before.company_id.clone());
+    let owner_id = validate::merge(patch.owner_id, before.owner_id.0.clone());
+    let lead_id = validate::merge(patch.lead_id, before.lead_id.0.clone());
+    let company_id = validate::merge(patch.company_id, before.company_id.0.clone());
     validate::active_user(tx, &mut issues, "owner_id", &p.org_id, owner_id.as_deref())?;
     validate::reference(
         tx,
@@ -761,13 +762,13 @@ pub fn update(
         "expected_close_date",
         validate::merge(
             patch.expected_close_date,
-            before.expected_close_date.clone(),
+            before.expected_close_date.0.clone(),
         ),
     );
     let lost_reason = validate::optional_text(
         &mut issues,
         "lost_reason",
-        validate::merge(patch.lost_reason, before.lost_reason.clone()),
+        validate::merge(patch.lost_reason, before.lost_reason.0.clone()),
         500,
     );
     let tags = validate::tags(
@@ -869,7 +870,7 @@ fn move_deal(
         _ => Some(now),
     };
     let lost_reason = match status {
-        DealStatus::Lost => lost_reason.or(before.lost_reason.clone()),
+        DealStatus::Lost => lost_reason.or(before.lost_reason.0.clone()),
         _ => None,
     };
     tx.execute(
@@ -1040,7 +1041,7 @@ pub fn history(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Vec<St
                 id: r.get(6)?,
             },
             lost_reason: r.get(7)?,
-            seconds_in_previous_stage: r.get::<_, Option<i64>>(8)?.map(|ms| ms / 1000),
+            seconds_in_previous_stage: Nullable(r.get::<_, Option<i64>>(8)?.map(|ms| ms / 1000)),
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -1065,10 +1066,10 @@ pub struct LeadSummary {
     pub name: String,
     /// Email.
     #[oai(nullable)]
-    pub email: Option<String>,
+    pub email: Nullable<String>,
     /// Job title.
     #[oai(nullable)]
-    pub title: Option<String>,
+    pub title: Nullable<String>,
     /// Status.
     pub status: LeadStatus,
 }
@@ -1082,10 +1083,10 @@ pub struct CompanySummary {
     pub name: String,
     /// Domain.
     #[oai(nullable)]
-    pub domain: Option<String>,
+    pub domain: Nullable<String>,
     /// Industry.
     #[oai(nullable)]
-    pub industry: Option<String>,
+    pub industry: Nullable<String>,
 }
 
 /// A deal with everything an agent needs to act on it, in one response.
@@ -1098,16 +1099,16 @@ pub struct DealContext {
     pub stage: Stage,
     /// Its lead, summarized.
     #[oai(nullable)]
-    pub lead: Option<LeadSummary>,
+    pub lead: Nullable<LeadSummary>,
     /// Its company, summarized.
     #[oai(nullable)]
-    pub company: Option<CompanySummary>,
+    pub company: Nullable<CompanySummary>,
     /// The open task due soonest (undated ones last).
     #[oai(nullable)]
-    pub next_task: Option<Task>,
+    pub next_task: Nullable<Task>,
     /// The most recent activity.
     #[oai(nullable)]
-    pub last_activity: Option<Activity>,
+    pub last_activity: Nullable<Activity>,
     /// How many tasks are open.
     pub open_tasks_count: i64,
     /// How many notes it has.
@@ -1124,7 +1125,7 @@ pub fn summarize_lead(l: &Lead) -> LeadSummary {
     LeadSummary {
         id: l.id.clone(),
         name: if name.is_empty() {
-            l.email.clone().unwrap_or_default()
+            l.email.0.clone().unwrap_or_default()
         } else {
             name
         },
@@ -1154,12 +1155,12 @@ pub fn context(
     annotate_risk(conn, org_id, std::slice::from_mut(&mut deal), now)?;
     let stage = pipelines::get_stage(conn, org_id, &deal.stage_id)?;
     let lead = match &deal.lead_id {
-        Some(l) => leads::find(conn, org_id, l)?.map(|l| summarize_lead(&l)),
-        None => None,
+        Nullable(Some(l)) => leads::find(conn, org_id, l)?.map(|l| summarize_lead(&l)),
+        Nullable(None) => None,
     };
     let company = match &deal.company_id {
-        Some(c) => companies::find(conn, org_id, c)?.map(summarize_company),
-        None => None,
+        Nullable(Some(c)) => companies::find(conn, org_id, c)?.map(summarize_company),
+        Nullable(None) => None,
     };
     let next_task = conn
         .cached_row(
@@ -1195,10 +1196,10 @@ pub fn context(
     Ok(DealContext {
         deal,
         stage,
-        lead,
-        company,
-        next_task,
-        last_activity,
+        lead: Nullable(lead),
+        company: Nullable(company),
+        next_task: Nullable(next_task),
+        last_activity: Nullable(last_activity),
         open_tasks_count,
         notes_count,
     })
@@ -1282,7 +1283,7 @@ pub fn convert_lead(
         .title
         .unwrap_or_else(|| default_title(lead.company_name.as_deref().unwrap_or(&summary.name)));
     let actor = Actor::from(p);
-    let owner = lead.owner_id.clone().unwrap_or_else(|| p.user_id.clone());
+    let owner = lead.owner_id.0.clone().unwrap_or_else(|| p.user_id.clone());
     let deal = create_as(
         tx,
         &p.org_id,

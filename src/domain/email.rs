@@ -4,6 +4,7 @@
 //! Everything here runs inside the caller's transaction. Sending happens later, in
 //! [`crate::email`], from the queued rows: a request never waits on an SMTP server.
 
+use crate::domain::nullable::Nullable;
 use std::collections::BTreeMap;
 
 use crate::db::{CachedRow, Tx};
@@ -39,7 +40,7 @@ pub struct Inbox {
     pub address: String,
     /// The name outbound mail is sent under.
     #[oai(nullable)]
-    pub display_name: Option<String>,
+    pub display_name: Nullable<String>,
     /// When it was created.
     pub created_at: Timestamp,
 }
@@ -89,7 +90,7 @@ pub enum EmailStatus {
 pub struct Attachment {
     /// The file name, if the message gave one.
     #[oai(nullable)]
-    pub filename: Option<String>,
+    pub filename: Nullable<String>,
     /// Its MIME type.
     pub content_type: String,
     /// Its decoded size in bytes.
@@ -113,14 +114,14 @@ pub struct Email {
     pub thread_id: String,
     /// The `Message-ID` this one answers.
     #[oai(nullable)]
-    pub in_reply_to: Option<String>,
+    pub in_reply_to: Nullable<String>,
     /// The `References` chain, oldest first.
     pub references: Vec<String>,
     /// The sender's address.
     pub from: String,
     /// The sender's display name.
     #[oai(nullable)]
-    pub from_name: Option<String>,
+    pub from_name: Nullable<String>,
     /// Recipients.
     pub to: Vec<String>,
     /// Copied recipients.
@@ -131,10 +132,10 @@ pub struct Email {
     pub subject: String,
     /// The plain-text body.
     #[oai(nullable)]
-    pub text: Option<String>,
+    pub text: Nullable<String>,
     /// The HTML body.
     #[oai(nullable)]
-    pub html: Option<String>,
+    pub html: Nullable<String>,
     /// Headers of interest (inbound): Date, Reply-To, List-Id, Auto-Submitted and the like.
     pub headers: BTreeMap<String, String>,
     /// Attachments' metadata.
@@ -145,18 +146,18 @@ pub struct Email {
     pub open_count: i64,
     /// First open.
     #[oai(nullable)]
-    pub first_opened_at: Option<Timestamp>,
+    pub first_opened_at: Nullable<Timestamp>,
     /// Latest open.
     #[oai(nullable)]
-    pub last_opened_at: Option<Timestamp>,
+    pub last_opened_at: Nullable<Timestamp>,
     /// Delivery attempts so far (outbound).
     pub attempts: i64,
     /// Why the last attempt failed.
     #[oai(nullable)]
-    pub last_error: Option<String>,
+    pub last_error: Nullable<String>,
     /// When the SMTP server accepted it.
     #[oai(nullable)]
-    pub sent_at: Option<Timestamp>,
+    pub sent_at: Nullable<Timestamp>,
     /// When it was queued or received.
     pub created_at: Timestamp,
 }
@@ -268,11 +269,11 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Email> {
         attachments: serde_json::from_str(&r.get::<_, String>(17)?).unwrap_or_default(),
         track_opens: r.get(18)?,
         open_count: r.get(19)?,
-        first_opened_at: r.get::<_, Option<i64>>(20)?.map(Timestamp),
-        last_opened_at: r.get::<_, Option<i64>>(21)?.map(Timestamp),
+        first_opened_at: Nullable(r.get::<_, Option<i64>>(20)?.map(Timestamp)),
+        last_opened_at: Nullable(r.get::<_, Option<i64>>(21)?.map(Timestamp)),
         attempts: r.get(22)?,
         last_error: r.get(23)?,
-        sent_at: r.get::<_, Option<i64>>(24)?.map(Timestamp),
+        sent_at: Nullable(r.get::<_, Option<i64>>(24)?.map(Timestamp)),
         created_at: Timestamp(r.get(25)?),
     })
 }
@@ -397,7 +398,7 @@ pub fn ensure_inbox(
         id: new_id("inb"),
         deal_id: deal.id,
         address,
-        display_name,
+        display_name: Nullable(display_name),
         created_at: Timestamp(now),
     };
     tx.execute(

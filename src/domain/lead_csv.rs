@@ -1,6 +1,7 @@
 //! Leads in and out as CSV, the way spreadsheets write it: a header row, quoted fields with
 //! commas and line breaks, an optional UTF-8 byte-order mark.
 
+use crate::domain::nullable::Nullable;
 use std::io::Write;
 
 use crate::db::Tx;
@@ -58,7 +59,7 @@ pub struct RowIssue {
     pub message: String,
     /// The existing lead, for duplicates.
     #[oai(nullable)]
-    pub lead_id: Option<String>,
+    pub lead_id: Nullable<String>,
 }
 
 /// The outcome of an import.
@@ -336,7 +337,7 @@ pub fn import(
                     row: parsed.row,
                     line: parsed.line,
                     message,
-                    lead_id,
+                    lead_id: Nullable(lead_id),
                 };
                 let fields = match parsed.fields {
                     Ok(f) => f,
@@ -432,18 +433,18 @@ pub fn export(
             writer
                 .write_record([
                     l.id,
-                    opt(l.first_name),
-                    opt(l.last_name),
-                    opt(l.email),
-                    opt(l.phone),
-                    opt(l.title),
-                    opt(l.company_name),
-                    opt(l.company_id),
-                    opt(l.country),
+                    opt(l.first_name.0),
+                    opt(l.last_name.0),
+                    opt(l.email.0),
+                    opt(l.phone.0),
+                    opt(l.title.0),
+                    opt(l.company_name.0),
+                    opt(l.company_id.0),
+                    opt(l.country.0),
                     l.status.as_str().to_string(),
-                    opt(l.source),
+                    opt(l.source.0),
                     l.tags.join(";"),
-                    opt(l.owner_id),
+                    opt(l.owner_id.0),
                     l.last_activity_at
                         .map(|t| format_ms(t.0))
                         .unwrap_or_default(),

@@ -1,5 +1,6 @@
 //! The lead 360: everything about a lead in one response, so an agent needs one call to act.
 
+use crate::domain::nullable::Nullable;
 use poem_openapi::Object;
 use rusqlite::{params, Connection};
 
@@ -25,7 +26,7 @@ pub struct Lead360 {
     pub lead: Lead,
     /// Its company record, when linked.
     #[oai(nullable)]
-    pub company: Option<Company>,
+    pub company: Nullable<Company>,
     /// Deals from this lead, newest first.
     pub deals: Vec<Deal>,
     /// Activities on the lead, most recent first (calls included).
@@ -44,8 +45,8 @@ pub struct Lead360 {
 pub fn lead_360(conn: &Connection, org_id: &str, id: &str, now: Millis) -> DomainResult<Lead360> {
     let lead = leads::get(conn, org_id, id)?;
     let company = match &lead.company_id {
-        Some(c) => companies::find(conn, org_id, c)?,
-        None => None,
+        Nullable(Some(c)) => companies::find(conn, org_id, c)?,
+        Nullable(None) => None,
     };
     let paging = Paging::new(Some(1), Some(RELATED_LIMIT))?;
     let deals = deals::list(
@@ -93,7 +94,7 @@ pub fn lead_360(conn: &Connection, org_id: &str, id: &str, now: Millis) -> Domai
     };
     Ok(Lead360 {
         lead,
-        company,
+        company: Nullable(company),
         deals,
         activities,
         calls,

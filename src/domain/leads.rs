@@ -1,6 +1,7 @@
 //! Leads: people who may buy, before (and after) they become deals.
 
 use crate::db::Tx;
+use crate::domain::nullable::Nullable;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Enum, Object};
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -89,50 +90,50 @@ pub struct Lead {
     pub id: String,
     /// Given name.
     #[oai(nullable)]
-    pub first_name: Option<String>,
+    pub first_name: Nullable<String>,
     /// Family name.
     #[oai(nullable)]
-    pub last_name: Option<String>,
+    pub last_name: Nullable<String>,
     /// Unique among the organization's leads (case-insensitive).
     #[oai(nullable)]
-    pub email: Option<String>,
+    pub email: Nullable<String>,
     /// Phone number.
     #[oai(nullable)]
-    pub phone: Option<String>,
+    pub phone: Nullable<String>,
     /// Job title, matched against the ideal customer profile.
     #[oai(nullable)]
-    pub title: Option<String>,
+    pub title: Nullable<String>,
     /// The company record, when linked.
     #[oai(nullable)]
-    pub company_id: Option<String>,
+    pub company_id: Nullable<String>,
     /// The company's name as given (kept when no company record is linked).
     #[oai(nullable)]
-    pub company_name: Option<String>,
+    pub company_name: Nullable<String>,
     /// Country.
     #[oai(nullable)]
-    pub country: Option<String>,
+    pub country: Nullable<String>,
     /// new, contacted, qualified, converted or lost.
     pub status: LeadStatus,
     /// Where the lead came from (`website`, `referral`, `import`, ...).
     #[oai(nullable)]
-    pub source: Option<String>,
+    pub source: Nullable<String>,
     /// Free-form labels.
     pub tags: Vec<String>,
     /// The user working the lead.
     #[oai(nullable)]
-    pub owner_id: Option<String>,
+    pub owner_id: Nullable<String>,
     /// When the last activity with this lead happened.
     #[oai(nullable)]
-    pub last_activity_at: Option<Timestamp>,
+    pub last_activity_at: Nullable<Timestamp>,
     /// 0–100 from profile completeness, engagement and fit to the ideal customer profile;
     /// `GET /leads/{id}/score` explains it.
     pub score: i64,
     /// The deal it became.
     #[oai(nullable)]
-    pub converted_deal_id: Option<String>,
+    pub converted_deal_id: Nullable<String>,
     /// When it was converted.
     #[oai(nullable)]
-    pub converted_at: Option<Timestamp>,
+    pub converted_at: Nullable<Timestamp>,
     /// Bumped on every change; send it back in `If-Match`.
     pub version: i64,
     /// When it was created.
@@ -269,9 +270,9 @@ pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Lead> {
         source: r.get(10)?,
         tags: validate::tags_from_db(&r.get::<_, String>(11)?),
         owner_id: r.get(12)?,
-        last_activity_at: r.get::<_, Option<i64>>(13)?.map(Timestamp),
+        last_activity_at: Nullable(r.get::<_, Option<i64>>(13)?.map(Timestamp)),
         converted_deal_id: r.get(14)?,
-        converted_at: r.get::<_, Option<i64>>(15)?.map(Timestamp),
+        converted_at: Nullable(r.get::<_, Option<i64>>(15)?.map(Timestamp)),
         version: r.get(16)?,
         created_at: Timestamp(r.get(17)?),
         updated_at: Timestamp(r.get(18)?),
@@ -637,18 +638,18 @@ pub fn store(
 /// The fields of `lead` as they stand, to apply a patch to.
 pub fn fields_of(lead: &Lead) -> LeadFields {
     LeadFields {
-        first_name: lead.first_name.clone(),
-        last_name: lead.last_name.clone(),
-        email: lead.email.clone(),
-        phone: lead.phone.clone(),
-        title: lead.title.clone(),
-        company_id: lead.company_id.clone(),
-        company_name: lead.company_name.clone(),
-        country: lead.country.clone(),
+        first_name: lead.first_name.0.clone(),
+        last_name: lead.last_name.0.clone(),
+        email: lead.email.0.clone(),
+        phone: lead.phone.0.clone(),
+        title: lead.title.0.clone(),
+        company_id: lead.company_id.0.clone(),
+        company_name: lead.company_name.0.clone(),
+        country: lead.country.0.clone(),
         status: lead.status,
-        source: lead.source.clone(),
+        source: lead.source.0.clone(),
         tags: lead.tags.clone(),
-        owner_id: lead.owner_id.clone(),
+        owner_id: lead.owner_id.0.clone(),
     }
 }
 

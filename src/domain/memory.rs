@@ -3,6 +3,7 @@
 
 use crate::db::CachedRow;
 use crate::db::Tx;
+use crate::domain::nullable::Nullable;
 use poem_openapi::{Enum, Object};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -88,10 +89,10 @@ pub struct MemoryEntry {
     pub kind: MemoryKind,
     /// Where it came from (a call, an email id, an agent's name).
     #[oai(nullable)]
-    pub source: Option<String>,
+    pub source: Nullable<String>,
     /// How sure the writer was, 0–1.
     #[oai(nullable)]
-    pub confidence: Option<f64>,
+    pub confidence: Nullable<f64>,
     /// The credential that wrote it.
     pub created_by: Actor,
     /// When it was written.

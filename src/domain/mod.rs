@@ -20,6 +20,7 @@ pub mod leads;
 pub mod listing;
 pub mod memory;
 pub mod notes;
+pub mod nullable;
 pub mod orgs;
 pub mod password_resets;
 pub mod pipelines;

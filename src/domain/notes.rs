@@ -2,6 +2,7 @@
 
 use crate::db::CachedRow;
 use crate::db::Tx;
+use crate::domain::nullable::Nullable;
 use poem_openapi::Object;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -27,13 +28,13 @@ pub struct Note {
     pub content: String,
     /// The deal it is on.
     #[oai(nullable)]
-    pub deal_id: Option<String>,
+    pub deal_id: Nullable<String>,
     /// The lead it is on.
     #[oai(nullable)]
-    pub lead_id: Option<String>,
+    pub lead_id: Nullable<String>,
     /// Who wrote it.
     #[oai(nullable)]
-    pub author_id: Option<String>,
+    pub author_id: Nullable<String>,
     /// Bumped on every change; send it back in `If-Match`.
     pub version: i64,
     /// When it was written.

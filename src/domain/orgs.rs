@@ -2,6 +2,7 @@
 
 use crate::db::CachedRow;
 use crate::db::Tx;
+use crate::domain::nullable::Nullable;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::Object;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -62,7 +63,7 @@ pub struct Organization {
     pub fiscal_year_start_month: i64,
     /// Monthly revenue goal in major units of `currency`, or null.
     #[oai(nullable)]
-    pub monthly_revenue_target: Option<f64>,
+    pub monthly_revenue_target: Nullable<f64>,
     /// Ideal customer profile for lead scoring.
     pub icp: Icp,
     /// Bumped on every change; send it back in `If-Match`.
@@ -111,7 +112,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Organization> {
     Ok(Organization {
         id: r.get(0)?,
         name: r.get(1)?,
-        monthly_revenue_target: target.map(|t| validate::minor_to_money(t, &currency)),
+        monthly_revenue_target: Nullable(target.map(|t| validate::minor_to_money(t, &currency))),
         currency: Term::known(currency),
         timezone: r.get(3)?,
         fiscal_year_start_month: r.get(4)?,
@@ -253,7 +254,7 @@ pub fn update(
     let target = match patch.monthly_revenue_target {
         MaybeUndefined::Value(v) => Some(v),
         MaybeUndefined::Null => None,
-        MaybeUndefined::Undefined => current.monthly_revenue_target,
+        MaybeUndefined::Undefined => current.monthly_revenue_target.0,
     };
     let target_minor = target
         .map(|v| validate::money_to_minor(&mut issues, "monthly_revenue_target", v, &currency));

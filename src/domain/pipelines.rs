@@ -5,6 +5,7 @@
 
 use crate::db::CachedRow;
 use crate::db::Tx;
+use crate::domain::nullable::Nullable;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Enum, Object};
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -78,7 +79,7 @@ pub struct Stage {
     pub kind: StageKind,
     /// Days a deal may stay here before it counts as stalling (open stages).
     #[oai(nullable)]
-    pub rotting_days: Option<i64>,
+    pub rotting_days: Nullable<i64>,
     /// Bumped on every change.
     pub version: i64,
     /// When it was created.
@@ -665,7 +666,7 @@ pub fn update_stage(
             name,
             patch.probability.unwrap_or(current.probability),
             kind.as_str(),
-            validate::merge(patch.rotting_days, current.rotting_days),
+            validate::merge(patch.rotting_days, current.rotting_days.0),
             now
         ],
     )?;

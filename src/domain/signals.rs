@@ -1,6 +1,7 @@
 //! Buying signals: stored, swept and resolved (the rules are in `crate::intelligence::signals`).
 
 use crate::db::CachedRow;
+use crate::domain::nullable::Nullable;
 use std::collections::{HashMap, HashSet};
 
 use crate::db::Tx;
@@ -34,10 +35,10 @@ pub struct Signal {
     pub title: String,
     /// The deal it is about.
     #[oai(nullable)]
-    pub deal_id: Option<String>,
+    pub deal_id: Nullable<String>,
     /// The lead it is about.
     #[oai(nullable)]
-    pub lead_id: Option<String>,
+    pub lead_id: Nullable<String>,
     /// Ids of the records behind it (activities, tasks, the deal).
     pub evidence: Vec<String>,
     /// open, dismissed or resolved.
@@ -46,10 +47,10 @@ pub struct Signal {
     pub detected_at: Timestamp,
     /// When its cause went away.
     #[oai(nullable)]
-    pub resolved_at: Option<Timestamp>,
+    pub resolved_at: Nullable<Timestamp>,
     /// When someone dismissed it.
     #[oai(nullable)]
-    pub dismissed_at: Option<Timestamp>,
+    pub dismissed_at: Nullable<Timestamp>,
 }
 
 /// A signal's states.
@@ -74,8 +75,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Signal> {
         evidence: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default(),
         status: r.get(7)?,
         detected_at: Timestamp(r.get(8)?),
-        resolved_at: r.get::<_, Option<i64>>(9)?.map(Timestamp),
-        dismissed_at: r.get::<_, Option<i64>>(10)?.map(Timestamp),
+        resolved_at: Nullable(r.get::<_, Option<i64>>(9)?.map(Timestamp)),
+        dismissed_at: Nullable(r.get::<_, Option<i64>>(10)?.map(Timestamp)),
     })
 }
 
@@ -247,8 +248,8 @@ pub fn on_activity(
         _ => return Ok(()),
     };
     let lead_id = match (&activity.lead_id, &activity.deal_id) {
-        (Some(l), _) => Some(l.clone()),
-        (None, Some(d)) => tx
+        (Nullable(Some(l)), _) => Some(l.clone()),
+        (Nullable(None), Nullable(Some(d))) => tx
             .cached_row("SELECT lead_id FROM deals WHERE id = ?1", params![d], |r| {
                 r.get(0)
             })

@@ -2,6 +2,7 @@
 
 use crate::db::CachedRow;
 use crate::db::Tx;
+use crate::domain::nullable::Nullable;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Enum, Object};
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -68,28 +69,28 @@ pub struct Task {
     pub title: String,
     /// Details.
     #[oai(nullable)]
-    pub description: Option<String>,
+    pub description: Nullable<String>,
     /// open, completed or cancelled.
     pub status: TaskStatus,
     /// low, medium, high or urgent.
     pub priority: Priority,
     /// When it is due.
     #[oai(nullable)]
-    pub due_at: Option<Timestamp>,
+    pub due_at: Nullable<Timestamp>,
     /// True when open and past due.
     pub overdue: bool,
     /// Who does it.
     #[oai(nullable)]
-    pub assignee_id: Option<String>,
+    pub assignee_id: Nullable<String>,
     /// The deal it moves forward.
     #[oai(nullable)]
-    pub deal_id: Option<String>,
+    pub deal_id: Nullable<String>,
     /// The lead it is about.
     #[oai(nullable)]
-    pub lead_id: Option<String>,
+    pub lead_id: Nullable<String>,
     /// When it was completed.
     #[oai(nullable)]
-    pub completed_at: Option<Timestamp>,
+    pub completed_at: Nullable<Timestamp>,
     /// Bumped on every change; send it back in `If-Match`.
     pub version: i64,
     /// When it was created.
@@ -189,11 +190,11 @@ pub(crate) fn mapper(now: Millis) -> impl Fn(&Row<'_>) -> rusqlite::Result<Task>
             overdue: status == TaskStatus::Open && due.is_some_and(|d| d < now),
             status,
             priority,
-            due_at: due.map(Timestamp),
+            due_at: Nullable(due.map(Timestamp)),
             assignee_id: r.get(6)?,
             deal_id: r.get(7)?,
             lead_id: r.get(8)?,
-            completed_at: r.get::<_, Option<i64>>(9)?.map(Timestamp),
+            completed_at: Nullable(r.get::<_, Option<i64>>(9)?.map(Timestamp)),
             version: r.get(10)?,
             created_at: Timestamp(r.get(11)?),
             updated_at: Timestamp(r.get(12)?),
@@ -395,15 +396,15 @@ pub fn update(
             "the task is cancelled; reopen it before completing it",
         ));
     }
-    let assignee = validate::merge(patch.assignee_id, before.assignee_id.clone());
-    let deal_id = validate::merge(patch.deal_id, before.deal_id.clone());
-    let lead_id = validate::merge(patch.lead_id, before.lead_id.clone());
+    let assignee = validate::merge(patch.assignee_id, before.assignee_id.0.clone());
+    let deal_id = validate::merge(patch.deal_id, before.deal_id.0.clone());
+    let lead_id = validate::merge(patch.lead_id, before.lead_id.0.clone());
     let mut issues = Issues::new();
     let (title, description) = check_refs(
         tx,
         &p.org_id,
         patch.title.as_deref().unwrap_or(&before.title),
-        validate::merge(patch.description, before.description.clone()),
+        validate::merge(patch.description, before.description.0.clone()),
         assignee.as_deref(),
         deal_id.as_deref(),
         lead_id.as_deref(),
@@ -426,7 +427,7 @@ pub fn update(
             description,
             status_str(status),
             priority_str(patch.priority.unwrap_or(before.priority)),
-            validate::merge(patch.due_at, before.due_at).map(|t| t.0),
+            validate::merge(patch.due_at, before.due_at.0).map(|t| t.0),
             assignee,
             deal_id,
             lead_id,

@@ -2,6 +2,7 @@
 
 use crate::db::CachedRow;
 use crate::db::Tx;
+use crate::domain::nullable::Nullable;
 use poem_openapi::Object;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -35,7 +36,7 @@ pub struct User {
     pub has_password: bool,
     /// When the user was deactivated.
     #[oai(nullable)]
-    pub deactivated_at: Option<Timestamp>,
+    pub deactivated_at: Nullable<Timestamp>,
     /// Bumped on every change; send it back in `If-Match`.
     pub version: i64,
     /// When the user was added.
@@ -117,7 +118,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
         role: Role::parse(&role).unwrap_or(Role::Viewer),
         active: r.get(4)?,
         has_password: r.get(5)?,
-        deactivated_at: r.get::<_, Option<i64>>(6)?.map(Timestamp),
+        deactivated_at: Nullable(r.get::<_, Option<i64>>(6)?.map(Timestamp)),
         version: r.get(7)?,
         created_at: Timestamp(r.get(8)?),
         updated_at: Timestamp(r.get(9)?),

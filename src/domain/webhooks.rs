@@ -3,6 +3,7 @@
 
 use crate::db::CachedRow;
 use crate::db::Tx;
+use crate::domain::nullable::Nullable;
 use base64::Engine;
 use poem_openapi::types::ToJSON;
 use poem_openapi::Object;
@@ -33,17 +34,17 @@ pub struct Webhook {
     pub url: String,
     /// What it is for.
     #[oai(nullable)]
-    pub description: Option<String>,
+    pub description: Nullable<String>,
     /// Event types it receives, with wildcards (`deal.*`, `*`).
     pub event_types: Vec<Term<EventTypePattern>>,
     /// False once disabled (by hand, by a 410 Gone, or after five days of failures).
     pub active: bool,
     /// Why it was disabled.
     #[oai(nullable)]
-    pub disabled_reason: Option<String>,
+    pub disabled_reason: Nullable<String>,
     /// When deliveries started failing without a success since.
     #[oai(nullable)]
-    pub failing_since: Option<Timestamp>,
+    pub failing_since: Nullable<Timestamp>,
     /// Bumped on every change.
     pub version: i64,
     /// When it was created.
@@ -118,19 +119,19 @@ pub struct Delivery {
     pub attempts: i64,
     /// When the next attempt is due (pending only).
     #[oai(nullable)]
-    pub next_attempt_at: Option<Timestamp>,
+    pub next_attempt_at: Nullable<Timestamp>,
     /// The last HTTP status the endpoint answered.
     #[oai(nullable)]
-    pub last_status_code: Option<i64>,
+    pub last_status_code: Nullable<i64>,
     /// The last failure, when it did not answer.
     #[oai(nullable)]
-    pub last_error: Option<String>,
+    pub last_error: Nullable<String>,
     /// How long the last attempt took.
     #[oai(nullable)]
-    pub last_latency_ms: Option<i64>,
+    pub last_latency_ms: Nullable<i64>,
     /// The start of the last response body.
     #[oai(nullable)]
-    pub response_excerpt: Option<String>,
+    pub response_excerpt: Nullable<String>,
     /// When it was queued.
     pub created_at: Timestamp,
 }
@@ -155,7 +156,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Webhook> {
             .collect(),
         active: r.get(4)?,
         disabled_reason: r.get(5)?,
-        failing_since: r.get::<_, Option<i64>>(6)?.map(Timestamp),
+        failing_since: Nullable(r.get::<_, Option<i64>>(6)?.map(Timestamp)),
         version: r.get(7)?,
         created_at: Timestamp(r.get(8)?),
         updated_at: Timestamp(r.get(9)?),
@@ -252,7 +253,7 @@ pub fn update(
         .unwrap_or(current.url);
     let description = match patch.description {
         Some(d) => validate::optional_text(&mut issues, "description", Some(d), 500),
-        None => current.description,
+        None => current.description.0,
     };
     let types = patch.event_types.unwrap_or(current.event_types);
     issues.finish()?;
@@ -397,7 +398,7 @@ fn delivery_from_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
         event_type: r.get(3)?,
         status: r.get(4)?,
         attempts: r.get(5)?,
-        next_attempt_at: r.get::<_, Option<i64>>(6)?.map(Timestamp),
+        next_attempt_at: Nullable(r.get::<_, Option<i64>>(6)?.map(Timestamp)),
         last_status_code: r.get(7)?,
         last_error: r.get(8)?,
         last_latency_ms: r.get(9)?,
