@@ -13,6 +13,7 @@ use clozup::clock::{Clock, SystemClock, DAY_MS};
 use clozup::config::{parse_rate_limit, ServeConfig};
 use clozup::db::Db;
 use clozup::domain::{intelligence, listing::Paging, orgs};
+use clozup::intelligence::risk;
 use clozup::server::{first_run, listen, run};
 use clozup::AppState;
 use rusqlite::params;
@@ -97,7 +98,9 @@ fn main() {
         bare.push(t.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();
         total = db
-            .read_blocking(|c| intelligence::at_risk(c, &org_id, 60, Paging::new(None, None)?, now))
+            .read_blocking(|c| {
+                intelligence::at_risk(c, &org_id, risk::HIGH_FROM, Paging::new(None, None)?, now)
+            })
             .unwrap()
             .total;
         scored.push(t.elapsed().as_secs_f64() * 1000.0);

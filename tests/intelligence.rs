@@ -66,7 +66,7 @@ fn the_reference_scenario_has_exactly_the_documented_factors() {
         .get(&format!("/deals/{big}/intelligence"), &s.admin_key)
         .data(200);
     assert_eq!(intel["risk_score"], 65);
-    assert_eq!(intel["risk_level"], "high");
+    assert_eq!(intel["risk_level"], "medium", "the reference's own pairing");
     assert_eq!(intel["days_in_stage"], 12);
     assert_eq!(intel["days_since_activity"], 8);
     assert_eq!(
@@ -120,15 +120,18 @@ fn the_reference_scenario_has_exactly_the_documented_factors() {
             listed[0]["risk_score"].as_i64(),
             listed[0]["risk_level"].as_str()
         ),
-        (Some(65), Some("high"))
+        (Some(65), Some("medium"))
     );
 
-    // At-risk lists only it (the small deals have a next step, so they score 20).
-    let at_risk = s.get("/deals/at-risk", &s.admin_key).json();
+    // At-risk lists `high` and `critical` by default: 65 is `medium`, so none.
+    let default = s.get("/deals/at-risk", &s.admin_key).json();
+    assert_eq!(default["meta"]["total"], 0);
+    // From 60 it lists only it (the small deals have a next step, so they score 20).
+    let at_risk = s.get("/deals/at-risk?score_min=60", &s.admin_key).json();
     assert_eq!(at_risk["meta"]["total"], 1);
     assert_eq!(at_risk["data"][0]["deal_id"], big.as_str());
     assert_eq!(at_risk["data"][0]["risk_score"], 65);
-    let all = s.get("/deals/at-risk?min_score=0", &s.admin_key).json();
+    let all = s.get("/deals/at-risk?score_min=0", &s.admin_key).json();
     assert_eq!(all["meta"]["total"], 4);
     let scores: Vec<i64> = all["data"]
         .as_array()
@@ -171,7 +174,7 @@ fn the_reference_scenario_has_exactly_the_documented_factors() {
         (Some(0), Some("none"))
     );
     assert_eq!(
-        s.get("/deals/at-risk", &s.admin_key).json()["meta"]["total"],
+        s.get("/deals/at-risk?score_min=60", &s.admin_key).json()["meta"]["total"],
         0
     );
     s.get(
@@ -617,7 +620,7 @@ fn every_view_scores_every_deal_alike() {
     let check = |when: &str| {
         let listed = s.get("/deals?per_page=100", &k).data(200);
         let ranked = s
-            .get("/deals/at-risk?min_score=0&per_page=100", &k)
+            .get("/deals/at-risk?score_min=0&per_page=100", &k)
             .data(200);
         let ranked: Vec<(String, i64)> = ranked
             .as_array()
@@ -692,7 +695,7 @@ fn at_risk_orders_ties_by_time_in_stage_then_id_and_pages_without_gaps() {
         s.clock.advance(4 * DAY);
     }
     let ranked = s
-        .get("/deals/at-risk?min_score=0&per_page=100", &k)
+        .get("/deals/at-risk?score_min=0&per_page=100", &k)
         .data(200);
     let ranked: Vec<(i64, i64, String)> = ranked
         .as_array()
@@ -721,7 +724,7 @@ fn at_risk_orders_ties_by_time_in_stage_then_id_and_pages_without_gaps() {
     let mut paged = Vec::new();
     for page in 1..=5 {
         let got = s.get(
-            &format!("/deals/at-risk?min_score=0&per_page=2&page={page}"),
+            &format!("/deals/at-risk?score_min=0&per_page=2&page={page}"),
             &k,
         );
         let body = got.json();

@@ -60,15 +60,26 @@ impl AdminApi {
             "clozup-{stamp}-{}.sqlite",
             crate::ids::new_id("bak").to_ascii_lowercase()
         ));
-        let out = file.clone();
+        // A dry run writes the copy where nothing is kept, measures it and removes it.
+        let rehearsal = crate::db::rehearsing();
+        let (dir, out) = if rehearsal {
+            let scratch = std::env::temp_dir();
+            let out = scratch.join(file.file_name().unwrap_or_default());
+            (scratch, out)
+        } else {
+            (dir, file.clone())
+        };
         let bytes = crate::db::run_blocking(move || {
-            std::fs::create_dir_all(&dir)
+            let written = std::fs::create_dir_all(&dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))
-                .and_then(|()| crate::db::backup(&db, &out))
-                .map_err(|e| {
-                    tracing::error!("backup failed: {e}");
-                    DomainError::Unavailable(format!("the backup could not be written: {e}"))
-                })
+                .and_then(|()| crate::db::backup(&db, &out));
+            if rehearsal {
+                let _ = std::fs::remove_file(&out);
+            }
+            written.map_err(|e| {
+                tracing::error!("backup failed: {e}");
+                DomainError::Unavailable(format!("the backup could not be written: {e}"))
+            })
         })
         .await?;
         Ok(Created::new(Backup {

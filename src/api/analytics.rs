@@ -30,7 +30,7 @@ impl AnalyticsApi {
     /// Deals created, won and lost in the period (`from`/`to`, or all time), with won value,
     /// win rate (won / closed), average deal size and average sales cycle; the open pipeline
     /// now with its value, weighted value (value × stage probability) and a breakdown by stage;
-    /// leads by status; and how many open deals are at risk (risk ≥ 60). Amounts are in the
+    /// leads by status; and how many open deals are at risk (risk ≥ 70: `high` or `critical`). Amounts are in the
     /// organization's currency.
     #[oai(
         path = "/analytics/overview",

@@ -27,6 +27,7 @@ pub fn refine(spec: &str) -> String {
     plain_refs(&mut doc);
     name_enum_values(&mut doc);
     declare_idempotency_keys(&mut doc);
+    declare_dry_runs(&mut doc);
     bare_json_media_types(&mut doc);
     // A lead import is UTF-8 CSV text whose header row names a column a lead can be known by.
     if let Some(schema) =
@@ -341,6 +342,35 @@ fn declare_idempotency_keys(doc: &mut Value) {
     }
 }
 
+/// Every write takes `dry_run=true` (API.md): the gate runs it as a rehearsal
+/// ([`crate::db::rehearse`]), for all of them alike, so no handler declares it.
+fn declare_dry_runs(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for ops in paths.values_mut().filter_map(Value::as_object_mut) {
+        for (_, op) in ops
+            .iter_mut()
+            .filter(|(method, _)| matches!(method.as_str(), "post" | "patch" | "put" | "delete"))
+        {
+            let parameter = json!({
+                "name": "dry_run",
+                "in": "query",
+                "required": false,
+                "description": "`true`: do everything this request would do and answer exactly as \
+                    it would (plus `Dry-Run: true`), then undo it: nothing is stored, no event, \
+                    webhook or email follows, and no `Idempotency-Key` answer is kept. Agents \
+                    preview a change with it before making it.",
+                "schema": {"type": "boolean", "default": false},
+            });
+            match op.get_mut("parameters").and_then(Value::as_array_mut) {
+                Some(list) => list.push(parameter),
+                None => op["parameters"] = json!([parameter]),
+            }
+        }
+    }
+}
+
 /// The server trims text fields, so a required text (`minLength: 1`) must have something
 /// besides whitespace (`validate::text`).
 fn require_text(schema: &mut Value) {
@@ -594,6 +624,18 @@ mod tests {
         {
             collect_refs(&op["responses"], false, out);
         }
+    }
+
+    /// The risk bands the rules use are the ones the OpenAPI text states.
+    #[test]
+    fn the_document_states_the_risk_bands() {
+        use crate::intelligence::risk::{CRITICAL_FROM, HIGH_FROM, MEDIUM_FROM};
+        let doc = crate::api::spec_json();
+        let bands = format!(
+            "low < {MEDIUM_FROM} ≤ medium < {HIGH_FROM} ≤ high < {CRITICAL_FROM} ≤ critical"
+        );
+        assert!(doc.contains(&bands), "{bands}");
+        assert!(doc.contains(&format!("(default {HIGH_FROM}, where `high` begins)")));
     }
 
     /// A rule naming a schema or field the document lacks would silently do nothing.

@@ -14,6 +14,7 @@ use poem_openapi::OperationId;
 use super::error::{ApiError, ErrorCode};
 use super::headers;
 use super::ratelimit::Decision;
+use super::routes;
 use crate::domain::auth::{self, CredentialKind, Principal};
 use crate::domain::{api_keys, idempotency};
 use crate::ids::new_id;
@@ -129,7 +130,7 @@ impl<E: Endpoint> GateEndpoint<E> {
 
         let principal = match self.authenticate(&req).await {
             Ok(p) => p,
-            Err(e) => return (e.render(), outcome),
+            Err(e) => return (unread(e.render(), None, &req), outcome),
         };
         outcome.credential = principal.as_ref().map(|p| p.credential_id.clone());
 
@@ -145,29 +146,39 @@ impl<E: Endpoint> GateEndpoint<E> {
                 format!("rate limit exceeded; retry in {} s", d.retry_after_secs),
             )
             .header(header::RETRY_AFTER, d.retry_after_secs.to_string());
-            return (with_rate_headers(err.render(), decision), outcome);
+            return (unread(err.render(), decision, &req), outcome);
         }
 
         if let Some(err) = credential_in_query(&req).or_else(|| unreadable_header(&req)) {
-            return (with_rate_headers(err.render(), decision), outcome);
+            return (unread(err.render(), decision, &req), outcome);
         }
         if let Some(p) = &principal {
             let path = req.uri().path().trim_start_matches("/api/v1");
             if let Some(scope) = auth::minimum_scope(req.method().as_str(), path) {
                 if let Err(e) = p.require(scope) {
-                    return (
-                        with_rate_headers(ApiError::from(e).render(), decision),
-                        outcome,
-                    );
+                    return (unread(ApiError::from(e).render(), decision, &req), outcome);
                 }
             }
         }
+        if let Err(err) = routes::check_query(
+            req.method().as_str(),
+            req.uri().path().trim_start_matches("/api/v1"),
+            req.uri().query().unwrap_or_default(),
+            principal.is_some(),
+        ) {
+            return (unread(err.render(), decision, &req), outcome);
+        }
+        let rehearsal = match wants_rehearsal(&req) {
+            Ok(r) => r,
+            Err(err) => return (unread(err.render(), decision, &req), outcome),
+        };
         if let Err(err) = self.buffer_body(&mut req).await {
             return (with_rate_headers(err.render(), decision), outcome);
         }
 
+        // A dry run is neither answered from nor kept for an `Idempotency-Key`.
         let slot = match idempotency_slot(&req, principal.as_ref()) {
-            Ok(slot) => slot,
+            Ok(slot) => slot.filter(|_| !rehearsal),
             Err(err) => return (with_rate_headers(err.render(), decision), outcome),
         };
         if let Some(p) = principal {
@@ -175,6 +186,12 @@ impl<E: Endpoint> GateEndpoint<E> {
             req.set_data(p);
         }
         let resp = match slot {
+            None if rehearsal => {
+                let mut resp = crate::db::rehearse(self.call_inner(req)).await;
+                resp.headers_mut()
+                    .insert("dry-run", HeaderValue::from_static("true"));
+                resp
+            }
             None => self.call_inner(req).await,
             Some(slot) => self.call_idempotent(req, slot).await,
         };
@@ -209,9 +226,7 @@ impl<E: Endpoint> GateEndpoint<E> {
             }
         };
         if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
-            let methods = path
-                .strip_prefix("/api/v1")
-                .and_then(crate::api::allow::allowed);
+            let methods = path.strip_prefix("/api/v1").and_then(routes::allowed);
             if let Some(v) = methods.and_then(|m| HeaderValue::from_str(m).ok()) {
                 resp.headers_mut().insert(header::ALLOW, v);
             }
@@ -426,6 +441,41 @@ impl<E: Endpoint> GateEndpoint<E> {
 
 /// How long a client told the server is shutting down should wait: about what a restart takes.
 const RESTART_RETRY_SECS: &str = "5";
+
+/// A refusal sent before the request's body was read, with the rate headers. A body left
+/// unread stays in the connection, so the connection is closed after the answer
+/// (`Connection: close`): a client that reused it would find its next request garbled or
+/// reset.
+fn unread(resp: Response, decision: Option<Decision>, req: &Request) -> Response {
+    let mut resp = with_rate_headers(resp, decision);
+    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    if has_body {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
+/// Whether the request asks for a dry run (`dry_run=true`, declared on every write; on any
+/// other operation the query check has refused it already).
+fn wants_rehearsal(req: &Request) -> Result<bool, ApiError> {
+    let mut rehearsal = false;
+    for pair in req.uri().query().unwrap_or_default().split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key == "dry_run" {
+            rehearsal = match value {
+                "true" => true,
+                "false" => false,
+                _ => return Err(ApiError::invalid("dry_run", "must be true or false")),
+            };
+        }
+    }
+    Ok(rehearsal)
+}
 
 /// 503 for a request the server will not serve because it is shutting down; the connection is
 /// closed after it, so the client's retry finds the next server.

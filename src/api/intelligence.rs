@@ -18,6 +18,7 @@ use crate::domain::intelligence::{self, DealIntelligence};
 use crate::domain::listing::Paging;
 use crate::domain::memory::{self, MemoryEntry, MemoryFilter, NewMemory};
 use crate::domain::signals::{self, Signal, SignalFilter};
+use crate::intelligence::risk;
 use crate::AppState;
 
 /// Intelligence.
@@ -27,8 +28,9 @@ pub struct IntelligenceApi;
 impl IntelligenceApi {
     /// List deals at risk
     ///
-    /// Open deals whose risk is at least `min_score` (default 60), riskiest first, each with
-    /// its full intelligence (see `GET /deals/{id}/intelligence` for the rules).
+    /// Open deals whose risk is at least `score_min` (default 70, where `high` begins),
+    /// riskiest first, each with its full intelligence (see `GET /deals/{id}/intelligence`
+    /// for the rules and the levels).
     #[oai(
         path = "/deals/at-risk",
         method = "get",
@@ -38,9 +40,9 @@ impl IntelligenceApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        /// The lowest risk score listed, 0 to 100 (default 60).
+        /// The lowest risk score listed, 0 to 100 (default 70: `high` and `critical`).
         #[oai(validator(minimum(value = "0"), maximum(value = "100")))]
-        min_score: Query<Option<i64>>,
+        score_min: Query<Option<i64>>,
         /// Which page, from 1 (default 1).
         #[oai(validator(minimum(value = "1")))]
         page: Query<Option<i64>>,
@@ -51,7 +53,7 @@ impl IntelligenceApi {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
         let now = state.clock.now_ms();
-        let min = min_score.0.unwrap_or(60);
+        let min = score_min.0.unwrap_or(risk::HIGH_FROM);
         Ok(Page(
             state
                 .db
@@ -68,7 +70,7 @@ impl IntelligenceApi {
     /// one and +5 per more (at most 25), no_next_step +10 (no open task), close_date_passed
     /// +15, high_value_stalling +15 (value ≥ 2× the average open deal and stalling),
     /// recent_reply −15 and recent_open −5 (within 7 days); a `cap` factor keeps the sum in
-    /// 0–100. Levels: low < 30 ≤ medium < 60 ≤ high < 80 ≤ critical; won and lost deals are
+    /// 0–100. Levels: low < 30 ≤ medium < 70 ≤ high < 85 ≤ critical; won and lost deals are
     /// `none`. `suggested_action` names the one concrete next step.
     #[oai(
         path = "/deals/:id/intelligence",

@@ -262,10 +262,11 @@ impl LeadsApi {
         let p = caller.with(Scope::Write)?.clone();
         let now = state.clock.now_ms();
         let db = state.db.clone();
-        let result = run_blocking(move || {
-            lead_csv::import(&db, &p, &body.0, on_duplicate.0.unwrap_or_default(), now)
-        })
-        .await?;
+        let rehearsal = crate::db::rehearsing();
+        let on_duplicate = on_duplicate.0.unwrap_or_default();
+        let result =
+            run_blocking(move || lead_csv::import(&db, &p, &body.0, on_duplicate, rehearsal, now))
+                .await?;
         Ok(One::new(result))
     }
 

@@ -3,7 +3,6 @@
 //! Handlers are thin: they parse, check the scope, call the domain on the database helper and
 //! wrap the result in the envelope. They never write SQL.
 
-pub mod allow;
 pub mod body;
 pub mod credentials;
 pub mod document;
@@ -13,6 +12,7 @@ pub mod gate;
 pub mod headers;
 pub mod params;
 pub mod ratelimit;
+pub mod routes;
 pub mod security;
 pub mod wire;
 

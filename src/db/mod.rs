@@ -424,6 +424,7 @@ impl Db {
             work: Some(f),
             result: None,
             reply,
+            rehearsal: rehearsing(),
         };
         self.writes.send(Box::new(job)).map_err(|_| gone("write"))?;
         Ok(answer)
@@ -454,6 +455,23 @@ impl Db {
         let conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         // Only a wrong pragma name can fail here; the cache is an optimisation either way.
         let _ = conn.pragma_update(None, "cache_size", -kib);
+    }
+
+    /// [`Db::write_blocking`], or, for a dry run (`rehearsal`), the same transaction rolled
+    /// back once `f` has answered.
+    pub fn write_blocking_or_rehearse<T>(
+        &self,
+        rehearsal: bool,
+        f: impl FnOnce(&Tx<'_>) -> DomainResult<T>,
+    ) -> DomainResult<T> {
+        if !rehearsal {
+            return self.write_blocking(f);
+        }
+        let mut conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&Tx::new(&tx))?;
+        tx.rollback()?;
+        Ok(value)
     }
 
     /// [`Db::write`] for callers that are already on a blocking thread (the CLI, workers).
@@ -657,6 +675,26 @@ struct Pending<T, F> {
     work: Option<F>,
     result: Option<DomainResult<T>>,
     reply: tokio::sync::oneshot::Sender<DomainResult<T>>,
+    /// Part of a dry run: done and answered, then rolled back to its savepoint.
+    rehearsal: bool,
+}
+
+tokio::task_local! {
+    /// Set while a request with `dry_run=true` runs (see [`rehearse`]).
+    static REHEARSAL: ();
+}
+
+/// Runs `request` as a dry run: every [`Db::write`] it makes is done in full inside its
+/// savepoint (so it sees its own changes and fails as it would), answered, and rolled back.
+/// Nothing is committed, so no event, webhook or email follows.
+pub async fn rehearse<F: std::future::Future>(request: F) -> F::Output {
+    REHEARSAL.scope((), request).await
+}
+
+/// Whether the current task is a dry run (for work it hands to a blocking thread, which
+/// cannot see the task's flag: pass it to [`Db::write_blocking_or_rehearse`]).
+pub fn rehearsing() -> bool {
+    REHEARSAL.try_with(|()| ()).is_ok()
 }
 
 impl<T, F> WriteJob for Pending<T, F>
@@ -669,15 +707,18 @@ where
             return false;
         };
         let result = work(tx);
-        let keep = result.is_ok();
+        let keep = result.is_ok() && !self.rehearsal;
         self.result = Some(result);
         keep
     }
 
     fn finish(self: Box<Self>, group: Result<(), &str>) {
+        let rehearsal = self.rehearsal;
         let answer = match (self.result, group) {
             // Its own refusal stands whatever became of the others.
             (Some(Err(e)), _) => Err(e),
+            // A rehearsal was never to be committed.
+            (Some(Ok(value)), _) if rehearsal => Ok(value),
             (Some(Ok(value)), Ok(())) => Ok(value),
             (Some(Ok(_)) | None, Err(why)) => Err(DomainError::Internal(why.to_string())),
             // It panicked.

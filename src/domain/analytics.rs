@@ -205,7 +205,8 @@ pub struct Overview {
     pub by_stage: Vec<StageTotals>,
     /// Leads by status.
     pub leads_by_status: Vec<StatusCount>,
-    /// Open deals with risk 60 or more now.
+    /// Open deals at risk now: `high` or `critical` (risk 70 or more), as `GET /deals/at-risk`
+    /// lists by default.
     pub at_risk_deals: i64,
     /// Deals in another currency than the organization's, left out of the sums.
     pub other_currency_deals: i64,
@@ -291,7 +292,7 @@ pub fn overview(conn: &Connection, org_id: &str, w: Window, now: Millis) -> Doma
     let at_risk_deals = intelligence::at_risk(
         conn,
         org_id,
-        60,
+        crate::intelligence::risk::HIGH_FROM,
         Paging {
             page: 1,
             per_page: 1,

@@ -316,12 +316,14 @@ fn fill(lead: &Lead, row: LeadFields) -> LeadFields {
 
 /// Imports leads from CSV bytes. Every good row is imported; every bad one is reported with
 /// its row and line, and changes nothing. Runs on the calling (blocking) thread, writing in
-/// transactions of [`ROWS_PER_TRANSACTION`] rows.
+/// transactions of [`ROWS_PER_TRANSACTION`] rows; a `rehearsal` (dry run) rolls each back
+/// once it has answered.
 pub fn import(
     db: &Db,
     p: &Principal,
     bytes: &[u8],
     on_duplicate: OnDuplicate,
+    rehearsal: bool,
     now: Millis,
 ) -> DomainResult<ImportResult> {
     let mut result = ImportResult::default();
@@ -330,7 +332,7 @@ pub fn import(
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<ParsedRow> = rows.by_ref().take(ROWS_PER_TRANSACTION).collect();
-        let outcome = db.write_blocking(|tx| {
+        let outcome = db.write_blocking_or_rehearse(rehearsal, |tx| {
             let mut out = ImportResult::default();
             for parsed in chunk {
                 let issue = |message: String, lead_id: Option<String>| RowIssue {

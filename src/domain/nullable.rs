@@ -54,20 +54,7 @@ impl<T: Type> Type for Nullable<T> {
     }
 
     fn schema_ref() -> MetaSchemaRef {
-        match T::schema_ref() {
-            // OpenAPI 3.0 marks a reference nullable through a one-element `allOf`.
-            reference @ MetaSchemaRef::Reference(_) => {
-                MetaSchemaRef::Inline(Box::new(MetaSchema {
-                    all_of: vec![reference],
-                    nullable: true,
-                    ..MetaSchema::ANY
-                }))
-            }
-            MetaSchemaRef::Inline(schema) => MetaSchemaRef::Inline(Box::new(MetaSchema {
-                nullable: true,
-                ..*schema
-            })),
-        }
+        nullable(T::schema_ref())
     }
 
     fn register(registry: &mut Registry) {
@@ -116,6 +103,24 @@ impl<T: rusqlite::types::FromSql> rusqlite::types::FromSql for Nullable<T> {
 impl<T: rusqlite::ToSql> rusqlite::ToSql for Nullable<T> {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
         self.0.to_sql()
+    }
+}
+
+/// `schema` marked nullable. Not generic and never inlined: it runs once per field at start-up,
+/// and a copy of this code in every field's registration made the binary 100 KB larger.
+#[inline(never)]
+fn nullable(schema: MetaSchemaRef) -> MetaSchemaRef {
+    match schema {
+        // OpenAPI 3.0 marks a reference nullable through a one-element `allOf`.
+        reference @ MetaSchemaRef::Reference(_) => MetaSchemaRef::Inline(Box::new(MetaSchema {
+            all_of: vec![reference],
+            nullable: true,
+            ..MetaSchema::ANY
+        })),
+        MetaSchemaRef::Inline(schema) => MetaSchemaRef::Inline(Box::new(MetaSchema {
+            nullable: true,
+            ..*schema
+        })),
     }
 }
 

@@ -133,13 +133,8 @@ impl<V: Vocabulary> Type for Term<V> {
     }
 
     fn register(registry: &mut Registry) {
-        registry.create_schema::<Self, _>(V::NAME.to_string(), |_| MetaSchema {
-            description: Some(V::DESCRIPTION),
-            enum_items: V::words()
-                .into_iter()
-                .map(|w| Value::String(w.into_owned()))
-                .collect(),
-            ..MetaSchema::new("string")
+        registry.create_schema::<Self, _>(V::NAME.to_string(), |_| {
+            enum_schema(V::DESCRIPTION, V::words())
         });
     }
 
@@ -158,6 +153,19 @@ impl<V: Vocabulary> ParseFromJSON for Term<V> {
 impl<V: Vocabulary> ToJSON for Term<V> {
     fn to_json(&self) -> Option<Value> {
         Some(Value::String(self.0.clone()))
+    }
+}
+
+/// A string enum's schema; shared by every vocabulary rather than built inline in each.
+#[inline(never)]
+fn enum_schema(description: &'static str, words: Vec<Cow<'static, str>>) -> MetaSchema {
+    MetaSchema {
+        description: Some(description),
+        enum_items: words
+            .into_iter()
+            .map(|w| Value::String(w.into_owned()))
+            .collect(),
+        ..MetaSchema::new("string")
     }
 }
 

@@ -83,6 +83,15 @@ pub struct DealFacts {
     pub contact_name: Option<String>,
 }
 
+/// Where `medium` begins.
+pub const MEDIUM_FROM: i64 = 30;
+/// Where `high` begins, and so `GET /deals/at-risk`'s default threshold. The reference pairs
+/// 65 ("No activity in 8 days", "High value deal stalling") with `medium`, so `high` starts
+/// above it.
+pub const HIGH_FROM: i64 = 70;
+/// Where `critical` begins.
+pub const CRITICAL_FROM: i64 = 85;
+
 /// How risky a deal is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
 #[oai(rename_all = "snake_case")]
@@ -92,11 +101,11 @@ pub enum RiskLevel {
     None,
     /// Under 30.
     Low,
-    /// 30 to 59.
+    /// 30 to 69.
     Medium,
-    /// 60 to 79.
+    /// 70 to 84.
     High,
-    /// 80 and over.
+    /// 85 and over.
     Critical,
 }
 
@@ -104,9 +113,9 @@ impl RiskLevel {
     /// The level of a score.
     pub fn of(score: i64) -> Self {
         match score {
-            s if s >= 80 => Self::Critical,
-            s if s >= 60 => Self::High,
-            s if s >= 30 => Self::Medium,
+            s if s >= CRITICAL_FROM => Self::Critical,
+            s if s >= HIGH_FROM => Self::High,
+            s if s >= MEDIUM_FROM => Self::Medium,
             _ => Self::Low,
         }
     }
@@ -368,8 +377,9 @@ mod tests {
                 (FactorCode::NoNextStep, 10)
             ]
         );
+        // The reference's own example: 65, with these two factors, is `medium`.
         assert_eq!(a.risk_score, 65);
-        assert_eq!(a.risk_level, RiskLevel::High);
+        assert_eq!(a.risk_level, RiskLevel::Medium);
         assert_eq!(a.factors[0].detail, "No activity in 8 days");
         assert_eq!(a.factors[1].detail, "12 days in Demo Scheduled (limit 10)");
         assert_eq!(a.factors[2].detail, "High value deal stalling");
@@ -467,7 +477,7 @@ mod tests {
         let a = assess(&won, NOW);
         assert_eq!((a.risk_score, a.risk_level), (0, RiskLevel::None));
         assert_eq!(
-            [29, 30, 59, 60, 79, 80].map(RiskLevel::of),
+            [29, 30, 69, 70, 84, 85].map(RiskLevel::of),
             [
                 RiskLevel::Low,
                 RiskLevel::Medium,
