@@ -25,7 +25,7 @@ pub struct DealIntelligence {
     pub deal_id: String,
     /// 0–100: the sum of `factors`.
     pub risk_score: i64,
-    /// none (closed), low < 30 ≤ medium < 60 ≤ high < 80 ≤ critical.
+    /// none (closed), low < 30 ≤ medium < 70 ≤ high < 85 ≤ critical.
     pub risk_level: RiskLevel,
     /// Whole days in the current stage.
     pub days_in_stage: i64,

@@ -15,7 +15,7 @@
 //! | `recent_reply` | −15 | a reply received in the last 7 days |
 //! | `recent_open` | −5 | an email opened in the last 7 days |
 //!
-//! Levels: low < 30 ≤ medium < 60 ≤ high < 80 ≤ critical. Won and lost deals have no risk.
+//! Levels: low < 30 ≤ medium < 70 ≤ high < 85 ≤ critical (see [`HIGH_FROM`]). Won and lost deals have no risk.
 
 use poem_openapi::Enum;
 
