@@ -131,6 +131,30 @@ fn the_reference_scenario_has_exactly_the_documented_factors() {
     assert_eq!(at_risk["meta"]["total"], 1);
     assert_eq!(at_risk["data"][0]["deal_id"], big.as_str());
     assert_eq!(at_risk["data"][0]["risk_score"], 65);
+    // Each item carries the deal in brief: no other call is needed to act on it.
+    let brief = &at_risk["data"][0]["deal"];
+    assert_eq!(
+        (
+            &brief["title"],
+            &brief["value"],
+            &brief["stage_name"],
+            &brief["lead_name"]
+        ),
+        (
+            &json!("Big"),
+            &json!(50000.0),
+            &json!("Demo Scheduled"),
+            &json!("Ada Lovelace")
+        )
+    );
+    assert!(
+        brief["currency"].is_string() && brief["stage_id"].is_string(),
+        "{brief}"
+    );
+    assert!(
+        brief["owner_id"].is_string() && brief["company_name"].is_null(),
+        "{brief}"
+    );
     let all = s.get("/deals/at-risk?score_min=0", &s.admin_key).json();
     assert_eq!(all["meta"]["total"], 4);
     let scores: Vec<i64> = all["data"]

@@ -73,7 +73,9 @@ def main():
         if not at_risk:
             sys.exit("2. no deal at risk: nothing to review")
         risky = at_risk[0]
-        print(f"2. {len(at_risk)} deals at risk; reviewing {risky.deal_id} ({risky.risk_score})")
+        print(f"2. {len(at_risk)} deals at risk; reviewing {risky.deal.title!r} "
+              f"({risky.risk_score}, {risky.deal.stage_name}, {risky.deal.value} "
+              f"{risky.deal.currency.value})")
 
         intel = get_deal_intelligence.sync(id=risky.deal_id, client=client).data
         typed(intel.risk_level, RiskLevel, "intelligence")

@@ -39,7 +39,8 @@ async function main(): Promise<void> {
   if (!atRisk.data) fail("2. at-risk", atRisk.error);
   const risky = atRisk.data.data[0];
   if (!risky) fail("2. at-risk", "no deal at risk: nothing to review");
-  console.log(`2. ${atRisk.data.data.length} deals at risk; reviewing ${risky.deal_id}`);
+  const brief = risky.deal;
+  console.log(`2. ${atRisk.data.data.length} deals at risk; reviewing "${brief.title}" (${brief.stage_name})`);
   const id = { path: { id: risky.deal_id } };
 
   const intel = await api.GET("/deals/{id}/intelligence", { params: id });

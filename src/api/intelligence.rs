@@ -14,7 +14,7 @@ use super::error::ApiResult;
 use super::security::Caller;
 use super::ApiTags;
 use crate::domain::auth::Scope;
-use crate::domain::intelligence::{self, DealIntelligence};
+use crate::domain::intelligence::{self, AtRiskDeal, DealIntelligence};
 use crate::domain::listing::Paging;
 use crate::domain::memory::{self, MemoryEntry, MemoryFilter, NewMemory};
 use crate::domain::signals::{self, Signal, SignalFilter};
@@ -30,7 +30,8 @@ impl IntelligenceApi {
     ///
     /// Open deals whose risk is at least `score_min` (default 70, where `high` begins),
     /// riskiest first, each with its full intelligence (see `GET /deals/{id}/intelligence`
-    /// for the rules and the levels).
+    /// for the rules and the levels) and the deal in brief (`deal`: title, value, currency,
+    /// stage, owner, lead and company), so acting on one needs no other call.
     #[oai(
         path = "/deals/at-risk",
         method = "get",
@@ -49,7 +50,7 @@ impl IntelligenceApi {
         /// Rows per page, 1 to 100 (default 25).
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         per_page: Query<Option<i64>>,
-    ) -> ApiResult<Page<DealIntelligence>> {
+    ) -> ApiResult<Page<AtRiskDeal>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
         let now = state.clock.now_ms();

@@ -9,6 +9,8 @@ use rusqlite::{params, params_from_iter, Connection, Row};
 
 use super::error::{DomainError, DomainResult};
 use super::listing::{ListPage, Paging};
+use super::nullable::Nullable;
+use super::terms::{Currency, Term};
 use crate::clock::{Millis, DAY_MS};
 use crate::intelligence::risk::{self, DealFacts, RiskLevel, ENGAGEMENT_WINDOW_DAYS};
 use crate::intelligence::signals::HIGH_ENGAGEMENT_WINDOW_DAYS;
@@ -39,6 +41,76 @@ pub struct DealIntelligence {
     pub factors: Vec<Factor>,
     /// When this was computed.
     pub computed_at: Timestamp,
+}
+
+/// A deal at risk: its risk, and enough of the deal to act on it without another call.
+#[derive(Debug, Clone, Object)]
+pub struct AtRiskDeal {
+    /// The risk, as `GET /deals/{id}/intelligence` gives it.
+    #[oai(flatten)]
+    pub intelligence: DealIntelligence,
+    /// The deal in brief.
+    pub deal: DealBrief,
+}
+
+/// A deal in brief.
+#[derive(Debug, Clone, Object)]
+pub struct DealBrief {
+    /// What is being sold.
+    pub title: String,
+    /// Amount in major units of `currency`.
+    pub value: f64,
+    /// ISO 4217.
+    pub currency: Term<Currency>,
+    /// Its stage.
+    pub stage_id: String,
+    /// The stage's name.
+    pub stage_name: String,
+    /// The user who owns it.
+    pub owner_id: Nullable<String>,
+    /// The lead it came from.
+    pub lead_id: Nullable<String>,
+    /// The lead's name (or email, without one).
+    pub lead_name: Nullable<String>,
+    /// The company it is with.
+    pub company_name: Nullable<String>,
+}
+
+/// The briefs of `ids`' deals, by id, read in the caller's snapshot.
+fn briefs(
+    conn: &Connection,
+    org_id: &str,
+    ids: &[String],
+) -> DomainResult<HashMap<String, DealBrief>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.id, d.title, d.value, d.currency, d.stage_id, s.name, d.owner_id, d.lead_id,
+                nullif(trim(coalesce(l.first_name, '') || ' ' || coalesce(l.last_name, '')), ''),
+                l.email, c.name
+         FROM deals d JOIN stages s ON s.id = d.stage_id
+         LEFT JOIN leads l ON l.id = d.lead_id
+         LEFT JOIN companies c ON c.id = d.company_id
+         WHERE d.org_id = ?1 AND d.id IN (SELECT value FROM json_each(?2))",
+    )?;
+    let ids = serde_json::to_string(ids).map_err(|e| DomainError::Internal(e.to_string()))?;
+    let rows = stmt.query_map(params![org_id, ids], |r| {
+        let currency: String = r.get(3)?;
+        let name: Option<String> = r.get(8)?;
+        Ok((
+            r.get::<_, String>(0)?,
+            DealBrief {
+                title: r.get(1)?,
+                value: super::validate::minor_to_money(r.get(2)?, &currency),
+                currency: Term::known(currency),
+                stage_id: r.get(4)?,
+                stage_name: r.get(5)?,
+                owner_id: r.get(6)?,
+                lead_id: r.get(7)?,
+                lead_name: Nullable(name.or(r.get(9)?)),
+                company_name: r.get(10)?,
+            },
+        ))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Everything gathered about one deal.
@@ -444,7 +516,7 @@ pub fn at_risk(
     min_score: i64,
     paging: Paging,
     now: Millis,
-) -> DomainResult<ListPage<DealIntelligence>> {
+) -> DomainResult<ListPage<AtRiskDeal>> {
     // Every open deal is scored as it is read and only those at risk enough are kept: a ranking
     // holds no deal's facts, and names only the deals it keeps (storing every deal's facts and
     // ids was a sixth of the ranking's time). The scores compare values against the average
@@ -502,7 +574,17 @@ pub fn at_risk(
     page.sort_by_key(|d| ids.iter().position(|id| *id == d.id));
     add_contacts(conn, &mut page)?;
     Ok(ListPage {
-        items: page.iter().map(|d| intelligence_of(d, now)).collect(),
+        items: {
+            let mut briefs = briefs(conn, org_id, &ids)?;
+            page.iter()
+                .filter_map(|d| {
+                    Some(AtRiskDeal {
+                        deal: briefs.remove(&d.id)?,
+                        intelligence: intelligence_of(d, now),
+                    })
+                })
+                .collect()
+        },
         paging,
         total,
     })
