@@ -335,10 +335,18 @@ fn declare_idempotency_keys(doc: &mut Value) {
                 "pattern": "^[!-~]([ -~]*[!-~])?$",
             },
         });
-        match post.get_mut("parameters").and_then(Value::as_array_mut) {
-            Some(list) => list.push(parameter),
-            None => post["parameters"] = json!([parameter]),
-        }
+        add_parameter(post, parameter);
+    }
+}
+
+/// Appends `parameter` to `operation`'s parameters, starting the list if it has none.
+fn add_parameter(operation: &mut Value, parameter: Value) {
+    match operation
+        .get_mut("parameters")
+        .and_then(Value::as_array_mut)
+    {
+        Some(list) => list.push(parameter),
+        None => operation["parameters"] = json!([parameter]),
     }
 }
 
@@ -363,10 +371,7 @@ fn declare_dry_runs(doc: &mut Value) {
                     preview a change with it before making it.",
                 "schema": {"type": "boolean", "default": false},
             });
-            match op.get_mut("parameters").and_then(Value::as_array_mut) {
-                Some(list) => list.push(parameter),
-                None => op["parameters"] = json!([parameter]),
-            }
+            add_parameter(op, parameter);
         }
     }
 }

@@ -76,7 +76,8 @@ pub struct DealBrief {
     pub company_name: Nullable<String>,
 }
 
-/// The briefs of `ids`' deals, by id, read in the caller's snapshot.
+/// The briefs of `ids`' deals, by id, read in the caller's snapshot. `lead_name` holds the
+/// lead's email here; the caller puts the name [`add_contacts`] read in front of it.
 fn briefs(
     conn: &Connection,
     org_id: &str,
@@ -84,7 +85,6 @@ fn briefs(
 ) -> DomainResult<HashMap<String, DealBrief>> {
     let mut stmt = conn.prepare_cached(
         "SELECT d.id, d.title, d.value, d.currency, d.stage_id, s.name, d.owner_id, d.lead_id,
-                nullif(trim(coalesce(l.first_name, '') || ' ' || coalesce(l.last_name, '')), ''),
                 l.email, c.name
          FROM deals d JOIN stages s ON s.id = d.stage_id
          LEFT JOIN leads l ON l.id = d.lead_id
@@ -94,7 +94,6 @@ fn briefs(
     let ids = serde_json::to_string(ids).map_err(|e| DomainError::Internal(e.to_string()))?;
     let rows = stmt.query_map(params![org_id, ids], |r| {
         let currency: String = r.get(3)?;
-        let name: Option<String> = r.get(8)?;
         Ok((
             r.get::<_, String>(0)?,
             DealBrief {
@@ -105,8 +104,8 @@ fn briefs(
                 stage_name: r.get(5)?,
                 owner_id: r.get(6)?,
                 lead_id: r.get(7)?,
-                lead_name: Nullable(name.or(r.get(9)?)),
-                company_name: r.get(10)?,
+                lead_name: r.get(8)?,
+                company_name: r.get(9)?,
             },
         ))
     })?;
@@ -578,8 +577,12 @@ pub fn at_risk(
             let mut briefs = briefs(conn, org_id, &ids)?;
             page.iter()
                 .filter_map(|d| {
+                    let mut deal = briefs.remove(&d.id)?;
+                    if let Some(name) = &d.facts.contact_name {
+                        deal.lead_name = Nullable(Some(name.clone()));
+                    }
                     Some(AtRiskDeal {
-                        deal: briefs.remove(&d.id)?,
+                        deal,
                         intelligence: intelligence_of(d, now),
                     })
                 })
