@@ -549,3 +549,68 @@ fn mail_still_queued_when_the_server_is_killed_is_sent_after_restart_once_each()
     ids.sort();
     assert_eq!(got, ids);
 }
+
+/// Issue 21 point 13: a reply's `References` is the parent's `References` (or, when the parent
+/// has none, its `In-Reply-To`) followed by the parent's `Message-ID` (RFC 5322 3.6.4), so the
+/// whole thread travels with every message, three replies deep.
+#[test]
+fn replies_carry_the_whole_thread_in_references() {
+    let sink = SmtpSink::start();
+    let s = server(&sink);
+    let k = s.admin_key.clone();
+    let d = deal(&s, "Thread depth");
+    let inbox = s
+        .post(&format!("/deals/{d}/email-inbox"), &k, json!({}))
+        .data(201);
+    let address = inbox["address"].as_str().unwrap().to_string();
+    let first = send(
+        &s,
+        &d,
+        json!({"to": ["buyer@example.com"], "subject": "Terms", "text": "Our terms."}),
+    );
+    let first_id = first["message_id"].as_str().unwrap().to_string();
+    sink.next();
+    // The buyer's client sends In-Reply-To only, as Outlook on a phone does.
+    let raw = format!(
+        "From: Bea <buyer@example.com>\r\nTo: {address}\r\nSubject: Re: Terms\r\n\
+         Message-ID: <answer-1@example.com>\r\nIn-Reply-To: <{first_id}>\r\n\
+         Date: Tue, 01 Dec 2026 10:00:00 +0000\r\n\r\nLooks fine.\r\n"
+    );
+    let answer = inbound(&s, raw.as_bytes(), INBOUND_TOKEN).data(201);
+    assert_eq!(answer["references"], json!([]));
+    let ours = s
+        .post(
+            &format!("/deals/{d}/emails/reply/{}", answer["id"].as_str().unwrap()),
+            &k,
+            json!({"text": "Great."}),
+        )
+        .data(202);
+    assert_eq!(
+        ours["references"],
+        json!([first_id, "answer-1@example.com"]),
+        "the parent's In-Reply-To stands in for its missing References"
+    );
+    let mail = sink.next();
+    assert_eq!(
+        mail.header("References").unwrap(),
+        format!("<{first_id}> <answer-1@example.com>")
+    );
+    // A reply to our own reply keeps the chain and adds its parent.
+    let again = s
+        .post(
+            &format!("/deals/{d}/emails/reply/{}", ours["id"].as_str().unwrap()),
+            &k,
+            json!({"text": "One more thing."}),
+        )
+        .data(202);
+    let ours_id = ours["message_id"].as_str().unwrap();
+    assert_eq!(
+        again["references"],
+        json!([first_id, "answer-1@example.com", ours_id])
+    );
+    assert_eq!(again["in_reply_to"], ours_id);
+    assert_eq!(
+        sink.next().header("References").unwrap(),
+        format!("<{first_id}> <answer-1@example.com> <{ours_id}>")
+    );
+}

@@ -597,8 +597,7 @@ pub fn reply(
             cc.push(a);
         }
     }
-    let mut references = original.references.clone();
-    references.push(original.message_id.clone());
+    let references = thread_references(&original);
     queue(
         tx,
         p,
@@ -618,6 +617,22 @@ pub fn reply(
         domain,
         now,
     )
+}
+
+/// The `References` of a reply to `parent` (RFC 5322 3.6.4): the parent's `References`, or,
+/// when it has none but answers one message, its `In-Reply-To` (Outlook and some phones send only
+/// that), followed by the parent's own `Message-ID`, so every client can rebuild the whole thread
+/// from any one message.
+fn thread_references(parent: &Email) -> Vec<String> {
+    let mut chain = if parent.references.is_empty() {
+        parent.in_reply_to.iter().cloned().collect()
+    } else {
+        parent.references.clone()
+    };
+    if !chain.contains(&parent.message_id) {
+        chain.push(parent.message_id.clone());
+    }
+    chain
 }
 
 fn get_by_id(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Email> {
