@@ -326,13 +326,13 @@ pub async fn run(state: Arc<AppState>, acceptor: TcpAcceptor) -> std::io::Result
         .await
 }
 
-/// Periodic work: the buying-signal sweep; hourly, clean-up of expired idempotency records and
-/// pruning of the event log to its retention.
+/// Periodic work: the buying-signal sweep, first at start (a server started on existing data
+/// shows its time-based signals from the first second, not a period later); hourly, clean-up of
+/// expired idempotency records and pruning of the event log to its retention.
 fn spawn_housekeeping(state: Arc<AppState>) {
     let sweeper = state.clone();
     tokio::spawn(async move {
-        let period = sweeper.config.signal_sweep;
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        let mut tick = tokio::time::interval(sweeper.config.signal_sweep);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {

@@ -326,7 +326,13 @@ fn seed_is_deterministic_and_demo_serves_a_realistic_organization() {
     let key_file = dir.path().join("demo.key");
     let s = serve(
         &dir.path().join("demo.sqlite"),
-        &["--demo", "--admin-key-file", key_file.to_str().unwrap()],
+        &[
+            "--demo",
+            "--admin-key-file",
+            key_file.to_str().unwrap(),
+            "--rate-limit",
+            "off",
+        ],
     );
     let key = std::fs::read_to_string(&key_file)
         .unwrap()
@@ -342,6 +348,18 @@ fn seed_is_deterministic_and_demo_serves_a_realistic_organization() {
     assert_eq!(total("/api/v1/deals?per_page=1"), 1200);
     assert_eq!(total("/api/v1/leads?per_page=1"), 2000);
     assert!(total("/api/v1/deals/at-risk?per_page=1") > 0);
+    // Issue 21 point 11: the seed writes no signals; the sweep the server runs as it starts
+    // raises the time-based ones (stalled stages, silent deals) without waiting a period.
+    // The sweep's period is a minute: half of it is a generous deadline for a sweep of 1,200
+    // deals, and short of the first periodic one.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while total("/api/v1/signals?per_page=1") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no signal 30 s after start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The owner of a new organization gets a password from the operator, piped in, and signs in
