@@ -579,3 +579,90 @@ fn search_ranks_and_snippets_across_kinds() {
         .error(422, "validation_error");
     s.get("/search", &k).error(400, "bad_request");
 }
+
+/// Issue 21 point 9: no list pages silently. Every GET whose answer is a list either pages (page 2
+/// of one item is page 2, of one item) or refuses `page` and `per_page` with a 422 saying it is
+/// not paged. Walked over the served document, so a new list cannot slip through.
+#[test]
+fn every_list_pages_or_refuses_paging() {
+    let s = TestServer::start();
+    let k = s.admin_key.clone();
+    let deal = s.post("/deals", &k, json!({"title": "Paged"})).data(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.post(
+        &format!("/deals/{deal}/memory"),
+        &k,
+        json!({"content": "one"}),
+    )
+    .data(201);
+    let hook = s
+        .post(
+            "/webhooks",
+            &k,
+            json!({"url": "https://hooks.example.com/x"}),
+        )
+        .data(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let doc = s.call("GET", "/public/docs", None, None, &[]).json();
+    let (mut paged, mut whole) = (0, 0);
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        let Some(get) = ops.get("get") else { continue };
+        let schema = &get["responses"]["200"]["content"]["application/json"]["schema"]["$ref"];
+        let Some(name) = schema.as_str().and_then(|r| r.rsplit('/').next()) else {
+            continue;
+        };
+        if doc["components"]["schemas"][name]["properties"]["data"]["type"] != "array" {
+            continue;
+        }
+        let id = if path.starts_with("/webhooks") {
+            &hook
+        } else {
+            &deal
+        };
+        let mut url = path.replace("{id}", id);
+        if path == "/search" {
+            url.push_str("?q=Paged&");
+        } else {
+            url.push('?');
+        }
+        let takes = |p: &str| {
+            get["parameters"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|x| x["name"] == p))
+        };
+        if takes("page") {
+            assert!(takes("per_page"), "{path}");
+            let meta = s.get(&format!("{url}page=2&per_page=1"), &k).json()["meta"].clone();
+            assert_eq!(
+                (meta["page"].as_i64(), meta["per_page"].as_i64()),
+                (Some(2), Some(1)),
+                "{path}"
+            );
+            paged += 1;
+        } else {
+            for q in ["page=2", "per_page=2"] {
+                let e = s
+                    .get(&format!("{url}{q}"), &k)
+                    .error(422, "validation_error");
+                assert!(
+                    e["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("this list is not paged"),
+                    "{path}?{q}: {e}"
+                );
+            }
+            whole += 1;
+        }
+    }
+    // The lists named in the issue are among them.
+    assert!(paged >= 15 && whole >= 6, "{paged} paged, {whole} whole");
+    s.get("/deals/stages?per_page=2", &k)
+        .error(422, "validation_error");
+    s.get("/performance/leaderboard?page=2", &k)
+        .error(422, "validation_error");
+}

@@ -131,10 +131,17 @@ pub fn check_query(
     let Some(first) = unknown.first() else {
         return Ok(());
     };
+    let paged = known.iter().any(|k| k == "page");
     let issue = |name: &str| {
-        let hint = closest(name, known)
-            .map(|k| format!("; did you mean `{k}`?"))
-            .unwrap_or_default();
+        let hint = if !paged && (name == "page" || name == "per_page") {
+            // A list that is not paged answers every item at once (meta.total of them); taking
+            // `page=2` silently would hand an agent page 1 again.
+            "; this list is not paged: it always returns every item".to_string()
+        } else {
+            closest(name, known)
+                .map(|k| format!("; did you mean `{k}`?"))
+                .unwrap_or_default()
+        };
         format!("is not a query parameter of {method} /api/v1{path}{hint}")
     };
     let mut err = ApiError::invalid(first.clone(), issue(first));
