@@ -5,7 +5,7 @@ mod common;
 use std::io::{Read, Write};
 
 use common::TestServer;
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[test]
 fn malformed_json_is_400() {
@@ -503,4 +503,110 @@ fn requests_the_http_parser_refuses_get_the_envelope_too() {
         format!("GET /api/v1/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {k}\r\nConnection: close\r\n\r\n").as_bytes(),
     );
     assert_eq!(status, 200, "{body}");
+}
+
+/// Issue 21 point 8: a body field naming nothing (an unknown stage name, user, company, lead,
+/// pipeline) is a 422 with that field in `details`, and every message reads as a sentence that
+/// starts with the field and says what to fix. Nothing is stored.
+#[test]
+fn unknown_body_references_are_422_sentences_naming_the_field() {
+    let s = TestServer::start();
+    let k = s.admin_key.clone();
+    let deal = s.post("/deals", &k, json!({"title": "Sentence"})).data(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let lead = s
+        .post("/leads", &k, json!({"email": "s@example.com"}))
+        .data(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ghost_co = "co_01M8H6J8V5EZ2NYY830B06ZRR9";
+    let ghost_usr = "usr_01M8H6J8V5EZ2NYY830B06ZRR9";
+    let ghost_stg = "stg_01M8H6J8V5EZ2NYY830B06ZRR9";
+    let ghost_pip = "pip_01M8H6J8V5EZ2NYY830B06ZRR9";
+    let cases: Vec<(&str, String, Value, &str, String)> = vec![
+        (
+            "POST",
+            "/leads".into(),
+            json!({"email": "x@example.com", "company_id": ghost_co}),
+            "company_id",
+            format!("company_id names no company of this organization: `{ghost_co}`"),
+        ),
+        (
+            "POST",
+            "/deals".into(),
+            json!({"title": "x", "owner_id": ghost_usr}),
+            "owner_id",
+            format!("owner_id names no user of this organization: `{ghost_usr}`"),
+        ),
+        (
+            "POST",
+            "/deals".into(),
+            json!({"title": "x", "pipeline_id": ghost_pip}),
+            "pipeline_id",
+            format!("pipeline_id names no pipeline of this organization: `{ghost_pip}`"),
+        ),
+        (
+            "POST",
+            format!("/deals/{deal}/move"),
+            json!({"stage_id": ghost_stg}),
+            "stage_id",
+            format!("stage_id names no stage of this organization: `{ghost_stg}`"),
+        ),
+        (
+            "POST",
+            format!("/deals/{deal}/move"),
+            json!({"stage": "Nowhere"}),
+            "stage",
+            "stage names no stage of pipeline".into(),
+        ),
+        (
+            "POST",
+            format!("/deals/{deal}/move"),
+            json!({"stage": "Won", "stage_id": ghost_stg}),
+            "stage",
+            "stage cannot be given with stage_id; name the stage one way".into(),
+        ),
+        (
+            "POST",
+            format!("/leads/{lead}/assign"),
+            json!({"user_id": ghost_usr}),
+            "user_id",
+            format!("user_id names no user of this organization: `{ghost_usr}`"),
+        ),
+        (
+            "POST",
+            "/activities".into(),
+            json!({"type": "call"}),
+            "deal_id",
+            "deal_id or lead_id is required: an activity is logged on a deal or a lead".into(),
+        ),
+    ];
+    let before = s.count("SELECT (SELECT COUNT(*) FROM leads) + (SELECT COUNT(*) FROM deals) + (SELECT COUNT(*) FROM activities) + (SELECT COUNT(*) FROM deal_stage_history)");
+    for (method, path, body, field, message) in cases {
+        let e = s
+            .call(
+                method,
+                &path,
+                Some(&k),
+                Some(body.to_string().as_bytes()),
+                &[],
+            )
+            .error(422, "validation_error");
+        assert_eq!(e["details"][0]["field"], field, "{path}: {e}");
+        let got = e["message"].as_str().unwrap();
+        assert!(got.starts_with(&message), "{path}: {got}");
+        assert!(!got.contains(" a co ") && !got.contains(" give "), "{got}");
+    }
+    let after = s.count("SELECT (SELECT COUNT(*) FROM leads) + (SELECT COUNT(*) FROM deals) + (SELECT COUNT(*) FROM activities) + (SELECT COUNT(*) FROM deal_stage_history)");
+    assert_eq!(before, after, "a refused request stores nothing");
+    // An unknown id in the path is still a 404.
+    s.post(
+        "/deals/deal_01M8H6J8V5EZ2NYY830B06ZRR9/move",
+        &k,
+        json!({"stage": "Won"}),
+    )
+    .error(404, "not_found");
 }

@@ -346,15 +346,20 @@ fn activities_move_last_activity_forward_and_notes_need_a_home() {
         1
     );
 
-    // An id that names nothing is a 404 wherever it appears (API.md §1), naming the field.
+    // A body id that names nothing is a 422 naming the field (issue 21 point 8): the 404 is
+    // for the path's resource.
     let e = s
         .post(
             "/notes",
             &k,
             json!({"content": "hi", "lead_id": "lead_01M8H6J8V5EZ2NYY830B06ZRR9"}),
         )
-        .error(404, "not_found");
+        .error(422, "validation_error");
     assert_eq!(e["details"][0]["field"], "lead_id");
+    assert_eq!(
+        e["message"],
+        "lead_id names no lead of this organization: `lead_01M8H6J8V5EZ2NYY830B06ZRR9`"
+    );
     let note = s
         .post("/notes", &k, json!({"content": "first", "lead_id": lead}))
         .data(201);

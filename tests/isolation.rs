@@ -241,21 +241,22 @@ fn lists_search_and_the_event_log_show_only_the_callers_organization() {
         s.get(&format!("/leads?company_id={a_company}"), &b).json()["meta"]["total"],
         0
     );
-    // And B cannot point its own records at A's: to B, A's ids name nothing (404).
+    // And B cannot point its own records at A's: to B, A's ids name nothing (422 on the field).
     let e = s
         .post(
             "/leads",
             &b,
             json!({"email": "x@b.example", "company_id": a_company}),
         )
-        .error(404, "not_found");
+        .error(422, "validation_error");
     assert_eq!(e["details"][0]["field"], "company_id");
+    assert!(!e["message"].as_str().unwrap().contains("Acme"), "{e}");
     let a_deal = s.get("/deals", &s.admin_key).data(200)[0]["id"]
         .as_str()
         .unwrap()
         .to_string();
     s.post("/notes", &b, json!({"content": "x", "deal_id": a_deal}))
-        .error(404, "not_found");
+        .error(422, "validation_error");
     s.post("/tasks", &b, json!({"title": "x", "deal_id": a_deal}))
-        .error(404, "not_found");
+        .error(422, "validation_error");
 }

@@ -63,7 +63,7 @@ fn company_to_closed_won_with_its_event_log() {
         &k,
         json!({"user_id": "usr_01M8H6J8V5EZ2NYY830B06ZRR9"}),
     )
-    .error(404, "not_found");
+    .error(422, "validation_error");
     let assigned = s
         .post(
             &format!("/leads/{lead_id}/assign"),
@@ -290,7 +290,7 @@ fn stage_of_another_pipeline_is_409_and_moves_reopen_closed_deals() {
         &k,
         json!({"stage": "No Such Stage"}),
     )
-    .error(404, "not_found");
+    .error(422, "validation_error");
     s.post(&format!("/deals/{deal_id}/move"), &k, json!({}))
         .error(422, "validation_error");
 

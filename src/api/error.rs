@@ -32,7 +32,7 @@ pub enum ErrorCode {
     Unauthorized,
     /// 403: the credential may not do this.
     Forbidden,
-    /// 404: no such record or route (or not in the caller's organization).
+    /// 404: the path names no record of the caller's organization, or no route.
     NotFound,
     /// 405: the route does not take that method.
     MethodNotAllowed,
@@ -44,7 +44,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// 415: a body in a media type the operation does not take.
     UnsupportedMediaType,
-    /// 422: well-formed, but a field breaks a rule (see `details`).
+    /// 422: well-formed, but a field breaks a rule (see `details`), including a body field or
+    /// query parameter naming no record of the caller's organization.
     ValidationError,
     /// 429: too many requests; wait `Retry-After` seconds.
     RateLimited,
@@ -385,9 +386,6 @@ impl From<DomainError> for ApiError {
                 ErrorCode::ValidationError,
                 issues,
             ),
-            DomainError::Missing(issues) => {
-                Self::listing(StatusCode::NOT_FOUND, ErrorCode::NotFound, issues)
-            }
             DomainError::Conflict { message, details } => {
                 let mut e = Self::conflict(message);
                 e.details = issues_to_details(details);
@@ -424,7 +422,7 @@ const DOCUMENTED: &[(u16, &str)] = &[
     (403, "forbidden: the credential lacks the scope or role"),
     (
         404,
-        "not_found: no such object in the caller's organization",
+        "not_found: the path names no object of the caller's organization",
     ),
     (
         409,
@@ -438,7 +436,7 @@ const DOCUMENTED: &[(u16, &str)] = &[
     (415, "unsupported_media_type: wrong Content-Type"),
     (
         422,
-        "validation_error: well-formed input that breaks a rule",
+        "validation_error: well-formed input that breaks a rule, or a body field naming no object of the caller's organization; details name each field",
     ),
     (429, "rate_limited: too many requests; see Retry-After"),
     (500, "internal: a bug; details are logged"),

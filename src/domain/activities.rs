@@ -220,7 +220,11 @@ pub fn list(
     {
         return Err(DomainError::invalid(
             "type",
-            format!("`{bad}` is not an activity type"),
+            format!(
+                "must be one of {}, {}; `{bad}` is not",
+                CLIENT_TYPES.join(", "),
+                SYSTEM_TYPES.join(", ")
+            ),
         ));
     }
     filters.any_of("type", &types);
@@ -255,7 +259,7 @@ pub fn record(
     if input.deal_id.is_none() && input.lead_id.is_none() {
         issues.add(
             "deal_id",
-            "an activity is logged on a deal or a lead: give deal_id or lead_id",
+            "or lead_id is required: an activity is logged on a deal or a lead",
         );
     }
     validate::reference(

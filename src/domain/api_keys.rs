@@ -171,7 +171,7 @@ pub fn list(
             other => {
                 return Err(DomainError::invalid(
                     "status",
-                    format!("`{other}` is not one of active, expired, revoked"),
+                    format!("must be one of {}; `{other}` is not", STATUSES.join(", ")),
                 ))
             }
         }
@@ -207,7 +207,10 @@ pub fn create(
     if let Some(s) = scopes.iter().find(|s| !creator_scopes.grants(**s)) {
         issues.add(
             "scopes",
-            format!("`{}` is more than the creator may grant", s.as_str()),
+            format!(
+                "may not include `{}`: it is more than the creator may grant",
+                s.as_str()
+            ),
         );
     }
     let expires_at = match (input.expires_in_seconds.map(|s| now + s * 1000), not_after) {

@@ -12,7 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::activities::{self, Activity};
 use super::auth::Principal;
 use super::companies::{self, time_filters, Company};
-use super::error::{DomainError, DomainResult, FieldIssue, Issues};
+use super::error::{unknown, DomainError, DomainResult, FieldIssue, Issues};
 use super::events::{self, Actor};
 use super::intelligence::{self, deal_facts};
 use super::leads::{self, Lead, LeadStatus};
@@ -405,12 +405,7 @@ pub fn list(
         .collect();
     filters.any_of("lower(s.name)", &names);
     let statuses = any_of(f.status.as_deref());
-    if let Some(bad) = statuses.iter().find(|s| !STATUSES.contains(&s.as_str())) {
-        return Err(DomainError::invalid(
-            "status",
-            format!("`{bad}` is not one of open, won, lost"),
-        ));
-    }
+    validate::one_of("status", &statuses, STATUSES)?;
     filters.any_of("d.status", &statuses);
     filters.any_of("d.pipeline_id", &any_of(f.pipeline_id.as_deref()));
     filters.any_of("d.owner_id", &any_of(f.owner_id.as_deref()));
@@ -514,15 +509,11 @@ fn resolve_stage(
     match (stage_id, stage_name) {
         (Some(_), Some(_)) => Err(DomainError::invalid(
             "stage",
-            "give stage_id or stage, not both",
+            "cannot be given with stage_id; name the stage one way",
         )),
         (Some(id), None) => {
-            let stage = pipelines::get_stage(conn, org_id, id).map_err(|_| {
-                DomainError::missing(
-                    "stage_id",
-                    format!("`{id}` is not a stage of this organization"),
-                )
-            })?;
+            let stage = pipelines::get_stage(conn, org_id, id)
+                .map_err(|_| DomainError::invalid("stage_id", unknown("stage", id)))?;
             // Both exist but do not go together: a conflict between the two, not a bad value.
             if stage.pipeline_id != pipeline_id {
                 return Err(DomainError::Conflict {
@@ -537,12 +528,12 @@ fn resolve_stage(
         }
         (None, Some(name)) => pipelines::stage_by_name(conn, org_id, pipeline_id, name)?
             .ok_or_else(|| {
-                DomainError::missing(
+                DomainError::invalid(
                     "stage",
-                    format!("the pipeline {pipeline_id} has no stage called `{name}`"),
+                    format!("names no stage of pipeline {pipeline_id}: `{name}`"),
                 )
             }),
-        (None, None) => Err(DomainError::invalid("stage_id", "give stage_id or stage")),
+        (None, None) => Err(DomainError::invalid("stage_id", "or stage is required")),
     }
 }
 
@@ -606,10 +597,7 @@ pub fn create_as(
         Some(id) => {
             let lead = leads::find(tx, org_id, id)?;
             if lead.is_none() {
-                issues.add_missing(
-                    "lead_id",
-                    format!("`{id}` is not a lead of this organization"),
-                );
+                issues.add_unknown("lead_id", "lead", id);
             }
             lead
         }
@@ -638,22 +626,12 @@ pub fn create_as(
     let pipeline_id = match (&input.pipeline_id, &input.stage_id) {
         (Some(p), _) => {
             pipelines::get(tx, org_id, p)
-                .map_err(|_| {
-                    DomainError::missing(
-                        "pipeline_id",
-                        format!("`{p}` is not a pipeline of this organization"),
-                    )
-                })?
+                .map_err(|_| DomainError::invalid("pipeline_id", unknown("pipeline", p)))?
                 .id
         }
         (None, Some(stage_id)) => {
             pipelines::get_stage(tx, org_id, stage_id)
-                .map_err(|_| {
-                    DomainError::missing(
-                        "stage_id",
-                        format!("`{stage_id}` is not a stage of this organization"),
-                    )
-                })?
+                .map_err(|_| DomainError::invalid("stage_id", unknown("stage", stage_id)))?
                 .pipeline_id
         }
         (None, None) => pipelines::default_id(tx, org_id)?,
@@ -954,12 +932,8 @@ pub fn empty_stage(
     now: Millis,
 ) -> DomainResult<()> {
     let stage = pipelines::get_stage(tx, &p.org_id, stage_id)?;
-    let target = pipelines::get_stage(tx, &p.org_id, move_to).map_err(|_| {
-        DomainError::missing(
-            "move_to",
-            format!("`{move_to}` is not a stage of this organization"),
-        )
-    })?;
+    let target = pipelines::get_stage(tx, &p.org_id, move_to)
+        .map_err(|_| DomainError::invalid("move_to", unknown("stage", move_to)))?;
     // Both stages exist but do not go together: a conflict between the two.
     if target.pipeline_id != stage.pipeline_id || target.id == stage.id {
         return Err(DomainError::Conflict {

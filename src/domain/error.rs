@@ -28,9 +28,6 @@ pub enum DomainError {
     NotFound(&'static str),
     /// Well-formed input that breaks a rule; every broken rule is listed.
     Validation(Vec<FieldIssue>),
-    /// Ids in the input (a body field, a query parameter) that name no object of the caller's
-    /// organization; each is listed.
-    Missing(Vec<FieldIssue>),
     /// A uniqueness clash or a state conflict.
     Conflict {
         /// What clashed, as a sentence.
@@ -62,11 +59,6 @@ impl DomainError {
         Self::Validation(vec![FieldIssue::new(field, issue)])
     }
 
-    /// An id in the input that names nothing the organization has.
-    pub fn missing(field: impl Into<String>, issue: impl Into<String>) -> Self {
-        Self::Missing(vec![FieldIssue::new(field, issue)])
-    }
-
     /// A conflict with no details.
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::Conflict {
@@ -80,7 +72,7 @@ impl fmt::Display for DomainError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NotFound(what) => write!(f, "{what} not found"),
-            Self::Validation(issues) | Self::Missing(issues) => {
+            Self::Validation(issues) => {
                 let parts: Vec<String> = issues
                     .iter()
                     .map(|i| format!("{} {}", i.field, i.issue))
@@ -124,7 +116,6 @@ impl From<rusqlite::types::FromSqlError> for DomainError {
 #[derive(Debug, Default)]
 pub struct Issues {
     broken: Vec<FieldIssue>,
-    missing: Vec<FieldIssue>,
 }
 
 impl Issues {
@@ -138,22 +129,25 @@ impl Issues {
         self.broken.push(FieldIssue::new(field, issue));
     }
 
-    /// Records that `field` refers to an object the organization does not have.
-    pub fn add_missing(&mut self, field: impl Into<String>, issue: impl Into<String>) {
-        self.missing.push(FieldIssue::new(field, issue));
+    /// Records that `field` names a `kind` the organization does not have. It is the body that
+    /// is wrong, not the path, so this is a 422 like any broken rule: a 404 would tell the
+    /// caller the resource it addressed is missing (issue 21).
+    pub fn add_unknown(&mut self, field: impl Into<String>, kind: &str, id: &str) {
+        self.add(field, unknown(kind, id));
     }
 
-    /// `Ok(())` when nothing was recorded. Otherwise a validation error listing everything
-    /// when a rule is broken; when the only trouble is ids that resolve to nothing, a
-    /// not-found error naming them (API.md §1: an unknown id is a 404, wherever it appears).
-    pub fn finish(mut self) -> DomainResult<()> {
-        if !self.broken.is_empty() {
-            self.broken.append(&mut self.missing);
-            Err(DomainError::Validation(self.broken))
-        } else if !self.missing.is_empty() {
-            Err(DomainError::Missing(self.missing))
-        } else {
+    /// `Ok(())` when nothing was recorded; otherwise a validation error listing everything.
+    pub fn finish(self) -> DomainResult<()> {
+        if self.broken.is_empty() {
             Ok(())
+        } else {
+            Err(DomainError::Validation(self.broken))
         }
     }
+}
+
+/// The issue of a field that names nothing ("stage_id names no stage of this organization: …"),
+/// worded once for every such field.
+pub fn unknown(kind: &str, id: &str) -> String {
+    format!("names no {kind} of this organization: `{id}`")
 }

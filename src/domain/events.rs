@@ -217,7 +217,7 @@ pub fn parse_type_patterns(types: Option<&str>) -> DomainResult<Vec<String>> {
         if !known {
             return Err(DomainError::invalid(
                 "types",
-                format!("`{p}` is not an event type or family such as deal.* (see the events reference)"),
+                format!("must name event types or families such as deal.*; `{p}` is neither (see the events reference)"),
             ));
         }
     }

@@ -126,14 +126,16 @@ fn parse(bytes: &[u8], result: &mut ImportResult) -> DomainResult<Vec<ParsedRow>
         .from_reader(bytes);
     let headers: Vec<String> = reader
         .headers()
-        .map_err(|e| DomainError::invalid("body", format!("the header row cannot be read: {e}")))?
+        .map_err(|e| {
+            DomainError::invalid("body", format!("has a header row that cannot be read: {e}"))
+        })?
         .iter()
         .map(normalize_header)
         .collect();
     if headers.iter().all(|h| h.is_empty()) {
         return Err(DomainError::invalid(
             "body",
-            "the CSV needs a header row naming its columns",
+            "needs a header row naming its columns",
         ));
     }
     result.unknown_columns = headers
@@ -147,7 +149,7 @@ fn parse(bytes: &[u8], result: &mut ImportResult) -> DomainResult<Vec<ParsedRow>
     {
         return Err(DomainError::invalid(
             "body",
-            "the header row must name at least one of email, first_name, last_name, name",
+            "needs a header row naming at least one of email, first_name, last_name, name",
         ));
     }
     // With CRLF line ends the csv crate places a record at the `\n` before it (and counts its

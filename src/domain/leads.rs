@@ -355,12 +355,7 @@ pub const STATUSES: &[&str] = &["new", "contacted", "qualified", "converted", "l
 pub fn filters_for(org_id: &str, f: &LeadFilter) -> DomainResult<Filters> {
     let mut filters = Filters::for_org("org_id", org_id);
     let statuses = any_of(f.status.as_deref());
-    if let Some(bad) = statuses.iter().find(|s| LeadStatus::parse(s).is_none()) {
-        return Err(DomainError::invalid(
-            "status",
-            format!("`{bad}` is not one of new, contacted, qualified, converted, lost"),
-        ));
-    }
+    validate::one_of("status", &statuses, STATUSES)?;
     let statuses: Vec<String> = statuses.iter().map(|s| s.to_ascii_lowercase()).collect();
     filters.any_of("status", &statuses);
     filters.any_of("owner_id", &any_of(f.owner_id.as_deref()));
@@ -523,7 +518,7 @@ pub fn check(
     if nameless && existing.is_none() {
         issues.add(
             "email",
-            "a lead needs a first name, a last name or an email",
+            "is required without first_name or last_name: a lead needs at least one of the three",
         );
     }
     validate::active_user(
@@ -537,10 +532,7 @@ pub fn check(
         match companies::find(conn, org_id, company_id)? {
             Some(c) if out.company_name.is_none() => out.company_name = Some(c.name),
             Some(_) => {}
-            None => issues.add_missing(
-                "company_id",
-                format!("`{company_id}` is not a company of this organization"),
-            ),
+            None => issues.add_unknown("company_id", "company", company_id),
         }
     }
     issues.finish()?;
@@ -550,7 +542,7 @@ pub fn check(
             message: "the lead would be left with no first name, last name or email".into(),
             details: vec![FieldIssue::new(
                 "email",
-                "a lead needs a first name, a last name or an email",
+                "is required without first_name or last_name: a lead needs at least one of the three",
             )],
         });
     }
@@ -561,7 +553,7 @@ pub fn check(
                     message: format!("a lead with email {email} already exists"),
                     details: vec![FieldIssue::new(
                         "email",
-                        format!("already used by {}", other.id),
+                        format!("is already used by {}", other.id),
                     )],
                 });
             }

@@ -172,12 +172,7 @@ pub fn list(
     let mut filters = Filters::for_org("org_id", org_id);
     filters.push("deal_id = ?", vec![deal_id.to_string().into()]);
     let kinds = any_of(f.kind.as_deref());
-    if let Some(bad) = kinds.iter().find(|k| MemoryKind::parse(k).is_none()) {
-        return Err(DomainError::invalid(
-            "kind",
-            format!("`{bad}` is not one of {}", KINDS.join(", ")),
-        ));
-    }
+    validate::one_of("kind", &kinds, KINDS)?;
     filters.any_of("kind", &kinds);
     let tags = any_of(f.tag.as_deref());
     if !tags.is_empty() {

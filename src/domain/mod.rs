@@ -33,4 +33,4 @@ pub mod users;
 pub mod validate;
 pub mod webhooks;
 
-pub use error::{DomainError, DomainResult, FieldIssue, Issues};
+pub use error::{unknown, DomainError, DomainResult, FieldIssue, Issues};

@@ -162,7 +162,7 @@ pub fn create(tx: &Tx<'_>, p: &Principal, input: NewNote, now: Millis) -> Domain
     if input.deal_id.is_none() && input.lead_id.is_none() {
         issues.add(
             "deal_id",
-            "a note goes on a deal or a lead: give deal_id or lead_id",
+            "or lead_id is required: a note goes on a deal or a lead",
         );
     }
     validate::reference(

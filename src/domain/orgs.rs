@@ -268,7 +268,7 @@ pub fn update(
             .iter()
             .any(|v| v.trim().is_empty() || v.chars().count() > ICP_ENTRY_MAX)
         {
-            issues.add(field, "entries must have 1 to 100 characters");
+            issues.add(field, "must hold entries of 1 to 100 characters");
         }
     }
     issues.finish()?;

@@ -331,7 +331,7 @@ fn check_stage_name_free(
                 message: format!("the pipeline already has a stage called {name}"),
                 details: vec![FieldIssue::new(
                     "name",
-                    format!("already used by {}", existing.id),
+                    format!("is already used by {}", existing.id),
                 )],
             });
         }

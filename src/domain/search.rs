@@ -6,9 +6,10 @@ use crate::db::CachedRow;
 use poem_openapi::Object;
 use rusqlite::{params_from_iter, Connection};
 
-use super::error::{DomainError, DomainResult};
+use super::error::DomainResult;
 use super::listing::{any_of, ListPage, Paging};
 use super::terms::{SearchKind, Term};
+use super::validate;
 
 /// Writes the search entries queued in this transaction (by the triggers of `schema.sql`,
 /// migration 10) into the index, and empties the queue. Every write transaction calls it just
@@ -68,12 +69,7 @@ pub fn search(
     paging: Paging,
 ) -> DomainResult<ListPage<SearchHit>> {
     let kinds = any_of(types);
-    if let Some(bad) = kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
-        return Err(DomainError::invalid(
-            "types",
-            format!("`{bad}` is not one of {}", KINDS.join(", ")),
-        ));
-    }
+    validate::one_of("types", &kinds, KINDS)?;
     // Only letters and digits are searched: a query of punctuation alone finds nothing.
     let Some(match_query) = to_match_query(q) else {
         return Ok(ListPage {

@@ -134,7 +134,12 @@ pub fn list(
     if let Some(bad) = types.iter().find(|t| SignalType::parse(t).is_none()) {
         return Err(DomainError::invalid(
             "type",
-            format!("`{bad}` is not a signal type"),
+            format!(
+                "must be one of {}; `{bad}` is not",
+                crate::intelligence::signals::ALL
+                    .map(|t| t.as_str())
+                    .join(", ")
+            ),
         ));
     }
     filters.any_of("type", &types);

@@ -259,16 +259,6 @@ pub const STATUSES: &[&str] = &["open", "completed", "cancelled"];
 /// The values of the `priority` filter.
 pub const PRIORITIES: &[&str] = &["low", "medium", "high", "urgent"];
 
-fn check_enum(field: &str, values: &[String], allowed: &[&str]) -> DomainResult<()> {
-    if let Some(bad) = values.iter().find(|v| !allowed.contains(&v.as_str())) {
-        return Err(DomainError::invalid(
-            field,
-            format!("`{bad}` is not one of {}", allowed.join(", ")),
-        ));
-    }
-    Ok(())
-}
-
 /// One page of tasks.
 pub fn list(
     conn: &Connection,
@@ -281,10 +271,10 @@ pub fn list(
     let sort = Sort::parse(sort, SORTS)?;
     let mut filters = Filters::for_org("org_id", org_id);
     let statuses = any_of(f.status.as_deref());
-    check_enum("status", &statuses, STATUSES)?;
+    validate::one_of("status", &statuses, STATUSES)?;
     filters.any_of("status", &statuses);
     let priorities = any_of(f.priority.as_deref());
-    check_enum("priority", &priorities, PRIORITIES)?;
+    validate::one_of("priority", &priorities, PRIORITIES)?;
     filters.any_of("priority", &priorities);
     match f.overdue {
         Some(true) => filters.push("status = 'open' AND due_at < ?", vec![now.into()]),

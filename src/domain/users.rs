@@ -171,12 +171,7 @@ pub fn list(
     let sort = Sort::parse(sort, SORTS)?;
     let mut filters = Filters::for_org("org_id", org_id);
     let roles = any_of(filter.role.as_deref());
-    if let Some(bad) = roles.iter().find(|r| Role::parse(r).is_none()) {
-        return Err(DomainError::invalid(
-            "role",
-            format!("`{bad}` is not one of owner, admin, member, viewer"),
-        ));
-    }
+    validate::one_of("role", &roles, ROLES)?;
     filters.any_of("role", &roles);
     if let Some(active) = filter.active {
         filters.push("active = ?", vec![i64::from(active).into()]);
@@ -207,7 +202,7 @@ fn email_taken(
     match existing {
         Some(id) if Some(id.as_str()) != except => Err(DomainError::Conflict {
             message: format!("a user with email {email} already exists"),
-            details: vec![FieldIssue::new("email", format!("already used by {id}"))],
+            details: vec![FieldIssue::new("email", format!("is already used by {id}"))],
         }),
         _ => Ok(()),
     }

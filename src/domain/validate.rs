@@ -353,10 +353,7 @@ pub fn tags(issues: &mut Issues, field: &str, tags: Vec<String>) -> Vec<String> 
     let mut out: Vec<String> = Vec::new();
     for t in tags {
         if t.chars().count() > TAG_MAX || t.trim().is_empty() {
-            issues.add(
-                field,
-                "each tag must have 1 to 50 characters, not all blank",
-            );
+            issues.add(field, "must hold tags of 1 to 50 characters, not all blank");
             continue;
         }
         let t = t.trim().to_string();
@@ -395,6 +392,17 @@ pub fn merge<T>(patch: poem_openapi::types::MaybeUndefined<T>, current: Option<T
     }
 }
 
+/// Checks that every value of a filter is one of `allowed`, naming the first that is not.
+pub fn one_of(field: &str, values: &[String], allowed: &[&str]) -> super::DomainResult<()> {
+    match values.iter().find(|v| !allowed.contains(&v.as_str())) {
+        Some(bad) => Err(super::DomainError::invalid(
+            field,
+            format!("must be one of {}; `{bad}` is not", allowed.join(", ")),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Checks that `id` (when given) is a row of `table` in `org_id`, recording a 422 on `field`
 /// otherwise: references never cross organizations.
 pub fn reference(
@@ -422,10 +430,14 @@ pub fn reference(
                 e => Err(e),
             })?;
     if !exists {
-        issues.add_missing(
-            field,
-            format!("`{id}` is not a {prefix} of this organization"),
-        );
+        let kind = match prefix {
+            "co" => "company",
+            "usr" => "user",
+            "pip" => "pipeline",
+            "stg" => "stage",
+            other => other,
+        };
+        issues.add_unknown(field, kind, id);
     }
     Ok(())
 }
@@ -452,8 +464,11 @@ pub fn active_user(
     };
     match active {
         Some(true) => {}
-        Some(false) => issues.add(field, format!("`{id}` is a deactivated user")),
-        None => issues.add_missing(field, format!("`{id}` is not a user of this organization")),
+        Some(false) => issues.add(
+            field,
+            format!("names a deactivated user: `{id}`; reactivate them or choose another"),
+        ),
+        None => issues.add_unknown(field, "user", id),
     }
     Ok(())
 }

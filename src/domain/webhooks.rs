@@ -438,15 +438,7 @@ pub fn deliveries(
     let mut filters = Filters::for_org("org_id", org_id);
     filters.push("webhook_id = ?", vec![webhook_id.to_string().into()]);
     let statuses = super::listing::any_of(status);
-    if let Some(bad) = statuses
-        .iter()
-        .find(|s| !DELIVERY_STATUSES.contains(&s.as_str()))
-    {
-        return Err(DomainError::invalid(
-            "status",
-            format!("`{bad}` is not one of pending, in_flight, succeeded, failed"),
-        ));
-    }
+    validate::one_of("status", &statuses, DELIVERY_STATUSES)?;
     filters.any_of("status", &statuses);
     let sort = Sort {
         column: "created_at",
