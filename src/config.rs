@@ -155,7 +155,7 @@ pub struct ServeConfig {
         env = "CLOZUP_WEBHOOK_ALLOW_CIDR",
         value_delimiter = ','
     )]
-    pub webhook_allow_cidr: Vec<crate::webhooks::Cidr>,
+    pub webhook_allow_cidr: Vec<crate::domain::targets::Cidr>,
 
     /// Delays between webhook retries, comma separated.
     #[arg(long, env = "CLOZUP_WEBHOOK_RETRIES", default_value = "5s,5m,30m,2h,5h,10h,10h",
@@ -250,8 +250,8 @@ impl ServeConfig {
     }
 
     /// The webhook target policy these settings give.
-    pub fn webhook_policy(&self) -> crate::webhooks::TargetPolicy {
-        crate::webhooks::TargetPolicy {
+    pub fn webhook_policy(&self) -> crate::domain::targets::TargetPolicy {
+        crate::domain::targets::TargetPolicy {
             allow: self.webhook_allow_cidr.clone(),
         }
     }

@@ -7,7 +7,6 @@
 
 use crate::db::CachedRow;
 use crate::db::Tx;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +19,7 @@ use ureq::unversioned::transport::DefaultConnector;
 
 use crate::clock::{Millis, DAY_MS};
 use crate::domain::events::{self, Actor};
+use crate::domain::targets::TargetPolicy;
 use crate::domain::DomainResult;
 use crate::AppState;
 
@@ -33,114 +33,18 @@ pub const BATCH: usize = 32;
 /// How much of a response body is kept for the delivery log.
 const EXCERPT: usize = 512;
 
-/// An IP range `addr/prefix`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    addr: IpAddr,
-    prefix: u8,
-}
+/// A target address the policy refuses: no retry can change that, so the delivery fails at once
+/// with this reason instead of retrying for days.
+#[derive(Debug)]
+struct RefusedTarget(String);
 
-impl std::str::FromStr for Cidr {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (addr, prefix) = s.split_once('/').unwrap_or((s, ""));
-        let addr: IpAddr = addr
-            .trim()
-            .parse()
-            .map_err(|_| format!("`{s}` is not an IP range such as 127.0.0.0/8"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = if prefix.is_empty() {
-            max
-        } else {
-            prefix.parse().map_err(|_| format!("bad prefix in `{s}`"))?
-        };
-        if prefix > max {
-            return Err(format!("prefix too long in `{s}`"));
-        }
-        Ok(Self { addr, prefix })
+impl std::fmt::Display for RefusedTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
-impl Cidr {
-    /// Whether `ip` is in the range.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - self.prefix)
-                };
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - self.prefix)
-                };
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-fn v4_blocked(ip: Ipv4Addr) -> bool {
-    let o = ip.octets();
-    ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local()
-        || ip.is_multicast()
-        || ip.is_unspecified()
-        || ip.is_broadcast()
-        || o[0] == 0
-        || (o[0] == 100 && (64..128).contains(&o[1])) // CGNAT 100.64.0.0/10
-        || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF protocol assignments
-        || o[0] >= 240 // reserved
-}
-
-/// Whether `ip` is in a range webhooks must not reach by default: loopback, private, link-local,
-/// unique-local, multicast, unspecified, CGNAT, or an IPv4-mapped or NAT64 form of one.
-pub fn is_blocked(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4_blocked(v4),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return v4_blocked(v4);
-            }
-            let seg = v6.segments();
-            // NAT64 (64:ff9b::/96) embeds an IPv4 address in the last 32 bits.
-            if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0] {
-                return v4_blocked(Ipv4Addr::from(
-                    (u32::from(seg[6]) << 16) | u32::from(seg[7]),
-                ));
-            }
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (seg[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
-                || (seg[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
-                || v6 == Ipv6Addr::from(1u128) // ::1
-                || (seg[0..6] == [0, 0, 0, 0, 0, 0]) // IPv4-compatible ::a.b.c.d
-        }
-    }
-}
-
-/// Which targets may be reached: public addresses, plus the ranges the operator allowed.
-#[derive(Debug, Clone, Default)]
-pub struct TargetPolicy {
-    /// Ranges allowed despite being blocked by default (`--webhook-allow-cidr`).
-    pub allow: Vec<Cidr>,
-}
-
-impl TargetPolicy {
-    /// Whether a connection to `ip` is allowed.
-    pub fn permits(&self, ip: IpAddr) -> bool {
-        !is_blocked(ip) || self.allow.iter().any(|c| c.contains(ip))
-    }
-}
+impl std::error::Error for RefusedTarget {}
 
 /// Resolves once and hands back only vetted addresses, which the connector then uses as they
 /// are: no second lookup can swap in another address.
@@ -158,13 +62,13 @@ impl Resolver for VettedResolver {
         timeout: ureq::unversioned::transport::NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
         let addrs = self.inner.resolve(uri, config, timeout)?;
-        if let Some(bad) = addrs.iter().find(|a| !self.policy.permits(a.ip())) {
+        if let Some((ip, why)) = addrs
+            .iter()
+            .find_map(|a| self.policy.refusal(a.ip()).map(|why| (a.ip(), why)))
+        {
             return Err(ureq::Error::Io(std::io::Error::new(
                 std::io::ErrorKind::PermissionDenied,
-                format!(
-                    "target address {} is in a blocked range (private, loopback, link-local, ...)",
-                    bad.ip()
-                ),
+                RefusedTarget(format!("the host resolves to {ip}, which {why}")),
             )));
         }
         Ok(addrs)
@@ -221,6 +125,8 @@ struct Job {
 enum Outcome {
     Delivered(u16),
     Gone,
+    /// The host resolved into a refused range.
+    Refused(String),
     Retry {
         status: Option<u16>,
         error: Option<String>,
@@ -338,6 +244,13 @@ fn attempt(agent: &ureq::Agent, job: &Job, now: Millis) -> (Outcome, u64, Option
             };
             (outcome, latency, Some(excerpt))
         }
+        Err(ureq::Error::Io(io))
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<RefusedTarget>()) =>
+        {
+            (Outcome::Refused(io.to_string()), latency, None)
+        }
         Err(e) => (
             Outcome::Retry {
                 status: None,
@@ -417,6 +330,14 @@ fn record(
                     &job.webhook_id,
                     "the endpoint answered 410 Gone",
                     now,
+                )?;
+            }
+            Outcome::Refused(reason) => {
+                tx.execute(
+                    "UPDATE webhook_deliveries SET status = 'failed', attempts = ?2, next_attempt_at = NULL,
+                            last_status_code = NULL, last_error = ?3, last_latency_ms = ?4, response_excerpt = NULL, updated_at = ?5
+                     WHERE id = ?1",
+                    params![job.id, attempts, reason, latency as i64, now],
                 )?;
             }
             Outcome::Retry {
@@ -544,48 +465,6 @@ fn start(state: Arc<AppState>, threads: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn blocked_ranges() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "224.0.0.1",
-            "::1",
-            "fc00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-            "::ffff:10.0.0.1",
-            "64:ff9b::a00:1",
-            "::",
-        ] {
-            assert!(is_blocked(ip.parse().unwrap()), "{ip} should be blocked");
-        }
-        for ip in [
-            "93.184.216.34",
-            "8.8.8.8",
-            "2606:4700::1111",
-            "64:ff9b::808:808",
-        ] {
-            assert!(!is_blocked(ip.parse().unwrap()), "{ip} should be allowed");
-        }
-    }
-
-    #[test]
-    fn operator_allowed_ranges() {
-        let policy = TargetPolicy {
-            allow: vec!["127.0.0.0/8".parse().unwrap()],
-        };
-        assert!(policy.permits("127.0.0.1".parse().unwrap()));
-        assert!(!policy.permits("10.0.0.1".parse().unwrap()));
-        assert!("300.0.0.1/8".parse::<Cidr>().is_err());
-        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
-    }
 
     #[test]
     fn standard_webhooks_signature() {

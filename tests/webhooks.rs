@@ -207,24 +207,84 @@ fn failures_retry_with_the_same_id_and_410_disables() {
     assert!(gone.nothing_within(Duration::from_millis(300)));
 }
 
+/// Points a stored endpoint at `url` behind the API's back: an endpoint saved before its range was
+/// refused (the operator has since dropped a `--webhook-allow-cidr`), which the API itself no
+/// longer accepts.
+fn store_url(s: &TestServer, webhook: &str, url: &str) {
+    let (webhook, url) = (webhook.to_string(), url.to_string());
+    s.state
+        .db
+        .write_blocking(move |tx| {
+            tx.execute(
+                "UPDATE webhooks SET url = ?2 WHERE id = ?1",
+                rusqlite::params![webhook, url],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// Issue 21 point 10: an address in a refused range is a 422 when the endpoint is saved (create
+/// and PATCH), naming the range and the flag that allows it; a stored host that resolves into
+/// one fails its delivery at once, with the reason, and is not retried.
 #[test]
 fn private_targets_are_refused_unless_the_operator_allows_them() {
     let s = fast_retries(false);
     let rx = Receiver::start(vec![200]);
-    let wh = s
+    let e = s
         .post("/webhooks", &s.admin_key, json!({"url": rx.url}))
+        .error(422, "validation_error");
+    assert_eq!(e["details"][0]["field"], "url");
+    let message = e["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "url names the address 127.0.0.1, which is in the loopback range 127.0.0.0/8"
+        ) && message.ends_with("--webhook-allow-cidr 127.0.0.0/8"),
+        "{message}"
+    );
+    assert_eq!(s.count("SELECT COUNT(*) FROM webhooks"), 0);
+    let wh = s
+        .post(
+            "/webhooks",
+            &s.admin_key,
+            json!({"url": "https://hooks.example.com/clozup"}),
+        )
         .data(201)["id"]
         .as_str()
         .unwrap()
         .to_string();
+    let e = s
+        .patch(
+            &format!("/webhooks/{wh}"),
+            &s.admin_key,
+            json!({"url": "http://169.254.169.254/latest/meta-data"}),
+        )
+        .error(422, "validation_error");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("link-local range 169.254.0.0/16"),
+        "{e}"
+    );
+    assert_eq!(
+        s.get(&format!("/webhooks/{wh}"), &s.admin_key).data(200)["url"],
+        "https://hooks.example.com/clozup"
+    );
+
+    // A host name that resolves into a refused range fails at delivery, once.
+    let port = rx.url.trim_start_matches("http://127.0.0.1:");
+    store_url(&s, &wh, &format!("http://localhost:{port}"));
     s.post("/companies", &s.admin_key, json!({"name": "SSRF probe"}))
         .data(201);
     let d = wait_delivery(&s, &wh, "failed");
+    let err = d["last_error"].as_str().unwrap();
     assert!(
-        d["last_error"].as_str().unwrap().contains("blocked range"),
+        err.contains("which is in the loopback range") && err.contains("--webhook-allow-cidr"),
         "{d}"
     );
-    assert_eq!(d["attempts"], 4, "1 attempt + 3 retries, all refused");
+    assert_eq!(d["attempts"], 1, "refused for good, not retried: {d}");
+    assert!(d["next_attempt_at"].is_null(), "{d}");
     assert!(
         rx.nothing_within(Duration::from_millis(200)),
         "nothing reached the loopback receiver"
@@ -238,7 +298,7 @@ fn private_targets_are_refused_unless_the_operator_allows_them() {
     s.post(
         "/webhooks",
         &s.admin_key,
-        json!({"url": rx.url, "event_types": ["deal.exploded"]}),
+        json!({"url": "https://hooks.example.com/x", "event_types": ["deal.exploded"]}),
     )
     .error(422, "validation_error");
 }
@@ -381,12 +441,31 @@ fn the_ssrf_table_never_connects_without_the_allow_flag() {
     let mut hooks = Vec::new();
     for t in targets {
         let url = format!("http://{t}:{port}/hook");
-        let r = s.post(
-            "/webhooks",
-            &s.admin_key,
-            json!({"url": url, "event_types": ["company.created"]}),
+        // Refused when saved: every spelling is an address (or localhost) in a refused range.
+        let e = s
+            .post(
+                "/webhooks",
+                &s.admin_key,
+                json!({"url": url, "event_types": ["company.created"]}),
+            )
+            .error(422, "validation_error");
+        assert!(
+            e["message"].as_str().unwrap().contains(" range "),
+            "{t}: {e}"
         );
-        hooks.push((t, r.data(201)["id"].as_str().unwrap().to_string()));
+        // And refused at delivery, should such a URL be stored all the same.
+        let wh = s
+            .post(
+                "/webhooks",
+                &s.admin_key,
+                json!({"url": "https://hooks.example.com/x", "event_types": ["company.created"]}),
+            )
+            .data(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        store_url(&s, &wh, &url);
+        hooks.push((t, wh));
     }
     s.post("/companies", &s.admin_key, json!({"name": "probe"}))
         .data(201);
@@ -394,12 +473,14 @@ fn the_ssrf_table_never_connects_without_the_allow_flag() {
         let d = wait_delivery(&s, wh, "failed");
         let err = d["last_error"].as_str().unwrap_or_default();
         assert!(d["last_status_code"].is_null(), "{target} connected: {d}");
+        // Whatever the resolver makes of the spelling, it either lands in a refused range (one
+        // attempt) or resolves to nothing.
         assert!(
-            err.contains("blocked range")
+            (err.contains("which is in the") && d["attempts"] == 1)
                 || err.contains("lookup")
                 || err.contains("resolve")
                 || err.contains("not found"),
-            "{target}: {err}"
+            "{target}: {d}"
         );
     }
     assert!(

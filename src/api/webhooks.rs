@@ -60,7 +60,10 @@ impl WebhooksApi {
     /// is success; otherwise retries back off over about three days (5 s, 5 min, 30 min, 2 h,
     /// 5 h, 10 h, 10 h, with jitter; `Retry-After` on 429/503 honoured). `410 Gone` disables the
     /// endpoint at once, and so do five days of failures (`webhook.disabled`). Targets in
-    /// private, loopback or link-local ranges are refused unless the operator allowed them.
+    /// private, loopback, link-local and other internal ranges are refused unless the operator
+    /// allowed them (`--webhook-allow-cidr`): a URL whose host is such an address (`127.0.0.1`,
+    /// `[::1]`, `localhost`, `127.1`) is a 422 naming the range; a host name that resolves into
+    /// one fails each delivery at once with the reason, without retries.
     #[oai(path = "/webhooks", method = "post", operation_id = "create_webhook")]
     async fn create(
         &self,
@@ -70,9 +73,10 @@ impl WebhooksApi {
     ) -> ApiResult<Created<WebhookWithSecret>> {
         let org_id = caller.with(Scope::Admin)?.org_id.clone();
         let now = state.clock.now_ms();
+        let policy = state.config.webhook_policy();
         let w = state
             .db
-            .write(move |tx| webhooks::create(tx, &org_id, body.0, now))
+            .write(move |tx| webhooks::create(tx, &org_id, body.0, &policy, now))
             .await?;
         Ok(Created::versioned(w.webhook.version, w))
     }
@@ -118,9 +122,10 @@ impl WebhooksApi {
         let org_id = caller.with(Scope::Admin)?.org_id.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;
         let now = state.clock.now_ms();
+        let policy = state.config.webhook_policy();
         let w = state
             .db
-            .write(move |tx| webhooks::update(tx, &org_id, &id.0, body.0, expected, now))
+            .write(move |tx| webhooks::update(tx, &org_id, &id.0, body.0, expected, &policy, now))
             .await?;
         Ok(One::versioned(w.version, w))
     }

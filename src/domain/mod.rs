@@ -27,6 +27,7 @@ pub mod pipelines;
 pub mod search;
 pub mod sessions;
 pub mod signals;
+pub mod targets;
 pub mod tasks;
 pub mod terms;
 pub mod users;

@@ -12,6 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::error::{DomainError, DomainResult, Issues};
 use super::events::{self, Event};
 use super::listing::{Filters, ListPage, ListSource, Paging, Sort};
+use super::targets::{self, TargetPolicy};
 use super::terms::{DeliveryStatus, EventType, EventTypePattern, Term};
 use super::validate;
 use crate::clock::{Millis, HOUR_MS};
@@ -67,8 +68,9 @@ pub struct WebhookWithSecret {
 #[derive(Debug, Clone, Object)]
 #[oai(deny_unknown_fields)]
 pub struct NewWebhook {
-    /// http(s) URL, up to 2,000 characters. Private and loopback targets are refused unless the
-    /// operator allowed them at start-up.
+    /// http(s) URL, up to 2,000 characters. A host that is an address in a private, loopback,
+    /// link-local or other internal range (or `localhost`) is refused, naming the range, unless
+    /// the operator allowed it with `--webhook-allow-cidr`.
     #[oai(validator(min_length = 1, max_length = 2000))]
     pub url: String,
     /// Up to 500 characters.
@@ -85,7 +87,7 @@ pub struct NewWebhook {
 #[derive(Debug, Clone, Default, Object)]
 #[oai(deny_unknown_fields)]
 pub struct WebhookPatch {
-    /// New URL.
+    /// New URL, held to the same rules as a new endpoint's.
     #[oai(validator(min_length = 1, max_length = 2000))]
     #[oai(nullable)]
     pub url: Option<String>,
@@ -198,14 +200,18 @@ pub fn list(conn: &Connection, org_id: &str, paging: Paging) -> DomainResult<Lis
 
 /// An endpoint URL as the API accepts it (the document publishes this same pattern): http or
 /// https, a host name, IPv4 or bracketed IPv6 address, an optional port, then any path, query
-/// and fragment of URL characters. Where it may connect is the SSRF guard's business, at
-/// delivery time.
+/// and fragment of URL characters. A host that is an address (in any spelling) must be one the
+/// policy permits; a host name is checked on every address it resolves to, at delivery.
 pub const URL_PATTERN: &str = r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?([/?#][A-Za-z0-9._~!$&'()*+,;=:@/?#%-]*)?$";
 
-fn check_url(issues: &mut Issues, url: &str) -> String {
+fn check_url(issues: &mut Issues, url: &str, policy: &TargetPolicy) -> String {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     if !validate::matches(&RE, URL_PATTERN, url) {
         issues.add("url", "must be an absolute http or https URL");
+    } else if let Some((ip, why)) =
+        targets::literal_address(url).and_then(|ip| policy.refusal(ip).map(|why| (ip, why)))
+    {
+        issues.add("url", format!("names the address {ip}, which {why}"));
     }
     url.to_string()
 }
@@ -215,10 +221,11 @@ pub fn create(
     tx: &Tx<'_>,
     org_id: &str,
     input: NewWebhook,
+    policy: &TargetPolicy,
     now: Millis,
 ) -> DomainResult<WebhookWithSecret> {
     let mut issues = Issues::new();
-    let url = check_url(&mut issues, &input.url);
+    let url = check_url(&mut issues, &input.url, policy);
     let description = validate::optional_text(&mut issues, "description", input.description, 500);
     let types = input.event_types.unwrap_or_else(|| vec![Term::known("*")]);
     issues.finish()?;
@@ -242,6 +249,7 @@ pub fn update(
     id: &str,
     patch: WebhookPatch,
     expected_version: Option<i64>,
+    policy: &TargetPolicy,
     now: Millis,
 ) -> DomainResult<Webhook> {
     let current = get(tx, org_id, id)?;
@@ -249,7 +257,7 @@ pub fn update(
     let mut issues = Issues::new();
     let url = patch
         .url
-        .map(|u| check_url(&mut issues, &u))
+        .map(|u| check_url(&mut issues, &u, policy))
         .unwrap_or(current.url);
     let description = match patch.description {
         Some(d) => validate::optional_text(&mut issues, "description", Some(d), 500),
