@@ -384,3 +384,85 @@ fn quotas_report_attainment_and_pace() {
     )
     .error(422, "validation_error");
 }
+
+/// Issue 21 point 7: an activity logged with `user_id` is credited to that teammate (an agent or
+/// a dialer sync logs the call for the rep who made it) and the leaderboard counts it for them.
+/// Admin and owner credentials may name anyone active; a member only themself.
+#[test]
+fn activities_are_credited_to_the_teammate_named() {
+    let Seeded {
+        s,
+        rep_key,
+        rep_id,
+        owner_id,
+    } = seed();
+    let deal = id(&s
+        .post("/deals", &s.admin_key, json!({"title": "Dialer"}))
+        .data(201));
+    let calls = |user: &str| -> i64 {
+        let board = s.get("/performance/leaderboard", &s.admin_key).data(200);
+        board
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["user_id"] == user)
+            .unwrap()["calls_made"]
+            .as_i64()
+            .unwrap()
+    };
+    let (rep_before, owner_before) = (calls(&rep_id), calls(&owner_id));
+    // The admin key (the owner's) logs a call the rep made.
+    let a = s
+        .post(
+            "/activities",
+            &s.admin_key,
+            json!({"type": "call", "deal_id": deal, "user_id": rep_id, "outcome": "connected"}),
+        )
+        .data(201);
+    assert_eq!(a["user_id"], rep_id.as_str());
+    assert_eq!(calls(&rep_id), rep_before + 1);
+    assert_eq!(calls(&owner_id), owner_before, "not the key's creator");
+    // The event says who logged it: the key, acting for its owner.
+    let log = s
+        .get(
+            "/events/log?types=activity.created&per_page=100",
+            &s.admin_key,
+        )
+        .data(200);
+    let last = log.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["data"]["object"]["id"], a["id"]);
+    assert_eq!(last["data"]["object"]["user_id"], rep_id.as_str());
+    assert_eq!(last["actor"]["type"], "api_key", "{last}");
+    // A member may credit themself, not a teammate.
+    s.post(
+        "/activities",
+        &rep_key,
+        json!({"type": "call", "deal_id": deal, "user_id": rep_id}),
+    )
+    .data(201);
+    let e = s
+        .post(
+            "/activities",
+            &rep_key,
+            json!({"type": "call", "deal_id": deal, "user_id": owner_id}),
+        )
+        .error(403, "forbidden");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("admin's or owner's"),
+        "{e}"
+    );
+    // Someone who is not an active member of the organization is refused on the field.
+    let e = s
+        .post(
+            "/activities",
+            &s.admin_key,
+            json!({"type": "call", "deal_id": deal, "user_id": "usr_01M8H6J8V5EZ2NYY830B06ZRR9"}),
+        )
+        .error(422, "validation_error");
+    assert_eq!(e["details"][0]["field"], "user_id");
+    assert_eq!(calls(&rep_id), rep_before + 2);
+    assert_eq!(calls(&owner_id), owner_before);
+}

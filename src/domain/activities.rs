@@ -6,7 +6,7 @@ use crate::domain::nullable::Nullable;
 use poem_openapi::Object;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::auth::Principal;
+use super::auth::{Principal, Role};
 use super::error::{DomainError, DomainResult, Issues};
 use super::events::{self, Actor};
 use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
@@ -97,6 +97,12 @@ pub struct NewActivity {
     #[oai(validator(max_length = 100))]
     #[oai(nullable)]
     pub outcome: Option<String>,
+    /// The teammate who did it, credited in the leaderboard (an active user of this
+    /// organization); defaults to the caller, or for an API key the user who made it. Naming
+    /// someone else takes an admin's or owner's credential: a dialer sync or an agent logs a
+    /// call for the rep who made it.
+    #[oai(nullable)]
+    pub user_id: Option<String>,
 }
 
 /// What an activity says, whoever logs it: a caller ([`NewActivity`]) or the server about its
@@ -316,19 +322,34 @@ pub fn record(
     Ok(activity)
 }
 
-/// Logs a client's activity (only the client types).
+/// Logs a client's activity (only the client types), credited to `user_id` or the caller.
 pub fn create(
     tx: &Tx<'_>,
     p: &Principal,
-    input: NewActivity,
+    mut input: NewActivity,
     now: Millis,
 ) -> DomainResult<Activity> {
+    let credited = match input.user_id.take() {
+        Some(other) if other != p.user_id => {
+            if !matches!(p.role, Role::Admin | Role::Owner) {
+                return Err(DomainError::Forbidden(format!(
+                    "crediting an activity to another user takes an admin's or owner's credential; this one acts for a {}",
+                    p.role.as_str()
+                )));
+            }
+            let mut issues = Issues::new();
+            validate::active_user(tx, &mut issues, "user_id", &p.org_id, Some(&other))?;
+            issues.finish()?;
+            other
+        }
+        _ => p.user_id.clone(),
+    };
     let (activity_type, details) = input.split();
     record(
         tx,
         &p.org_id,
         &Actor::from(p),
-        Some(&p.user_id),
+        Some(&credited),
         activity_type,
         details,
         now,
