@@ -614,3 +614,146 @@ fn replies_carry_the_whole_thread_in_references() {
         format!("<{first_id}> <answer-1@example.com> <{ours_id}>")
     );
 }
+
+/// Issue 21 point 6: the lead 360 shows the whole relationship, everything recorded on the
+/// lead's deals included (activities, notes, tasks, emails both ways), each with the deal it
+/// belongs to, with totals and a `truncated` flag; the buyer's email moves the lead's
+/// `last_activity_at`.
+#[test]
+fn the_lead_360_shows_what_happened_on_its_deals() {
+    let sink = SmtpSink::start();
+    let s = server(&sink);
+    let k = s.admin_key.clone();
+    let lead = s
+        .post(
+            "/leads",
+            &k,
+            json!({"email": "buyer@example.com", "first_name": "Bea"}),
+        )
+        .data(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let d = s
+        .post(
+            "/deals",
+            &k,
+            json!({"title": "Bea's renewal", "lead_id": lead}),
+        )
+        .data(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other = deal(&s, "Someone else's deal");
+    let inbox = s
+        .post(&format!("/deals/{d}/email-inbox"), &k, json!({}))
+        .data(201);
+    let address = inbox["address"].as_str().unwrap().to_string();
+    let sent = send(
+        &s,
+        &d,
+        json!({"to": ["buyer@example.com"], "subject": "Renewal", "text": "Shall we renew?"}),
+    );
+    sink.next();
+    s.post(
+        "/notes",
+        &k,
+        json!({"content": "On the deal", "deal_id": d}),
+    )
+    .data(201);
+    s.post(
+        "/notes",
+        &k,
+        json!({"content": "On the lead", "lead_id": lead}),
+    )
+    .data(201);
+    s.post(
+        "/notes",
+        &k,
+        json!({"content": "Elsewhere", "deal_id": other}),
+    )
+    .data(201);
+    s.post(
+        "/tasks",
+        &k,
+        json!({"title": "Send the order form", "deal_id": d}),
+    )
+    .data(201);
+    s.post("/activities", &k, json!({"type": "call", "deal_id": d}))
+        .data(201);
+    s.post("/activities", &k, json!({"type": "call", "deal_id": other}))
+        .data(201);
+
+    // Two days later the buyer answers.
+    s.clock.advance(2 * 86_400_000);
+    let raw = format!(
+        "From: Bea <buyer@example.com>\r\nTo: {address}\r\nSubject: Re: Renewal\r\n\
+         Message-ID: <renew-1@example.com>\r\nIn-Reply-To: <{}>\r\n\
+         Date: Tue, 01 Dec 2026 10:00:00 +0000\r\n\r\nYes, let's renew.\r\n",
+        sent["message_id"].as_str().unwrap()
+    );
+    let received = inbound(&s, raw.as_bytes(), INBOUND_TOKEN).data(201);
+    let now = clozup::timefmt::format_ms(s.clock_now());
+
+    let view = s.get(&format!("/leads/{lead}/360"), &k).data(200);
+    assert_eq!(
+        view["lead"]["last_activity_at"],
+        now.as_str(),
+        "the reply counts"
+    );
+    let deal_of = |list: &str| -> Vec<Value> {
+        view[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["deal_id"].clone())
+            .collect()
+    };
+    // Newest first: the reply, then our call, then the message we sent.
+    let kinds: Vec<&str> = view["activities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds[0], "email_received", "{kinds:?}");
+    assert!(
+        kinds.contains(&"call") && kinds.contains(&"email_sent"),
+        "{kinds:?}"
+    );
+    assert!(deal_of("activities").iter().all(|x| x == d.as_str()));
+    assert_eq!(deal_of("calls"), vec![json!(d)]);
+    let mut note_deals = deal_of("notes");
+    note_deals.sort_by_key(|v| v.to_string());
+    assert_eq!(
+        note_deals,
+        vec![json!(d), Value::Null],
+        "not the other deal's"
+    );
+    assert_eq!(deal_of("tasks"), vec![json!(d)]);
+    let emails = view["emails"].as_array().unwrap();
+    assert_eq!(emails.len(), 2);
+    assert_eq!(emails[0]["id"], received["id"]);
+    assert_eq!(emails[0]["direction"], "inbound");
+    assert_eq!(emails[1]["id"], sent["id"]);
+    assert_eq!(
+        view["totals"],
+        json!({"deals": 1, "activities": kinds.len(), "calls": 1, "notes": 2, "tasks": 1,
+               "emails": 2, "signals": view["signals"].as_array().unwrap().len()})
+    );
+    assert_eq!(view["truncated"], false);
+
+    // Past the cap, the list holds 100 and says so.
+    for i in 0..100 {
+        s.post(
+            "/notes",
+            &k,
+            json!({"content": format!("note {i}"), "lead_id": lead}),
+        )
+        .data(201);
+    }
+    let view = s.get(&format!("/leads/{lead}/360"), &k).data(200);
+    assert_eq!(view["notes"].as_array().unwrap().len(), 100);
+    assert_eq!(view["totals"]["notes"], 102);
+    assert_eq!(view["truncated"], true);
+}

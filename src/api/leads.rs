@@ -322,8 +322,11 @@ impl LeadsApi {
 
     /// Get the lead's 360 view
     ///
-    /// The lead with its company, deals, activities (calls also listed apart), notes, tasks
-    /// and open buying signals, in one response: up to 100 of each, most recent first.
+    /// The whole relationship in one response: the lead with its company, its deals, and the
+    /// activities (calls also listed apart), notes, tasks, emails (both ways) and open buying
+    /// signals recorded on the lead or on any of its deals, each carrying the `deal_id` it
+    /// belongs to. Up to 100 of each, most recent first; `totals` counts them all and
+    /// `truncated` says whether a list was capped.
     #[oai(path = "/leads/:id/360", method = "get", operation_id = "get_lead_360")]
     async fn view_360(
         &self,

@@ -227,7 +227,8 @@ fn inbox_from_row(r: &Row<'_>) -> rusqlite::Result<Inbox> {
     })
 }
 
-const COLUMNS: &str = "id, deal_id, direction, status, message_id, thread_id, in_reply_to, refs, \
+pub(crate) const COLUMNS: &str =
+    "id, deal_id, direction, status, message_id, thread_id, in_reply_to, refs, \
     from_address, from_name, to_addresses, cc_addresses, bcc_addresses, subject, text_body, \
     html_body, headers, attachments, track_opens, open_count, first_opened_at, last_opened_at, \
     attempts, last_error, sent_at, created_at";
@@ -236,7 +237,7 @@ fn json_list(raw: String) -> Vec<String> {
     serde_json::from_str(&raw).unwrap_or_default()
 }
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Email> {
+pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Email> {
     let direction = match r.get_ref(2)?.as_str()? {
         "inbound" => Direction::Inbound,
         _ => Direction::Outbound,
@@ -699,8 +700,10 @@ pub fn list(
     })
 }
 
-/// Logs the server's activity `kind` about a message on its deal (which keeps the deal's last
-/// activity current and, for opens and replies, raises their signals).
+/// Logs the server's activity `kind` about a message on its deal and the deal's lead, if any:
+/// the buyer's mail, our mail to them and their opens are activity with the lead as much as on
+/// the deal, so both `last_activity_at`s move (and the lead's score), and opens and replies
+/// raise their signals.
 #[allow(clippy::too_many_arguments)] // the activity's fields, each distinct
 fn log_activity(
     tx: &Tx<'_>,
@@ -713,6 +716,14 @@ fn log_activity(
     now: Millis,
 ) -> DomainResult<()> {
     let subject: String = subject.chars().take(500).collect();
+    let lead_id: Option<String> = tx
+        .cached_row(
+            "SELECT lead_id FROM deals WHERE org_id = ?1 AND id = ?2",
+            params![org_id, deal_id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
     activities::record(
         tx,
         org_id,
@@ -723,6 +734,7 @@ fn log_activity(
             subject: Some(subject).filter(|s| !s.is_empty()),
             body: Some(body),
             deal_id: Some(deal_id.to_string()),
+            lead_id,
             ..Default::default()
         },
         now,

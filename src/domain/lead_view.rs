@@ -2,11 +2,14 @@
 
 use crate::domain::nullable::Nullable;
 use poem_openapi::Object;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, Row};
+
+use crate::db::CachedRow;
 
 use super::activities::{self, Activity};
 use super::companies::{self, Company};
 use super::deals::{self, Deal, DealFilter};
+use super::email::{self, Email};
 use super::error::DomainResult;
 use super::leads::{self, Lead};
 use super::listing::Paging;
@@ -16,10 +19,16 @@ use super::tasks::{self, Task};
 use crate::clock::Millis;
 
 /// How many of each kind of related record the 360 view includes (the most recent first); the
-/// list endpoints page through the rest.
+/// list endpoints page through the rest, and `totals` says how many there are.
 pub const RELATED_LIMIT: i64 = 100;
 
-/// A lead with its company, deals, activities, calls, notes, tasks and open signals.
+/// Records about a lead: on the lead itself or on any of its deals.
+const ON_LEAD_OR_ITS_DEALS: &str =
+    "(lead_id = ?2 OR deal_id IN (SELECT id FROM deals WHERE org_id = ?1 AND lead_id = ?2))";
+
+/// A lead with its whole relationship: its company, its deals, and everything recorded on the
+/// lead or on any of those deals (each record's `deal_id` says which deal it belongs to, null
+/// when it is on the lead alone).
 #[derive(Debug, Clone, Object)]
 pub struct Lead360 {
     /// The lead.
@@ -29,19 +38,73 @@ pub struct Lead360 {
     pub company: Nullable<Company>,
     /// Deals from this lead, newest first.
     pub deals: Vec<Deal>,
-    /// Activities on the lead, most recent first (calls included).
+    /// Activities on the lead and its deals, most recent first (calls, emails sent, opened and
+    /// received included).
     pub activities: Vec<Activity>,
-    /// The calls among them.
+    /// The calls, most recent first.
     pub calls: Vec<Activity>,
-    /// Notes on the lead, newest first.
+    /// Notes on the lead and its deals, newest first.
     pub notes: Vec<Note>,
-    /// Tasks on the lead: open ones by due date, then the rest.
+    /// Tasks on the lead and its deals: open ones by due date, then the rest.
     pub tasks: Vec<Task>,
+    /// Email in its deals' inboxes, both ways (the mail the lead sent included), newest first.
+    pub emails: Vec<Email>,
     /// Open buying signals about the lead and its deals, strongest first.
     pub signals: Vec<Signal>,
+    /// How many of each there are in all; a list holds at most 100.
+    pub totals: Lead360Totals,
+    /// Whether any list holds fewer than its total (page through the list endpoints, filtered
+    /// by `lead_id` or `deal_id`, for the rest).
+    pub truncated: bool,
 }
 
-/// Builds the 360 view of a lead.
+/// How many records each list of a [`Lead360`] stands for.
+#[derive(Debug, Clone, Default, Object)]
+pub struct Lead360Totals {
+    /// Deals.
+    pub deals: i64,
+    /// Activities.
+    pub activities: i64,
+    /// Calls.
+    pub calls: i64,
+    /// Notes.
+    pub notes: i64,
+    /// Tasks.
+    pub tasks: i64,
+    /// Emails.
+    pub emails: i64,
+    /// Open signals.
+    pub signals: i64,
+}
+
+/// Up to [`RELATED_LIMIT`] rows of `table` matching `filter` (with `?1` the organization and
+/// `?2` the lead), in `order`, and how many match in all.
+fn related<T>(
+    conn: &Connection,
+    org_id: &str,
+    lead_id: &str,
+    (columns, table, filter, order): (&str, &str, &str, &str),
+    map: impl Fn(&Row<'_>) -> rusqlite::Result<T>,
+) -> DomainResult<(Vec<T>, i64)> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {columns} FROM {table} WHERE org_id = ?1 AND {filter} ORDER BY {order} LIMIT ?3"
+    ))?;
+    let rows = stmt
+        .query_map(params![org_id, lead_id, RELATED_LIMIT], map)?
+        .collect::<rusqlite::Result<Vec<T>>>()?;
+    let total = if (rows.len() as i64) < RELATED_LIMIT {
+        rows.len() as i64
+    } else {
+        conn.cached_row(
+            &format!("SELECT COUNT(*) FROM {table} WHERE org_id = ?1 AND {filter}"),
+            params![org_id, lead_id],
+            |r| r.get(0),
+        )?
+    };
+    Ok((rows, total))
+}
+
+/// Builds the 360 view of a lead, in one read snapshot.
 pub fn lead_360(conn: &Connection, org_id: &str, id: &str, now: Millis) -> DomainResult<Lead360> {
     let lead = leads::get(conn, org_id, id)?;
     let company = match &lead.company_id {
@@ -59,47 +122,103 @@ pub fn lead_360(conn: &Connection, org_id: &str, id: &str, now: Millis) -> Domai
         None,
         paging,
         now,
-    )?
-    .items;
-    let activities: Vec<Activity> = {
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {} FROM activities WHERE org_id = ?1 AND lead_id = ?2
-             ORDER BY occurred_at DESC, id DESC LIMIT ?3",
-            activities::COLUMNS
-        ))?;
-        let rows = stmt.query_map(params![org_id, id, RELATED_LIMIT], activities::from_row)?;
-        rows.collect::<rusqlite::Result<_>>()?
+    )?;
+    let by_time = "occurred_at DESC, id DESC";
+    let (activities, activities_total) = related(
+        conn,
+        org_id,
+        id,
+        (
+            activities::COLUMNS,
+            "activities",
+            ON_LEAD_OR_ITS_DEALS,
+            by_time,
+        ),
+        activities::from_row,
+    )?;
+    let calls_filter = format!("type = 'call' AND {ON_LEAD_OR_ITS_DEALS}");
+    let (calls, calls_total) = related(
+        conn,
+        org_id,
+        id,
+        (activities::COLUMNS, "activities", &calls_filter, by_time),
+        activities::from_row,
+    )?;
+    let newest = "created_at DESC, id DESC";
+    let (notes, notes_total) = related(
+        conn,
+        org_id,
+        id,
+        (notes::COLUMNS, "notes", ON_LEAD_OR_ITS_DEALS, newest),
+        notes::from_row,
+    )?;
+    let (tasks, tasks_total) = related(
+        conn,
+        org_id,
+        id,
+        (
+            tasks::COLUMNS,
+            "tasks",
+            ON_LEAD_OR_ITS_DEALS,
+            "status <> 'open', due_at IS NULL, due_at, created_at DESC, id DESC",
+        ),
+        tasks::mapper(now),
+    )?;
+    let (emails, emails_total) = related(
+        conn,
+        org_id,
+        id,
+        (
+            email::COLUMNS,
+            "emails",
+            "deal_id IN (SELECT id FROM deals WHERE org_id = ?1 AND lead_id = ?2)",
+            newest,
+        ),
+        email::from_row,
+    )?;
+    let (signals, signals_total) = related(
+        conn,
+        org_id,
+        id,
+        (
+            signals::COLUMNS,
+            "signals",
+            "lead_id = ?2 AND status = 'open'",
+            "score DESC, detected_at DESC, id DESC",
+        ),
+        signals::from_row,
+    )?;
+    let totals = Lead360Totals {
+        deals: deals.total,
+        activities: activities_total,
+        calls: calls_total,
+        notes: notes_total,
+        tasks: tasks_total,
+        emails: emails_total,
+        signals: signals_total,
     };
-    let calls = activities
-        .iter()
-        .filter(|a| a.activity_type == "call")
-        .cloned()
-        .collect();
-    let notes: Vec<Note> = {
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {} FROM notes WHERE org_id = ?1 AND lead_id = ?2 ORDER BY created_at DESC, id DESC LIMIT ?3",
-            notes::COLUMNS
-        ))?;
-        let rows = stmt.query_map(params![org_id, id, RELATED_LIMIT], notes::from_row)?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
-    let tasks: Vec<Task> = {
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {} FROM tasks WHERE org_id = ?1 AND lead_id = ?2
-             ORDER BY status <> 'open', due_at IS NULL, due_at, created_at DESC LIMIT ?3",
-            tasks::COLUMNS
-        ))?;
-        let rows = stmt.query_map(params![org_id, id, RELATED_LIMIT], tasks::mapper(now))?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
+    let truncated = [
+        (deals.items.len(), totals.deals),
+        (activities.len(), totals.activities),
+        (calls.len(), totals.calls),
+        (notes.len(), totals.notes),
+        (tasks.len(), totals.tasks),
+        (emails.len(), totals.emails),
+        (signals.len(), totals.signals),
+    ]
+    .iter()
+    .any(|(shown, total)| (*shown as i64) < *total);
     Ok(Lead360 {
         lead,
         company: Nullable(company),
-        deals,
+        deals: deals.items,
         activities,
         calls,
         notes,
         tasks,
-        signals: signals::open_for_lead(conn, org_id, id)?,
+        emails,
+        signals,
+        totals,
+        truncated,
     })
 }

@@ -56,7 +56,7 @@ pub struct Signal {
 /// A signal's states.
 pub const STATUSES: &[&str] = &["open", "dismissed", "resolved"];
 
-const COLUMNS: &str = "id, type, score, title, deal_id, lead_id, evidence, status, detected_at, resolved_at, dismissed_at";
+pub(crate) const COLUMNS: &str = "id, type, score, title, deal_id, lead_id, evidence, status, detected_at, resolved_at, dismissed_at";
 const LIST: ListSource = ListSource {
     columns: COLUMNS,
     from: "signals",
@@ -64,7 +64,7 @@ const LIST: ListSource = ListSource {
     count_from: None,
 };
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Signal> {
+pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Signal> {
     Ok(Signal {
         id: r.get(0)?,
         signal_type: SignalType::parse(&r.get::<_, String>(1)?).unwrap_or(SignalType::ActivityGap),
@@ -146,16 +146,6 @@ pub fn list(
     filters.any_of("deal_id", &any_of(f.deal_id.as_deref()));
     filters.any_of("lead_id", &any_of(f.lead_id.as_deref()));
     filters.fetch_page(conn, &LIST, sort, paging, from_row)
-}
-
-/// The open signals about a lead (its own and its deals'), strongest first.
-pub fn open_for_lead(conn: &Connection, org_id: &str, lead_id: &str) -> DomainResult<Vec<Signal>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM signals WHERE org_id = ?1 AND lead_id = ?2 AND status = 'open'
-         ORDER BY score DESC, detected_at DESC LIMIT 100"
-    ))?;
-    let rows = stmt.query_map(params![org_id, lead_id], from_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Dismisses a signal: it leaves the open list and is not raised again while its cause lasts.
