@@ -466,3 +466,80 @@ fn activities_are_credited_to_the_teammate_named() {
     assert_eq!(calls(&rep_id), rep_before + 2);
     assert_eq!(calls(&owner_id), owner_before);
 }
+
+/// Issue 21 point 12: the organization's time zone is a real one, and every named period is cut
+/// in it. On 29 March 2026 Berlin's clocks jump from 02:00 to 03:00 (01:00 UTC): that day runs
+/// 23:00 UTC on the 28th to 22:00 UTC on the 29th, which is what `period=day` counts, and a
+/// month's quota starts on Berlin's first day of the month.
+#[test]
+fn periods_are_cut_in_the_organizations_time_zone_across_dst() {
+    let s = TestServer::start();
+    let k = s.admin_key.clone();
+    let at = |t: &str| clozup::timefmt::parse_rfc3339(t).unwrap();
+    let e = s
+        .patch("/org", &k, json!({"timezone": "Mars/Olympus"}))
+        .error(422, "validation_error");
+    assert_eq!(e["details"][0]["field"], "timezone");
+    assert!(e["message"].as_str().unwrap().contains("IANA"), "{e}");
+    assert_eq!(s.get("/org", &k).data(200)["timezone"], "UTC");
+
+    let deal = id(&s
+        .post("/deals", &k, json!({"title": "Across DST"}))
+        .data(201));
+    for (kind, when) in [
+        ("meeting", "2026-03-28T22:30:00Z"), // 23:30 on the 28th in Berlin: the day before
+        ("call", "2026-03-28T23:30:00Z"),    // 00:30 on the 29th in Berlin
+        ("call", "2026-03-29T21:30:00Z"),    // 23:30 CEST on the 29th
+        ("meeting", "2026-03-29T22:30:00Z"), // 00:30 on the 30th in Berlin
+    ] {
+        s.post(
+            "/activities",
+            &k,
+            json!({"type": kind, "deal_id": deal, "occurred_at": when}),
+        )
+        .data(201);
+    }
+    s.clock.set(at("2026-03-29T20:00:00Z")); // 22:00 CEST
+    let today = |s: &TestServer| -> (i64, i64) {
+        let board = s
+            .get("/performance/leaderboard?period=day", &s.admin_key)
+            .data(200);
+        (
+            board[0]["calls_made"].as_i64().unwrap(),
+            board[0]["meetings_booked"].as_i64().unwrap(),
+        )
+    };
+    assert_eq!(
+        today(&s),
+        (1, 1),
+        "in UTC the 29th holds the last call and the last meeting"
+    );
+    let org = s
+        .patch("/org", &k, json!({"timezone": "Europe/Berlin"}))
+        .data(200);
+    assert_eq!(org["timezone"], "Europe/Berlin");
+    assert_eq!(
+        today(&s),
+        (2, 0),
+        "Berlin's 29th holds both calls and no meeting"
+    );
+
+    // A month's quota, set at 23:30 UTC on 31 October: in Berlin it is already November.
+    s.clock.set(at("2026-10-31T23:30:00Z"));
+    let owner = s.get("/me", &k).data(200)["user"]["id"].clone();
+    let q = s
+        .call(
+            "PUT",
+            "/performance/quotas",
+            Some(&k),
+            Some(
+                json!({"period": "month", "quotas": [{"user_id": owner, "activities": 10}]})
+                    .to_string()
+                    .as_bytes(),
+            ),
+            &[],
+        )
+        .data(200);
+    assert_eq!(q[0]["period_start"], "2026-11-01");
+    assert_eq!(q[0]["period_elapsed"], 0.0);
+}

@@ -13,7 +13,7 @@ use super::error::ApiResult;
 use super::security::Caller;
 use super::ApiTags;
 use crate::domain::analytics::{
-    self, ForecastMonth, FunnelStep, Metric, Overview, Performance, Period, QuotaPeriod,
+    self, Calendar, ForecastMonth, FunnelStep, Metric, Overview, Performance, Period, QuotaPeriod,
     QuotaStatus, SetQuotas,
 };
 use crate::domain::auth::Scope;
@@ -48,7 +48,7 @@ impl AnalyticsApi {
     ) -> ApiResult<One<Overview>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let now = state.clock.now_ms();
-        let w = analytics::window(None, from.0.map(|t| t.0), to.0.map(|t| t.0), now);
+        let w = analytics::window(None, from.0.map(|t| t.0), to.0.map(|t| t.0));
         Ok(One::new(
             state
                 .db
@@ -79,8 +79,7 @@ impl AnalyticsApi {
         to: Query<Option<Timestamp>>,
     ) -> ApiResult<Page<FunnelStep>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
-        let now = state.clock.now_ms();
-        let w = analytics::window(None, from.0.map(|t| t.0), to.0.map(|t| t.0), now);
+        let w = analytics::window(None, from.0.map(|t| t.0), to.0.map(|t| t.0));
         Ok(Page::whole(
             state
                 .db
@@ -121,10 +120,12 @@ impl PerformanceApi {
     /// Team leaderboard
     ///
     /// Every active user's revenue closed, deals won, pipeline generated, meetings booked,
-    /// emails sent, calls made and reply rate in the period (`period` = week, month, quarter or
-    /// year, the current one, narrowed by `from`/`to` when given; with only `from`/`to`, that
+    /// emails sent, calls made and reply rate in the period (`period` = day, week, month, quarter
+    /// or year, the current one, narrowed by `from`/`to` when given; with only `from`/`to`, that
     /// window; with neither, this month), ranked by `metric` (default revenue_closed; ties share
-    /// a rank). A `to` at or before `from` is an empty window: every figure zero.
+    /// a rank). A `to` at or before `from` is an empty window: every figure zero. Periods are
+    /// cut in the organization's time zone (`timezone`, daylight saving time included), and
+    /// quarters and years follow its `fiscal_year_start_month`.
     #[oai(
         path = "/performance/leaderboard",
         method = "get",
@@ -134,7 +135,7 @@ impl PerformanceApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        /// The current week, month, quarter or year (default month when no `from`/`to` either).
+        /// The current day, week, month, quarter or year in the organization's time zone (default month when no `from`/`to` either).
         period: Query<Option<Period>>,
         /// Start of the window (RFC 3339); narrows `period` when both are given.
         from: Query<Option<Timestamp>>,
@@ -148,20 +149,24 @@ impl PerformanceApi {
         let period = period
             .0
             .or((from.0.is_none() && to.0.is_none()).then_some(Period::Month));
-        let w = analytics::window(period, from.0.map(|t| t.0), to.0.map(|t| t.0), now);
+        let (from, to) = (from.0.map(|t| t.0), to.0.map(|t| t.0));
         let metric = metric.0.unwrap_or_default();
         Ok(Page::whole(
             state
                 .db
-                .read_bulk(move |c| analytics::leaderboard(c, &org_id, w, metric))
+                .read_bulk(move |c| {
+                    let cal = Calendar::of(c, &org_id)?;
+                    let w = analytics::window(period.map(|p| cal.period(p, now)), from, to);
+                    analytics::leaderboard(c, &org_id, w, metric)
+                })
                 .await?,
         ))
     }
 
     /// Quotas and attainment
     ///
-    /// The targets set for the period (`period` month, quarter or year, default month; `date`
-    /// any day in it, default today) with each target's result so far and a status: on_track
+    /// The targets set for the period (`period` month, fiscal quarter or fiscal year, default
+    /// month; `date` any day in it, default today, both in the organization's time zone) with each target's result so far and a status: on_track
     /// when every target is at or ahead of the period's pace, at_risk when the weakest is at
     /// 80% of pace or more, behind otherwise.
     #[oai(

@@ -1,16 +1,19 @@
 //! Analytics and team performance: sums over the CRM, computed on read.
 //!
 //! Money is in major units of the organization's currency; deals in other currencies are left
-//! out of sums (and counted in `other_currency_deals`). Periods are UTC.
+//! out of sums (and counted in `other_currency_deals`). Named periods (today, this week, month,
+//! quarter, fiscal year) are cut in the organization's time zone: see [`Calendar`].
 
 use crate::db::CachedRow;
 use crate::domain::nullable::Nullable;
 use std::collections::HashMap;
 
 use crate::db::Tx;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::Span;
 use poem_openapi::{Enum, Object};
 use rusqlite::{params, Connection};
-use time::{Date, Duration as TimeDuration, Month, OffsetDateTime};
 
 use super::error::{DomainError, DomainResult, Issues};
 use super::intelligence;
@@ -39,17 +42,19 @@ impl Window {
     };
 }
 
-/// A named period.
+/// A named period, in the organization's time zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[oai(rename_all = "snake_case")]
 pub enum Period {
+    /// Today, midnight to midnight.
+    Day,
     /// Monday to Sunday.
     Week,
     /// A calendar month.
     Month,
-    /// A calendar quarter.
+    /// A quarter of the fiscal year (calendar quarters when it starts in January).
     Quarter,
-    /// A calendar year.
+    /// The fiscal year, from the organization's `fiscal_year_start_month`.
     Year,
 }
 
@@ -59,9 +64,9 @@ pub enum Period {
 pub enum QuotaPeriod {
     /// A calendar month.
     Month,
-    /// A calendar quarter.
+    /// A quarter of the fiscal year.
     Quarter,
-    /// A calendar year.
+    /// The fiscal year.
     Year,
 }
 
@@ -75,65 +80,102 @@ impl From<QuotaPeriod> for Period {
     }
 }
 
-fn date_ms(d: Date) -> Millis {
-    d.midnight().assume_utc().unix_timestamp() * 1000
+/// An organization's calendar: its time zone (from the IANA database, daylight saving time
+/// included) and the month its fiscal year starts. Every named period is cut by it, so "this
+/// month" for a team in Berlin starts at midnight in Berlin, and a day across a DST change is
+/// 23 or 25 hours long.
+#[derive(Debug, Clone)]
+pub struct Calendar {
+    tz: TimeZone,
+    fiscal_start: i8,
 }
 
-fn first_of_month(year: i32, month: u8) -> Date {
-    Date::from_calendar_date(year, Month::try_from(month).unwrap_or(Month::January), 1)
-        .unwrap_or(Date::MIN)
-}
+impl Calendar {
+    /// UTC, fiscal year from January.
+    pub fn utc() -> Self {
+        Self {
+            tz: TimeZone::UTC,
+            fiscal_start: 1,
+        }
+    }
 
-/// The period of kind `period` that contains `at` (or starts on `start`, when given).
-pub fn period_window(period: Period, at: Millis) -> Window {
-    let day = OffsetDateTime::from_unix_timestamp(at.div_euclid(1000))
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-        .date();
-    let (start, end) = match period {
-        Period::Week => {
-            let start = day - TimeDuration::days(day.weekday().number_days_from_monday() as i64);
-            (start, start + TimeDuration::days(7))
+    /// The calendar of a zone named in the IANA database, fiscal year from `fiscal_start`.
+    pub fn new(zone: &str, fiscal_start: i64) -> Option<Self> {
+        Some(Self {
+            tz: jiff::tz::db().get(zone).ok()?,
+            fiscal_start: i8::try_from(fiscal_start)
+                .ok()
+                .filter(|m| (1..=12).contains(m))?,
+        })
+    }
+
+    /// The organization's calendar. A zone the database no longer knows (it was checked when
+    /// saved) falls back to UTC rather than failing every report.
+    pub fn of(conn: &Connection, org_id: &str) -> DomainResult<Self> {
+        let org = orgs::get(conn, org_id)?;
+        Ok(Self::new(&org.timezone, org.fiscal_year_start_month).unwrap_or_else(Self::utc))
+    }
+
+    /// The local date at `at`.
+    pub fn date_at(&self, at: Millis) -> Date {
+        jiff::Timestamp::from_millisecond(at)
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+            .to_zoned_datetime(self.tz.clone())
+            .date()
+    }
+
+    /// When local day `d` begins (midnight, or the first instant after a DST gap at midnight).
+    fn start_of(&self, d: Date) -> Millis {
+        d.to_zoned_datetime(self.tz.clone())
+            .and_then(|z| z.start_of_day())
+            .map_or(0, |z| z.timestamp().as_millisecond())
+    }
+
+    /// The period of kind `period` that contains local day `day`.
+    pub fn period_of(&self, period: Period, day: Date) -> Window {
+        let months = |d: Date, n: i64| d.checked_add(Span::new().months(n)).unwrap_or(d);
+        let (start, end) = match period {
+            Period::Day => (day, day.checked_add(Span::new().days(1)).unwrap_or(day)),
+            Period::Week => {
+                let back = i64::from(day.weekday().to_monday_zero_offset());
+                let start = day.checked_add(Span::new().days(-back)).unwrap_or(day);
+                (
+                    start,
+                    start.checked_add(Span::new().days(7)).unwrap_or(start),
+                )
+            }
+            Period::Month => {
+                let start = day.first_of_month();
+                (start, months(start, 1))
+            }
+            Period::Quarter | Period::Year => {
+                let into_year = i64::from((day.month() - self.fiscal_start).rem_euclid(12));
+                let year_start = months(day.first_of_month(), -into_year);
+                if period == Period::Year {
+                    (year_start, months(year_start, 12))
+                } else {
+                    let start = months(year_start, into_year / 3 * 3);
+                    (start, months(start, 3))
+                }
+            }
+        };
+        Window {
+            from: self.start_of(start),
+            to: self.start_of(end),
         }
-        Period::Month => {
-            let start = first_of_month(day.year(), day.month() as u8);
-            let (y, m) = if day.month() as u8 == 12 {
-                (day.year() + 1, 1)
-            } else {
-                (day.year(), day.month() as u8 + 1)
-            };
-            (start, first_of_month(y, m))
-        }
-        Period::Quarter => {
-            let q = (day.month() as u8 - 1) / 3;
-            let start = first_of_month(day.year(), q * 3 + 1);
-            let (y, m) = if q == 3 {
-                (day.year() + 1, 1)
-            } else {
-                (day.year(), q * 3 + 4)
-            };
-            (start, first_of_month(y, m))
-        }
-        Period::Year => (
-            first_of_month(day.year(), 1),
-            first_of_month(day.year() + 1, 1),
-        ),
-    };
-    Window {
-        from: date_ms(start),
-        to: date_ms(end),
+    }
+
+    /// The period of kind `period` that contains the instant `at`.
+    pub fn period(&self, period: Period, at: Millis) -> Window {
+        self.period_of(period, self.date_at(at))
     }
 }
 
-/// The window of `period` (the one containing `now`) narrowed by `from`/`to`; without a
-/// period, `from`/`to` alone (open ends reach all time). Every bound given applies, like any
-/// filter: a `to` at or before the `from` is an empty window, whose figures are all zero.
-pub fn window(
-    period: Option<Period>,
-    from: Option<Millis>,
-    to: Option<Millis>,
-    now: Millis,
-) -> Window {
-    let base = period.map_or(Window::ALL, |p| period_window(p, now));
+/// The window `period` gives (or all time) narrowed by `from`/`to`. Every bound given applies,
+/// like any filter: a `to` at or before the `from` is an empty window, whose figures are all
+/// zero.
+pub fn window(period: Option<Window>, from: Option<Millis>, to: Option<Millis>) -> Window {
+    let base = period.unwrap_or(Window::ALL);
     let from = from.map_or(base.from, |f| f.max(base.from));
     let to = to.map_or(base.to, |t| t.min(base.to)).max(from);
     Window { from, to }
@@ -697,27 +739,32 @@ pub enum Pace {
     Behind,
 }
 
-fn period_start_of(period: QuotaPeriod, date: Option<&str>, now: Millis) -> DomainResult<Window> {
-    let at = match date {
-        Some(d) => crate::timefmt::parse_date(d)
-            .map(date_ms)
-            .ok_or_else(|| DomainError::invalid("date", "must be a date YYYY-MM-DD"))?,
-        None => now,
+/// The quota period containing `date` (a local day, `YYYY-MM-DD`) or today, in the
+/// organization's calendar, and its first day as quotas are keyed by it.
+fn quota_period(
+    conn: &Connection,
+    org_id: &str,
+    period: QuotaPeriod,
+    date: Option<&str>,
+    now: Millis,
+) -> DomainResult<(Window, String)> {
+    let cal = Calendar::of(conn, org_id)?;
+    let day = match date {
+        Some(d) => d
+            .parse::<Date>()
+            .map_err(|_| DomainError::invalid("date", "must be a date YYYY-MM-DD"))?,
+        None => cal.date_at(now),
     };
-    Ok(period_window(period.into(), at))
+    let w = cal.period_of(period.into(), day);
+    Ok((w, cal.date_at(w.from).to_string()))
 }
 
-fn period_name(p: Period) -> &'static str {
+fn period_name(p: QuotaPeriod) -> &'static str {
     match p {
-        Period::Week => "week",
-        Period::Month => "month",
-        Period::Quarter => "quarter",
-        Period::Year => "year",
+        QuotaPeriod::Month => "month",
+        QuotaPeriod::Quarter => "quarter",
+        QuotaPeriod::Year => "year",
     }
-}
-
-fn start_date(w: Window) -> String {
-    crate::timefmt::format_ms(w.from)[..10].to_string()
 }
 
 /// Sets quotas for a period (upsert per user).
@@ -727,7 +774,7 @@ pub fn set_quotas(
     input: SetQuotas,
     now: Millis,
 ) -> DomainResult<Vec<QuotaStatus>> {
-    let w = period_start_of(input.period, input.date.as_deref(), now)?;
+    let (_, start) = quota_period(tx, org_id, input.period, input.date.as_deref(), now)?;
     let currency = orgs::get(tx, org_id)?.currency;
     let mut issues = Issues::new();
     for (i, q) in input.quotas.iter().enumerate() {
@@ -757,7 +804,7 @@ pub fn set_quotas(
              ON CONFLICT (org_id, user_id, period, period_start) DO UPDATE SET
                 revenue = excluded.revenue, deals = excluded.deals, meetings = excluded.meetings,
                 activities = excluded.activities, updated_at = excluded.updated_at",
-            params![org_id, q.user_id, period_name(input.period.into()), start_date(w), revenue, q.deals, q.meetings, q.activities, now],
+            params![org_id, q.user_id, period_name(input.period), start, revenue, q.deals, q.meetings, q.activities, now],
         )?;
     }
     quotas(tx, org_id, input.period, input.date.as_deref(), now)
@@ -771,7 +818,7 @@ pub fn quotas(
     date: Option<&str>,
     now: Millis,
 ) -> DomainResult<Vec<QuotaStatus>> {
-    let w = period_start_of(period, date, now)?;
+    let (w, start) = quota_period(conn, org_id, period, date, now)?;
     let currency = orgs::get(conn, org_id)?.currency;
     let elapsed = ((now - w.from) as f64 / (w.to - w.from) as f64).clamp(0.0, 1.0);
     let board: HashMap<String, Performance> = leaderboard(conn, org_id, w, Metric::RevenueClosed)?
@@ -782,18 +829,15 @@ pub fn quotas(
         "SELECT user_id, revenue, deals, meetings, activities FROM quotas
          WHERE org_id = ?1 AND period = ?2 AND period_start = ?3 ORDER BY user_id",
     )?;
-    let rows = stmt.query_map(
-        params![org_id, period_name(period.into()), start_date(w)],
-        |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Option<i64>>(1)?,
-                r.get::<_, Option<i64>>(2)?,
-                r.get::<_, Option<i64>>(3)?,
-                r.get::<_, Option<i64>>(4)?,
-            ))
-        },
-    )?;
+    let rows = stmt.query_map(params![org_id, period_name(period), start], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, Option<i64>>(1)?,
+            r.get::<_, Option<i64>>(2)?,
+            r.get::<_, Option<i64>>(3)?,
+            r.get::<_, Option<i64>>(4)?,
+        ))
+    })?;
     let mut out = Vec::new();
     for row in rows {
         let (user_id, revenue, deals, meetings, activities) = row?;
@@ -835,7 +879,7 @@ pub fn quotas(
         out.push(QuotaStatus {
             user_id,
             period,
-            period_start: start_date(w),
+            period_start: start.clone(),
             revenue: Nullable(revenue),
             deals: Nullable(deals),
             meetings: Nullable(meetings),
@@ -851,35 +895,111 @@ pub fn quotas(
 mod tests {
     use super::*;
 
+    fn cut(cal: &Calendar, period: Period, at: &str) -> (String, String) {
+        let w = cal.period(period, crate::timefmt::parse_rfc3339(at).unwrap());
+        (
+            crate::timefmt::format_ms(w.from),
+            crate::timefmt::format_ms(w.to),
+        )
+    }
+
+    fn pair(a: &str, b: &str) -> (String, String) {
+        (a.to_string(), b.to_string())
+    }
+
     #[test]
     fn periods_are_calendar_periods() {
-        let at = crate::timefmt::parse_rfc3339("2026-11-28T12:00:00Z").unwrap(); // a Saturday
-        let f = |w: Window| {
-            (
-                crate::timefmt::format_ms(w.from),
-                crate::timefmt::format_ms(w.to),
-            )
-        };
+        let utc = Calendar::utc();
+        let at = "2026-11-28T12:00:00Z"; // a Saturday
         assert_eq!(
-            f(period_window(Period::Week, at)),
-            ("2026-11-23T00:00:00Z".into(), "2026-11-30T00:00:00Z".into())
+            cut(&utc, Period::Day, at),
+            pair("2026-11-28T00:00:00Z", "2026-11-29T00:00:00Z")
         );
         assert_eq!(
-            f(period_window(Period::Month, at)),
-            ("2026-11-01T00:00:00Z".into(), "2026-12-01T00:00:00Z".into())
+            cut(&utc, Period::Week, at),
+            pair("2026-11-23T00:00:00Z", "2026-11-30T00:00:00Z")
         );
         assert_eq!(
-            f(period_window(Period::Quarter, at)),
-            ("2026-10-01T00:00:00Z".into(), "2027-01-01T00:00:00Z".into())
+            cut(&utc, Period::Month, at),
+            pair("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z")
         );
         assert_eq!(
-            f(period_window(Period::Year, at)),
-            ("2026-01-01T00:00:00Z".into(), "2027-01-01T00:00:00Z".into())
+            cut(&utc, Period::Quarter, at),
+            pair("2026-10-01T00:00:00Z", "2027-01-01T00:00:00Z")
         );
-        let dec = crate::timefmt::parse_rfc3339("2026-12-31T23:00:00Z").unwrap();
         assert_eq!(
-            f(period_window(Period::Month, dec)).1,
+            cut(&utc, Period::Year, at),
+            pair("2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            cut(&utc, Period::Month, "2026-12-31T23:00:00Z").1,
             "2027-01-01T00:00:00Z"
+        );
+    }
+
+    /// Periods cut in the organization's zone: Berlin's day and month start at its midnight,
+    /// and the days and weeks that hold a DST change are 23 or 25 hours longer or shorter.
+    #[test]
+    fn periods_follow_the_zone_across_dst() {
+        let berlin = Calendar::new("Europe/Berlin", 1).unwrap();
+        // 2026-03-29 02:00 CET → 03:00 CEST: a 23-hour day.
+        assert_eq!(
+            cut(&berlin, Period::Day, "2026-03-29T12:00:00Z"),
+            pair("2026-03-28T23:00:00Z", "2026-03-29T22:00:00Z")
+        );
+        // 2026-10-25 03:00 CEST → 02:00 CET: a 25-hour day.
+        assert_eq!(
+            cut(&berlin, Period::Day, "2026-10-25T12:00:00Z"),
+            pair("2026-10-24T22:00:00Z", "2026-10-25T23:00:00Z")
+        );
+        // 23:30 UTC on 31 October is already 1 November in Berlin.
+        assert_eq!(
+            cut(&berlin, Period::Month, "2026-10-31T23:30:00Z"),
+            pair("2026-10-31T23:00:00Z", "2026-11-30T23:00:00Z")
+        );
+        // The week holding the spring change is 167 hours.
+        let (from, to) = cut(&berlin, Period::Week, "2026-03-27T12:00:00Z");
+        let hours = (crate::timefmt::parse_rfc3339(&to).unwrap()
+            - crate::timefmt::parse_rfc3339(&from).unwrap())
+            / 3_600_000;
+        assert_eq!((from.as_str(), hours), ("2026-03-22T23:00:00Z", 167));
+        // New York's first quarter ends at its midnight, in EDT.
+        let ny = Calendar::new("America/New_York", 1).unwrap();
+        assert_eq!(
+            cut(&ny, Period::Quarter, "2026-02-10T12:00:00Z"),
+            pair("2026-01-01T05:00:00Z", "2026-04-01T04:00:00Z")
+        );
+        // A zone whose clocks skip midnight itself (Havana, 2026-03-08 00:00 → 01:00): the day
+        // starts at 01:00 local.
+        let havana = Calendar::new("America/Havana", 1).unwrap();
+        assert_eq!(
+            cut(&havana, Period::Day, "2026-03-08T12:00:00Z").0,
+            "2026-03-08T05:00:00Z"
+        );
+        assert!(Calendar::new("Mars/Olympus", 1).is_none());
+        assert!(Calendar::new("Europe/Berlin", 13).is_none());
+    }
+
+    /// Quarters and years follow the fiscal year.
+    #[test]
+    fn fiscal_quarters_and_years() {
+        let april = Calendar::new("UTC", 4).unwrap();
+        assert_eq!(
+            cut(&april, Period::Year, "2027-02-15T00:00:00Z"),
+            pair("2026-04-01T00:00:00Z", "2027-04-01T00:00:00Z")
+        );
+        assert_eq!(
+            cut(&april, Period::Quarter, "2027-02-15T00:00:00Z"),
+            pair("2027-01-01T00:00:00Z", "2027-04-01T00:00:00Z")
+        );
+        assert_eq!(
+            cut(&april, Period::Quarter, "2026-05-15T00:00:00Z"),
+            pair("2026-04-01T00:00:00Z", "2026-07-01T00:00:00Z")
+        );
+        let november = Calendar::new("UTC", 11).unwrap();
+        assert_eq!(
+            cut(&november, Period::Quarter, "2026-12-02T00:00:00Z"),
+            pair("2026-11-01T00:00:00Z", "2027-02-01T00:00:00Z")
         );
     }
 }

@@ -57,9 +57,10 @@ pub struct Organization {
     pub name: String,
     /// ISO 4217 code; the default currency of deals.
     pub currency: Term<Currency>,
-    /// IANA time zone used for days, weeks and periods in analytics.
+    /// IANA time zone in which analytics and the leaderboard cut their days, weeks, months,
+    /// quarters and years (with daylight saving time), and quotas their periods.
     pub timezone: String,
-    /// Month (1–12) in which the fiscal year starts.
+    /// Month (1–12) in which the fiscal year starts: quarters and years follow it.
     pub fiscal_year_start_month: i64,
     /// Monthly revenue goal in major units of `currency`, or null.
     #[oai(nullable)]
@@ -85,7 +86,8 @@ pub struct OrganizationPatch {
     /// ISO 4217 code.
     #[oai(nullable)]
     pub currency: Option<Term<Currency>>,
-    /// IANA time zone, e.g. `Europe/Berlin`.
+    /// A zone of the IANA time zone database, e.g. `Europe/Berlin` (a name the database does
+    /// not know is refused).
     #[oai(validator(max_length = 64))]
     #[oai(nullable)]
     pub timezone: Option<String>,
@@ -235,14 +237,7 @@ pub fn update(
         .clone()
         .unwrap_or_else(|| current.currency.clone());
     let timezone = match &patch.timezone {
-        Some(tz) if !validate::is_time_zone(tz) => {
-            issues.add(
-                "timezone",
-                "must be an IANA time zone such as Europe/Berlin or UTC",
-            );
-            tz.clone()
-        }
-        Some(tz) => tz.clone(),
+        Some(tz) => validate::time_zone(&mut issues, "timezone", tz),
         None => current.timezone.clone(),
     };
     let fiscal = patch

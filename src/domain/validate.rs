@@ -305,10 +305,27 @@ pub const TIME_ZONE_PATTERN: &str = r"^(UTC|[A-Z][A-Za-z0-9_+-]*(/[A-Z][A-Za-z0-
 /// Longest time zone name accepted.
 pub const TIME_ZONE_MAX: usize = 64;
 
-/// Whether `tz` looks like an IANA time zone name (see [`TIME_ZONE_PATTERN`]).
-pub fn is_time_zone(tz: &str) -> bool {
+/// The zone the IANA time zone database (the system's, or the copy built in) calls `name`, as
+/// the database spells it, recording an issue on `field` when it names none: a name that only
+/// looks like one ("Mars/Olympus") is refused, since every period the organization's reports
+/// cut is computed in it.
+pub fn time_zone(issues: &mut Issues, field: &str, name: &str) -> String {
     static RE: OnceLock<Regex> = OnceLock::new();
-    tz.len() <= TIME_ZONE_MAX && matches(&RE, TIME_ZONE_PATTERN, tz)
+    let known = (name.len() <= TIME_ZONE_MAX && matches(&RE, TIME_ZONE_PATTERN, name))
+        .then(|| jiff::tz::db().get(name).ok())
+        .flatten();
+    match known.as_ref().and_then(|tz| tz.iana_name()) {
+        Some(canonical) => canonical.to_string(),
+        None => {
+            issues.add(
+                field,
+                format!(
+                    "must be a time zone of the IANA database such as Europe/Berlin, America/New_York or UTC; `{name}` is not one"
+                ),
+            );
+            name.to_string()
+        }
+    }
 }
 
 /// Enforces an `If-Match` precondition: `expected` (when given) must equal `current`.
@@ -534,10 +551,27 @@ mod tests {
 
     #[test]
     fn time_zones() {
-        assert!(is_time_zone("UTC"));
-        assert!(is_time_zone("Europe/Berlin"));
-        assert!(is_time_zone("America/Argentina/Buenos_Aires"));
-        assert!(!is_time_zone("berlin"));
-        assert!(!is_time_zone("Europe/"));
+        let ok = |name: &str| {
+            let mut issues = Issues::new();
+            let canonical = time_zone(&mut issues, "timezone", name);
+            issues.finish().ok().map(|()| canonical)
+        };
+        for name in [
+            "UTC",
+            "Europe/Berlin",
+            "America/Argentina/Buenos_Aires",
+            "Etc/GMT+5",
+        ] {
+            assert_eq!(ok(name).as_deref(), Some(name));
+        }
+        for name in [
+            "berlin",
+            "Europe/",
+            "Mars/Olympus",
+            "Europe/Atlantis",
+            "UTC+2",
+        ] {
+            assert_eq!(ok(name), None, "{name}");
+        }
     }
 }
