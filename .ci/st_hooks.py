@@ -9,10 +9,10 @@
   it loads from the running server.
 - An `Idempotency-Key` names one request: the same key with another request is a 422 by
   design, a state the generator cannot know, and it draws the same few keys for every
-  operation. The fuzzer leaves the header out (it is optional); `tests/idempotency.rs` holds
+  operation. The fuzzer leaves the header out (it is optional); `tests/it/idempotency.rs` holds
   its rules.
 - `dry_run` is left out too: a dry run answers exactly as the same request does
-  (`tests/dry_run.rs` holds that for every write operation), so it adds no case. With it,
+  (`tests/it/dry_run.rs` holds that for every write operation), so it adds no case. With it,
   schemathesis' coverage phase sent `0` as the JSON body of `POST /deals/{id}/emails/send` and
   `.../reply/{message_id}` (both with email patterns it cannot draw from) and took the 422 for
   a valid request refused.

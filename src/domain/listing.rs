@@ -231,15 +231,19 @@ impl Filters {
             ),
             &self.params,
         )?;
+        // LIMIT and OFFSET are bound like the filters, so every page of a list is one cached
+        // statement.
         let sql = format!(
-            "SELECT {select} FROM {from} WHERE {where_sql} {} LIMIT {} OFFSET {}",
-            sort.order_by(id_column),
-            paging.limit(),
-            paging.offset()
+            "SELECT {select} FROM {from} WHERE {where_sql} {} LIMIT ? OFFSET ?",
+            sort.order_by(id_column)
         );
         let mut stmt = conn.prepare_cached(&sql)?;
+        let page = [paging.limit().into(), paging.offset().into()];
         let items = stmt
-            .query_map(rusqlite::params_from_iter(self.params.iter()), map)?
+            .query_map(
+                rusqlite::params_from_iter(self.params.iter().chain(page.iter())),
+                map,
+            )?
             .collect::<rusqlite::Result<Vec<T>>>()?;
         Ok(ListPage {
             items,

@@ -99,11 +99,11 @@ pub fn search(
                      ELSE snippet(search_index, 0, '**', '**', '…', 12) END,
                 -bm25(search_index, 5.0, 1.0)
          FROM search_index WHERE {where_sql}
-         ORDER BY bm25(search_index, 5.0, 1.0), object_id LIMIT {} OFFSET {}",
-        paging.limit(),
-        paging.offset()
+         ORDER BY bm25(search_index, 5.0, 1.0), object_id LIMIT ? OFFSET ?"
     );
-    let mut stmt = conn.prepare(&sql)?;
+    values.push(paging.limit().into());
+    values.push(paging.offset().into());
+    let mut stmt = conn.prepare_cached(&sql)?;
     let items = stmt
         .query_map(params_from_iter(values.iter()), |r| {
             Ok(SearchHit {

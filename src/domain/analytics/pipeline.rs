@@ -1,0 +1,319 @@
+//! The pipeline's figures: the overview, the stage-to-stage funnel and the forecast.
+
+use super::*;
+
+/// Deals and value in one stage.
+#[derive(Debug, Clone, Object)]
+pub struct StageTotals {
+    /// The stage.
+    pub stage_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its pipeline.
+    pub pipeline_id: String,
+    /// Its place on the board.
+    pub position: i64,
+    /// Deals in it now.
+    pub count: i64,
+    /// Their value.
+    pub value: f64,
+    /// Their value times the stage's probability.
+    pub weighted_value: f64,
+}
+
+/// Leads with one status.
+#[derive(Debug, Clone, Object)]
+pub struct StatusCount {
+    /// The status.
+    pub status: LeadStatus,
+    /// How many leads have it.
+    pub count: i64,
+}
+
+/// The pipeline at a glance.
+#[derive(Debug, Clone, Object)]
+pub struct Overview {
+    /// The organization's currency; every amount is in it.
+    pub currency: Term<Currency>,
+    /// Start of the period the created and closed figures cover (absent: all time).
+    #[oai(nullable)]
+    pub from: Nullable<Timestamp>,
+    /// End of that period.
+    #[oai(nullable)]
+    pub to: Nullable<Timestamp>,
+    /// Deals created in the period.
+    pub total_deals: i64,
+    /// Deals open now.
+    pub open_deals: i64,
+    /// Deals won in the period.
+    pub won_deals: i64,
+    /// Deals lost in the period.
+    pub lost_deals: i64,
+    /// Value of the open deals.
+    pub pipeline_value: f64,
+    /// Open value weighted by stage probability.
+    pub weighted_pipeline_value: f64,
+    /// Value won in the period.
+    pub won_value: f64,
+    /// won / (won + lost) in the period, 0–1; null with no closed deals.
+    #[oai(nullable)]
+    pub win_rate: Nullable<f64>,
+    /// Average value of the deals won in the period.
+    #[oai(nullable)]
+    pub average_deal_size: Nullable<f64>,
+    /// Average days from creation to won, for deals won in the period.
+    #[oai(nullable)]
+    pub average_sales_cycle_days: Nullable<f64>,
+    /// Open deals by stage, in board order.
+    pub by_stage: Vec<StageTotals>,
+    /// Leads by status.
+    pub leads_by_status: Vec<StatusCount>,
+    /// Open deals at risk now: `high` or `critical` (risk 70 or more), as `GET /deals/at-risk`
+    /// lists by default.
+    pub at_risk_deals: i64,
+    /// Deals in another currency than the organization's, left out of the sums.
+    pub other_currency_deals: i64,
+}
+
+/// Computes the overview. `w` bounds the created and closed figures.
+pub fn overview(conn: &Connection, org_id: &str, w: Window, now: Millis) -> DomainResult<Overview> {
+    let currency = orgs::get(conn, org_id)?.currency;
+    let money = |minor: i64| validate::minor_to_money(minor, &currency);
+    let count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> rusqlite::Result<i64> {
+        conn.cached_row(sql, p, |r| r.get(0))
+    };
+    let total_deals = count(
+        "SELECT COUNT(*) FROM deals WHERE org_id = ?1 AND created_at >= ?2 AND created_at < ?3",
+        &[&org_id, &w.from, &w.to],
+    )?;
+    let open_deals = count(
+        "SELECT COUNT(*) FROM deals WHERE org_id = ?1 AND status = 'open'",
+        &[&org_id],
+    )?;
+    let other_currency_deals = count(
+        "SELECT COUNT(*) FROM deals WHERE org_id = ?1 AND currency <> ?2",
+        &[&org_id, &currency],
+    )?;
+    let (won_deals, won_minor, cycle_ms): (i64, i64, Option<f64>) = conn.cached_row(
+        "SELECT COUNT(*), coalesce(sum(CASE WHEN currency = ?4 THEN value END), 0), avg(closed_at - created_at)
+         FROM deals WHERE org_id = ?1 AND status = 'won' AND closed_at >= ?2 AND closed_at < ?3",
+        params![org_id, w.from, w.to, currency],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let lost_deals = count(
+        "SELECT COUNT(*) FROM deals WHERE org_id = ?1 AND status = 'lost' AND closed_at >= ?2 AND closed_at < ?3",
+        &[&org_id, &w.from, &w.to],
+    )?;
+    let mut by_stage = Vec::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT s.id, s.name, s.pipeline_id, s.position, s.probability,
+                    COUNT(d.id), coalesce(sum(CASE WHEN d.currency = ?2 THEN d.value END), 0)
+             FROM stages s
+             JOIN pipelines p ON p.id = s.pipeline_id
+             LEFT JOIN deals d ON d.stage_id = s.id AND d.status = 'open'
+             WHERE s.org_id = ?1 AND s.kind = 'open'
+             GROUP BY s.id ORDER BY p.is_default DESC, p.created_at, s.position",
+        )?;
+        let mut rows = stmt.query(params![org_id, currency])?;
+        while let Some(r) = rows.next()? {
+            let probability: i64 = r.get(4)?;
+            let value: i64 = r.get(6)?;
+            by_stage.push(StageTotals {
+                stage_id: r.get(0)?,
+                name: r.get(1)?,
+                pipeline_id: r.get(2)?,
+                position: r.get(3)?,
+                count: r.get(5)?,
+                value: money(value),
+                weighted_value: round2(money(value) * probability as f64 / 100.0),
+            });
+        }
+    }
+    let pipeline_value: f64 = by_stage.iter().map(|s| s.value).sum();
+    let weighted: f64 = by_stage.iter().map(|s| s.weighted_value).sum();
+    let mut leads_by_status = Vec::new();
+    for status in [
+        LeadStatus::New,
+        LeadStatus::Contacted,
+        LeadStatus::Qualified,
+        LeadStatus::Converted,
+        LeadStatus::Lost,
+    ] {
+        leads_by_status.push(StatusCount {
+            status,
+            count: count(
+                "SELECT COUNT(*) FROM leads WHERE org_id = ?1 AND status = ?2",
+                &[&org_id, &status.as_str()],
+            )?,
+        });
+    }
+    let at_risk_deals = intelligence::at_risk(
+        conn,
+        org_id,
+        crate::intelligence::risk::HIGH_FROM,
+        Paging {
+            page: 1,
+            per_page: 1,
+        },
+        now,
+    )?
+    .total;
+    let closed = won_deals + lost_deals;
+    let bounded = |t: Millis| (t > Window::ALL.from && t < Window::ALL.to).then_some(Timestamp(t));
+    Ok(Overview {
+        from: Nullable(bounded(w.from)),
+        to: Nullable(bounded(w.to)),
+        total_deals,
+        open_deals,
+        won_deals,
+        lost_deals,
+        pipeline_value: round2(pipeline_value),
+        weighted_pipeline_value: round2(weighted),
+        won_value: money(won_minor),
+        win_rate: Nullable((closed > 0).then(|| round2(won_deals as f64 / closed as f64))),
+        average_deal_size: Nullable(
+            (won_deals > 0).then(|| round2(money(won_minor) / won_deals as f64)),
+        ),
+        average_sales_cycle_days: Nullable(cycle_ms.map(|ms| round2(ms / DAY_MS as f64))),
+        by_stage,
+        leads_by_status,
+        at_risk_deals,
+        other_currency_deals,
+        currency,
+    })
+}
+
+/// One step of the funnel.
+#[derive(Debug, Clone, Object)]
+pub struct FunnelStep {
+    /// The stage.
+    pub stage_id: String,
+    /// Its name.
+    pub name: String,
+    /// open, won or lost.
+    pub kind: StageKind,
+    /// Deals that entered it in the period.
+    pub entered: i64,
+    /// Of those, how many later reached a stage further along the board (0–1).
+    #[oai(nullable)]
+    pub conversion_to_next: Nullable<f64>,
+    /// Average days a deal stayed before leaving it.
+    #[oai(nullable)]
+    pub average_days_in_stage: Nullable<f64>,
+    /// Deals in it now.
+    pub current: i64,
+}
+
+/// Stage-to-stage conversion of a pipeline (the default one unless given), from the stage
+/// history of deals that entered stages within `w`.
+pub fn funnel(
+    conn: &Connection,
+    org_id: &str,
+    pipeline_id: Option<&str>,
+    w: Window,
+) -> DomainResult<Vec<FunnelStep>> {
+    let pid = match pipeline_id {
+        Some(p) => pipelines::get(conn, org_id, p)?.id,
+        None => pipelines::default_id(conn, org_id)?,
+    };
+    let stages = pipelines::stages_of(conn, org_id, &pid)?;
+    let position: HashMap<&str, i64> = stages.iter().map(|s| (s.id.as_str(), s.position)).collect();
+    // Each deal's path through this pipeline's stages, in order.
+    let mut paths: HashMap<String, Vec<(String, Millis)>> = HashMap::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT h.deal_id, h.to_stage_id, h.changed_at FROM deal_stage_history h
+             JOIN deals d ON d.id = h.deal_id
+             WHERE h.org_id = ?1 AND d.pipeline_id = ?2 AND h.to_stage_id IS NOT NULL
+             ORDER BY h.deal_id, h.changed_at, h.rowid",
+        )?;
+        let mut rows = stmt.query(params![org_id, pid])?;
+        while let Some(r) = rows.next()? {
+            paths
+                .entry(r.get(0)?)
+                .or_default()
+                .push((r.get(1)?, r.get(2)?));
+        }
+    }
+    let mut steps = Vec::new();
+    for stage in &stages {
+        let (mut entered, mut advanced, mut stays, mut stay_total) = (0i64, 0i64, 0i64, 0i64);
+        for path in paths.values() {
+            let Some(i) = path
+                .iter()
+                .position(|(s, at)| s == &stage.id && *at >= w.from && *at < w.to)
+            else {
+                continue;
+            };
+            entered += 1;
+            if path[i + 1..].iter().any(|(s, _)| {
+                position
+                    .get(s.as_str())
+                    .is_some_and(|p| *p > stage.position)
+            }) {
+                advanced += 1;
+            }
+            if let Some((_, left_at)) = path.get(i + 1) {
+                stays += 1;
+                stay_total += left_at - path[i].1;
+            }
+        }
+        let current = conn.cached_row(
+            "SELECT COUNT(*) FROM deals WHERE stage_id = ?1",
+            params![stage.id],
+            |r| r.get(0),
+        )?;
+        steps.push(FunnelStep {
+            stage_id: stage.id.clone(),
+            name: stage.name.clone(),
+            kind: stage.kind,
+            entered,
+            conversion_to_next: Nullable(
+                (entered > 0 && stage.kind == pipelines::StageKind::Open)
+                    .then(|| round2(advanced as f64 / entered as f64)),
+            ),
+            average_days_in_stage: Nullable(
+                (stays > 0).then(|| round2(stay_total as f64 / stays as f64 / DAY_MS as f64)),
+            ),
+            current,
+        });
+    }
+    Ok(steps)
+}
+
+/// Expected revenue of one month.
+#[derive(Debug, Clone, Object)]
+pub struct ForecastMonth {
+    /// `YYYY-MM`, or `unscheduled` for open deals without an expected close date.
+    pub month: String,
+    /// Open deals expected to close then.
+    pub deals: i64,
+    /// Their value.
+    pub value: f64,
+    /// Their value times their stage's probability.
+    pub weighted_value: f64,
+}
+
+/// Open deals by expected close month, with weighted value.
+pub fn forecast(conn: &Connection, org_id: &str) -> DomainResult<Vec<ForecastMonth>> {
+    let currency = orgs::get(conn, org_id)?.currency;
+    let mut stmt = conn.prepare(
+        "SELECT coalesce(substr(d.expected_close_date, 1, 7), 'unscheduled') AS m, COUNT(*),
+                coalesce(sum(d.value), 0), coalesce(sum(d.value * s.probability), 0)
+         FROM deals d JOIN stages s ON s.id = d.stage_id
+         WHERE d.org_id = ?1 AND d.status = 'open' AND d.currency = ?2
+         GROUP BY m ORDER BY m = 'unscheduled', m",
+    )?;
+    let rows = stmt.query_map(params![org_id, currency], |r| {
+        let value: i64 = r.get(2)?;
+        let weighted: i64 = r.get(3)?;
+        Ok(ForecastMonth {
+            month: r.get(0)?,
+            deals: r.get(1)?,
+            value: validate::minor_to_money(value, &currency),
+            weighted_value: round2(validate::minor_to_money(weighted, &currency) / 100.0),
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

@@ -1,0 +1,233 @@
+//! Sending and replying: messages queued in the deal's thread, with threading headers.
+
+use super::*;
+
+/// Validates a list of addresses (each trimmed, lowercased domain kept as given).
+pub(super) fn addresses(issues: &mut Issues, field: &str, list: Vec<String>) -> Vec<String> {
+    list.into_iter()
+        .enumerate()
+        .map(|(i, a)| validate::email(issues, &format!("{field}[{i}]"), &a))
+        .collect()
+}
+
+/// What a queued message needs besides its recipients.
+pub(super) struct Outgoing {
+    to: Vec<String>,
+    cc: Vec<String>,
+    bcc: Vec<String>,
+    subject: String,
+    text: String,
+    html: Option<String>,
+    track_opens: bool,
+    thread_id: Option<String>,
+    in_reply_to: Option<String>,
+    references: Vec<String>,
+}
+
+/// Queues `out` from the deal's inbox (created if needed), with its `email.queued` event, in
+/// the caller's transaction: the sender picks it up once this commits.
+pub(super) fn queue(
+    tx: &Tx<'_>,
+    p: &Principal,
+    deal_id: &str,
+    out: Outgoing,
+    domain: &str,
+    now: Millis,
+) -> DomainResult<Email> {
+    let (inbox, _) = ensure_inbox(tx, &p.org_id, deal_id, NewInbox::default(), domain, now)?;
+    let id = new_id("eml");
+    let message_id = format!("{}@{domain}", id.to_ascii_lowercase());
+    let track = out.track_opens && out.html.is_some();
+    let token = track.then(|| crate::secrets::new_token("o"));
+    let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+    tx.execute(
+        "INSERT INTO emails (id, org_id, deal_id, inbox_id, direction, status, message_id, thread_id,
+                             in_reply_to, refs, from_address, from_name, to_addresses, cc_addresses,
+                             bcc_addresses, subject, text_body, html_body, track_opens, open_token,
+                             user_id, next_attempt_at, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, 'outbound', 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
+                 ?15, ?16, ?17, ?18, ?19, ?20, ?20, ?20)",
+        params![
+            id,
+            p.org_id,
+            deal_id,
+            inbox.id,
+            message_id,
+            out.thread_id.unwrap_or_else(|| new_id("thr")),
+            out.in_reply_to,
+            json(&out.references),
+            inbox.address,
+            inbox.display_name,
+            json(&out.to),
+            json(&out.cc),
+            json(&out.bcc),
+            out.subject,
+            out.text,
+            out.html,
+            track,
+            token,
+            p.user_id,
+            now
+        ],
+    )?;
+    tx.queue_work();
+    let email = get_by_id(tx, &p.org_id, &id)?;
+    events::append(
+        tx,
+        &p.org_id,
+        &Actor::from(p),
+        "email.queued",
+        &email,
+        None,
+        now,
+    )?;
+    Ok(email)
+}
+
+/// Queues a new message from the deal's inbox.
+pub fn send(
+    tx: &Tx<'_>,
+    p: &Principal,
+    deal_id: &str,
+    input: SendEmail,
+    domain: &str,
+    now: Millis,
+) -> DomainResult<Email> {
+    crate::domain::deals::get(tx, &p.org_id, deal_id)?;
+    let mut issues = Issues::new();
+    if input.to.is_empty() {
+        issues.add("to", "must name at least one recipient");
+    }
+    let to = addresses(&mut issues, "to", input.to);
+    let cc = addresses(&mut issues, "cc", input.cc);
+    let bcc = addresses(&mut issues, "bcc", input.bcc);
+    for (field, list) in [("to", &to), ("cc", &cc), ("bcc", &bcc)] {
+        if list.len() > MAX_RECIPIENTS {
+            issues.add(
+                field,
+                format!("must have at most {MAX_RECIPIENTS} addresses"),
+            );
+        }
+    }
+    let subject = input.subject.trim().to_string();
+    if subject.contains(['\r', '\n']) {
+        issues.add("subject", "must be one line");
+    }
+    if input.text.trim().is_empty() {
+        issues.add("text", "must not be empty");
+    }
+    issues.finish()?;
+    queue(
+        tx,
+        p,
+        deal_id,
+        Outgoing {
+            to,
+            cc,
+            bcc,
+            subject,
+            text: input.text,
+            html: input.html,
+            track_opens: input.track_opens.unwrap_or(true),
+            thread_id: None,
+            in_reply_to: None,
+            references: Vec::new(),
+        },
+        domain,
+        now,
+    )
+}
+
+/// `Re: <subject>`, without piling up prefixes.
+pub(super) fn reply_subject(subject: &str) -> String {
+    let s = subject.trim();
+    if s.len() >= 3 && s[..3].eq_ignore_ascii_case("re:") {
+        s.to_string()
+    } else {
+        format!("Re: {s}")
+    }
+}
+
+/// Queues a reply to message `message` of the deal: to its sender (or, for our own message, to
+/// its recipients), `Re:` subject, `In-Reply-To` and `References`, same thread.
+pub fn reply(
+    tx: &Tx<'_>,
+    p: &Principal,
+    deal_id: &str,
+    message: &str,
+    input: ReplyEmail,
+    domain: &str,
+    now: Millis,
+) -> DomainResult<Email> {
+    let original = get(tx, &p.org_id, deal_id, message)?;
+    let mut issues = Issues::new();
+    let extra_cc = addresses(&mut issues, "cc", input.cc);
+    if input.text.trim().is_empty() {
+        issues.add("text", "must not be empty");
+    }
+    issues.finish()?;
+    let (to, mut cc) = match original.direction {
+        Direction::Inbound => {
+            let reply_to = original
+                .headers
+                .get("reply-to")
+                .filter(|r| validate::is_email(r))
+                .cloned()
+                .unwrap_or_else(|| original.from.clone());
+            (vec![reply_to], Vec::new())
+        }
+        Direction::Outbound => (original.to.clone(), original.cc.clone()),
+    };
+    for a in extra_cc {
+        if !cc.contains(&a) && !to.contains(&a) {
+            cc.push(a);
+        }
+    }
+    let references = thread_references(&original);
+    queue(
+        tx,
+        p,
+        deal_id,
+        Outgoing {
+            to,
+            cc,
+            bcc: Vec::new(),
+            subject: reply_subject(&original.subject),
+            text: input.text,
+            html: input.html,
+            track_opens: input.track_opens.unwrap_or(true),
+            thread_id: Some(original.thread_id),
+            in_reply_to: Some(original.message_id),
+            references,
+        },
+        domain,
+        now,
+    )
+}
+
+/// The `References` of a reply to `parent` (RFC 5322 3.6.4): the parent's `References`, or,
+/// when it has none but answers one message, its `In-Reply-To` (Outlook and some phones send only
+/// that), followed by the parent's own `Message-ID`, so every client can rebuild the whole thread
+/// from any one message.
+pub(super) fn thread_references(parent: &Email) -> Vec<String> {
+    let mut chain = if parent.references.is_empty() {
+        parent.in_reply_to.iter().cloned().collect()
+    } else {
+        parent.references.clone()
+    };
+    if !chain.contains(&parent.message_id) {
+        chain.push(parent.message_id.clone());
+    }
+    chain
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_subjects_do_not_pile_up() {
+        assert_eq!(reply_subject("Pricing"), "Re: Pricing");
+        assert_eq!(reply_subject("RE: Pricing"), "RE: Pricing");
+    }
+}

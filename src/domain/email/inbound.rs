@@ -1,0 +1,169 @@
+//! What comes back: inbound mail routed to its deal's thread, and open-tracking hits.
+
+use super::*;
+
+/// An inbound message, parsed.
+#[derive(Debug, Clone, Default)]
+pub struct Parsed {
+    /// Its `Message-ID` (without brackets); one is made up from its hash when missing.
+    pub message_id: String,
+    /// `In-Reply-To`.
+    pub in_reply_to: Option<String>,
+    /// `References`, oldest first.
+    pub references: Vec<String>,
+    /// Sender.
+    pub from: String,
+    /// Sender's name.
+    pub from_name: Option<String>,
+    /// Every recipient address the message names (To, Cc, Delivered-To, X-Original-To).
+    pub recipients: Vec<String>,
+    /// To.
+    pub to: Vec<String>,
+    /// Cc.
+    pub cc: Vec<String>,
+    /// Subject.
+    pub subject: String,
+    /// Plain text.
+    pub text: Option<String>,
+    /// HTML.
+    pub html: Option<String>,
+    /// Headers of interest.
+    pub headers: BTreeMap<String, String>,
+    /// Attachments.
+    pub attachments: Vec<Attachment>,
+}
+
+/// What storing an inbound message did.
+pub struct Received {
+    /// The stored message.
+    pub email: Email,
+    /// False when the same `Message-ID` had already been stored (nothing changed).
+    pub created: bool,
+}
+
+/// Stores an inbound message on the deal whose inbox it was sent to: threads it by
+/// `In-Reply-To`/`References`, logs `email_received` (which raises `email_replied`) and emits
+/// `email.received`. The same `Message-ID` twice is stored once.
+pub fn receive(tx: &Tx<'_>, m: Parsed, now: Millis) -> DomainResult<Received> {
+    let mut inbox: Option<(String, String, String)> = None;
+    for r in &m.recipients {
+        inbox = tx
+            .prepare_cached("SELECT id, org_id, deal_id FROM email_inboxes WHERE address = ?1")?
+            .query_row(params![r], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .optional()?;
+        if inbox.is_some() {
+            break;
+        }
+    }
+    let Some((inbox_id, org_id, deal_id)) = inbox else {
+        return Err(DomainError::NotFound("email inbox"));
+    };
+    if m.from.is_empty() {
+        return Err(DomainError::invalid("body", "has no From address"));
+    }
+    if let Some(id) = tx
+        .prepare_cached("SELECT id FROM emails WHERE org_id = ?1 AND message_id = ?2")?
+        .query_row(params![org_id, m.message_id], |r| r.get::<_, String>(0))
+        .optional()?
+    {
+        return Ok(Received {
+            email: get_by_id(tx, &org_id, &id)?,
+            created: false,
+        });
+    }
+    // The thread of the newest message it refers to that this deal has.
+    let mut thread = None;
+    for reference in m.in_reply_to.iter().chain(m.references.iter().rev()) {
+        thread = tx
+            .prepare_cached(
+                "SELECT thread_id FROM emails WHERE org_id = ?1 AND deal_id = ?2 AND message_id = ?3",
+            )?
+            .query_row(params![org_id, deal_id, reference], |r| r.get::<_, String>(0))
+            .optional()?;
+        if thread.is_some() {
+            break;
+        }
+    }
+    let id = new_id("eml");
+    let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+    tx.execute(
+        "INSERT INTO emails (id, org_id, deal_id, inbox_id, direction, status, message_id, thread_id,
+                             in_reply_to, refs, from_address, from_name, to_addresses, cc_addresses,
+                             subject, text_body, html_body, headers, attachments, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, 'inbound', 'received', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
+                 ?15, ?16, ?17, ?18, ?18)",
+        params![
+            id,
+            org_id,
+            deal_id,
+            inbox_id,
+            m.message_id,
+            thread.unwrap_or_else(|| new_id("thr")),
+            m.in_reply_to,
+            json(&m.references),
+            m.from,
+            m.from_name,
+            json(&m.to),
+            json(&m.cc),
+            m.subject,
+            m.text,
+            m.html,
+            serde_json::to_string(&m.headers).unwrap_or_else(|_| "{}".into()),
+            serde_json::to_string(&m.attachments).unwrap_or_else(|_| "[]".into()),
+            now
+        ],
+    )?;
+    let actor = Actor::system();
+    log_activity(
+        tx,
+        &org_id,
+        None,
+        "email_received",
+        &m.subject,
+        format!("From {}", m.from),
+        &deal_id,
+        now,
+    )?;
+    let email = get_by_id(tx, &org_id, &id)?;
+    events::append(tx, &org_id, &actor, "email.received", &email, None, now)?;
+    Ok(Received {
+        email,
+        created: true,
+    })
+}
+
+/// Records an open of the message behind `token`: first-open time and count, an
+/// `email_opened` activity (raising `email_opened`) and `email.opened`. An unknown token does
+/// nothing, and the caller answers the same either way.
+pub fn record_open(tx: &Tx<'_>, token: &str, now: Millis) -> DomainResult<bool> {
+    let Some((id, org_id)) = tx
+        .prepare_cached("SELECT id, org_id FROM emails WHERE open_token = ?1")?
+        .query_row(params![token], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .optional()?
+    else {
+        return Ok(false);
+    };
+    tx.execute(
+        "UPDATE emails SET open_count = open_count + 1, first_opened_at = coalesce(first_opened_at, ?2),
+                           last_opened_at = ?2, updated_at = ?2 WHERE id = ?1",
+        params![id, now],
+    )?;
+    let email = get_by_id(tx, &org_id, &id)?;
+    let actor = Actor::system();
+    log_activity(
+        tx,
+        &org_id,
+        None,
+        "email_opened",
+        &email.subject,
+        format!("Opened {} time(s)", email.open_count),
+        &email.deal_id,
+        now,
+    )?;
+    events::append(tx, &org_id, &actor, "email.opened", &email, None, now)?;
+    Ok(true)
+}

@@ -1,0 +1,131 @@
+//! The outbox as the sender thread works it: claiming due messages and recording each attempt.
+
+use super::*;
+
+/// A queued message as the sender needs it.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    /// The row.
+    pub email: Email,
+    /// The organization.
+    pub org_id: String,
+    /// The open-tracking token, when tracked.
+    pub open_token: Option<String>,
+    /// Who queued it (for the `email_sent` activity).
+    pub user_id: Option<String>,
+}
+
+/// Puts messages left `sending` by a stopped server back in the queue. The SMTP server may
+/// have accepted some of them already; resending keeps the same `Message-ID`, so receivers can
+/// tell, and losing a message would be worse.
+pub fn requeue_interrupted(tx: &Tx<'_>) -> DomainResult<usize> {
+    Ok(tx.execute(
+        "UPDATE emails SET status = 'queued' WHERE status = 'sending'",
+        [],
+    )?)
+}
+
+/// Whether any message is due to be sent: a read, so that an idle sender never takes the write
+/// lock (it used to commit an empty transaction, with its sync, twice a second).
+pub fn any_due(conn: &Connection, now: Millis) -> DomainResult<bool> {
+    Ok(conn.cached_row(
+        "SELECT EXISTS (SELECT 1 FROM emails WHERE status = 'queued' AND next_attempt_at <= ?1)",
+        params![now],
+        |r| r.get(0),
+    )?)
+}
+
+/// Claims up to `limit` due messages: marks them `sending` and counts the attempt.
+pub fn claim(tx: &Tx<'_>, limit: usize, now: Millis) -> DomainResult<Vec<Outbound>> {
+    let ids: Vec<(String, String, Option<String>, Option<String>)> = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT id, org_id, open_token, user_id FROM emails
+             WHERE status = 'queued' AND next_attempt_at <= ?1 ORDER BY next_attempt_at LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![now, limit as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let mut out = Vec::with_capacity(ids.len());
+    for (id, org_id, open_token, user_id) in ids {
+        tx.execute(
+            "UPDATE emails SET status = 'sending', attempts = attempts + 1, updated_at = ?2 WHERE id = ?1",
+            params![id, now],
+        )?;
+        out.push(Outbound {
+            email: get_by_id(tx, &org_id, &id)?,
+            org_id,
+            open_token,
+            user_id,
+        });
+    }
+    Ok(out)
+}
+
+/// How one attempt went.
+#[derive(Debug, Clone)]
+pub enum Attempt {
+    /// Accepted.
+    Sent,
+    /// Refused for now (4xx, or the server could not be reached): retry after the delay.
+    Retry(String, std::time::Duration),
+    /// Refused for good, or out of retries.
+    Failed(String),
+}
+
+/// Records an attempt: on success the `email_sent` activity and `email.sent`; on final failure
+/// `email.failed`; otherwise the next attempt's time.
+pub fn record_attempt(
+    tx: &Tx<'_>,
+    job: &Outbound,
+    attempt: Attempt,
+    now: Millis,
+) -> DomainResult<()> {
+    let id = &job.email.id;
+    match attempt {
+        Attempt::Sent => {
+            tx.execute(
+                "UPDATE emails SET status = 'sent', sent_at = ?2, last_error = NULL, updated_at = ?2 WHERE id = ?1",
+                params![id, now],
+            )?;
+            let actor = Actor::system();
+            log_activity(
+                tx,
+                &job.org_id,
+                job.user_id.as_deref(),
+                "email_sent",
+                &job.email.subject,
+                format!("To {}", job.email.to.join(", ")),
+                &job.email.deal_id,
+                now,
+            )?;
+            let email = get_by_id(tx, &job.org_id, id)?;
+            events::append(tx, &job.org_id, &actor, "email.sent", &email, None, now)?;
+        }
+        Attempt::Retry(error, delay) => {
+            tx.execute(
+                "UPDATE emails SET status = 'queued', last_error = ?2, next_attempt_at = ?3, updated_at = ?4
+                 WHERE id = ?1",
+                params![id, error, now + delay.as_millis() as i64, now],
+            )?;
+        }
+        Attempt::Failed(error) => {
+            tx.execute(
+                "UPDATE emails SET status = 'failed', last_error = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, error, now],
+            )?;
+            let email = get_by_id(tx, &job.org_id, id)?;
+            events::append(
+                tx,
+                &job.org_id,
+                &Actor::system(),
+                "email.failed",
+                &email,
+                None,
+                now,
+            )?;
+        }
+    }
+    Ok(())
+}

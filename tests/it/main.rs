@@ -1,0 +1,32 @@
+//! The integration tests, in one binary: a real server on a real socket over a real SQLite
+//! file, driven over HTTP (and the real binary, SMTP sink and webhook receiver where a test
+//! needs them). One binary links once, and its tests share the machine's cores.
+//!
+//! The heavy ones (a flood of 100,000 keys, twenty SIGKILLs) are `#[ignore]`d so that
+//! `cargo test` stays quick; `.ci/run` runs them with `cargo test -- --ignored`.
+
+mod common;
+
+mod abuse;
+mod agent_loop;
+mod analytics;
+mod api_keys;
+mod auth_matrix;
+mod backup;
+mod cli;
+mod crash;
+mod docs;
+mod dry_run;
+mod email;
+mod errors;
+mod events_stream;
+mod filters;
+mod group_commit;
+mod idempotency;
+mod intelligence;
+mod isolation;
+mod lead_csv;
+mod org;
+mod sales_cycle;
+mod users;
+mod webhooks;
