@@ -16,6 +16,12 @@ use crate::clock::{Millis, DAY_MS};
 use crate::db::Db;
 use crate::ids::id_at;
 
+mod words;
+use words::{
+    ACTIVITIES, COMPANY_A, COMPANY_B, COUNTRIES, FIRST, INDUSTRIES, LAST, PRODUCTS, SOURCES, TASKS,
+    TITLES,
+};
+
 /// How much to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sizes {
@@ -93,174 +99,6 @@ impl Rng {
         id_at(prefix, at, random)
     }
 }
-
-const FIRST: &[&str] = &[
-    "Ada",
-    "Alan",
-    "Grace",
-    "Linus",
-    "Margaret",
-    "Ken",
-    "Barbara",
-    "Dennis",
-    "Frances",
-    "Edsger",
-    "Radia",
-    "Tim",
-    "Hedy",
-    "John",
-    "Katherine",
-    "Donald",
-    "Sophie",
-    "Niklaus",
-    "Anita",
-    "Guido",
-    "Jean",
-    "Bjarne",
-    "Carol",
-    "Leslie",
-    "Shafi",
-    "Whitfield",
-    "Mary",
-    "Yukihiro",
-    "Fran",
-    "Rasmus",
-];
-const LAST: &[&str] = &[
-    "Lovelace",
-    "Turing",
-    "Hopper",
-    "Torvalds",
-    "Hamilton",
-    "Thompson",
-    "Liskov",
-    "Ritchie",
-    "Allen",
-    "Dijkstra",
-    "Perlman",
-    "Berners-Lee",
-    "Lamarr",
-    "Backus",
-    "Johnson",
-    "Knuth",
-    "Wilson",
-    "Wirth",
-    "Borg",
-    "van Rossum",
-    "Sammet",
-    "Stroustrup",
-    "Shaw",
-    "Lamport",
-    "Goldwasser",
-    "Diffie",
-    "Keller",
-    "Matsumoto",
-    "Bilas",
-    "Lerdorf",
-];
-const COMPANY_A: &[&str] = &[
-    "Acme",
-    "Globex",
-    "Initech",
-    "Umbrella",
-    "Stark",
-    "Wayne",
-    "Wonka",
-    "Tyrell",
-    "Cyberdyne",
-    "Soylent",
-    "Hooli",
-    "Pied Piper",
-    "Vandelay",
-    "Dunder",
-    "Aperture",
-    "Black Mesa",
-    "Gringotts",
-    "Oscorp",
-    "Massive Dynamic",
-    "Nakatomi",
-];
-const COMPANY_B: &[&str] = &[
-    "Industries",
-    "Labs",
-    "Systems",
-    "Logistics",
-    "Analytics",
-    "Foods",
-    "Health",
-    "Energy",
-    "Robotics",
-    "Capital",
-    "Networks",
-    "Media",
-    "Outfitters",
-    "Software",
-    "Biotech",
-];
-const INDUSTRIES: &[&str] = &[
-    "software",
-    "manufacturing",
-    "retail",
-    "healthcare",
-    "finance",
-    "logistics",
-    "energy",
-    "education",
-    "media",
-    "biotech",
-];
-const COUNTRIES: &[&str] = &["US", "GB", "DE", "FR", "NL", "SE", "ES", "CA", "AU", "JP"];
-const TITLES: &[&str] = &[
-    "CEO",
-    "CTO",
-    "VP Sales",
-    "Head of Operations",
-    "Procurement Manager",
-    "Engineering Manager",
-    "CFO",
-    "Product Manager",
-    "IT Director",
-    "Founder",
-    "Office Manager",
-    "COO",
-];
-const SOURCES: &[&str] = &[
-    "website",
-    "referral",
-    "linkedin",
-    "event",
-    "cold_outreach",
-    "import",
-];
-const PRODUCTS: &[&str] = &[
-    "annual plan",
-    "pilot",
-    "enterprise licence",
-    "renewal",
-    "expansion",
-    "onboarding package",
-];
-const TASKS: &[&str] = &[
-    "Send proposal",
-    "Follow up on pricing",
-    "Book a demo",
-    "Share case study",
-    "Confirm budget with CFO",
-    "Send contract",
-    "Schedule kickoff",
-];
-/// Activity types with their weights, as a team logs them.
-const ACTIVITIES: &[(&str, usize)] = &[
-    ("email", 35),
-    ("call", 25),
-    ("meeting", 12),
-    ("linkedin", 8),
-    ("sms", 5),
-    ("other", 5),
-    ("email_sent", 6),
-    ("email_opened", 3),
-    ("email_received", 1),
-];
 
 fn weighted<'a>(rng: &mut Rng, table: &'a [(&'a str, usize)]) -> &'a str {
     let total: usize = table.iter().map(|(_, w)| w).sum();

@@ -21,6 +21,17 @@
 //! [`Db::write_blocking`] instead, which take one of those connections or the writer's lock
 //! directly.
 
+mod backup;
+pub use backup::backup;
+
+mod readers;
+mod writer;
+use readers::{
+    in_snapshot, lower_this_threads_priority, reader_loop, send_read, yield_each_turn,
+    BULK_CHECK_OPS,
+};
+use writer::{before_commit, writer_loop, Pending};
+
 mod migrate;
 pub mod totals;
 
@@ -521,32 +532,6 @@ impl Db {
     }
 }
 
-/// Runs `f` inside one snapshot, so a count and its page (or a ranking and the page re-read in
-/// full) agree even while writes commit in between. Dropping the snapshot rolls it back, which for
-/// a read is the same as committing.
-fn in_snapshot<T>(
-    conn: &Connection,
-    f: impl FnOnce(&Connection) -> DomainResult<T>,
-) -> DomainResult<T> {
-    // BEGIN and ROLLBACK as cached statements: `execute_batch` would parse them every time.
-    conn.prepare_cached("BEGIN")?.execute([])?;
-    struct End<'c>(&'c Connection);
-    impl Drop for End<'_> {
-        fn drop(&mut self) {
-            // Ends the snapshot even when `f` fails or panics; a read has nothing to lose.
-            let ended = self
-                .0
-                .prepare_cached("ROLLBACK")
-                .and_then(|mut s| s.execute([]));
-            if ended.is_err() && !self.0.is_autocommit() {
-                let _ = self.0.execute_batch("ROLLBACK");
-            }
-        }
-    }
-    let _end = End(conn);
-    f(conn)
-}
-
 /// Hands `f` to the reader threads behind `queue` and waits for its answer.
 async fn read_on<T, F>(queue: &mpsc::Sender<ReadJob>, f: F) -> DomainResult<T>
 where
@@ -555,84 +540,6 @@ where
 {
     let answer = send_read(queue, f)?;
     answer.await.unwrap_or_else(|_| Err(gone("read")))
-}
-
-/// Queues `f` for a reader thread; its answer comes on the returned channel.
-fn send_read<T, F>(
-    queue: &mpsc::Sender<ReadJob>,
-    f: F,
-) -> DomainResult<tokio::sync::oneshot::Receiver<DomainResult<T>>>
-where
-    T: Send + 'static,
-    F: FnOnce(&Connection) -> DomainResult<T> + Send + 'static,
-{
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    let job: ReadJob = Box::new(move |conn| {
-        // A panic drops `reply`, which the caller sees as an internal error.
-        let _ = reply.send(in_snapshot(conn, f));
-    });
-    queue.send(job).map_err(|_| gone("read"))?;
-    Ok(answer)
-}
-
-/// How much lower the bulk readers' CPU priority is (a nice value; raising it back would need
-/// privileges, lowering it never does).
-const BULK_NICE: i32 = 10;
-
-/// How long a bulk reader runs before it offers the CPU to a waiting thread, and the time slice
-/// it asks the scheduler for (the shortest Linux grants). A get by id waits at most about this
-/// long for a ranking that holds the core.
-const BULK_TURN: Duration = Duration::from_micros(100);
-
-/// How many SQLite VM instructions a bulk read runs between looks at the clock (about 20 µs of
-/// a scan on this machine class).
-const BULK_CHECK_OPS: std::ffi::c_int = 2_000;
-
-/// Lowers the calling thread's CPU priority to [`BULK_NICE`] and asks for a [`BULK_TURN`] time
-/// slice (honoured from Linux 6.12; older kernels keep their default). On Linux a thread's
-/// scheduling is its own. Elsewhere (a developer's Mac) it does nothing.
-fn lower_this_threads_priority() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: `sched_attr` is plain data, passed by pointer with its own size; pid 0 names this
-    // thread alone. `setpriority` only reads its integer arguments.
-    unsafe {
-        let attr = libc::sched_attr {
-            size: std::mem::size_of::<libc::sched_attr>() as u32,
-            sched_policy: libc::SCHED_OTHER as u32,
-            sched_flags: 0,
-            sched_nice: BULK_NICE,
-            sched_priority: 0,
-            sched_runtime: BULK_TURN.as_nanos() as u64,
-            sched_deadline: 0,
-            sched_period: 0,
-        };
-        if libc::syscall(
-            libc::SYS_sched_setattr,
-            0,
-            &attr as *const libc::sched_attr,
-            0,
-        ) != 0
-        {
-            libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, BULK_NICE);
-        }
-    }
-}
-
-/// A bulk reader's progress handler: once the read has run for [`BULK_TURN`], it offers the CPU
-/// to any thread waiting for it, then goes on. A lower nice value alone does not keep short
-/// requests quick. The scheduler takes the CPU back from a running thread only at its next tick
-/// (4 ms at the usual 250 Hz). So each time a ranking got the core, every get by id in flight
-/// waited up to a tick for it: W1's p99 went from 2.4-3.5 ms alone to 5.4-6.8 ms beside W6. A yield
-/// with no one waiting costs one system call.
-fn yield_each_turn() -> impl FnMut() -> bool + Send + 'static {
-    let mut turn_started = Instant::now();
-    move || {
-        if turn_started.elapsed() >= BULK_TURN {
-            std::thread::yield_now();
-            turn_started = Instant::now();
-        }
-        false
-    }
 }
 
 /// The error of a database call whose thread is gone (it panicked, or the database was closed).
@@ -648,35 +555,12 @@ fn spawn_named(name: String, body: impl FnOnce() + Send + 'static) -> Result<(),
         .map_err(OpenError::Thread)
 }
 
-/// A reader thread: takes the next read job, runs it on its own connection. It ends when every
-/// handle on the database is dropped.
-fn reader_loop(conn: &Connection, queue: &Mutex<mpsc::Receiver<ReadJob>>) {
-    loop {
-        let job = match queue.lock().unwrap_or_else(|e| e.into_inner()).recv() {
-            Ok(job) => job,
-            Err(_) => return,
-        };
-        // A panicking read answers nobody (its caller gets an internal error); the connection
-        // is unharmed, since its snapshot was rolled back on unwind.
-        let _ = catch_unwind(AssertUnwindSafe(|| job(conn)));
-    }
-}
-
 /// A queued write, as the writer thread sees it.
 trait WriteJob: Send {
     /// Runs the write inside its savepoint; `true` when it wants to be kept.
     fn run(&mut self, tx: &Tx<'_>) -> bool;
     /// Answers the caller once the group's fate is known: `Err` when it was not committed.
     fn finish(self: Box<Self>, group: Result<(), &str>);
-}
-
-/// A write from [`Db::write`] and where its answer goes.
-struct Pending<T, F> {
-    work: Option<F>,
-    result: Option<DomainResult<T>>,
-    reply: tokio::sync::oneshot::Sender<DomainResult<T>>,
-    /// Part of a dry run: done and answered, then rolled back to its savepoint.
-    rehearsal: bool,
 }
 
 tokio::task_local! {
@@ -697,154 +581,6 @@ pub fn rehearsing() -> bool {
     REHEARSAL.try_with(|()| ()).is_ok()
 }
 
-impl<T, F> WriteJob for Pending<T, F>
-where
-    T: Send,
-    F: FnOnce(&Tx<'_>) -> DomainResult<T> + Send,
-{
-    fn run(&mut self, tx: &Tx<'_>) -> bool {
-        let Some(work) = self.work.take() else {
-            return false;
-        };
-        let result = work(tx);
-        let keep = result.is_ok() && !self.rehearsal;
-        self.result = Some(result);
-        keep
-    }
-
-    fn finish(self: Box<Self>, group: Result<(), &str>) {
-        let rehearsal = self.rehearsal;
-        let answer = match (self.result, group) {
-            // Its own refusal stands whatever became of the others.
-            (Some(Err(e)), _) => Err(e),
-            // A rehearsal was never to be committed.
-            (Some(Ok(value)), _) if rehearsal => Ok(value),
-            (Some(Ok(value)), Ok(())) => Ok(value),
-            (Some(Ok(_)) | None, Err(why)) => Err(DomainError::Internal(why.to_string())),
-            // It panicked.
-            (None, Ok(())) => Err(gone("write")),
-        };
-        let _ = self.reply.send(answer);
-    }
-}
-
-/// The writer thread: group commit over the queue. It ends when every handle is dropped.
-fn writer_loop(
-    conn: &Mutex<Connection>,
-    queue: &mpsc::Receiver<Box<dyn WriteJob>>,
-    commits: &tokio::sync::watch::Sender<u64>,
-    work: &WorkBell,
-) {
-    // Whether the WAL may hold frames not yet copied into the database file.
-    let mut unsettled = false;
-    loop {
-        let first = match queue.recv_timeout(SETTLE_AFTER) {
-            Ok(job) => job,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if unsettled {
-                    unsettled = !settle(&conn.lock().unwrap_or_else(|e| e.into_inner()));
-                }
-                continue;
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
-        };
-        let mut group = vec![first];
-        group.extend(queue.try_iter().take(MAX_GROUP - 1));
-        let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
-        let outcome = run_group(&conn, &mut group);
-        if outcome.is_err() && !conn.is_autocommit() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        drop(conn);
-        if let Ok(Some(commit)) = &outcome {
-            unsettled = true;
-            // Counted before anyone is answered (see `Db::commit_count`); also wakes whoever
-            // follows the event log (the SSE fan-out) without waiting on them.
-            commits.send_modify(|n| *n += 1);
-            if commit.queued_work {
-                work.ring();
-            }
-        }
-        let why = outcome.map_err(|e| format!("the write was not committed: {e}"));
-        for job in group {
-            job.finish(why.as_ref().map(|_| ()).map_err(String::as_str));
-        }
-    }
-}
-
-/// How long the writer waits with nothing to write before it settles the WAL.
-const SETTLE_AFTER: Duration = Duration::from_millis(500);
-
-/// Copies what the WAL holds into the database file, without waiting on readers (a passive
-/// checkpoint); `true` when all of it was copied. SQLite checkpoints after commits, but a
-/// checkpoint cannot copy what a reader's snapshot still needs; under load that is often the
-/// tail, and with no commit after it the WAL stays unsettled, so every read goes on looking
-/// pages up in it (an at-risk ranking took twice as long after a burst of writes). Once
-/// everything is copied, readers use the database file alone.
-fn settle(conn: &Connection) -> bool {
-    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-        Ok(r.get::<_, i64>(0)? == 0 && r.get::<_, i64>(1)? == r.get::<_, i64>(2)?)
-    })
-    .unwrap_or(false)
-}
-
-/// What every write transaction does last, outside any savepoint: writes the search entries
-/// its changes queued, and takes a new commit number.
-fn before_commit(conn: &Connection) -> rusqlite::Result<()> {
-    crate::domain::search::write_queued(conn)?;
-    totals::mark_commit(conn)
-}
-
-/// A group's commit.
-struct Committed {
-    /// A write it kept queued work for the background workers.
-    queued_work: bool,
-}
-
-/// Runs one group in one transaction, each job inside its own savepoint, and commits it, unless
-/// it changed nothing (`None`).
-fn run_group(
-    conn: &Connection,
-    group: &mut [Box<dyn WriteJob>],
-) -> Result<Option<Committed>, String> {
-    // Cached statements: these run for every write, and parsing them each time is not free.
-    let sql = |statement: &str| {
-        conn.prepare_cached(statement)
-            .and_then(|mut s| s.execute([]))
-            .map(drop)
-            .map_err(|e| e.to_string())
-    };
-    sql("BEGIN IMMEDIATE")?;
-    let changes = conn.total_changes();
-    let (mut kept, mut queued_work) = (0, false);
-    for job in group.iter_mut() {
-        sql("SAVEPOINT job")?;
-        let tx = Tx::new(conn);
-        let keep = catch_unwind(AssertUnwindSafe(|| job.run(&tx))).unwrap_or(false);
-        if conn.is_autocommit() {
-            // Some errors (a full disk, an I/O error) make SQLite roll back the whole
-            // transaction: nothing of this group is left to commit.
-            return Err("the database rolled back the transaction".into());
-        }
-        if keep {
-            kept += 1;
-            queued_work |= tx.queued_work.get();
-        } else {
-            sql("ROLLBACK TO job")?;
-        }
-        sql("RELEASE job")?;
-    }
-    // A group that changed nothing (every write refused, or nothing to do, like a purge of
-    // expired records that finds none) commits nothing: no sync, no new commit number.
-    if kept == 0 || conn.total_changes() == changes {
-        sql("ROLLBACK")?;
-        return Ok(None);
-    }
-    before_commit(conn).map_err(|e| e.to_string())?;
-    sql("COMMIT")?;
-    Ok(Some(Committed { queued_work }))
-}
-
 /// Runs blocking work (a database call, a password hash) on Tokio's blocking pool, never on an
 /// async worker; a panic there becomes an internal error.
 pub async fn run_blocking<T: Send + 'static>(
@@ -853,71 +589,4 @@ pub async fn run_blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .unwrap_or_else(|e| Err(DomainError::Internal(format!("database task failed: {e}"))))
-}
-
-/// Writes a consistent snapshot of the database at `db` to `out`, which must not exist yet,
-/// while the server goes on writing: `VACUUM INTO` copies the database as of one commit inside
-/// a single read transaction on a connection of its own, so writers are never blocked, and
-/// the copy is compacted. The copy must pass `PRAGMA integrity_check` before this returns its
-/// size in bytes.
-pub fn backup(db: &Path, out: &Path) -> Result<u64, String> {
-    if out.exists() {
-        return Err(format!(
-            "{} already exists; a backup never overwrites a file",
-            out.display()
-        ));
-    }
-    let source = Connection::open_with_flags(
-        db,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| format!("cannot open {}: {e}", db.display()))?;
-    let target = out
-        .to_str()
-        .ok_or_else(|| format!("{} is not a UTF-8 path", out.display()))?;
-    source
-        .execute("VACUUM INTO ?1", rusqlite::params![target])
-        .map_err(|e| format!("backup to {} failed: {e}", out.display()))?;
-    let check: String = Connection::open_with_flags(out, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .and_then(|c| c.cached_row("PRAGMA integrity_check", [], |r| r.get(0)))
-        .map_err(|e| format!("cannot check the backup {}: {e}", out.display()))?;
-    if check != "ok" {
-        return Err(format!(
-            "the backup {} failed its integrity check: {check}",
-            out.display()
-        ));
-    }
-    std::fs::metadata(out)
-        .map(|m| m.len())
-        .map_err(|e| format!("cannot read the backup {}: {e}", out.display()))
-}
-
-#[cfg(all(test, target_os = "linux"))]
-mod tests {
-    use super::*;
-
-    /// The bulk readers' scheduling is what keeps a get by id quick while a ranking runs; if the
-    /// kernel refused it, the tail latency would quietly come back.
-    #[test]
-    fn a_bulk_reader_runs_at_lower_priority_in_short_turns() {
-        let (nice, slice) = std::thread::spawn(|| {
-            lower_this_threads_priority();
-            // SAFETY: `sched_attr` is plain data; the kernel fills at most the size passed.
-            unsafe {
-                let mut attr: libc::sched_attr = std::mem::zeroed();
-                let size = std::mem::size_of::<libc::sched_attr>() as u32;
-                let rc = libc::syscall(libc::SYS_sched_getattr, 0, &mut attr, size, 0);
-                assert_eq!(rc, 0, "sched_getattr failed");
-                (attr.sched_nice, attr.sched_runtime)
-            }
-        })
-        .join()
-        .unwrap();
-        assert_eq!(nice, BULK_NICE);
-        // Kernels before 6.12 report no slice for an ordinary thread; later ones the one granted.
-        assert!(
-            slice == 0 || slice == BULK_TURN.as_nanos() as u64,
-            "slice {slice} ns"
-        );
-    }
 }

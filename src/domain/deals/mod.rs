@@ -32,8 +32,8 @@ mod stages;
 mod writes;
 pub use context::{context, summarize_lead, CompanySummary, DealContext, LeadSummary};
 pub use convert::{convert_lead, Conversion, ConvertLead, TITLE_MAX};
-use stages::{record_history, resolve_stage};
 pub use stages::{empty_stage, history, move_to, MoveDeal, StageChange};
+use stages::{record_history, resolve_stage};
 pub use writes::{create, create_as, delete, update};
 
 /// Where a deal stands.
