@@ -132,12 +132,12 @@ fn main() {
             )
             .unwrap();
         // Its search entry, written before the commit as every server transaction does.
-        clozup::domain::search::write_queued(&writer).unwrap();
+        clozup::db::search_queue::flush_search_queue(&writer).unwrap();
         writer.execute_batch("COMMIT").unwrap();
     });
     writer
         .execute_batch("BEGIN IMMEDIATE; DELETE FROM leads WHERE id LIKE 'lead_anchor%';")
         .unwrap();
-    clozup::domain::search::write_queued(&writer).unwrap();
+    clozup::db::search_queue::flush_search_queue(&writer).unwrap();
     writer.execute_batch("COMMIT").unwrap();
 }

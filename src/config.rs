@@ -6,9 +6,6 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::api::ratelimit::Limit;
-use crate::db::{DbOptions, Synchronous};
-
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -155,7 +152,7 @@ pub struct ServeConfig {
         env = "CLOZUP_WEBHOOK_ALLOW_CIDR",
         value_delimiter = ','
     )]
-    pub webhook_allow_cidr: Vec<crate::domain::targets::Cidr>,
+    pub webhook_allow_cidr: Vec<crate::targets::Cidr>,
 
     /// Delays between webhook retries, comma separated.
     #[arg(long, env = "CLOZUP_WEBHOOK_RETRIES", default_value = "5s,5m,30m,2h,5h,10h,10h",
@@ -250,8 +247,8 @@ impl ServeConfig {
     }
 
     /// The webhook target policy these settings give.
-    pub fn webhook_policy(&self) -> crate::domain::targets::TargetPolicy {
-        crate::domain::targets::TargetPolicy {
+    pub fn webhook_policy(&self) -> crate::targets::TargetPolicy {
+        crate::targets::TargetPolicy {
             allow: self.webhook_allow_cidr.clone(),
         }
     }
@@ -342,6 +339,46 @@ pub fn parse_rate_limit(s: &str) -> Result<RateLimitSetting, String> {
 /// Checks an `--smtp-url` the way the sender will use it, so a bad one stops the start.
 pub fn parse_smtp_url(s: &str) -> Result<String, String> {
     crate::email::Transport::from_config(Some(s)).map(|_| s.to_string())
+}
+
+/// The configured limit: `burst` requests at once, one more every `period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    /// Bucket size.
+    pub burst: u32,
+    /// Time to earn one token back.
+    pub period: Duration,
+}
+
+/// How hard SQLite syncs to disk on commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Synchronous {
+    /// Every commit is durable the moment it is acknowledged (the default).
+    Full,
+    /// Faster; a power loss may drop the last commits (never corrupts the database).
+    Normal,
+}
+
+/// Settings for opening the database.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    /// The `synchronous` pragma.
+    pub synchronous: Synchronous,
+    /// How long a connection waits on a lock held by another process before giving up.
+    pub busy_timeout: Duration,
+    /// How many reader threads (each with its read-only connection) serve `Db::read`; half as
+    /// many, at least one, serve `Db::read_bulk`.
+    pub read_pool_size: u32,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        Self {
+            synchronous: Synchronous::Full,
+            busy_timeout: Duration::from_secs(5),
+            read_pool_size: 4,
+        }
+    }
 }
 
 #[cfg(test)]

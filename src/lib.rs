@@ -26,12 +26,14 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod email;
+pub mod error;
 pub mod events_bus;
 pub mod ids;
 pub mod intelligence;
 pub mod secrets;
 pub mod seed;
 pub mod server;
+pub mod targets;
 pub mod timefmt;
 pub mod webhooks;
 

@@ -19,8 +19,8 @@ use ureq::unversioned::transport::DefaultConnector;
 
 use crate::clock::{Millis, DAY_MS};
 use crate::domain::events::{self, Actor};
-use crate::domain::targets::TargetPolicy;
 use crate::domain::DomainResult;
+use crate::targets::TargetPolicy;
 use crate::AppState;
 
 /// Longest stretch of failures before an endpoint is disabled.

@@ -6,19 +6,12 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// How many buckets may exist before a sweep drops the full ones.
 const SWEEP_AT: usize = 4096;
 
-/// The configured limit: `burst` requests at once, one more every `period`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limit {
-    /// Bucket size.
-    pub burst: u32,
-    /// Time to earn one token back.
-    pub period: Duration,
-}
+pub use crate::config::Limit;
 
 /// What the limiter decided for one request, and the headers that say so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +96,7 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn limiter() -> RateLimiter {
         RateLimiter::new(Some(Limit {

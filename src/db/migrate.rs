@@ -102,7 +102,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
         tx.execute_batch(sql).map_err(step_err(version))?;
         if version >= SEARCH_QUEUE_STEP {
             // Like every write transaction: what the step changed gets its search entries now.
-            crate::domain::search::write_queued(&tx).map_err(step_err(version))?;
+            super::search_queue::flush_search_queue(&tx).map_err(step_err(version))?;
         }
         tx.pragma_update(None, "user_version", version)
             .map_err(step_err(version))?;
@@ -391,7 +391,7 @@ mod tests {
              DELETE FROM companies WHERE id = 'c2';",
         )
         .unwrap();
-        crate::domain::search::write_queued(&tx).unwrap();
+        crate::db::search_queue::flush_search_queue(&tx).unwrap();
         tx.commit().unwrap();
         assert_eq!(
             indexed(&conn),

@@ -25,6 +25,7 @@ mod backup;
 pub use backup::backup;
 
 mod readers;
+pub mod search_queue;
 mod writer;
 use readers::{
     in_snapshot, lower_this_threads_priority, reader_loop, send_read, yield_each_turn,
@@ -45,8 +46,9 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
-use crate::domain::error::{DomainError, DomainResult};
+use crate::error::{DomainError, DomainResult};
 
+pub use crate::config::{DbOptions, Synchronous};
 pub use migrate::{MigrateError, LATEST_VERSION};
 
 /// Prepared statements kept per connection: enough for every hot query of the API, so none is
@@ -61,37 +63,6 @@ const CACHE_KIB: i64 = 16_000;
 /// of a get-by-id's time on the 100k-lead set went to `pread`s of pages the cache had dropped.
 /// The cache grows only as pages are read, so an idle server does not hold it.
 const POINT_CACHE_KIB: i64 = 64_000;
-
-/// How hard SQLite syncs to disk on commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Synchronous {
-    /// Every commit is durable the moment it is acknowledged (the default).
-    Full,
-    /// Faster; a power loss may drop the last commits (never corrupts the database).
-    Normal,
-}
-
-/// Settings for opening the database.
-#[derive(Debug, Clone)]
-pub struct DbOptions {
-    /// The `synchronous` pragma.
-    pub synchronous: Synchronous,
-    /// How long a connection waits on a lock held by another process before giving up.
-    pub busy_timeout: Duration,
-    /// How many reader threads (each with its read-only connection) serve [`Db::read`]; half as
-    /// many, at least one, serve [`Db::read_bulk`].
-    pub read_pool_size: u32,
-}
-
-impl Default for DbOptions {
-    fn default() -> Self {
-        Self {
-            synchronous: Synchronous::Full,
-            busy_timeout: Duration::from_secs(5),
-            read_pool_size: 4,
-        }
-    }
-}
 
 /// Most writes one group commit takes: enough to share a sync among every request a loaded
 /// server has in flight, few enough that the first of them does not wait long on the last.

@@ -106,7 +106,7 @@ pub(super) fn settle(conn: &Connection) -> bool {
 /// What every write transaction does last, outside any savepoint: writes the search entries
 /// its changes queued, and takes a new commit number.
 pub(super) fn before_commit(conn: &Connection) -> rusqlite::Result<()> {
-    crate::domain::search::write_queued(conn)?;
+    super::search_queue::flush_search_queue(conn)?;
     totals::mark_commit(conn)
 }
 

@@ -9,7 +9,6 @@ pub mod auth;
 pub mod companies;
 pub mod deals;
 pub mod email;
-pub mod error;
 pub mod events;
 pub mod idempotency;
 pub mod intelligence;
@@ -27,11 +26,12 @@ pub mod pipelines;
 pub mod search;
 pub mod sessions;
 pub mod signals;
-pub mod targets;
 pub mod tasks;
 pub mod terms;
 pub mod users;
 pub mod validate;
 pub mod webhooks;
 
+/// The one error type, at the bottom of the house (the database layer returns it too).
+pub use crate::error;
 pub use error::{unknown, DomainError, DomainResult, FieldIssue, Issues};

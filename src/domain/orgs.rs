@@ -6,7 +6,6 @@ use crate::domain::nullable::Nullable;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::Object;
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde::{Deserialize, Serialize};
 
 use super::auth::Role;
 use super::error::{DomainError, DomainResult, Issues};
@@ -15,38 +14,11 @@ use super::validate;
 use super::{api_keys, pipelines, users};
 use crate::clock::Millis;
 use crate::ids::new_id;
+pub use crate::intelligence::lead_score::Icp;
 use crate::timefmt::Timestamp;
 
 /// Longest industry, title or country in the ideal customer profile, in characters.
 pub const ICP_ENTRY_MAX: usize = 100;
-
-/// The ideal customer profile that lead scoring measures fit against.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Object)]
-#[oai(deny_unknown_fields)]
-pub struct Icp {
-    /// Industries that buy (case-insensitive match on a company's industry).
-    #[oai(default, validator(max_items = 100))]
-    #[serde(default)]
-    pub industries: Vec<String>,
-    /// Job titles (or words in them) of the people who decide, e.g. "VP Sales".
-    #[oai(default, validator(max_items = 100))]
-    #[serde(default)]
-    pub titles: Vec<String>,
-    /// ISO 3166 country codes or names of the markets served.
-    #[oai(default, validator(max_items = 300))]
-    #[serde(default)]
-    pub countries: Vec<String>,
-    /// Smallest fitting company, in employees.
-    #[oai(validator(minimum(value = "0")))]
-    #[serde(default)]
-    #[oai(nullable)]
-    pub company_size_min: Option<i64>,
-    /// Largest fitting company, in employees (below `company_size_min`, no size fits).
-    #[oai(validator(minimum(value = "0")))]
-    #[serde(default)]
-    #[oai(nullable)]
-    pub company_size_max: Option<i64>,
-}
 
 /// An organization and its settings.
 #[derive(Debug, Clone, Object)]

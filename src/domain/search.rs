@@ -11,24 +11,6 @@ use super::listing::{any_of, ListPage, Paging};
 use super::terms::{SearchKind, Term};
 use super::validate;
 
-/// Writes the search entries queued in this transaction (by the triggers of `schema.sql`,
-/// migration 10) into the index, and empties the queue. Every write transaction calls it just
-/// before it commits, outside any savepoint, so FTS5 gets one batch per commit instead of one
-/// segment per write.
-pub fn write_queued(conn: &Connection) -> rusqlite::Result<()> {
-    for sql in [
-        // An entry replaces what the index held for that row, if anything.
-        "DELETE FROM search_index WHERE rowid IN (SELECT entry FROM search_queue)",
-        "INSERT INTO search_index (rowid, title, body, org_id, kind, object_id)
-         SELECT entry, title, body, org_id, kind, object_id FROM search_queue
-         WHERE object_id IS NOT NULL",
-        "DELETE FROM search_queue",
-    ] {
-        conn.prepare_cached(sql)?.execute([])?;
-    }
-    Ok(())
-}
-
 /// The kinds of object search covers.
 pub const KINDS: &[&str] = &["lead", "company", "deal", "note"];
 

@@ -12,12 +12,12 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::error::{DomainError, DomainResult, Issues};
 use super::events::{self, Event};
 use super::listing::{Filters, ListPage, ListSource, Paging, Sort};
-use super::targets::{self, TargetPolicy};
 use super::terms::{DeliveryStatus, EventType, EventTypePattern, Term};
 use super::validate;
 use crate::clock::{Millis, HOUR_MS};
 use crate::ids::{self, new_id};
 use crate::secrets;
+use crate::targets::{self, TargetPolicy};
 use crate::timefmt::Timestamp;
 
 /// The values of the deliveries' `status` filter.

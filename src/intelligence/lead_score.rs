@@ -12,10 +12,40 @@
 //! matching lead the full 40; with no profile at all, fit is 0.
 
 use poem_openapi::Object;
+use serde::{Deserialize, Serialize};
 
 use super::{factor, Factor, FactorCode};
 use crate::clock::{Millis, DAY_MS};
-use crate::domain::orgs::Icp;
+
+// The fit part's input, owned here with the rule that reads it; the organization stores it as
+// one of its settings (domain::orgs).
+/// The ideal customer profile that lead scoring measures fit against.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Object)]
+#[oai(deny_unknown_fields)]
+pub struct Icp {
+    /// Industries that buy (case-insensitive match on a company's industry).
+    #[oai(default, validator(max_items = 100))]
+    #[serde(default)]
+    pub industries: Vec<String>,
+    /// Job titles (or words in them) of the people who decide, e.g. "VP Sales".
+    #[oai(default, validator(max_items = 100))]
+    #[serde(default)]
+    pub titles: Vec<String>,
+    /// ISO 3166 country codes or names of the markets served.
+    #[oai(default, validator(max_items = 300))]
+    #[serde(default)]
+    pub countries: Vec<String>,
+    /// Smallest fitting company, in employees.
+    #[oai(validator(minimum(value = "0")))]
+    #[serde(default)]
+    #[oai(nullable)]
+    pub company_size_min: Option<i64>,
+    /// Largest fitting company, in employees (below `company_size_min`, no size fits).
+    #[oai(validator(minimum(value = "0")))]
+    #[serde(default)]
+    #[oai(nullable)]
+    pub company_size_max: Option<i64>,
+}
 
 /// Completeness points per field: (code, points, description).
 pub const COMPLETENESS: &[(FactorCode, i64, &str)] = &[

@@ -1,4 +1,5 @@
-//! The domain layer's one error type. The API layer maps it to the error envelope in one place.
+//! The one error type of the domain and the database under it. The API layer maps it to the
+//! error envelope in one place.
 
 use std::fmt;
 
