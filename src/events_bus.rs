@@ -1,5 +1,5 @@
 //! The live side of the event log: after every commit, one task reads the new events once and
-//! broadcasts them to every SSE subscriber (API.md §7).
+//! broadcasts them to every SSE subscriber (docs/api.md §9).
 //!
 //! Subscribers are bounded: a subscriber that falls more than [`BUS_CAPACITY`] events behind is
 //! told it lagged and disconnected; it resumes from its last id, so nothing is lost.

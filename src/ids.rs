@@ -1,4 +1,4 @@
-//! Opaque, prefixed, time-ordered identifiers (API.md §1).
+//! Opaque, prefixed, time-ordered identifiers (docs/api.md §1).
 //!
 //! An id is `<prefix>_` followed by 26 Crockford base32 characters: 48 bits of Unix milliseconds
 //! and 80 random bits, like a ULID. Ids made by one process are strictly increasing, so sorting by

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-/// Characters of randomness in every token, after its prefix (API.md §4).
+/// Characters of randomness in every token, after its prefix (docs/api.md §2).
 pub const TOKEN_RANDOM_LEN: usize = 32;
 
 /// The first bytes of a sealed value: the format and its version.

@@ -69,7 +69,7 @@ pub fn build_app(state: Arc<AppState>) -> impl Endpoint + 'static {
 }
 
 /// RapiDoc's script, compressed. A client that refuses gzip outright (an `Accept-Encoding`
-/// without it, or with `q=0`) gets 400 (a header value this route cannot serve; API.md has no
+/// without it, or with `q=0`) gets 400 (a header value this route cannot serve; docs/api.md has no
 /// 406): the server keeps no uncompressed copy. Browsers, the page's only reader, take gzip.
 #[handler]
 fn rapidoc(req: &poem::Request) -> poem::Response {

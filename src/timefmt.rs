@@ -1,4 +1,4 @@
-//! RFC 3339 timestamps and `YYYY-MM-DD` dates, as the API writes and reads them (API.md §1).
+//! RFC 3339 timestamps and `YYYY-MM-DD` dates, as the API writes and reads them (docs/api.md §1).
 
 use time::format_description::well_known::Rfc3339;
 use time::{macros::format_description, Date, OffsetDateTime, UtcOffset};

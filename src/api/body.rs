@@ -1,7 +1,7 @@
 //! `JsonBody<T>`: a JSON request body whose failures speak the envelope's language.
 //!
 //! poem-openapi's own `Json<T>` turns every body problem into one 400 whose message names no
-//! field. API.md §2 wants malformed JSON to be a 400 but well-formed JSON that breaks the schema
+//! field. docs/api.md §3 wants malformed JSON to be a 400 but well-formed JSON that breaks the schema
 //! (a missing field, a wrong type, an unknown field, a value out of range) to be a 422 that names
 //! each field. So the body is parsed in two steps, and on a schema failure the value is checked
 //! against the operation's own OpenAPI schema to say precisely what is wrong.
@@ -60,7 +60,7 @@ impl<T: JsonInput> ParsePayload for JsonBody<T> {
 }
 
 /// Parses `bytes` as JSON, checks the value against `T`'s schema, then parses it as `T`,
-/// reporting failures per API.md §2. The check comes first because poem-openapi's own parsing
+/// reporting failures per docs/api.md §3. The check comes first because poem-openapi's own parsing
 /// is lenient where the document is not (it takes `false` or `7` for a string and ignores
 /// unknown fields); the document is the contract, so it is what the body is held to.
 pub fn parse<T: ParseFromJSON + 'static>(bytes: &[u8]) -> Result<T, ApiError> {

@@ -308,7 +308,7 @@ fn bare_json_media_types(value: &mut Value) {
     }
 }
 
-/// Every POST a credential makes takes an `Idempotency-Key` (API.md §5). The gate handles it
+/// Every POST a credential makes takes an `Idempotency-Key` (docs/api.md §5). The gate handles it
 /// for all of them alike, so no handler declares it; declared here, a generated client can
 /// send it.
 fn declare_idempotency_keys(doc: &mut Value) {
@@ -350,7 +350,7 @@ fn add_parameter(operation: &mut Value, parameter: Value) {
     }
 }
 
-/// Every write takes `dry_run=true` (API.md): the gate runs it as a rehearsal
+/// Every write takes `dry_run=true` (docs/api.md §5): the gate runs it as a rehearsal
 /// ([`crate::db::rehearse`]), for all of them alike, so no handler declares it.
 fn declare_dry_runs(doc: &mut Value) {
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {

@@ -1,4 +1,4 @@
-//! The success envelope (API.md §2): `{"data": ...}` for one object, `{"data": [...], "meta":
+//! The success envelope (docs/api.md §3): `{"data": ...}` for one object, `{"data": [...], "meta":
 //! {page, per_page, total}}` for lists, with `ETag: "<version>"` on versioned objects.
 
 use std::any::Any;
@@ -40,7 +40,7 @@ pub struct ListEnvelope<T: ParseFromJSON + ToJSON> {
     pub meta: ListMeta,
 }
 
-/// The `Content-Type` every JSON answer carries (API.md §1).
+/// The `Content-Type` every JSON answer carries (docs/api.md §1).
 const JSON: &str = "application/json; charset=utf-8";
 
 /// The media type the document keys JSON content by: the bare type, as generators and their

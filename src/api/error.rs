@@ -1,4 +1,4 @@
-//! The error envelope (API.md §2): the one place where every failure, the framework's own
+//! The error envelope (docs/api.md §3): the one place where every failure, the framework's own
 //! included, becomes `{"error": {code, message, details, request_id}}`.
 
 use poem::http::{header, HeaderValue, StatusCode};
@@ -215,7 +215,7 @@ impl ApiError {
         }
         if let Some(e) = err.downcast_ref::<ParseParamError>() {
             // poem-openapi reports a schema validator (minimum, maxLength, ...) as a parse
-            // failure; API.md §2 calls a well-formed value that breaks a rule a 422.
+            // failure; docs/api.md §3 calls a well-formed value that breaks a rule a 422.
             if e.reason.contains("verification failed") {
                 return Self::invalid(e.name, describe_validator(&e.reason));
             }
@@ -227,7 +227,7 @@ impl ApiError {
             if reason.starts_with(e.name) {
                 return Self::bad_request(reason).detail(e.name, "is not of the documented form");
             }
-            // A value outside a documented set (`params::Shaped`) breaks a rule: a 422 (API.md §2).
+            // A value outside a documented set (`params::Shaped`) breaks a rule: a 422 (docs/api.md §3).
             if e.reason
                 .contains(&format!("\"{}", super::params::SHAPE_PREFIX))
             {

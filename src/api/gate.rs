@@ -1,7 +1,7 @@
 //! The gate every request passes: request id, credential, rate limit, body limit,
 //! idempotency, the error envelope for every failure, and one log line.
 //!
-//! These are cross-cutting rules of the contract (API.md §1–5), so they live in one middleware
+//! These are cross-cutting rules of the contract (docs/api.md §1–6), so they live in one middleware
 //! around the whole route tree rather than in each handler, and a handler can rely on them.
 
 use std::sync::Arc;
@@ -536,7 +536,7 @@ fn idempotency_slot(
     }
 }
 
-/// Headers the API gives meaning to (API.md §5); the framework would take one it cannot read
+/// Headers the API gives meaning to (docs/api.md §5); the framework would take one it cannot read
 /// as text for an absent one, so a garbled `If-Match` would skip the version check.
 const MEANINGFUL_HEADERS: &[&str] = &["if-match", "last-event-id"];
 
@@ -582,7 +582,7 @@ fn client_ip(req: &Request) -> String {
     }
 }
 
-/// Adds `RateLimit-*` headers (API.md §4) when rate limiting is on.
+/// Adds `RateLimit-*` headers (docs/api.md §6) when rate limiting is on.
 fn with_rate_headers(mut resp: Response, decision: Option<Decision>) -> Response {
     if let Some(d) = decision {
         let h = resp.headers_mut();

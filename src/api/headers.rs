@@ -1,4 +1,4 @@
-//! Parsers for the request headers the contract gives meaning to (API.md §5).
+//! Parsers for the request headers the contract gives meaning to (docs/api.md §5).
 
 use super::error::ApiError;
 

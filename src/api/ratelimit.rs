@@ -1,4 +1,4 @@
-//! Token-bucket rate limits per credential, or per client IP before authentication (API.md §4).
+//! Token-bucket rate limits per credential, or per client IP before authentication (docs/api.md §6).
 //!
 //! A bucket holds up to `burst` tokens and gets one back every `period`. A full bucket behaves
 //! exactly like no bucket, so buckets that have refilled are dropped: memory holds only callers

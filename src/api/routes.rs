@@ -1,6 +1,6 @@
 //! What the OpenAPI document says about a path before the router has matched it: the methods
 //! it takes (the `Allow` header of a 405, RFC 9110 §15.5.6) and the query parameters each
-//! operation defines (anything else is refused, API.md: a misspelt filter must not silently
+//! operation defines (anything else is refused, docs/api.md: a misspelt filter must not silently
 //! list everything, nor an unknown `dry_run` write for real).
 
 use std::collections::BTreeMap;

@@ -1,5 +1,5 @@
 //! `GET /events`: the event log as Server-Sent Events, replayed from a position and then live,
-//! with no gap and no duplicate (API.md §7).
+//! with no gap and no duplicate (docs/api.md §9).
 
 use std::sync::Arc;
 use std::time::Duration;

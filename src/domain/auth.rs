@@ -1,4 +1,4 @@
-//! Who is calling: credentials, scopes and roles (API.md §4).
+//! Who is calling: credentials, scopes and roles (docs/api.md §2).
 
 use crate::db::CachedRow;
 use poem_openapi::Enum;
@@ -28,7 +28,7 @@ pub enum Scope {
 }
 
 /// The least scope any request of `method` on `path` (relative to `/api/v1`) needs, by the
-/// rules of API.md §4, or `None` where any credential will do (logging out). The gate checks
+/// rules of docs/api.md §2, or `None` where any credential will do (logging out). The gate checks
 /// it before reading the body, so a key without the scope gets 403 whatever it sent; each
 /// handler then checks its own, which may be stricter (a user may edit only themself without
 /// `admin`) but never looser.

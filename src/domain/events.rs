@@ -1,4 +1,4 @@
-//! The event log (API.md §7): one row per change, appended inside the change's transaction, so
+//! The event log (docs/api.md §9): one row per change, appended inside the change's transaction, so
 //! an event exists exactly when its change does. SSE streams and webhook deliveries read it by
 //! `seq`.
 

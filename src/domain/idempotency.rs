@@ -1,4 +1,4 @@
-//! Stored first responses for `Idempotency-Key` (API.md §5).
+//! Stored first responses for `Idempotency-Key` (docs/api.md §5).
 //!
 //! The first request with a key records an in-flight row before it runs and its response after;
 //! a retry with the same key and body gets that response back byte for byte. The row is scoped

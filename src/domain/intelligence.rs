@@ -83,13 +83,16 @@ fn briefs(
     org_id: &str,
     ids: &[String],
 ) -> DomainResult<HashMap<String, DealBrief>> {
+    // `+d.org_id`: the page's ids are looked up by primary key. Left free to use the
+    // organization index, SQLite walked every deal of the organization (157 ms instead of
+    // 0.5 ms on the 100k-deal bench set, W6's whole time) to find 25.
     let mut stmt = conn.prepare_cached(
         "SELECT d.id, d.title, d.value, d.currency, d.stage_id, s.name, d.owner_id, d.lead_id,
                 l.email, c.name
          FROM deals d JOIN stages s ON s.id = d.stage_id
          LEFT JOIN leads l ON l.id = d.lead_id
          LEFT JOIN companies c ON c.id = d.company_id
-         WHERE d.org_id = ?1 AND d.id IN (SELECT value FROM json_each(?2))",
+         WHERE d.id IN (SELECT value FROM json_each(?2)) AND +d.org_id = ?1",
     )?;
     let ids = serde_json::to_string(ids).map_err(|e| DomainError::Internal(e.to_string()))?;
     let rows = stmt.query_map(params![org_id, ids], |r| {

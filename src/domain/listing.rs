@@ -1,4 +1,4 @@
-//! Pagination and sorting shared by every list (API.md §3).
+//! Pagination and sorting shared by every list (docs/api.md §4).
 
 use super::error::{DomainResult, Issues};
 

@@ -1,4 +1,4 @@
-//! Webhook endpoints and their deliveries (API.md §7). Deliveries are queued in the same
+//! Webhook endpoints and their deliveries (docs/api.md §9). Deliveries are queued in the same
 //! transaction as the event they carry; the worker in `crate::webhooks` sends them.
 
 use crate::db::CachedRow;

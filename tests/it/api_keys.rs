@@ -1,4 +1,4 @@
-//! API keys (API.md §4): created once, stored hashed, scoped, expiring, revocable.
+//! API keys (docs/api.md §2): created once, stored hashed, scoped, expiring, revocable.
 
 use crate::common;
 use crate::common::TestServer;

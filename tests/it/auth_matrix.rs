@@ -6,7 +6,7 @@ use crate::common;
 use crate::common::TestServer;
 use serde_json::{json, Value};
 
-/// The scope an operation needs (API.md §4): `admin` for keys, webhooks, backups and changes to
+/// The scope an operation needs (docs/api.md §2): `admin` for keys, webhooks, backups and changes to
 /// users and the organization (and quotas); `write` for every other change; `read` for the rest.
 fn scope_of(method: &str, path: &str) -> &'static str {
     let admin_resource = ["/api-keys", "/webhooks", "/admin"]

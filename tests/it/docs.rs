@@ -273,3 +273,39 @@ fn health_reports_version_and_database() {
     assert_eq!(v["database"]["status"], "ok");
     assert_eq!(v["database"]["schema_version"], clozup::db::LATEST_VERSION);
 }
+
+/// The documentation stands alone: every link in the README, SECURITY.md and docs/ names a file
+/// of this repository (relative to the page) or the local server, never a page outside it.
+#[test]
+fn the_documentation_links_only_inside_the_repository() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut pages = vec![root.join("README.md"), root.join("SECURITY.md")];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        pages.push(entry.unwrap().path());
+    }
+    let link = regex::Regex::new(r"\]\(([^)\s]+)\)|<(https?://[^>]+)>").unwrap();
+    let mut checked = 0;
+    for page in &pages {
+        let text = std::fs::read_to_string(page).unwrap();
+        for c in link.captures_iter(&text) {
+            let target = c.get(1).or(c.get(2)).unwrap().as_str();
+            if let Some(rest) = target.split_once("://").map(|(_, r)| r) {
+                assert!(
+                    rest.starts_with("127.0.0.1") || rest.starts_with("localhost"),
+                    "{}: links outside the repository: {target}",
+                    page.display()
+                );
+            } else {
+                let file = target.split('#').next().unwrap();
+                let path = page.parent().unwrap().join(file);
+                assert!(
+                    path.exists() && path.canonicalize().unwrap().starts_with(root),
+                    "{}: broken or outside link {target}",
+                    page.display()
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5, "only {checked} links found");
+}

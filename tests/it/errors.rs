@@ -1,4 +1,4 @@
-//! The error envelope (API.md §2): every failure, the framework's own included, has one shape.
+//! The error envelope (docs/api.md §3): every failure, the framework's own included, has one shape.
 
 use std::io::{Read, Write};
 

@@ -1,4 +1,4 @@
-//! Filters, sorts and pagination (API.md §3) return exactly the right rows.
+//! Filters, sorts and pagination (docs/api.md §4) return exactly the right rows.
 
 use crate::common::{TestServer, START_MS};
 use serde_json::{json, Value};

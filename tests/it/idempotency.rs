@@ -1,4 +1,4 @@
-//! Safe retries (API.md §5): Idempotency-Key replays, and version/ETag/If-Match.
+//! Safe retries (docs/api.md §5): Idempotency-Key replays, and version/ETag/If-Match.
 
 use crate::common;
 use crate::common::TestServer;

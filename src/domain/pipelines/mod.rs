@@ -1,4 +1,4 @@
-//! Pipelines and their stages. A new organization gets the default pipeline of API.md §6.
+//! Pipelines and their stages. A new organization gets the default pipeline of docs/api.md §11.
 //!
 //! Stage positions are kept contiguous (0, 1, 2, ...) within a pipeline, so "move to position
 //! 2" always means the third column of the board.

@@ -70,7 +70,7 @@ impl Resp {
         self.json()["data"].clone()
     }
 
-    /// Checks that this is exactly the error envelope of API.md §2 with `status` and `code`,
+    /// Checks that this is exactly the error envelope of docs/api.md §3 with `status` and `code`,
     /// stamped with this response's request id; returns the error object.
     pub fn error(&self, status: u16, code: &str) -> Value {
         assert_eq!(
