@@ -148,6 +148,17 @@ impl Drop for BulkCache<'_> {
     }
 }
 
+/// Hands back what a whole-organization scan left behind on this thread: the connection's page
+/// cache (`PRAGMA shrink_memory`) and the allocator's free pages (`mi_collect`), which an idle
+/// thread would otherwise keep. The signal sweep reads every open deal once a minute, on a
+/// thread that then waits: without this, an idle server on 100k deals held about 95 MiB more
+/// after its first sweep than before it.
+pub fn release_memory(conn: &Connection) {
+    let _ = conn.execute_batch("PRAGMA shrink_memory");
+    // SAFETY: mi_collect only walks this thread's own heap; it takes no pointer.
+    unsafe { libmimalloc_sys::mi_collect(true) };
+}
+
 /// A piece of read work for a reader thread.
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 

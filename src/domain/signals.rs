@@ -435,7 +435,11 @@ pub fn sweep_all(db: &Db, now: Millis) -> DomainResult<SweepOutcome> {
     for org in orgs {
         let plan = {
             let org = org.clone();
-            db.read_bulk_blocking(move |c| plan_sweep(c, &org, now))?
+            db.read_bulk_blocking(move |c| {
+                let plan = plan_sweep(c, &org, now);
+                crate::db::release_memory(c);
+                plan
+            })?
         };
         let raises = plan
             .raise
