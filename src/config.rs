@@ -338,7 +338,12 @@ pub fn parse_rate_limit(s: &str) -> Result<RateLimitSetting, String> {
 
 /// Checks an `--smtp-url` the way the sender will use it, so a bad one stops the start.
 pub fn parse_smtp_url(s: &str) -> Result<String, String> {
-    crate::email::Transport::from_config(Some(s)).map(|_| s.to_string())
+    smtp_transport(s).map(|_| s.to_string())
+}
+
+/// The SMTP transport an `--smtp-url` describes (lettre reads the URL), or why it is unusable.
+pub fn smtp_transport(url: &str) -> Result<lettre::transport::smtp::SmtpTransportBuilder, String> {
+    lettre::SmtpTransport::from_url(url).map_err(|e| format!("--smtp-url is not usable: {e}"))
 }
 
 /// The configured limit: `burst` requests at once, one more every `period`.
@@ -377,6 +382,34 @@ impl Default for DbOptions {
             synchronous: Synchronous::Full,
             busy_timeout: Duration::from_secs(5),
             read_pool_size: 4,
+        }
+    }
+}
+
+/// Where outbound mail goes.
+#[derive(Clone)]
+pub enum Transport {
+    /// A real SMTP server.
+    Smtp(lettre::SmtpTransport),
+    /// Nowhere: each message is logged and recorded as sent (offline demos).
+    Log,
+}
+
+impl Transport {
+    /// The transport `--smtp-url` asks for (the `log` one without it).
+    pub fn from_config(smtp_url: Option<&str>) -> Result<Self, String> {
+        match smtp_url {
+            None => Ok(Self::Log),
+            Some(url) => smtp_transport(url)
+                .map(|b| Self::Smtp(b.timeout(Some(Duration::from_secs(30))).build())),
+        }
+    }
+
+    /// `smtp` or `log`, as `/health` reports it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Smtp(_) => "smtp",
+            Self::Log => "log",
         }
     }
 }

@@ -9,45 +9,18 @@ use std::time::{Duration, SystemTime};
 
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart, SinglePart};
-use lettre::{Message, SmtpTransport, Transport as _};
+use lettre::{Message, Transport as _};
 use mail_parser::{MessageParser, MimeHeaders};
 
 use crate::domain::email::{self, Attachment, Attempt, Outbound, Parsed};
-use crate::AppState;
+use crate::state::AppState;
 
 /// Messages claimed per round.
 const BATCH: usize = 16;
 /// Longest attachment file name kept, in characters.
 const MAX_FILENAME: usize = 255;
 
-/// Where outbound mail goes.
-#[derive(Clone)]
-pub enum Transport {
-    /// A real SMTP server.
-    Smtp(SmtpTransport),
-    /// Nowhere: each message is logged and recorded as sent (offline demos).
-    Log,
-}
-
-impl Transport {
-    /// The transport `--smtp-url` asks for (the `log` one without it).
-    pub fn from_config(smtp_url: Option<&str>) -> Result<Self, String> {
-        match smtp_url {
-            None => Ok(Self::Log),
-            Some(url) => SmtpTransport::from_url(url)
-                .map(|b| Self::Smtp(b.timeout(Some(Duration::from_secs(30))).build()))
-                .map_err(|e| format!("--smtp-url is not usable: {e}")),
-        }
-    }
-
-    /// `smtp` or `log`, as `/health` reports it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Smtp(_) => "smtp",
-            Self::Log => "log",
-        }
-    }
-}
+pub use crate::config::Transport;
 
 /// The HTML with the open-tracking pixel added before `</body>` (or at the end).
 fn with_pixel(html: &str, pixel_url: &str) -> String {

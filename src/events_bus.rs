@@ -12,7 +12,7 @@ use tokio::sync::broadcast;
 use crate::db::Db;
 use crate::domain::events::{self, Event};
 use crate::domain::listing::Paging;
-use crate::Shutdown;
+use crate::shutdown::Shutdown;
 
 /// Streams open per credential and in all: past these, a new stream is a 429.
 #[derive(Debug, Default)]

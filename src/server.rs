@@ -17,7 +17,7 @@ use crate::clock::SystemClock;
 use crate::config::{LogFormat, ServeConfig};
 use crate::db::{Db, LATEST_VERSION};
 use crate::domain::{orgs, DomainError};
-use crate::AppState;
+use crate::state::AppState;
 
 /// Where the docs page loads RapiDoc from.
 const RAPIDOC_PATH: &str = "/api/v1/public/docs/ui/rapidoc-min.js";
@@ -301,7 +301,7 @@ pub async fn listen(addr: SocketAddr) -> std::io::Result<(TcpAcceptor, SocketAdd
 }
 
 /// Serves the app on `acceptor` until `state.shutdown` fires and its drain ends (see
-/// [`crate::Shutdown`]): requests in flight finish within the grace period, the ones that arrive
+/// [`crate::shutdown::Shutdown`]): requests in flight finish within the grace period, the ones that arrive
 /// meanwhile get 503.
 pub async fn run(state: Arc<AppState>, acceptor: TcpAcceptor) -> std::io::Result<()> {
     spawn_housekeeping(state.clone());

@@ -20,8 +20,8 @@ use ureq::unversioned::transport::DefaultConnector;
 use crate::clock::{Millis, DAY_MS};
 use crate::domain::events::{self, Actor};
 use crate::domain::DomainResult;
+use crate::state::AppState;
 use crate::targets::TargetPolicy;
-use crate::AppState;
 
 /// Longest stretch of failures before an endpoint is disabled.
 pub const DISABLE_AFTER_MS: Millis = 5 * DAY_MS;

@@ -17,8 +17,8 @@ use crate::domain::activities::{self, Activity, ActivityFilter, NewActivity};
 use crate::domain::auth::Scope;
 use crate::domain::listing::Paging;
 use crate::domain::notes::{self, NewNote, Note, NoteFilter, NotePatch};
+use crate::state::AppState;
 use crate::timefmt::Timestamp;
-use crate::AppState;
 
 /// Activities.
 pub struct ActivitiesApi;

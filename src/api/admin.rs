@@ -11,8 +11,8 @@ use super::security::Caller;
 use super::ApiTags;
 use crate::domain::auth::Scope;
 use crate::domain::error::DomainError;
+use crate::state::AppState;
 use crate::timefmt::Timestamp;
-use crate::AppState;
 
 /// A snapshot written by the server.
 #[derive(Debug, Clone, Object)]

@@ -17,8 +17,8 @@ use crate::domain::analytics::{
     QuotaStatus, SetQuotas,
 };
 use crate::domain::auth::Scope;
+use crate::state::AppState;
 use crate::timefmt::Timestamp;
-use crate::AppState;
 
 /// Analytics.
 pub struct AnalyticsApi;

@@ -15,7 +15,7 @@ use super::ApiTags;
 use crate::domain::api_keys::{self, ApiKey, CreatedApiKey, NewApiKey};
 use crate::domain::auth::{CredentialKind, Scope};
 use crate::domain::listing::Paging;
-use crate::AppState;
+use crate::state::AppState;
 
 /// API key management (scope `admin` throughout).
 pub struct ApiKeysApi;

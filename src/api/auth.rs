@@ -16,8 +16,8 @@ use crate::domain::auth::{CredentialKind, Scope};
 use crate::domain::orgs::{self, Organization};
 use crate::domain::users::{self, User};
 use crate::domain::{password_resets, sessions, DomainError};
+use crate::state::AppState;
 use crate::timefmt::Timestamp;
-use crate::AppState;
 
 /// Email and password.
 #[derive(Debug, Object)]

@@ -16,8 +16,8 @@ use super::ApiTags;
 use crate::domain::auth::Scope;
 use crate::domain::companies::{self, Company, CompanyFilter, CompanyPatch, NewCompany};
 use crate::domain::listing::Paging;
+use crate::state::AppState;
 use crate::timefmt::Timestamp;
-use crate::AppState;
 
 /// Companies.
 pub struct CompaniesApi;

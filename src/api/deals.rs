@@ -19,8 +19,8 @@ use crate::domain::deals::{
 };
 use crate::domain::listing::Paging;
 use crate::domain::pipelines::{self, Stage};
+use crate::state::AppState;
 use crate::timefmt::Timestamp;
-use crate::AppState;
 
 /// Deals.
 pub struct DealsApi;

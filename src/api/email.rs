@@ -21,7 +21,7 @@ use crate::domain::email::{
     self, Direction, Email, EmailFilter, Inbox, NewInbox, ReplyEmail, SendEmail,
 };
 use crate::domain::listing::Paging;
-use crate::AppState;
+use crate::state::AppState;
 
 /// Email.
 pub struct EmailApi;

@@ -19,7 +19,7 @@ use crate::domain::auth::{self, CredentialKind, Principal};
 use crate::domain::{api_keys, idempotency};
 use crate::ids::new_id;
 use crate::secrets;
-use crate::AppState;
+use crate::state::AppState;
 
 tokio::task_local! {
     static REQUEST_ID: String;

@@ -19,7 +19,7 @@ use crate::domain::listing::Paging;
 use crate::domain::memory::{self, MemoryEntry, MemoryFilter, NewMemory};
 use crate::domain::signals::{self, Signal, SignalFilter};
 use crate::intelligence::risk;
-use crate::AppState;
+use crate::state::AppState;
 
 /// Intelligence.
 pub struct IntelligenceApi;

@@ -22,8 +22,8 @@ use crate::domain::lead_scoring::{self, LeadScoreView};
 use crate::domain::lead_view::{self, Lead360};
 use crate::domain::leads::{self, Lead, LeadFilter, LeadPatch, NewLead};
 use crate::domain::listing::{Paging, Sort};
+use crate::state::AppState;
 use crate::timefmt::Timestamp;
-use crate::AppState;
 
 /// Whom to assign a lead to.
 #[derive(Debug, Object)]

@@ -124,7 +124,7 @@ Any POST may carry `Idempotency-Key` (1–255 printable ASCII): the first respon
 `ETag`; a PATCH with a stale `If-Match` is a 412.";
 
 /// The API with its document, ready to nest under `/api/v1`. Handlers find the
-/// [`crate::AppState`] in the request data, so the document can be built without a database.
+/// [`crate::state::AppState`] in the request data, so the document can be built without a database.
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (

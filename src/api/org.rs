@@ -15,7 +15,7 @@ use super::security::Caller;
 use super::ApiTags;
 use crate::domain::auth::Scope;
 use crate::domain::orgs::{self, Organization, OrganizationPatch};
-use crate::AppState;
+use crate::state::AppState;
 
 /// The caller's organization.
 pub struct OrgApi;

@@ -19,7 +19,7 @@ use crate::domain::pipelines::{
     self, NewPipeline, NewStage, Pipeline, PipelinePatch, Stage, StagePatch,
 };
 use crate::domain::{deals, DomainResult};
-use crate::AppState;
+use crate::state::AppState;
 
 /// Pipelines and stages.
 pub struct PipelinesApi;

@@ -16,7 +16,7 @@ use crate::domain::auth::Scope;
 use crate::domain::events::{self, Event};
 use crate::domain::listing::Paging;
 use crate::domain::search::{self, SearchHit};
-use crate::AppState;
+use crate::state::AppState;
 
 /// Search.
 pub struct SearchApi;

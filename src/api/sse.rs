@@ -16,7 +16,7 @@ use crate::domain::auth::{self, Principal};
 use crate::domain::events::{self, Event};
 use crate::domain::listing::Paging;
 use crate::events_bus::Slot;
-use crate::AppState;
+use crate::state::AppState;
 
 /// The `retry:` hint sent first: how long a client should wait before reconnecting.
 pub const RETRY_MS: u64 = 3000;

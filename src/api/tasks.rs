@@ -16,8 +16,8 @@ use super::ApiTags;
 use crate::domain::auth::Scope;
 use crate::domain::listing::Paging;
 use crate::domain::tasks::{self, NewTask, Task, TaskFilter, TaskPatch};
+use crate::state::AppState;
 use crate::timefmt::Timestamp;
-use crate::AppState;
 
 /// Tasks.
 pub struct TasksApi;

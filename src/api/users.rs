@@ -18,7 +18,7 @@ use crate::domain::auth::Scope;
 use crate::domain::listing::Paging;
 use crate::domain::password_resets::{self, IssuedReset};
 use crate::domain::users::{self, CurrentPassword, NewUser, User, UserFilter, UserPatch};
-use crate::AppState;
+use crate::state::AppState;
 
 /// Team management.
 pub struct UsersApi;

@@ -18,7 +18,7 @@ use crate::domain::listing::Paging;
 use crate::domain::webhooks::{
     self, Delivery, NewWebhook, Webhook, WebhookPatch, WebhookWithSecret,
 };
-use crate::AppState;
+use crate::state::AppState;
 
 /// Webhooks.
 pub struct WebhooksApi;
