@@ -220,19 +220,8 @@ pub fn list(
     let sort = Sort::parse(sort, SORTS)?;
     let mut filters = Filters::for_org("org_id", org_id);
     let types = any_of(f.activity_type.as_deref());
-    if let Some(bad) = types
-        .iter()
-        .find(|t| !CLIENT_TYPES.contains(&t.as_str()) && !SYSTEM_TYPES.contains(&t.as_str()))
-    {
-        return Err(DomainError::invalid(
-            "type",
-            format!(
-                "must be one of {}, {}; `{bad}` is not",
-                CLIENT_TYPES.join(", "),
-                SYSTEM_TYPES.join(", ")
-            ),
-        ));
-    }
+    let known: Vec<&str> = CLIENT_TYPES.iter().chain(SYSTEM_TYPES).copied().collect();
+    validate::one_of("type", &types, &known)?;
     filters.any_of("type", &types);
     filters.any_of("deal_id", &any_of(f.deal_id.as_deref()));
     filters.any_of("lead_id", &any_of(f.lead_id.as_deref()));

@@ -131,17 +131,8 @@ pub fn list(
         filters.push("score >= ?", vec![v.into()]);
     }
     let types = any_of(f.signal_type.as_deref());
-    if let Some(bad) = types.iter().find(|t| SignalType::parse(t).is_none()) {
-        return Err(DomainError::invalid(
-            "type",
-            format!(
-                "must be one of {}; `{bad}` is not",
-                crate::intelligence::signals::ALL
-                    .map(|t| t.as_str())
-                    .join(", ")
-            ),
-        ));
-    }
+    let known = crate::intelligence::signals::ALL.map(|t| t.as_str());
+    super::validate::one_of("type", &types, &known)?;
     filters.any_of("type", &types);
     filters.any_of("deal_id", &any_of(f.deal_id.as_deref()));
     filters.any_of("lead_id", &any_of(f.lead_id.as_deref()));
