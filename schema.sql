@@ -764,3 +764,18 @@ CREATE TABLE password_resets (
     created_at   INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX password_resets_user ON password_resets (user_id);
+
+-- migration: 13
+-- A deal's and a lead's `last_activity_at` move forward with every activity logged on them,
+-- kept here like the deal's other facts (migration 8) rather than by each writer: one mechanism
+-- for derived columns. A meeting may be dated ahead; the last activity never is, so the time
+-- taken is the earlier of when it happened and when it was logged. Deleting or re-dating an
+-- activity leaves it (the last time something happened stays the last time).
+CREATE TRIGGER activities_last_activity_insert AFTER INSERT ON activities BEGIN
+    UPDATE deals SET last_activity_at = max(coalesce(last_activity_at, 0),
+                                            min(NEW.occurred_at, NEW.created_at))
+        WHERE id = NEW.deal_id;
+    UPDATE leads SET last_activity_at = max(coalesce(last_activity_at, 0),
+                                            min(NEW.occurred_at, NEW.created_at))
+        WHERE id = NEW.lead_id;
+END;

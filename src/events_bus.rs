@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 use crate::db::Db;
-use crate::domain::events::{self, Event};
+use crate::domain::events::{self, Published};
 use crate::domain::listing::Paging;
 use crate::shutdown::Shutdown;
 
@@ -65,15 +65,6 @@ pub const BUS_CAPACITY: usize = 4096;
 /// How often the log is also checked without a commit notification (writes by another process,
 /// such as the CLI).
 const POLL: Duration = Duration::from_secs(1);
-
-/// One committed event and its organization.
-#[derive(Debug, Clone)]
-pub struct Published {
-    /// The organization it belongs to.
-    pub org_id: String,
-    /// The event.
-    pub event: Event,
-}
 
 /// The broadcast of committed events.
 pub struct EventBus {

@@ -18,7 +18,8 @@ use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver
 use ureq::unversioned::transport::DefaultConnector;
 
 use crate::clock::{Millis, DAY_MS};
-use crate::domain::events::{self, Actor};
+use crate::domain::changes;
+use crate::domain::events::Actor;
 use crate::domain::DomainResult;
 use crate::state::AppState;
 use crate::targets::TargetPolicy;
@@ -398,7 +399,7 @@ fn disable(
         params![webhook_id, reason, now],
     )?;
     let webhook = crate::domain::webhooks::get(tx, org_id, webhook_id)?;
-    events::append(
+    changes::append(
         tx,
         org_id,
         &Actor::system(),

@@ -356,6 +356,50 @@ mod tests {
         );
     }
 
+    /// A deal's and a lead's `last_activity_at` follow the activities logged on them: forward
+    /// only, never past the moment the activity was logged.
+    #[test]
+    fn last_activity_follows_activities_forward_only() {
+        let mut conn = database_at_step(12);
+        conn.execute_batch(
+            "INSERT INTO organizations (id, name, created_at, updated_at) VALUES ('o1', 'A', 0, 0);
+             INSERT INTO pipelines (id, org_id, name, created_at, updated_at) VALUES ('p1', 'o1', 'P', 0, 0);
+             INSERT INTO stages (id, org_id, pipeline_id, name, position, probability, kind, created_at, updated_at)
+                 VALUES ('s1', 'o1', 'p1', 'S', 1, 10, 'open', 0, 0);
+             INSERT INTO leads (id, org_id, status, created_at, updated_at) VALUES ('l1', 'o1', 'new', 0, 0);
+             INSERT INTO deals (id, org_id, title, value, currency, pipeline_id, stage_id, status,
+                                stage_entered_at, lead_id, created_at, updated_at)
+                 VALUES ('d1', 'o1', 'D', 1, 'USD', 'p1', 's1', 'open', 0, 'l1', 0, 0);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let last = |conn: &Connection| -> (Option<i64>, Option<i64>) {
+            conn.query_row(
+                "SELECT (SELECT last_activity_at FROM deals WHERE id = 'd1'),
+                        (SELECT last_activity_at FROM leads WHERE id = 'l1')",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+        };
+        let log = |conn: &Connection, id: &str, deal: &str, lead: &str, at: i64, logged: i64| {
+            conn.execute(
+                "INSERT INTO activities (id, org_id, type, deal_id, lead_id, occurred_at, created_at)
+                 VALUES (?1, 'o1', 'call', nullif(?2, ''), nullif(?3, ''), ?4, ?5)",
+                rusqlite::params![id, deal, lead, at, logged],
+            )
+            .unwrap();
+        };
+        log(&conn, "a1", "d1", "", 100, 150);
+        assert_eq!(last(&conn), (Some(100), None));
+        log(&conn, "a2", "", "l1", 500, 200); // dated ahead: counts from when it was logged
+        assert_eq!(last(&conn), (Some(100), Some(200)));
+        log(&conn, "a3", "d1", "l1", 50, 300); // older than what is there: nothing moves back
+        assert_eq!(last(&conn), (Some(100), Some(200)));
+        log(&conn, "a4", "d1", "l1", 250, 300);
+        assert_eq!(last(&conn), (Some(250), Some(250)));
+    }
+
     /// Entries indexed by the old triggers (straight into search_index) stay findable after the
     /// queue's step, and later changes through the queue replace and remove them.
     #[test]

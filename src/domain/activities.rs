@@ -8,11 +8,12 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::auth::{Principal, Role};
 use super::error::{DomainError, DomainResult, Issues};
-use super::events::{self, Actor};
+use super::events::Actor;
 use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
-use super::terms::{ActivityType, LoggableActivityType, Term};
-use super::{deals, leads, validate};
+use super::terms::Term;
+use super::{lead_scoring, validate};
 use crate::clock::Millis;
+use crate::domain::changes;
 use crate::ids::{self, new_id};
 use crate::timefmt::Timestamp;
 
@@ -232,7 +233,7 @@ pub fn list(
     if let Some(t) = f.occurred_before {
         filters.push("occurred_at < ?", vec![t.into()]);
     }
-    super::companies::time_filters(&mut filters, "", f.created_after, f.created_before, None);
+    filters.time_window("", f.created_after, f.created_before, None);
     filters.fetch_page(conn, &LIST, sort, paging, from_row)
 }
 
@@ -277,8 +278,6 @@ pub fn record(
     )?;
     let occurred_at = input.occurred_at.map_or(now, |t| t.0);
     issues.finish()?;
-    // A scheduled meeting may be dated ahead; the last activity never is.
-    let touched_at = occurred_at.min(now);
     let id = new_id("act");
     tx.execute(
         "INSERT INTO activities (id, org_id, type, subject, body, deal_id, lead_id, user_id,
@@ -299,15 +298,25 @@ pub fn record(
             now
         ],
     )?;
-    if let Some(deal_id) = &input.deal_id {
-        deals::touch_activity(tx, org_id, deal_id, touched_at)?;
-    }
+    // The deal's and the lead's `last_activity_at` follow by trigger (schema.sql, step 13);
+    // the lead's score reads its recent activities.
     if let Some(lead_id) = &input.lead_id {
-        leads::touch_activity(tx, org_id, lead_id, touched_at, now)?;
+        lead_scoring::refresh(tx, org_id, lead_id, now)?;
     }
     let activity = get(tx, org_id, &id)?;
-    events::append(tx, org_id, actor, "activity.created", &activity, None, now)?;
-    super::signals::on_activity(tx, org_id, &activity, now)?;
+    changes::append(tx, org_id, actor, "activity.created", &activity, None, now)?;
+    super::signals::on_activity(
+        tx,
+        org_id,
+        &super::signals::Touch {
+            activity_id: &activity.id,
+            activity_type: &activity.activity_type,
+            subject: activity.subject.as_deref(),
+            deal_id: activity.deal_id.as_deref(),
+            lead_id: activity.lead_id.as_deref(),
+        },
+        now,
+    )?;
     Ok(activity)
 }
 
@@ -371,7 +380,7 @@ pub fn delete(tx: &Tx<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult
     if let Nullable(Some(lead_id)) = &activity.lead_id {
         super::lead_scoring::refresh(tx, &p.org_id, lead_id, now)?;
     }
-    events::append(
+    changes::append(
         tx,
         &p.org_id,
         &Actor::from(p),
@@ -381,4 +390,16 @@ pub fn delete(tx: &Tx<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult
         now,
     )?;
     Ok(activity)
+}
+
+crate::domain::terms::vocabularies! {
+    /// An activity type a caller may log.
+    LoggableActivityType = "LoggableActivityType",
+        "An activity a caller logs.",
+        CLIENT_TYPES.iter().copied();
+    /// Any activity type, the server's own included.
+    ActivityType = "ActivityType",
+        "What an activity was: one a caller logs, or one the server writes itself (email_sent, \
+         email_received, email_opened, stage_changed).",
+        CLIENT_TYPES.iter().chain(SYSTEM_TYPES).copied();
 }

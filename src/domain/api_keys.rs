@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::auth::{Scope, Scopes, API_KEY_PREFIX};
 use super::error::{DomainError, DomainResult, Issues};
 use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
-use super::terms::{ApiKeyStatus, Term};
+use super::terms::Term;
 use super::validate;
 use crate::clock::{Millis, MINUTE_MS};
 use crate::ids::{self, new_id};
@@ -301,4 +301,11 @@ pub fn touch(tx: &Tx<'_>, id: &str, now: Millis) -> DomainResult<()> {
         params![id, now, MINUTE_MS],
     )?;
     Ok(())
+}
+
+crate::domain::terms::vocabularies! {
+    /// An API key's state.
+    ApiKeyStatus = "ApiKeyStatus",
+        "active, expired or revoked.",
+        STATUSES.iter().copied();
 }

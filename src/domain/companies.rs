@@ -9,10 +9,11 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::auth::Principal;
 use super::error::{DomainError, DomainResult, Issues};
-use super::events::{self, Actor};
+use super::events::Actor;
 use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
 use super::validate;
 use crate::clock::Millis;
+use crate::domain::changes;
 use crate::ids::{self, new_id};
 use crate::timefmt::Timestamp;
 
@@ -214,26 +215,6 @@ pub const SORTS: &[(&str, &str)] = &[
     ("size", "size"),
 ];
 
-/// Adds the time-window filters every list shares (`created_after`, `created_before`,
-/// `updated_since`).
-pub fn time_filters(
-    filters: &mut Filters,
-    alias: &str,
-    created_after: Option<Millis>,
-    created_before: Option<Millis>,
-    updated_since: Option<Millis>,
-) {
-    if let Some(t) = created_after {
-        filters.push(format!("{alias}created_at >= ?"), vec![t.into()]);
-    }
-    if let Some(t) = created_before {
-        filters.push(format!("{alias}created_at < ?"), vec![t.into()]);
-    }
-    if let Some(t) = updated_since {
-        filters.push(format!("{alias}updated_at >= ?"), vec![t.into()]);
-    }
-}
-
 /// One page of companies.
 pub fn list(
     conn: &Connection,
@@ -263,13 +244,7 @@ pub fn list(
     if let Some(v) = f.size_max {
         filters.push("size <= ?", vec![v.into()]);
     }
-    time_filters(
-        &mut filters,
-        "",
-        f.created_after,
-        f.created_before,
-        f.updated_since,
-    );
+    filters.time_window("", f.created_after, f.created_before, f.updated_since);
     if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         let p = validate::like_pattern(q);
         filters.push(
@@ -358,7 +333,7 @@ pub fn create(tx: &Tx<'_>, p: &Principal, input: NewCompany, now: Millis) -> Dom
         ],
     )?;
     let company = get(tx, &p.org_id, &id)?;
-    events::append(
+    changes::append(
         tx,
         &p.org_id,
         &Actor::from(p),
@@ -420,12 +395,12 @@ pub fn update(
     // Industry and size are part of the scores of the company's leads.
     super::lead_scoring::refresh_where(tx, &p.org_id, "company_id = ?2", id, now)?;
     let after = get(tx, &p.org_id, id)?;
-    let previous = events::previous_values(&before, &after);
+    let previous = changes::previous_values(&before, &after);
     if validate::unchanged(&previous) {
         validate::restore_version(tx, "companies", id, before.version, before.updated_at)?;
         return Ok(before);
     }
-    events::append(
+    changes::append(
         tx,
         &p.org_id,
         &Actor::from(p),
@@ -455,7 +430,7 @@ pub fn delete(tx: &Tx<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult
         params![p.org_id, id],
     )?;
     super::lead_scoring::refresh_where(tx, &p.org_id, "company_name = ?2", &company.name, now)?;
-    events::append(
+    changes::append(
         tx,
         &p.org_id,
         &Actor::from(p),

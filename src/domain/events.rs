@@ -3,20 +3,17 @@
 //! `seq`.
 
 use crate::db::CachedRow;
-use crate::db::Tx;
-use poem_openapi::types::ToJSON;
 use poem_openapi::Object;
 use rusqlite::{params, Connection, Row};
 use std::collections::BTreeMap;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::auth::Principal;
 use super::error::{DomainError, DomainResult};
 use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
-use super::terms::{ActorType, EventType, Term};
+use super::terms::Term;
 use crate::clock::Millis;
-use crate::ids::new_id;
 use crate::timefmt::Timestamp;
 
 /// Every event type the server emits.
@@ -123,7 +120,7 @@ pub struct EventData {
 
 impl EventData {
     /// Reads the stored JSON (written by [`append`], so an object with `object`).
-    fn from_stored(text: &str) -> Self {
+    pub(super) fn from_stored(text: &str) -> Self {
         let mut data: Map<String, Value> = serde_json::from_str(text).unwrap_or_default();
         let object = |v: Option<Value>| match v {
             Some(Value::Object(map)) => Some(map.into_iter().collect()),
@@ -134,62 +131,6 @@ impl EventData {
             previous: object(data.remove("previous")),
         }
     }
-}
-
-/// Writes one event in the caller's transaction; returns its `seq`.
-///
-/// `previous` holds the old values of the fields that changed (updates only).
-pub fn append(
-    tx: &Tx<'_>,
-    org_id: &str,
-    actor: &Actor,
-    event_type: &str,
-    object: &impl ToJSON,
-    previous: Option<Value>,
-    now: Millis,
-) -> DomainResult<i64> {
-    debug_assert!(
-        TYPES.contains(&event_type),
-        "unknown event type {event_type}"
-    );
-    let mut data = Map::new();
-    data.insert("object".into(), object.to_json().unwrap_or(Value::Null));
-    if let Some(previous) = previous {
-        data.insert("previous".into(), previous);
-    }
-    let data = Value::Object(data).to_string();
-    let id = new_id("evt");
-    tx.prepare_cached(
-        "INSERT INTO events (id, org_id, type, actor_type, actor_id, data, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![
-        id, org_id, event_type, actor.kind, actor.id, data, now
-    ])?;
-    let seq = tx.last_insert_rowid();
-    super::webhooks::enqueue_event(tx, org_id, event_type, now, &|| Event {
-        id: id.clone(),
-        seq,
-        event_type: Term::known(event_type),
-        created_at: Timestamp(now),
-        actor: actor.clone(),
-        data: EventData::from_stored(&data),
-    })?;
-    Ok(seq)
-}
-
-/// The old values of every field that differs between two JSON renderings of an object,
-/// leaving out the bookkeeping (`version`, `updated_at`).
-pub fn previous_values(before: &impl ToJSON, after: &impl ToJSON) -> Value {
-    let (Some(Value::Object(b)), Some(Value::Object(a))) = (before.to_json(), after.to_json())
-    else {
-        return json!({});
-    };
-    let changed: Map<String, Value> = b
-        .into_iter()
-        .filter(|(k, v)| k != "version" && k != "updated_at" && a.get(k) != Some(v))
-        .collect();
-    Value::Object(changed)
 }
 
 /// Every value a `types` filter may list: `*`, each type, and each family (`deal.*`).
@@ -348,22 +289,42 @@ pub fn prune(db: &crate::db::Db, before: Millis) -> DomainResult<usize> {
     }
 }
 
+/// One committed event and its organization.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The organization it belongs to.
+    pub org_id: String,
+    /// The event.
+    pub event: Event,
+}
+
 /// Every organization's events after `after`, oldest first, at most one page (for the fan-out).
-pub fn all_after(
-    conn: &Connection,
-    after: i64,
-    paging: Paging,
-) -> DomainResult<Vec<crate::events_bus::Published>> {
+pub fn all_after(conn: &Connection, after: i64, paging: Paging) -> DomainResult<Vec<Published>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS}, org_id FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"
     ))?;
     let rows = stmt.query_map(params![after, paging.limit()], |r| {
-        Ok(crate::events_bus::Published {
+        Ok(Published {
             event: from_row(r)?,
             org_id: r.get(7)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+crate::domain::terms::vocabularies! {
+    /// An event type.
+    EventType = "EventType",
+        "What changed: `<resource>.<change>`; `webhook.test` only in a test delivery.",
+        TYPES.iter().copied().chain([TEST_TYPE]);
+    /// An event type, a family of them (`deal.*`) or all of them (`*`).
+    EventTypePattern = "EventTypePattern",
+        "An event type, every type of one resource (`deal.*`), or every type (`*`).",
+        type_patterns();
+    /// Who made a change.
+    ActorType = "ActorType",
+        "Who made a change: an API key, a user signed in, or the server itself.",
+        ACTOR_TYPES.iter().copied();
 }
 
 #[cfg(test)]

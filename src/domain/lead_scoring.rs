@@ -6,10 +6,9 @@ use poem_openapi::Object;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::error::{DomainError, DomainResult};
-use super::leads::LeadFields;
-use super::orgs;
 use crate::clock::{Millis, DAY_MS};
-use crate::intelligence::lead_score::{self, LeadFacts, LeadScore, ENGAGEMENT_WINDOW_DAYS};
+use crate::db::CachedRow;
+use crate::intelligence::lead_score::{self, Icp, LeadFacts, LeadScore, ENGAGEMENT_WINDOW_DAYS};
 use crate::timefmt::Timestamp;
 
 /// A lead's score with its breakdown.
@@ -22,6 +21,20 @@ pub struct LeadScoreView {
     pub breakdown: LeadScore,
     /// When this was computed.
     pub computed_at: Timestamp,
+}
+
+/// The organization's ideal customer profile. Read here rather than through `orgs`, which sits
+/// above: changing the profile rescores the organization's leads.
+fn icp(conn: &Connection, org_id: &str) -> DomainResult<Icp> {
+    let json: String = conn
+        .cached_row(
+            "SELECT icp FROM organizations WHERE id = ?1",
+            params![org_id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .ok_or(DomainError::NotFound("organization"))?;
+    Ok(serde_json::from_str(&json).unwrap_or_default())
 }
 
 fn facts(
@@ -81,7 +94,7 @@ pub fn breakdown(
     now: Millis,
 ) -> DomainResult<LeadScoreView> {
     let f = facts(conn, org_id, id, now)?.ok_or(DomainError::NotFound("lead"))?;
-    let icp = orgs::get(conn, org_id)?.icp;
+    let icp = icp(conn, org_id)?;
     Ok(LeadScoreView {
         lead_id: id.to_string(),
         breakdown: lead_score::score(&f, &icp, now),
@@ -89,36 +102,25 @@ pub fn breakdown(
     })
 }
 
-/// The score a lead with fields `f` starts with, before it is stored: what [`refresh`] would
-/// give it right after (a new lead has no activities yet), without the read-back and the extra
-/// row update (creating a lead is the hottest write).
+/// The score a new lead starts with, before it is stored: what [`refresh`] would give it right
+/// after (a new lead has no activities yet), without the read-back and the extra row update
+/// (creating a lead is the hottest write). `facts` are the lead's own; the company's industry
+/// and size are read here from `company_id`.
 pub fn of_new_lead(
     conn: &Connection,
     org_id: &str,
-    f: &LeadFields,
+    mut facts: LeadFacts,
+    company_id: Option<&str>,
     now: Millis,
 ) -> DomainResult<i64> {
-    let (industry, company_size) = match &f.company_id {
-        Some(company_id) => conn
+    if let Some(company_id) = company_id {
+        (facts.industry, facts.company_size) = conn
             .prepare_cached("SELECT industry, size FROM companies WHERE id = ?1")?
             .query_row(params![company_id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
-            .unwrap_or_default(),
-        None => (None, None),
-    };
-    let facts = LeadFacts {
-        first_name: f.first_name.is_some(),
-        last_name: f.last_name.is_some(),
-        email: f.email.is_some(),
-        phone: f.phone.is_some(),
-        title: f.title.clone(),
-        company: f.company_id.is_some() || f.company_name.is_some(),
-        country: f.country.clone(),
-        industry,
-        company_size,
-        ..LeadFacts::default()
-    };
-    let icp = orgs::get(conn, org_id)?.icp;
+            .unwrap_or_default();
+    }
+    let icp = icp(conn, org_id)?;
     Ok(lead_score::score(&facts, &icp, now).score)
 }
 

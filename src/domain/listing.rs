@@ -1,6 +1,7 @@
 //! Pagination and sorting shared by every list (docs/api.md §4).
 
 use super::error::{DomainResult, Issues};
+use crate::clock::Millis;
 
 /// Largest page a client may ask for.
 pub const MAX_PER_PAGE: i64 = 100;
@@ -155,6 +156,26 @@ pub struct Filters {
 }
 
 impl Filters {
+    /// Adds the time-window filters every list shares (`created_after`, `created_before`,
+    /// `updated_since`) on the table `alias` names (`"d."`, or `""` for the only one).
+    pub fn time_window(
+        &mut self,
+        alias: &str,
+        created_after: Option<Millis>,
+        created_before: Option<Millis>,
+        updated_since: Option<Millis>,
+    ) {
+        if let Some(t) = created_after {
+            self.push(format!("{alias}created_at >= ?"), vec![t.into()]);
+        }
+        if let Some(t) = created_before {
+            self.push(format!("{alias}created_at < ?"), vec![t.into()]);
+        }
+        if let Some(t) = updated_since {
+            self.push(format!("{alias}updated_at >= ?"), vec![t.into()]);
+        }
+    }
+
     /// Rows of `org_id`, with the organization column named `org_column`.
     pub fn for_org(org_column: &str, org_id: &str) -> Self {
         Self {

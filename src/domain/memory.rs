@@ -10,10 +10,11 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::auth::Principal;
 use super::deals;
 use super::error::{DomainError, DomainResult, Issues};
-use super::events::{self, Actor};
+use super::events::Actor;
 use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
 use super::validate;
 use crate::clock::Millis;
+use crate::domain::changes;
 use crate::ids::{self, new_id};
 use crate::timefmt::Timestamp;
 
@@ -238,7 +239,7 @@ pub fn create(
         ],
     )?;
     let entry = get(tx, &p.org_id, deal_id, &id)?;
-    events::append(tx, &p.org_id, &actor, "memory.created", &entry, None, now)?;
+    changes::append(tx, &p.org_id, &actor, "memory.created", &entry, None, now)?;
     Ok(entry)
 }
 
@@ -269,7 +270,7 @@ pub fn delete(
     deals::get(tx, &p.org_id, deal_id)?;
     let entry = get(tx, &p.org_id, deal_id, id)?;
     tx.execute("DELETE FROM deal_memory WHERE id = ?1", params![id])?;
-    events::append(
+    changes::append(
         tx,
         &p.org_id,
         &Actor::from(p),

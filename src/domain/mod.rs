@@ -6,6 +6,7 @@ pub mod activities;
 pub mod analytics;
 pub mod api_keys;
 pub mod auth;
+pub mod changes;
 pub mod companies;
 pub mod deals;
 pub mod email;

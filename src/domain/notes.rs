@@ -7,12 +7,12 @@ use poem_openapi::Object;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::auth::Principal;
-use super::companies::time_filters;
 use super::error::{DomainError, DomainResult, Issues};
-use super::events::{self, Actor};
+use super::events::Actor;
 use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
 use super::validate;
 use crate::clock::Millis;
+use crate::domain::changes;
 use crate::ids::{self, new_id};
 use crate::timefmt::Timestamp;
 
@@ -139,13 +139,7 @@ pub fn list(
     filters.any_of("deal_id", &any_of(f.deal_id.as_deref()));
     filters.any_of("lead_id", &any_of(f.lead_id.as_deref()));
     filters.any_of("author_id", &any_of(f.author_id.as_deref()));
-    time_filters(
-        &mut filters,
-        "",
-        f.created_after,
-        f.created_before,
-        f.updated_since,
-    );
+    filters.time_window("", f.created_after, f.created_before, f.updated_since);
     if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         filters.push(
             "content LIKE ? ESCAPE '\\'",
@@ -191,7 +185,7 @@ pub fn create(tx: &Tx<'_>, p: &Principal, input: NewNote, now: Millis) -> Domain
         params![id, p.org_id, content, input.deal_id, input.lead_id, p.user_id, now],
     )?;
     let note = get(tx, &p.org_id, &id)?;
-    events::append(
+    changes::append(
         tx,
         &p.org_id,
         &Actor::from(p),
@@ -222,12 +216,12 @@ pub fn update(
         params![p.org_id, id, content, now],
     )?;
     let after = get(tx, &p.org_id, id)?;
-    let previous = events::previous_values(&before, &after);
+    let previous = changes::previous_values(&before, &after);
     if validate::unchanged(&previous) {
         validate::restore_version(tx, "notes", id, before.version, before.updated_at)?;
         return Ok(before);
     }
-    events::append(
+    changes::append(
         tx,
         &p.org_id,
         &Actor::from(p),
@@ -246,7 +240,7 @@ pub fn delete(tx: &Tx<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult
         "DELETE FROM notes WHERE org_id = ?1 AND id = ?2",
         params![p.org_id, id],
     )?;
-    events::append(
+    changes::append(
         tx,
         &p.org_id,
         &Actor::from(p),
@@ -276,7 +270,7 @@ pub fn delete_where(
     };
     for note in notes {
         tx.execute("DELETE FROM notes WHERE id = ?1", params![note.id])?;
-        events::append(tx, org_id, actor, "note.deleted", &note, None, now)?;
+        changes::append(tx, org_id, actor, "note.deleted", &note, None, now)?;
     }
     Ok(())
 }

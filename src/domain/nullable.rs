@@ -132,7 +132,7 @@ mod tests {
     #[derive(Object)]
     struct Record {
         /// A reference.
-        kind: Nullable<crate::domain::terms::Term<crate::domain::terms::SignalStatus>>,
+        kind: Nullable<crate::domain::terms::Term<crate::domain::signals::SignalStatus>>,
         /// A scalar.
         note: Nullable<String>,
     }

@@ -9,8 +9,9 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::auth::Role;
 use super::error::{DomainError, DomainResult, Issues};
-use super::terms::{Currency, Term};
+use super::terms::Term;
 use super::validate;
+use super::validate::Currency;
 use super::{api_keys, pipelines, users};
 use crate::clock::Millis;
 use crate::ids::new_id;

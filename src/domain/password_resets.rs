@@ -11,11 +11,12 @@ use rusqlite::{params, OptionalExtension};
 
 use super::auth::{Principal, Role, Scope, RESET_PREFIX};
 use super::error::{DomainError, DomainResult};
-use super::events::{self, Actor};
+use super::events::Actor;
 use super::users::{self, HashedPassword, User};
 use super::{sessions, validate};
 use crate::clock::Millis;
 use crate::db::Tx;
+use crate::domain::changes;
 use crate::ids::new_id;
 use crate::secrets;
 use crate::timefmt::Timestamp;
@@ -91,7 +92,7 @@ pub fn issue(
         ],
     )?;
     let user = users::get(tx, &actor.org_id, id)?;
-    events::append(
+    changes::append(
         tx,
         &actor.org_id,
         &Actor::from(actor),

@@ -8,7 +8,7 @@ use rusqlite::{params_from_iter, Connection};
 
 use super::error::DomainResult;
 use super::listing::{any_of, ListPage, Paging};
-use super::terms::{SearchKind, Term};
+use super::terms::Term;
 use super::validate;
 
 /// The kinds of object search covers.
@@ -102,6 +102,13 @@ pub fn search(
         paging,
         total,
     })
+}
+
+crate::domain::terms::vocabularies! {
+    /// What a search hit is.
+    SearchKind = "SearchKind",
+        "What a search hit is.",
+        KINDS.iter().copied();
 }
 
 #[cfg(test)]

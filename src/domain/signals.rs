@@ -8,18 +8,18 @@ use crate::db::Tx;
 use poem_openapi::Object;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::activities::Activity;
 use super::error::{DomainError, DomainResult};
-use super::events::{self, Actor};
+use super::events::Actor;
 use super::intelligence::{gather, Scope};
 use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
 use crate::clock::{Millis, DAY_MS};
 use crate::db::Db;
+use crate::domain::changes;
 use crate::ids::{self, new_id};
 use crate::intelligence::signals::{self as rules, Cause, SignalType};
 use crate::timefmt::Timestamp;
 
-use super::terms::{SignalStatus, Term};
+use super::terms::Term;
 
 /// A buying signal.
 #[derive(Debug, Clone, Object)]
@@ -209,7 +209,7 @@ fn raise(
         now
     ])?;
     let signal = get(tx, org_id, &id)?;
-    events::append(
+    changes::append(
         tx,
         org_id,
         &Actor::system(),
@@ -221,21 +221,36 @@ fn raise(
     Ok(true)
 }
 
+/// What [`on_activity`] reads of an activity just logged (its fields, not the activity type
+/// itself: activities sit below signals and call it).
+pub struct Touch<'a> {
+    /// The activity's id, the cause's reference.
+    pub activity_id: &'a str,
+    /// Its type (`email_opened`, `email_received`, ...).
+    pub activity_type: &'a str,
+    /// Its subject, for the signal's text.
+    pub subject: Option<&'a str>,
+    /// The deal it is on.
+    pub deal_id: Option<&'a str>,
+    /// The lead it is on.
+    pub lead_id: Option<&'a str>,
+}
+
 /// Raises the signal a recorded open or reply calls for (a write, so it appears at once).
 pub fn on_activity(
     tx: &Tx<'_>,
     org_id: &str,
-    activity: &Activity,
+    activity: &Touch<'_>,
     now: Millis,
 ) -> DomainResult<()> {
-    let signal_type = match activity.activity_type.as_str() {
+    let signal_type = match activity.activity_type {
         "email_opened" => SignalType::EmailOpened,
         "email_received" => SignalType::EmailReplied,
         _ => return Ok(()),
     };
-    let lead_id = match (&activity.lead_id, &activity.deal_id) {
-        (Nullable(Some(l)), _) => Some(l.clone()),
-        (Nullable(None), Nullable(Some(d))) => tx
+    let lead_id = match (activity.lead_id, activity.deal_id) {
+        (Some(l), _) => Some(l.to_string()),
+        (None, Some(d)) => tx
             .cached_row("SELECT lead_id FROM deals WHERE id = ?1", params![d], |r| {
                 r.get(0)
             })
@@ -243,25 +258,21 @@ pub fn on_activity(
             .flatten(),
         _ => None,
     };
-    let Some(subject) = activity.deal_id.as_deref().or(lead_id.as_deref()) else {
+    let Some(subject) = activity.deal_id.or(lead_id.as_deref()) else {
         return Ok(());
     };
-    let cause = rules::engagement_cause(
-        signal_type,
-        subject,
-        &activity.id,
-        activity.subject.as_deref(),
-    );
+    let cause =
+        rules::engagement_cause(signal_type, subject, activity.activity_id, activity.subject);
     raise(
         tx,
         org_id,
         &cause,
-        activity.deal_id.as_deref(),
+        activity.deal_id,
         lead_id.as_deref(),
         now,
     )?;
     // Repeated opens and replies make `high_engagement` at once, not at the next sweep.
-    if let Some(deal_id) = activity.deal_id.as_deref() {
+    if let Some(deal_id) = activity.deal_id {
         let since = now - rules::HIGH_ENGAGEMENT_WINDOW_DAYS * DAY_MS;
         let recent: Vec<String> = {
             let mut stmt = tx.prepare_cached(
@@ -450,4 +461,11 @@ pub fn sweep_all(db: &Db, now: Millis) -> DomainResult<SweepOutcome> {
         }
     }
     Ok(total)
+}
+
+crate::domain::terms::vocabularies! {
+    /// A signal's state.
+    SignalStatus = "SignalStatus",
+        "open (to act on), dismissed, or resolved.",
+        STATUSES.iter().copied();
 }

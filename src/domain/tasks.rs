@@ -8,12 +8,12 @@ use poem_openapi::{Enum, Object};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::auth::Principal;
-use super::companies::time_filters;
 use super::error::{DomainError, DomainResult, Issues};
-use super::events::{self, Actor};
+use super::events::Actor;
 use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
 use super::validate;
 use crate::clock::Millis;
+use crate::domain::changes;
 use crate::ids::{self, new_id};
 use crate::timefmt::Timestamp;
 
@@ -293,13 +293,7 @@ pub fn list(
     if let Some(t) = f.due_after {
         filters.push("due_at >= ?", vec![t.into()]);
     }
-    time_filters(
-        &mut filters,
-        "",
-        f.created_after,
-        f.created_before,
-        f.updated_since,
-    );
+    filters.time_window("", f.created_after, f.created_before, f.updated_since);
     filters.fetch_page(conn, &LIST, sort, paging, mapper(now))
 }
 
@@ -356,7 +350,7 @@ pub fn create(tx: &Tx<'_>, p: &Principal, input: NewTask, now: Millis) -> Domain
         ],
     )?;
     let task = get(tx, &p.org_id, &id, now)?;
-    events::append(
+    changes::append(
         tx,
         &p.org_id,
         &Actor::from(p),
@@ -427,12 +421,12 @@ pub fn update(
     )?;
     let after = get(tx, &p.org_id, id, now)?;
     let actor = Actor::from(p);
-    let previous = events::previous_values(&before, &after);
+    let previous = changes::previous_values(&before, &after);
     if validate::unchanged(&previous) {
         validate::restore_version(tx, "tasks", id, before.version, before.updated_at)?;
         return Ok(before);
     }
-    events::append(
+    changes::append(
         tx,
         &p.org_id,
         &actor,
@@ -442,7 +436,7 @@ pub fn update(
         now,
     )?;
     if status == TaskStatus::Completed && before.status != TaskStatus::Completed {
-        events::append(
+        changes::append(
             tx,
             &p.org_id,
             &actor,
@@ -488,7 +482,7 @@ pub fn delete(tx: &Tx<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult
         "DELETE FROM tasks WHERE org_id = ?1 AND id = ?2",
         params![p.org_id, id],
     )?;
-    events::append(
+    changes::append(
         tx,
         &p.org_id,
         &Actor::from(p),
@@ -519,7 +513,7 @@ pub fn delete_where(
     };
     for task in tasks {
         tx.execute("DELETE FROM tasks WHERE id = ?1", params![task.id])?;
-        events::append(tx, org_id, actor, "task.deleted", &task, None, now)?;
+        changes::append(tx, org_id, actor, "task.deleted", &task, None, now)?;
     }
     Ok(())
 }

@@ -169,80 +169,29 @@ fn enum_schema(description: &'static str, words: Vec<Cow<'static, str>>) -> Meta
     }
 }
 
-/// Declares vocabularies: `Marker = "Name", "description", words`.
+/// Declares vocabularies: `Marker = "Name", "description", words`. Each module that owns a set
+/// of words declares its vocabularies beside them, so the words and their type live together.
 macro_rules! vocabularies {
     ($($(#[$doc:meta])* $marker:ident = $name:literal, $description:literal, $words:expr;)*) => {$(
         $(#[$doc])*
         pub struct $marker;
-        impl Vocabulary for $marker {
+        impl $crate::domain::terms::Vocabulary for $marker {
             const NAME: &'static str = $name;
             const DESCRIPTION: &'static str = $description;
-            fn words() -> Vec<Cow<'static, str>> {
-                $words.into_iter().map(Cow::from).collect()
+            fn words() -> Vec<std::borrow::Cow<'static, str>> {
+                $words.into_iter().map(std::borrow::Cow::from).collect()
             }
         }
     )*};
 }
-
-use super::{activities, api_keys, events, search, signals, webhooks};
-
-vocabularies! {
-    /// An activity type a caller may log.
-    LoggableActivityType = "LoggableActivityType",
-        "An activity a caller logs.",
-        activities::CLIENT_TYPES.iter().copied();
-    /// Any activity type, the server's own included.
-    ActivityType = "ActivityType",
-        "What an activity was: one a caller logs, or one the server writes itself (email_sent, \
-         email_received, email_opened, stage_changed).",
-        activities::CLIENT_TYPES.iter().chain(activities::SYSTEM_TYPES).copied();
-    /// An event type.
-    EventType = "EventType",
-        "What changed: `<resource>.<change>`; `webhook.test` only in a test delivery.",
-        events::TYPES.iter().copied().chain([events::TEST_TYPE]);
-    /// An event type, a family of them (`deal.*`) or all of them (`*`).
-    EventTypePattern = "EventTypePattern",
-        "An event type, every type of one resource (`deal.*`), or every type (`*`).",
-        events::type_patterns();
-    /// Who made a change.
-    ActorType = "ActorType",
-        "Who made a change: an API key, a user signed in, or the server itself.",
-        events::ACTOR_TYPES.iter().copied();
-    /// A webhook delivery's state.
-    DeliveryStatus = "DeliveryStatus",
-        "pending (waiting for its next attempt), in_flight, succeeded, or failed (no more retries).",
-        webhooks::DELIVERY_STATUSES.iter().copied();
-    /// An API key's state.
-    ApiKeyStatus = "ApiKeyStatus",
-        "active, expired or revoked.",
-        api_keys::STATUSES.iter().copied();
-    /// A signal's state.
-    SignalStatus = "SignalStatus",
-        "open (to act on), dismissed, or resolved.",
-        signals::STATUSES.iter().copied();
-    /// What a search hit is.
-    SearchKind = "SearchKind",
-        "What a search hit is.",
-        search::KINDS.iter().copied();
-}
-
-/// An ISO 4217 currency code in use.
-pub struct Currency;
-
-impl Vocabulary for Currency {
-    const NAME: &'static str = "Currency";
-    const DESCRIPTION: &'static str = "An ISO 4217 currency code in use.";
-    fn words() -> Vec<Cow<'static, str>> {
-        super::validate::currency_codes().map(Cow::from).collect()
-    }
-    fn knows(word: &str) -> bool {
-        super::validate::currency_exponent(word).is_some()
-    }
-}
+pub(crate) use vocabularies;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::events::{EventType, EventTypePattern};
+    use crate::domain::signals::SignalStatus;
+    use crate::domain::validate::Currency;
 
     #[test]
     fn a_word_outside_the_set_is_refused_naming_the_set() {

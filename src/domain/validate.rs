@@ -353,7 +353,7 @@ pub fn restore_version(
     Ok(())
 }
 
-/// Whether an update's `previous` values (see `events::previous_values`) are empty.
+/// Whether an update's `previous` values (see `changes::previous_values`) are empty.
 pub fn unchanged(previous: &serde_json::Value) -> bool {
     previous.as_object().is_some_and(|m| m.is_empty())
 }
@@ -509,6 +509,20 @@ pub fn like_pattern(q: &str) -> String {
             .replace('%', "\\%")
             .replace('_', "\\_")
     )
+}
+
+/// An ISO 4217 currency code in use.
+pub struct Currency;
+
+impl super::terms::Vocabulary for Currency {
+    const NAME: &'static str = "Currency";
+    const DESCRIPTION: &'static str = "An ISO 4217 currency code in use.";
+    fn words() -> Vec<std::borrow::Cow<'static, str>> {
+        currency_codes().map(std::borrow::Cow::from).collect()
+    }
+    fn knows(word: &str) -> bool {
+        currency_exponent(word).is_some()
+    }
 }
 
 #[cfg(test)]

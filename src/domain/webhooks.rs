@@ -11,8 +11,9 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::error::{DomainError, DomainResult, Issues};
 use super::events::{self, Event};
+use super::events::{EventType, EventTypePattern};
 use super::listing::{Filters, ListPage, ListSource, Paging, Sort};
-use super::terms::{DeliveryStatus, EventType, EventTypePattern, Term};
+use super::terms::Term;
 use super::validate;
 use crate::clock::{Millis, HOUR_MS};
 use crate::ids::{self, new_id};
@@ -331,7 +332,7 @@ fn enqueue(
 }
 
 /// Queues a delivery of an event to every active endpoint of the organization that wants it;
-/// called by `events::append` inside the event's own transaction. The event is only built (and
+/// called by `changes::append` inside the event's own transaction. The event is only built (and
 /// serialized, once for all endpoints) when some endpoint wants it.
 pub fn enqueue_event(
     tx: &Tx<'_>,
@@ -475,4 +476,11 @@ pub fn redeliver(
     )?;
     tx.queue_work();
     get_delivery(tx, org_id, webhook_id, id)
+}
+
+crate::domain::terms::vocabularies! {
+    /// A webhook delivery's state.
+    DeliveryStatus = "DeliveryStatus",
+        "pending (waiting for its next attempt), in_flight, succeeded, or failed (no more retries).",
+        DELIVERY_STATUSES.iter().copied();
 }

@@ -1,6 +1,7 @@
 //! Converting a lead into a deal.
 
 use super::*;
+use crate::domain::changes;
 
 /// How to convert a lead; everything is optional.
 #[derive(Debug, Clone, Default, Object)]
@@ -106,8 +107,8 @@ pub fn convert_lead(
         params![p.org_id, lead.id, deal.id, now],
     )?;
     let after = leads::get(tx, &p.org_id, &lead.id)?;
-    let previous = events::previous_values(&lead, &after);
-    events::append(
+    let previous = changes::previous_values(&lead, &after);
+    changes::append(
         tx,
         &p.org_id,
         &actor,

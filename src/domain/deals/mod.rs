@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::activities::{self, Activity};
 use super::auth::Principal;
-use super::companies::{self, time_filters, Company};
+use super::companies::{self, Company};
 use super::error::{unknown, DomainError, DomainResult, FieldIssue, Issues};
 use super::events::{self, Actor};
 use super::intelligence::{self, deal_facts};
@@ -19,7 +19,8 @@ use super::leads::{self, Lead, LeadStatus};
 use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
 use super::pipelines::{self, Stage, StageKind};
 use super::tasks::{self, Task};
-use super::terms::{Currency, Term};
+use super::terms::Term;
+use super::validate::Currency;
 use super::{notes, orgs, validate};
 use crate::clock::Millis;
 use crate::ids::{self, new_id};
@@ -414,13 +415,7 @@ pub fn list(
         }
     }
     issues.finish()?;
-    time_filters(
-        &mut filters,
-        "d.",
-        f.created_after,
-        f.created_before,
-        f.updated_since,
-    );
+    filters.time_window("d.", f.created_after, f.created_before, f.updated_since);
     if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         filters.push(
             "d.title LIKE ? ESCAPE '\\'",
@@ -455,14 +450,4 @@ pub fn list(
         paging: page.paging,
         total: page.total,
     })
-}
-
-/// Moves `last_activity_at` forward to `at` (bookkeeping: no version bump, no event).
-pub fn touch_activity(tx: &Tx<'_>, org_id: &str, id: &str, at: Millis) -> DomainResult<()> {
-    tx.execute(
-        "UPDATE deals SET last_activity_at = max(coalesce(last_activity_at, 0), ?3)
-         WHERE org_id = ?1 AND id = ?2",
-        params![org_id, id, at],
-    )?;
-    Ok(())
 }

@@ -2,6 +2,7 @@
 //! history and events), emptying a stage into another, and the history as the API shows it.
 
 use super::*;
+use crate::domain::changes;
 
 /// Where to move a deal: `stage_id`, or `stage` by name, within the deal's pipeline.
 #[derive(Debug, Clone, Default, Object)]
@@ -216,8 +217,8 @@ pub(super) fn move_deal(
         now,
     )?;
     let after = get(tx, org_id, &before.id)?;
-    let previous = events::previous_values(&before, &after);
-    events::append(
+    let previous = changes::previous_values(&before, &after);
+    changes::append(
         tx,
         org_id,
         actor,
@@ -226,7 +227,7 @@ pub(super) fn move_deal(
         Some(previous.clone()),
         now,
     )?;
-    events::append(
+    changes::append(
         tx,
         org_id,
         actor,
@@ -237,10 +238,10 @@ pub(super) fn move_deal(
     )?;
     match status {
         DealStatus::Won if before.status != DealStatus::Won => {
-            events::append(tx, org_id, actor, "deal.won", &after, Some(previous), now)?;
+            changes::append(tx, org_id, actor, "deal.won", &after, Some(previous), now)?;
         }
         DealStatus::Lost if before.status != DealStatus::Lost => {
-            events::append(tx, org_id, actor, "deal.lost", &after, Some(previous), now)?;
+            changes::append(tx, org_id, actor, "deal.lost", &after, Some(previous), now)?;
         }
         _ => {}
     }

@@ -1,6 +1,7 @@
 //! Creating, changing and deleting deals.
 
 use super::*;
+use crate::domain::changes;
 
 pub(super) fn check_date(issues: &mut Issues, field: &str, date: Option<String>) -> Option<String> {
     let date = date?;
@@ -118,7 +119,7 @@ pub fn create_as(
     )?;
     record_history(tx, org_id, &id, None, &stage, actor, None, now)?;
     let deal = get(tx, org_id, &id)?;
-    events::append(tx, org_id, actor, "deal.created", &deal, None, now)?;
+    changes::append(tx, org_id, actor, "deal.created", &deal, None, now)?;
     Ok(deal)
 }
 
@@ -216,12 +217,12 @@ pub fn update(
         ],
     )?;
     let after = get(tx, &p.org_id, id)?;
-    let previous = events::previous_values(&before, &after);
+    let previous = changes::previous_values(&before, &after);
     if validate::unchanged(&previous) {
         validate::restore_version(tx, "deals", id, before.version, before.updated_at)?;
         return Ok(before);
     }
-    events::append(
+    changes::append(
         tx,
         &p.org_id,
         &Actor::from(p),
@@ -257,6 +258,6 @@ pub fn delete(tx: &Tx<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult
         "DELETE FROM deals WHERE org_id = ?1 AND id = ?2",
         params![p.org_id, id],
     )?;
-    events::append(tx, &p.org_id, &actor, "deal.deleted", &deal, None, now)?;
+    changes::append(tx, &p.org_id, &actor, "deal.deleted", &deal, None, now)?;
     Ok(deal)
 }

@@ -1,6 +1,7 @@
 //! Sending and replying: messages queued in the deal's thread, with threading headers.
 
 use super::*;
+use crate::domain::changes;
 
 /// Validates a list of addresses (each trimmed, lowercased domain kept as given).
 pub(super) fn addresses(issues: &mut Issues, field: &str, list: Vec<String>) -> Vec<String> {
@@ -72,7 +73,7 @@ pub(super) fn queue(
     )?;
     tx.queue_work();
     let email = get_by_id(tx, &p.org_id, &id)?;
-    events::append(
+    changes::append(
         tx,
         &p.org_id,
         &Actor::from(p),

@@ -1,6 +1,7 @@
 //! What comes back: inbound mail routed to its deal's thread, and open-tracking hits.
 
 use super::*;
+use crate::domain::changes;
 
 /// An inbound message, parsed.
 #[derive(Debug, Clone, Default)]
@@ -127,7 +128,7 @@ pub fn receive(tx: &Tx<'_>, m: Parsed, now: Millis) -> DomainResult<Received> {
         now,
     )?;
     let email = get_by_id(tx, &org_id, &id)?;
-    events::append(tx, &org_id, &actor, "email.received", &email, None, now)?;
+    changes::append(tx, &org_id, &actor, "email.received", &email, None, now)?;
     Ok(Received {
         email,
         created: true,
@@ -164,6 +165,6 @@ pub fn record_open(tx: &Tx<'_>, token: &str, now: Millis) -> DomainResult<bool> 
         &email.deal_id,
         now,
     )?;
-    events::append(tx, &org_id, &actor, "email.opened", &email, None, now)?;
+    changes::append(tx, &org_id, &actor, "email.opened", &email, None, now)?;
     Ok(true)
 }

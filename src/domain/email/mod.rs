@@ -14,7 +14,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::activities;
 use super::auth::Principal;
 use super::error::{DomainError, DomainResult, Issues};
-use super::events::{self, Actor};
+use super::events::Actor;
 use super::listing::{ListPage, Paging};
 use super::terms::Term;
 use super::validate;

@@ -1,6 +1,7 @@
 //! The outbox as the sender thread works it: claiming due messages and recording each attempt.
 
 use super::*;
+use crate::domain::changes;
 
 /// A queued message as the sender needs it.
 #[derive(Debug, Clone)]
@@ -101,7 +102,7 @@ pub fn record_attempt(
                 now,
             )?;
             let email = get_by_id(tx, &job.org_id, id)?;
-            events::append(tx, &job.org_id, &actor, "email.sent", &email, None, now)?;
+            changes::append(tx, &job.org_id, &actor, "email.sent", &email, None, now)?;
         }
         Attempt::Retry(error, delay) => {
             tx.execute(
@@ -116,7 +117,7 @@ pub fn record_attempt(
                 params![id, error, now],
             )?;
             let email = get_by_id(tx, &job.org_id, id)?;
-            events::append(
+            changes::append(
                 tx,
                 &job.org_id,
                 &Actor::system(),

@@ -7,9 +7,9 @@ use poem_openapi::{Enum, Object};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::auth::Principal;
-use super::companies::{self, time_filters};
+use super::companies;
 use super::error::{DomainError, DomainResult, FieldIssue, Issues};
-use super::events::{self, Actor};
+use super::events::Actor;
 use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
 use super::validate;
 use crate::clock::Millis;
@@ -17,9 +17,7 @@ use crate::ids::{self, new_id};
 use crate::timefmt::Timestamp;
 
 mod writes;
-pub use writes::{
-    assign, check, create, delete, fields_of, insert, store, touch_activity, update, LeadFields,
-};
+pub use writes::{assign, check, create, delete, fields_of, insert, store, update, LeadFields};
 
 /// Where a lead stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
@@ -373,13 +371,7 @@ pub fn filters_for(org_id: &str, f: &LeadFilter) -> DomainResult<Filters> {
             vec![tag.clone().into()],
         );
     }
-    time_filters(
-        &mut filters,
-        "",
-        f.created_after,
-        f.created_before,
-        f.updated_since,
-    );
+    filters.time_window("", f.created_after, f.created_before, f.updated_since);
     if let Some(v) = f.score_min {
         filters.push("score >= ?", vec![v.into()]);
     }

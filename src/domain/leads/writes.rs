@@ -2,6 +2,8 @@
 //! CSV import, a conversion) shares.
 
 use super::*;
+use crate::domain::changes;
+use crate::intelligence::lead_score::LeadFacts;
 
 /// A lead's fields after validation, ready to store.
 #[derive(Debug, Clone)]
@@ -33,6 +35,21 @@ pub struct LeadFields {
 }
 
 impl LeadFields {
+    /// What the lead-score rules read from the lead itself (its company's facts come from
+    /// the company).
+    fn facts(&self) -> LeadFacts {
+        LeadFacts {
+            first_name: self.first_name.is_some(),
+            last_name: self.last_name.is_some(),
+            email: self.email.is_some(),
+            phone: self.phone.is_some(),
+            title: self.title.clone(),
+            company: self.company_id.is_some() || self.company_name.is_some(),
+            country: self.country.clone(),
+            ..LeadFacts::default()
+        }
+    }
+
     /// The stored columns `first_name` to `owner_id`, in `schema.sql`'s order: what an insert
     /// and an update bind as `?3` to `?14`, after the lead's id and organization.
     fn column_values(&self) -> [rusqlite::types::Value; 12] {
@@ -169,7 +186,13 @@ pub fn insert(
     now: Millis,
 ) -> DomainResult<Lead> {
     let id = new_id("lead");
-    let score = crate::domain::lead_scoring::of_new_lead(tx, org_id, f, now)?;
+    let score = crate::domain::lead_scoring::of_new_lead(
+        tx,
+        org_id,
+        f.facts(),
+        f.company_id.as_deref(),
+        now,
+    )?;
     tx.prepare_cached(
         "INSERT INTO leads (id, org_id, first_name, last_name, email, phone, title, company_id,
                             company_name, country, status, source, tags, owner_id, score,
@@ -187,7 +210,7 @@ pub fn insert(
             .map(|v| v.breakdown.score),
         "a new lead's score differs from its refreshed score"
     );
-    events::append(tx, org_id, actor, "lead.created", &lead, None, now)?;
+    changes::append(tx, org_id, actor, "lead.created", &lead, None, now)?;
     Ok(lead)
 }
 
@@ -216,12 +239,12 @@ pub fn store(
     )?;
     crate::domain::lead_scoring::refresh(tx, org_id, &before.id, now)?;
     let after = get(tx, org_id, &before.id)?;
-    let previous = events::previous_values(before, &after);
+    let previous = changes::previous_values(before, &after);
     if validate::unchanged(&previous) {
         validate::restore_version(tx, "leads", &before.id, before.version, before.updated_at)?;
         return Ok(before.clone());
     }
-    events::append(tx, org_id, actor, event_type, &after, Some(previous), now)?;
+    changes::append(tx, org_id, actor, event_type, &after, Some(previous), now)?;
     Ok(after)
 }
 
@@ -330,23 +353,6 @@ pub fn delete(tx: &Tx<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult
         "DELETE FROM leads WHERE org_id = ?1 AND id = ?2",
         params![p.org_id, id],
     )?;
-    events::append(tx, &p.org_id, &actor, "lead.deleted", &lead, None, now)?;
+    changes::append(tx, &p.org_id, &actor, "lead.deleted", &lead, None, now)?;
     Ok(lead)
-}
-
-/// Moves `last_activity_at` forward to `at` (never back) and refreshes the score as of `now`:
-/// bookkeeping, not an edit, so no version bump and no event.
-pub fn touch_activity(
-    tx: &Tx<'_>,
-    org_id: &str,
-    id: &str,
-    at: Millis,
-    now: Millis,
-) -> DomainResult<()> {
-    tx.execute(
-        "UPDATE leads SET last_activity_at = max(coalesce(last_activity_at, 0), ?3)
-         WHERE org_id = ?1 AND id = ?2",
-        params![org_id, id, at],
-    )?;
-    crate::domain::lead_scoring::refresh(tx, org_id, id, now)
 }

@@ -1,0 +1,72 @@
+//! The one path every change takes (docs/api.md §9): inside the change's own transaction it
+//! appends the event to the log and queues a delivery to each webhook that wants it, so an
+//! event and its deliveries exist exactly when the change does. Resources call [`append`] with
+//! the object as it now is and, for an update, the fields it changed ([`previous_values`]).
+
+use poem_openapi::types::ToJSON;
+use rusqlite::params;
+use serde_json::{json, Map, Value};
+
+use super::error::DomainResult;
+use super::events::{Actor, Event, EventData, TYPES};
+use super::terms::Term;
+use crate::clock::Millis;
+use crate::db::Tx;
+use crate::ids::new_id;
+use crate::timefmt::Timestamp;
+
+/// Writes one event in the caller's transaction; returns its `seq`.
+///
+/// `previous` holds the old values of the fields that changed (updates only).
+pub fn append(
+    tx: &Tx<'_>,
+    org_id: &str,
+    actor: &Actor,
+    event_type: &str,
+    object: &impl ToJSON,
+    previous: Option<Value>,
+    now: Millis,
+) -> DomainResult<i64> {
+    debug_assert!(
+        TYPES.contains(&event_type),
+        "unknown event type {event_type}"
+    );
+    let mut data = Map::new();
+    data.insert("object".into(), object.to_json().unwrap_or(Value::Null));
+    if let Some(previous) = previous {
+        data.insert("previous".into(), previous);
+    }
+    let data = Value::Object(data).to_string();
+    let id = new_id("evt");
+    tx.prepare_cached(
+        "INSERT INTO events (id, org_id, type, actor_type, actor_id, data, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        id, org_id, event_type, actor.kind, actor.id, data, now
+    ])?;
+    let seq = tx.last_insert_rowid();
+    super::webhooks::enqueue_event(tx, org_id, event_type, now, &|| Event {
+        id: id.clone(),
+        seq,
+        event_type: Term::known(event_type),
+        created_at: Timestamp(now),
+        actor: actor.clone(),
+        data: EventData::from_stored(&data),
+    })?;
+    Ok(seq)
+}
+
+/// The old values of every field that differs between two JSON renderings of an object,
+/// leaving out the bookkeeping (`version`, `updated_at`).
+pub fn previous_values(before: &impl ToJSON, after: &impl ToJSON) -> Value {
+    let (Some(Value::Object(b)), Some(Value::Object(a))) = (before.to_json(), after.to_json())
+    else {
+        return json!({});
+    };
+    let changed: Map<String, Value> = b
+        .into_iter()
+        .filter(|(k, v)| k != "version" && k != "updated_at" && a.get(k) != Some(v))
+        .collect();
+    Value::Object(changed)
+}
