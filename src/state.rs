@@ -8,7 +8,7 @@ use crate::config::ServeConfig;
 use crate::config::Transport;
 use crate::db::Db;
 use crate::shutdown::Shutdown;
-use crate::{api, events_bus, ids};
+use crate::{events_bus, ids};
 
 /// Everything a request handler may need, shared by all of them.
 pub struct AppState {
@@ -19,9 +19,9 @@ pub struct AppState {
     /// The settings the server was started with.
     pub config: ServeConfig,
     /// Per-caller rate limits.
-    pub limiter: api::ratelimit::RateLimiter,
+    pub limiter: crate::ratelimit::RateLimiter,
     /// Principals recently resolved from bearer tokens.
-    pub credentials: api::credentials::Credentials,
+    pub credentials: crate::credentials::Credentials,
     /// This process's id, to tell its in-flight idempotent requests from a crashed one's.
     pub instance_id: String,
     /// Fires when the server starts shutting down; long-lived streams end on it.
@@ -40,7 +40,7 @@ impl AppState {
         Self {
             db,
             clock,
-            limiter: api::ratelimit::RateLimiter::new(config.rate_limit.0),
+            limiter: crate::ratelimit::RateLimiter::new(config.rate_limit.0),
             credentials: Default::default(),
             instance_id: ids::new_id("inst"),
             shutdown: Shutdown::new(),

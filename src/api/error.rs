@@ -12,6 +12,21 @@ use poem_openapi::{ApiResponse, Enum, Object};
 
 use crate::domain::{DomainError, FieldIssue};
 
+tokio::task_local! {
+    /// The id of the request being handled, set by the gate around the whole request, so every
+    /// error rendered on its behalf carries it.
+    pub static REQUEST_ID: String;
+}
+
+/// The id of the request being handled (empty outside one).
+pub fn current_request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
+}
+
+/// How the names of shaped parameter types (`params::Shaped`) begin: a parse failure naming
+/// one is a value outside a documented set.
+pub const SHAPE_PREFIX: &str = "shape_";
+
 /// One rejected field.
 #[derive(Debug, Clone, Object)]
 pub struct ErrorDetail {
@@ -169,7 +184,7 @@ impl ApiError {
 
     /// 500 internal: the cause is logged, never sent.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
-        tracing::error!(request_id = %super::gate::current_request_id(), "internal error: {cause}");
+        tracing::error!(request_id = %current_request_id(), "internal error: {cause}");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::Internal,
@@ -192,7 +207,7 @@ impl ApiError {
 
     /// The envelope as a response, stamped with the current request id.
     pub fn render(&self) -> Response {
-        let body = self.body(super::gate::current_request_id());
+        let body = self.body(current_request_id());
         let mut resp = Response::builder()
             .status(self.status)
             .content_type("application/json; charset=utf-8")
@@ -228,9 +243,7 @@ impl ApiError {
                 return Self::bad_request(reason).detail(e.name, "is not of the documented form");
             }
             // A value outside a documented set (`params::Shaped`) breaks a rule: a 422 (docs/api.md §3).
-            if e.reason
-                .contains(&format!("\"{}", super::params::SHAPE_PREFIX))
-            {
+            if e.reason.contains(&format!("\"{}", SHAPE_PREFIX)) {
                 return Self::invalid(e.name, reason);
             }
             return Self::bad_request(format!("invalid parameter `{}`: {reason}", e.name))

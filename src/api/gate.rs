@@ -13,22 +13,13 @@ use poem_openapi::OperationId;
 
 use super::error::{ApiError, ErrorCode};
 use super::headers;
-use super::ratelimit::Decision;
 use super::routes;
 use crate::domain::auth::{self, CredentialKind, Principal};
 use crate::domain::{api_keys, idempotency};
 use crate::ids::new_id;
+use crate::ratelimit::Decision;
 use crate::secrets;
 use crate::state::AppState;
-
-tokio::task_local! {
-    static REQUEST_ID: String;
-}
-
-/// The id of the request being handled (empty outside one).
-pub fn current_request_id() -> String {
-    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
-}
 
 /// Query parameter names that would carry a credential; refused so keys never land in logs.
 const CREDENTIAL_PARAMS: &[&str] = &[
@@ -90,7 +81,9 @@ impl<E: Endpoint> Endpoint for GateEndpoint<E> {
                 .unwrap_or_else(|| new_id("req"));
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let (mut resp, outcome) = REQUEST_ID.scope(request_id.clone(), self.handle(req)).await;
+        let (mut resp, outcome) = super::error::REQUEST_ID
+            .scope(request_id.clone(), self.handle(req))
+            .await;
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             resp.headers_mut().insert("x-request-id", v);
         }
@@ -235,7 +228,7 @@ impl<E: Endpoint> GateEndpoint<E> {
     }
 
     /// Resolves the bearer token, if any, from the credentials recently resolved when nothing
-    /// can have changed it since (see [`super::credentials`]), else from the database.
+    /// can have changed it since (see [`crate::credentials`]), else from the database.
     /// `Ok(None)` is "no valid credential": the operation's security scheme then answers 401
     /// (public operations don't care).
     async fn authenticate(&self, req: &Request) -> Result<Option<Principal>, ApiError> {

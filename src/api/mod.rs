@@ -4,14 +4,12 @@
 //! wrap the result in the envelope. They never write SQL.
 
 pub mod body;
-pub mod credentials;
 pub mod document;
 pub mod envelope;
 pub mod error;
 pub mod gate;
 pub mod headers;
 pub mod params;
-pub mod ratelimit;
 pub mod routes;
 pub mod security;
 pub mod wire;

@@ -24,8 +24,7 @@ pub trait Shape: Send + Sync + 'static {
     fn check(value: &str) -> Result<(), String>;
 }
 
-/// How the names of shaped types begin (see [`crate::api::error`]).
-pub const SHAPE_PREFIX: &str = "shape_";
+use super::error::SHAPE_PREFIX;
 
 /// A string parameter of shape `S`; it derefs to the string.
 pub struct Shaped<S>(String, PhantomData<S>);
