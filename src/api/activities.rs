@@ -14,7 +14,6 @@ use super::headers;
 use super::security::Caller;
 use super::ApiTags;
 use crate::domain::activities::{self, Activity, ActivityFilter, NewActivity};
-use crate::domain::auth::Scope;
 use crate::domain::listing::Paging;
 use crate::domain::notes::{self, NewNote, Note, NoteFilter, NotePatch};
 use crate::state::AppState;
@@ -62,7 +61,6 @@ impl ActivitiesApi {
         /// Only those created before this time (RFC 3339).
         created_before: Query<Option<Timestamp>>,
     ) -> ApiResult<Page<Activity>> {
-        let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
         let f = ActivityFilter {
             activity_type: activity_type.0.map(String::from),
@@ -75,9 +73,10 @@ impl ActivitiesApi {
             created_before: created_before.0.map(|t| t.0),
         };
         Ok(Page(
-            state
-                .db
-                .read(move |c| activities::list(c, &org_id, &f, sort.0.as_deref(), paging))
+            caller
+                .read(&state, move |c, org_id| {
+                    activities::list(c, org_id, &f, sort.0.as_deref(), paging)
+                })
                 .await?,
         ))
     }
@@ -99,11 +98,10 @@ impl ActivitiesApi {
         caller: Caller,
         body: JsonBody<NewActivity>,
     ) -> ApiResult<Created<Activity>> {
-        let p = caller.with(Scope::Write)?.clone();
-        let now = state.clock.now_ms();
-        let a = state
-            .db
-            .write(move |tx| activities::create(tx, &p, body.0, now))
+        let a = caller
+            .write(&state, move |tx, p, now| {
+                activities::create(tx, p, body.0, now)
+            })
             .await?;
         Ok(Created::versioned(a.version, a))
     }
@@ -123,10 +121,8 @@ impl ActivitiesApi {
         /// The activity's id (`act_...`).
         id: Path<String>,
     ) -> ApiResult<One<Activity>> {
-        let org_id = caller.with(Scope::Read)?.org_id.clone();
-        let a = state
-            .db
-            .read_point(move |c| activities::get(c, &org_id, &id.0))
+        let a = caller
+            .read_point(&state, move |c, org_id| activities::get(c, org_id, &id.0))
             .await?;
         Ok(One::versioned(a.version, a))
     }
@@ -147,11 +143,10 @@ impl ActivitiesApi {
         /// The activity's id (`act_...`).
         id: Path<String>,
     ) -> ApiResult<One<Activity>> {
-        let p = caller.with(Scope::Write)?.clone();
-        let now = state.clock.now_ms();
-        let a = state
-            .db
-            .write(move |tx| activities::delete(tx, &p, &id.0, now))
+        let a = caller
+            .write(&state, move |tx, p, now| {
+                activities::delete(tx, p, &id.0, now)
+            })
             .await?;
         Ok(One::new(a))
     }
@@ -196,7 +191,6 @@ impl NotesApi {
         /// Text to look for (ASCII letters match in either case); the operation says in which fields.
         q: Query<Option<String>>,
     ) -> ApiResult<Page<Note>> {
-        let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
         let f = NoteFilter {
             deal_id: deal_id.0,
@@ -208,9 +202,10 @@ impl NotesApi {
             q: q.0,
         };
         Ok(Page(
-            state
-                .db
-                .read(move |c| notes::list(c, &org_id, &f, sort.0.as_deref(), paging))
+            caller
+                .read(&state, move |c, org_id| {
+                    notes::list(c, org_id, &f, sort.0.as_deref(), paging)
+                })
                 .await?,
         ))
     }
@@ -226,11 +221,8 @@ impl NotesApi {
         caller: Caller,
         body: JsonBody<NewNote>,
     ) -> ApiResult<Created<Note>> {
-        let p = caller.with(Scope::Write)?.clone();
-        let now = state.clock.now_ms();
-        let n = state
-            .db
-            .write(move |tx| notes::create(tx, &p, body.0, now))
+        let n = caller
+            .write(&state, move |tx, p, now| notes::create(tx, p, body.0, now))
             .await?;
         Ok(Created::versioned(n.version, n))
     }
@@ -246,10 +238,8 @@ impl NotesApi {
         /// The note's id (`note_...`).
         id: Path<String>,
     ) -> ApiResult<One<Note>> {
-        let org_id = caller.with(Scope::Read)?.org_id.clone();
-        let n = state
-            .db
-            .read_point(move |c| notes::get(c, &org_id, &id.0))
+        let n = caller
+            .read_point(&state, move |c, org_id| notes::get(c, org_id, &id.0))
             .await?;
         Ok(One::versioned(n.version, n))
     }
@@ -269,12 +259,11 @@ impl NotesApi {
         #[oai(name = "If-Match")]
         if_match: Header<Option<Shaped<IfMatch>>>,
     ) -> ApiResult<One<Note>> {
-        let p = caller.with(Scope::Write)?.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;
-        let now = state.clock.now_ms();
-        let n = state
-            .db
-            .write(move |tx| notes::update(tx, &p, &id.0, body.0, expected, now))
+        let n = caller
+            .write(&state, move |tx, p, now| {
+                notes::update(tx, p, &id.0, body.0, expected, now)
+            })
             .await?;
         Ok(One::versioned(n.version, n))
     }
@@ -290,11 +279,8 @@ impl NotesApi {
         /// The note's id (`note_...`).
         id: Path<String>,
     ) -> ApiResult<One<Note>> {
-        let p = caller.with(Scope::Write)?.clone();
-        let now = state.clock.now_ms();
-        let n = state
-            .db
-            .write(move |tx| notes::delete(tx, &p, &id.0, now))
+        let n = caller
+            .write(&state, move |tx, p, now| notes::delete(tx, p, &id.0, now))
             .await?;
         Ok(One::new(n))
     }

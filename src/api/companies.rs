@@ -64,7 +64,6 @@ impl CompaniesApi {
         /// Text to look for (ASCII letters match in either case); the operation says in which fields.
         q: Query<Option<String>>,
     ) -> ApiResult<Page<Company>> {
-        let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
         let f = CompanyFilter {
             industry: industry.0,
@@ -78,9 +77,10 @@ impl CompaniesApi {
             updated_since: updated_since.0.map(|t| t.0),
             q: q.0,
         };
-        let page = state
-            .db
-            .read(move |c| companies::list(c, &org_id, &f, sort.0.as_deref(), paging))
+        let page = caller
+            .read(&state, move |c, org_id| {
+                companies::list(c, org_id, &f, sort.0.as_deref(), paging)
+            })
             .await?;
         Ok(Page(page))
     }
@@ -95,11 +95,10 @@ impl CompaniesApi {
         caller: Caller,
         body: JsonBody<NewCompany>,
     ) -> ApiResult<Created<Company>> {
-        let p = caller.with(Scope::Write)?.clone();
-        let now = state.clock.now_ms();
-        let c = state
-            .db
-            .write(move |tx| companies::create(tx, &p, body.0, now))
+        let c = caller
+            .write(&state, move |tx, p, now| {
+                companies::create(tx, p, body.0, now)
+            })
             .await?;
         Ok(Created::versioned(c.version, c))
     }
@@ -143,12 +142,11 @@ impl CompaniesApi {
         #[oai(name = "If-Match")]
         if_match: Header<Option<Shaped<IfMatch>>>,
     ) -> ApiResult<One<Company>> {
-        let p = caller.with(Scope::Write)?.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;
-        let now = state.clock.now_ms();
-        let c = state
-            .db
-            .write(move |tx| companies::update(tx, &p, &id.0, body.0, expected, now))
+        let c = caller
+            .write(&state, move |tx, p, now| {
+                companies::update(tx, p, &id.0, body.0, expected, now)
+            })
             .await?;
         Ok(One::versioned(c.version, c))
     }
@@ -169,11 +167,10 @@ impl CompaniesApi {
         /// The company's id (`co_...`).
         id: Path<String>,
     ) -> ApiResult<One<Company>> {
-        let p = caller.with(Scope::Write)?.clone();
-        let now = state.clock.now_ms();
-        let c = state
-            .db
-            .write(move |tx| companies::delete(tx, &p, &id.0, now))
+        let c = caller
+            .write(&state, move |tx, p, now| {
+                companies::delete(tx, p, &id.0, now)
+            })
             .await?;
         Ok(One::new(c))
     }

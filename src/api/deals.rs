@@ -13,7 +13,6 @@ use super::error::ApiResult;
 use super::headers;
 use super::security::Caller;
 use super::ApiTags;
-use crate::domain::auth::Scope;
 use crate::domain::deals::{
     self, Deal, DealContext, DealFilter, DealPatch, MoveDeal, NewDeal, StageChange,
 };
@@ -84,7 +83,6 @@ impl DealsApi {
         /// Text to look for (ASCII letters match in either case); the operation says in which fields.
         q: Query<Option<String>>,
     ) -> ApiResult<Page<Deal>> {
-        let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
         let now = state.clock.now_ms();
         let f = DealFilter {
@@ -106,9 +104,10 @@ impl DealsApi {
             q: q.0,
         };
         Ok(Page(
-            state
-                .db
-                .read(move |c| deals::list(c, &org_id, &f, sort.0.as_deref(), paging, now))
+            caller
+                .read(&state, move |c, org_id| {
+                    deals::list(c, org_id, &f, sort.0.as_deref(), paging, now)
+                })
                 .await?,
         ))
     }
@@ -129,15 +128,13 @@ impl DealsApi {
         /// The pipeline (`pip_...`); default the organization's default pipeline.
         pipeline_id: Query<Option<String>>,
     ) -> ApiResult<Page<Stage>> {
-        let org_id = caller.with(Scope::Read)?.org_id.clone();
-        let stages = state
-            .db
-            .read(move |c| {
+        let stages = caller
+            .read(&state, move |c, org_id| {
                 let pid = match pipeline_id.0 {
-                    Some(id) => pipelines::get(c, &org_id, &id)?.id,
-                    None => pipelines::default_id(c, &org_id)?,
+                    Some(id) => pipelines::get(c, org_id, &id)?.id,
+                    None => pipelines::default_id(c, org_id)?,
                 };
-                pipelines::stages_of(c, &org_id, &pid)
+                pipelines::stages_of(c, org_id, &pid)
             })
             .await?;
         Ok(Page::whole(stages))
@@ -155,12 +152,9 @@ impl DealsApi {
         caller: Caller,
         body: JsonBody<NewDeal>,
     ) -> ApiResult<Created<Deal>> {
-        let p = caller.with(Scope::Write)?.clone();
-        let now = state.clock.now_ms();
-        let deal = state
-            .db
-            .write(move |tx| {
-                let mut deal = deals::create(tx, &p, body.0, now)?;
+        let deal = caller
+            .write(&state, move |tx, p, now| {
+                let mut deal = deals::create(tx, p, body.0, now)?;
                 deals::annotate_risk(tx, &p.org_id, std::slice::from_mut(&mut deal), now)?;
                 Ok(deal)
             })
@@ -180,11 +174,11 @@ impl DealsApi {
         /// The deal's id (`deal_...`).
         id: Path<String>,
     ) -> ApiResult<One<DealContext>> {
-        let org_id = caller.with(Scope::Read)?.org_id.clone();
         let now = state.clock.now_ms();
-        let ctx = state
-            .db
-            .read_point(move |c| deals::context(c, &org_id, &id.0, now))
+        let ctx = caller
+            .read_point(&state, move |c, org_id| {
+                deals::context(c, org_id, &id.0, now)
+            })
             .await?;
         Ok(One::versioned(ctx.deal.version, ctx))
     }
@@ -206,13 +200,10 @@ impl DealsApi {
         #[oai(name = "If-Match")]
         if_match: Header<Option<Shaped<IfMatch>>>,
     ) -> ApiResult<One<Deal>> {
-        let p = caller.with(Scope::Write)?.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;
-        let now = state.clock.now_ms();
-        let deal = state
-            .db
-            .write(move |tx| {
-                let mut deal = deals::update(tx, &p, &id.0, body.0, expected, now)?;
+        let deal = caller
+            .write(&state, move |tx, p, now| {
+                let mut deal = deals::update(tx, p, &id.0, body.0, expected, now)?;
                 deals::annotate_risk(tx, &p.org_id, std::slice::from_mut(&mut deal), now)?;
                 Ok(deal)
             })
@@ -233,11 +224,8 @@ impl DealsApi {
         /// The deal's id (`deal_...`).
         id: Path<String>,
     ) -> ApiResult<One<Deal>> {
-        let p = caller.with(Scope::Write)?.clone();
-        let now = state.clock.now_ms();
-        let deal = state
-            .db
-            .write(move |tx| deals::delete(tx, &p, &id.0, now))
+        let deal = caller
+            .write(&state, move |tx, p, now| deals::delete(tx, p, &id.0, now))
             .await?;
         Ok(One::new(deal))
     }
@@ -259,12 +247,9 @@ impl DealsApi {
         id: Path<String>,
         body: JsonBody<MoveDeal>,
     ) -> ApiResult<One<Deal>> {
-        let p = caller.with(Scope::Write)?.clone();
-        let now = state.clock.now_ms();
-        let deal = state
-            .db
-            .write(move |tx| {
-                let mut deal = deals::move_to(tx, &p, &id.0, body.0, now)?;
+        let deal = caller
+            .write(&state, move |tx, p, now| {
+                let mut deal = deals::move_to(tx, p, &id.0, body.0, now)?;
                 deals::annotate_risk(tx, &p.org_id, std::slice::from_mut(&mut deal), now)?;
                 Ok(deal)
             })
@@ -288,10 +273,8 @@ impl DealsApi {
         /// The deal's id (`deal_...`).
         id: Path<String>,
     ) -> ApiResult<Page<StageChange>> {
-        let org_id = caller.with(Scope::Read)?.org_id.clone();
-        let items = state
-            .db
-            .read(move |c| deals::history(c, &org_id, &id.0))
+        let items = caller
+            .read(&state, move |c, org_id| deals::history(c, org_id, &id.0))
             .await?;
         Ok(Page::whole(items))
     }

@@ -146,10 +146,8 @@ impl EmailApi {
         /// The deal's id (`deal_...`).
         id: Path<String>,
     ) -> ApiResult<One<Inbox>> {
-        let org_id = caller.with(Scope::Read)?.org_id.clone();
-        let inbox = state
-            .db
-            .read(move |c| email::get_inbox(c, &org_id, &id.0))
+        let inbox = caller
+            .read(&state, move |c, org_id| email::get_inbox(c, org_id, &id.0))
             .await?;
         Ok(One::new(inbox))
     }
@@ -180,16 +178,16 @@ impl EmailApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         per_page: Query<Option<i64>>,
     ) -> ApiResult<Page<Email>> {
-        let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
         let filter = EmailFilter {
             thread_id: thread_id.0,
             direction: direction.0,
         };
         Ok(Page(
-            state
-                .db
-                .read(move |c| email::list(c, &org_id, &id.0, &filter, paging))
+            caller
+                .read(&state, move |c, org_id| {
+                    email::list(c, org_id, &id.0, &filter, paging)
+                })
                 .await?,
         ))
     }
@@ -212,10 +210,10 @@ impl EmailApi {
         /// The message's id (`eml_...`).
         message_id: Path<String>,
     ) -> ApiResult<One<Email>> {
-        let org_id = caller.with(Scope::Read)?.org_id.clone();
-        let e = state
-            .db
-            .read(move |c| email::get(c, &org_id, &id.0, &message_id.0))
+        let e = caller
+            .read(&state, move |c, org_id| {
+                email::get(c, org_id, &id.0, &message_id.0)
+            })
             .await?;
         Ok(One::new(e))
     }
@@ -240,12 +238,11 @@ impl EmailApi {
         id: Path<String>,
         body: JsonBody<SendEmail>,
     ) -> ApiResult<One<Email, 202>> {
-        let p = caller.with(Scope::Write)?.clone();
-        let now = state.clock.now_ms();
         let domain = state.config.email_domain.clone();
-        let e = state
-            .db
-            .write(move |tx| email::send(tx, &p, &id.0, body.0, &domain, now))
+        let e = caller
+            .write(&state, move |tx, p, now| {
+                email::send(tx, p, &id.0, body.0, &domain, now)
+            })
             .await?;
         Ok(One::new(e))
     }
@@ -270,12 +267,11 @@ impl EmailApi {
         message_id: Path<String>,
         body: JsonBody<ReplyEmail>,
     ) -> ApiResult<One<Email, 202>> {
-        let p = caller.with(Scope::Write)?.clone();
-        let now = state.clock.now_ms();
         let domain = state.config.email_domain.clone();
-        let e = state
-            .db
-            .write(move |tx| email::reply(tx, &p, &id.0, &message_id.0, body.0, &domain, now))
+        let e = caller
+            .write(&state, move |tx, p, now| {
+                email::reply(tx, p, &id.0, &message_id.0, body.0, &domain, now)
+            })
             .await?;
         Ok(One::new(e))
     }

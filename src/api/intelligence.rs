@@ -85,12 +85,12 @@ impl IntelligenceApi {
         /// The deal's id (`deal_...`).
         id: Path<String>,
     ) -> ApiResult<One<DealIntelligence>> {
-        let org_id = caller.with(Scope::Read)?.org_id.clone();
         let now = state.clock.now_ms();
         Ok(One::new(
-            state
-                .db
-                .read(move |c| intelligence::for_deal(c, &org_id, &id.0, now))
+            caller
+                .read(&state, move |c, org_id| {
+                    intelligence::for_deal(c, org_id, &id.0, now)
+                })
                 .await?,
         ))
     }
@@ -124,7 +124,6 @@ impl IntelligenceApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         per_page: Query<Option<i64>>,
     ) -> ApiResult<Page<MemoryEntry>> {
-        let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
         let f = MemoryFilter {
             tag: tag.0,
@@ -132,9 +131,10 @@ impl IntelligenceApi {
             q: q.0,
         };
         Ok(Page(
-            state
-                .db
-                .read(move |c| memory::list(c, &org_id, &id.0, &f, paging))
+            caller
+                .read(&state, move |c, org_id| {
+                    memory::list(c, org_id, &id.0, &f, paging)
+                })
                 .await?,
         ))
     }
@@ -157,12 +157,11 @@ impl IntelligenceApi {
         id: Path<String>,
         body: JsonBody<NewMemory>,
     ) -> ApiResult<Created<MemoryEntry>> {
-        let p = caller.with(Scope::Write)?.clone();
-        let now = state.clock.now_ms();
         Ok(Created::new(
-            state
-                .db
-                .write(move |tx| memory::create(tx, &p, &id.0, body.0, now))
+            caller
+                .write(&state, move |tx, p, now| {
+                    memory::create(tx, p, &id.0, body.0, now)
+                })
                 .await?,
         ))
     }
@@ -184,12 +183,11 @@ impl IntelligenceApi {
         /// The memory's id (`mem_...`).
         memory_id: Path<String>,
     ) -> ApiResult<One<MemoryEntry>> {
-        let p = caller.with(Scope::Write)?.clone();
-        let now = state.clock.now_ms();
         Ok(One::new(
-            state
-                .db
-                .write(move |tx| memory::delete(tx, &p, &id.0, &memory_id.0, now))
+            caller
+                .write(&state, move |tx, p, now| {
+                    memory::delete(tx, p, &id.0, &memory_id.0, now)
+                })
                 .await?,
         ))
     }
@@ -230,7 +228,6 @@ impl IntelligenceApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         per_page: Query<Option<i64>>,
     ) -> ApiResult<Page<Signal>> {
-        let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
         let f = SignalFilter {
             score_min: score_min.0,
@@ -240,9 +237,10 @@ impl IntelligenceApi {
             include_dismissed: include_dismissed.0.unwrap_or(false),
         };
         Ok(Page(
-            state
-                .db
-                .read(move |c| signals::list(c, &org_id, &f, sort.0.as_deref(), paging))
+            caller
+                .read(&state, move |c, org_id| {
+                    signals::list(c, org_id, &f, sort.0.as_deref(), paging)
+                })
                 .await?,
         ))
     }
@@ -258,11 +256,9 @@ impl IntelligenceApi {
         /// The signal's id (`sig_...`).
         id: Path<String>,
     ) -> ApiResult<One<Signal>> {
-        let org_id = caller.with(Scope::Read)?.org_id.clone();
         Ok(One::new(
-            state
-                .db
-                .read_point(move |c| signals::get(c, &org_id, &id.0))
+            caller
+                .read_point(&state, move |c, org_id| signals::get(c, org_id, &id.0))
                 .await?,
         ))
     }
@@ -283,12 +279,11 @@ impl IntelligenceApi {
         /// The signal's id (`sig_...`).
         id: Path<String>,
     ) -> ApiResult<One<Signal>> {
-        let org_id = caller.with(Scope::Write)?.org_id.clone();
-        let now = state.clock.now_ms();
         Ok(One::new(
-            state
-                .db
-                .write(move |tx| signals::dismiss(tx, &org_id, &id.0, now))
+            caller
+                .write(&state, move |tx, p, now| {
+                    signals::dismiss(tx, &p.org_id, &id.0, now)
+                })
                 .await?,
         ))
     }

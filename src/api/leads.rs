@@ -116,7 +116,6 @@ impl LeadsApi {
         #[oai(validator(minimum(value = "0"), maximum(value = "100")))]
         score_max: Query<Option<i64>>,
     ) -> ApiResult<Page<Lead>> {
-        let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
         let f = lead_filter(
             status.0.map(String::from),
@@ -131,9 +130,10 @@ impl LeadsApi {
             q.0,
             (score_min.0, score_max.0),
         );
-        let page = state
-            .db
-            .read(move |c| leads::list(c, &org_id, &f, sort.0.as_deref(), paging))
+        let page = caller
+            .read(&state, move |c, org_id| {
+                leads::list(c, org_id, &f, sort.0.as_deref(), paging)
+            })
             .await?;
         Ok(Page(page))
     }
@@ -149,11 +149,8 @@ impl LeadsApi {
         caller: Caller,
         body: JsonBody<NewLead>,
     ) -> ApiResult<Created<Lead>> {
-        let p = caller.with(Scope::Write)?.clone();
-        let now = state.clock.now_ms();
-        let lead = state
-            .db
-            .write(move |tx| leads::create(tx, &p, body.0, now))
+        let lead = caller
+            .write(&state, move |tx, p, now| leads::create(tx, p, body.0, now))
             .await?;
         Ok(Created::versioned(lead.version, lead))
     }
@@ -281,10 +278,8 @@ impl LeadsApi {
         /// The lead's id (`lead_...`).
         id: Path<String>,
     ) -> ApiResult<One<Lead>> {
-        let org_id = caller.with(Scope::Read)?.org_id.clone();
-        let lead = state
-            .db
-            .read_point(move |c| leads::get(c, &org_id, &id.0))
+        let lead = caller
+            .read_point(&state, move |c, org_id| leads::get(c, org_id, &id.0))
             .await?;
         Ok(One::versioned(lead.version, lead))
     }
@@ -310,12 +305,12 @@ impl LeadsApi {
         /// The lead's id (`lead_...`).
         id: Path<String>,
     ) -> ApiResult<One<LeadScoreView>> {
-        let org_id = caller.with(Scope::Read)?.org_id.clone();
         let now = state.clock.now_ms();
         Ok(One::new(
-            state
-                .db
-                .read(move |c| lead_scoring::breakdown(c, &org_id, &id.0, now))
+            caller
+                .read(&state, move |c, org_id| {
+                    lead_scoring::breakdown(c, org_id, &id.0, now)
+                })
                 .await?,
         ))
     }
@@ -335,11 +330,11 @@ impl LeadsApi {
         /// The lead's id (`lead_...`).
         id: Path<String>,
     ) -> ApiResult<One<Lead360>> {
-        let org_id = caller.with(Scope::Read)?.org_id.clone();
         let now = state.clock.now_ms();
-        let view = state
-            .db
-            .read(move |c| lead_view::lead_360(c, &org_id, &id.0, now))
+        let view = caller
+            .read(&state, move |c, org_id| {
+                lead_view::lead_360(c, org_id, &id.0, now)
+            })
             .await?;
         Ok(One::versioned(view.lead.version, view))
     }
@@ -361,12 +356,11 @@ impl LeadsApi {
         #[oai(name = "If-Match")]
         if_match: Header<Option<Shaped<IfMatch>>>,
     ) -> ApiResult<One<Lead>> {
-        let p = caller.with(Scope::Write)?.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;
-        let now = state.clock.now_ms();
-        let lead = state
-            .db
-            .write(move |tx| leads::update(tx, &p, &id.0, body.0, expected, now))
+        let lead = caller
+            .write(&state, move |tx, p, now| {
+                leads::update(tx, p, &id.0, body.0, expected, now)
+            })
             .await?;
         Ok(One::versioned(lead.version, lead))
     }
@@ -384,11 +378,8 @@ impl LeadsApi {
         /// The lead's id (`lead_...`).
         id: Path<String>,
     ) -> ApiResult<One<Lead>> {
-        let p = caller.with(Scope::Write)?.clone();
-        let now = state.clock.now_ms();
-        let lead = state
-            .db
-            .write(move |tx| leads::delete(tx, &p, &id.0, now))
+        let lead = caller
+            .write(&state, move |tx, p, now| leads::delete(tx, p, &id.0, now))
             .await?;
         Ok(One::new(lead))
     }
@@ -410,11 +401,10 @@ impl LeadsApi {
         id: Path<String>,
         body: JsonBody<AssignLead>,
     ) -> ApiResult<One<Lead>> {
-        let p = caller.with(Scope::Write)?.clone();
-        let now = state.clock.now_ms();
-        let lead = state
-            .db
-            .write(move |tx| leads::assign(tx, &p, &id.0, &body.0.user_id, now))
+        let lead = caller
+            .write(&state, move |tx, p, now| {
+                leads::assign(tx, p, &id.0, &body.0.user_id, now)
+            })
             .await?;
         Ok(One::versioned(lead.version, lead))
     }
@@ -438,11 +428,10 @@ impl LeadsApi {
         id: Path<String>,
         body: JsonBody<ConvertLead>,
     ) -> ApiResult<Created<Conversion>> {
-        let p = caller.with(Scope::Write)?.clone();
-        let now = state.clock.now_ms();
-        let c = state
-            .db
-            .write(move |tx| deals::convert_lead(tx, &p, &id.0, body.0, now))
+        let c = caller
+            .write(&state, move |tx, p, now| {
+                deals::convert_lead(tx, p, &id.0, body.0, now)
+            })
             .await?;
         Ok(Created::new(c))
     }

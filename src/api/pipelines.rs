@@ -13,7 +13,6 @@ use super::error::ApiResult;
 use super::headers;
 use super::security::Caller;
 use super::ApiTags;
-use crate::domain::auth::Scope;
 use crate::domain::listing::Paging;
 use crate::domain::pipelines::{
     self, NewPipeline, NewStage, Pipeline, PipelinePatch, Stage, StagePatch,
@@ -41,12 +40,10 @@ impl PipelinesApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         per_page: Query<Option<i64>>,
     ) -> ApiResult<Page<Pipeline>> {
-        let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
         Ok(Page(
-            state
-                .db
-                .read(move |c| pipelines::list(c, &org_id, paging))
+            caller
+                .read(&state, move |c, org_id| pipelines::list(c, org_id, paging))
                 .await?,
         ))
     }
@@ -62,11 +59,10 @@ impl PipelinesApi {
         caller: Caller,
         body: JsonBody<NewPipeline>,
     ) -> ApiResult<Created<Pipeline>> {
-        let org_id = caller.with(Scope::Write)?.org_id.clone();
-        let now = state.clock.now_ms();
-        let p = state
-            .db
-            .write(move |tx| pipelines::create(tx, &org_id, body.0, now))
+        let p = caller
+            .write(&state, move |tx, p, now| {
+                pipelines::create(tx, &p.org_id, body.0, now)
+            })
             .await?;
         Ok(Created::versioned(p.version, p))
     }
@@ -82,10 +78,8 @@ impl PipelinesApi {
         /// The pipeline's id (`pip_...`).
         id: Path<String>,
     ) -> ApiResult<One<Pipeline>> {
-        let org_id = caller.with(Scope::Read)?.org_id.clone();
-        let p = state
-            .db
-            .read_point(move |c| pipelines::get(c, &org_id, &id.0))
+        let p = caller
+            .read_point(&state, move |c, org_id| pipelines::get(c, org_id, &id.0))
             .await?;
         Ok(One::versioned(p.version, p))
     }
@@ -109,12 +103,11 @@ impl PipelinesApi {
         #[oai(name = "If-Match")]
         if_match: Header<Option<Shaped<IfMatch>>>,
     ) -> ApiResult<One<Pipeline>> {
-        let org_id = caller.with(Scope::Write)?.org_id.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;
-        let now = state.clock.now_ms();
-        let p = state
-            .db
-            .write(move |tx| pipelines::update(tx, &org_id, &id.0, body.0, expected, now))
+        let p = caller
+            .write(&state, move |tx, p, now| {
+                pipelines::update(tx, &p.org_id, &id.0, body.0, expected, now)
+            })
             .await?;
         Ok(One::versioned(p.version, p))
     }
@@ -135,10 +128,10 @@ impl PipelinesApi {
         /// The pipeline's id (`pip_...`).
         id: Path<String>,
     ) -> ApiResult<One<Pipeline>> {
-        let org_id = caller.with(Scope::Write)?.org_id.clone();
-        let p = state
-            .db
-            .write(move |tx| pipelines::delete(tx, &org_id, &id.0))
+        let p = caller
+            .write(&state, move |tx, p, _| {
+                pipelines::delete(tx, &p.org_id, &id.0)
+            })
             .await?;
         Ok(One::new(p))
     }
@@ -160,11 +153,10 @@ impl PipelinesApi {
         id: Path<String>,
         body: JsonBody<NewStage>,
     ) -> ApiResult<Created<Stage>> {
-        let org_id = caller.with(Scope::Write)?.org_id.clone();
-        let now = state.clock.now_ms();
-        let s = state
-            .db
-            .write(move |tx| pipelines::add_stage(tx, &org_id, &id.0, body.0, now))
+        let s = caller
+            .write(&state, move |tx, p, now| {
+                pipelines::add_stage(tx, &p.org_id, &id.0, body.0, now)
+            })
             .await?;
         Ok(Created::versioned(s.version, s))
     }
@@ -185,12 +177,11 @@ impl PipelinesApi {
         #[oai(name = "If-Match")]
         if_match: Header<Option<Shaped<IfMatch>>>,
     ) -> ApiResult<One<Stage>> {
-        let org_id = caller.with(Scope::Write)?.org_id.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;
-        let now = state.clock.now_ms();
-        let s = state
-            .db
-            .write(move |tx| pipelines::update_stage(tx, &org_id, &id.0, body.0, expected, now))
+        let s = caller
+            .write(&state, move |tx, p, now| {
+                pipelines::update_stage(tx, &p.org_id, &id.0, body.0, expected, now)
+            })
             .await?;
         Ok(One::versioned(s.version, s))
     }
@@ -210,13 +201,10 @@ impl PipelinesApi {
         /// A stage of the same pipeline (`stg_...`) to move the stage's deals to first; without it a stage holding deals is 409.
         move_to: Query<Option<String>>,
     ) -> ApiResult<One<Stage>> {
-        let p = caller.with(Scope::Write)?.clone();
-        let now = state.clock.now_ms();
-        let s = state
-            .db
-            .write(move |tx| -> DomainResult<Stage> {
+        let s = caller
+            .write(&state, move |tx, p, now| -> DomainResult<Stage> {
                 if let Some(target) = &move_to.0 {
-                    deals::empty_stage(tx, &p, &id.0, target, now)?;
+                    deals::empty_stage(tx, p, &id.0, target, now)?;
                 }
                 pipelines::delete_stage(tx, &p.org_id, &id.0)
             })

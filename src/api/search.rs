@@ -46,12 +46,12 @@ impl SearchApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         per_page: Query<Option<i64>>,
     ) -> ApiResult<Page<SearchHit>> {
-        let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
         Ok(Page(
-            state
-                .db
-                .read(move |c| search::search(c, &org_id, &q.0, types.0.as_deref(), paging))
+            caller
+                .read(&state, move |c, org_id| {
+                    search::search(c, org_id, &q.0, types.0.as_deref(), paging)
+                })
                 .await?,
         ))
     }
@@ -141,13 +141,13 @@ impl EventsApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         per_page: Query<Option<i64>>,
     ) -> ApiResult<Page<Event>> {
-        let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
         let patterns = events::parse_type_patterns(types.0.as_deref())?;
         Ok(Page(
-            state
-                .db
-                .read(move |c| events::list(c, &org_id, after.0.unwrap_or(0), &patterns, paging))
+            caller
+                .read(&state, move |c, org_id| {
+                    events::list(c, org_id, after.0.unwrap_or(0), &patterns, paging)
+                })
                 .await?,
         ))
     }

@@ -8,8 +8,14 @@ use poem::Request;
 use poem_openapi::auth::Bearer;
 use poem_openapi::SecurityScheme;
 
-use super::error::ApiError;
+use rusqlite::Connection;
+
+use super::error::{ApiError, ApiResult};
+use crate::clock::Millis;
+use crate::db::Tx;
 use crate::domain::auth::{Principal, Scope};
+use crate::domain::DomainResult;
+use crate::state::AppState;
 
 /// `Authorization: Bearer clz_...` (API key) or `Bearer clzs_...` (session from /auth/login).
 #[derive(SecurityScheme)]
@@ -30,5 +36,38 @@ impl Caller {
     pub fn with(&self, scope: Scope) -> Result<&Principal, ApiError> {
         self.0.require(scope)?;
         Ok(&self.0)
+    }
+
+    /// Runs one change on the writer for a caller holding `write`, with what every change
+    /// takes: the caller (who acts) and the time.
+    pub async fn write<T, F>(&self, state: &AppState, f: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Tx<'_>, &Principal, Millis) -> DomainResult<T> + Send + 'static,
+    {
+        let p = self.with(Scope::Write)?.clone();
+        let now = state.clock.now_ms();
+        Ok(state.db.write(move |tx| f(tx, &p, now)).await?)
+    }
+
+    /// Runs one read in one snapshot for a caller holding `read`, in the caller's organization.
+    pub async fn read<T, F>(&self, state: &AppState, f: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &str) -> DomainResult<T> + Send + 'static,
+    {
+        let org_id = self.with(Scope::Read)?.org_id.clone();
+        Ok(state.db.read(move |c| f(c, &org_id)).await?)
+    }
+
+    /// Reads one record by id for a caller holding `read`, in the caller's organization (a
+    /// point read: `Db::read_point`).
+    pub async fn read_point<T, F>(&self, state: &AppState, f: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &str) -> DomainResult<T> + Send + 'static,
+    {
+        let org_id = self.with(Scope::Read)?.org_id.clone();
+        Ok(state.db.read_point(move |c| f(c, &org_id)).await?)
     }
 }

@@ -13,7 +13,6 @@ use super::error::ApiResult;
 use super::headers;
 use super::security::Caller;
 use super::ApiTags;
-use crate::domain::auth::Scope;
 use crate::domain::listing::Paging;
 use crate::domain::tasks::{self, NewTask, Task, TaskFilter, TaskPatch};
 use crate::state::AppState;
@@ -68,7 +67,6 @@ impl TasksApi {
         /// Only those changed at or after this time (RFC 3339).
         updated_since: Query<Option<Timestamp>>,
     ) -> ApiResult<Page<Task>> {
-        let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
         let now = state.clock.now_ms();
         let f = TaskFilter {
@@ -85,9 +83,10 @@ impl TasksApi {
             updated_since: updated_since.0.map(|t| t.0),
         };
         Ok(Page(
-            state
-                .db
-                .read(move |c| tasks::list(c, &org_id, &f, sort.0.as_deref(), paging, now))
+            caller
+                .read(&state, move |c, org_id| {
+                    tasks::list(c, org_id, &f, sort.0.as_deref(), paging, now)
+                })
                 .await?,
         ))
     }
@@ -103,11 +102,8 @@ impl TasksApi {
         caller: Caller,
         body: JsonBody<NewTask>,
     ) -> ApiResult<Created<Task>> {
-        let p = caller.with(Scope::Write)?.clone();
-        let now = state.clock.now_ms();
-        let t = state
-            .db
-            .write(move |tx| tasks::create(tx, &p, body.0, now))
+        let t = caller
+            .write(&state, move |tx, p, now| tasks::create(tx, p, body.0, now))
             .await?;
         Ok(Created::versioned(t.version, t))
     }
@@ -123,11 +119,9 @@ impl TasksApi {
         /// The task's id (`task_...`).
         id: Path<String>,
     ) -> ApiResult<One<Task>> {
-        let org_id = caller.with(Scope::Read)?.org_id.clone();
         let now = state.clock.now_ms();
-        let t = state
-            .db
-            .read_point(move |c| tasks::get(c, &org_id, &id.0, now))
+        let t = caller
+            .read_point(&state, move |c, org_id| tasks::get(c, org_id, &id.0, now))
             .await?;
         Ok(One::versioned(t.version, t))
     }
@@ -149,12 +143,11 @@ impl TasksApi {
         #[oai(name = "If-Match")]
         if_match: Header<Option<Shaped<IfMatch>>>,
     ) -> ApiResult<One<Task>> {
-        let p = caller.with(Scope::Write)?.clone();
         let expected = headers::if_match(if_match.0.as_deref())?;
-        let now = state.clock.now_ms();
-        let t = state
-            .db
-            .write(move |tx| tasks::update(tx, &p, &id.0, body.0, expected, now))
+        let t = caller
+            .write(&state, move |tx, p, now| {
+                tasks::update(tx, p, &id.0, body.0, expected, now)
+            })
             .await?;
         Ok(One::versioned(t.version, t))
     }
@@ -170,11 +163,8 @@ impl TasksApi {
         /// The task's id (`task_...`).
         id: Path<String>,
     ) -> ApiResult<One<Task>> {
-        let p = caller.with(Scope::Write)?.clone();
-        let now = state.clock.now_ms();
-        let t = state
-            .db
-            .write(move |tx| tasks::delete(tx, &p, &id.0, now))
+        let t = caller
+            .write(&state, move |tx, p, now| tasks::delete(tx, p, &id.0, now))
             .await?;
         Ok(One::new(t))
     }
@@ -195,11 +185,8 @@ impl TasksApi {
         /// The task's id (`task_...`).
         id: Path<String>,
     ) -> ApiResult<One<Task>> {
-        let p = caller.with(Scope::Write)?.clone();
-        let now = state.clock.now_ms();
-        let t = state
-            .db
-            .write(move |tx| tasks::complete(tx, &p, &id.0, now))
+        let t = caller
+            .write(&state, move |tx, p, now| tasks::complete(tx, p, &id.0, now))
             .await?;
         Ok(One::versioned(t.version, t))
     }
@@ -220,11 +207,8 @@ impl TasksApi {
         /// The task's id (`task_...`).
         id: Path<String>,
     ) -> ApiResult<One<Task>> {
-        let p = caller.with(Scope::Write)?.clone();
-        let now = state.clock.now_ms();
-        let t = state
-            .db
-            .write(move |tx| tasks::reopen(tx, &p, &id.0, now))
+        let t = caller
+            .write(&state, move |tx, p, now| tasks::reopen(tx, p, &id.0, now))
             .await?;
         Ok(One::versioned(t.version, t))
     }

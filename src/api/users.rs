@@ -51,16 +51,16 @@ impl UsersApi {
         /// Text to look for (ASCII letters match in either case); the operation says in which fields.
         q: Query<Option<String>>,
     ) -> ApiResult<Page<User>> {
-        let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
         let filter = UserFilter {
             role: role.0.map(String::from),
             active: active.0,
             q: q.0,
         };
-        let page = state
-            .db
-            .read(move |c| users::list(c, &org_id, &filter, sort.0.as_deref(), paging))
+        let page = caller
+            .read(&state, move |c, org_id| {
+                users::list(c, org_id, &filter, sort.0.as_deref(), paging)
+            })
             .await?;
         Ok(Page(page))
     }
@@ -98,10 +98,8 @@ impl UsersApi {
         /// The user's id (`usr_...`).
         id: Path<String>,
     ) -> ApiResult<One<User>> {
-        let org_id = caller.with(Scope::Read)?.org_id.clone();
-        let user = state
-            .db
-            .read_point(move |c| users::get(c, &org_id, &id.0))
+        let user = caller
+            .read_point(&state, move |c, org_id| users::get(c, org_id, &id.0))
             .await?;
         Ok(One::versioned(user.version, user))
     }
