@@ -372,41 +372,38 @@ pub fn update(
             tags: patch.tags.unwrap_or(b.tags),
         },
     )?;
-    tx.execute(
-        "UPDATE companies SET name = ?3, domain = ?4, industry = ?5, size = ?6, country = ?7,
-                phone = ?8, website = ?9, owner_id = ?10, tags = ?11, version = version + 1,
-                updated_at = ?12
-         WHERE org_id = ?1 AND id = ?2",
-        params![
-            p.org_id,
-            id,
-            f.name,
-            f.domain,
-            f.industry,
-            f.size,
-            f.country,
-            f.phone,
-            f.website,
-            f.owner_id,
-            validate::tags_to_db(&f.tags),
-            now
+    let written = changes::update(
+        tx,
+        "companies",
+        &p.org_id,
+        id,
+        &[
+            ("name", &f.name),
+            ("domain", &f.domain),
+            ("industry", &f.industry),
+            ("size", &f.size),
+            ("country", &f.country),
+            ("phone", &f.phone),
+            ("website", &f.website),
+            ("owner_id", &f.owner_id),
+            ("tags", &validate::tags_to_db(&f.tags)),
         ],
+        now,
     )?;
+    if !written {
+        return Ok(before);
+    }
     // Industry and size are part of the scores of the company's leads.
     super::lead_scoring::refresh_where(tx, &p.org_id, "company_id = ?2", id, now)?;
     let after = get(tx, &p.org_id, id)?;
-    let previous = changes::previous_values(&before, &after);
-    if validate::unchanged(&previous) {
-        validate::restore_version(tx, "companies", id, before.version, before.updated_at)?;
-        return Ok(before);
-    }
-    changes::append(
+    let actor = Actor::from(p);
+    changes::record_update(
         tx,
         &p.org_id,
-        &Actor::from(p),
+        &actor,
         "company.updated",
+        &before,
         &after,
-        Some(previous),
         now,
     )?;
     Ok(after)

@@ -211,25 +211,12 @@ pub fn update(
     let mut issues = Issues::new();
     let content = validate::text(&mut issues, "content", &patch.content, 1, MAX_CONTENT);
     issues.finish()?;
-    tx.execute(
-        "UPDATE notes SET content = ?3, version = version + 1, updated_at = ?4 WHERE org_id = ?1 AND id = ?2",
-        params![p.org_id, id, content, now],
-    )?;
-    let after = get(tx, &p.org_id, id)?;
-    let previous = changes::previous_values(&before, &after);
-    if validate::unchanged(&previous) {
-        validate::restore_version(tx, "notes", id, before.version, before.updated_at)?;
+    if !changes::update(tx, "notes", &p.org_id, id, &[("content", &content)], now)? {
         return Ok(before);
     }
-    changes::append(
-        tx,
-        &p.org_id,
-        &Actor::from(p),
-        "note.updated",
-        &after,
-        Some(previous),
-        now,
-    )?;
+    let after = get(tx, &p.org_id, id)?;
+    let actor = Actor::from(p);
+    changes::record_update(tx, &p.org_id, &actor, "note.updated", &before, &after, now)?;
     Ok(after)
 }
 

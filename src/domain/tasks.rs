@@ -399,42 +399,37 @@ pub fn update(
         TaskStatus::Completed => Some(before.completed_at.map_or(now, |t| t.0)),
         _ => None,
     };
-    tx.execute(
-        "UPDATE tasks SET title = ?3, description = ?4, status = ?5, priority = ?6, due_at = ?7,
-                assignee_id = ?8, deal_id = ?9, lead_id = ?10, completed_at = ?11,
-                version = version + 1, updated_at = ?12
-         WHERE org_id = ?1 AND id = ?2",
-        params![
-            p.org_id,
-            id,
-            title,
-            description,
-            status_str(status),
-            priority_str(patch.priority.unwrap_or(before.priority)),
-            validate::merge(patch.due_at, before.due_at.0).map(|t| t.0),
-            assignee,
-            deal_id,
-            lead_id,
-            completed_at,
-            now
-        ],
-    )?;
-    let after = get(tx, &p.org_id, id, now)?;
-    let actor = Actor::from(p);
-    let previous = changes::previous_values(&before, &after);
-    if validate::unchanged(&previous) {
-        validate::restore_version(tx, "tasks", id, before.version, before.updated_at)?;
-        return Ok(before);
-    }
-    changes::append(
+    let written = changes::update(
         tx,
+        "tasks",
         &p.org_id,
-        &actor,
-        "task.updated",
-        &after,
-        Some(previous.clone()),
+        id,
+        &[
+            ("title", &title),
+            ("description", &description),
+            ("status", &status_str(status)),
+            (
+                "priority",
+                &priority_str(patch.priority.unwrap_or(before.priority)),
+            ),
+            (
+                "due_at",
+                &validate::merge(patch.due_at, before.due_at.0).map(|t| t.0),
+            ),
+            ("assignee_id", &assignee),
+            ("deal_id", &deal_id),
+            ("lead_id", &lead_id),
+            ("completed_at", &completed_at),
+        ],
         now,
     )?;
+    if !written {
+        return Ok(before);
+    }
+    let after = get(tx, &p.org_id, id, now)?;
+    let actor = Actor::from(p);
+    let previous =
+        changes::record_update(tx, &p.org_id, &actor, "task.updated", &before, &after, now)?;
     if status == TaskStatus::Completed && before.status != TaskStatus::Completed {
         changes::append(
             tx,

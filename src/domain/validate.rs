@@ -336,28 +336,6 @@ pub fn if_match(expected: Option<i64>, current: i64) -> super::DomainResult<()> 
     }
 }
 
-/// Puts back the `version` and `updated_at` an update bumped when it turned out to change no
-/// field: a PATCH that changes nothing is not a new version and emits no event, so agents can
-/// repeat one safely.
-pub fn restore_version(
-    conn: &rusqlite::Connection,
-    table: &str,
-    id: &str,
-    version: i64,
-    updated_at: crate::timefmt::Timestamp,
-) -> super::DomainResult<()> {
-    conn.execute(
-        &format!("UPDATE {table} SET version = ?2, updated_at = ?3 WHERE id = ?1"),
-        rusqlite::params![id, version, updated_at.0],
-    )?;
-    Ok(())
-}
-
-/// Whether an update's `previous` values (see `changes::previous_values`) are empty.
-pub fn unchanged(previous: &serde_json::Value) -> bool {
-    previous.as_object().is_some_and(|m| m.is_empty())
-}
-
 /// Most tags an object may carry.
 pub const MAX_TAGS: usize = 50;
 

@@ -206,6 +206,50 @@ fn a_patch_that_changes_nothing_is_not_a_new_version() {
             .data(200)["version"],
         1
     );
+    // Every resource an update writes through the same path: the same again is no new version
+    // and no event; one field more is.
+    for (collection, body, same, changed) in [
+        (
+            "/companies",
+            json!({"name": "Acme"}),
+            json!({"name": "Acme"}),
+            json!({"country": "DE"}),
+        ),
+        (
+            "/tasks",
+            json!({"title": "Call"}),
+            json!({"title": "Call", "priority": "medium"}),
+            json!({"priority": "high"}),
+        ),
+        (
+            "/notes",
+            json!({"content": "Hi", "lead_id": lead["id"]}),
+            json!({"content": "Hi"}),
+            json!({"content": "Hello"}),
+        ),
+    ] {
+        let created = s.post(collection, &s.admin_key, body).data(201);
+        let path = format!("{collection}/{}", created["id"].as_str().unwrap());
+        let events = s.count("SELECT COUNT(*) FROM events");
+        let again = s.patch(&path, &s.admin_key, same).data(200);
+        assert_eq!(
+            (&again["version"], &again["updated_at"]),
+            (&created["version"], &created["updated_at"]),
+            "{collection}"
+        );
+        assert_eq!(
+            s.count("SELECT COUNT(*) FROM events"),
+            events,
+            "{collection}"
+        );
+        let next = s.patch(&path, &s.admin_key, changed).data(200);
+        assert_eq!(next["version"], 2, "{collection}");
+        assert_eq!(
+            s.count("SELECT COUNT(*) FROM events"),
+            events + 1,
+            "{collection}"
+        );
+    }
 }
 
 /// A stored answer can hold a secret (here a new API key): it is kept sealed to the caller's

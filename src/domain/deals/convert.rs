@@ -107,15 +107,6 @@ pub fn convert_lead(
         params![p.org_id, lead.id, deal.id, now],
     )?;
     let after = leads::get(tx, &p.org_id, &lead.id)?;
-    let previous = changes::previous_values(&lead, &after);
-    changes::append(
-        tx,
-        &p.org_id,
-        &actor,
-        "lead.converted",
-        &after,
-        Some(previous),
-        now,
-    )?;
+    changes::record_update(tx, &p.org_id, &actor, "lead.converted", &lead, &after, now)?;
     Ok(Conversion { lead: after, deal })
 }

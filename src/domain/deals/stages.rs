@@ -217,16 +217,7 @@ pub(super) fn move_deal(
         now,
     )?;
     let after = get(tx, org_id, &before.id)?;
-    let previous = changes::previous_values(&before, &after);
-    changes::append(
-        tx,
-        org_id,
-        actor,
-        "deal.updated",
-        &after,
-        Some(previous.clone()),
-        now,
-    )?;
+    let previous = changes::record_update(tx, org_id, actor, "deal.updated", &before, &after, now)?;
     changes::append(
         tx,
         org_id,

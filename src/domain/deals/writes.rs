@@ -196,41 +196,30 @@ pub fn update(
         patch.tags.unwrap_or(before.tags.clone()),
     );
     issues.finish()?;
-    tx.execute(
-        "UPDATE deals SET title = ?3, value = ?4, currency = ?5, owner_id = ?6, lead_id = ?7,
-                company_id = ?8, expected_close_date = ?9, lost_reason = ?10, tags = ?11,
-                version = version + 1, updated_at = ?12
-         WHERE org_id = ?1 AND id = ?2",
-        params![
-            p.org_id,
-            id,
-            title,
-            value,
-            currency,
-            owner_id,
-            lead_id,
-            company_id,
-            close,
-            lost_reason,
-            validate::tags_to_db(&tags),
-            now
-        ],
-    )?;
-    let after = get(tx, &p.org_id, id)?;
-    let previous = changes::previous_values(&before, &after);
-    if validate::unchanged(&previous) {
-        validate::restore_version(tx, "deals", id, before.version, before.updated_at)?;
-        return Ok(before);
-    }
-    changes::append(
+    let written = changes::update(
         tx,
+        "deals",
         &p.org_id,
-        &Actor::from(p),
-        "deal.updated",
-        &after,
-        Some(previous),
+        id,
+        &[
+            ("title", &title),
+            ("value", &value),
+            ("currency", &currency),
+            ("owner_id", &owner_id),
+            ("lead_id", &lead_id),
+            ("company_id", &company_id),
+            ("expected_close_date", &close),
+            ("lost_reason", &lost_reason),
+            ("tags", &validate::tags_to_db(&tags)),
+        ],
         now,
     )?;
+    if !written {
+        return Ok(before);
+    }
+    let after = get(tx, &p.org_id, id)?;
+    let actor = Actor::from(p);
+    changes::record_update(tx, &p.org_id, &actor, "deal.updated", &before, &after, now)?;
     Ok(after)
 }
 

@@ -50,8 +50,24 @@ impl LeadFields {
         }
     }
 
+    /// The names of the stored columns [`Self::column_values`] gives, in its order.
+    const COLUMNS: [&'static str; 12] = [
+        "first_name",
+        "last_name",
+        "email",
+        "phone",
+        "title",
+        "company_id",
+        "company_name",
+        "country",
+        "status",
+        "source",
+        "tags",
+        "owner_id",
+    ];
+
     /// The stored columns `first_name` to `owner_id`, in `schema.sql`'s order: what an insert
-    /// and an update bind as `?3` to `?14`, after the lead's id and organization.
+    /// binds as `?3` to `?14`, after the lead's id and organization.
     fn column_values(&self) -> [rusqlite::types::Value; 12] {
         [
             self.first_name.clone().into(),
@@ -230,21 +246,18 @@ pub fn store(
     event_type: &str,
     now: Millis,
 ) -> DomainResult<Lead> {
-    tx.execute(
-        "UPDATE leads SET first_name = ?3, last_name = ?4, email = ?5, phone = ?6, title = ?7,
-                company_id = ?8, company_name = ?9, country = ?10, status = ?11, source = ?12,
-                tags = ?13, owner_id = ?14, version = version + 1, updated_at = ?15
-         WHERE id = ?1 AND org_id = ?2",
-        f.params(&before.id, org_id, [now.into()]),
-    )?;
-    crate::domain::lead_scoring::refresh(tx, org_id, &before.id, now)?;
-    let after = get(tx, org_id, &before.id)?;
-    let previous = changes::previous_values(before, &after);
-    if validate::unchanged(&previous) {
-        validate::restore_version(tx, "leads", &before.id, before.version, before.updated_at)?;
+    let values = f.column_values();
+    let sets: Vec<changes::Set<'_>> = LeadFields::COLUMNS
+        .iter()
+        .zip(&values)
+        .map(|(column, value)| (*column, value as &dyn rusqlite::ToSql))
+        .collect();
+    if !changes::update(tx, "leads", org_id, &before.id, &sets, now)? {
         return Ok(before.clone());
     }
-    changes::append(tx, org_id, actor, event_type, &after, Some(previous), now)?;
+    crate::domain::lead_scoring::refresh(tx, org_id, &before.id, now)?;
+    let after = get(tx, org_id, &before.id)?;
+    changes::record_update(tx, org_id, actor, event_type, before, &after, now)?;
     Ok(after)
 }
 
