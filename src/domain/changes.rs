@@ -47,7 +47,7 @@ pub fn append(
         id, org_id, event_type, actor.kind, actor.id, data, now
     ])?;
     let seq = tx.last_insert_rowid();
-    super::webhooks::enqueue_event(tx, org_id, event_type, now, &|| Event {
+    super::outbox::enqueue_event(tx, org_id, event_type, now, &|| Event {
         id: id.clone(),
         seq,
         event_type: Term::known(event_type),

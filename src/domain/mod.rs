@@ -22,6 +22,7 @@ pub mod memory;
 pub mod notes;
 pub mod nullable;
 pub mod orgs;
+pub mod outbox;
 pub mod password_resets;
 pub mod pipelines;
 pub mod search;

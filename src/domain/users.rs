@@ -2,6 +2,7 @@
 
 use crate::db::CachedRow;
 use crate::db::Tx;
+use crate::domain::changes;
 use crate::domain::nullable::Nullable;
 use poem_openapi::Object;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -417,20 +418,19 @@ pub fn update(
     } else {
         Some(current.deactivated_at.map_or(now, |t| t.0))
     };
-    tx.execute(
-        "UPDATE users SET email = ?3, name = ?4, role = ?5, active = ?6, deactivated_at = ?7,
-                version = version + 1, updated_at = ?8
-         WHERE org_id = ?1 AND id = ?2",
-        params![
-            org_id,
-            id,
-            email,
-            name,
-            role.as_str(),
-            active,
-            deactivated_at,
-            now
+    changes::update(
+        tx,
+        "users",
+        org_id,
+        id,
+        &[
+            ("email", &email),
+            ("name", &name),
+            ("role", &role.as_str()),
+            ("active", &active),
+            ("deactivated_at", &deactivated_at),
         ],
+        now,
     )?;
     if let Some(hash) = password {
         set_password_hash(tx, id, Some(&hash.0), now)?;

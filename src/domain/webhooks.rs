@@ -1,8 +1,10 @@
-//! Webhook endpoints and their deliveries (docs/api.md §9). Deliveries are queued in the same
-//! transaction as the event they carry; the worker in `crate::webhooks` sends them.
+//! Webhook endpoints and their delivery log (docs/api.md §9). Deliveries are queued by
+//! `domain::outbox` in the same transaction as the event they carry; the worker in
+//! `crate::webhooks` sends them.
 
 use crate::db::CachedRow;
 use crate::db::Tx;
+use crate::domain::changes;
 use crate::domain::nullable::Nullable;
 use base64::Engine;
 use poem_openapi::types::ToJSON;
@@ -13,6 +15,7 @@ use super::error::{DomainError, DomainResult, Issues};
 use super::events::{self, Event};
 use super::events::{EventType, EventTypePattern};
 use super::listing::{Filters, ListPage, ListSource, Paging, Sort};
+use super::outbox;
 use super::terms::Term;
 use super::validate;
 use crate::clock::{Millis, HOUR_MS};
@@ -267,14 +270,35 @@ pub fn update(
     let types = patch.event_types.unwrap_or(current.event_types);
     issues.finish()?;
     let active = patch.active.unwrap_or(current.active);
-    let reactivated = active && !current.active;
-    tx.execute(
-        "UPDATE webhooks SET url = ?3, description = ?4, event_types = ?5, active = ?6,
-                disabled_reason = CASE WHEN ?6 THEN NULL ELSE coalesce(disabled_reason, 'disabled by hand') END,
-                failing_since = CASE WHEN ?7 THEN NULL ELSE failing_since END,
-                version = version + 1, updated_at = ?8
-         WHERE org_id = ?1 AND id = ?2",
-        params![org_id, id, url, description, serde_json::to_string(&types).unwrap_or_default(), active, reactivated, now],
+    // Disabling keeps the reason already given (a 410, five days of failures) or says it was
+    // done by hand; enabling clears it, and a failure streak starts afresh.
+    let disabled_reason = (!active).then(|| {
+        current
+            .disabled_reason
+            .0
+            .unwrap_or_else(|| "disabled by hand".into())
+    });
+    let failing_since = match active && !current.active {
+        true => None,
+        false => current.failing_since.0.map(|t| t.0),
+    };
+    changes::update(
+        tx,
+        "webhooks",
+        org_id,
+        id,
+        &[
+            ("url", &url),
+            ("description", &description),
+            (
+                "event_types",
+                &serde_json::to_string(&types).unwrap_or_default(),
+            ),
+            ("active", &active),
+            ("disabled_reason", &disabled_reason),
+            ("failing_since", &failing_since),
+        ],
+        now,
     )?;
     get(tx, org_id, id)
 }
@@ -311,61 +335,6 @@ pub fn rotate_secret(
     })
 }
 
-fn enqueue(
-    tx: &Tx<'_>,
-    org_id: &str,
-    webhook_id: &str,
-    event_id: &str,
-    event_type: &str,
-    payload: &str,
-    now: Millis,
-) -> DomainResult<String> {
-    let id = new_id("dlv");
-    tx.prepare_cached(
-        "INSERT INTO webhook_deliveries (id, org_id, webhook_id, event_id, event_type, payload, status,
-                                         next_attempt_at, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7, ?7)",
-    )?
-    .execute(params![id, org_id, webhook_id, event_id, event_type, payload, now])?;
-    tx.queue_work();
-    Ok(id)
-}
-
-/// Queues a delivery of an event to every active endpoint of the organization that wants it;
-/// called by `changes::append` inside the event's own transaction. The event is only built (and
-/// serialized, once for all endpoints) when some endpoint wants it.
-pub fn enqueue_event(
-    tx: &Tx<'_>,
-    org_id: &str,
-    event_type: &str,
-    now: Millis,
-    event: &dyn Fn() -> Event,
-) -> DomainResult<()> {
-    let endpoints: Vec<(String, String)> = {
-        let mut stmt = tx.prepare_cached(
-            "SELECT id, event_types FROM webhooks WHERE org_id = ?1 AND active = 1",
-        )?;
-        let rows = stmt.query_map(params![org_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
-    if endpoints.is_empty() {
-        return Ok(());
-    }
-    let mut built: Option<(Event, String)> = None;
-    for (id, types) in endpoints {
-        let patterns: Vec<String> = serde_json::from_str(&types).unwrap_or_default();
-        if events::matches(&patterns, event_type) {
-            let (e, payload) = built.get_or_insert_with(|| {
-                let e = event();
-                let payload = e.to_json().map(|v| v.to_string()).unwrap_or_default();
-                (e, payload)
-            });
-            enqueue(tx, org_id, &id, &e.id, event_type, payload, now)?;
-        }
-    }
-    Ok(())
-}
-
 /// Queues a `webhook.test` ping to one endpoint (whatever its filters), for `POST .../test`.
 pub fn send_test(tx: &Tx<'_>, org_id: &str, id: &str, now: Millis) -> DomainResult<Delivery> {
     let w = get(tx, org_id, id)?;
@@ -385,7 +354,7 @@ pub fn send_test(tx: &Tx<'_>, org_id: &str, id: &str, now: Millis) -> DomainResu
         },
     };
     let payload = ping.to_json().unwrap_or_default().to_string();
-    let dlv = enqueue(tx, org_id, id, &event_id, events::TEST_TYPE, &payload, now)?;
+    let dlv = outbox::enqueue(tx, org_id, id, &event_id, events::TEST_TYPE, &payload, now)?;
     get_delivery(tx, org_id, id, &dlv)
 }
 

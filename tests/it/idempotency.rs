@@ -250,6 +250,22 @@ fn a_patch_that_changes_nothing_is_not_a_new_version() {
             "{collection}"
         );
     }
+    // Pipelines, which record no events, keep their version too.
+    let pipeline = s
+        .post("/pipelines", &s.admin_key, json!({"name": "Partners"}))
+        .data(201);
+    let path = format!("/pipelines/{}", pipeline["id"].as_str().unwrap());
+    let same = s
+        .patch(&path, &s.admin_key, json!({"name": "Partners"}))
+        .data(200);
+    assert_eq!(same["version"], pipeline["version"]);
+    let renamed = s
+        .patch(&path, &s.admin_key, json!({"name": "Channel"}))
+        .data(200);
+    assert_eq!(
+        renamed["version"],
+        pipeline["version"].as_i64().unwrap() + 1
+    );
 }
 
 /// A stored answer can hold a secret (here a new API key): it is kept sealed to the caller's

@@ -5,6 +5,7 @@
 
 use crate::db::CachedRow;
 use crate::db::Tx;
+use crate::domain::changes;
 use crate::domain::nullable::Nullable;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Enum, Object};
@@ -359,11 +360,7 @@ pub fn update(
             )],
         });
     }
-    tx.execute(
-        "UPDATE pipelines SET name = ?3, version = version + 1, updated_at = ?4
-         WHERE org_id = ?1 AND id = ?2",
-        params![org_id, id, name, now],
-    )?;
+    changes::update(tx, "pipelines", org_id, id, &[("name", &name)], now)?;
     if patch.is_default == Some(true) && !current.is_default {
         make_default(tx, org_id, id, now)?;
     }

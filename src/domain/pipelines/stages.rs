@@ -269,19 +269,24 @@ pub fn update_stage(
             "the stage holds deals, so its kind cannot change; move them out first",
         ));
     }
-    tx.execute(
-        "UPDATE stages SET name = ?3, probability = ?4, kind = ?5, rotting_days = ?6,
-                version = version + 1, updated_at = ?7
-         WHERE org_id = ?1 AND id = ?2",
-        params![
-            org_id,
-            id,
-            name,
-            patch.probability.unwrap_or(current.probability),
-            kind.as_str(),
-            validate::merge(patch.rotting_days, current.rotting_days.0),
-            now
+    changes::update(
+        tx,
+        "stages",
+        org_id,
+        id,
+        &[
+            ("name", &name),
+            (
+                "probability",
+                &patch.probability.unwrap_or(current.probability),
+            ),
+            ("kind", &kind.as_str()),
+            (
+                "rotting_days",
+                &validate::merge(patch.rotting_days, current.rotting_days.0),
+            ),
         ],
+        now,
     )?;
     if let Some(position) = patch.position {
         let last = stages_of(tx, org_id, &current.pipeline_id)?.len() as i64 - 1;
