@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use clozup::clock::{Clock, SystemClock};
 use clozup::domain::deals::{self, DealFilter};
 use clozup::domain::{intelligence, leads, listing::Paging, orgs};
-use clozup::intelligence::risk;
+use clozup::rules::deal_risk;
 use rusqlite::{params, Connection, OpenFlags};
 
 /// A small deterministic generator: the anchors pick ids the same way every run.
@@ -105,7 +105,7 @@ fn main() {
     });
     measure("w6", budget, 7, || {
         let page = Paging::new(None, None).unwrap();
-        intelligence::at_risk(&conn, &org, risk::HIGH_FROM, page, now).unwrap();
+        intelligence::at_risk(&conn, &org, deal_risk::HIGH_FROM, page, now).unwrap();
     });
 
     // Single-row durable inserts on a writer connection like the server's, removed afterwards.

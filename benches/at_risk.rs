@@ -13,7 +13,7 @@ use clozup::clock::{Clock, SystemClock, DAY_MS};
 use clozup::config::{parse_rate_limit, ServeConfig};
 use clozup::db::Db;
 use clozup::domain::{intelligence, listing::Paging, orgs};
-use clozup::intelligence::risk;
+use clozup::rules::deal_risk;
 use clozup::server::{first_run, listen, run};
 use clozup::AppState;
 use rusqlite::params;
@@ -99,7 +99,13 @@ fn main() {
         let t = Instant::now();
         total = db
             .read_blocking(|c| {
-                intelligence::at_risk(c, &org_id, risk::HIGH_FROM, Paging::new(None, None)?, now)
+                intelligence::at_risk(
+                    c,
+                    &org_id,
+                    deal_risk::HIGH_FROM,
+                    Paging::new(None, None)?,
+                    now,
+                )
             })
             .unwrap()
             .total;

@@ -483,7 +483,7 @@ pub fn seed(
              WHERE org_id = ?1",
             params![org_id],
         )?;
-        crate::domain::lead_scoring::refresh_where(tx, org_id, "org_id = ?", org_id, as_of)?;
+        crate::domain::scores::refresh_where(tx, org_id, "org_id = ?", org_id, as_of)?;
         Ok(())
     })
     .map_err(err)?;

@@ -168,7 +168,7 @@ async fn open_pixel(
     poem::Response::builder()
         .content_type("image/gif")
         .header("cache-control", "no-store, max-age=0")
-        .body(crate::email::PIXEL_GIF)
+        .body(crate::mail_worker::PIXEL_GIF)
 }
 
 /// Installs the global log subscriber (text or JSON lines on stderr).
@@ -308,8 +308,8 @@ pub async fn run(state: Arc<AppState>, acceptor: TcpAcceptor) -> std::io::Result
     for cidr in &state.config.webhook_allow_cidr {
         tracing::warn!(range = ?cidr, "webhooks may reach this private range (--webhook-allow-cidr)");
     }
-    crate::webhooks::spawn(state.clone(), state.config.webhook_workers);
-    crate::email::spawn(state.clone(), state.mail.clone());
+    crate::webhook_worker::spawn(state.clone(), state.config.webhook_workers);
+    crate::mail_worker::spawn(state.clone(), state.mail.clone());
     let fanout = state.clone();
     tokio::spawn(async move { fanout.bus.run(fanout.db.clone(), &fanout.shutdown).await });
     let grace = state.config.shutdown_grace;

@@ -39,7 +39,7 @@ pub fn refine(spec: &str) -> String {
     if let Some(schema) =
         doc.pointer_mut("/paths/~1inbound~1email/post/requestBody/content/message~1rfc822/schema")
     {
-        *schema = json!({"type": "string", "pattern": crate::email::INBOUND_PATTERN});
+        *schema = json!({"type": "string", "pattern": crate::mail_worker::INBOUND_PATTERN});
     }
     describe_event_streams(&mut doc);
     serde_json::to_string_pretty(&doc).expect("a JSON value serializes")

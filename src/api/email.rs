@@ -294,8 +294,8 @@ impl EmailApi {
         _server: MailServer,
         body: MailBody,
     ) -> ApiResult<InboundResponse> {
-        let parsed =
-            crate::email::parse_inbound(&body.0).map_err(|e| ApiError::invalid("body", e.0))?;
+        let parsed = crate::mail_worker::parse_inbound(&body.0)
+            .map_err(|e| ApiError::invalid("body", e.0))?;
         let now = state.clock.now_ms();
         let received = state
             .db

@@ -227,7 +227,7 @@ mod tests {
     use crate::domain::deals::DealStatus;
     use crate::domain::leads::LeadStatus;
     use crate::domain::nullable::Nullable;
-    use crate::intelligence::risk::RiskLevel;
+    use crate::rules::deal_risk::RiskLevel;
     use crate::timefmt::Timestamp;
 
     fn deal(full: bool) -> Deal {

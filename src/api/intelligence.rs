@@ -18,7 +18,7 @@ use crate::domain::intelligence::{self, AtRiskDeal, DealIntelligence};
 use crate::domain::listing::Paging;
 use crate::domain::memory::{self, MemoryEntry, MemoryFilter, NewMemory};
 use crate::domain::signals::{self, Signal, SignalFilter};
-use crate::intelligence::risk;
+use crate::rules::deal_risk;
 use crate::state::AppState;
 
 /// Intelligence.
@@ -54,7 +54,7 @@ impl IntelligenceApi {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = Paging::new(page.0, per_page.0)?;
         let now = state.clock.now_ms();
-        let min = score_min.0.unwrap_or(risk::HIGH_FROM);
+        let min = score_min.0.unwrap_or(deal_risk::HIGH_FROM);
         Ok(Page(
             state
                 .db

@@ -18,10 +18,10 @@ use crate::db::run_blocking;
 use crate::domain::auth::Scope;
 use crate::domain::deals::{self, Conversion, ConvertLead};
 use crate::domain::lead_csv::{self, ImportResult, OnDuplicate};
-use crate::domain::lead_scoring::{self, LeadScoreView};
 use crate::domain::lead_view::{self, Lead360};
 use crate::domain::leads::{self, Lead, LeadFilter, LeadPatch, NewLead};
 use crate::domain::listing::{Paging, Sort};
+use crate::domain::scores::{self, LeadScoreView};
 use crate::state::AppState;
 use crate::timefmt::Timestamp;
 
@@ -309,7 +309,7 @@ impl LeadsApi {
         Ok(One::new(
             caller
                 .read(&state, move |c, org_id| {
-                    lead_scoring::breakdown(c, org_id, &id.0, now)
+                    scores::breakdown(c, org_id, &id.0, now)
                 })
                 .await?,
         ))

@@ -23,8 +23,10 @@ mod companies;
 mod csv;
 mod deals;
 mod email;
+mod events;
 mod intelligence;
 mod leads;
+mod notes;
 mod org;
 mod pipelines;
 mod search;
@@ -101,9 +103,9 @@ pub type CoreApis = (
     intelligence::IntelligenceApi,
     tasks::TasksApi,
     activities::ActivitiesApi,
-    activities::NotesApi,
+    notes::NotesApi,
     search::SearchApi,
-    search::EventsApi,
+    events::EventsApi,
     analytics::AnalyticsApi,
     analytics::PerformanceApi,
 );
@@ -138,9 +140,9 @@ pub fn service() -> OpenApiService<Apis, ()> {
                 intelligence::IntelligenceApi,
                 tasks::TasksApi,
                 activities::ActivitiesApi,
-                activities::NotesApi,
+                notes::NotesApi,
                 search::SearchApi,
-                search::EventsApi,
+                events::EventsApi,
                 analytics::AnalyticsApi,
                 analytics::PerformanceApi,
             ),

@@ -203,7 +203,7 @@ lists! {
     EventTypes => events::type_patterns(),
     DeliveryStatuses => webhooks::DELIVERY_STATUSES,
     ActivityTypes => activities::CLIENT_TYPES.iter().chain(activities::SYSTEM_TYPES),
-    SignalTypes => crate::intelligence::signals::ALL.iter().map(|t| t.as_str()),
+    SignalTypes => crate::rules::buying_signals::ALL.iter().map(|t| t.as_str()),
     MemoryKinds => crate::domain::memory::KINDS,
 }
 

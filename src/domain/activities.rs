@@ -11,7 +11,7 @@ use super::error::{DomainError, DomainResult, Issues};
 use super::events::Actor;
 use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
 use super::terms::Term;
-use super::{lead_scoring, validate};
+use super::{scores, validate};
 use crate::clock::Millis;
 use crate::domain::changes;
 use crate::ids::{self, new_id};
@@ -301,7 +301,7 @@ pub fn record(
     // The deal's and the lead's `last_activity_at` follow by trigger (schema.sql, step 13);
     // the lead's score reads its recent activities.
     if let Some(lead_id) = &input.lead_id {
-        lead_scoring::refresh(tx, org_id, lead_id, now)?;
+        scores::refresh(tx, org_id, lead_id, now)?;
     }
     let activity = get(tx, org_id, &id)?;
     changes::append(tx, org_id, actor, "activity.created", &activity, None, now)?;
@@ -378,7 +378,7 @@ pub fn delete(tx: &Tx<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult
         }
     }
     if let Nullable(Some(lead_id)) = &activity.lead_id {
-        super::lead_scoring::refresh(tx, &p.org_id, lead_id, now)?;
+        super::scores::refresh(tx, &p.org_id, lead_id, now)?;
     }
     changes::append(
         tx,

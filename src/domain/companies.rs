@@ -394,7 +394,7 @@ pub fn update(
         return Ok(before);
     }
     // Industry and size are part of the scores of the company's leads.
-    super::lead_scoring::refresh_where(tx, &p.org_id, "company_id = ?2", id, now)?;
+    super::scores::refresh_where(tx, &p.org_id, "company_id = ?2", id, now)?;
     let after = get(tx, &p.org_id, id)?;
     let actor = Actor::from(p);
     changes::record_update(
@@ -426,7 +426,7 @@ pub fn delete(tx: &Tx<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult
         "DELETE FROM companies WHERE org_id = ?1 AND id = ?2",
         params![p.org_id, id],
     )?;
-    super::lead_scoring::refresh_where(tx, &p.org_id, "company_name = ?2", &company.name, now)?;
+    super::scores::refresh_where(tx, &p.org_id, "company_name = ?2", &company.name, now)?;
     changes::append(
         tx,
         &p.org_id,

@@ -1,5 +1,5 @@
 //! Gathers the facts the intelligence rules need, straight from the database, and serves the
-//! deal intelligence and at-risk views. The rules themselves live in `crate::intelligence`.
+//! deal intelligence and at-risk views. The rules themselves live in `crate::rules`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,9 +13,9 @@ use super::nullable::Nullable;
 use super::terms::Term;
 use super::validate::Currency;
 use crate::clock::{Millis, DAY_MS};
-use crate::intelligence::risk::{self, DealFacts, RiskLevel, ENGAGEMENT_WINDOW_DAYS};
-use crate::intelligence::signals::HIGH_ENGAGEMENT_WINDOW_DAYS;
-use crate::intelligence::Factor;
+use crate::rules::buying_signals::HIGH_ENGAGEMENT_WINDOW_DAYS;
+use crate::rules::deal_risk::{self, DealFacts, RiskLevel, ENGAGEMENT_WINDOW_DAYS};
+use crate::rules::Factor;
 use crate::timefmt::{self, Timestamp};
 
 /// Activity types that mean the buyer engaged.
@@ -213,7 +213,7 @@ pub(crate) fn facts_from_row(
 
 /// A deal's risk score and level from its facts: closed deals have level `none`.
 pub fn risk_level(facts: &DealFacts, now: Millis) -> (i64, RiskLevel) {
-    let score = risk::score(facts, now);
+    let score = deal_risk::score(facts, now);
     let level = if facts.status == "open" {
         RiskLevel::of(score)
     } else {
@@ -462,7 +462,7 @@ fn add_contacts(conn: &Connection, deals: &mut [GatheredDeal]) -> DomainResult<(
 
 /// The intelligence of one gathered deal.
 pub fn intelligence_of(d: &GatheredDeal, now: Millis) -> DealIntelligence {
-    let a = risk::assess(&d.facts, now);
+    let a = deal_risk::assess(&d.facts, now);
     DealIntelligence {
         deal_id: d.id.clone(),
         risk_score: a.risk_score,
@@ -542,7 +542,7 @@ pub fn at_risk(
                 now,
                 true,
             )?;
-            let score = risk::score(&facts, now);
+            let score = deal_risk::score(&facts, now);
             if score >= min_score {
                 scored.push((score, facts.stage_entered_at, r.get(0)?));
             }

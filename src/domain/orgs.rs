@@ -15,7 +15,7 @@ use super::validate::Currency;
 use super::{api_keys, pipelines, users};
 use crate::clock::Millis;
 use crate::ids::new_id;
-pub use crate::intelligence::lead_score::Icp;
+pub use crate::rules::lead_score::Icp;
 use crate::timefmt::Timestamp;
 
 /// Longest industry, title or country in the ideal customer profile, in characters.
@@ -259,7 +259,7 @@ pub fn update(
     )?;
     if icp != current.icp {
         // Fit to the profile is part of every lead's score.
-        super::lead_scoring::refresh_where(tx, id, "?2 = ?2", "all", now)?;
+        super::scores::refresh_where(tx, id, "?2 = ?2", "all", now)?;
     }
     get(tx, id)
 }

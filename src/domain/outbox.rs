@@ -1,6 +1,6 @@
 //! The webhook outbox (docs/api.md §9): deliveries queued in the same transaction as the event
 //! they carry, so a delivery exists exactly when its event does. The worker in
-//! `crate::webhooks` sends them; the endpoints themselves are `domain::webhooks`.
+//! `crate::webhook_worker` sends them; the endpoints themselves are `domain::webhooks`.
 
 use poem_openapi::types::ToJSON;
 use rusqlite::params;

@@ -1,4 +1,4 @@
-//! Buying signals: stored, swept and resolved (the rules are in `crate::intelligence::signals`).
+//! Buying signals: stored, swept and resolved (the rules are in `crate::rules::buying_signals`).
 
 use crate::db::CachedRow;
 use crate::domain::nullable::Nullable;
@@ -16,7 +16,7 @@ use crate::clock::{Millis, DAY_MS};
 use crate::db::Db;
 use crate::domain::changes;
 use crate::ids::{self, new_id};
-use crate::intelligence::signals::{self as rules, Cause, SignalType};
+use crate::rules::buying_signals::{self as rules, Cause, SignalType};
 use crate::timefmt::Timestamp;
 
 use super::terms::Term;
@@ -131,7 +131,7 @@ pub fn list(
         filters.push("score >= ?", vec![v.into()]);
     }
     let types = any_of(f.signal_type.as_deref());
-    let known = crate::intelligence::signals::ALL.map(|t| t.as_str());
+    let known = crate::rules::buying_signals::ALL.map(|t| t.as_str());
     super::validate::one_of("type", &types, &known)?;
     filters.any_of("type", &types);
     filters.any_of("deal_id", &any_of(f.deal_id.as_deref()));

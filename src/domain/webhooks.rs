@@ -1,6 +1,6 @@
 //! Webhook endpoints and their delivery log (docs/api.md §9). Deliveries are queued by
 //! `domain::outbox` in the same transaction as the event they carry; the worker in
-//! `crate::webhooks` sends them.
+//! `crate::webhook_worker` sends them.
 
 use crate::db::CachedRow;
 use crate::db::Tx;

@@ -21,7 +21,7 @@ fn fast_retries(allow_loopback: bool) -> TestServer {
 
 fn verify(r: &Received, secret: &str) -> bool {
     let ts: i64 = r.header("webhook-timestamp").parse().unwrap();
-    let expected = clozup::webhooks::signature(secret, r.header("webhook-id"), ts, &r.body);
+    let expected = clozup::webhook_worker::signature(secret, r.header("webhook-id"), ts, &r.body);
     r.header("webhook-signature")
         .split(' ')
         .any(|s| s == expected)

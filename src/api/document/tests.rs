@@ -180,7 +180,7 @@ fn collect_response_refs(paths: &Value, out: &mut Vec<String>) {
 /// The risk bands the rules use are the ones the OpenAPI text states.
 #[test]
 fn the_document_states_the_risk_bands() {
-    use crate::intelligence::risk::{CRITICAL_FROM, HIGH_FROM, MEDIUM_FROM};
+    use crate::rules::deal_risk::{CRITICAL_FROM, HIGH_FROM, MEDIUM_FROM};
     let doc = crate::api::spec_json();
     let bands =
         format!("low < {MEDIUM_FROM} ≤ medium < {HIGH_FROM} ≤ high < {CRITICAL_FROM} ≤ critical");

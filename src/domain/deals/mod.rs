@@ -24,7 +24,7 @@ use super::validate::Currency;
 use super::{notes, orgs, validate};
 use crate::clock::Millis;
 use crate::ids::{self, new_id};
-use crate::intelligence::risk::RiskLevel;
+use crate::rules::deal_risk::RiskLevel;
 use crate::timefmt::{self, Timestamp};
 
 mod context;

@@ -2,7 +2,7 @@
 //! original, inbound mail routed by recipient, and open tracking.
 //!
 //! Everything here runs inside the caller's transaction. Sending happens later, in
-//! [`crate::email`], from the queued rows: a request never waits on an SMTP server.
+//! [`crate::mail_worker`], from the queued rows: a request never waits on an SMTP server.
 
 use crate::domain::nullable::Nullable;
 use std::collections::BTreeMap;

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::domain::changes;
-use crate::intelligence::lead_score::LeadFacts;
+use crate::rules::lead_score::LeadFacts;
 
 /// A lead's fields after validation, ready to store.
 #[derive(Debug, Clone)]
@@ -202,13 +202,8 @@ pub fn insert(
     now: Millis,
 ) -> DomainResult<Lead> {
     let id = new_id("lead");
-    let score = crate::domain::lead_scoring::of_new_lead(
-        tx,
-        org_id,
-        f.facts(),
-        f.company_id.as_deref(),
-        now,
-    )?;
+    let score =
+        crate::domain::scores::of_new_lead(tx, org_id, f.facts(), f.company_id.as_deref(), now)?;
     tx.prepare_cached(
         "INSERT INTO leads (id, org_id, first_name, last_name, email, phone, title, company_id,
                             company_name, country, status, source, tags, owner_id, score,
@@ -221,7 +216,7 @@ pub fn insert(
     // that creates a lead checks that.
     debug_assert_eq!(
         Some(lead.score),
-        crate::domain::lead_scoring::breakdown(tx, org_id, &id, now)
+        crate::domain::scores::breakdown(tx, org_id, &id, now)
             .ok()
             .map(|v| v.breakdown.score),
         "a new lead's score differs from its refreshed score"
@@ -255,7 +250,7 @@ pub fn store(
     if !changes::update(tx, "leads", org_id, &before.id, &sets, now)? {
         return Ok(before.clone());
     }
-    crate::domain::lead_scoring::refresh(tx, org_id, &before.id, now)?;
+    crate::domain::scores::refresh(tx, org_id, &before.id, now)?;
     let after = get(tx, org_id, &before.id)?;
     changes::record_update(tx, org_id, actor, event_type, before, &after, now)?;
     Ok(after)

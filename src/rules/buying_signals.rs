@@ -16,7 +16,7 @@
 
 use poem_openapi::Enum;
 
-use super::risk::DealFacts;
+use super::deal_risk::DealFacts;
 use crate::clock::{Millis, DAY_MS};
 
 /// Days without activity on an open deal that raise `activity_gap`.

@@ -1,5 +1,5 @@
 //! Keeps every lead's `score` current and explains it (the rules are in
-//! `crate::intelligence::lead_score`). A score is derived data: refreshing it bumps no version
+//! `crate::rules::lead_score`). A score is derived data: refreshing it bumps no version
 //! and emits no event.
 
 use poem_openapi::Object;
@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::error::{DomainError, DomainResult};
 use crate::clock::{Millis, DAY_MS};
 use crate::db::CachedRow;
-use crate::intelligence::lead_score::{self, Icp, LeadFacts, LeadScore, ENGAGEMENT_WINDOW_DAYS};
+use crate::rules::lead_score::{self, Icp, LeadFacts, LeadScore, ENGAGEMENT_WINDOW_DAYS};
 use crate::timefmt::Timestamp;
 
 /// A lead's score with its breakdown.

@@ -4,9 +4,9 @@
 //! these functions turn them into scores, each with the factors that made it, so a reader can
 //! check any score by hand against the constants documented beside each rule.
 
+pub mod buying_signals;
+pub mod deal_risk;
 pub mod lead_score;
-pub mod risk;
-pub mod signals;
 
 /// Whole days between two instants in Unix milliseconds (never negative).
 pub fn days_between(from_ms: i64, to_ms: i64) -> i64 {
