@@ -43,7 +43,7 @@ fn main() {
 
     let seeded = Instant::now();
     let (org_id, first_deal) = db
-        .write_blocking(|tx| {
+        .blocking().write(|tx| {
             let org_id = orgs::first_id(tx)?.unwrap();
             let stages: Vec<(String, String)> = {
                 let mut st = tx.prepare("SELECT id, pipeline_id FROM stages WHERE org_id = ?1 AND kind = 'open' ORDER BY position")?;
@@ -92,13 +92,15 @@ fn main() {
     for _ in 0..7 {
         let t = Instant::now();
         let rows: i64 = db
-            .read_blocking(|c| Ok(common::bare_scan(c, &org_id)?))
+            .blocking()
+            .read(|c| Ok(common::bare_scan(c, &org_id)?))
             .unwrap();
         assert_eq!(rows, n);
         bare.push(t.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();
         total = db
-            .read_blocking(|c| {
+            .blocking()
+            .read(|c| {
                 intelligence::at_risk(
                     c,
                     &org_id,

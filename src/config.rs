@@ -372,7 +372,7 @@ pub struct DbOptions {
     /// How long a connection waits on a lock held by another process before giving up.
     pub busy_timeout: Duration,
     /// How many reader threads (each with its read-only connection) serve `Db::read`; half as
-    /// many, at least one, serve `Db::read_bulk`.
+    /// many, at least one, serve `Db::scan`.
     pub read_pool_size: u32,
 }
 

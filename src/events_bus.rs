@@ -125,7 +125,7 @@ impl EventBus {
             loop {
                 let db = db.clone();
                 let batch = crate::db::run_blocking(move || {
-                    db.read_blocking(|c| {
+                    db.blocking().read(|c| {
                         events::all_after(
                             c,
                             last,

@@ -123,7 +123,7 @@ fn attempt(
 /// are queued again first.
 pub fn spawn(state: Arc<AppState>, transport: Transport) {
     std::thread::spawn(move || {
-        if let Err(e) = state.db.write_blocking(email::requeue_interrupted) {
+        if let Err(e) = state.db.blocking().write(email::requeue_interrupted) {
             tracing::warn!("could not requeue interrupted emails: {e}");
         }
         let public_url = state.config.public_url();
@@ -135,10 +135,11 @@ pub fn spawn(state: Arc<AppState>, transport: Transport) {
             let seen = state.db.work_queued();
             let jobs = state
                 .db
-                .read_blocking(|c| email::any_due(c, now))
+                .blocking()
+                .read(|c| email::any_due(c, now))
                 .and_then(|due| {
                     if due {
-                        state.db.write_blocking(|tx| email::claim(tx, BATCH, now))
+                        state.db.blocking().write(|tx| email::claim(tx, BATCH, now))
                     } else {
                         Ok(Vec::new())
                     }
@@ -162,7 +163,8 @@ pub fn spawn(state: Arc<AppState>, transport: Transport) {
                 let now = state.clock.now_ms();
                 if let Err(e) = state
                     .db
-                    .write_blocking(|tx| email::record_attempt(tx, &job, outcome, now))
+                    .blocking()
+                    .write(|tx| email::record_attempt(tx, &job, outcome, now))
                 {
                     tracing::warn!("could not record email {}: {e}", job.email.id);
                 }

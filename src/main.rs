@@ -276,7 +276,7 @@ fn org_or_first(db: &Db, org: Option<String>) -> Result<String, String> {
     match org {
         Some(id) => Ok(id),
         None => db
-            .read_blocking(orgs::first_id)
+            .blocking().read(orgs::first_id)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| "the database has no organization yet: run `clozup serve` or `clozup orgs create` first".into()),
     }
@@ -340,7 +340,8 @@ fn keys(action: KeysAction) -> Result<(), String> {
                 .collect::<Result<Vec<_>, _>>()?;
             let now = now();
             let created = db
-                .write_blocking(|tx| {
+                .blocking()
+                .write(|tx| {
                     let input = NewApiKey {
                         name,
                         scopes: Some(scopes),
@@ -368,9 +369,8 @@ fn keys(action: KeysAction) -> Result<(), String> {
             loop {
                 let paging = Paging::new(Some(page_no), Some(100)).map_err(|e| e.to_string())?;
                 let page = db
-                    .read_blocking(|c| {
-                        api_keys::list(c, &org_id, None, Some("created_at"), paging, now)
-                    })
+                    .blocking()
+                    .read(|c| api_keys::list(c, &org_id, None, Some("created_at"), paging, now))
                     .map_err(|e| e.to_string())?;
                 for k in &page.items {
                     let scopes: Vec<&str> = k.scopes.iter().map(|s| s.as_str()).collect();
@@ -396,7 +396,8 @@ fn keys(action: KeysAction) -> Result<(), String> {
             let db = open(&db)?;
             let now = now();
             let key = db
-                .write_blocking(|tx| {
+                .blocking()
+                .write(|tx| {
                     let org_id = api_keys::org_of(tx, &id)?;
                     api_keys::revoke(tx, &org_id, &id, now)
                 })
@@ -416,9 +417,8 @@ fn users_cmd(action: UsersAction) -> Result<(), String> {
             let hashed = users::hash_password(&password).map_err(|e| e.to_string())?;
             let now = now();
             let user = db
-                .write_blocking(|tx| {
-                    users::set_password_by_operator(tx, &org_id, &email, hashed, now)
-                })
+                .blocking()
+                .write(|tx| users::set_password_by_operator(tx, &org_id, &email, hashed, now))
                 .map_err(|e| e.to_string())?;
             eprintln!(
                 "Password set for {} ({}, {}); their other sessions ended. Sign in with \
@@ -501,7 +501,8 @@ fn orgs_cmd(action: OrgsAction) -> Result<(), String> {
             let db = open(&db)?;
             let now = now();
             let (founded, key) = db
-                .write_blocking(|tx| orgs::found_with_admin_key(tx, &name, &owner_email, now))
+                .blocking()
+                .write(|tx| orgs::found_with_admin_key(tx, &name, &owner_email, now))
                 .map_err(|e| e.to_string())?;
             eprintln!(
                 "Created organization {} ({}). Its admin API key, shown once:",

@@ -168,13 +168,14 @@ fn chunked(
     let mut done = 0;
     while done < count {
         let end = (done + CHUNK).min(count);
-        db.write_blocking(|tx| {
-            for i in done..end {
-                row(tx, i)?;
-            }
-            Ok(())
-        })
-        .map_err(|e| format!("seeding {what}: {e}"))?;
+        db.blocking()
+            .write(|tx| {
+                for i in done..end {
+                    row(tx, i)?;
+                }
+                Ok(())
+            })
+            .map_err(|e| format!("seeding {what}: {e}"))?;
         done = end;
         progress.show(what, done, count);
     }
@@ -203,7 +204,7 @@ pub fn seed(
     let mut rng = Rng(seed);
     let err = |e: crate::domain::error::DomainError| e.to_string();
     let (pipeline, stages, owner): (String, Vec<(String, String, String)>, String) = db
-        .read_blocking(|c| {
+        .blocking().read(|c| {
             let pipeline: String = c.cached_row(
                 "SELECT id FROM pipelines WHERE org_id = ?1 ORDER BY is_default DESC, created_at LIMIT 1",
                 params![org_id],
@@ -230,7 +231,8 @@ pub fn seed(
         return Err("the default pipeline has no open stage to put deals in".into());
     }
     let currency: String = db
-        .read_blocking(|c| {
+        .blocking()
+        .read(|c| {
             Ok(c.cached_row(
                 "SELECT currency FROM organizations WHERE id = ?1",
                 params![org_id],
@@ -470,22 +472,23 @@ pub fn seed(
     if !quiet {
         eprintln!("finishing: last activity times and lead scores");
     }
-    db.write_blocking(|tx| {
-        tx.execute(
-            "UPDATE deals SET last_activity_at =
+    db.blocking()
+        .write(|tx| {
+            tx.execute(
+                "UPDATE deals SET last_activity_at =
                  (SELECT max(occurred_at) FROM activities a WHERE a.deal_id = deals.id)
              WHERE org_id = ?1",
-            params![org_id],
-        )?;
-        tx.execute(
-            "UPDATE leads SET last_activity_at =
+                params![org_id],
+            )?;
+            tx.execute(
+                "UPDATE leads SET last_activity_at =
                  (SELECT max(occurred_at) FROM activities a WHERE a.lead_id = leads.id)
              WHERE org_id = ?1",
-            params![org_id],
-        )?;
-        crate::domain::scores::refresh_where(tx, org_id, "org_id = ?", org_id, as_of)?;
-        Ok(())
-    })
-    .map_err(err)?;
+                params![org_id],
+            )?;
+            crate::domain::scores::refresh_where(tx, org_id, "org_id = ?", org_id, as_of)?;
+            Ok(())
+        })
+        .map_err(err)?;
     Ok(report)
 }

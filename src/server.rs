@@ -191,7 +191,7 @@ pub fn init_logging(format: LogFormat, filter: &str) {
 pub fn first_run(db: &Db, config: &ServeConfig, now: i64) -> Result<Option<String>, DomainError> {
     let org_name = config.org_name.clone();
     let owner_email = config.owner_email.clone();
-    db.write_blocking(|tx| {
+    db.blocking().write(|tx| {
         if orgs::first_id(tx)?.is_some() {
             return Ok(None);
         }
@@ -246,7 +246,8 @@ pub async fn serve(config: ServeConfig) -> Result<(), String> {
             let db = db.clone();
             let report = tokio::task::spawn_blocking(move || {
                 let org = db
-                    .read_blocking(crate::domain::orgs::first_id)?
+                    .blocking()
+                    .read(crate::domain::orgs::first_id)?
                     .ok_or_else(|| {
                         crate::domain::error::DomainError::Internal("no organization".into())
                     })?;

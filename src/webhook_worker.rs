@@ -138,7 +138,7 @@ enum Outcome {
 /// Claims up to `limit` due deliveries (marking them in flight), respecting the per-endpoint cap.
 fn claim(state: &AppState, limit: usize, now: Millis) -> DomainResult<Vec<Job>> {
     // A cheap read first, so idle workers never take the write lock.
-    let due: bool = state.db.read_blocking(|c| {
+    let due: bool = state.db.blocking().read(|c| {
         Ok(c.prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ?1)",
         )?
@@ -147,7 +147,7 @@ fn claim(state: &AppState, limit: usize, now: Millis) -> DomainResult<Vec<Job>> 
     if !due {
         return Ok(Vec::new());
     }
-    state.db.write_blocking(|tx| {
+    state.db.blocking().write(|tx| {
         let mut stmt = tx.prepare_cached(
             "SELECT d.id, d.org_id, d.webhook_id, w.url, w.secret,
                     CASE WHEN w.previous_secret_until > ?1 THEN w.previous_secret END,
@@ -278,7 +278,7 @@ fn record_all(
     results: Vec<(Job, Outcome, u64, Option<String>)>,
     now: Millis,
 ) -> DomainResult<()> {
-    state.db.write_blocking(|tx| {
+    state.db.blocking().write(|tx| {
         for (job, outcome, latency, excerpt) in results {
             record(
                 tx,
@@ -418,7 +418,7 @@ pub fn spawn(state: Arc<AppState>, threads: usize) {
 }
 
 fn start(state: Arc<AppState>, threads: usize) {
-    if let Err(e) = state.db.write_blocking(|tx| {
+    if let Err(e) = state.db.blocking().write(|tx| {
         tx.execute(
             "UPDATE webhook_deliveries SET status = 'pending' WHERE status = 'in_flight'",
             [],

@@ -120,7 +120,7 @@ impl ActivitiesApi {
         id: Path<String>,
     ) -> ApiResult<One<Activity>> {
         let a = caller
-            .read_point(&state, move |c, org_id| activities::get(c, org_id, &id.0))
+            .lookup(&state, move |c, org_id| activities::get(c, org_id, &id.0))
             .await?;
         Ok(One::versioned(a.version, a))
     }

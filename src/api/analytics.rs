@@ -52,7 +52,7 @@ impl AnalyticsApi {
         Ok(One::new(
             state
                 .db
-                .read_bulk(move |c| analytics::overview(c, &org_id, w, now))
+                .scan(move |c| analytics::overview(c, &org_id, w, now))
                 .await?,
         ))
     }
@@ -83,7 +83,7 @@ impl AnalyticsApi {
         Ok(Page::whole(
             state
                 .db
-                .read_bulk(move |c| analytics::funnel(c, &org_id, pipeline_id.0.as_deref(), w))
+                .scan(move |c| analytics::funnel(c, &org_id, pipeline_id.0.as_deref(), w))
                 .await?,
         ))
     }
@@ -106,7 +106,7 @@ impl AnalyticsApi {
         Ok(Page::whole(
             state
                 .db
-                .read_bulk(move |c| analytics::forecast(c, &org_id))
+                .scan(move |c| analytics::forecast(c, &org_id))
                 .await?,
         ))
     }
@@ -154,7 +154,7 @@ impl PerformanceApi {
         Ok(Page::whole(
             state
                 .db
-                .read_bulk(move |c| {
+                .scan(move |c| {
                     let cal = Calendar::of(c, &org_id)?;
                     let w = analytics::window(period.map(|p| cal.period(p, now)), from, to);
                     analytics::leaderboard(c, &org_id, w, metric)
@@ -189,7 +189,7 @@ impl PerformanceApi {
         Ok(Page::whole(
             state
                 .db
-                .read_bulk(move |c| analytics::quotas(c, &org_id, period, date.0.as_deref(), now))
+                .scan(move |c| analytics::quotas(c, &org_id, period, date.0.as_deref(), now))
                 .await?,
         ))
     }

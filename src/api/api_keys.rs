@@ -104,7 +104,7 @@ impl ApiKeysApi {
         let now = state.clock.now_ms();
         let key = state
             .db
-            .read_point(move |c| api_keys::get(c, &org_id, &id.0, now))
+            .lookup(move |c| api_keys::get(c, &org_id, &id.0, now))
             .await?;
         Ok(One::versioned(key.version, key))
     }

@@ -117,7 +117,7 @@ impl CompaniesApi {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let c = state
             .db
-            .read_point(move |conn| companies::get(conn, &org_id, &id.0))
+            .lookup(move |conn| companies::get(conn, &org_id, &id.0))
             .await?;
         Ok(One::versioned(c.version, c))
     }

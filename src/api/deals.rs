@@ -176,7 +176,7 @@ impl DealsApi {
     ) -> ApiResult<One<DealContext>> {
         let now = state.clock.now_ms();
         let ctx = caller
-            .read_point(&state, move |c, org_id| {
+            .lookup(&state, move |c, org_id| {
                 deals::context(c, org_id, &id.0, now)
             })
             .await?;

@@ -260,7 +260,7 @@ impl<E: Endpoint> GateEndpoint<E> {
         let token = token.to_string();
         let principal = state
             .db
-            .read_point(move |conn| auth::authenticate(conn, &token, now))
+            .lookup(move |conn| auth::authenticate(conn, &token, now))
             .await?;
         if let Some(p) = &principal {
             state.credentials.remember(hash, p, commit, now);

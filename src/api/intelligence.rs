@@ -58,7 +58,7 @@ impl IntelligenceApi {
         Ok(Page(
             state
                 .db
-                .read_bulk(move |c| intelligence::at_risk(c, &org_id, min, paging, now))
+                .scan(move |c| intelligence::at_risk(c, &org_id, min, paging, now))
                 .await?,
         ))
     }
@@ -258,7 +258,7 @@ impl IntelligenceApi {
     ) -> ApiResult<One<Signal>> {
         Ok(One::new(
             caller
-                .read_point(&state, move |c, org_id| signals::get(c, org_id, &id.0))
+                .lookup(&state, move |c, org_id| signals::get(c, org_id, &id.0))
                 .await?,
         ))
     }

@@ -218,7 +218,7 @@ impl LeadsApi {
         let db = state.db.clone();
         tokio::task::spawn_blocking(move || {
             let mut sink = sink;
-            let result = db.read_blocking(|c| {
+            let result = db.blocking().read(|c| {
                 lead_csv::export(
                     c,
                     &org_id,
@@ -279,7 +279,7 @@ impl LeadsApi {
         id: Path<String>,
     ) -> ApiResult<One<Lead>> {
         let lead = caller
-            .read_point(&state, move |c, org_id| leads::get(c, org_id, &id.0))
+            .lookup(&state, move |c, org_id| leads::get(c, org_id, &id.0))
             .await?;
         Ok(One::versioned(lead.version, lead))
     }

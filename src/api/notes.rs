@@ -105,7 +105,7 @@ impl NotesApi {
         id: Path<String>,
     ) -> ApiResult<One<Note>> {
         let n = caller
-            .read_point(&state, move |c, org_id| notes::get(c, org_id, &id.0))
+            .lookup(&state, move |c, org_id| notes::get(c, org_id, &id.0))
             .await?;
         Ok(One::versioned(n.version, n))
     }

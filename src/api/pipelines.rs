@@ -79,7 +79,7 @@ impl PipelinesApi {
         id: Path<String>,
     ) -> ApiResult<One<Pipeline>> {
         let p = caller
-            .read_point(&state, move |c, org_id| pipelines::get(c, org_id, &id.0))
+            .lookup(&state, move |c, org_id| pipelines::get(c, org_id, &id.0))
             .await?;
         Ok(One::versioned(p.version, p))
     }

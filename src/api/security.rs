@@ -61,13 +61,13 @@ impl Caller {
     }
 
     /// Reads one record by id for a caller holding `read`, in the caller's organization (a
-    /// point read: `Db::read_point`).
-    pub async fn read_point<T, F>(&self, state: &AppState, f: F) -> ApiResult<T>
+    /// point read: `Db::lookup`).
+    pub async fn lookup<T, F>(&self, state: &AppState, f: F) -> ApiResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection, &str) -> DomainResult<T> + Send + 'static,
     {
         let org_id = self.with(Scope::Read)?.org_id.clone();
-        Ok(state.db.read_point(move |c| f(c, &org_id)).await?)
+        Ok(state.db.lookup(move |c| f(c, &org_id)).await?)
     }
 }

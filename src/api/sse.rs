@@ -103,9 +103,10 @@ pub fn open(
             // Resuming from before what retention kept: say so, so the client resyncs its state
             // instead of trusting a replay with a hole in it, then replay everything kept.
             let db = state.db.clone();
-            let pruned = crate::db::run_blocking(move || db.read_blocking(events::pruned_through))
-                .await
-                .unwrap_or(0);
+            let pruned =
+                crate::db::run_blocking(move || db.blocking().read(events::pruned_through))
+                    .await
+                    .unwrap_or(0);
             if last < pruned {
                 let reset = serde_json::json!({
                     "type": "reset",
@@ -125,7 +126,7 @@ pub fn open(
             loop {
                 let (db, org, patterns) = (state.db.clone(), org.clone(), start.patterns.clone());
                 let page = crate::db::run_blocking(move || {
-                    db.read_blocking(|c| {
+                    db.blocking().read(|c| {
                         events::list(
                             c,
                             &org,
@@ -180,7 +181,7 @@ pub fn open(
                 _ = keepalive.tick() => {
                     let (db, p) = (state.db.clone(), principal.clone());
                     let now = state.clock.now_ms();
-                    let live = crate::db::run_blocking(move || db.read_blocking(|c| auth::still_valid(c, &p, now))).await;
+                    let live = crate::db::run_blocking(move || db.blocking().read(|c| auth::still_valid(c, &p, now))).await;
                     if !matches!(live, Ok(true)) || !send(b":\n\n".to_vec()).await {
                         return;
                     }

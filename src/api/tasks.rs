@@ -121,7 +121,7 @@ impl TasksApi {
     ) -> ApiResult<One<Task>> {
         let now = state.clock.now_ms();
         let t = caller
-            .read_point(&state, move |c, org_id| tasks::get(c, org_id, &id.0, now))
+            .lookup(&state, move |c, org_id| tasks::get(c, org_id, &id.0, now))
             .await?;
         Ok(One::versioned(t.version, t))
     }

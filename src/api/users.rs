@@ -99,7 +99,7 @@ impl UsersApi {
         id: Path<String>,
     ) -> ApiResult<One<User>> {
         let user = caller
-            .read_point(&state, move |c, org_id| users::get(c, org_id, &id.0))
+            .lookup(&state, move |c, org_id| users::get(c, org_id, &id.0))
             .await?;
         Ok(One::versioned(user.version, user))
     }
@@ -137,7 +137,7 @@ impl UsersApi {
                 let (org_id, user_id) = (p.org_id.clone(), id.0.clone());
                 let stored = state
                     .db
-                    .read_point(move |c| users::password_hash(c, &org_id, &user_id))
+                    .lookup(move |c| users::password_hash(c, &org_id, &user_id))
                     .await?;
                 run_blocking(move || Ok(users::prove_password(stored, &typed))).await?
             }

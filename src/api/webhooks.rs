@@ -95,7 +95,7 @@ impl WebhooksApi {
         let org_id = caller.with(Scope::Admin)?.org_id.clone();
         let w = state
             .db
-            .read_point(move |c| webhooks::get(c, &org_id, &id.0))
+            .lookup(move |c| webhooks::get(c, &org_id, &id.0))
             .await?;
         Ok(One::versioned(w.version, w))
     }

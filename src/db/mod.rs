@@ -15,10 +15,10 @@
 //!   so each stays all-or-nothing, and none is acknowledged before the commit that holds it.
 //!
 //! - Reads of a few rows by key (a credential, an object by id) run where they are asked for, on
-//!   read-only connections kept for that ([`Db::read_point`]).
+//!   read-only connections kept for that ([`Db::lookup`]).
 //!
-//! Callers already on a blocking thread (the CLI, the workers) use [`Db::read_blocking`] and
-//! [`Db::write_blocking`] instead, which take one of those connections or the writer's lock
+//! Callers already on a blocking thread (the CLI, the workers) use [`Blocking::read`] and
+//! [`Blocking::write`] instead, which take one of those connections or the writer's lock
 //! directly.
 
 mod backup;
@@ -162,10 +162,13 @@ pub fn release_memory(conn: &Connection) {
 /// A piece of read work for a reader thread.
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
-/// A handle on the database, cheap to clone.
+/// A handle on the database, cheap to clone. Four words say how to reach it: [`Db::read`] (a
+/// request's query, in one snapshot), [`Db::lookup`] (a few rows by key, on this worker),
+/// [`Db::scan`] (a whole organization, at low priority) and [`Db::write`]; [`Db::blocking`]
+/// gives the same words to threads that may block.
 #[derive(Clone)]
 pub struct Db {
-    /// Connections for [`Db::read_point`] (one per async worker) and [`Db::read_blocking`].
+    /// Connections for [`Db::lookup`] (one per async worker) and [`Blocking::read`].
     points: Arc<[Mutex<Connection>]>,
     reads: mpsc::Sender<ReadJob>,
     /// Reads that scan a whole organization, for the low-priority bulk readers.
@@ -322,7 +325,7 @@ impl Db {
     /// 100 µs, so on a busy server it takes longer, and the short requests around it keep
     /// their latency (a get by id's p99 doubled while at-risk rankings ran on threads of equal
     /// priority, and still more than doubled at nice +10 alone).
-    pub async fn read_bulk<T, F>(&self, f: F) -> DomainResult<T>
+    pub async fn scan<T, F>(&self, f: F) -> DomainResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> DomainResult<T> + Send + 'static,
@@ -330,24 +333,12 @@ impl Db {
         read_on(&self.bulk_reads, f).await
     }
 
-    /// [`Db::read_bulk`] for callers on a blocking thread (the periodic sweep); never from an
-    /// async worker.
-    pub fn read_bulk_blocking<T, F>(&self, f: F) -> DomainResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> DomainResult<T> + Send + 'static,
-    {
-        send_read(&self.bulk_reads, f)?
-            .blocking_recv()
-            .unwrap_or_else(|_| Err(gone("read")))
-    }
-
     /// Runs `f`, a read of a few rows by key (a credential, a resource by id), right here on the
     /// calling async worker, on a connection kept for that; when they are all in use, it goes
     /// to a reader thread like [`Db::read`]. Such a read takes microseconds, less than handing
     /// it to another thread and back (four context switches on a one-core server). Never for
     /// anything that scans: it holds up every request on this worker while it runs.
-    pub async fn read_point<T, F>(&self, f: F) -> DomainResult<T>
+    pub async fn lookup<T, F>(&self, f: F) -> DomainResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> DomainResult<T> + Send + 'static,
@@ -358,7 +349,7 @@ impl Db {
         }
     }
 
-    /// [`Db::read_point`]'s synchronous part: `f`'s answer, or `f` back when no connection is
+    /// [`Db::lookup`]'s synchronous part: `f`'s answer, or `f` back when no connection is
     /// free. (Apart, so no lock guard lives across the caller's await.)
     fn read_here<T, F>(&self, f: F) -> Result<DomainResult<T>, F>
     where
@@ -388,21 +379,6 @@ impl Db {
         answer.await.unwrap_or_else(|_| Err(gone("write")))
     }
 
-    /// [`Db::write`] for a blocking thread whose writes must take their turn with the server's
-    /// (the periodic sweep), not jump the queue: [`Db::write_blocking`] takes the writer's lock,
-    /// and a thread that takes it again at once can hold the writer thread off for several
-    /// transactions in a row. Never from an async worker.
-    pub fn write_in_turn<T, F>(&self, f: F) -> DomainResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Tx<'_>) -> DomainResult<T> + Send + 'static,
-    {
-        let answer = self.send_write(f)?;
-        answer
-            .blocking_recv()
-            .unwrap_or_else(|_| Err(gone("write")))
-    }
-
     /// Queues `f` for the writer thread; its answer comes on the returned channel.
     fn send_write<T, F>(
         &self,
@@ -423,19 +399,6 @@ impl Db {
         Ok(answer)
     }
 
-    /// [`Db::read`] for callers that are already on a blocking thread (the CLI, workers): on a
-    /// free point-read connection, or, with none free, on the first once it is (point reads
-    /// hold one for microseconds).
-    pub fn read_blocking<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> DomainResult<T>,
-    ) -> DomainResult<T> {
-        match self.read_here(f) {
-            Ok(answer) => answer,
-            Err(f) => in_snapshot(&self.points[0].lock().unwrap_or_else(|e| e.into_inner()), f),
-        }
-    }
-
     /// Raises the writer's page cache to `cache_kib` until the returned guard is dropped (SQLite
     /// then frees the extra pages). Bulk inserts touch index pages all over the file; with the
     /// usual cache they spill to the WAL and are read back.
@@ -448,52 +411,6 @@ impl Db {
         let conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         // Only a wrong pragma name can fail here; the cache is an optimisation either way.
         let _ = conn.pragma_update(None, "cache_size", -kib);
-    }
-
-    /// [`Db::write_blocking`], or, for a dry run (`rehearsal`), the same transaction rolled
-    /// back once `f` has answered.
-    pub fn write_blocking_or_rehearse<T>(
-        &self,
-        rehearsal: bool,
-        f: impl FnOnce(&Tx<'_>) -> DomainResult<T>,
-    ) -> DomainResult<T> {
-        if !rehearsal {
-            return self.write_blocking(f);
-        }
-        let mut conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let value = f(&Tx::new(&tx))?;
-        tx.rollback()?;
-        Ok(value)
-    }
-
-    /// [`Db::write`] for callers that are already on a blocking thread (the CLI, workers).
-    ///
-    /// Like a group, a transaction that changed no row commits nothing: no sync, no commit
-    /// number, no wake-up. The periodic workers often find nothing to do, and an idle server
-    /// used to write and sync twice a second. (So `f` must change rows; schema changes belong
-    /// to the migrations.)
-    pub fn write_blocking<T>(&self, f: impl FnOnce(&Tx<'_>) -> DomainResult<T>) -> DomainResult<T> {
-        // A panic inside `f` poisons the lock, but its transaction was rolled back on unwind,
-        // so the connection is clean and safe to keep using.
-        let mut conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let changes = tx.total_changes();
-        let work = Tx::new(&tx);
-        let value = f(&work)?;
-        if tx.total_changes() == changes {
-            tx.rollback()?;
-            return Ok(value);
-        }
-        let queued_work = work.queued_work.get();
-        before_commit(&tx)?;
-        tx.commit()?;
-        // Wake whoever follows the event log (the SSE fan-out) without waiting on them.
-        self.commits.send_modify(|n| *n += 1);
-        if queued_work {
-            self.work.ring();
-        }
-        Ok(value)
     }
 
     /// How many commits have queued work for the background workers so far. A worker reads it
@@ -511,6 +428,105 @@ impl Db {
             .work
             .rung
             .wait_timeout_while(rings, timeout, |rings| *rings == seen);
+    }
+}
+
+/// The database from a thread that may block (the command line, the workers, the sweep):
+/// the same reads and writes as [`Db`]'s, waited for on this thread. Never from an async
+/// worker, where a wait would hold up every request on it.
+pub struct Blocking<'a>(&'a Db);
+
+impl Db {
+    /// This database, for a thread that may block.
+    pub fn blocking(&self) -> Blocking<'_> {
+        Blocking(self)
+    }
+}
+
+impl Blocking<'_> {
+    /// [`Db::read`] for callers that are already on a blocking thread (the CLI, workers): on a
+    /// free point-read connection, or, with none free, on the first once it is (point reads
+    /// hold one for microseconds).
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> DomainResult<T>) -> DomainResult<T> {
+        match self.0.read_here(f) {
+            Ok(answer) => answer,
+            Err(f) => in_snapshot(
+                &self.0.points[0].lock().unwrap_or_else(|e| e.into_inner()),
+                f,
+            ),
+        }
+    }
+
+    /// [`Db::scan`] on this thread.
+    pub fn scan<T, F>(&self, f: F) -> DomainResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> DomainResult<T> + Send + 'static,
+    {
+        send_read(&self.0.bulk_reads, f)?
+            .blocking_recv()
+            .unwrap_or_else(|_| Err(gone("read")))
+    }
+
+    /// [`Db::write`] for callers that are already on a blocking thread (the CLI, workers).
+    ///
+    /// Like a group, a transaction that changed no row commits nothing: no sync, no commit
+    /// number, no wake-up. The periodic workers often find nothing to do, and an idle server
+    /// used to write and sync twice a second. (So `f` must change rows; schema changes belong
+    /// to the migrations.)
+    pub fn write<T>(&self, f: impl FnOnce(&Tx<'_>) -> DomainResult<T>) -> DomainResult<T> {
+        // A panic inside `f` poisons the lock, but its transaction was rolled back on unwind,
+        // so the connection is clean and safe to keep using.
+        let mut conn = self.0.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let changes = tx.total_changes();
+        let work = Tx::new(&tx);
+        let value = f(&work)?;
+        if tx.total_changes() == changes {
+            tx.rollback()?;
+            return Ok(value);
+        }
+        let queued_work = work.queued_work.get();
+        before_commit(&tx)?;
+        tx.commit()?;
+        // Wake whoever follows the event log (the SSE fan-out) without waiting on them.
+        self.0.commits.send_modify(|n| *n += 1);
+        if queued_work {
+            self.0.work.ring();
+        }
+        Ok(value)
+    }
+
+    /// [`Db::write`] for a blocking thread whose writes must take their turn with the server's
+    /// (the periodic sweep), not jump the queue: [`Blocking::write`] takes the writer's lock,
+    /// and a thread that takes it again at once can hold the writer thread off for several
+    /// transactions in a row. Never from an async worker.
+    pub fn write_in_turn<T, F>(&self, f: F) -> DomainResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Tx<'_>) -> DomainResult<T> + Send + 'static,
+    {
+        let answer = self.0.send_write(f)?;
+        answer
+            .blocking_recv()
+            .unwrap_or_else(|_| Err(gone("write")))
+    }
+
+    /// [`Blocking::write`], or, for a dry run (`rehearsal`), the same transaction rolled
+    /// back once `f` has answered.
+    pub fn write_or_rehearse<T>(
+        &self,
+        rehearsal: bool,
+        f: impl FnOnce(&Tx<'_>) -> DomainResult<T>,
+    ) -> DomainResult<T> {
+        if !rehearsal {
+            return self.write(f);
+        }
+        let mut conn = self.0.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&Tx::new(&tx))?;
+        tx.rollback()?;
+        Ok(value)
     }
 }
 
@@ -558,7 +574,7 @@ pub async fn rehearse<F: std::future::Future>(request: F) -> F::Output {
 }
 
 /// Whether the current task is a dry run (for work it hands to a blocking thread, which
-/// cannot see the task's flag: pass it to [`Db::write_blocking_or_rehearse`]).
+/// cannot see the task's flag: pass it to [`Blocking::write_or_rehearse`]).
 pub fn rehearsing() -> bool {
     REHEARSAL.try_with(|()| ()).is_ok()
 }

@@ -236,7 +236,7 @@ pub fn list(
 
 /// The highest `seq` ever given out (0 before the first event), which pruning cannot lower.
 pub fn last_seq(db: &crate::db::Db) -> DomainResult<i64> {
-    db.read_blocking(|c| {
+    db.blocking().read(|c| {
         Ok(c.cached_row(
             "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)",
             [],
@@ -260,7 +260,7 @@ const PRUNE_BATCH: i64 = 5_000;
 pub fn prune(db: &crate::db::Db, before: Millis) -> DomainResult<usize> {
     let mut pruned = 0;
     loop {
-        let deleted = db.write_blocking(|tx| {
+        let deleted = db.blocking().write(|tx| {
             let cut: i64 = tx.cached_row(
                 "SELECT coalesce(
                      (SELECT seq - 1 FROM events WHERE created_at >= ?1 ORDER BY seq LIMIT 1),

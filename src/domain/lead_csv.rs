@@ -334,7 +334,7 @@ pub fn import(
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<ParsedRow> = rows.by_ref().take(ROWS_PER_TRANSACTION).collect();
-        let outcome = db.write_blocking_or_rehearse(rehearsal, |tx| {
+        let outcome = db.blocking().write_or_rehearse(rehearsal, |tx| {
             let mut out = ImportResult::default();
             for parsed in chunk {
                 let issue = |message: String, lead_id: Option<String>| RowIssue {

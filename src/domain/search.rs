@@ -1,5 +1,5 @@
 //! `GET /search`: ranked full-text search over leads, companies, deals and notes (SQLite FTS5,
-//! kept in step with the data by triggers in `schema.sql` and [`write_queued`], in the same
+//! kept in step with the data by triggers in `schema.sql` and [`crate::db::search_queue::flush_search_queue`], in the same
 //! transaction as the change).
 
 use crate::db::CachedRow;

@@ -428,7 +428,7 @@ const SWEEP_BATCH: usize = 100;
 /// that held every write for 2.6 s, once a minute (the 2 s p99 of the benchmark's mixed
 /// workload, W5).
 pub fn sweep_all(db: &Db, now: Millis) -> DomainResult<SweepOutcome> {
-    let orgs: Vec<String> = db.read_blocking(|c| {
+    let orgs: Vec<String> = db.blocking().read(|c| {
         let mut stmt = c.prepare("SELECT id FROM organizations")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -437,7 +437,7 @@ pub fn sweep_all(db: &Db, now: Millis) -> DomainResult<SweepOutcome> {
     for org in orgs {
         let plan = {
             let org = org.clone();
-            db.read_bulk_blocking(move |c| {
+            db.blocking().scan(move |c| {
                 let plan = plan_sweep(c, &org, now);
                 crate::db::release_memory(c);
                 plan
@@ -453,7 +453,7 @@ pub fn sweep_all(db: &Db, now: Millis) -> DomainResult<SweepOutcome> {
             .map(|r| (Vec::new(), r.to_vec()));
         for (raise_these, resolve_these) in raises.chain(resolves) {
             let org = org.clone();
-            let o = db.write_in_turn(move |tx| {
+            let o = db.blocking().write_in_turn(move |tx| {
                 apply_sweep(tx, &org, &raise_these, &resolve_these, now)
             })?;
             total.detected += o.detected;

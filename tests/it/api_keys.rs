@@ -114,7 +114,8 @@ fn last_used_is_recorded_at_most_once_a_minute() {
         let id = id.clone();
         s.state
             .db
-            .read_blocking(move |c| {
+            .blocking()
+            .read(move |c| {
                 Ok(c.query_row(
                     "SELECT last_used_at FROM api_keys WHERE id = ?1",
                     [id],

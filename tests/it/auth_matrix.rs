@@ -236,7 +236,8 @@ fn expected(row: &str, caller: usize) -> char {
 fn fingerprint(s: &TestServer) -> String {
     s.state
         .db
-        .read_blocking(|c| {
+        .blocking()
+        .read(|c| {
             Ok(c.query_row(
                 "SELECT (SELECT COUNT(*) FROM events) || '/' ||
                         (SELECT COUNT(*) || ':' || COUNT(revoked_at) FROM sessions) || '/' ||
@@ -315,7 +316,8 @@ fn every_operation_and_every_caller_kind_get_the_answer_the_table_gives() {
                 let token = s
                     .state
                     .db
-                    .write_blocking(|tx| {
+                    .blocking()
+                    .write(|tx| {
                         let org = clozup::domain::orgs::first_id(tx)?.unwrap();
                         let input = api_keys::NewApiKey {
                             name: format!("{role}'s {stored} key"),

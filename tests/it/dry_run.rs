@@ -23,7 +23,8 @@ fn stored(s: &TestServer) -> BTreeMap<String, String> {
     ];
     s.state
         .db
-        .read_blocking(|c| {
+        .blocking()
+        .read(|c| {
             let tables: Vec<String> = c
                 .prepare(
                     "SELECT name FROM sqlite_master WHERE type = 'table'

@@ -57,7 +57,9 @@ fn write_concurrently<T: Send + 'static>(
 
 /// Runs `sql` in one write transaction of its own.
 fn execute(db: &Db, sql: &'static str) {
-    db.write_blocking(|tx| Ok(tx.execute_batch(sql)?)).unwrap();
+    db.blocking()
+        .write(|tx| Ok(tx.execute_batch(sql)?))
+        .unwrap();
 }
 
 #[test]
@@ -101,12 +103,13 @@ fn concurrent_writes_are_each_all_or_nothing() {
     }
     let kept: Vec<i64> = (0..WRITES).filter(|&i| fate(i) == Fate::Keep).collect();
     let read = |sql: &'static str| {
-        db.read_blocking(move |c| {
-            let mut s = c.prepare(sql)?;
-            let rows = s.query_map([], |r| r.get(0))?;
-            Ok(rows.collect::<Result<Vec<i64>, _>>()?)
-        })
-        .unwrap()
+        db.blocking()
+            .read(move |c| {
+                let mut s = c.prepare(sql)?;
+                let rows = s.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<Result<Vec<i64>, _>>()?)
+            })
+            .unwrap()
     };
     assert_eq!(read("SELECT x FROM t WHERE x >= 0 ORDER BY x"), kept);
     assert_eq!(read("SELECT x FROM side ORDER BY x"), kept);
@@ -135,14 +138,15 @@ fn totals_are_counted_once_per_commit() {
         "CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1), (2);",
     );
     let total = |db: &Db| {
-        db.read_blocking(|c| {
-            Ok(clozup::db::totals::count(
-                c,
-                "SELECT COUNT(*) FROM t WHERE x > ?",
-                &[0.into()],
-            )?)
-        })
-        .unwrap()
+        db.blocking()
+            .read(|c| {
+                Ok(clozup::db::totals::count(
+                    c,
+                    "SELECT COUNT(*) FROM t WHERE x > ?",
+                    &[0.into()],
+                )?)
+            })
+            .unwrap()
     };
     assert_eq!(total(&db), 2);
     // A change that bypasses clozup bumps no commit number: the remembered total stands.
@@ -155,7 +159,8 @@ fn totals_are_counted_once_per_commit() {
     );
     // Other parameters are another total.
     let other = db
-        .read_blocking(|c| {
+        .blocking()
+        .read(|c| {
             Ok(clozup::db::totals::count(
                 c,
                 "SELECT COUNT(*) FROM t WHERE x > ?",
@@ -165,13 +170,15 @@ fn totals_are_counted_once_per_commit() {
         .unwrap();
     assert_eq!(other, 2);
     // A commit through this handle counts again.
-    db.write_blocking(|tx| Ok(tx.execute("INSERT INTO t VALUES (4)", [])?))
+    db.blocking()
+        .write(|tx| Ok(tx.execute("INSERT INTO t VALUES (4)", [])?))
         .unwrap();
     assert_eq!(total(&db), 4);
     // So does one through another handle on the same file (another clozup process).
     let second = Db::open(&path, &DbOptions::default()).unwrap();
     second
-        .write_blocking(|tx| Ok(tx.execute("INSERT INTO t VALUES (5)", [])?))
+        .blocking()
+        .write(|tx| Ok(tx.execute("INSERT INTO t VALUES (5)", [])?))
         .unwrap();
     assert_eq!(total(&db), 5);
     // And a group commit from the writer thread.
@@ -241,12 +248,13 @@ fn search_entries_follow_every_write_of_a_group() {
         assert_eq!(*ok, company_fate(i).0 != "refused", "write {i}");
     }
     let indexed = |db: &Db| {
-        db.read_blocking(|c| {
-            let mut s = c.prepare("SELECT object_id, title FROM search_index")?;
-            let rows = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            Ok(rows.collect::<Result<BTreeSet<(String, String)>, _>>()?)
-        })
-        .unwrap()
+        db.blocking()
+            .read(|c| {
+                let mut s = c.prepare("SELECT object_id, title FROM search_index")?;
+                let rows = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                Ok(rows.collect::<Result<BTreeSet<(String, String)>, _>>()?)
+            })
+            .unwrap()
     };
     let expected: BTreeSet<(String, String)> = (0..WRITES)
         .filter_map(|i| company_fate(i).1.map(|title| (format!("c{i}"), title)))
@@ -277,7 +285,8 @@ fn search_entries_follow_every_write_of_a_group() {
         .collect();
     assert_eq!(indexed(&db), expected);
     let (queued, matched, later): (i64, i64, i64) = db
-        .read_blocking(|c| {
+        .blocking()
+        .read(|c| {
             Ok(c.query_row(
                 "SELECT (SELECT count(*) FROM search_queue),
                         (SELECT count(*) FROM search_index WHERE search_index MATCH 'renamed*'),

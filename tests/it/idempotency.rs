@@ -65,7 +65,8 @@ fn a_key_still_in_flight_is_409() {
     post_with_key(&s, &s.admin_key, "busy", body).data(201);
     s.state
         .db
-        .write_blocking(|tx| {
+        .blocking()
+        .write(|tx| {
             tx.execute(
                 "UPDATE idempotency_keys SET status = NULL, body = NULL WHERE key = 'busy'",
                 [],
@@ -77,7 +78,8 @@ fn a_key_still_in_flight_is_409() {
     // Left by a process that crashed: the outcome is unknown, so it is not re-run.
     s.state
         .db
-        .write_blocking(|tx| {
+        .blocking()
+        .write(|tx| {
             tx.execute(
                 "UPDATE idempotency_keys SET instance = 'inst_gone' WHERE key = 'busy'",
                 [],
@@ -290,7 +292,8 @@ fn a_stored_answer_holding_a_secret_is_sealed_to_the_caller() {
     let stored: Vec<Vec<u8>> = s
         .state
         .db
-        .read_blocking(|c| {
+        .blocking()
+        .read(|c| {
             let mut stmt = c.prepare("SELECT body FROM idempotency_keys")?;
             let rows = stmt
                 .query_map([], |r| r.get(0))?

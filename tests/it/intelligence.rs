@@ -359,7 +359,7 @@ fn a_sweep_with_nothing_to_change_never_waits_for_the_writer() {
     let (release, released) = mpsc::channel::<()>();
     let db = s.state.db.clone();
     let holder = std::thread::spawn(move || {
-        db.write_blocking(|_| {
+        db.blocking().write(|_| {
             held.send(()).unwrap();
             released.recv().unwrap();
             Ok(())
@@ -578,7 +578,7 @@ fn agent_memory_is_kept_filtered_and_attributed() {
         .to_string();
     s.state
         .db
-        .write_blocking(|tx| {
+        .blocking().write(|tx| {
             for i in 0..10_000 {
                 tx.execute(
                     "INSERT INTO deal_memory (id, org_id, deal_id, content, tags, kind, created_by_type, created_by, created_at)

@@ -16,7 +16,8 @@ fn a_new_organization_has_defaults_and_a_default_pipeline() {
     let stages: Vec<String> = {
         s.state
             .db
-            .read_blocking(|c| {
+            .blocking()
+            .read(|c| {
                 let mut st = c.prepare("SELECT name FROM stages ORDER BY position")?;
                 let names = st
                     .query_map([], |r| r.get(0))?

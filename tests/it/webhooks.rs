@@ -213,7 +213,8 @@ fn store_url(s: &TestServer, webhook: &str, url: &str) {
     let (webhook, url) = (webhook.to_string(), url.to_string());
     s.state
         .db
-        .write_blocking(move |tx| {
+        .blocking()
+        .write(move |tx| {
             tx.execute(
                 "UPDATE webhooks SET url = ?2 WHERE id = ?1",
                 rusqlite::params![webhook, url],

@@ -188,7 +188,8 @@ impl TestServer {
         let now = self.clock_now();
         self.state
             .db
-            .write_blocking(|tx| {
+            .blocking()
+            .write(|tx| {
                 clozup::domain::activities::record(
                     tx,
                     &org_id,
@@ -295,7 +296,8 @@ impl TestServer {
         let now = self.clock_now();
         self.state
             .db
-            .write_blocking(|tx| {
+            .blocking()
+            .write(|tx| {
                 let org_id = orgs::first_id(tx)?.unwrap();
                 let input = api_keys::NewApiKey {
                     name: "test key".into(),
@@ -343,7 +345,8 @@ impl TestServer {
         let now = self.clock_now();
         self.state
             .db
-            .write_blocking(|tx| {
+            .blocking()
+            .write(|tx| {
                 clozup::domain::users::set_password_by_operator(tx, &org_id, &email, hashed, now)
             })
             .unwrap();
@@ -389,7 +392,8 @@ impl TestServer {
     pub fn second_org(&self) -> String {
         self.state
             .db
-            .write_blocking(|tx| {
+            .blocking()
+            .write(|tx| {
                 let (_, key) = clozup::domain::orgs::found_with_admin_key(
                     tx,
                     "Other Org",
@@ -406,7 +410,8 @@ impl TestServer {
         let sql = sql.to_string();
         self.state
             .db
-            .read_blocking(|c| Ok(c.query_row(&sql, [], |r| r.get(0))?))
+            .blocking()
+            .read(|c| Ok(c.query_row(&sql, [], |r| r.get(0))?))
             .unwrap()
     }
 }
