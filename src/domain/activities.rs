@@ -1,20 +1,19 @@
 //! Activities: calls, emails, meetings and the like, logged against a deal or a lead.
 
-use crate::db::CachedRow;
 use crate::db::Tx;
 use crate::domain::nullable::Nullable;
 use poem_openapi::Object;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, Row};
 
 use super::auth::{Principal, Role};
 use super::error::{DomainError, DomainResult, Issues};
 use super::events::Actor;
-use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
+use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Record, Sort};
 use super::terms::Term;
 use super::{scores, validate};
 use crate::clock::Millis;
 use crate::domain::changes;
-use crate::ids::{self, new_id};
+use crate::ids::new_id;
 use crate::timefmt::Timestamp;
 
 /// Types a client may log.
@@ -172,18 +171,11 @@ pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Activity> {
     })
 }
 
+const RECORD: Record = Record::new("activities", COLUMNS, "act", "activity");
+
 /// The activity `id` of `org_id`.
 pub fn get(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Activity> {
-    if !ids::is_valid(id, "act") {
-        return Err(DomainError::NotFound("activity"));
-    }
-    conn.cached_row(
-        &format!("SELECT {COLUMNS} FROM activities WHERE org_id = ?1 AND id = ?2"),
-        params![org_id, id],
-        from_row,
-    )
-    .optional()?
-    .ok_or(DomainError::NotFound("activity"))
+    RECORD.get(conn, org_id, id, from_row)
 }
 
 /// Filters of the activity list.

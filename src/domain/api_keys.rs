@@ -8,11 +8,11 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::auth::{Scope, Scopes, API_KEY_PREFIX};
 use super::error::{DomainError, DomainResult, Issues};
-use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
+use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Record, Sort};
 use super::terms::Term;
 use super::validate;
 use crate::clock::{Millis, MINUTE_MS};
-use crate::ids::{self, new_id};
+use crate::ids::new_id;
 use crate::secrets;
 use crate::timefmt::Timestamp;
 
@@ -118,18 +118,11 @@ fn row_mapper(now: Millis) -> impl Fn(&Row<'_>) -> rusqlite::Result<ApiKey> {
     }
 }
 
+const RECORD: Record = Record::new("api_keys", COLUMNS, "key", "API key");
+
 /// The key `id` of organization `org_id`.
 pub fn get(conn: &Connection, org_id: &str, id: &str, now: Millis) -> DomainResult<ApiKey> {
-    if !ids::is_valid(id, "key") {
-        return Err(DomainError::NotFound("API key"));
-    }
-    conn.cached_row(
-        &format!("SELECT {COLUMNS} FROM api_keys WHERE org_id = ?1 AND id = ?2"),
-        params![org_id, id],
-        row_mapper(now),
-    )
-    .optional()?
-    .ok_or(DomainError::NotFound("API key"))
+    RECORD.get(conn, org_id, id, row_mapper(now))
 }
 
 /// The values of the `status` filter.

@@ -1,20 +1,19 @@
 //! Companies: the accounts leads work at and deals are sold to.
 
-use crate::db::CachedRow;
 use crate::db::Tx;
 use crate::domain::nullable::Nullable;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::Object;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, Row};
 
 use super::auth::Principal;
-use super::error::{DomainError, DomainResult, Issues};
+use super::error::{DomainResult, Issues};
 use super::events::Actor;
-use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
+use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Record, Sort};
 use super::validate;
 use crate::clock::Millis;
 use crate::domain::changes;
-use crate::ids::{self, new_id};
+use crate::ids::new_id;
 use crate::timefmt::Timestamp;
 
 /// A company.
@@ -165,22 +164,15 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Company> {
 
 /// The company `id` of `org_id`.
 pub fn get(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Company> {
-    find(conn, org_id, id)?.ok_or(DomainError::NotFound("company"))
+    RECORD.get(conn, org_id, id, from_row)
 }
 
 /// The company `id` of `org_id`, if there is one.
 pub fn find(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Option<Company>> {
-    if !ids::is_valid(id, "co") {
-        return Ok(None);
-    }
-    Ok(conn
-        .cached_row(
-            &format!("SELECT {COLUMNS} FROM companies WHERE org_id = ?1 AND id = ?2"),
-            params![org_id, id],
-            from_row,
-        )
-        .optional()?)
+    RECORD.find(conn, org_id, id, from_row)
 }
+
+const RECORD: Record = Record::new("companies", COLUMNS, "co", "company");
 
 /// Filters of the company list.
 #[derive(Debug, Clone, Default)]

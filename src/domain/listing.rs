@@ -1,7 +1,9 @@
 //! Pagination and sorting shared by every list (docs/api.md §4).
 
-use super::error::{DomainResult, Issues};
+use super::error::{DomainError, DomainResult, Issues};
 use crate::clock::Millis;
+use crate::db::CachedRow;
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 /// Largest page a client may ask for.
 pub const MAX_PER_PAGE: i64 = 100;
@@ -143,6 +145,84 @@ pub struct ListSource {
     /// join along a required foreign key neither drops nor repeats a row, so counting can skip
     /// it unless a filter reads the joined table (then the caller leaves this unset).
     pub count_from: Option<&'static str>,
+}
+
+/// Where a resource's rows live, for reading one by id.
+pub struct Record {
+    /// The table, or a join (then `alias` names the resource's own table in it).
+    pub from: &'static str,
+    /// `""`, or the resource table's alias in a join with the dot (`"d."`).
+    pub alias: &'static str,
+    /// The selected columns, in the order the row mapper reads them.
+    pub columns: &'static str,
+    /// The prefix of the resource's ids (`task`, `usr`, ...).
+    pub prefix: &'static str,
+    /// What the resource is called in a 404 (`task`, `API key`, ...).
+    pub noun: &'static str,
+}
+
+impl Record {
+    /// The rows of table `from` with `columns`, ids starting `prefix`, called `noun` in a 404.
+    pub const fn new(
+        from: &'static str,
+        columns: &'static str,
+        prefix: &'static str,
+        noun: &'static str,
+    ) -> Self {
+        Self {
+            from,
+            alias: "",
+            columns,
+            prefix,
+            noun,
+        }
+    }
+
+    /// The same from a join, where `alias` (`"d."`) names the resource's own table.
+    pub const fn aliased(self, alias: &'static str) -> Self {
+        Self { alias, ..self }
+    }
+
+    /// Row `id` of `org_id`, if there is one. An id not of the resource's shape names nothing,
+    /// like an id of another organization, and costs no query.
+    pub fn find<T>(
+        &self,
+        conn: &Connection,
+        org_id: &str,
+        id: &str,
+        from_row: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> DomainResult<Option<T>> {
+        if !crate::ids::is_valid(id, self.prefix) {
+            return Ok(None);
+        }
+        let Self {
+            from,
+            alias,
+            columns,
+            ..
+        } = self;
+        Ok(conn
+            .cached_row(
+                &format!(
+                    "SELECT {columns} FROM {from} WHERE {alias}org_id = ?1 AND {alias}id = ?2"
+                ),
+                params![org_id, id],
+                from_row,
+            )
+            .optional()?)
+    }
+
+    /// [`Record::find`], or a 404 naming the resource.
+    pub fn get<T>(
+        &self,
+        conn: &Connection,
+        org_id: &str,
+        id: &str,
+        from_row: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> DomainResult<T> {
+        self.find(conn, org_id, id, from_row)?
+            .ok_or(DomainError::NotFound(self.noun))
+    }
 }
 
 /// The `WHERE` clause of a list query, built from validated filters with bound parameters.

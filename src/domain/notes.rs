@@ -1,19 +1,18 @@
 //! Notes: free text on a deal or a lead.
 
-use crate::db::CachedRow;
 use crate::db::Tx;
 use crate::domain::nullable::Nullable;
 use poem_openapi::Object;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, Row};
 
 use super::auth::Principal;
-use super::error::{DomainError, DomainResult, Issues};
+use super::error::{DomainResult, Issues};
 use super::events::Actor;
-use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
+use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Record, Sort};
 use super::validate;
 use crate::clock::Millis;
 use crate::domain::changes;
-use crate::ids::{self, new_id};
+use crate::ids::new_id;
 use crate::timefmt::Timestamp;
 
 /// Longest note accepted.
@@ -90,18 +89,11 @@ pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Note> {
     })
 }
 
+const RECORD: Record = Record::new("notes", COLUMNS, "note", "note");
+
 /// The note `id` of `org_id`.
 pub fn get(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Note> {
-    if !ids::is_valid(id, "note") {
-        return Err(DomainError::NotFound("note"));
-    }
-    conn.cached_row(
-        &format!("SELECT {COLUMNS} FROM notes WHERE org_id = ?1 AND id = ?2"),
-        params![org_id, id],
-        from_row,
-    )
-    .optional()?
-    .ok_or(DomainError::NotFound("note"))
+    RECORD.get(conn, org_id, id, from_row)
 }
 
 /// Filters of the note list.

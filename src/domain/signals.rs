@@ -11,11 +11,11 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::error::{DomainError, DomainResult};
 use super::events::Actor;
 use super::intelligence::{gather, Scope};
-use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
+use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Record, Sort};
 use crate::clock::{Millis, DAY_MS};
 use crate::db::Db;
 use crate::domain::changes;
-use crate::ids::{self, new_id};
+use crate::ids::new_id;
 use crate::rules::buying_signals::{self as rules, Cause, SignalType};
 use crate::timefmt::Timestamp;
 
@@ -80,18 +80,11 @@ pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Signal> {
     })
 }
 
+const RECORD: Record = Record::new("signals", COLUMNS, "sig", "signal");
+
 /// The signal `id` of `org_id`.
 pub fn get(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Signal> {
-    if !ids::is_valid(id, "sig") {
-        return Err(DomainError::NotFound("signal"));
-    }
-    conn.cached_row(
-        &format!("SELECT {COLUMNS} FROM signals WHERE org_id = ?1 AND id = ?2"),
-        params![org_id, id],
-        from_row,
-    )
-    .optional()?
-    .ok_or(DomainError::NotFound("signal"))
+    RECORD.get(conn, org_id, id, from_row)
 }
 
 /// Filters of the signal list.

@@ -1,20 +1,19 @@
 //! Tasks: the next steps, on a deal or a lead or on their own.
 
-use crate::db::CachedRow;
 use crate::db::Tx;
 use crate::domain::nullable::Nullable;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Enum, Object};
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, Row};
 
 use super::auth::Principal;
 use super::error::{DomainError, DomainResult, Issues};
 use super::events::Actor;
-use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
+use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Record, Sort};
 use super::validate;
 use crate::clock::Millis;
 use crate::domain::changes;
-use crate::ids::{self, new_id};
+use crate::ids::new_id;
 use crate::timefmt::Timestamp;
 
 /// Where a task stands.
@@ -202,18 +201,11 @@ pub(crate) fn mapper(now: Millis) -> impl Fn(&Row<'_>) -> rusqlite::Result<Task>
     }
 }
 
+const RECORD: Record = Record::new("tasks", COLUMNS, "task", "task");
+
 /// The task `id` of `org_id`.
 pub fn get(conn: &Connection, org_id: &str, id: &str, now: Millis) -> DomainResult<Task> {
-    if !ids::is_valid(id, "task") {
-        return Err(DomainError::NotFound("task"));
-    }
-    conn.cached_row(
-        &format!("SELECT {COLUMNS} FROM tasks WHERE org_id = ?1 AND id = ?2"),
-        params![org_id, id],
-        mapper(now),
-    )
-    .optional()?
-    .ok_or(DomainError::NotFound("task"))
+    RECORD.get(conn, org_id, id, mapper(now))
 }
 
 /// Filters of the task list.

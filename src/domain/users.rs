@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::auth::{CredentialKind, Principal, Role, Scope};
 use super::error::{DomainError, DomainResult, FieldIssue, Issues};
-use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
+use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Record, Sort};
 use super::validate;
 use crate::clock::Millis;
 use crate::ids::{self, new_id};
@@ -126,18 +126,11 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
+const RECORD: Record = Record::new("users", COLUMNS, "usr", "user");
+
 /// The user `id` of organization `org_id`.
 pub fn get(conn: &Connection, org_id: &str, id: &str) -> DomainResult<User> {
-    if !ids::is_valid(id, "usr") {
-        return Err(DomainError::NotFound("user"));
-    }
-    conn.cached_row(
-        &format!("SELECT {COLUMNS} FROM users WHERE org_id = ?1 AND id = ?2"),
-        params![org_id, id],
-        from_row,
-    )
-    .optional()?
-    .ok_or(DomainError::NotFound("user"))
+    RECORD.get(conn, org_id, id, from_row)
 }
 
 /// Filters for the team list.

@@ -14,7 +14,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::error::{DomainError, DomainResult, Issues};
 use super::events::{self, Event};
 use super::events::{EventType, EventTypePattern};
-use super::listing::{Filters, ListPage, ListSource, Paging, Sort};
+use super::listing::{Filters, ListPage, ListSource, Paging, Record, Sort};
 use super::outbox;
 use super::terms::Term;
 use super::validate;
@@ -179,18 +179,11 @@ fn new_secret() -> String {
     )
 }
 
+const RECORD: Record = Record::new("webhooks", COLUMNS, "wh", "webhook");
+
 /// The endpoint `id` of `org_id`.
 pub fn get(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Webhook> {
-    if !ids::is_valid(id, "wh") {
-        return Err(DomainError::NotFound("webhook"));
-    }
-    conn.cached_row(
-        &format!("SELECT {COLUMNS} FROM webhooks WHERE org_id = ?1 AND id = ?2"),
-        params![org_id, id],
-        from_row,
-    )
-    .optional()?
-    .ok_or(DomainError::NotFound("webhook"))
+    RECORD.get(conn, org_id, id, from_row)
 }
 
 /// The organization's endpoints.

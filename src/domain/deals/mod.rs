@@ -16,14 +16,14 @@ use super::error::{unknown, DomainError, DomainResult, FieldIssue, Issues};
 use super::events::{self, Actor};
 use super::intelligence::{self, deal_facts};
 use super::leads::{self, Lead, LeadStatus};
-use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
+use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Record, Sort};
 use super::pipelines::{self, Stage, StageKind};
 use super::tasks::{self, Task};
 use super::terms::Term;
 use super::validate::Currency;
 use super::{notes, orgs, validate};
 use crate::clock::Millis;
-use crate::ids::{self, new_id};
+use crate::ids::new_id;
 use crate::rules::deal_risk::RiskLevel;
 use crate::timefmt::{self, Timestamp};
 
@@ -287,22 +287,15 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Deal> {
 
 /// The deal `id` of `org_id`, if there is one.
 pub fn find(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Option<Deal>> {
-    if !ids::is_valid(id, "deal") {
-        return Ok(None);
-    }
-    Ok(conn
-        .cached_row(
-            &format!("SELECT {COLUMNS} FROM {FROM} WHERE d.org_id = ?1 AND d.id = ?2"),
-            params![org_id, id],
-            from_row,
-        )
-        .optional()?)
+    RECORD.find(conn, org_id, id, from_row)
 }
 
 /// The deal `id` of `org_id`.
 pub fn get(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Deal> {
-    find(conn, org_id, id)?.ok_or(DomainError::NotFound("deal"))
+    RECORD.get(conn, org_id, id, from_row)
 }
+
+const RECORD: Record = Record::new(FROM, COLUMNS, "deal", "deal").aliased("d.");
 
 /// Filters of the deal list.
 #[derive(Debug, Clone, Default)]

@@ -10,10 +10,10 @@ use super::auth::Principal;
 use super::companies;
 use super::error::{DomainError, DomainResult, FieldIssue, Issues};
 use super::events::Actor;
-use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
+use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Record, Sort};
 use super::validate;
 use crate::clock::Millis;
-use crate::ids::{self, new_id};
+use crate::ids::new_id;
 use crate::timefmt::Timestamp;
 
 mod writes;
@@ -285,21 +285,15 @@ pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Lead> {
 
 /// The lead `id` of `org_id`, if there is one.
 pub fn find(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Option<Lead>> {
-    if !ids::is_valid(id, "lead") {
-        return Ok(None);
-    }
-    Ok(conn
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM leads WHERE org_id = ?1 AND id = ?2"
-        ))?
-        .query_row(params![org_id, id], from_row)
-        .optional()?)
+    RECORD.find(conn, org_id, id, from_row)
 }
 
 /// The lead `id` of `org_id`.
 pub fn get(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Lead> {
-    find(conn, org_id, id)?.ok_or(DomainError::NotFound("lead"))
+    RECORD.get(conn, org_id, id, from_row)
 }
+
+const RECORD: Record = Record::new("leads", COLUMNS, "lead", "lead");
 
 /// The lead with this email, if any.
 pub fn find_by_email(conn: &Connection, org_id: &str, email: &str) -> DomainResult<Option<Lead>> {

@@ -2,6 +2,7 @@
 //! their deals out first).
 
 use super::*;
+use crate::domain::listing::Record;
 
 /// A stage to add.
 #[derive(Debug, Clone, Object)]
@@ -82,18 +83,11 @@ pub fn stages_of(conn: &Connection, org_id: &str, pipeline_id: &str) -> DomainRe
     Ok(stages)
 }
 
+const STAGE_RECORD: Record = Record::new("stages", STAGE_COLUMNS, "stg", "stage");
+
 /// The stage `id` of `org_id`.
 pub fn get_stage(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Stage> {
-    if !ids::is_valid(id, "stg") {
-        return Err(DomainError::NotFound("stage"));
-    }
-    conn.cached_row(
-        &format!("SELECT {STAGE_COLUMNS} FROM stages WHERE org_id = ?1 AND id = ?2"),
-        params![org_id, id],
-        stage_from_row,
-    )
-    .optional()?
-    .ok_or(DomainError::NotFound("stage"))
+    STAGE_RECORD.get(conn, org_id, id, stage_from_row)
 }
 
 /// The stage of `pipeline_id` called `name` (case-insensitive).
