@@ -8,7 +8,7 @@
 //!   `spawn_blocking`, which has to find or start a thread and take a pooled connection.
 //! - Writes go to one writer thread owning the single writer connection: SQLite admits one writer
 //!   at a time anyway, and queueing in-process is far cheaper than the busy-wait between
-//!   connections (write p99.9 measured 37 ms with a pool of 8 writers against 11 ms with one).
+//!   connections.
 //!   The writer practises *group commit*: the writes that queued up while the last commit was
 //!   syncing run in one `BEGIN IMMEDIATE` transaction, each inside a savepoint of its own, and
 //!   share one `COMMIT` and one sync. A write that fails is rolled back to its savepoint alone,
@@ -99,9 +99,8 @@ impl Deref for Tx<'_> {
 }
 
 /// Rung after each commit that queued work for the background workers, who wait on it between
-/// polls. A new delivery or email goes out at once, and idle workers need not poll often: the
-/// benchmark's 5 ms webhook poll, set so that deliveries did not wait on it, took a tenth of the
-/// rate of lead creates (8 threads waking 200 times a second on the server's one core).
+/// polls. A new delivery or email goes out at once, and idle workers need not poll often
+/// (frequent polling took CPU from the requests).
 #[derive(Default)]
 struct WorkBell {
     rings: Mutex<u64>,
@@ -322,9 +321,8 @@ impl Db {
 
     /// [`Db::read`] for a read that scans a whole organization (the at-risk ranking, analytics):
     /// it runs on bulk reader threads of lower CPU priority (nice +10) that give up the CPU every
-    /// 100 µs, so on a busy server it takes longer, and the short requests around it keep
-    /// their latency (a get by id's p99 doubled while at-risk rankings ran on threads of equal
-    /// priority, and still more than doubled at nice +10 alone).
+    /// 100 µs, so on a busy server it takes longer, and the short requests around it keep their
+    /// latency.
     pub async fn scan<T, F>(&self, f: F) -> DomainResult<T>
     where
         T: Send + 'static,

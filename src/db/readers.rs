@@ -92,9 +92,8 @@ pub(super) fn lower_this_threads_priority() {
 
 /// A bulk reader's progress handler: once the read has run for [`BULK_TURN`], it offers the CPU
 /// to any thread waiting for it, then goes on. A lower nice value alone does not keep short
-/// requests quick. The scheduler takes the CPU back from a running thread only at its next tick
-/// (4 ms at the usual 250 Hz). So each time a ranking got the core, every get by id in flight
-/// waited up to a tick for it: W1's p99 went from 2.4-3.5 ms alone to 5.4-6.8 ms beside W6. A yield
+/// requests quick: the scheduler takes the CPU back from a running thread only at its next tick,
+/// so every request in flight would wait up to a tick each time a scan got the core. A yield
 /// with no one waiting costs one system call.
 pub(super) fn yield_each_turn() -> impl FnMut() -> bool + Send + 'static {
     let mut turn_started = Instant::now();

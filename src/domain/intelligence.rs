@@ -85,8 +85,7 @@ fn briefs(
     ids: &[String],
 ) -> DomainResult<HashMap<String, DealBrief>> {
     // `+d.org_id`: the page's ids are looked up by primary key. Left free to use the
-    // organization index, SQLite walked every deal of the organization (157 ms instead of
-    // 0.5 ms on the 100k-deal bench set, W6's whole time) to find 25.
+    // organization index, SQLite walks every deal of the organization to find 25.
     let mut stmt = conn.prepare_cached(
         "SELECT d.id, d.title, d.value, d.currency, d.stage_id, s.name, d.owner_id, d.lead_id,
                 l.email, c.name
@@ -410,9 +409,8 @@ fn gather_with(
         let window = now - ENGAGEMENT_WINDOW_DAYS.max(HIGH_ENGAGEMENT_WINDOW_DAYS) * DAY_MS;
         let engaged_since = now - HIGH_ENGAGEMENT_WINDOW_DAYS * DAY_MS;
         // For a few deals, their own activities (by the deal index; the `+`s keep SQLite off the
-        // organization-wide type index, which would read every recent email of the organization:
-        // 4.7 ms for a page of 25 deals, against 0.06 ms); for every open deal, the recent emails
-        // of the organization, once.
+        // organization-wide type index, which would read every recent email of the
+        // organization); for every open deal, the recent emails of the organization, once.
         let (org_term, deal_term) = match scope {
             Scope::Ids(_) => ("+org_id = ?1 AND +type", format!("deal_id {filter}")),
             Scope::AllOpen => ("org_id = ?1 AND type", "deal_id IS NOT NULL".into()),

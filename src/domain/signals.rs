@@ -417,9 +417,8 @@ const SWEEP_BATCH: usize = 100;
 
 /// Sweeps every organization (called every minute by the server). Each is read in one snapshot
 /// on a bulk reader, and only what changes is written, in short writes that take their turn
-/// in the writer's queue. The sweep used to run in one write transaction: with 100k open deals
-/// that held every write for 2.6 s, once a minute (the 2 s p99 of the benchmark's mixed
-/// workload, W5).
+/// in the writer's queue: one write transaction over every open deal would hold every other
+/// write for seconds, once a minute.
 pub fn sweep_all(db: &Db, now: Millis) -> DomainResult<SweepOutcome> {
     let orgs: Vec<String> = db.blocking().read(|c| {
         let mut stmt = c.prepare("SELECT id FROM organizations")?;
