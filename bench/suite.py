@@ -82,7 +82,7 @@ def http(method, url, body=None, token=None):
 class Server:
     """A server process pinned to the server core; `ready_ms` is from exec to its first 200."""
 
-    def __init__(self, name, args, health_url, env=None):
+    def __init__(self, name, args, health_url, env=None, idle_after=None):
         self.name = name
         started = time.monotonic()
         self.proc = subprocess.Popen(
@@ -103,6 +103,14 @@ class Server:
                 sys.exit(f"{name} did not start:\n{''.join(self.stderr)}")
             time.sleep(0.001)
         self.ready_ms = (time.monotonic() - started) * 1000
+        # Idle means at rest: after the start-up work a server announces (Clozup's first signal
+        # sweep reads every open deal), then a second more. Sampled during that work, the figure
+        # was the sweep's, or not, depending on the moment.
+        if idle_after:
+            while not any(idle_after in line for line in self.stderr):
+                if self.proc.poll() is not None or time.monotonic() > deadline + 120:
+                    sys.exit(f"{name} never logged {idle_after!r}:\n{''.join(self.stderr)}")
+                time.sleep(0.05)
         time.sleep(1)
         self.idle_kib = rss_kib(self.proc.pid)
 
@@ -368,10 +376,11 @@ def phase_clozup(raw, binary, programs, _pb):
     # back, Clozup once took 354 ms to answer (28-43 ms in every other run).
     settle()
     clozup = Server("Clozup", [binary, "serve", "--db", DATA / "crm.sqlite",
-                               "--bind", f"127.0.0.1:{port}", "--rate-limit", "off", "--log", "warn",
+                               "--bind", f"127.0.0.1:{port}", "--rate-limit", "off",
+                               "--log", "warn,clozup::server=info",
                                "--sse-max", "100000", "--sse-per-credential", "100000",
                                "--webhook-allow-cidr", "127.0.0.0/8"],
-                    f"{base}/health")
+                    f"{base}/health", idle_after="start-up sweep finished")
     raw["servers"]["Clozup"] = {"ready_ms": clozup.ready_ms, "idle_kib": clozup.idle_kib}
     log(f"Clozup ready in {clozup.ready_ms:.0f} ms, {clozup.idle_kib / 1024:.1f} MiB idle")
     c = raw["clozup"] = {}
