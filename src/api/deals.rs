@@ -1,6 +1,6 @@
 //! `/deals`: opportunities, their moves through the pipeline, and their full context.
 
-use crate::api::params::{Date, DealSort, DealStatuses, IfMatch, Shaped, SortParam};
+use crate::api::params::{Date, DealSort, DealStatuses, Shaped, SortParam};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -10,7 +10,7 @@ use poem_openapi::OpenApi;
 use super::body::JsonBody;
 use super::envelope::{Created, One, Page};
 use super::error::ApiResult;
-use super::headers;
+use super::headers::IfMatch;
 use super::security::Caller;
 use super::ApiTags;
 use crate::domain::deals::{
@@ -198,9 +198,9 @@ impl DealsApi {
         body: JsonBody<DealPatch>,
         /// The version this change is based on, as the `ETag` gave it (`"3"`): if the object has changed since, the answer is 412 and nothing changes. Without it the change applies to whatever version is current.
         #[oai(name = "If-Match")]
-        if_match: Header<Option<Shaped<IfMatch>>>,
+        if_match: Header<Option<IfMatch>>,
     ) -> ApiResult<One<Deal>> {
-        let expected = headers::if_match(if_match.0.as_deref())?;
+        let expected = IfMatch::version(if_match.0);
         let deal = caller
             .write(&state, move |tx, p, now| {
                 let mut deal = deals::update(tx, p, &id.0, body.0, expected, now)?;

@@ -1,5 +1,10 @@
 //! Parsers for the request headers the contract gives meaning to (docs/api.md §5).
 
+use std::borrow::Cow;
+
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
+use poem_openapi::types::{ParseError, ParseFromParameter, ParseResult, Type};
+
 use super::error::ApiError;
 
 /// `If-Match` as documented: `*`, or a version (from 1, at most 18 digits) as `"3"`, `W/"3"`
@@ -33,6 +38,44 @@ pub fn if_match(raw: Option<&str>) -> Result<Option<i64>, ApiError> {
             ApiError::bad_request("If-Match must be an ETag this API gave out, such as \"3\"")
                 .detail("If-Match", "is not a version ETag")
         })
+}
+
+/// The `If-Match` header as a parameter, parsed once (by [`if_match`], against
+/// [`IF_MATCH_PATTERN`], which the document states): the version a change is based on, or none
+/// for `*`. A malformed one is refused before the handler runs.
+pub struct IfMatch(Option<i64>);
+
+impl IfMatch {
+    /// The version a change must find (`None`: no header, or `*`, whatever version is current).
+    pub fn version(header: Option<Self>) -> Option<i64> {
+        header.and_then(|h| h.0)
+    }
+}
+
+impl Type for IfMatch {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        "IfMatch".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        let mut schema = MetaSchema::new("string");
+        schema.pattern = Some(IF_MATCH_PATTERN.to_string());
+        MetaSchemaRef::Inline(Box::new(schema))
+    }
+
+    crate::scalar_raw_values!();
+}
+
+impl ParseFromParameter for IfMatch {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        if_match(Some(value))
+            .map(Self)
+            .map_err(|e| ParseError::custom(e.message))
+    }
 }
 
 /// Longest `Idempotency-Key` accepted.

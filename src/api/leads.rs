@@ -1,6 +1,6 @@
 //! `/leads`: people who may buy, their 360 view, assignment, conversion, CSV in and out.
 
-use crate::api::params::{IfMatch, LeadSort, LeadStatuses, Shaped, SortParam};
+use crate::api::params::{LeadSort, LeadStatuses, Shaped, SortParam};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -11,7 +11,7 @@ use super::body::JsonBody;
 use super::csv::{CsvBody, CsvDownload};
 use super::envelope::{Created, One, Page};
 use super::error::ApiResult;
-use super::headers;
+use super::headers::IfMatch;
 use super::security::Caller;
 use super::ApiTags;
 use crate::db::run_blocking;
@@ -354,9 +354,9 @@ impl LeadsApi {
         body: JsonBody<LeadPatch>,
         /// The version this change is based on, as the `ETag` gave it (`"3"`): if the object has changed since, the answer is 412 and nothing changes. Without it the change applies to whatever version is current.
         #[oai(name = "If-Match")]
-        if_match: Header<Option<Shaped<IfMatch>>>,
+        if_match: Header<Option<IfMatch>>,
     ) -> ApiResult<One<Lead>> {
-        let expected = headers::if_match(if_match.0.as_deref())?;
+        let expected = IfMatch::version(if_match.0);
         let lead = caller
             .write(&state, move |tx, p, now| {
                 leads::update(tx, p, &id.0, body.0, expected, now)

@@ -1,6 +1,5 @@
 //! `GET /org`, `PATCH /org`.
 
-use crate::api::params::{IfMatch, Shaped};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -10,7 +9,7 @@ use poem_openapi::OpenApi;
 use super::body::JsonBody;
 use super::envelope::One;
 use super::error::ApiResult;
-use super::headers;
+use super::headers::IfMatch;
 use super::security::Caller;
 use super::ApiTags;
 use crate::domain::auth::Scope;
@@ -50,10 +49,10 @@ impl OrgApi {
         body: JsonBody<OrganizationPatch>,
         /// The version this change is based on, as the `ETag` gave it (`"3"`): if the object has changed since, the answer is 412 and nothing changes. Without it the change applies to whatever version is current.
         #[oai(name = "If-Match")]
-        if_match: Header<Option<Shaped<IfMatch>>>,
+        if_match: Header<Option<IfMatch>>,
     ) -> ApiResult<One<Organization>> {
         let org_id = caller.with(Scope::Admin)?.org_id.clone();
-        let expected = headers::if_match(if_match.0.as_deref())?;
+        let expected = IfMatch::version(if_match.0);
         let now = state.clock.now_ms();
         let org = state
             .db

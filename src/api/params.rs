@@ -240,6 +240,5 @@ macro_rules! patterns {
 }
 
 patterns! {
-    IfMatch => super::headers::IF_MATCH_PATTERN, super::headers::if_match;
     LastEventId => super::sse::LAST_EVENT_ID_PATTERN, super::sse::last_event_id;
 }

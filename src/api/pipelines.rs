@@ -1,6 +1,5 @@
 //! `/pipelines` and `/stages`: the boards deals move across.
 
-use crate::api::params::{IfMatch, Shaped};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -10,7 +9,7 @@ use poem_openapi::OpenApi;
 use super::body::JsonBody;
 use super::envelope::{Created, One, Page};
 use super::error::ApiResult;
-use super::headers;
+use super::headers::IfMatch;
 use super::security::Caller;
 use super::ApiTags;
 use crate::domain::listing::Paging;
@@ -101,9 +100,9 @@ impl PipelinesApi {
         body: JsonBody<PipelinePatch>,
         /// The version this change is based on, as the `ETag` gave it (`"3"`): if the object has changed since, the answer is 412 and nothing changes. Without it the change applies to whatever version is current.
         #[oai(name = "If-Match")]
-        if_match: Header<Option<Shaped<IfMatch>>>,
+        if_match: Header<Option<IfMatch>>,
     ) -> ApiResult<One<Pipeline>> {
-        let expected = headers::if_match(if_match.0.as_deref())?;
+        let expected = IfMatch::version(if_match.0);
         let p = caller
             .write(&state, move |tx, p, now| {
                 pipelines::update(tx, &p.org_id, &id.0, body.0, expected, now)
@@ -175,9 +174,9 @@ impl PipelinesApi {
         body: JsonBody<StagePatch>,
         /// The version this change is based on, as the `ETag` gave it (`"3"`): if the object has changed since, the answer is 412 and nothing changes. Without it the change applies to whatever version is current.
         #[oai(name = "If-Match")]
-        if_match: Header<Option<Shaped<IfMatch>>>,
+        if_match: Header<Option<IfMatch>>,
     ) -> ApiResult<One<Stage>> {
-        let expected = headers::if_match(if_match.0.as_deref())?;
+        let expected = IfMatch::version(if_match.0);
         let s = caller
             .write(&state, move |tx, p, now| {
                 pipelines::update_stage(tx, &p.org_id, &id.0, body.0, expected, now)

@@ -1,6 +1,6 @@
 //! `/tasks`: next steps.
 
-use crate::api::params::{IfMatch, Priorities, Shaped, SortParam, TaskSort, TaskStatuses};
+use crate::api::params::{Priorities, Shaped, SortParam, TaskSort, TaskStatuses};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -10,7 +10,7 @@ use poem_openapi::OpenApi;
 use super::body::JsonBody;
 use super::envelope::{Created, One, Page};
 use super::error::ApiResult;
-use super::headers;
+use super::headers::IfMatch;
 use super::security::Caller;
 use super::ApiTags;
 use crate::domain::listing::Paging;
@@ -141,9 +141,9 @@ impl TasksApi {
         body: JsonBody<TaskPatch>,
         /// The version this change is based on, as the `ETag` gave it (`"3"`): if the object has changed since, the answer is 412 and nothing changes. Without it the change applies to whatever version is current.
         #[oai(name = "If-Match")]
-        if_match: Header<Option<Shaped<IfMatch>>>,
+        if_match: Header<Option<IfMatch>>,
     ) -> ApiResult<One<Task>> {
-        let expected = headers::if_match(if_match.0.as_deref())?;
+        let expected = IfMatch::version(if_match.0);
         let t = caller
             .write(&state, move |tx, p, now| {
                 tasks::update(tx, p, &id.0, body.0, expected, now)

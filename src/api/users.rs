@@ -1,6 +1,6 @@
 //! The team: `GET/POST /users`, `GET/PATCH/DELETE /users/{id}`.
 
-use crate::api::params::{IfMatch, Roles, Shaped, SortParam, UserSort};
+use crate::api::params::{Roles, Shaped, SortParam, UserSort};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -10,7 +10,7 @@ use poem_openapi::OpenApi;
 use super::body::JsonBody;
 use super::envelope::{Created, One, Page};
 use super::error::ApiResult;
-use super::headers;
+use super::headers::IfMatch;
 use super::security::Caller;
 use super::ApiTags;
 use crate::db::run_blocking;
@@ -123,10 +123,10 @@ impl UsersApi {
         body: JsonBody<UserPatch>,
         /// The version this change is based on, as the `ETag` gave it (`"3"`): if the object has changed since, the answer is 412 and nothing changes. Without it the change applies to whatever version is current.
         #[oai(name = "If-Match")]
-        if_match: Header<Option<Shaped<IfMatch>>>,
+        if_match: Header<Option<IfMatch>>,
     ) -> ApiResult<One<User>> {
         let p = caller.with(Scope::Read)?.clone();
-        let expected = headers::if_match(if_match.0.as_deref())?;
+        let expected = IfMatch::version(if_match.0);
         // Hashed and checked only for the user themself, signed in: nobody else may change
         // credentials, so anyone else's attempt costs no argon2 and learns nothing.
         let in_person = users::in_person(&p, &id.0);
@@ -173,10 +173,10 @@ impl UsersApi {
         id: Path<String>,
         /// The version this change is based on, as the `ETag` gave it (`"3"`): if the object has changed since, the answer is 412 and nothing changes. Without it the change applies to whatever version is current.
         #[oai(name = "If-Match")]
-        if_match: Header<Option<Shaped<IfMatch>>>,
+        if_match: Header<Option<IfMatch>>,
     ) -> ApiResult<Created<IssuedReset>> {
         let p = caller.with(Scope::Admin)?.clone();
-        let expected = headers::if_match(if_match.0.as_deref())?;
+        let expected = IfMatch::version(if_match.0);
         let now = state.clock.now_ms();
         let issued = state
             .db
@@ -203,10 +203,10 @@ impl UsersApi {
         id: Path<String>,
         /// The version this change is based on, as the `ETag` gave it (`"3"`): if the object has changed since, the answer is 412 and nothing changes. Without it the change applies to whatever version is current.
         #[oai(name = "If-Match")]
-        if_match: Header<Option<Shaped<IfMatch>>>,
+        if_match: Header<Option<IfMatch>>,
     ) -> ApiResult<One<User>> {
         let p = caller.with(Scope::Admin)?.clone();
-        let expected = headers::if_match(if_match.0.as_deref())?;
+        let expected = IfMatch::version(if_match.0);
         let now = state.clock.now_ms();
         let user = state
             .db

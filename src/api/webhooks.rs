@@ -1,6 +1,6 @@
 //! `/webhooks`: signed, durable event delivery to your endpoints (scope `admin` throughout).
 
-use crate::api::params::{DeliveryStatuses, IfMatch, Shaped};
+use crate::api::params::{DeliveryStatuses, Shaped};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -10,7 +10,7 @@ use poem_openapi::OpenApi;
 use super::body::JsonBody;
 use super::envelope::{Created, One, Page};
 use super::error::ApiResult;
-use super::headers;
+use super::headers::IfMatch;
 use super::security::Caller;
 use super::ApiTags;
 use crate::domain::auth::Scope;
@@ -117,10 +117,10 @@ impl WebhooksApi {
         body: JsonBody<WebhookPatch>,
         /// The version this change is based on, as the `ETag` gave it (`"3"`): if the object has changed since, the answer is 412 and nothing changes. Without it the change applies to whatever version is current.
         #[oai(name = "If-Match")]
-        if_match: Header<Option<Shaped<IfMatch>>>,
+        if_match: Header<Option<IfMatch>>,
     ) -> ApiResult<One<Webhook>> {
         let org_id = caller.with(Scope::Admin)?.org_id.clone();
-        let expected = headers::if_match(if_match.0.as_deref())?;
+        let expected = IfMatch::version(if_match.0);
         let now = state.clock.now_ms();
         let policy = state.config.webhook_policy();
         let w = state

@@ -162,7 +162,12 @@ fn stale_if_match_is_412_and_changes_nothing() {
         Some(b"{}"),
         &[("if-match", "yesterday")],
     );
-    bad.error(400, "bad_request");
+    let e = bad.error(400, "bad_request");
+    assert_eq!(
+        e["message"],
+        "If-Match must be an ETag this API gave out, such as \"3\""
+    );
+    assert_eq!(e["details"][0]["field"], "If-Match");
 }
 
 #[test]
