@@ -1,6 +1,8 @@
 //! `/activities`: the record of what happened.
 
-use crate::api::params::{ActivitySort, ActivityTypes, Shaped, SortParam};
+use crate::api::params::{
+    paging, ActivitySort, ActivityTypes, PageNumber, PerPage, Shaped, SortParam,
+};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -13,7 +15,6 @@ use super::error::ApiResult;
 use super::security::Caller;
 use super::ApiTags;
 use crate::domain::activities::{self, Activity, ActivityFilter, NewActivity};
-use crate::domain::listing::Paging;
 use crate::state::AppState;
 use crate::timefmt::Timestamp;
 
@@ -34,11 +35,9 @@ impl ActivitiesApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         /// Which page, from 1 (default 1).
-        #[oai(validator(minimum(value = "1")))]
-        page: Query<Option<i64>>,
+        page: Query<Option<PageNumber>>,
         /// Rows per page, 1 to 100 (default 25).
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
-        per_page: Query<Option<i64>>,
+        per_page: Query<Option<PerPage>>,
         /// The order: one of the values listed; a `-` first means descending.
         sort: Query<Option<SortParam<ActivitySort>>>,
         /// Only activities of these types (any of, comma separated).
@@ -59,7 +58,7 @@ impl ActivitiesApi {
         /// Only those created before this time (RFC 3339).
         created_before: Query<Option<Timestamp>>,
     ) -> ApiResult<Page<Activity>> {
-        let paging = Paging::new(page.0, per_page.0)?;
+        let paging = paging(page.0, per_page.0)?;
         let f = ActivityFilter {
             activity_type: activity_type.0.map(String::from),
             deal_id: deal_id.0,

@@ -1,6 +1,6 @@
 //! `GET/POST /api-keys`, `GET/DELETE /api-keys/{id}`.
 
-use crate::api::params::{ApiKeySort, KeyStatuses, Shaped, SortParam};
+use crate::api::params::{paging, ApiKeySort, KeyStatuses, PageNumber, PerPage, Shaped, SortParam};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -14,7 +14,6 @@ use super::security::Caller;
 use super::ApiTags;
 use crate::domain::api_keys::{self, ApiKey, CreatedApiKey, NewApiKey};
 use crate::domain::auth::{CredentialKind, Scope};
-use crate::domain::listing::Paging;
 use crate::state::AppState;
 
 /// API key management (scope `admin` throughout).
@@ -32,18 +31,16 @@ impl ApiKeysApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         /// Which page, from 1 (default 1).
-        #[oai(validator(minimum(value = "1")))]
-        page: Query<Option<i64>>,
+        page: Query<Option<PageNumber>>,
         /// Rows per page, 1 to 100 (default 25).
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
-        per_page: Query<Option<i64>>,
+        per_page: Query<Option<PerPage>>,
         /// The order: one of the values listed; a `-` first means descending.
         sort: Query<Option<SortParam<ApiKeySort>>>,
         /// Only keys in one of these states: active, expired, revoked (comma separated).
         status: Query<Option<Shaped<KeyStatuses>>>,
     ) -> ApiResult<Page<ApiKey>> {
         let org_id = caller.with(Scope::Admin)?.org_id.clone();
-        let paging = Paging::new(page.0, per_page.0)?;
+        let paging = paging(page.0, per_page.0)?;
         let now = state.clock.now_ms();
         let page = state
             .db

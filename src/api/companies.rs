@@ -1,6 +1,6 @@
 //! `/companies`: accounts.
 
-use crate::api::params::{CompanySort, SortParam};
+use crate::api::params::{paging, CompanySort, PageNumber, PerPage, SortParam};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -15,7 +15,6 @@ use super::security::Caller;
 use super::ApiTags;
 use crate::domain::auth::Scope;
 use crate::domain::companies::{self, Company, CompanyFilter, CompanyPatch, NewCompany};
-use crate::domain::listing::Paging;
 use crate::state::AppState;
 use crate::timefmt::Timestamp;
 
@@ -36,11 +35,9 @@ impl CompaniesApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         /// Which page, from 1 (default 1).
-        #[oai(validator(minimum(value = "1")))]
-        page: Query<Option<i64>>,
+        page: Query<Option<PageNumber>>,
         /// Rows per page, 1 to 100 (default 25).
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
-        per_page: Query<Option<i64>>,
+        per_page: Query<Option<PerPage>>,
         /// The order: one of the values listed; a `-` first means descending.
         sort: Query<Option<SortParam<CompanySort>>>,
         /// Only companies in these industries (any of, comma separated).
@@ -64,7 +61,7 @@ impl CompaniesApi {
         /// Text to look for (ASCII letters match in either case); the operation says in which fields.
         q: Query<Option<String>>,
     ) -> ApiResult<Page<Company>> {
-        let paging = Paging::new(page.0, per_page.0)?;
+        let paging = paging(page.0, per_page.0)?;
         let f = CompanyFilter {
             industry: industry.0,
             country: country.0,

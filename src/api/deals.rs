@@ -1,6 +1,8 @@
 //! `/deals`: opportunities, their moves through the pipeline, and their full context.
 
-use crate::api::params::{Date, DealSort, DealStatuses, Shaped, SortParam};
+use crate::api::params::{
+    paging, Date, DealSort, DealStatuses, PageNumber, PerPage, Shaped, SortParam,
+};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -16,7 +18,6 @@ use super::ApiTags;
 use crate::domain::deals::{
     self, Deal, DealContext, DealFilter, DealPatch, MoveDeal, NewDeal, StageChange,
 };
-use crate::domain::listing::Paging;
 use crate::domain::pipelines::{self, Stage};
 use crate::state::AppState;
 use crate::timefmt::Timestamp;
@@ -41,11 +42,9 @@ impl DealsApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         /// Which page, from 1 (default 1).
-        #[oai(validator(minimum(value = "1")))]
-        page: Query<Option<i64>>,
+        page: Query<Option<PageNumber>>,
         /// Rows per page, 1 to 100 (default 25).
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
-        per_page: Query<Option<i64>>,
+        per_page: Query<Option<PerPage>>,
         /// The order: one of the values listed; a `-` first means descending.
         sort: Query<Option<SortParam<DealSort>>>,
         /// Only deals in these stages (`stg_...`; any of, comma separated).
@@ -83,7 +82,7 @@ impl DealsApi {
         /// Text to look for (ASCII letters match in either case); the operation says in which fields.
         q: Query<Option<String>>,
     ) -> ApiResult<Page<Deal>> {
-        let paging = Paging::new(page.0, per_page.0)?;
+        let paging = paging(page.0, per_page.0)?;
         let now = state.clock.now_ms();
         let f = DealFilter {
             stage_id: stage_id.0,

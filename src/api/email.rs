@@ -14,13 +14,13 @@ use poem_openapi::{ApiResponse, OpenApi, SecurityScheme};
 use super::body::{body_extractor, media_type, raw_bytes, JsonBody};
 use super::envelope::{Envelope, One, Page};
 use super::error::{ApiError, ApiResult};
+use super::params::{paging, PageNumber, PerPage};
 use super::security::Caller;
 use super::ApiTags;
 use crate::domain::auth::Scope;
 use crate::domain::email::{
     self, Direction, Email, EmailFilter, Inbox, NewInbox, ReplyEmail, SendEmail,
 };
-use crate::domain::listing::Paging;
 use crate::state::AppState;
 
 /// Email.
@@ -172,13 +172,11 @@ impl EmailApi {
         /// Only inbound or only outbound messages.
         direction: Query<Option<Direction>>,
         /// Which page, from 1 (default 1).
-        #[oai(validator(minimum(value = "1")))]
-        page: Query<Option<i64>>,
+        page: Query<Option<PageNumber>>,
         /// Rows per page, 1 to 100 (default 25).
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
-        per_page: Query<Option<i64>>,
+        per_page: Query<Option<PerPage>>,
     ) -> ApiResult<Page<Email>> {
-        let paging = Paging::new(page.0, per_page.0)?;
+        let paging = paging(page.0, per_page.0)?;
         let filter = EmailFilter {
             thread_id: thread_id.0,
             direction: direction.0,

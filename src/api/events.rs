@@ -1,6 +1,6 @@
 //! `GET /events/log` and the live stream: every change, in order.
 
-use crate::api::params::{EventTypes, LastEventId, Shaped};
+use crate::api::params::{paging, EventTypes, LastEventId, PageNumber, PerPage, Shaped};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -14,7 +14,6 @@ use super::sse::{self, EventStreamResponse};
 use super::ApiTags;
 use crate::domain::auth::Scope;
 use crate::domain::events::{self, Event};
-use crate::domain::listing::Paging;
 use crate::state::AppState;
 
 /// The event log.
@@ -95,13 +94,11 @@ impl EventsApi {
         /// Only these event types, with wildcards (`deal.*,lead.created`; comma separated).
         types: Query<Option<Shaped<EventTypes>>>,
         /// Which page, from 1 (default 1).
-        #[oai(validator(minimum(value = "1")))]
-        page: Query<Option<i64>>,
+        page: Query<Option<PageNumber>>,
         /// Rows per page, 1 to 100 (default 25).
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
-        per_page: Query<Option<i64>>,
+        per_page: Query<Option<PerPage>>,
     ) -> ApiResult<Page<Event>> {
-        let paging = Paging::new(page.0, per_page.0)?;
+        let paging = paging(page.0, per_page.0)?;
         let patterns = events::parse_type_patterns(types.0.as_deref())?;
         Ok(Page(
             caller

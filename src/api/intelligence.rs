@@ -1,7 +1,9 @@
 //! Agent intelligence: deal risk, at-risk deals, agent memory and buying signals. Every answer
 //! is computed by deterministic rules in the server, with the factors that made it.
 
-use crate::api::params::{MemoryKinds, Shaped, SignalSort, SignalTypes, SortParam};
+use crate::api::params::{
+    paging, MemoryKinds, PageNumber, PerPage, Shaped, SignalSort, SignalTypes, SortParam,
+};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -15,7 +17,6 @@ use super::security::Caller;
 use super::ApiTags;
 use crate::domain::auth::Scope;
 use crate::domain::intelligence::{self, AtRiskDeal, DealIntelligence};
-use crate::domain::listing::Paging;
 use crate::domain::memory::{self, MemoryEntry, MemoryFilter, NewMemory};
 use crate::domain::signals::{self, Signal, SignalFilter};
 use crate::rules::deal_risk;
@@ -45,14 +46,12 @@ impl IntelligenceApi {
         #[oai(validator(minimum(value = "0"), maximum(value = "100")))]
         score_min: Query<Option<i64>>,
         /// Which page, from 1 (default 1).
-        #[oai(validator(minimum(value = "1")))]
-        page: Query<Option<i64>>,
+        page: Query<Option<PageNumber>>,
         /// Rows per page, 1 to 100 (default 25).
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
-        per_page: Query<Option<i64>>,
+        per_page: Query<Option<PerPage>>,
     ) -> ApiResult<Page<AtRiskDeal>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
-        let paging = Paging::new(page.0, per_page.0)?;
+        let paging = paging(page.0, per_page.0)?;
         let now = state.clock.now_ms();
         let min = score_min.0.unwrap_or(deal_risk::HIGH_FROM);
         Ok(Page(
@@ -118,13 +117,11 @@ impl IntelligenceApi {
         /// Text to look for (ASCII letters match in either case); the operation says in which fields.
         q: Query<Option<String>>,
         /// Which page, from 1 (default 1).
-        #[oai(validator(minimum(value = "1")))]
-        page: Query<Option<i64>>,
+        page: Query<Option<PageNumber>>,
         /// Rows per page, 1 to 100 (default 25).
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
-        per_page: Query<Option<i64>>,
+        per_page: Query<Option<PerPage>>,
     ) -> ApiResult<Page<MemoryEntry>> {
-        let paging = Paging::new(page.0, per_page.0)?;
+        let paging = paging(page.0, per_page.0)?;
         let f = MemoryFilter {
             tag: tag.0,
             kind: kind.0.map(String::from),
@@ -222,13 +219,11 @@ impl IntelligenceApi {
         /// The order: one of the values listed; a `-` first means descending.
         sort: Query<Option<SortParam<SignalSort>>>,
         /// Which page, from 1 (default 1).
-        #[oai(validator(minimum(value = "1")))]
-        page: Query<Option<i64>>,
+        page: Query<Option<PageNumber>>,
         /// Rows per page, 1 to 100 (default 25).
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
-        per_page: Query<Option<i64>>,
+        per_page: Query<Option<PerPage>>,
     ) -> ApiResult<Page<Signal>> {
-        let paging = Paging::new(page.0, per_page.0)?;
+        let paging = paging(page.0, per_page.0)?;
         let f = SignalFilter {
             score_min: score_min.0,
             signal_type: signal_type.0.map(String::from),

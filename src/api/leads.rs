@@ -1,6 +1,6 @@
 //! `/leads`: people who may buy, their 360 view, assignment, conversion, CSV in and out.
 
-use crate::api::params::{LeadSort, LeadStatuses, Shaped, SortParam};
+use crate::api::params::{paging, LeadSort, LeadStatuses, PageNumber, PerPage, Shaped, SortParam};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -20,7 +20,7 @@ use crate::domain::deals::{self, Conversion, ConvertLead};
 use crate::domain::lead_csv::{self, ImportResult, OnDuplicate};
 use crate::domain::lead_view::{self, Lead360};
 use crate::domain::leads::{self, Lead, LeadFilter, LeadPatch, NewLead};
-use crate::domain::listing::{Paging, Sort};
+use crate::domain::listing::Sort;
 use crate::domain::scores::{self, LeadScoreView};
 use crate::state::AppState;
 use crate::timefmt::Timestamp;
@@ -82,11 +82,9 @@ impl LeadsApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         /// Which page, from 1 (default 1).
-        #[oai(validator(minimum(value = "1")))]
-        page: Query<Option<i64>>,
+        page: Query<Option<PageNumber>>,
         /// Rows per page, 1 to 100 (default 25).
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
-        per_page: Query<Option<i64>>,
+        per_page: Query<Option<PerPage>>,
         /// The order: one of the values listed; a `-` first means descending.
         sort: Query<Option<SortParam<LeadSort>>>,
         /// Only leads with these statuses (any of, comma separated).
@@ -116,7 +114,7 @@ impl LeadsApi {
         #[oai(validator(minimum(value = "0"), maximum(value = "100")))]
         score_max: Query<Option<i64>>,
     ) -> ApiResult<Page<Lead>> {
-        let paging = Paging::new(page.0, per_page.0)?;
+        let paging = paging(page.0, per_page.0)?;
         let f = lead_filter(
             status.0.map(String::from),
             owner_id.0,

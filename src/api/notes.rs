@@ -1,6 +1,6 @@
 //! `/notes`: what was said about a deal or a lead.
 
-use crate::api::params::{NoteSort, SortParam};
+use crate::api::params::{paging, NoteSort, PageNumber, PerPage, SortParam};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -13,7 +13,6 @@ use super::error::ApiResult;
 use super::headers::IfMatch;
 use super::security::Caller;
 use super::ApiTags;
-use crate::domain::listing::Paging;
 use crate::domain::notes::{self, NewNote, Note, NoteFilter, NotePatch};
 use crate::state::AppState;
 use crate::timefmt::Timestamp;
@@ -35,11 +34,9 @@ impl NotesApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         /// Which page, from 1 (default 1).
-        #[oai(validator(minimum(value = "1")))]
-        page: Query<Option<i64>>,
+        page: Query<Option<PageNumber>>,
         /// Rows per page, 1 to 100 (default 25).
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
-        per_page: Query<Option<i64>>,
+        per_page: Query<Option<PerPage>>,
         /// The order: one of the values listed; a `-` first means descending.
         sort: Query<Option<SortParam<NoteSort>>>,
         /// Only notes on these deals (`deal_...`; any of, comma separated).
@@ -57,7 +54,7 @@ impl NotesApi {
         /// Text to look for (ASCII letters match in either case); the operation says in which fields.
         q: Query<Option<String>>,
     ) -> ApiResult<Page<Note>> {
-        let paging = Paging::new(page.0, per_page.0)?;
+        let paging = paging(page.0, per_page.0)?;
         let f = NoteFilter {
             deal_id: deal_id.0,
             lead_id: lead_id.0,

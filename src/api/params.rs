@@ -10,6 +10,8 @@ use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::types::{ParseError, ParseFromParameter, ParseResult, Type};
 use serde_json::Value;
 
+use super::error::{ApiError, ApiResult};
+use crate::domain::listing::{Paging, MAX_PER_PAGE};
 use crate::domain::{activities, api_keys, companies, deals, events, leads, notes, search};
 use crate::domain::{signals, tasks, users, webhooks};
 
@@ -241,4 +243,56 @@ macro_rules! patterns {
 
 patterns! {
     LastEventId => super::sse::LAST_EVENT_ID_PATTERN, super::sse::last_event_id;
+}
+
+/// A whole-number query parameter from `MIN` to `MAX`, checked by the server, not by
+/// poem-openapi's validators: its parsing never fails, and a bad value comes out of
+/// [`paging`] as the server's own error (400 for what is not a whole number, 422 for one out
+/// of range, every such parameter at once) rather than as framework text to be read back.
+pub struct WholeNumber<const MIN: i64, const MAX: i64>(Result<i64, String>);
+
+/// `page`: from 1.
+pub type PageNumber = WholeNumber<1, { i64::MAX }>;
+/// `per_page`: 1 to [`MAX_PER_PAGE`].
+pub type PerPage = WholeNumber<1, MAX_PER_PAGE>;
+
+impl<const MIN: i64, const MAX: i64> Type for WholeNumber<MIN, MAX> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        "integer(int64)".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        let mut schema = MetaSchema::new_with_format("integer", "int64");
+        schema.minimum = Some(MIN as f64);
+        schema.maximum = (MAX != i64::MAX).then_some(MAX as f64);
+        MetaSchemaRef::Inline(Box::new(schema))
+    }
+
+    crate::scalar_raw_values!();
+}
+
+impl<const MIN: i64, const MAX: i64> ParseFromParameter for WholeNumber<MIN, MAX> {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        Ok(Self(value.parse().map_err(|_| value.to_string())))
+    }
+}
+
+/// The page `page` and `per_page` ask for (defaults filled in, ranges checked by
+/// [`Paging::new`]).
+pub fn paging(page: Option<PageNumber>, per_page: Option<PerPage>) -> ApiResult<Paging> {
+    let whole = |name: &str, value: Option<Result<i64, String>>| match value {
+        Some(Err(raw)) => Err(ApiError::bad_request(format!(
+            "invalid parameter `{name}`: `{raw}` is not a whole number"
+        ))
+        .detail(name, "is not of the documented type")),
+        Some(Ok(n)) => Ok(Some(n)),
+        None => Ok(None),
+    };
+    let page = whole("page", page.map(|p| p.0))?;
+    let per_page = whole("per_page", per_page.map(|p| p.0))?;
+    Ok(Paging::new(page, per_page)?)
 }

@@ -10,9 +10,9 @@ use super::body::JsonBody;
 use super::envelope::{Created, One, Page};
 use super::error::ApiResult;
 use super::headers::IfMatch;
+use super::params::{paging, PageNumber, PerPage};
 use super::security::Caller;
 use super::ApiTags;
-use crate::domain::listing::Paging;
 use crate::domain::pipelines::{
     self, NewPipeline, NewStage, Pipeline, PipelinePatch, Stage, StagePatch,
 };
@@ -33,13 +33,11 @@ impl PipelinesApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         /// Which page, from 1 (default 1).
-        #[oai(validator(minimum(value = "1")))]
-        page: Query<Option<i64>>,
+        page: Query<Option<PageNumber>>,
         /// Rows per page, 1 to 100 (default 25).
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
-        per_page: Query<Option<i64>>,
+        per_page: Query<Option<PerPage>>,
     ) -> ApiResult<Page<Pipeline>> {
-        let paging = Paging::new(page.0, per_page.0)?;
+        let paging = paging(page.0, per_page.0)?;
         Ok(Page(
             caller
                 .read(&state, move |c, org_id| pipelines::list(c, org_id, paging))

@@ -1,6 +1,6 @@
 //! `GET /search`.
 
-use crate::api::params::{SearchKinds, Shaped};
+use crate::api::params::{paging, PageNumber, PerPage, SearchKinds, Shaped};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -11,7 +11,6 @@ use super::envelope::Page;
 use super::error::ApiResult;
 use super::security::Caller;
 use super::ApiTags;
-use crate::domain::listing::Paging;
 use crate::domain::search::{self, SearchHit};
 use crate::state::AppState;
 
@@ -37,13 +36,11 @@ impl SearchApi {
         /// Only these kinds of results: lead, company, deal, note (comma separated).
         types: Query<Option<Shaped<SearchKinds>>>,
         /// Which page, from 1 (default 1).
-        #[oai(validator(minimum(value = "1")))]
-        page: Query<Option<i64>>,
+        page: Query<Option<PageNumber>>,
         /// Rows per page, 1 to 100 (default 25).
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
-        per_page: Query<Option<i64>>,
+        per_page: Query<Option<PerPage>>,
     ) -> ApiResult<Page<SearchHit>> {
-        let paging = Paging::new(page.0, per_page.0)?;
+        let paging = paging(page.0, per_page.0)?;
         Ok(Page(
             caller
                 .read(&state, move |c, org_id| {

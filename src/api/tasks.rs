@@ -1,6 +1,8 @@
 //! `/tasks`: next steps.
 
-use crate::api::params::{Priorities, Shaped, SortParam, TaskSort, TaskStatuses};
+use crate::api::params::{
+    paging, PageNumber, PerPage, Priorities, Shaped, SortParam, TaskSort, TaskStatuses,
+};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -13,7 +15,6 @@ use super::error::ApiResult;
 use super::headers::IfMatch;
 use super::security::Caller;
 use super::ApiTags;
-use crate::domain::listing::Paging;
 use crate::domain::tasks::{self, NewTask, Task, TaskFilter, TaskPatch};
 use crate::state::AppState;
 use crate::timefmt::Timestamp;
@@ -37,11 +38,9 @@ impl TasksApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         /// Which page, from 1 (default 1).
-        #[oai(validator(minimum(value = "1")))]
-        page: Query<Option<i64>>,
+        page: Query<Option<PageNumber>>,
         /// Rows per page, 1 to 100 (default 25).
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
-        per_page: Query<Option<i64>>,
+        per_page: Query<Option<PerPage>>,
         /// The order: one of the values listed; a `-` first means descending.
         sort: Query<Option<SortParam<TaskSort>>>,
         /// Only tasks that are open, completed or cancelled (any of, comma separated).
@@ -67,7 +66,7 @@ impl TasksApi {
         /// Only those changed at or after this time (RFC 3339).
         updated_since: Query<Option<Timestamp>>,
     ) -> ApiResult<Page<Task>> {
-        let paging = Paging::new(page.0, per_page.0)?;
+        let paging = paging(page.0, per_page.0)?;
         let now = state.clock.now_ms();
         let f = TaskFilter {
             status: status.0.map(String::from),

@@ -1,6 +1,6 @@
 //! The team: `GET/POST /users`, `GET/PATCH/DELETE /users/{id}`.
 
-use crate::api::params::{Roles, Shaped, SortParam, UserSort};
+use crate::api::params::{paging, PageNumber, PerPage, Roles, Shaped, SortParam, UserSort};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -15,7 +15,6 @@ use super::security::Caller;
 use super::ApiTags;
 use crate::db::run_blocking;
 use crate::domain::auth::Scope;
-use crate::domain::listing::Paging;
 use crate::domain::password_resets::{self, IssuedReset};
 use crate::domain::users::{self, CurrentPassword, NewUser, User, UserFilter, UserPatch};
 use crate::state::AppState;
@@ -37,11 +36,9 @@ impl UsersApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         /// Which page, from 1 (default 1).
-        #[oai(validator(minimum(value = "1")))]
-        page: Query<Option<i64>>,
+        page: Query<Option<PageNumber>>,
         /// Rows per page, 1 to 100 (default 25).
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
-        per_page: Query<Option<i64>>,
+        per_page: Query<Option<PerPage>>,
         /// The order: one of the values listed; a `-` first means descending.
         sort: Query<Option<SortParam<UserSort>>>,
         /// Only users with one of these roles (owner, admin, member, viewer, comma separated).
@@ -51,7 +48,7 @@ impl UsersApi {
         /// Text to look for (ASCII letters match in either case); the operation says in which fields.
         q: Query<Option<String>>,
     ) -> ApiResult<Page<User>> {
-        let paging = Paging::new(page.0, per_page.0)?;
+        let paging = paging(page.0, per_page.0)?;
         let filter = UserFilter {
             role: role.0.map(String::from),
             active: active.0,

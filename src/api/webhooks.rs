@@ -1,6 +1,6 @@
 //! `/webhooks`: signed, durable event delivery to your endpoints (scope `admin` throughout).
 
-use crate::api::params::{DeliveryStatuses, Shaped};
+use crate::api::params::{paging, DeliveryStatuses, PageNumber, PerPage, Shaped};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -14,7 +14,6 @@ use super::headers::IfMatch;
 use super::security::Caller;
 use super::ApiTags;
 use crate::domain::auth::Scope;
-use crate::domain::listing::Paging;
 use crate::domain::webhooks::{
     self, Delivery, NewWebhook, Webhook, WebhookPatch, WebhookWithSecret,
 };
@@ -34,14 +33,12 @@ impl WebhooksApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         /// Which page, from 1 (default 1).
-        #[oai(validator(minimum(value = "1")))]
-        page: Query<Option<i64>>,
+        page: Query<Option<PageNumber>>,
         /// Rows per page, 1 to 100 (default 25).
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
-        per_page: Query<Option<i64>>,
+        per_page: Query<Option<PerPage>>,
     ) -> ApiResult<Page<Webhook>> {
         let org_id = caller.with(Scope::Admin)?.org_id.clone();
-        let paging = Paging::new(page.0, per_page.0)?;
+        let paging = paging(page.0, per_page.0)?;
         Ok(Page(
             state
                 .db
@@ -199,14 +196,12 @@ impl WebhooksApi {
         /// Only deliveries that are pending, in_flight, succeeded or failed (any of, comma separated).
         status: Query<Option<Shaped<DeliveryStatuses>>>,
         /// Which page, from 1 (default 1).
-        #[oai(validator(minimum(value = "1")))]
-        page: Query<Option<i64>>,
+        page: Query<Option<PageNumber>>,
         /// Rows per page, 1 to 100 (default 25).
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
-        per_page: Query<Option<i64>>,
+        per_page: Query<Option<PerPage>>,
     ) -> ApiResult<Page<Delivery>> {
         let org_id = caller.with(Scope::Admin)?.org_id.clone();
-        let paging = Paging::new(page.0, per_page.0)?;
+        let paging = paging(page.0, per_page.0)?;
         Ok(Page(
             state
                 .db

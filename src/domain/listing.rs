@@ -28,8 +28,10 @@ impl Paging {
         if page < 1 {
             issues.add("page", "must be at least 1");
         }
-        if !(1..=MAX_PER_PAGE).contains(&per_page) {
-            issues.add("per_page", format!("must be between 1 and {MAX_PER_PAGE}"));
+        if per_page < 1 {
+            issues.add("per_page", "must be at least 1");
+        } else if per_page > MAX_PER_PAGE {
+            issues.add("per_page", format!("must be at most {MAX_PER_PAGE}"));
         }
         issues.finish()?;
         Ok(Self { page, per_page })

@@ -25,8 +25,13 @@ fn malformed_json_is_400() {
 #[test]
 fn a_bad_query_value_is_400_and_an_out_of_range_one_is_422() {
     let s = TestServer::start();
-    s.get("/users?per_page=ten", &s.admin_key)
+    let e = s
+        .get("/users?per_page=ten", &s.admin_key)
         .error(400, "bad_request");
+    assert_eq!(
+        e["message"],
+        "invalid parameter `per_page`: `ten` is not a whole number"
+    );
     let e = s
         .get("/users?per_page=1000", &s.admin_key)
         .error(422, "validation_error");
@@ -38,6 +43,17 @@ fn a_bad_query_value_is_400_and_an_out_of_range_one_is_422() {
         .get("/users?page=0", &s.admin_key)
         .error(422, "validation_error");
     assert_eq!(e["details"][0]["field"], "page");
+    // Both out of range: both named at once.
+    let e = s
+        .get("/tasks?page=0&per_page=0", &s.admin_key)
+        .error(422, "validation_error");
+    assert_eq!(
+        e["details"],
+        json!([
+            {"field": "page", "issue": "must be at least 1"},
+            {"field": "per_page", "issue": "must be at least 1"}
+        ])
+    );
 }
 
 #[test]
