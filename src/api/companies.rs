@@ -139,7 +139,7 @@ impl CompaniesApi {
         #[oai(name = "If-Match")]
         if_match: Header<Option<IfMatch>>,
     ) -> ApiResult<One<Company>> {
-        let expected = IfMatch::version(if_match.0);
+        let expected = IfMatch::value(if_match.0);
         let c = caller
             .write(&state, move |tx, p, now| {
                 companies::update(tx, p, &id.0, body.0, expected, now)

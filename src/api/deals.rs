@@ -199,7 +199,7 @@ impl DealsApi {
         #[oai(name = "If-Match")]
         if_match: Header<Option<IfMatch>>,
     ) -> ApiResult<One<Deal>> {
-        let expected = IfMatch::version(if_match.0);
+        let expected = IfMatch::value(if_match.0);
         let deal = caller
             .write(&state, move |tx, p, now| {
                 let mut deal = deals::update(tx, p, &id.0, body.0, expected, now)?;

@@ -1,6 +1,7 @@
 //! `GET /events/log` and the live stream: every change, in order.
 
-use crate::api::params::{paging, EventTypes, LastEventId, PageNumber, PerPage, Shaped};
+use crate::api::params::{paging, EventTypes, PageNumber, PerPage, Shaped};
+use crate::api::sse::LastEventId;
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -46,11 +47,11 @@ impl EventsApi {
         after: Query<Option<i64>>,
         /// The `seq` of the last event received: the stream replays what came after it, then goes live.
         #[oai(name = "Last-Event-ID")]
-        last_event_id: Header<Option<Shaped<LastEventId>>>,
+        last_event_id: Header<Option<LastEventId>>,
     ) -> ApiResult<EventStreamResponse> {
         let p = caller.with(Scope::Read)?.clone();
         let patterns = events::parse_type_patterns(types.0.as_deref())?;
-        let resume = sse::last_event_id(last_event_id.0.as_deref())?;
+        let resume = LastEventId::value(last_event_id.0);
         let config = &state.config;
         let Some(slot) =
             state

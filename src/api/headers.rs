@@ -1,6 +1,7 @@
 //! Parsers for the request headers the contract gives meaning to (docs/api.md §5).
 
 use std::borrow::Cow;
+use std::marker::PhantomData;
 
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
 use poem_openapi::types::{ParseError, ParseFromParameter, ParseResult, Type};
@@ -40,43 +41,64 @@ pub fn if_match(raw: Option<&str>) -> Result<Option<i64>, ApiError> {
         })
 }
 
-/// The `If-Match` header as a parameter, parsed once (by [`if_match`], against
-/// [`IF_MATCH_PATTERN`], which the document states): the version a change is based on, or none
-/// for `*`. A malformed one is refused before the handler runs.
-pub struct IfMatch(Option<i64>);
+/// A header whose value is a number in a documented form: its pattern (stated in the document)
+/// and the parser that accepts exactly it.
+pub trait NumberForm: Send + Sync + 'static {
+    /// The documented pattern.
+    const PATTERN: &'static str;
+    /// The number, `None` where the form says "none" (`*`, empty), or the error to answer.
+    fn parse(raw: &str) -> Result<Option<i64>, ApiError>;
+}
 
-impl IfMatch {
-    /// The version a change must find (`None`: no header, or `*`, whatever version is current).
-    pub fn version(header: Option<Self>) -> Option<i64> {
+/// A header of form `F` as a parameter, parsed once, before the handler runs (a malformed one
+/// is refused there, in its parser's words).
+pub struct NumberHeader<F>(Option<i64>, PhantomData<F>);
+
+impl<F> NumberHeader<F> {
+    /// The number the header carried, if it was sent and is not a "none".
+    pub fn value(header: Option<Self>) -> Option<i64> {
         header.and_then(|h| h.0)
     }
 }
 
-impl Type for IfMatch {
+impl<F: NumberForm> Type for NumberHeader<F> {
     const IS_REQUIRED: bool = true;
     type RawValueType = Self;
     type RawElementValueType = Self;
 
     fn name() -> Cow<'static, str> {
-        "IfMatch".into()
+        "string".into()
     }
 
     fn schema_ref() -> MetaSchemaRef {
         let mut schema = MetaSchema::new("string");
-        schema.pattern = Some(IF_MATCH_PATTERN.to_string());
+        schema.pattern = Some(F::PATTERN.to_string());
         MetaSchemaRef::Inline(Box::new(schema))
     }
 
     crate::scalar_raw_values!();
 }
 
-impl ParseFromParameter for IfMatch {
+impl<F: NumberForm> ParseFromParameter for NumberHeader<F> {
     fn parse_from_parameter(value: &str) -> ParseResult<Self> {
-        if_match(Some(value))
-            .map(Self)
+        F::parse(value)
+            .map(|n| Self(n, PhantomData))
             .map_err(|e| ParseError::custom(e.message))
     }
 }
+
+/// `If-Match`'s form: [`IF_MATCH_PATTERN`], parsed by [`if_match`].
+pub struct IfMatchForm;
+
+impl NumberForm for IfMatchForm {
+    const PATTERN: &'static str = IF_MATCH_PATTERN;
+    fn parse(raw: &str) -> Result<Option<i64>, ApiError> {
+        if_match(Some(raw))
+    }
+}
+
+/// `If-Match`: the version a change is based on (`None`: no header, or `*`).
+pub type IfMatch = NumberHeader<IfMatchForm>;
 
 /// Longest `Idempotency-Key` accepted.
 pub const IDEMPOTENCY_KEY_MAX: usize = 255;

@@ -354,7 +354,7 @@ impl LeadsApi {
         #[oai(name = "If-Match")]
         if_match: Header<Option<IfMatch>>,
     ) -> ApiResult<One<Lead>> {
-        let expected = IfMatch::version(if_match.0);
+        let expected = IfMatch::value(if_match.0);
         let lead = caller
             .write(&state, move |tx, p, now| {
                 leads::update(tx, p, &id.0, body.0, expected, now)

@@ -122,7 +122,7 @@ impl NotesApi {
         #[oai(name = "If-Match")]
         if_match: Header<Option<IfMatch>>,
     ) -> ApiResult<One<Note>> {
-        let expected = IfMatch::version(if_match.0);
+        let expected = IfMatch::value(if_match.0);
         let n = caller
             .write(&state, move |tx, p, now| {
                 notes::update(tx, p, &id.0, body.0, expected, now)

@@ -52,7 +52,7 @@ impl OrgApi {
         if_match: Header<Option<IfMatch>>,
     ) -> ApiResult<One<Organization>> {
         let org_id = caller.with(Scope::Admin)?.org_id.clone();
-        let expected = IfMatch::version(if_match.0);
+        let expected = IfMatch::value(if_match.0);
         let now = state.clock.now_ms();
         let org = state
             .db

@@ -223,28 +223,6 @@ impl Shape for Date {
     }
 }
 
-/// Declares shapes that are a pattern and a parser accepting exactly it.
-macro_rules! patterns {
-    ($($marker:ident => $pattern:path, $parse:path);* $(;)?) => {$(
-        #[doc = concat!("A value matching `", stringify!($pattern), "`.")]
-        pub struct $marker;
-        impl Shape for $marker {
-            fn schema() -> MetaSchema {
-                let mut schema = MetaSchema::new("string");
-                schema.pattern = Some($pattern.to_string());
-                schema
-            }
-            fn check(value: &str) -> Result<(), String> {
-                $parse(Some(value)).map(|_| ()).map_err(|e| e.message)
-            }
-        }
-    )*};
-}
-
-patterns! {
-    LastEventId => super::sse::LAST_EVENT_ID_PATTERN, super::sse::last_event_id;
-}
-
 /// A whole-number query parameter from `MIN` to `MAX`, checked by the server, not by
 /// poem-openapi's validators: its parsing never fails, and a bad value comes out of
 /// [`paging`] as the server's own error (400 for what is not a whole number, 422 for one out

@@ -100,7 +100,7 @@ impl PipelinesApi {
         #[oai(name = "If-Match")]
         if_match: Header<Option<IfMatch>>,
     ) -> ApiResult<One<Pipeline>> {
-        let expected = IfMatch::version(if_match.0);
+        let expected = IfMatch::value(if_match.0);
         let p = caller
             .write(&state, move |tx, p, now| {
                 pipelines::update(tx, &p.org_id, &id.0, body.0, expected, now)
@@ -174,7 +174,7 @@ impl PipelinesApi {
         #[oai(name = "If-Match")]
         if_match: Header<Option<IfMatch>>,
     ) -> ApiResult<One<Stage>> {
-        let expected = IfMatch::version(if_match.0);
+        let expected = IfMatch::value(if_match.0);
         let s = caller
             .write(&state, move |tx, p, now| {
                 pipelines::update_stage(tx, &p.org_id, &id.0, body.0, expected, now)

@@ -214,6 +214,19 @@ pub fn last_event_id(raw: Option<&str>) -> Result<Option<i64>, super::error::Api
     }
 }
 
+/// `Last-Event-ID`'s form: [`LAST_EVENT_ID_PATTERN`], parsed by [`last_event_id`].
+pub struct LastEventIdForm;
+
+impl super::headers::NumberForm for LastEventIdForm {
+    const PATTERN: &'static str = LAST_EVENT_ID_PATTERN;
+    fn parse(raw: &str) -> Result<Option<i64>, super::error::ApiError> {
+        last_event_id(Some(raw))
+    }
+}
+
+/// `Last-Event-ID`: the `seq` a stream resumes after (`None`: no header, or empty).
+pub type LastEventId = super::headers::NumberHeader<LastEventIdForm>;
+
 /// How long a client told "too many streams" should wait.
 pub const BUSY_RETRY: Duration = Duration::from_secs(1);
 

@@ -142,7 +142,7 @@ impl TasksApi {
         #[oai(name = "If-Match")]
         if_match: Header<Option<IfMatch>>,
     ) -> ApiResult<One<Task>> {
-        let expected = IfMatch::version(if_match.0);
+        let expected = IfMatch::value(if_match.0);
         let t = caller
             .write(&state, move |tx, p, now| {
                 tasks::update(tx, p, &id.0, body.0, expected, now)

@@ -123,7 +123,7 @@ impl UsersApi {
         if_match: Header<Option<IfMatch>>,
     ) -> ApiResult<One<User>> {
         let p = caller.with(Scope::Read)?.clone();
-        let expected = IfMatch::version(if_match.0);
+        let expected = IfMatch::value(if_match.0);
         // Hashed and checked only for the user themself, signed in: nobody else may change
         // credentials, so anyone else's attempt costs no argon2 and learns nothing.
         let in_person = users::in_person(&p, &id.0);
@@ -173,7 +173,7 @@ impl UsersApi {
         if_match: Header<Option<IfMatch>>,
     ) -> ApiResult<Created<IssuedReset>> {
         let p = caller.with(Scope::Admin)?.clone();
-        let expected = IfMatch::version(if_match.0);
+        let expected = IfMatch::value(if_match.0);
         let now = state.clock.now_ms();
         let issued = state
             .db
@@ -203,7 +203,7 @@ impl UsersApi {
         if_match: Header<Option<IfMatch>>,
     ) -> ApiResult<One<User>> {
         let p = caller.with(Scope::Admin)?.clone();
-        let expected = IfMatch::version(if_match.0);
+        let expected = IfMatch::value(if_match.0);
         let now = state.clock.now_ms();
         let user = state
             .db

@@ -117,7 +117,7 @@ impl WebhooksApi {
         if_match: Header<Option<IfMatch>>,
     ) -> ApiResult<One<Webhook>> {
         let org_id = caller.with(Scope::Admin)?.org_id.clone();
-        let expected = IfMatch::version(if_match.0);
+        let expected = IfMatch::value(if_match.0);
         let now = state.clock.now_ms();
         let policy = state.config.webhook_policy();
         let w = state

@@ -126,14 +126,20 @@ fn types_filter_and_organizations_are_kept_apart() {
     );
     s.call("GET", "/events?types=deal.exploded", Some(&k), None, &[])
         .error(422, "validation_error");
-    s.call(
-        "GET",
-        "/events",
-        Some(&k),
-        None,
-        &[("last-event-id", "yesterday")],
-    )
-    .error(400, "bad_request");
+    let e = s
+        .call(
+            "GET",
+            "/events",
+            Some(&k),
+            None,
+            &[("last-event-id", "yesterday")],
+        )
+        .error(400, "bad_request");
+    assert_eq!(
+        e["message"],
+        "Last-Event-ID must be the id (seq) of an event this stream sent"
+    );
+    assert_eq!(e["details"][0]["field"], "Last-Event-ID");
 }
 
 #[test]
