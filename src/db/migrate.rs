@@ -156,6 +156,13 @@ mod tests {
         assert_eq!((setting("automerge"), setting("crisismerge")), (16, 64));
     }
 
+    /// Organization `o1` with pipeline `p1` and its open stage `s1`, for deals to stand in.
+    const ONE_PIPELINE: &str =
+        "INSERT INTO organizations (id, name, created_at, updated_at) VALUES ('o1', 'A', 0, 0);
+         INSERT INTO pipelines (id, org_id, name, created_at, updated_at) VALUES ('p1', 'o1', 'P', 0, 0);
+         INSERT INTO stages (id, org_id, pipeline_id, name, position, probability, kind, created_at, updated_at)
+             VALUES ('s1', 'o1', 'p1', 'S', 1, 10, 'open', 0, 0);";
+
     /// An in-memory database migrated up to step `last` only, to fill before the later steps.
     fn database_at_step(last: i64) -> Connection {
         let conn = Connection::open_in_memory().unwrap();
@@ -278,12 +285,9 @@ mod tests {
     #[test]
     fn deal_facts_are_backfilled_and_kept_by_the_triggers() {
         let mut conn = database_at_step(7);
+        conn.execute_batch(ONE_PIPELINE).unwrap();
         conn.execute_batch(
-            "INSERT INTO organizations (id, name, created_at, updated_at) VALUES ('o1', 'A', 0, 0);
-             INSERT INTO pipelines (id, org_id, name, created_at, updated_at) VALUES ('p1', 'o1', 'P', 0, 0);
-             INSERT INTO stages (id, org_id, pipeline_id, name, position, probability, kind, created_at, updated_at)
-                 VALUES ('s1', 'o1', 'p1', 'S', 1, 10, 'open', 0, 0);
-             INSERT INTO deals (id, org_id, title, value, currency, pipeline_id, stage_id, status,
+            "INSERT INTO deals (id, org_id, title, value, currency, pipeline_id, stage_id, status,
                                 stage_entered_at, created_at, updated_at)
                  VALUES ('d1', 'o1', 'D', 1, 'USD', 'p1', 's1', 'open', 0, 0, 0),
                         ('d2', 'o1', 'D', 1, 'USD', 'p1', 's1', 'open', 0, 0, 0),
@@ -361,12 +365,9 @@ mod tests {
     #[test]
     fn last_activity_follows_activities_forward_only() {
         let mut conn = database_at_step(12);
+        conn.execute_batch(ONE_PIPELINE).unwrap();
         conn.execute_batch(
-            "INSERT INTO organizations (id, name, created_at, updated_at) VALUES ('o1', 'A', 0, 0);
-             INSERT INTO pipelines (id, org_id, name, created_at, updated_at) VALUES ('p1', 'o1', 'P', 0, 0);
-             INSERT INTO stages (id, org_id, pipeline_id, name, position, probability, kind, created_at, updated_at)
-                 VALUES ('s1', 'o1', 'p1', 'S', 1, 10, 'open', 0, 0);
-             INSERT INTO leads (id, org_id, status, created_at, updated_at) VALUES ('l1', 'o1', 'new', 0, 0);
+            "INSERT INTO leads (id, org_id, status, created_at, updated_at) VALUES ('l1', 'o1', 'new', 0, 0);
              INSERT INTO deals (id, org_id, title, value, currency, pipeline_id, stage_id, status,
                                 stage_entered_at, lead_id, created_at, updated_at)
                  VALUES ('d1', 'o1', 'D', 1, 'USD', 'p1', 's1', 'open', 0, 'l1', 0, 0);",

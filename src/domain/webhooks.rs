@@ -271,9 +271,10 @@ pub fn update(
             .0
             .unwrap_or_else(|| "disabled by hand".into())
     });
-    let failing_since = match active && !current.active {
-        true => None,
-        false => current.failing_since.0.map(|t| t.0),
+    let failing_since = if active && !current.active {
+        None
+    } else {
+        current.failing_since.0.map(|t| t.0)
     };
     changes::update(
         tx,

@@ -50,38 +50,23 @@ impl LeadFields {
         }
     }
 
-    /// The names of the stored columns [`Self::column_values`] gives, in its order.
-    const COLUMNS: [&'static str; 12] = [
-        "first_name",
-        "last_name",
-        "email",
-        "phone",
-        "title",
-        "company_id",
-        "company_name",
-        "country",
-        "status",
-        "source",
-        "tags",
-        "owner_id",
-    ];
-
-    /// The stored columns `first_name` to `owner_id`, in `schema.sql`'s order: what an insert
-    /// binds as `?3` to `?14`, after the lead's id and organization.
-    fn column_values(&self) -> [rusqlite::types::Value; 12] {
+    /// The stored columns `first_name` to `owner_id` with their values, in `schema.sql`'s
+    /// order: what an insert binds as `?3` to `?14`, after the lead's id and organization, and
+    /// what an update sets.
+    fn columns(&self) -> [(&'static str, rusqlite::types::Value); 12] {
         [
-            self.first_name.clone().into(),
-            self.last_name.clone().into(),
-            self.email.clone().into(),
-            self.phone.clone().into(),
-            self.title.clone().into(),
-            self.company_id.clone().into(),
-            self.company_name.clone().into(),
-            self.country.clone().into(),
-            self.status.as_str().to_string().into(),
-            self.source.clone().into(),
-            validate::tags_to_db(&self.tags).into(),
-            self.owner_id.clone().into(),
+            ("first_name", self.first_name.clone().into()),
+            ("last_name", self.last_name.clone().into()),
+            ("email", self.email.clone().into()),
+            ("phone", self.phone.clone().into()),
+            ("title", self.title.clone().into()),
+            ("company_id", self.company_id.clone().into()),
+            ("company_name", self.company_name.clone().into()),
+            ("country", self.country.clone().into()),
+            ("status", self.status.as_str().to_string().into()),
+            ("source", self.source.clone().into()),
+            ("tags", validate::tags_to_db(&self.tags).into()),
+            ("owner_id", self.owner_id.clone().into()),
         ]
     }
 
@@ -93,7 +78,8 @@ impl LeadFields {
         tail: impl IntoIterator<Item = rusqlite::types::Value> + 'a,
     ) -> impl rusqlite::Params + 'a {
         let head = [id.to_string().into(), org_id.to_string().into()];
-        rusqlite::params_from_iter(head.into_iter().chain(self.column_values()).chain(tail))
+        let columns = self.columns().into_iter().map(|(_, value)| value);
+        rusqlite::params_from_iter(head.into_iter().chain(columns).chain(tail))
     }
 }
 
@@ -241,10 +227,9 @@ pub fn store(
     event_type: &str,
     now: Millis,
 ) -> DomainResult<Lead> {
-    let values = f.column_values();
-    let sets: Vec<changes::Set<'_>> = LeadFields::COLUMNS
+    let columns = f.columns();
+    let sets: Vec<changes::Set<'_>> = columns
         .iter()
-        .zip(&values)
         .map(|(column, value)| (*column, value as &dyn rusqlite::ToSql))
         .collect();
     if !changes::update(tx, "leads", org_id, &before.id, &sets, now)? {
