@@ -147,11 +147,12 @@ impl Drop for BulkCache<'_> {
     }
 }
 
-/// Hands back what a whole-organization scan left behind on this thread: the connection's page
-/// cache (`PRAGMA shrink_memory`) and the allocator's free pages (`mi_collect`), which an idle
-/// thread would otherwise keep. The signal sweep reads every open deal once a minute, on a
-/// thread that then waits: without this, an idle server on 100k deals held about 95 MiB more
-/// after its first sweep than before it.
+/// Hands back what a burst of work left behind on this thread: the connection's page cache
+/// (`PRAGMA shrink_memory`) and the allocator's free pages (`mi_collect`), which an idle thread
+/// would otherwise keep. Called after a whole-organization scan (the signal sweep reads every
+/// open deal once a minute) and by the writer once it is idle and settled (the first sweep of a
+/// freshly seeded 100k-deal file writes 100k signals): without both, that server at rest held
+/// 87 MiB instead of 36.
 pub fn release_memory(conn: &Connection) {
     let _ = conn.execute_batch("PRAGMA shrink_memory");
     // SAFETY: mi_collect only walks this thread's own heap; it takes no pointer.

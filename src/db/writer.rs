@@ -57,7 +57,12 @@ pub(super) fn writer_loop(
             Ok(job) => job,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if unsettled {
-                    unsettled = !settle(&conn.lock().unwrap_or_else(|e| e.into_inner()));
+                    let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+                    unsettled = !settle(&conn);
+                    if !unsettled {
+                        // Idle and settled: what the burst cached here goes back.
+                        super::release_memory(&conn);
+                    }
                 }
                 continue;
             }
