@@ -36,27 +36,20 @@ pub struct Activity {
     #[oai(rename = "type")]
     pub activity_type: Term<ActivityType>,
     /// One line.
-    #[oai(nullable)]
     pub subject: Nullable<String>,
     /// Details.
-    #[oai(nullable)]
     pub body: Nullable<String>,
     /// The deal it belongs to.
-    #[oai(nullable)]
     pub deal_id: Nullable<String>,
     /// The lead it belongs to.
-    #[oai(nullable)]
     pub lead_id: Nullable<String>,
     /// Who did it.
-    #[oai(nullable)]
     pub user_id: Nullable<String>,
     /// When it happened.
     pub occurred_at: Timestamp,
     /// Length of a call or meeting.
-    #[oai(nullable)]
     pub duration_seconds: Nullable<i64>,
     /// How a call went (e.g. connected, no_answer, voicemail).
-    #[oai(nullable)]
     pub outcome: Nullable<String>,
     /// Always 1: activities are a record and are not edited.
     pub version: i64,

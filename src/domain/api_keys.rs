@@ -33,13 +33,10 @@ pub struct ApiKey {
     /// The user who created it; the key stops working if they are deactivated.
     pub created_by: String,
     /// After this the key no longer works.
-    #[oai(nullable)]
     pub expires_at: Nullable<Timestamp>,
     /// When it was revoked.
-    #[oai(nullable)]
     pub revoked_at: Nullable<Timestamp>,
     /// Last use, to the minute.
-    #[oai(nullable)]
     pub last_used_at: Nullable<Timestamp>,
     /// active, expired or revoked.
     pub status: Term<ApiKeyStatus>,

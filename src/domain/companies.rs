@@ -24,25 +24,18 @@ pub struct Company {
     /// Its name.
     pub name: String,
     /// Web domain, e.g. `acme.com`.
-    #[oai(nullable)]
     pub domain: Nullable<String>,
     /// Industry, matched against the organization's ideal customer profile.
-    #[oai(nullable)]
     pub industry: Nullable<String>,
     /// Employees.
-    #[oai(nullable)]
     pub size: Nullable<i64>,
     /// Country (ISO code or name).
-    #[oai(nullable)]
     pub country: Nullable<String>,
     /// Main phone number.
-    #[oai(nullable)]
     pub phone: Nullable<String>,
     /// Website URL.
-    #[oai(nullable)]
     pub website: Nullable<String>,
     /// The user who owns the account.
-    #[oai(nullable)]
     pub owner_id: Nullable<String>,
     /// Free-form labels.
     pub tags: Vec<String>,

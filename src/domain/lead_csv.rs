@@ -58,7 +58,6 @@ pub struct RowIssue {
     /// What was wrong.
     pub message: String,
     /// The existing lead, for duplicates.
-    #[oai(nullable)]
     pub lead_id: Nullable<String>,
 }
 

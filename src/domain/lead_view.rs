@@ -34,7 +34,6 @@ pub struct Lead360 {
     /// The lead.
     pub lead: Lead,
     /// Its company record, when linked.
-    #[oai(nullable)]
     pub company: Nullable<Company>,
     /// Deals from this lead, newest first.
     pub deals: Vec<Deal>,

@@ -89,10 +89,8 @@ pub struct MemoryEntry {
     /// fact, preference, objection, next_step, summary or other.
     pub kind: MemoryKind,
     /// Where it came from (a call, an email id, an agent's name).
-    #[oai(nullable)]
     pub source: Nullable<String>,
     /// How sure the writer was, 0–1.
-    #[oai(nullable)]
     pub confidence: Nullable<f64>,
     /// The credential that wrote it.
     pub created_by: Actor,

@@ -26,13 +26,10 @@ pub struct Note {
     /// The text.
     pub content: String,
     /// The deal it is on.
-    #[oai(nullable)]
     pub deal_id: Nullable<String>,
     /// The lead it is on.
-    #[oai(nullable)]
     pub lead_id: Nullable<String>,
     /// Who wrote it.
-    #[oai(nullable)]
     pub author_id: Nullable<String>,
     /// Bumped on every change; send it back in `If-Match`.
     pub version: i64,

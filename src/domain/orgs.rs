@@ -36,7 +36,6 @@ pub struct Organization {
     /// Month (1–12) in which the fiscal year starts: quarters and years follow it.
     pub fiscal_year_start_month: i64,
     /// Monthly revenue goal in major units of `currency`, or null.
-    #[oai(nullable)]
     pub monthly_revenue_target: Nullable<f64>,
     /// Ideal customer profile for lead scoring.
     pub icp: Icp,

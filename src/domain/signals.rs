@@ -34,10 +34,8 @@ pub struct Signal {
     /// What happened, as a sentence.
     pub title: String,
     /// The deal it is about.
-    #[oai(nullable)]
     pub deal_id: Nullable<String>,
     /// The lead it is about.
-    #[oai(nullable)]
     pub lead_id: Nullable<String>,
     /// Ids of the records behind it (activities, tasks, the deal).
     pub evidence: Vec<String>,
@@ -46,10 +44,8 @@ pub struct Signal {
     /// When it was raised.
     pub detected_at: Timestamp,
     /// When its cause went away.
-    #[oai(nullable)]
     pub resolved_at: Nullable<Timestamp>,
     /// When someone dismissed it.
-    #[oai(nullable)]
     pub dismissed_at: Nullable<Timestamp>,
 }
 

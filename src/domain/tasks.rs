@@ -67,28 +67,22 @@ pub struct Task {
     /// What to do.
     pub title: String,
     /// Details.
-    #[oai(nullable)]
     pub description: Nullable<String>,
     /// open, completed or cancelled.
     pub status: TaskStatus,
     /// low, medium, high or urgent.
     pub priority: Priority,
     /// When it is due.
-    #[oai(nullable)]
     pub due_at: Nullable<Timestamp>,
     /// True when open and past due.
     pub overdue: bool,
     /// Who does it.
-    #[oai(nullable)]
     pub assignee_id: Nullable<String>,
     /// The deal it moves forward.
-    #[oai(nullable)]
     pub deal_id: Nullable<String>,
     /// The lead it is about.
-    #[oai(nullable)]
     pub lead_id: Nullable<String>,
     /// When it was completed.
-    #[oai(nullable)]
     pub completed_at: Nullable<Timestamp>,
     /// Bumped on every change; send it back in `If-Match`.
     pub version: i64,

@@ -36,7 +36,6 @@ pub struct User {
     /// Whether a password is set (users without one can only use API keys).
     pub has_password: bool,
     /// When the user was deactivated.
-    #[oai(nullable)]
     pub deactivated_at: Nullable<Timestamp>,
     /// Bumped on every change; send it back in `If-Match`.
     pub version: i64,

@@ -38,17 +38,14 @@ pub struct Webhook {
     /// Where events are POSTed (http or https).
     pub url: String,
     /// What it is for.
-    #[oai(nullable)]
     pub description: Nullable<String>,
     /// Event types it receives, with wildcards (`deal.*`, `*`).
     pub event_types: Vec<Term<EventTypePattern>>,
     /// False once disabled (by hand, by a 410 Gone, or after five days of failures).
     pub active: bool,
     /// Why it was disabled.
-    #[oai(nullable)]
     pub disabled_reason: Nullable<String>,
     /// When deliveries started failing without a success since.
-    #[oai(nullable)]
     pub failing_since: Nullable<Timestamp>,
     /// Bumped on every change.
     pub version: i64,
@@ -124,19 +121,14 @@ pub struct Delivery {
     /// Attempts so far.
     pub attempts: i64,
     /// When the next attempt is due (pending only).
-    #[oai(nullable)]
     pub next_attempt_at: Nullable<Timestamp>,
     /// The last HTTP status the endpoint answered.
-    #[oai(nullable)]
     pub last_status_code: Nullable<i64>,
     /// The last failure, when it did not answer.
-    #[oai(nullable)]
     pub last_error: Nullable<String>,
     /// How long the last attempt took.
-    #[oai(nullable)]
     pub last_latency_ms: Nullable<i64>,
     /// The start of the last response body.
-    #[oai(nullable)]
     pub response_excerpt: Nullable<String>,
     /// When it was queued.
     pub created_at: Timestamp,

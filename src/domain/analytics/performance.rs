@@ -45,7 +45,6 @@ pub struct Performance {
     /// Calls they logged.
     pub calls_made: i64,
     /// Replies received on their deals per email sent, 0–1; null when none were sent.
-    #[oai(nullable)]
     pub reply_rate: Nullable<f64>,
     /// Every activity they logged.
     pub activities: i64,
@@ -211,16 +210,12 @@ pub struct QuotaStatus {
     /// First day of the period.
     pub period_start: String,
     /// Revenue target and result.
-    #[oai(nullable)]
     pub revenue: Nullable<Attainment>,
     /// Deals target and result.
-    #[oai(nullable)]
     pub deals: Nullable<Attainment>,
     /// Meetings target and result.
-    #[oai(nullable)]
     pub meetings: Nullable<Attainment>,
     /// Activities target and result.
-    #[oai(nullable)]
     pub activities: Nullable<Attainment>,
     /// How far through the period we are, 0–1.
     pub period_elapsed: f64,

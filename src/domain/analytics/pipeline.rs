@@ -36,10 +36,8 @@ pub struct Overview {
     /// The organization's currency; every amount is in it.
     pub currency: Term<Currency>,
     /// Start of the period the created and closed figures cover (absent: all time).
-    #[oai(nullable)]
     pub from: Nullable<Timestamp>,
     /// End of that period.
-    #[oai(nullable)]
     pub to: Nullable<Timestamp>,
     /// Deals created in the period.
     pub total_deals: i64,
@@ -56,13 +54,10 @@ pub struct Overview {
     /// Value won in the period.
     pub won_value: f64,
     /// won / (won + lost) in the period, 0–1; null with no closed deals.
-    #[oai(nullable)]
     pub win_rate: Nullable<f64>,
     /// Average value of the deals won in the period.
-    #[oai(nullable)]
     pub average_deal_size: Nullable<f64>,
     /// Average days from creation to won, for deals won in the period.
-    #[oai(nullable)]
     pub average_sales_cycle_days: Nullable<f64>,
     /// Open deals by stage, in board order.
     pub by_stage: Vec<StageTotals>,
@@ -196,10 +191,8 @@ pub struct FunnelStep {
     /// Deals that entered it in the period.
     pub entered: i64,
     /// Of those, how many later reached a stage further along the board (0–1).
-    #[oai(nullable)]
     pub conversion_to_next: Nullable<f64>,
     /// Average days a deal stayed before leaving it.
-    #[oai(nullable)]
     pub average_days_in_stage: Nullable<f64>,
     /// Deals in it now.
     pub current: i64,

@@ -10,10 +10,8 @@ pub struct LeadSummary {
     /// Full name.
     pub name: String,
     /// Email.
-    #[oai(nullable)]
     pub email: Nullable<String>,
     /// Job title.
-    #[oai(nullable)]
     pub title: Nullable<String>,
     /// Status.
     pub status: LeadStatus,
@@ -27,10 +25,8 @@ pub struct CompanySummary {
     /// Name.
     pub name: String,
     /// Domain.
-    #[oai(nullable)]
     pub domain: Nullable<String>,
     /// Industry.
-    #[oai(nullable)]
     pub industry: Nullable<String>,
 }
 
@@ -43,16 +39,12 @@ pub struct DealContext {
     /// Its stage.
     pub stage: Stage,
     /// Its lead, summarized.
-    #[oai(nullable)]
     pub lead: Nullable<LeadSummary>,
     /// Its company, summarized.
-    #[oai(nullable)]
     pub company: Nullable<CompanySummary>,
     /// The open task due soonest (undated ones last).
-    #[oai(nullable)]
     pub next_task: Nullable<Task>,
     /// The most recent activity.
-    #[oai(nullable)]
     pub last_activity: Nullable<Activity>,
     /// How many tasks are open.
     pub open_tasks_count: i64,

@@ -92,27 +92,20 @@ pub struct Deal {
     /// open, won or lost: follows the stage's kind.
     pub status: DealStatus,
     /// The user who owns it.
-    #[oai(nullable)]
     pub owner_id: Nullable<String>,
     /// The lead it came from.
-    #[oai(nullable)]
     pub lead_id: Nullable<String>,
     /// The company it is with.
-    #[oai(nullable)]
     pub company_id: Nullable<String>,
     /// Expected close, `YYYY-MM-DD`.
-    #[oai(nullable)]
     pub expected_close_date: Nullable<String>,
     /// Why it was lost.
-    #[oai(nullable)]
     pub lost_reason: Nullable<String>,
     /// When it was won or lost.
-    #[oai(nullable)]
     pub closed_at: Nullable<Timestamp>,
     /// When it entered its current stage.
     pub stage_entered_at: Timestamp,
     /// When the last activity on it happened.
-    #[oai(nullable)]
     pub last_activity_at: Nullable<Timestamp>,
     /// Free-form labels.
     pub tags: Vec<String>,

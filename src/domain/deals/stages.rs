@@ -25,13 +25,10 @@ pub struct MoveDeal {
 #[derive(Debug, Clone, Object)]
 pub struct StageChange {
     /// The stage it left (null for the stage it was created in).
-    #[oai(nullable)]
     pub from_stage_id: Nullable<String>,
     /// That stage's name.
-    #[oai(nullable)]
     pub from_stage_name: Nullable<String>,
     /// The stage it entered (null if that stage was deleted since).
-    #[oai(nullable)]
     pub to_stage_id: Nullable<String>,
     /// That stage's name.
     pub to_stage_name: String,
@@ -40,10 +37,8 @@ pub struct StageChange {
     /// Who moved it.
     pub actor: events::Actor,
     /// The reason given for a loss.
-    #[oai(nullable)]
     pub lost_reason: Nullable<String>,
     /// How long it had been in the stage it left, in seconds.
-    #[oai(nullable)]
     pub seconds_in_previous_stage: Nullable<i64>,
 }
 

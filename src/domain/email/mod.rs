@@ -48,7 +48,6 @@ pub struct Inbox {
     /// `<username or deal slug>@<email domain>`: mail to it lands on the deal.
     pub address: String,
     /// The name outbound mail is sent under.
-    #[oai(nullable)]
     pub display_name: Nullable<String>,
     /// When it was created.
     pub created_at: Timestamp,
@@ -98,7 +97,6 @@ pub enum EmailStatus {
 #[derive(Debug, Clone, Object, serde::Serialize, serde::Deserialize)]
 pub struct Attachment {
     /// The file name, if the message gave one.
-    #[oai(nullable)]
     pub filename: Nullable<String>,
     /// Its MIME type.
     pub content_type: String,
@@ -122,14 +120,12 @@ pub struct Email {
     /// The conversation: replies share their original's thread.
     pub thread_id: String,
     /// The `Message-ID` this one answers.
-    #[oai(nullable)]
     pub in_reply_to: Nullable<String>,
     /// The `References` chain, oldest first.
     pub references: Vec<String>,
     /// The sender's address.
     pub from: String,
     /// The sender's display name.
-    #[oai(nullable)]
     pub from_name: Nullable<String>,
     /// Recipients.
     pub to: Vec<String>,
@@ -140,10 +136,8 @@ pub struct Email {
     /// The subject.
     pub subject: String,
     /// The plain-text body.
-    #[oai(nullable)]
     pub text: Nullable<String>,
     /// The HTML body.
-    #[oai(nullable)]
     pub html: Nullable<String>,
     /// Headers of interest (inbound): Date, Reply-To, List-Id, Auto-Submitted and the like.
     pub headers: BTreeMap<String, String>,
@@ -154,18 +148,14 @@ pub struct Email {
     /// How often it was opened.
     pub open_count: i64,
     /// First open.
-    #[oai(nullable)]
     pub first_opened_at: Nullable<Timestamp>,
     /// Latest open.
-    #[oai(nullable)]
     pub last_opened_at: Nullable<Timestamp>,
     /// Delivery attempts so far (outbound).
     pub attempts: i64,
     /// Why the last attempt failed.
-    #[oai(nullable)]
     pub last_error: Nullable<String>,
     /// When the SMTP server accepted it.
-    #[oai(nullable)]
     pub sent_at: Nullable<Timestamp>,
     /// When it was queued or received.
     pub created_at: Timestamp,

@@ -92,50 +92,37 @@ pub struct Lead {
     /// `lead_...`
     pub id: String,
     /// Given name.
-    #[oai(nullable)]
     pub first_name: Nullable<String>,
     /// Family name.
-    #[oai(nullable)]
     pub last_name: Nullable<String>,
     /// Unique among the organization's leads (case-insensitive).
-    #[oai(nullable)]
     pub email: Nullable<String>,
     /// Phone number.
-    #[oai(nullable)]
     pub phone: Nullable<String>,
     /// Job title, matched against the ideal customer profile.
-    #[oai(nullable)]
     pub title: Nullable<String>,
     /// The company record, when linked.
-    #[oai(nullable)]
     pub company_id: Nullable<String>,
     /// The company's name as given (kept when no company record is linked).
-    #[oai(nullable)]
     pub company_name: Nullable<String>,
     /// Country.
-    #[oai(nullable)]
     pub country: Nullable<String>,
     /// new, contacted, qualified, converted or lost.
     pub status: LeadStatus,
     /// Where the lead came from (`website`, `referral`, `import`, ...).
-    #[oai(nullable)]
     pub source: Nullable<String>,
     /// Free-form labels.
     pub tags: Vec<String>,
     /// The user working the lead.
-    #[oai(nullable)]
     pub owner_id: Nullable<String>,
     /// When the last activity with this lead happened.
-    #[oai(nullable)]
     pub last_activity_at: Nullable<Timestamp>,
     /// 0–100 from profile completeness, engagement and fit to the ideal customer profile;
     /// `GET /leads/{id}/score` explains it.
     pub score: i64,
     /// The deal it became.
-    #[oai(nullable)]
     pub converted_deal_id: Nullable<String>,
     /// When it was converted.
-    #[oai(nullable)]
     pub converted_at: Nullable<Timestamp>,
     /// Bumped on every change; send it back in `If-Match`.
     pub version: i64,

@@ -86,7 +86,6 @@ pub struct Stage {
     /// open, won or lost: moving a deal into a won or lost stage closes it.
     pub kind: StageKind,
     /// Days a deal may stay here before it counts as stalling (open stages).
-    #[oai(nullable)]
     pub rotting_days: Nullable<i64>,
     /// Bumped on every change.
     pub version: i64,
