@@ -351,11 +351,11 @@ macro_rules! body_extractor {
                     Some(ct) if <Self as Payload>::check_content_type(ct) => {
                         <Self as ParsePayload>::from_request(request, body).await
                     }
-                    Some(ct) => Err(poem_openapi::error::ContentTypeError::NotSupported {
-                        content_type: ct.to_string(),
-                    }
+                    found => Err($crate::api::error::ApiError::unsupported_media_type(
+                        found,
+                        <Self as Payload>::CONTENT_TYPE,
+                    )
                     .into()),
-                    None => Err(poem_openapi::error::ContentTypeError::ExpectContentType.into()),
                 }
             }
         }

@@ -8,13 +8,17 @@ use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::OpenApi;
 
 use super::body::JsonBody;
+use super::csv::{CsvBody, CsvDownload};
 use super::envelope::{Created, One, Page};
 use super::error::ApiResult;
 use super::headers::IfMatch;
 use super::security::Caller;
 use super::ApiTags;
+use crate::db::run_blocking;
 use crate::domain::auth::Scope;
 use crate::domain::companies::{self, Company, CompanyFilter, CompanyPatch, NewCompany};
+use crate::domain::sheets::companies::CompanyImport;
+use crate::domain::sheets::{self, Delimiter, ImportResult, OnDuplicate, ReadOptions, Run};
 use crate::state::AppState;
 use crate::timefmt::Timestamp;
 
@@ -62,24 +66,123 @@ impl CompaniesApi {
         q: Query<Option<String>>,
     ) -> ApiResult<Page<Company>> {
         let paging = paging(page.0, per_page.0)?;
-        let f = CompanyFilter {
-            industry: industry.0,
-            country: country.0,
-            owner_id: owner_id.0,
-            tag: tag.0,
-            size_min: size_min.0,
-            size_max: size_max.0,
-            created_after: created_after.0.map(|t| t.0),
-            created_before: created_before.0.map(|t| t.0),
-            updated_since: updated_since.0.map(|t| t.0),
-            q: q.0,
-        };
+        let f = company_filter(
+            industry.0,
+            country.0,
+            owner_id.0,
+            tag.0,
+            (size_min.0, size_max.0),
+            (created_after.0, created_before.0, updated_since.0),
+            q.0,
+        );
         let page = caller
             .read(&state, move |c, org_id| {
                 companies::list(c, org_id, &f, sort.0.as_deref(), paging)
             })
             .await?;
         Ok(Page(page))
+    }
+
+    /// Export companies as CSV
+    ///
+    /// Streams every company matching the list filters (same parameters as `GET /companies`,
+    /// no paging) as `text/csv` with a header row; owners are written by email
+    /// (`owner_email`), so the file imports into any organization. Text cells a spreadsheet
+    /// would run as a formula (starting with `=`, `+`, `-`, `@`, tab or CR) get a `'` in front.
+    /// `bom=true` prefixes a UTF-8 byte-order mark for spreadsheet programs that need one.
+    #[oai(
+        path = "/companies/export",
+        method = "get",
+        operation_id = "export_companies"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn export(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        /// The order: one of the values listed; a `-` first means descending.
+        sort: Query<Option<SortParam<CompanySort>>>,
+        /// Only companies in these industries (any of, comma separated).
+        industry: Query<Option<String>>,
+        /// Only companies in these countries (any of, comma separated).
+        country: Query<Option<String>>,
+        /// Only companies owned by these users (`usr_...`; any of, comma separated).
+        owner_id: Query<Option<String>>,
+        /// Only companies carrying this tag.
+        tag: Query<Option<String>>,
+        /// Only companies with at least this many employees.
+        size_min: Query<Option<i64>>,
+        /// Only companies with at most this many employees.
+        size_max: Query<Option<i64>>,
+        /// Only those created at or after this time (RFC 3339).
+        created_after: Query<Option<Timestamp>>,
+        /// Only those created before this time (RFC 3339).
+        created_before: Query<Option<Timestamp>>,
+        /// Only those changed at or after this time (RFC 3339).
+        updated_since: Query<Option<Timestamp>>,
+        /// Text to look for (ASCII letters match in either case); the operation says in which fields.
+        q: Query<Option<String>>,
+        /// true: start the file with a UTF-8 byte-order mark, for spreadsheet programs that need one.
+        bom: Query<Option<bool>>,
+    ) -> ApiResult<CsvDownload> {
+        let org_id = caller.with(Scope::Read)?.org_id.clone();
+        let f = company_filter(
+            industry.0,
+            country.0,
+            owner_id.0,
+            tag.0,
+            (size_min.0, size_max.0),
+            (created_after.0, created_before.0, updated_since.0),
+            q.0,
+        );
+        // Bad filters are a 422 now, before the 200 and the stream begin.
+        companies::filters_for(&org_id, &f, sort.0.as_deref())?;
+        let bom = bom.0.unwrap_or(false);
+        Ok(CsvDownload::stream(
+            &state.db,
+            "companies.csv",
+            move |c, sink| sheets::companies::export(c, &org_id, &f, sort.0.as_deref(), bom, sink),
+        ))
+    }
+
+    /// Import companies from CSV
+    ///
+    /// Scope `write`. Read as `POST /leads/import` reads a file (encodings, separators, header
+    /// names in any spelling, one transaction, a report of every row); the columns and their
+    /// aliases are in docs/import.md. A company is the same as an existing one when their
+    /// domains are, or, for a row without a domain, their names (case aside): such a row is
+    /// skipped, updates it or is an error (`on_duplicate`). Each created company emits
+    /// `company.created`, each updated one `company.updated`.
+    #[oai(
+        path = "/companies/import",
+        method = "post",
+        operation_id = "import_companies"
+    )]
+    async fn import(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        body: CsvBody,
+        /// What a row matching an existing company does: skip it (default), update that company, or count as an error.
+        on_duplicate: Query<Option<OnDuplicate>>,
+        /// The separator between cells; by default the first the header row uses.
+        delimiter: Query<Option<Delimiter>>,
+    ) -> ApiResult<One<ImportResult>> {
+        let p = caller.with(Scope::Write)?.clone();
+        let now = state.clock.now_ms();
+        let db = state.db.clone();
+        let rehearsal = crate::db::rehearsing();
+        let result = run_blocking(move || {
+            let options = ReadOptions {
+                charset: body.charset,
+                delimiter: delimiter.0,
+            };
+            let import = CompanyImport(Run::new(&p, now));
+            let on_duplicate = on_duplicate.0.unwrap_or_default();
+            sheets::import(&db, &import, &body.bytes, &options, on_duplicate, rehearsal)
+        })
+        .await?;
+        Ok(One::new(result))
     }
 
     /// Create a company
@@ -170,5 +273,33 @@ impl CompaniesApi {
             })
             .await?;
         Ok(One::new(c))
+    }
+}
+
+/// The list's (and the export's) filters from their query parameters.
+fn company_filter(
+    industry: Option<String>,
+    country: Option<String>,
+    owner_id: Option<String>,
+    tag: Option<String>,
+    (size_min, size_max): (Option<i64>, Option<i64>),
+    (created_after, created_before, updated_since): (
+        Option<Timestamp>,
+        Option<Timestamp>,
+        Option<Timestamp>,
+    ),
+    q: Option<String>,
+) -> CompanyFilter {
+    CompanyFilter {
+        industry,
+        country,
+        owner_id,
+        tag,
+        size_min,
+        size_max,
+        created_after: created_after.map(|t| t.0),
+        created_before: created_before.map(|t| t.0),
+        updated_since: updated_since.map(|t| t.0),
+        q,
     }
 }

@@ -13,6 +13,9 @@ use poem_openapi::ApiResponse;
 use tokio::sync::mpsc;
 
 use super::body::{body_extractor, media_type, raw_bytes};
+use crate::db::Db;
+use crate::domain::DomainResult;
+use rusqlite::Connection;
 
 const CSV: &str = "text/csv; charset=utf-8";
 
@@ -20,15 +23,27 @@ fn csv_schema() -> MetaSchemaRef {
     MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format("string", "binary")))
 }
 
-/// A `text/csv` request body, as bytes.
-pub struct CsvBody(pub Vec<u8>);
+/// A `text/csv` request body: its bytes and the `charset` its `Content-Type` declared.
+pub struct CsvBody {
+    pub bytes: Vec<u8>,
+    pub charset: Option<String>,
+}
 
 impl Payload for CsvBody {
     const CONTENT_TYPE: &'static str = "text/csv";
 
+    /// The media types spreadsheet files arrive as: CSV under its two names, tab-separated
+    /// text, plain text (Excel's "Unicode Text" is a `.txt`) and `application/vnd.ms-excel`,
+    /// which browsers on Windows send for a `.csv`.
     fn check_content_type(content_type: &str) -> bool {
-        let mime = media_type(content_type);
-        mime == "text/csv" || mime == "application/csv"
+        matches!(
+            media_type(content_type).as_str(),
+            "text/csv"
+                | "application/csv"
+                | "text/tab-separated-values"
+                | "text/plain"
+                | "application/vnd.ms-excel"
+        )
     }
 
     fn schema_ref() -> MetaSchemaRef {
@@ -39,8 +54,19 @@ impl Payload for CsvBody {
 impl ParsePayload for CsvBody {
     const IS_REQUIRED: bool = true;
 
-    async fn from_request(_request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
-        raw_bytes(body).await.map(Self)
+    async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let charset = request.content_type().and_then(|ct| {
+            ct.split(';').skip(1).find_map(|param| {
+                let (name, value) = param.split_once('=')?;
+                name.trim()
+                    .eq_ignore_ascii_case("charset")
+                    .then(|| value.trim().trim_matches('"').to_string())
+            })
+        });
+        Ok(Self {
+            bytes: raw_bytes(body).await?,
+            charset,
+        })
     }
 }
 
@@ -72,22 +98,31 @@ impl Write for CsvSink {
 impl CsvSink {
     /// Ends the download with an error (the client sees a truncated transfer, never a short
     /// file that looks complete).
-    pub fn fail(self, message: String) {
+    fn fail(self, message: String) {
         let _ = self.0.blocking_send(Err(std::io::Error::other(message)));
     }
 }
 
 impl CsvDownload {
-    /// A download named `filename` and the sink that fills it.
-    pub fn channel(filename: &'static str) -> (Self, CsvSink) {
+    /// A download named `filename`, written by `export` in one snapshot on a blocking thread
+    /// as the client reads it. An export that fails midway ends the transfer with an error.
+    pub fn stream<F>(db: &Db, filename: &'static str, export: F) -> Self
+    where
+        F: FnOnce(&Connection, &mut CsvSink) -> DomainResult<()> + Send + 'static,
+    {
         let (tx, rx) = mpsc::channel(16);
-        (
-            Self {
-                chunks: rx,
-                filename,
-            },
-            CsvSink(tx),
-        )
+        let db = db.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut sink = CsvSink(tx);
+            if let Err(e) = db.blocking().read(|c| export(c, &mut sink)) {
+                tracing::warn!("{filename} export ended early: {e}");
+                sink.fail(e.to_string());
+            }
+        });
+        Self {
+            chunks: rx,
+            filename,
+        }
     }
 }
 
@@ -131,7 +166,9 @@ impl ApiResponse for CsvDownload {
                 }],
                 headers: vec![MetaHeader {
                     name: "Content-Disposition".into(),
-                    description: Some("attachment; filename=\"leads.csv\"".into()),
+                    description: Some(
+                        "`attachment; filename=\"leads.csv\"`, named after what is exported".into(),
+                    ),
                     required: false,
                     deprecated: false,
                     schema: String::schema_ref(),

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use serde_json::{json, Value};
 
 use super::envelope::DOCUMENTED_JSON;
-use crate::domain::{email, lead_csv, orgs, validate, webhooks};
+use crate::domain::{email, orgs, sheets, validate, webhooks};
 
 /// poem-openapi's document with the refinements below applied.
 pub fn refine(spec: &str) -> String {
@@ -29,11 +29,13 @@ pub fn refine(spec: &str) -> String {
     declare_idempotency_keys(&mut doc);
     declare_dry_runs(&mut doc);
     bare_json_media_types(&mut doc);
-    // A lead import is UTF-8 CSV text whose header row names a column a lead can be known by.
-    if let Some(schema) =
-        doc.pointer_mut("/paths/~1leads~1import/post/requestBody/content/text~1csv/schema")
-    {
-        *schema = json!({"type": "string", "pattern": lead_csv::HEADER_PATTERN});
+    // An import is a CSV file whose first line is its header row.
+    for resource in ["leads", "companies"] {
+        if let Some(schema) = doc.pointer_mut(&format!(
+            "/paths/~1{resource}~1import/post/requestBody/content/text~1csv/schema"
+        )) {
+            *schema = json!({"type": "string", "pattern": sheets::HEADER_PATTERN});
+        }
     }
     // An inbound message starts with its header fields.
     if let Some(schema) =

@@ -220,6 +220,20 @@ impl ApiError {
         resp
     }
 
+    /// A body of a media type the operation does not take (`found`; `None` when the request
+    /// named none): the message names the one it wants.
+    pub fn unsupported_media_type(found: Option<&str>, wanted: &str) -> Self {
+        let message = match found {
+            Some(found) => format!("Content-Type `{found}` is not supported here; send {wanted}"),
+            None => format!("the request has a body but no Content-Type; send {wanted}"),
+        };
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::UnsupportedMediaType,
+            message,
+        )
+    }
+
     /// Maps any error a handler or the framework produced to the envelope's terms.
     pub fn from_poem(err: &poem::Error) -> Self {
         if let Some(e) = err.downcast_ref::<ApiError>() {
@@ -258,11 +272,12 @@ impl ApiError {
         if let Some(e) = err.downcast_ref::<ContentTypeError>() {
             let message = match e {
                 ContentTypeError::NotSupported { content_type } => format!(
-                    "Content-Type `{content_type}` is not supported here; send application/json"
+                    "Content-Type `{content_type}` is not supported here; see the operation's \
+                     request body in /api/v1/public/docs"
                 ),
-                ContentTypeError::ExpectContentType => {
-                    "the request has a body but no Content-Type; send application/json".into()
-                }
+                ContentTypeError::ExpectContentType => "the request has a body but no \
+                    Content-Type; see the operation's request body in /api/v1/public/docs"
+                    .into(),
             };
             return Self::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -31,8 +31,8 @@ const CREDENTIAL_PARAMS: &[&str] = &[
     "authorization",
 ];
 
-/// The one route that takes bulk uploads, with its own (larger) body limit.
-const IMPORT_PATH: &str = "/api/v1/leads/import";
+/// The routes that take bulk uploads, with their own (larger) body limit.
+const IMPORT_PATHS: &[&str] = &["/api/v1/leads/import", "/api/v1/companies/import"];
 /// Raw inbound mail, attachments included, has its own (larger) limit.
 const INBOUND_PATH: &str = "/api/v1/inbound/email";
 
@@ -322,8 +322,8 @@ impl<E: Endpoint> GateEndpoint<E> {
     fn body_limit(&self, req: &Request) -> usize {
         let config = &self.state.config;
         match req.uri().path() {
-            IMPORT_PATH => config.import_limit,
             INBOUND_PATH => config.inbound_limit,
+            path if IMPORT_PATHS.contains(&path) => config.import_limit,
             _ => config.body_limit,
         }
     }

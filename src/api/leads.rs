@@ -17,11 +17,12 @@ use super::ApiTags;
 use crate::db::run_blocking;
 use crate::domain::auth::Scope;
 use crate::domain::deals::{self, Conversion, ConvertLead};
-use crate::domain::lead_csv::{self, ImportResult, OnDuplicate};
 use crate::domain::lead_view::{self, Lead360};
 use crate::domain::leads::{self, Lead, LeadFilter, LeadPatch, NewLead};
 use crate::domain::listing::Sort;
 use crate::domain::scores::{self, LeadScoreView};
+use crate::domain::sheets::leads::LeadImport;
+use crate::domain::sheets::{self, Delimiter, ImportResult, OnDuplicate, ReadOptions, Run};
 use crate::state::AppState;
 use crate::timefmt::Timestamp;
 
@@ -212,56 +213,52 @@ impl LeadsApi {
         // Bad filters are a 422 now, before the 200 and the stream begin.
         Sort::parse(sort.0.as_deref(), leads::SORTS)?;
         leads::filters_for(&org_id, &f)?;
-        let (download, sink) = CsvDownload::channel("leads.csv");
-        let db = state.db.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut sink = sink;
-            let result = db.blocking().read(|c| {
-                lead_csv::export(
-                    c,
-                    &org_id,
-                    &f,
-                    sort.0.as_deref(),
-                    bom.0.unwrap_or(false),
-                    &mut sink,
-                )
-            });
-            if let Err(e) = result {
-                tracing::warn!("lead export ended early: {e}");
-                sink.fail(e.to_string());
-            }
-        });
-        Ok(download)
+        let bom = bom.0.unwrap_or(false);
+        Ok(CsvDownload::stream(
+            &state.db,
+            "leads.csv",
+            move |c, sink| sheets::leads::export(c, &org_id, &f, sort.0.as_deref(), bom, sink),
+        ))
     }
 
     /// Import leads from CSV
     ///
-    /// Scope `write`. The body is `text/csv` with a header row; understood columns are
-    /// first_name, last_name, name, email, phone, title, company (or company_name), country,
-    /// status, source, tags (separated by `;`) and owner_id; others are ignored and listed in
-    /// `unknown_columns`. Quoted fields, line breaks inside quotes, a byte-order mark and UTF-8
-    /// are handled as spreadsheets write them. Every good row is imported; each bad row is
-    /// reported in `errors` with its row number (1 = first row after the header), its line in
-    /// the file and the reason. A row whose email matches an existing lead is skipped
-    /// (`on_duplicate=skip`, the default) or fills that lead's fields (`update`), and is listed
-    /// in `duplicates`. Each created lead emits `lead.created`.
+    /// Scope `write`. The body is a spreadsheet's CSV with a header row, in UTF-8 (with or
+    /// without a byte-order mark), UTF-16 with a byte-order mark, the `charset` the
+    /// `Content-Type` declares, or Windows-1252 when undeclared bytes are not UTF-8; separated
+    /// by commas, semicolons or tabs (the header row's first, or `delimiter`). Columns are
+    /// matched by name in any case and spelling of spaces, hyphens and underscores, with the
+    /// aliases docs/import.md lists (`E-mail`, `Email Address`, `Job Title`, `Full Name`, …);
+    /// `owner_email` names a member by email. One transaction: every good row is stored, every
+    /// bad row is reported in `errors` with its `row` (1 = the first after the header), `line`
+    /// and `field`, and a failed request stores nothing. A row whose email matches an existing
+    /// lead is skipped, updates it or is an error (`on_duplicate`). Each created lead emits
+    /// `lead.created`, each updated one `lead.updated`.
     #[oai(path = "/leads/import", method = "post", operation_id = "import_leads")]
     async fn import(
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
         body: CsvBody,
-        /// What a row whose email matches an existing lead does: skip it (default) or update that lead.
+        /// What a row whose email matches an existing lead does: skip it (default), update that lead, or count as an error.
         on_duplicate: Query<Option<OnDuplicate>>,
+        /// The separator between cells; by default the first the header row uses.
+        delimiter: Query<Option<Delimiter>>,
     ) -> ApiResult<One<ImportResult>> {
         let p = caller.with(Scope::Write)?.clone();
         let now = state.clock.now_ms();
         let db = state.db.clone();
         let rehearsal = crate::db::rehearsing();
-        let on_duplicate = on_duplicate.0.unwrap_or_default();
-        let result =
-            run_blocking(move || lead_csv::import(&db, &p, &body.0, on_duplicate, rehearsal, now))
-                .await?;
+        let result = run_blocking(move || {
+            let options = ReadOptions {
+                charset: body.charset,
+                delimiter: delimiter.0,
+            };
+            let import = LeadImport(Run::new(&p, now));
+            let on_duplicate = on_duplicate.0.unwrap_or_default();
+            sheets::import(&db, &import, &body.bytes, &options, on_duplicate, rehearsal)
+        })
+        .await?;
         Ok(One::new(result))
     }
 

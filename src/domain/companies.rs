@@ -128,7 +128,8 @@ pub struct CompanyPatch {
     pub tags: Option<Vec<String>>,
 }
 
-const COLUMNS: &str = "id, name, domain, industry, size, country, phone, website, owner_id, tags, \
+pub const COLUMNS: &str =
+    "id, name, domain, industry, size, country, phone, website, owner_id, tags, \
                        version, created_at, updated_at";
 const LIST: ListSource = ListSource {
     columns: COLUMNS,
@@ -137,7 +138,7 @@ const LIST: ListSource = ListSource {
     count_from: None,
 };
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Company> {
+pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Company> {
     Ok(Company {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -208,6 +209,16 @@ pub fn list(
     sort: Option<&str>,
     paging: Paging,
 ) -> DomainResult<ListPage<Company>> {
+    let (filters, sort) = filters_for(org_id, f, sort)?;
+    filters.fetch_page(conn, &LIST, sort, paging, from_row)
+}
+
+/// The list's filters and order, shared by the list and the CSV export.
+pub fn filters_for(
+    org_id: &str,
+    f: &CompanyFilter,
+    sort: Option<&str>,
+) -> DomainResult<(Filters, Sort)> {
     let sort = Sort::parse(sort, SORTS)?;
     let mut filters = Filters::for_org("org_id", org_id);
     let industries: Vec<String> = any_of(f.industry.as_deref())
@@ -237,8 +248,11 @@ pub fn list(
             vec![p.clone().into(), p.into()],
         );
     }
-    filters.fetch_page(conn, &LIST, sort, paging, from_row)
+    Ok((filters, sort))
 }
+
+/// The largest number of employees a company may have (the document's maximum).
+const SIZE_MAX: i64 = 10_000_000;
 
 struct Fields {
     name: String,
@@ -266,8 +280,10 @@ fn check(conn: &Connection, org_id: &str, f: Fields) -> DomainResult<Fields> {
         owner_id: f.owner_id,
         tags: validate::tags(&mut issues, "tags", f.tags),
     };
-    if out.size.is_some_and(|s| s < 0) {
-        issues.add("size", "must be at least 0");
+    match out.size {
+        Some(s) if s < 0 => issues.add("size", "must be at least 0"),
+        Some(s) if s > SIZE_MAX => issues.add("size", format!("must be at most {SIZE_MAX}")),
+        _ => {}
     }
     validate::active_user(
         conn,

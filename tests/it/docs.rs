@@ -28,6 +28,8 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
     ("delete", "/companies/{id}", "delete_company"),
     ("get", "/leads", "list_leads"),
     ("post", "/leads", "create_lead"),
+    ("get", "/companies/export", "export_companies"),
+    ("post", "/companies/import", "import_companies"),
     ("get", "/leads/export", "export_leads"),
     ("post", "/leads/import", "import_leads"),
     ("get", "/leads/{id}", "get_lead"),

@@ -312,6 +312,17 @@ fn every_write_operation_rehearses_without_a_trace() {
     );
     add(
         "POST",
+        "/companies/import",
+        Write {
+            method: "POST",
+            path: "/companies/import".into(),
+            body: Some(b"name,domain\nImported,imported.test\n".to_vec()),
+            content_type: "text/csv",
+            session: false,
+        },
+    );
+    add(
+        "POST",
         "/leads",
         json_write("POST", "/leads".into(), json!({"email": "bo@initech.test"})),
     );
