@@ -779,3 +779,52 @@ CREATE TRIGGER activities_last_activity_insert AFTER INSERT ON activities BEGIN
                                             min(NEW.occurred_at, NEW.created_at))
         WHERE id = NEW.lead_id;
 END;
+
+-- migration: 14
+-- An inbound message is stored once per inbox it reaches, not once per organization: a message
+-- to two deals' inboxes (which Postfix delivers once per recipient) belongs on both deals, and
+-- the second delivery must not be taken for a duplicate of the first. SQLite cannot change a
+-- table's UNIQUE constraint in place, so the table is rebuilt (nothing refers to it) and its
+-- indexes made again, with one for the lookups by Message-ID the old constraint served.
+CREATE TABLE emails_v14 (
+    id               TEXT PRIMARY KEY,
+    org_id           TEXT NOT NULL REFERENCES organizations(id),
+    deal_id          TEXT NOT NULL REFERENCES deals(id) ON DELETE CASCADE,
+    inbox_id         TEXT NOT NULL REFERENCES email_inboxes(id) ON DELETE CASCADE,
+    direction        TEXT NOT NULL CHECK (direction IN ('outbound', 'inbound')),
+    status           TEXT NOT NULL CHECK (status IN ('queued', 'sending', 'sent', 'failed', 'received')),
+    message_id       TEXT NOT NULL,
+    thread_id        TEXT NOT NULL,
+    in_reply_to      TEXT,
+    refs             TEXT NOT NULL DEFAULT '[]',
+    from_address     TEXT NOT NULL,
+    from_name        TEXT,
+    to_addresses     TEXT NOT NULL DEFAULT '[]',
+    cc_addresses     TEXT NOT NULL DEFAULT '[]',
+    bcc_addresses    TEXT NOT NULL DEFAULT '[]',
+    subject          TEXT NOT NULL DEFAULT '',
+    text_body        TEXT,
+    html_body        TEXT,
+    headers          TEXT NOT NULL DEFAULT '{}',
+    attachments      TEXT NOT NULL DEFAULT '[]',
+    track_opens      INTEGER NOT NULL DEFAULT 0,
+    open_token       TEXT UNIQUE,
+    open_count       INTEGER NOT NULL DEFAULT 0,
+    first_opened_at  INTEGER,
+    last_opened_at   INTEGER,
+    user_id          TEXT,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  INTEGER,
+    last_error       TEXT,
+    sent_at          INTEGER,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    UNIQUE (inbox_id, message_id)
+) STRICT;
+INSERT INTO emails_v14 SELECT * FROM emails;
+DROP TABLE emails;
+ALTER TABLE emails_v14 RENAME TO emails;
+CREATE INDEX emails_deal ON emails (deal_id, created_at);
+CREATE INDEX emails_thread ON emails (deal_id, thread_id, created_at);
+CREATE INDEX emails_outbox ON emails (status, next_attempt_at) WHERE status IN ('queued', 'sending');
+CREATE INDEX emails_message ON emails (org_id, message_id);

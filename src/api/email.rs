@@ -277,10 +277,14 @@ impl EmailApi {
     /// Receive an email (for your mail server)
     ///
     /// A raw RFC 5322 message (`message/rfc822`), authorized by the server's inbound token.
-    /// Routed by recipient to the deal whose inbox it names (none: 404), threaded by
-    /// `In-Reply-To`/`References`, and logged as an `email_received` activity, which raises
-    /// the `email_replied` signal; emits `email.received`. The same `Message-ID` twice is
-    /// stored once (200 the second time). A message without a sender or recipient is a 422.
+    /// Stored on the deal of the inbox it was delivered to (`Delivered-To` or
+    /// `X-Original-To`: a mail server delivers a message to several inboxes once per
+    /// recipient), else on the deal of every inbox its To, Cc and Bcc name (none: 404).
+    /// Threaded by `In-Reply-To`/`References` and logged as an `email_received` activity,
+    /// which raises the `email_replied` signal; emits `email.received` per deal. A message is
+    /// stored once per inbox: the same `Message-ID` again is a 200 that changes nothing. The
+    /// answer is the copy on the first inbox. Input that does not start with a header field,
+    /// a message that names no recipient, and a routed message without a sender are 422s.
     #[oai(
         path = "/inbound/email",
         method = "post",

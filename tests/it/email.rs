@@ -398,7 +398,106 @@ fn inbound_samples_are_parsed_and_bad_ones_refused() {
     inbound(&s, unknown.as_bytes(), INBOUND_TOKEN).error(404, "not_found");
     inbound(&s, &fixture("attachment.eml", &address, ""), "wrong-token").error(401, "unauthorized");
     inbound(&s, &fixture("attachment.eml", &address, ""), &k).error(401, "unauthorized");
+    // Garbage and a message to no one are malformed (422), not unroutable (404).
+    let e = inbound(&s, b"\x00\x01garbage\xff bytes", INBOUND_TOKEN).error(422, "validation_error");
+    assert!(
+        e["message"].as_str().unwrap().contains("header field"),
+        "{e}"
+    );
+    let e = inbound(
+        &s,
+        b"From: a@x.test\r\nSubject: hi\r\n\r\nhello",
+        INBOUND_TOKEN,
+    )
+    .error(422, "validation_error");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("names no recipient"),
+        "{e}"
+    );
+    // A body of another media type: the message names the one this route takes.
+    let e = s
+        .call(
+            "POST",
+            "/inbound/email",
+            Some(INBOUND_TOKEN),
+            Some(b"{}"),
+            &[("content-type", "application/json")],
+        )
+        .error(415, "unsupported_media_type");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("send message/rfc822"),
+        "{e}"
+    );
     assert_eq!(s.count("SELECT COUNT(*) FROM emails"), before);
+}
+
+#[test]
+fn a_message_to_two_deal_inboxes_lands_on_both() {
+    let sink = SmtpSink::start();
+    let s = server(&sink);
+    let k = s.admin_key.clone();
+    let (a, b) = (deal(&s, "Alpha"), deal(&s, "Beta"));
+    let address = |d: &str, name: &str| {
+        s.post(
+            &format!("/deals/{d}/email-inbox"),
+            &k,
+            json!({"username": name}),
+        )
+        .data(201)["address"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (alpha, beta) = (address(&a, "alpha"), address(&b, "beta"));
+    let message = |delivered_to: &str, id: &str| {
+        format!(
+            "{delivered_to}From: Buyer <buyer@client.test>\r\nTo: {alpha}, {beta}\r\n\
+             Subject: Both of you\r\nMessage-ID: <{id}@client.test>\r\n\r\nHello both.\r\n"
+        )
+    };
+    let on = |d: &str| {
+        s.get(&format!("/deals/{d}/emails?direction=inbound"), &k)
+            .data(200)
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    // As Postfix delivers it: once per recipient, each copy naming its own in Delivered-To.
+    inbound(
+        &s,
+        message(&format!("Delivered-To: {alpha}\r\n"), "one").as_bytes(),
+        INBOUND_TOKEN,
+    )
+    .data(201);
+    inbound(
+        &s,
+        message(&format!("Delivered-To: {beta}\r\n"), "one").as_bytes(),
+        INBOUND_TOKEN,
+    )
+    .data(201);
+    assert_eq!((on(&a), on(&b)), (1, 1));
+    // Delivered again to the first: nothing new anywhere.
+    inbound(
+        &s,
+        message(&format!("Delivered-To: {alpha}\r\n"), "one").as_bytes(),
+        INBOUND_TOKEN,
+    )
+    .data(200);
+    assert_eq!((on(&a), on(&b)), (1, 1));
+    // One delivery without an envelope header: stored on every inbox it names, once.
+    inbound(&s, message("", "two").as_bytes(), INBOUND_TOKEN).data(201);
+    inbound(&s, message("", "two").as_bytes(), INBOUND_TOKEN).data(200);
+    assert_eq!((on(&a), on(&b)), (2, 2));
+    assert_eq!(
+        s.count("SELECT COUNT(*) FROM events WHERE type = 'email.received'"),
+        4
+    );
 }
 
 #[test]

@@ -16,7 +16,9 @@ pub struct Parsed {
     pub from: String,
     /// Sender's name.
     pub from_name: Option<String>,
-    /// Every recipient address the message names (To, Cc, Delivered-To, X-Original-To).
+    /// The address this copy was delivered to (`Delivered-To`, `X-Original-To`).
+    pub envelope: Vec<String>,
+    /// Every recipient address the message's headers name (To, Cc, Bcc).
     pub recipients: Vec<String>,
     /// To.
     pub to: Vec<String>,
@@ -42,35 +44,65 @@ pub struct Received {
     pub created: bool,
 }
 
-/// Stores an inbound message on the deal whose inbox it was sent to: threads it by
-/// `In-Reply-To`/`References`, logs `email_received` (which raises `email_replied`) and emits
-/// `email.received`. The same `Message-ID` twice is stored once.
+/// Stores an inbound message on each deal whose inbox it reached: the inbox it was delivered to
+/// (a mail server delivers a message to several inboxes once per recipient, each copy naming
+/// its own), else every inbox its headers name. Threads it by `In-Reply-To`/`References`, logs
+/// `email_received` (which raises `email_replied`) and emits `email.received`. A message is
+/// stored once per inbox: the same `Message-ID` again in an inbox changes nothing there.
+/// Answers with the copy on the first inbox, `created` when any copy is new.
 pub fn receive(tx: &Tx<'_>, m: Parsed, now: Millis) -> DomainResult<Received> {
-    let mut inbox: Option<(String, String, String)> = None;
-    for r in &m.recipients {
-        inbox = tx
-            .prepare_cached("SELECT id, org_id, deal_id FROM email_inboxes WHERE address = ?1")?
-            .query_row(params![r], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-            })
-            .optional()?;
-        if inbox.is_some() {
-            break;
-        }
+    let mut inboxes = inboxes_of(tx, &m.envelope)?;
+    if inboxes.is_empty() {
+        inboxes = inboxes_of(tx, &m.recipients)?;
     }
-    let Some((inbox_id, org_id, deal_id)) = inbox else {
+    if inboxes.is_empty() {
         return Err(DomainError::NotFound("email inbox"));
-    };
+    }
     if m.from.is_empty() {
         return Err(DomainError::invalid("body", "has no From address"));
     }
+    let mut first: Option<Received> = None;
+    let mut created = false;
+    for inbox in &inboxes {
+        let stored = store(tx, &m, inbox, now)?;
+        created |= stored.created;
+        first.get_or_insert(stored);
+    }
+    let mut first = first.expect("one inbox at least");
+    first.created = created;
+    Ok(first)
+}
+
+/// An inbox: its id, organization and deal.
+type InboxOf = (String, String, String);
+
+/// The inboxes among `addresses`, each once, in the order named.
+fn inboxes_of(tx: &Tx<'_>, addresses: &[String]) -> DomainResult<Vec<InboxOf>> {
+    let mut found: Vec<InboxOf> = Vec::new();
+    for address in addresses {
+        let inbox = tx
+            .prepare_cached("SELECT id, org_id, deal_id FROM email_inboxes WHERE address = ?1")?
+            .query_row(params![address], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .optional()?;
+        if let Some(inbox) = inbox.filter(|i| !found.contains(i)) {
+            found.push(inbox);
+        }
+    }
+    Ok(found)
+}
+
+/// Stores `m` on one inbox's deal, unless that inbox has it already.
+fn store(tx: &Tx<'_>, m: &Parsed, inbox: &InboxOf, now: Millis) -> DomainResult<Received> {
+    let (inbox_id, org_id, deal_id) = inbox;
     if let Some(id) = tx
-        .prepare_cached("SELECT id FROM emails WHERE org_id = ?1 AND message_id = ?2")?
-        .query_row(params![org_id, m.message_id], |r| r.get::<_, String>(0))
+        .prepare_cached("SELECT id FROM emails WHERE inbox_id = ?1 AND message_id = ?2")?
+        .query_row(params![inbox_id, m.message_id], |r| r.get::<_, String>(0))
         .optional()?
     {
         return Ok(Received {
-            email: get_by_id(tx, &org_id, &id)?,
+            email: get_by_id(tx, org_id, &id)?,
             created: false,
         });
     }
