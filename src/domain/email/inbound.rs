@@ -151,16 +151,16 @@ fn store(tx: &Tx<'_>, m: &Parsed, inbox: &InboxOf, now: Millis) -> DomainResult<
     let actor = Actor::system();
     log_activity(
         tx,
-        &org_id,
+        org_id,
         None,
         "email_received",
         &m.subject,
         format!("From {}", m.from),
-        &deal_id,
+        deal_id,
         now,
     )?;
-    let email = get_by_id(tx, &org_id, &id)?;
-    changes::append(tx, &org_id, &actor, "email.received", &email, None, now)?;
+    let email = get_by_id(tx, org_id, &id)?;
+    changes::append(tx, org_id, &actor, "email.received", &email, None, now)?;
     Ok(Received {
         email,
         created: true,
