@@ -29,6 +29,7 @@ pub mod domain;
 pub mod error;
 pub mod events_bus;
 pub mod ids;
+pub mod import_file;
 pub mod mail_worker;
 pub mod ratelimit;
 pub mod rules;

@@ -60,6 +60,10 @@ enum Command {
     /// Fill an organization with realistic demo data, the same for the same --seed and
     /// --as-of (a new database gets its organization and admin key first).
     Seed(Box<SeedArgs>),
+    /// Import a CSV file of leads or companies into the database, as `POST /leads/import`
+    /// does (one transaction, a report of every row as JSON on stdout), even while a server
+    /// is serving the same file: for migrations too big to upload.
+    Import(Box<clozup::import_file::ImportArgs>),
     /// Write a consistent snapshot of the database to a new file, even while a server is
     /// writing to it; the copy is integrity-checked.
     Backup {
@@ -197,6 +201,7 @@ fn main() -> ExitCode {
         Command::Orgs { action } => orgs_cmd(action),
         Command::Users { action } => users_cmd(action),
         Command::Seed(args) => seed_cmd(*args),
+        Command::Import(args) => clozup::import_file::run(*args),
         Command::Backup { db, out } => clozup::db::backup(&db.db, &out).map(|bytes| {
             eprintln!("Wrote {} ({bytes} bytes, integrity ok).", out.display());
         }),

@@ -8,17 +8,16 @@ use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::OpenApi;
 
 use super::body::JsonBody;
-use super::csv::{CsvBody, CsvDownload};
+use super::csv::{self, CsvBody, CsvDownload};
 use super::envelope::{Created, One, Page};
 use super::error::ApiResult;
 use super::headers::IfMatch;
 use super::security::Caller;
 use super::ApiTags;
-use crate::db::run_blocking;
 use crate::domain::auth::Scope;
 use crate::domain::companies::{self, Company, CompanyFilter, CompanyPatch, NewCompany};
 use crate::domain::sheets::companies::CompanyImport;
-use crate::domain::sheets::{self, Delimiter, ImportResult, OnDuplicate, ReadOptions, Run};
+use crate::domain::sheets::{self, Delimiter, ImportResult, OnDuplicate};
 use crate::state::AppState;
 use crate::timefmt::Timestamp;
 
@@ -168,21 +167,15 @@ impl CompaniesApi {
         /// The separator between cells; by default the first the header row uses.
         delimiter: Query<Option<Delimiter>>,
     ) -> ApiResult<One<ImportResult>> {
-        let p = caller.with(Scope::Write)?.clone();
-        let now = state.clock.now_ms();
-        let db = state.db.clone();
-        let rehearsal = crate::db::rehearsing();
-        let result = run_blocking(move || {
-            let options = ReadOptions {
-                charset: body.charset,
-                delimiter: delimiter.0,
-            };
-            let import = CompanyImport(Run::new(&p, now));
-            let on_duplicate = on_duplicate.0.unwrap_or_default();
-            sheets::import(&db, &import, &body.bytes, &options, on_duplicate, rehearsal)
-        })
-        .await?;
-        Ok(One::new(result))
+        csv::import(
+            &state,
+            &caller,
+            body,
+            delimiter.0,
+            on_duplicate.0,
+            CompanyImport,
+        )
+        .await
     }
 
     /// Create a company

@@ -13,8 +13,16 @@ use poem_openapi::ApiResponse;
 use tokio::sync::mpsc;
 
 use super::body::{body_extractor, media_type, raw_bytes};
-use crate::db::Db;
+use super::envelope::One;
+use super::error::ApiResult;
+use super::security::Caller;
+use crate::db::{run_blocking, Db};
+use crate::domain::auth::Scope;
+use crate::domain::sheets::{
+    self, Delimiter, ImportResult, Importer, OnDuplicate, ReadOptions, Run,
+};
 use crate::domain::DomainResult;
+use crate::state::AppState;
 use rusqlite::Connection;
 
 const CSV: &str = "text/csv; charset=utf-8";
@@ -178,4 +186,38 @@ impl ApiResponse for CsvDownload {
     }
 
     fn register(_registry: &mut Registry) {}
+}
+
+/// An import endpoint's work: reads `body` with `importer` for a caller holding `write`, on a
+/// blocking thread, in one transaction (rolled back for a dry run).
+pub async fn import<I: Importer + Send + 'static>(
+    state: &AppState,
+    caller: &Caller,
+    body: CsvBody,
+    delimiter: Option<Delimiter>,
+    on_duplicate: Option<OnDuplicate>,
+    importer: fn(Run) -> I,
+) -> ApiResult<One<ImportResult>> {
+    let p = caller.with(Scope::Write)?.clone();
+    let import = importer(Run::new(p, state.clock.now_ms()));
+    let db = state.db.clone();
+    let rehearsal = crate::db::rehearsing();
+    let result = run_blocking(move || {
+        let options = ReadOptions {
+            charset: body.charset,
+            delimiter,
+        };
+        let on_duplicate = on_duplicate.unwrap_or_default();
+        sheets::import(
+            &db,
+            &import,
+            &body.bytes,
+            &options,
+            on_duplicate,
+            rehearsal,
+            &mut |_, _| {},
+        )
+    })
+    .await?;
+    Ok(One::new(result))
 }

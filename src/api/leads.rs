@@ -8,13 +8,12 @@ use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::{Object, OpenApi};
 
 use super::body::JsonBody;
-use super::csv::{CsvBody, CsvDownload};
+use super::csv::{self, CsvBody, CsvDownload};
 use super::envelope::{Created, One, Page};
 use super::error::ApiResult;
 use super::headers::IfMatch;
 use super::security::Caller;
 use super::ApiTags;
-use crate::db::run_blocking;
 use crate::domain::auth::Scope;
 use crate::domain::deals::{self, Conversion, ConvertLead};
 use crate::domain::lead_view::{self, Lead360};
@@ -22,7 +21,7 @@ use crate::domain::leads::{self, Lead, LeadFilter, LeadPatch, NewLead};
 use crate::domain::listing::Sort;
 use crate::domain::scores::{self, LeadScoreView};
 use crate::domain::sheets::leads::LeadImport;
-use crate::domain::sheets::{self, Delimiter, ImportResult, OnDuplicate, ReadOptions, Run};
+use crate::domain::sheets::{self, Delimiter, ImportResult, OnDuplicate};
 use crate::state::AppState;
 use crate::timefmt::Timestamp;
 
@@ -245,21 +244,15 @@ impl LeadsApi {
         /// The separator between cells; by default the first the header row uses.
         delimiter: Query<Option<Delimiter>>,
     ) -> ApiResult<One<ImportResult>> {
-        let p = caller.with(Scope::Write)?.clone();
-        let now = state.clock.now_ms();
-        let db = state.db.clone();
-        let rehearsal = crate::db::rehearsing();
-        let result = run_blocking(move || {
-            let options = ReadOptions {
-                charset: body.charset,
-                delimiter: delimiter.0,
-            };
-            let import = LeadImport(Run::new(&p, now));
-            let on_duplicate = on_duplicate.0.unwrap_or_default();
-            sheets::import(&db, &import, &body.bytes, &options, on_duplicate, rehearsal)
-        })
-        .await?;
-        Ok(One::new(result))
+        csv::import(
+            &state,
+            &caller,
+            body,
+            delimiter.0,
+            on_duplicate.0,
+            LeadImport,
+        )
+        .await
     }
 
     /// Get a lead

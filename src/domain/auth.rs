@@ -223,6 +223,21 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// A member acting through the command line (`clozup import`): who runs the binary on the
+    /// database file acts as that member, with the member's role; events name the member.
+    pub fn operator(org_id: &str, user_id: &str, role: Role) -> Self {
+        Self {
+            org_id: org_id.to_string(),
+            user_id: user_id.to_string(),
+            role,
+            credential_id: "cli".into(),
+            kind: CredentialKind::Session,
+            scopes: role.scopes(),
+            last_used_at: None,
+            expires_at: None,
+        }
+    }
+
     /// `Ok` when the credential grants `scope`, else a 403 naming it.
     pub fn require(&self, scope: Scope) -> DomainResult<()> {
         if self.scopes.grants(scope) {

@@ -562,16 +562,22 @@ pub fn set_password_by_operator(
     password: HashedPassword,
     now: Millis,
 ) -> DomainResult<User> {
-    let id: Option<String> = tx
-        .cached_row(
-            "SELECT id FROM users WHERE org_id = ?1 AND email = ?2 COLLATE NOCASE",
-            params![org_id, email.trim()],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let id = id.ok_or(DomainError::NotFound("user"))?;
+    let id = by_email(tx, org_id, email)?
+        .ok_or(DomainError::NotFound("user"))?
+        .id;
     replace_password(tx, &id, Some(&password), now)?;
     get(tx, org_id, &id)
+}
+
+/// The member with this email (case aside), active or not.
+pub fn by_email(conn: &Connection, org_id: &str, email: &str) -> DomainResult<Option<User>> {
+    Ok(conn
+        .cached_row(
+            &format!("SELECT {COLUMNS} FROM users WHERE org_id = ?1 AND email = ?2 COLLATE NOCASE"),
+            params![org_id, email.trim()],
+            from_row,
+        )
+        .optional()?)
 }
 
 /// The organization's longest-standing active owner: who the operator's CLI acts as.

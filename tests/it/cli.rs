@@ -531,3 +531,79 @@ fn sigterm_answers_every_request_already_sent() {
         assert_eq!(stored(email), 0, "{email} was refused but is stored");
     }
 }
+
+#[test]
+fn import_command_fills_the_file_a_running_server_serves() {
+    let dir = TempDir::new();
+    let db = dir.path().join("x.sqlite");
+    let mut s = serve(&db, &[]);
+    let admin = key_in(&s.stderr).unwrap();
+    let file = dir.path().join("people.csv");
+    let mut csv = String::from("Full Name;E-mail;Company;Lead Owner\r\n");
+    for i in 0..2500 {
+        csv.push_str(&format!(
+            "Person {i};p{i}@example.com;Co {};nobody@else.test\r\n",
+            i % 7
+        ));
+    }
+    csv.push_str("Broken;not-an-email;;\r\n");
+    std::fs::write(&file, &csv).unwrap();
+    let (db, file) = (db.to_str().unwrap(), file.to_str().unwrap());
+
+    let (ok, out, _) = run(&["import", "leads", file, "--db", db, "--dry-run", "--quiet"]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        get(&s.addr, "/api/v1/leads?per_page=1", &admin)
+            .1
+            .matches("\"id\"")
+            .count(),
+        0
+    );
+
+    let (ok, out, err) = run(&["import", "leads", file, "--db", db]);
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (
+            report["rows"].as_i64(),
+            report["created"].as_i64(),
+            report["failed"].as_i64()
+        ),
+        (Some(2501), Some(2500), Some(1)),
+        "{report}"
+    );
+    assert_eq!(
+        (
+            report["delimiter"].as_str(),
+            report["errors"][0]["line"].as_i64()
+        ),
+        (Some("semicolon"), Some(2502))
+    );
+    // Not a terminal: the progress is a line per tenth, ending at the whole file.
+    assert!(
+        err.lines().count() >= 2 && err.trim_end().ends_with("2501/2501 rows"),
+        "{err}"
+    );
+    // The server serves what the other process wrote, and its event log has every lead.
+    let (status, body) = get(&s.addr, "/api/v1/leads?q=p2499%40example.com", &admin);
+    assert!(status == 200 && body.contains("Person"), "{status} {body}");
+    let (_, events) = get(
+        &s.addr,
+        "/api/v1/events/log?types=lead.created&per_page=1",
+        &admin,
+    );
+    assert!(events.contains("\"total\":2500"), "{events}");
+    // A member who is not there is refused before anything is read.
+    let (ok, _, err) = run(&[
+        "import",
+        "leads",
+        file,
+        "--db",
+        db,
+        "--as",
+        "ghost@nowhere.test",
+    ]);
+    assert!(!ok && err.contains("ghost@nowhere.test"), "{err}");
+    sigterm(&s.child);
+    wait_exit(&mut s.child, Duration::from_secs(20));
+}

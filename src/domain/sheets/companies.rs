@@ -83,7 +83,7 @@ pub const COLUMNS: &[Column] = &[
 ];
 
 /// The company import: creates companies, matched to existing ones by domain or name.
-pub struct CompanyImport<'a>(pub Run<'a>);
+pub struct CompanyImport(pub Run);
 
 /// A cell of employees as a number: `1200`, `1,200` or `1 200`; `None` with a note for
 /// anything else (a range such as `51-200` is what some exports write).
@@ -105,7 +105,7 @@ fn size(cell: Option<String>, notes: &mut Vec<Note>) -> Option<i64> {
     }
 }
 
-impl Importer for CompanyImport<'_> {
+impl Importer for CompanyImport {
     const NOUN: &'static str = "company";
     const COLUMNS: &'static [Column] = COLUMNS;
     const READ_ONLY: &'static [&'static str] = &["id", "created_at", "updated_at"];

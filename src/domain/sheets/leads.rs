@@ -136,9 +136,9 @@ pub const COLUMNS: &[Column] = &[
 ];
 
 /// The lead import: creates leads, matched to existing ones by email.
-pub struct LeadImport<'a>(pub Run<'a>);
+pub struct LeadImport(pub Run);
 
-impl Importer for LeadImport<'_> {
+impl Importer for LeadImport {
     const NOUN: &'static str = "lead";
     const COLUMNS: &'static [Column] = COLUMNS;
     const READ_ONLY: &'static [&'static str] = &[
@@ -190,7 +190,7 @@ impl Importer for LeadImport<'_> {
     }
 }
 
-impl LeadImport<'_> {
+impl LeadImport {
     /// A row's lead fields, with its owner and company resolved in this organization.
     fn fields(
         &self,

@@ -147,18 +147,18 @@ pub trait Importer {
 }
 
 /// The caller and the time an import runs for, which every importer needs.
-pub struct Run<'a> {
-    pub p: &'a Principal,
+pub struct Run {
+    pub p: Principal,
     pub actor: Actor,
     pub now: Millis,
 }
 
-impl<'a> Run<'a> {
+impl Run {
     /// An import by `p` at `now`.
-    pub fn new(p: &'a Principal, now: Millis) -> Self {
+    pub fn new(p: Principal, now: Millis) -> Self {
         Self {
+            actor: Actor::from(&p),
             p,
-            actor: Actor::from(p),
             now,
         }
     }
@@ -255,8 +255,12 @@ fn email_like_columns(sheet: &read::Sheet, unknown: &[String]) -> Vec<RowIssue> 
         .collect()
 }
 
+/// How often an import reports its progress, in rows.
+const PROGRESS_EVERY: usize = 1000;
+
 /// Imports a CSV file with `importer` in one transaction (rolled back at the end for a
 /// `rehearsal`). Runs on the calling blocking thread; holds the writer for the whole file.
+/// `progress` hears (rows done, rows in the file) every thousand rows and at the end.
 pub fn import<I: Importer>(
     db: &Db,
     importer: &I,
@@ -264,6 +268,7 @@ pub fn import<I: Importer>(
     options: &ReadOptions,
     on_duplicate: OnDuplicate,
     rehearsal: bool,
+    progress: &mut dyn FnMut(usize, usize),
 ) -> DomainResult<ImportResult> {
     let sheet = read::read(bytes, options)?;
     let (index, unknown_columns) = map_headers::<I>(&sheet.headers);
@@ -280,8 +285,12 @@ pub fn import<I: Importer>(
         encoding: sheet.encoding.to_string(),
         delimiter: sheet.delimiter,
     };
+    let total = sheet.rows.len();
     db.blocking().write_or_rehearse(rehearsal, |tx| {
-        for r in &sheet.rows {
+        for (done, r) in sheet.rows.iter().enumerate() {
+            if done % PROGRESS_EVERY == 0 {
+                progress(done, total);
+            }
             let issue = |field: Option<String>, message: String, id: Option<String>| RowIssue {
                 row: r.row,
                 line: r.line,
@@ -354,6 +363,7 @@ pub fn import<I: Importer>(
         }
         Ok(())
     })?;
+    progress(total, total);
     Ok(result)
 }
 
