@@ -1,4 +1,5 @@
-//! Import throughput: 100,000 CSV rows of leads, then as many companies, through the real HTTP
+//! Import throughput: 100,000 CSV rows of leads, then as many companies, then as many deals
+//! (each naming its stage, its company by domain and its lead by email), through the real HTTP
 //! API into a real SQLite file with `synchronous=FULL`, each file in one transaction. Target
 //! (issues 3 and 22): 100,000 leads in under 10 s on the 2-core reference machine.
 //!
@@ -92,12 +93,31 @@ fn main() {
             10 + i % 5000,
         );
     }
+    const STAGES: &[&str] = &["Lead In", "Qualified", "Demo Scheduled", "Proposal Sent"];
+    let mut deals = String::with_capacity(rows * 100);
+    deals.push_str("Deal Name,Amount,Deal Stage,Company Domain,Contact Email,Close Date\n");
+    for i in 0..rows {
+        let _ = writeln!(
+            deals,
+            "Deal {i},\"{},{:03}.00\",{},c{i}.example.com,{}.{}.{i}@example.com,2027-0{}-15",
+            1 + i % 90,
+            i % 1000,
+            STAGES[i % STAGES.len()],
+            FIRST[i % FIRST.len()].to_lowercase(),
+            LAST[i / 7 % LAST.len()].to_lowercase(),
+            1 + i % 9,
+        );
+    }
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(600)))
         .build()
         .into();
-    for (resource, file) in [("leads", &csv), ("companies", &companies)] {
+    for (resource, file) in [
+        ("leads", &csv),
+        ("companies", &companies),
+        ("deals", &deals),
+    ] {
         let started = Instant::now();
         let mut resp = agent
             .post(format!("http://{addr}/api/v1/{resource}/import"))

@@ -7,13 +7,15 @@ use std::path::PathBuf;
 use crate::clock::{Clock, SystemClock};
 use crate::db::{Db, DbOptions};
 use crate::domain::auth::Principal;
-use crate::domain::sheets::{self, companies::CompanyImport, leads::LeadImport, Run};
+use crate::domain::sheets::{
+    self, companies::CompanyImport, deals::DealImport, leads::LeadImport, Run,
+};
 use crate::domain::{orgs, users, DomainError};
 
 #[derive(clap::Args)]
 pub struct ImportArgs {
-    /// What the file holds: `leads` or `companies`.
-    #[arg(value_parser = ["leads", "companies"])]
+    /// What the file holds: `leads`, `companies` or `deals`.
+    #[arg(value_parser = ["leads", "companies", "deals"])]
     pub what: String,
     /// The CSV file (any encoding and separator the API reads; see docs/import.md).
     pub file: PathBuf,
@@ -101,25 +103,11 @@ pub fn run(a: ImportArgs) -> Result<(), String> {
         }
     };
     let run = Run::new(p, SystemClock.now_ms());
+    let (o, d, dry, tick) = (&options, on_duplicate, a.dry_run, &mut progress);
     let result = match a.what.as_str() {
-        "leads" => sheets::import(
-            &db,
-            &LeadImport(run),
-            &bytes,
-            &options,
-            on_duplicate,
-            a.dry_run,
-            &mut progress,
-        ),
-        _ => sheets::import(
-            &db,
-            &CompanyImport(run),
-            &bytes,
-            &options,
-            on_duplicate,
-            a.dry_run,
-            &mut progress,
-        ),
+        "leads" => sheets::import(&db, &LeadImport(run), &bytes, o, d, dry, tick),
+        "companies" => sheets::import(&db, &CompanyImport(run), &bytes, o, d, dry, tick),
+        _ => sheets::import(&db, &DealImport(run), &bytes, o, d, dry, tick),
     }
     .map_err(|e| e.to_string())?;
     let json = poem_openapi::types::ToJSON::to_json(&result).unwrap_or_default();

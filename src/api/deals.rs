@@ -10,15 +10,19 @@ use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::OpenApi;
 
 use super::body::JsonBody;
+use super::csv::{self, CsvBody, CsvDownload};
 use super::envelope::{Created, One, Page};
 use super::error::ApiResult;
 use super::headers::IfMatch;
 use super::security::Caller;
 use super::ApiTags;
+use crate::domain::auth::Scope;
 use crate::domain::deals::{
     self, Deal, DealContext, DealFilter, DealPatch, MoveDeal, NewDeal, StageChange,
 };
 use crate::domain::pipelines::{self, Stage};
+use crate::domain::sheets::deals::DealImport;
+use crate::domain::sheets::{self, Delimiter, ImportResult, OnDuplicate};
 use crate::state::AppState;
 use crate::timefmt::Timestamp;
 
@@ -84,24 +88,14 @@ impl DealsApi {
     ) -> ApiResult<Page<Deal>> {
         let paging = paging(page.0, per_page.0)?;
         let now = state.clock.now_ms();
-        let f = DealFilter {
-            stage_id: stage_id.0,
-            stage: stage.0,
-            status: status.0.map(String::from),
-            pipeline_id: pipeline_id.0,
-            owner_id: owner_id.0,
-            lead_id: lead_id.0,
-            company_id: company_id.0,
-            tag: tag.0,
-            value_min: value_min.0,
-            value_max: value_max.0,
-            expected_close_after: expected_close_after.0.map(String::from),
-            expected_close_before: expected_close_before.0.map(String::from),
-            created_after: created_after.0.map(|t| t.0),
-            created_before: created_before.0.map(|t| t.0),
-            updated_since: updated_since.0.map(|t| t.0),
-            q: q.0,
-        };
+        let f = deal_filter(
+            (stage_id.0, stage.0, status.0, pipeline_id.0),
+            (owner_id.0, lead_id.0, company_id.0, tag.0),
+            (value_min.0, value_max.0),
+            (expected_close_after.0, expected_close_before.0),
+            (created_after.0, created_before.0, updated_since.0),
+            q.0,
+        );
         Ok(Page(
             caller
                 .read(&state, move |c, org_id| {
@@ -109,6 +103,114 @@ impl DealsApi {
                 })
                 .await?,
         ))
+    }
+
+    /// Export deals as CSV
+    ///
+    /// Streams every deal matching the list filters (same parameters as `GET /deals`, no
+    /// paging) as `text/csv` with a header row: pipeline and stage by name, lead by email,
+    /// company by domain (or name), owner by email (`owner_email`), value in major units, so
+    /// the file imports into another organization that has them. Text cells a spreadsheet
+    /// would run as a formula get a `'` in front. `bom=true` prefixes a UTF-8 byte-order mark.
+    #[oai(path = "/deals/export", method = "get", operation_id = "export_deals")]
+    #[allow(clippy::too_many_arguments)]
+    async fn export(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        /// The order: one of the values listed; a `-` first means descending.
+        sort: Query<Option<SortParam<DealSort>>>,
+        /// Only deals in these stages (`stg_...`; any of, comma separated).
+        stage_id: Query<Option<String>>,
+        /// Only deals in stages with these names (any of, comma separated).
+        stage: Query<Option<String>>,
+        /// Only deals that are open, won or lost (any of, comma separated).
+        status: Query<Option<Shaped<DealStatuses>>>,
+        /// Only deals of these pipelines (`pip_...`; any of, comma separated).
+        pipeline_id: Query<Option<String>>,
+        /// Only deals owned by these users (`usr_...`; any of, comma separated).
+        owner_id: Query<Option<String>>,
+        /// Only deals of these leads (`lead_...`; any of, comma separated).
+        lead_id: Query<Option<String>>,
+        /// Only deals of these companies (`co_...`; any of, comma separated).
+        company_id: Query<Option<String>>,
+        /// Only deals carrying this tag.
+        tag: Query<Option<String>>,
+        /// Only deals worth at least this much, in major units of the organization's currency.
+        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
+        value_min: Query<Option<f64>>,
+        /// Only deals worth at most this much, in major units of the organization's currency.
+        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
+        value_max: Query<Option<f64>>,
+        /// Only deals expected to close on or after this date.
+        expected_close_after: Query<Option<Shaped<Date>>>,
+        /// Only deals expected to close before this date.
+        expected_close_before: Query<Option<Shaped<Date>>>,
+        /// Only those created at or after this time (RFC 3339).
+        created_after: Query<Option<Timestamp>>,
+        /// Only those created before this time (RFC 3339).
+        created_before: Query<Option<Timestamp>>,
+        /// Only those changed at or after this time (RFC 3339).
+        updated_since: Query<Option<Timestamp>>,
+        /// Text to look for (ASCII letters match in either case); the operation says in which fields.
+        q: Query<Option<String>>,
+        /// true: start the file with a UTF-8 byte-order mark, for spreadsheet programs that need one.
+        bom: Query<Option<bool>>,
+    ) -> ApiResult<CsvDownload> {
+        let org_id = caller.with(Scope::Read)?.org_id.clone();
+        let f = deal_filter(
+            (stage_id.0, stage.0, status.0, pipeline_id.0),
+            (owner_id.0, lead_id.0, company_id.0, tag.0),
+            (value_min.0, value_max.0),
+            (expected_close_after.0, expected_close_before.0),
+            (created_after.0, created_before.0, updated_since.0),
+            q.0,
+        );
+        // Bad filters are a 422 now, before the 200 and the stream begin.
+        let sort = sort.0.map(String::from);
+        let check = (org_id.clone(), f.clone(), sort.clone());
+        state
+            .db
+            .read(move |c| deals::filters_for(c, &check.0, &check.1, check.2.as_deref()).map(drop))
+            .await?;
+        let bom = bom.0.unwrap_or(false);
+        Ok(CsvDownload::stream(
+            &state.db,
+            "deals.csv",
+            move |c, sink| sheets::deals::export(c, &org_id, &f, sort.as_deref(), bom, sink),
+        ))
+    }
+
+    /// Import deals from CSV
+    ///
+    /// Scope `write`. Read as `POST /leads/import` reads a file (encodings, separators, header
+    /// names in any spelling, one transaction, a report of every row); the columns and their
+    /// aliases are in docs/import.md. Each row names its pipeline and stage (by name or id;
+    /// default the default pipeline's first stage), lead (by email or id), company (by domain,
+    /// name or id) and owner (by email); an unknown pipeline, stage, lead or company is a row
+    /// error, an owner who is not a member a warning. A row whose `id` is a deal of this
+    /// organization is skipped, updates it (never moving it) or is an error (`on_duplicate`).
+    /// Each created deal emits `deal.created`.
+    #[oai(path = "/deals/import", method = "post", operation_id = "import_deals")]
+    async fn import(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        body: CsvBody,
+        /// What a row naming an existing deal's `id` does: skip it (default), update that deal, or count as an error.
+        on_duplicate: Query<Option<OnDuplicate>>,
+        /// The separator between cells; by default the first the header row uses.
+        delimiter: Query<Option<Delimiter>>,
+    ) -> ApiResult<One<ImportResult>> {
+        csv::import(
+            &state,
+            &caller,
+            body,
+            delimiter.0,
+            on_duplicate.0,
+            DealImport,
+        )
+        .await
     }
 
     /// List the stages of a pipeline
@@ -276,5 +378,48 @@ impl DealsApi {
             .read(&state, move |c, org_id| deals::history(c, org_id, &id.0))
             .await?;
         Ok(Page::whole(items))
+    }
+}
+
+/// The list's (and the export's) filters from their query parameters.
+fn deal_filter(
+    (stage_id, stage, status, pipeline_id): (
+        Option<String>,
+        Option<String>,
+        Option<Shaped<DealStatuses>>,
+        Option<String>,
+    ),
+    (owner_id, lead_id, company_id, tag): (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ),
+    (value_min, value_max): (Option<f64>, Option<f64>),
+    (close_after, close_before): (Option<Shaped<Date>>, Option<Shaped<Date>>),
+    (created_after, created_before, updated_since): (
+        Option<Timestamp>,
+        Option<Timestamp>,
+        Option<Timestamp>,
+    ),
+    q: Option<String>,
+) -> DealFilter {
+    DealFilter {
+        stage_id,
+        stage,
+        status: status.map(String::from),
+        pipeline_id,
+        owner_id,
+        lead_id,
+        company_id,
+        tag,
+        value_min,
+        value_max,
+        expected_close_after: close_after.map(String::from),
+        expected_close_before: close_before.map(String::from),
+        created_after: created_after.map(|t| t.0),
+        created_before: created_before.map(|t| t.0),
+        updated_since: updated_since.map(|t| t.0),
+        q,
     }
 }

@@ -30,7 +30,7 @@ pub fn refine(spec: &str) -> String {
     declare_dry_runs(&mut doc);
     bare_json_media_types(&mut doc);
     // An import is a CSV file whose first line is its header row.
-    for resource in ["leads", "companies"] {
+    for resource in ["leads", "companies", "deals"] {
         if let Some(schema) = doc.pointer_mut(&format!(
             "/paths/~1{resource}~1import/post/requestBody/content/text~1csv/schema"
         )) {

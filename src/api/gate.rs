@@ -32,7 +32,11 @@ const CREDENTIAL_PARAMS: &[&str] = &[
 ];
 
 /// The routes that take bulk uploads, with their own (larger) body limit.
-const IMPORT_PATHS: &[&str] = &["/api/v1/leads/import", "/api/v1/companies/import"];
+const IMPORT_PATHS: &[&str] = &[
+    "/api/v1/leads/import",
+    "/api/v1/companies/import",
+    "/api/v1/deals/import",
+];
 /// Raw inbound mail, attachments included, has its own (larger) limit.
 const INBOUND_PATH: &str = "/api/v1/inbound/email";
 

@@ -49,6 +49,8 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
     ("delete", "/stages/{id}", "delete_stage"),
     ("get", "/deals", "list_deals"),
     ("post", "/deals", "create_deal"),
+    ("get", "/deals/export", "export_deals"),
+    ("post", "/deals/import", "import_deals"),
     ("get", "/deals/stages", "list_deal_stages"),
     ("get", "/deals/{id}", "get_deal"),
     ("patch", "/deals/{id}", "update_deal"),

@@ -323,6 +323,17 @@ fn every_write_operation_rehearses_without_a_trace() {
     );
     add(
         "POST",
+        "/deals/import",
+        Write {
+            method: "POST",
+            path: "/deals/import".into(),
+            body: Some(b"title,value\nImported deal,1200\n".to_vec()),
+            content_type: "text/csv",
+            session: false,
+        },
+    );
+    add(
+        "POST",
         "/leads",
         json_write("POST", "/leads".into(), json!({"email": "bo@initech.test"})),
     );

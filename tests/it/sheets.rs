@@ -681,3 +681,129 @@ Globex;;Energy;51-200;DE;;\r\n\
         "=Evil()"
     );
 }
+
+#[test]
+fn deals_import_by_names_and_round_trip_with_their_companies_and_leads() {
+    let s = TestServer::start();
+    let a = s.key_with(&["read", "write", "admin"]);
+    s.post(
+        "/users",
+        &a,
+        json!({"email": "rep@shared.example", "name": "Rep"}),
+    )
+    .data(201);
+    import_bytes(
+        &s,
+        &a,
+        "companies",
+        b"name,domain\nAcme,acme.example\nGlobex,\n",
+        "",
+        "text/csv",
+    )
+    .data(200);
+    import(&s, &a, "email,first_name\nbuyer@acme.example,Bea\n", "").data(200);
+    let file = "Deal Title,Amount,Currency,Pipeline,Deal Stage,Contact Email,Organization,Deal Owner,Close Date,Lost Reason,Labels\n\
+Acme renewal,\"12,500.00\",EUR,Sales,Qualified,buyer@acme.example,acme.example,rep@shared.example,2027-03-31,,q1;renewal\n\
+Globex pilot,€ 3 000,,,Closed Lost,,Globex,nobody@else.test,,Went with a rival,\n\
+Bad stage,10,,,Nowhere,,,,,,\n\
+Bad value,ten,,,,,,,,,\n\
+Bad company,5,,,,,Initech,,,,\n";
+    let out = import_bytes(&s, &a, "deals", file.as_bytes(), "", "text/csv").data(200);
+    assert_eq!(
+        (
+            out["rows"].as_i64(),
+            out["created"].as_i64(),
+            out["failed"].as_i64()
+        ),
+        (Some(5), Some(2), Some(3)),
+        "{out}"
+    );
+    let failed: Vec<(i64, &str)> = out["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["row"].as_i64().unwrap(), e["field"].as_str().unwrap()))
+        .collect();
+    assert_eq!(failed, [(3, "stage"), (4, "value"), (5, "company")]);
+    assert_eq!(out["warnings"][0]["field"], "owner_email");
+    let deals = s.get("/deals?sort=title", &a).data(200);
+    let acme = &deals[0];
+    assert_eq!(
+        (
+            acme["value"].as_f64(),
+            acme["currency"].as_str(),
+            acme["stage_name"].as_str()
+        ),
+        (Some(12500.0), Some("EUR"), Some("Qualified"))
+    );
+    let globex = &deals[1];
+    assert_eq!(
+        (
+            globex["status"].as_str(),
+            globex["lost_reason"].as_str(),
+            globex["value"].as_f64()
+        ),
+        (Some("lost"), Some("Went with a rival"), Some(3000.0))
+    );
+    assert!(
+        globex["owner_id"].is_null(),
+        "an owner column without a member leaves it unowned"
+    );
+
+    // The three files, into another organization, in order: every deal field comes back.
+    let export = |what: &str| {
+        s.call("GET", &format!("/{what}/export"), Some(&a), None, &[])
+            .body
+    };
+    let (companies, leads, deals_csv) = (export("companies"), export("leads"), export("deals"));
+    assert!(
+        deals_csv.contains("acme.example") && deals_csv.contains("buyer@acme.example"),
+        "{deals_csv}"
+    );
+    let b = s.second_org();
+    let rep_b = s
+        .post(
+            "/users",
+            &b,
+            json!({"email": "rep@shared.example", "name": "Rep B"}),
+        )
+        .data(201);
+    import_bytes(&s, &b, "companies", companies.as_bytes(), "", "text/csv").data(200);
+    import(&s, &b, &leads, "").data(200);
+    let out = import_bytes(&s, &b, "deals", deals_csv.as_bytes(), "", "text/csv").data(200);
+    assert_eq!(
+        (out["created"].as_i64(), out["failed"].as_i64()),
+        (Some(2), Some(0)),
+        "{out}"
+    );
+    let copies = s.get("/deals?sort=title", &b).data(200);
+    for (original, copy) in deals
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(copies.as_array().unwrap())
+    {
+        for field in [
+            "title",
+            "value",
+            "currency",
+            "stage_name",
+            "status",
+            "expected_close_date",
+            "lost_reason",
+            "tags",
+        ] {
+            assert_eq!(copy[field], original[field], "{field}");
+        }
+    }
+    assert_eq!(copies[0]["owner_id"], rep_b["id"]);
+    let lead_b = &s.get("/leads", &b).data(200)[0];
+    assert_eq!(copies[0]["lead_id"], lead_b["id"]);
+    // Imported back into its own organization, the ids match: skipped, or updated, never doubled.
+    let again = import_bytes(&s, &a, "deals", deals_csv.as_bytes(), "", "text/csv").data(200);
+    assert_eq!(
+        (again["created"].as_i64(), again["skipped"].as_i64()),
+        (Some(0), Some(2)),
+        "{again}"
+    );
+}

@@ -86,7 +86,7 @@ pub fn convert_lead(
         tx,
         &p.org_id,
         &actor,
-        &owner,
+        Some(&owner),
         NewDeal {
             title,
             value: input.value,

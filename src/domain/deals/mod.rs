@@ -350,6 +350,45 @@ pub fn list(
     paging: Paging,
     now: Millis,
 ) -> DomainResult<ListPage<Deal>> {
+    let (filters, sort) = filters_for(conn, org_id, f, sort)?;
+    // Every deal has its stage (a required foreign key), so unless the stage's name is filtered
+    // on, the total need not walk the join.
+    let source = ListSource {
+        count_from: any_of(f.stage.as_deref()).is_empty().then_some("deals d"),
+        ..LIST
+    };
+    let page = filters.fetch_page(conn, &source, sort, paging, |r| {
+        let stage = (Arc::from(r.get_ref(6)?.as_str()?), r.get(FACTS_AT - 1)?);
+        let facts = intelligence::facts_from_row(r, FACTS_AT, stage, 0.0, now, true)?;
+        Ok((from_row(r)?, facts))
+    })?;
+    // Scored from the rows just read: no deal, task or activity is read again.
+    let average = intelligence::average_open_value(conn, org_id)?;
+    Ok(ListPage {
+        items: page
+            .items
+            .into_iter()
+            .map(|(mut deal, mut facts)| {
+                facts.average_open_value = average;
+                let (score, level) = intelligence::risk_level(&facts, now);
+                deal.risk_score = Some(score);
+                deal.risk_level = Some(level);
+                deal
+            })
+            .collect(),
+        paging: page.paging,
+        total: page.total,
+    })
+}
+
+/// The list's filters and order over `deals d JOIN stages s`, shared by the list and the CSV
+/// export.
+pub fn filters_for(
+    conn: &Connection,
+    org_id: &str,
+    f: &DealFilter,
+    sort: Option<&str>,
+) -> DomainResult<(Filters, Sort)> {
     let sort = Sort::parse(sort, SORTS)?;
     let mut filters = Filters::for_org("d.org_id", org_id);
     filters.any_of("d.stage_id", &any_of(f.stage_id.as_deref()));
@@ -408,32 +447,5 @@ pub fn list(
             vec![validate::like_pattern(q).into()],
         );
     }
-    // Every deal has its stage (a required foreign key), so unless the stage's name is filtered
-    // on, the total need not walk the join.
-    let source = ListSource {
-        count_from: names.is_empty().then_some("deals d"),
-        ..LIST
-    };
-    let page = filters.fetch_page(conn, &source, sort, paging, |r| {
-        let stage = (Arc::from(r.get_ref(6)?.as_str()?), r.get(FACTS_AT - 1)?);
-        let facts = intelligence::facts_from_row(r, FACTS_AT, stage, 0.0, now, true)?;
-        Ok((from_row(r)?, facts))
-    })?;
-    // Scored from the rows just read: no deal, task or activity is read again.
-    let average = intelligence::average_open_value(conn, org_id)?;
-    Ok(ListPage {
-        items: page
-            .items
-            .into_iter()
-            .map(|(mut deal, mut facts)| {
-                facts.average_open_value = average;
-                let (score, level) = intelligence::risk_level(&facts, now);
-                deal.risk_score = Some(score);
-                deal.risk_level = Some(level);
-                deal
-            })
-            .collect(),
-        paging: page.paging,
-        total: page.total,
-    })
+    Ok((filters, sort))
 }

@@ -16,7 +16,7 @@ pub fn create_as(
     tx: &Tx<'_>,
     org_id: &str,
     actor: &Actor,
-    default_owner: &str,
+    default_owner: Option<&str>,
     input: NewDeal,
     now: Millis,
 ) -> DomainResult<Deal> {
@@ -32,7 +32,7 @@ pub fn create_as(
     let owner_id = input
         .owner_id
         .clone()
-        .or_else(|| Some(default_owner.to_string()));
+        .or_else(|| default_owner.map(str::to_string));
     validate::active_user(tx, &mut issues, "owner_id", org_id, owner_id.as_deref())?;
     let lead = match input.lead_id.as_deref() {
         Some(id) => {
@@ -125,7 +125,7 @@ pub fn create_as(
 
 /// Creates a deal (owned by the caller unless said otherwise).
 pub fn create(tx: &Tx<'_>, p: &Principal, input: NewDeal, now: Millis) -> DomainResult<Deal> {
-    create_as(tx, &p.org_id, &Actor::from(p), &p.user_id, input, now)
+    create_as(tx, &p.org_id, &Actor::from(p), Some(&p.user_id), input, now)
 }
 
 /// Changes a deal (`If-Match` checked); records `deal.updated` with the old values.

@@ -7,6 +7,7 @@
 //! ([`read`]), matching headers and counting rows are shared here.
 
 pub mod companies;
+pub mod deals;
 pub mod leads;
 pub mod read;
 
