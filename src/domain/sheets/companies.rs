@@ -6,10 +6,10 @@ use std::io::Write;
 use poem_openapi::types::MaybeUndefined;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{member, Applied, Cells, Column, Importer, Note, OnDuplicate, Run, TextSink};
+use super::{member, Cells, Column, Importer, Note, Run, TextSink};
 use crate::db::Tx;
 use crate::domain::companies::{self, Company, CompanyFilter, CompanyPatch, NewCompany};
-use crate::domain::{DomainError, DomainResult, FieldIssue};
+use crate::domain::{DomainError, DomainResult};
 use crate::timefmt::format_ms;
 
 const NAME: usize = 0;
@@ -110,18 +110,18 @@ impl Importer for CompanyImport {
     const COLUMNS: &'static [Column] = COLUMNS;
     const READ_ONLY: &'static [&'static str] = &["id", "created_at", "updated_at"];
 
-    fn apply(
+    type Record = NewCompany;
+
+    fn read(
         &self,
         tx: &Tx<'_>,
         row: &Cells<'_>,
-        on_duplicate: OnDuplicate,
         notes: &mut Vec<Note>,
-    ) -> DomainResult<Applied> {
-        let Run { p, now, .. } = &self.0;
+    ) -> DomainResult<NewCompany> {
         let Some(name) = row.get(NAME) else {
             return Err(DomainError::invalid("name", "is required"));
         };
-        let input = NewCompany {
+        Ok(NewCompany {
             name,
             domain: row.get(DOMAIN),
             industry: row.get(INDUSTRY),
@@ -129,45 +129,41 @@ impl Importer for CompanyImport {
             country: row.get(COUNTRY),
             phone: row.get(PHONE),
             website: row.get(WEBSITE),
-            owner_id: member(tx, &p.org_id, row.get(OWNER), "owner_email", notes)?,
+            owner_id: member(tx, &self.0.p.org_id, row.get(OWNER), "owner_email", notes)?,
             tags: row.has(TAGS).then(|| super::tags(row.get(TAGS))),
+        })
+    }
+
+    fn existing(
+        &self,
+        tx: &Tx<'_>,
+        c: &NewCompany,
+    ) -> DomainResult<Option<(String, &'static str)>> {
+        let field = if c.domain.is_some() { "domain" } else { "name" };
+        Ok(find_same(tx, &self.0.p.org_id, c)?.map(|id| (id, field)))
+    }
+
+    fn create(&self, tx: &Tx<'_>, c: NewCompany) -> DomainResult<String> {
+        Ok(companies::create(tx, &self.0.p, c, self.0.now)?.id)
+    }
+
+    fn update(&self, tx: &Tx<'_>, id: &str, c: NewCompany) -> DomainResult<()> {
+        let set = |v: Option<String>| v.map_or(MaybeUndefined::Undefined, MaybeUndefined::Value);
+        let patch = CompanyPatch {
+            name: None,
+            domain: set(c.domain),
+            industry: set(c.industry),
+            size: c
+                .size
+                .map_or(MaybeUndefined::Undefined, MaybeUndefined::Value),
+            country: set(c.country),
+            phone: set(c.phone),
+            website: set(c.website),
+            owner_id: set(c.owner_id),
+            tags: c.tags.filter(|t| !t.is_empty()),
         };
-        let Some(existing) = find_same(tx, &p.org_id, &input)? else {
-            return Ok(Applied::Created(companies::create(tx, p, input, *now)?.id));
-        };
-        match on_duplicate {
-            OnDuplicate::Skip => Ok(Applied::Skipped(existing)),
-            OnDuplicate::Error => Err(DomainError::Conflict {
-                message: format!("a company with this domain or name already exists: {existing}"),
-                details: vec![FieldIssue::new(
-                    if input.domain.is_some() {
-                        "domain"
-                    } else {
-                        "name"
-                    },
-                    format!("is already used by {existing}"),
-                )],
-            }),
-            OnDuplicate::Update => {
-                let set =
-                    |v: Option<String>| v.map_or(MaybeUndefined::Undefined, MaybeUndefined::Value);
-                let patch = CompanyPatch {
-                    name: None,
-                    domain: set(input.domain),
-                    industry: set(input.industry),
-                    size: input
-                        .size
-                        .map_or(MaybeUndefined::Undefined, MaybeUndefined::Value),
-                    country: set(input.country),
-                    phone: set(input.phone),
-                    website: set(input.website),
-                    owner_id: set(input.owner_id),
-                    tags: input.tags.filter(|t| !t.is_empty()),
-                };
-                companies::update(tx, p, &existing, patch, None, *now)?;
-                Ok(Applied::Updated(existing))
-            }
-        }
+        companies::update(tx, &self.0.p, id, patch, None, self.0.now)?;
+        Ok(())
     }
 }
 

@@ -6,12 +6,12 @@ use std::io::Write;
 use poem_openapi::types::MaybeUndefined;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{member, Applied, Cells, Column, Importer, Note, OnDuplicate, Run, TextSink};
+use super::{member, Cells, Column, Importer, Note, Run, TextSink};
 use crate::db::Tx;
 use crate::domain::deals::{self, DealFilter, DealPatch, NewDeal};
 use crate::domain::terms::Term;
 use crate::domain::validate::{self, Currency};
-use crate::domain::{DomainError, DomainResult, FieldIssue};
+use crate::domain::{DomainError, DomainResult};
 use crate::timefmt::format_ms;
 
 const ID: usize = 0;
@@ -180,21 +180,26 @@ fn reference(
     ))
 }
 
+/// A deal row, read.
+pub struct DealRow {
+    /// The `id` cell: an existing deal of this organization, if it names one.
+    id: Option<String>,
+    input: NewDeal,
+    lost_reason: Option<String>,
+    /// Whether the file has an owner column: with one, an empty cell means no owner; without,
+    /// the deals go to whoever imports, as `POST /deals` gives them.
+    owner_column: bool,
+}
+
 impl Importer for DealImport {
+    type Record = DealRow;
     const NOUN: &'static str = "deal";
     const COLUMNS: &'static [Column] = COLUMNS;
     const READ_ONLY: &'static [&'static str] =
         &["status", "probability", "created_at", "updated_at"];
 
-    fn apply(
-        &self,
-        tx: &Tx<'_>,
-        row: &Cells<'_>,
-        on_duplicate: OnDuplicate,
-        notes: &mut Vec<Note>,
-    ) -> DomainResult<Applied> {
-        let Run { p, actor, now } = &self.0;
-        let org_id = &p.org_id;
+    fn read(&self, tx: &Tx<'_>, row: &Cells<'_>, notes: &mut Vec<Note>) -> DomainResult<DealRow> {
+        let org_id = &self.0.p.org_id;
         let value = row.get(VALUE).map(|v| amount(&v)).transpose()?;
         let currency = match row.get(CURRENCY) {
             Some(code) => Some(Term::<Currency>::parse(&code.to_uppercase()).map_err(|_| {
@@ -228,67 +233,71 @@ impl Importer for DealImport {
                 "SELECT id FROM companies WHERE org_id = ?1 AND id = ?2",
             ],
         )?;
-        let owner_id = member(tx, org_id, row.get(OWNER), "owner_email", notes)?;
-        let tags = row.has(TAGS).then(|| super::tags(row.get(TAGS)));
-        if let Some(id) = row
-            .get(ID)
-            .filter(|id| deals::find(tx, org_id, id).ok().flatten().is_some())
-        {
-            return match on_duplicate {
-                OnDuplicate::Skip => Ok(Applied::Skipped(id)),
-                OnDuplicate::Error => Err(DomainError::Conflict {
-                    message: format!("the deal {id} already exists"),
-                    details: vec![FieldIssue::new("id", format!("is already used by {id}"))],
-                }),
-                OnDuplicate::Update => {
-                    let set = |v: Option<String>| {
-                        v.map_or(MaybeUndefined::Undefined, MaybeUndefined::Value)
-                    };
-                    let patch = DealPatch {
-                        title: row.get(TITLE),
-                        value,
-                        currency,
-                        owner_id: set(owner_id),
-                        lead_id: set(lead_id),
-                        company_id: set(company_id),
-                        expected_close_date: set(row.get(CLOSE)),
-                        lost_reason: set(row.get(LOST_REASON)),
-                        tags: tags.filter(|t| !t.is_empty()),
-                    };
-                    deals::update(tx, p, &id, patch, None, *now)?;
-                    Ok(Applied::Updated(id))
-                }
-            };
-        }
         let stage = row.get(STAGE);
         let stage_is_id = stage
             .as_deref()
             .is_some_and(|s| crate::ids::is_valid(s, "stg"));
-        let input = NewDeal {
-            title: row.get(TITLE).unwrap_or_default(),
-            value,
-            currency,
-            pipeline_id: pipeline(tx, org_id, row.get(PIPELINE))?,
-            stage_id: stage.clone().filter(|_| stage_is_id),
-            stage: stage.filter(|_| !stage_is_id),
-            owner_id,
-            lead_id,
-            company_id,
-            expected_close_date: row.get(CLOSE),
-            tags,
-        };
-        // A file with an owner column says who owns each deal, no one included; one without
-        // gives them to whoever imports, as `POST /deals` does.
-        let default_owner = (!row.has(OWNER)).then_some(p.user_id.as_str());
-        let deal = deals::create_as(tx, org_id, actor, default_owner, input, *now)?;
-        if let Some(reason) = row.get(LOST_REASON) {
+        Ok(DealRow {
+            id: row.get(ID),
+            input: NewDeal {
+                title: row.get(TITLE).unwrap_or_default(),
+                value,
+                currency,
+                pipeline_id: pipeline(tx, org_id, row.get(PIPELINE))?,
+                stage_id: stage.clone().filter(|_| stage_is_id),
+                stage: stage.filter(|_| !stage_is_id),
+                owner_id: member(tx, org_id, row.get(OWNER), "owner_email", notes)?,
+                lead_id,
+                company_id,
+                expected_close_date: row.get(CLOSE),
+                tags: row.has(TAGS).then(|| super::tags(row.get(TAGS))),
+            },
+            lost_reason: row.get(LOST_REASON),
+            owner_column: row.has(OWNER),
+        })
+    }
+
+    fn existing(
+        &self,
+        tx: &Tx<'_>,
+        deal: &DealRow,
+    ) -> DomainResult<Option<(String, &'static str)>> {
+        Ok(match &deal.id {
+            Some(id) => deals::find(tx, &self.0.p.org_id, id)?.map(|d| (d.id, "id")),
+            None => None,
+        })
+    }
+
+    fn create(&self, tx: &Tx<'_>, deal: DealRow) -> DomainResult<String> {
+        let Run { p, actor, now } = &self.0;
+        let default_owner = (!deal.owner_column).then_some(p.user_id.as_str());
+        let created = deals::create_as(tx, &p.org_id, actor, default_owner, deal.input, *now)?;
+        if let Some(reason) = deal.lost_reason {
             let patch = DealPatch {
                 lost_reason: MaybeUndefined::Value(reason),
                 ..DealPatch::default()
             };
-            deals::update(tx, p, &deal.id, patch, None, *now)?;
+            deals::update(tx, p, &created.id, patch, None, *now)?;
         }
-        Ok(Applied::Created(deal.id))
+        Ok(created.id)
+    }
+
+    fn update(&self, tx: &Tx<'_>, id: &str, deal: DealRow) -> DomainResult<()> {
+        let set = |v: Option<String>| v.map_or(MaybeUndefined::Undefined, MaybeUndefined::Value);
+        let d = deal.input;
+        let patch = DealPatch {
+            title: Some(d.title).filter(|t| !t.is_empty()),
+            value: d.value,
+            currency: d.currency,
+            owner_id: set(d.owner_id),
+            lead_id: set(d.lead_id),
+            company_id: set(d.company_id),
+            expected_close_date: set(d.expected_close_date),
+            lost_reason: set(deal.lost_reason),
+            tags: d.tags.filter(|t| !t.is_empty()),
+        };
+        deals::update(tx, &self.0.p, id, patch, None, self.0.now)?;
+        Ok(())
     }
 }
 

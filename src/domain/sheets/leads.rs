@@ -4,12 +4,12 @@ use std::io::Write;
 
 use rusqlite::Connection;
 
-use super::{member, Applied, Cells, Column, Importer, Note, OnDuplicate, Run, TextSink};
+use super::{member, Cells, Column, Importer, Note, Run, TextSink};
 use crate::db::Tx;
 use crate::domain::companies;
 use crate::domain::leads::{self, Lead, LeadFields, LeadFilter, LeadStatus};
 use crate::domain::listing::Sort;
-use crate::domain::{DomainError, DomainResult};
+use crate::domain::DomainResult;
 use crate::timefmt::format_ms;
 
 const FIRST_NAME: usize = 0;
@@ -150,43 +150,43 @@ impl Importer for LeadImport {
         "updated_at",
     ];
 
-    fn apply(
+    type Record = LeadFields;
+
+    fn read(
         &self,
         tx: &Tx<'_>,
         row: &Cells<'_>,
-        on_duplicate: OnDuplicate,
         notes: &mut Vec<Note>,
-    ) -> DomainResult<Applied> {
-        let Run { p, actor, now } = &self.0;
-        let fields = self.fields(tx, row, notes)?;
-        let existing = match &fields.email {
-            Some(email) => leads::find_by_email(tx, &p.org_id, email)?,
-            None => None,
-        };
-        match existing {
-            None => {
-                let checked = leads::check(tx, &p.org_id, fields, None)?;
-                Ok(Applied::Created(
-                    leads::insert(tx, &p.org_id, actor, &checked, *now)?.id,
-                ))
+    ) -> DomainResult<LeadFields> {
+        self.fields(tx, row, notes)
+    }
+
+    fn existing(
+        &self,
+        tx: &Tx<'_>,
+        fields: &LeadFields,
+    ) -> DomainResult<Option<(String, &'static str)>> {
+        Ok(match &fields.email {
+            Some(email) => {
+                leads::find_by_email(tx, &self.0.p.org_id, email)?.map(|l| (l.id, "email"))
             }
-            Some(lead) => match on_duplicate {
-                OnDuplicate::Skip => Ok(Applied::Skipped(lead.id)),
-                OnDuplicate::Error => Err(DomainError::Conflict {
-                    message: format!("a lead with this email already exists: {}", lead.id),
-                    details: vec![crate::domain::FieldIssue::new(
-                        "email",
-                        format!("is already used by {}", lead.id),
-                    )],
-                }),
-                OnDuplicate::Update => {
-                    let merged = fill(&lead, fields);
-                    let checked = leads::check(tx, &p.org_id, merged, Some(&lead.id))?;
-                    leads::store(tx, &p.org_id, actor, &lead, &checked, "lead.updated", *now)?;
-                    Ok(Applied::Updated(lead.id))
-                }
-            },
-        }
+            None => None,
+        })
+    }
+
+    fn create(&self, tx: &Tx<'_>, fields: LeadFields) -> DomainResult<String> {
+        let Run { p, actor, now } = &self.0;
+        let checked = leads::check(tx, &p.org_id, fields, None)?;
+        Ok(leads::insert(tx, &p.org_id, actor, &checked, *now)?.id)
+    }
+
+    fn update(&self, tx: &Tx<'_>, id: &str, fields: LeadFields) -> DomainResult<()> {
+        let Run { p, actor, now } = &self.0;
+        let lead = leads::get(tx, &p.org_id, id)?;
+        let merged = fill(&lead, fields);
+        let checked = leads::check(tx, &p.org_id, merged, Some(id))?;
+        leads::store(tx, &p.org_id, actor, &lead, &checked, "lead.updated", *now)?;
+        Ok(())
     }
 }
 

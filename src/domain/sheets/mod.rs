@@ -113,10 +113,12 @@ impl Cells<'_> {
 }
 
 /// What a row's record came to.
-pub enum Applied {
+enum Applied {
     Created(String),
     Updated(String),
     Skipped(String),
+    /// It matches this record by this field, and `on_duplicate=error`: nothing was written.
+    Refused(String, &'static str),
 }
 
 /// A row-level note an importer makes while storing a row (the row itself is stored).
@@ -125,8 +127,12 @@ pub struct Note {
     pub message: String,
 }
 
-/// One resource's import: its columns and how a row is stored.
+/// One resource's import: its columns, how a row becomes a record, what makes two records the
+/// same, and how one is created or updated. Row-level problems are errors of the kinds a
+/// request gets (422, 404, 409), which the import reports against the row; notes are warnings.
 pub trait Importer {
+    /// A row read into the resource's fields, its references resolved.
+    type Record;
     /// The record's name in messages (`lead`).
     const NOUN: &'static str;
     /// The columns, in the order [`Cells::get`] numbers them.
@@ -135,16 +141,44 @@ pub trait Importer {
     /// `created_at`): known, so not reported as unknown.
     const READ_ONLY: &'static [&'static str];
 
-    /// Stores one row in `tx`: creates its record, or, when it matches an existing one, does
-    /// what `on_duplicate` says. A row-level problem is an error of the kinds a request gets
-    /// (422, 404, 409), which the import reports against the row; notes are warnings.
-    fn apply(
+    /// Reads a row.
+    fn read(
         &self,
         tx: &Tx<'_>,
         row: &Cells<'_>,
-        on_duplicate: OnDuplicate,
         notes: &mut Vec<Note>,
-    ) -> DomainResult<Applied>;
+    ) -> DomainResult<Self::Record>;
+    /// The existing record this one is the same as, and the field that says so.
+    fn existing(
+        &self,
+        tx: &Tx<'_>,
+        record: &Self::Record,
+    ) -> DomainResult<Option<(String, &'static str)>>;
+    /// Creates the record; its id.
+    fn create(&self, tx: &Tx<'_>, record: Self::Record) -> DomainResult<String>;
+    /// Lays the record's non-empty fields over the existing record `id`.
+    fn update(&self, tx: &Tx<'_>, id: &str, record: Self::Record) -> DomainResult<()>;
+}
+
+/// Stores one row: creates its record, or, when it matches an existing one, does what
+/// `on_duplicate` says.
+fn apply<I: Importer>(
+    importer: &I,
+    tx: &Tx<'_>,
+    row: &Cells<'_>,
+    on_duplicate: OnDuplicate,
+    notes: &mut Vec<Note>,
+) -> DomainResult<Applied> {
+    let record = importer.read(tx, row, notes)?;
+    Ok(match (importer.existing(tx, &record)?, on_duplicate) {
+        (None, _) => Applied::Created(importer.create(tx, record)?),
+        (Some((id, _)), OnDuplicate::Skip) => Applied::Skipped(id),
+        (Some((id, field)), OnDuplicate::Error) => Applied::Refused(id, field),
+        (Some((id, _)), OnDuplicate::Update) => {
+            importer.update(tx, &id, record)?;
+            Applied::Updated(id)
+        }
+    })
 }
 
 /// The caller and the time an import runs for, which every importer needs.
@@ -313,7 +347,7 @@ pub fn import<I: Importer>(
             };
             let mut notes = Vec::new();
             tx.execute_batch("SAVEPOINT import_row")?;
-            let applied = importer.apply(tx, &cells, on_duplicate, &mut notes);
+            let applied = apply(importer, tx, &cells, on_duplicate, &mut notes);
             if applied.is_err() {
                 tx.execute_batch("ROLLBACK TO import_row")?;
             }
@@ -341,6 +375,15 @@ pub fn import<I: Importer>(
                     ));
                     id
                 }
+                Ok(Applied::Refused(id, field)) => {
+                    result.failed += 1;
+                    result.errors.push(issue(
+                        Some(field.to_string()),
+                        format!("matches an existing {} by its {field}: {id}", I::NOUN),
+                        Some(id),
+                    ));
+                    continue;
+                }
                 Err(
                     e @ (DomainError::Validation(_)
                     | DomainError::Conflict { .. }
@@ -350,7 +393,7 @@ pub fn import<I: Importer>(
                     result.errors.extend(
                         row_errors(&e)
                             .into_iter()
-                            .map(|(field, message, id)| issue(field, message, id)),
+                            .map(|(field, message)| issue(field, message, None)),
                     );
                     continue;
                 }
@@ -368,30 +411,17 @@ pub fn import<I: Importer>(
     Ok(result)
 }
 
-/// A row's error as one issue per field it names (or one for the row), as (field, message,
-/// related id).
-fn row_errors(e: &DomainError) -> Vec<(Option<String>, String, Option<String>)> {
+/// A row's error as one issue per field it names (or one for the row): (field, message).
+fn row_errors(e: &DomainError) -> Vec<(Option<String>, String)> {
     match e {
         DomainError::Validation(issues) => issues
             .iter()
-            .map(|i| {
-                (
-                    Some(i.field.clone()),
-                    format!("{} {}", i.field, i.issue),
-                    None,
-                )
-            })
+            .map(|i| (Some(i.field.clone()), format!("{} {}", i.field, i.issue)))
             .collect(),
         DomainError::Conflict { message, details } => {
-            let field = details.first().map(|d| d.field.clone());
-            let id = details
-                .first()
-                .and_then(|d| d.issue.split_whitespace().last())
-                .filter(|w| w.contains('_'))
-                .map(str::to_string);
-            vec![(field, message.clone(), id)]
+            vec![(details.first().map(|d| d.field.clone()), message.clone())]
         }
-        other => vec![(None, other.to_string(), None)],
+        other => vec![(None, other.to_string())],
     }
 }
 
