@@ -50,8 +50,9 @@ def before_load_schema(ctx, raw_schema):
 
 
 # The issues (as the server words them) of rules that depend on stored records or on the
-# server's configuration, not on the request's shape; and one of a message's content that no
-# pattern can state (an inbound message that names no recipient: "names no recipient ...").
+# server's configuration, not on the request's shape; and rules of a body's content that no
+# pattern can state: an inbound message that names no recipient, a CSV header row that names
+# no column the import reads ("names no recipient ...", "names no column ...").
 STATEFUL_ISSUES = (
     "names no ",
     "names the address ",

@@ -84,7 +84,8 @@ pub struct ServeConfig {
     #[arg(long, env = "CLOZUP_BODY_LIMIT", default_value = "1MiB", value_parser = parse_size)]
     pub body_limit: usize,
 
-    /// Largest CSV accepted by `POST /leads/import` (bytes, or with a KiB/MiB suffix).
+    /// Largest CSV the imports accept (`POST /leads/import`, `/companies/import` and
+    /// `/deals/import`; bytes, or with a KiB/MiB suffix).
     #[arg(long, env = "CLOZUP_IMPORT_LIMIT", default_value = "64MiB", value_parser = parse_size)]
     pub import_limit: usize,
 

@@ -127,20 +127,16 @@ fn unusable_files_are_rejected_whole() {
     let k = s.key_with(&["read", "write"]);
     import(&s, &k, "", "").error(422, "validation_error");
     import(&s, &k, "  \nemail\nx@example.com\n", "").error(422, "validation_error");
-    // A header that names nothing a lead has: every row is reported, and the header says why.
-    let out = import(&s, &k, "colour,size\nred,3\n", "").data(200);
-    assert_eq!(
-        (out["rows"].as_i64(), out["failed"].as_i64()),
-        (Some(1), Some(1))
-    );
+    // A header that names nothing a lead has: refused whole, saying what it should name.
+    let e = import(&s, &k, "colour,size\nred,3\n", "").error(422, "validation_error");
     assert!(
-        out["warnings"][0]["message"]
+        e["message"]
             .as_str()
             .unwrap()
-            .contains("no column"),
-        "{out}"
+            .contains("first_name, last_name"),
+        "{e}"
     );
-    assert_eq!(out["warnings"][0]["row"], 0);
+    import(&s, &k, "{}", "").error(422, "validation_error");
     let r = s.call(
         "POST",
         "/leads/import",

@@ -229,35 +229,6 @@ fn map_headers<I: Importer>(headers: &[String]) -> (Vec<Option<usize>>, Vec<Stri
     (index, unknown)
 }
 
-/// What the header row says about the whole file (row 0): no column this import reads (a
-/// file meant for another import, or separated by something the first line does not show),
-/// and columns that hold email addresses but map to nothing.
-fn header_warnings<I: Importer>(
-    sheet: &read::Sheet,
-    index: &[Option<usize>],
-    unknown: &[String],
-) -> Vec<RowIssue> {
-    let mut warnings = Vec::new();
-    if index.iter().all(Option::is_none) {
-        let names: Vec<&str> = I::COLUMNS.iter().map(|c| c.name).collect();
-        warnings.push(RowIssue {
-            row: 0,
-            line: 1,
-            field: Nullable(None),
-            message: format!(
-                "no column of the header row (read with the {} as separator) is a {} field; \
-                 the fields are {}, under the names docs/import.md lists",
-                sheet.delimiter.as_str(),
-                I::NOUN,
-                names.join(", ")
-            ),
-            id: Nullable(None),
-        });
-    }
-    warnings.extend(email_like_columns(sheet, unknown));
-    warnings
-}
-
 /// Unknown columns whose cells are mostly email addresses: data the file meant to give that
 /// would otherwise be dropped without a word.
 fn email_like_columns(sheet: &read::Sheet, unknown: &[String]) -> Vec<RowIssue> {
@@ -307,6 +278,21 @@ pub fn import<I: Importer>(
 ) -> DomainResult<ImportResult> {
     let sheet = read::read(bytes, options)?;
     let (index, unknown_columns) = map_headers::<I>(&sheet.headers);
+    if index.iter().all(Option::is_none) {
+        // Worded as a rule of content ("names no …"): the document's pattern can state that a
+        // file has a header line, not which names it holds.
+        let names: Vec<&str> = I::COLUMNS.iter().map(|c| c.name).collect();
+        return Err(DomainError::invalid(
+            "body",
+            format!(
+                "names no column a {} import reads in its header row (read with the {} as \
+                 separator): the columns are {}, under the names docs/import.md lists",
+                I::NOUN,
+                sheet.delimiter.as_str(),
+                names.join(", ")
+            ),
+        ));
+    }
     let mut result = ImportResult {
         rows: sheet.rows.len() as i64,
         created: 0,
@@ -315,7 +301,7 @@ pub fn import<I: Importer>(
         failed: 0,
         errors: Vec::new(),
         duplicates: Vec::new(),
-        warnings: header_warnings::<I>(&sheet, &index, &unknown_columns),
+        warnings: email_like_columns(&sheet, &unknown_columns),
         unknown_columns,
         encoding: sheet.encoding.to_string(),
         delimiter: sheet.delimiter,
