@@ -15,7 +15,7 @@ use crate::state::AppState;
 use crate::timefmt::Timestamp;
 
 /// A snapshot written by the server.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Backup {
     /// The snapshot's path on the server (under `--backup-dir`).
     pub file: String,

@@ -47,7 +47,7 @@ pub struct PasswordResetRequest {
 }
 
 /// A new session.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, serde::Serialize)]
 pub struct LoginResponse {
     /// The `clzs_` session token. Send it as `Authorization: Bearer <token>`.
     pub token: String,
@@ -58,10 +58,11 @@ pub struct LoginResponse {
 }
 
 /// The credential a request came with.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, serde::Serialize)]
 pub struct CredentialInfo {
     /// `api_key` or `session`.
     #[oai(rename = "type")]
+    #[serde(rename = "type")]
     pub kind: CredentialKind,
     /// The key's id (`key_...`) or the session's.
     pub id: String,
@@ -70,7 +71,7 @@ pub struct CredentialInfo {
 }
 
 /// Who is calling.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, serde::Serialize)]
 pub struct Me {
     /// The user behind the credential (for a key, its creator).
     pub user: User,
@@ -81,7 +82,7 @@ pub struct Me {
 }
 
 /// Logout result.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, serde::Serialize)]
 pub struct LoggedOut {
     /// Always true: the session no longer works.
     pub logged_out: bool,

@@ -28,7 +28,7 @@ pub fn current_request_id() -> String {
 pub const SHAPE_PREFIX: &str = "shape_";
 
 /// One rejected field.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct ErrorDetail {
     /// The field, parameter or header at fault.
     pub field: String,
@@ -38,8 +38,9 @@ pub struct ErrorDetail {
 
 /// What kind of failure an error is: what a client branches on (the HTTP status says the
 /// same, coarser).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// 400: the request cannot be read (malformed JSON, a bad header).
     BadRequest,
@@ -71,7 +72,7 @@ pub enum ErrorCode {
 }
 
 /// The error itself.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct ErrorBody {
     /// What kind of failure it is.
     pub code: ErrorCode,
@@ -84,7 +85,7 @@ pub struct ErrorBody {
 }
 
 /// `{"error": {...}}`
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct ErrorEnvelope {
     /// The error.
     pub error: ErrorBody,

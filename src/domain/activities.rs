@@ -27,13 +27,14 @@ pub const SYSTEM_TYPES: &[&str] = &[
 ];
 
 /// An activity.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Activity {
     /// `act_...`
     pub id: String,
     /// call, email, meeting, sms, linkedin, other; or, written by the server, email_sent,
     /// email_received, email_opened, stage_changed.
     #[oai(rename = "type")]
+    #[serde(rename = "type")]
     pub activity_type: Term<ActivityType>,
     /// One line.
     pub subject: Nullable<String>,

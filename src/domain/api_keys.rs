@@ -20,7 +20,7 @@ use crate::timefmt::Timestamp;
 const DISPLAY_PREFIX_LEN: usize = API_KEY_PREFIX.len() + 8;
 
 /// An API key as lists show it: never the secret.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct ApiKey {
     /// `key_...`
     pub id: String,
@@ -47,10 +47,11 @@ pub struct ApiKey {
 }
 
 /// A key just created: the only time its secret is shown.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct CreatedApiKey {
     /// The key.
     #[oai(flatten)]
+    #[serde(flatten)]
     pub api_key: ApiKey,
     /// The full secret (`clz_...`). Store it now: it is never shown again.
     pub key: String,

@@ -16,8 +16,9 @@ pub const SESSION_PREFIX: &str = "clzs_";
 pub const RESET_PREFIX: &str = "clzr_";
 
 /// What a credential may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Enum, serde::Serialize)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// Every GET outside the admin resources.
     Read,
@@ -146,8 +147,9 @@ impl Scopes {
 }
 
 /// A person's role in the organization.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Enum, serde::Serialize)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Read only.
     Viewer,
@@ -192,8 +194,9 @@ impl Role {
 }
 
 /// The kind of credential a request came with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum, serde::Serialize)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum CredentialKind {
     /// A `clz_` API key.
     ApiKey,

@@ -17,7 +17,7 @@ use crate::ids::new_id;
 use crate::timefmt::Timestamp;
 
 /// A company.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Company {
     /// `co_...`
     pub id: String,

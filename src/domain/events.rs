@@ -60,10 +60,11 @@ pub const TEST_TYPE: &str = "webhook.test";
 pub const ACTOR_TYPES: &[&str] = &["api_key", "user", "system"];
 
 /// Who made a change.
-#[derive(Debug, Clone, PartialEq, Eq, Object)]
+#[derive(Debug, Clone, PartialEq, Eq, Object, serde::Serialize)]
 pub struct Actor {
     /// `api_key`, `user` or `system`.
     #[oai(rename = "type")]
+    #[serde(rename = "type")]
     pub kind: Term<ActorType>,
     /// The key's or user's id (`system` for the server's own work).
     pub id: String,
@@ -90,7 +91,7 @@ impl From<&Principal> for Actor {
 }
 
 /// One event as the API shows it.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Event {
     /// `evt_...`, stable: webhooks send it as `webhook-id`.
     pub id: String,
@@ -98,6 +99,7 @@ pub struct Event {
     pub seq: i64,
     /// e.g. `deal.stage_changed`.
     #[oai(rename = "type")]
+    #[serde(rename = "type")]
     pub event_type: Term<EventType>,
     /// When the change was committed.
     pub created_at: Timestamp,
@@ -108,13 +110,14 @@ pub struct Event {
 }
 
 /// What an event carries.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct EventData {
     /// The object after the change (a deleted one as it was), as its own read returns it,
     /// without what is computed on read (a deal's risk).
     pub object: BTreeMap<String, Value>,
     /// The old values of the fields an update changed; absent from other events.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub previous: Option<BTreeMap<String, Value>>,
 }
 

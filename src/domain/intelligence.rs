@@ -22,7 +22,7 @@ use crate::timefmt::{self, Timestamp};
 pub const ENGAGEMENT_TYPES: [&str; 2] = ["email_opened", "email_received"];
 
 /// A deal's risk, in the reference shape plus its factors.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct DealIntelligence {
     /// The deal.
     pub deal_id: String,
@@ -45,17 +45,18 @@ pub struct DealIntelligence {
 }
 
 /// A deal at risk: its risk, and enough of the deal to act on it without another call.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct AtRiskDeal {
     /// The risk, as `GET /deals/{id}/intelligence` gives it.
     #[oai(flatten)]
+    #[serde(flatten)]
     pub intelligence: DealIntelligence,
     /// The deal in brief.
     pub deal: DealBrief,
 }
 
 /// A deal in brief.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct DealBrief {
     /// What is being sold.
     pub title: String,

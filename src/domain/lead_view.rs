@@ -29,7 +29,7 @@ const ON_LEAD_OR_ITS_DEALS: &str =
 /// A lead with its whole relationship: its company, its deals, and everything recorded on the
 /// lead or on any of those deals (each record's `deal_id` says which deal it belongs to, null
 /// when it is on the lead alone).
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Lead360 {
     /// The lead.
     pub lead: Lead,
@@ -58,7 +58,7 @@ pub struct Lead360 {
 }
 
 /// How many records each list of a [`Lead360`] stands for.
-#[derive(Debug, Clone, Default, Object)]
+#[derive(Debug, Clone, Default, Object, serde::Serialize)]
 pub struct Lead360Totals {
     /// Deals.
     pub deals: i64,

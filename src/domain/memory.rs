@@ -32,8 +32,9 @@ pub const KINDS: &[&str] = &[
 pub const MAX_CONTENT: usize = 10_000;
 
 /// What an entry records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum MemoryKind {
     /// Something true about the deal or buyer.
     Fact,
@@ -76,7 +77,7 @@ impl MemoryKind {
 }
 
 /// One memory entry.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct MemoryEntry {
     /// `mem_...`
     pub id: String,

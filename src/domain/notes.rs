@@ -19,7 +19,7 @@ use crate::timefmt::Timestamp;
 pub const MAX_CONTENT: usize = 50_000;
 
 /// A note.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Note {
     /// `note_...`
     pub id: String,

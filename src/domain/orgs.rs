@@ -22,7 +22,7 @@ use crate::timefmt::Timestamp;
 pub const ICP_ENTRY_MAX: usize = 100;
 
 /// An organization and its settings.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Organization {
     /// `org_...`
     pub id: String,

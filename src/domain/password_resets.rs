@@ -26,7 +26,7 @@ use crate::timefmt::Timestamp;
 pub const TTL_MS: Millis = 24 * 3_600_000;
 
 /// A reset just issued.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct IssuedReset {
     /// The `clzr_` token, shown once: give it to the user, who sends it with a new password
     /// to `POST /auth/password-reset`. It works once, until `expires_at`.

@@ -12,12 +12,13 @@ use crate::rules::lead_score::{self, Icp, LeadFacts, LeadScore, ENGAGEMENT_WINDO
 use crate::timefmt::Timestamp;
 
 /// A lead's score with its breakdown.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct LeadScoreView {
     /// The lead.
     pub lead_id: String,
     /// The score and its three parts, each with its factors.
     #[oai(flatten)]
+    #[serde(flatten)]
     pub breakdown: LeadScore,
     /// When this was computed.
     pub computed_at: Timestamp,

@@ -15,10 +15,11 @@ use super::validate;
 pub const KINDS: &[&str] = &["lead", "company", "deal", "note"];
 
 /// One search hit.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct SearchHit {
     /// lead, company, deal or note.
     #[oai(rename = "type")]
+    #[serde(rename = "type")]
     pub kind: Term<SearchKind>,
     /// The object's id.
     pub id: String,

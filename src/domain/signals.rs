@@ -22,12 +22,13 @@ use crate::timefmt::Timestamp;
 use super::terms::Term;
 
 /// A buying signal.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Signal {
     /// `sig_...`
     pub id: String,
     /// What kind of moment it is.
     #[oai(rename = "type")]
+    #[serde(rename = "type")]
     pub signal_type: SignalType,
     /// How strongly it calls for action, 0–100.
     pub score: i64,

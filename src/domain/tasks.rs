@@ -17,8 +17,9 @@ use crate::ids::new_id;
 use crate::timefmt::Timestamp;
 
 /// Where a task stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
     /// To do.
     Open,
@@ -29,8 +30,9 @@ pub enum TaskStatus {
 }
 
 /// How urgent a task is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Priority {
     /// Low.
     Low,
@@ -60,7 +62,7 @@ fn priority_str(p: Priority) -> &'static str {
 }
 
 /// A task.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Task {
     /// `task_...`
     pub id: String,

@@ -20,7 +20,7 @@ use crate::timefmt::Timestamp;
 pub const MIN_PASSWORD_LEN: usize = 12;
 
 /// A member of the team.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct User {
     /// `usr_...`
     pub id: String,

@@ -31,7 +31,7 @@ pub const DELIVERY_STATUSES: &[&str] = &["pending", "in_flight", "succeeded", "f
 pub const PREVIOUS_SECRET_GRACE_MS: Millis = 24 * HOUR_MS;
 
 /// A webhook endpoint (its secret is shown only on create and rotate).
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Webhook {
     /// `wh_...`
     pub id: String,
@@ -56,10 +56,11 @@ pub struct Webhook {
 }
 
 /// A webhook with its signing secret, shown once.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct WebhookWithSecret {
     /// The endpoint.
     #[oai(flatten)]
+    #[serde(flatten)]
     pub webhook: Webhook,
     /// `whsec_...`: verify `webhook-signature` with it (Standard Webhooks). Store it now.
     pub secret: String,
@@ -106,7 +107,7 @@ pub struct WebhookPatch {
 }
 
 /// One delivery of one event to one endpoint.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Delivery {
     /// `dlv_...`
     pub id: String,

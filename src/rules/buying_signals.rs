@@ -27,8 +27,9 @@ pub const HIGH_ENGAGEMENT_COUNT: i64 = 3;
 pub const HIGH_ENGAGEMENT_WINDOW_DAYS: i64 = 7;
 
 /// The kinds of signal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Enum, serde::Serialize)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum SignalType {
     /// An email on the deal was opened.
     EmailOpened,

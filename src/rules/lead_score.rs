@@ -101,7 +101,7 @@ pub struct LeadFacts {
 }
 
 /// One part of the score.
-#[derive(Debug, Clone, PartialEq, Eq, Object)]
+#[derive(Debug, Clone, PartialEq, Eq, Object, serde::Serialize)]
 pub struct ScorePart {
     /// Points of this part.
     pub score: i64,
@@ -112,7 +112,7 @@ pub struct ScorePart {
 }
 
 /// A lead's score and its breakdown.
-#[derive(Debug, Clone, PartialEq, Eq, Object)]
+#[derive(Debug, Clone, PartialEq, Eq, Object, serde::Serialize)]
 pub struct LeadScore {
     /// 0–100: the sum of the three parts.
     pub score: i64,

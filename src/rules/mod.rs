@@ -15,8 +15,11 @@ pub fn days_between(from_ms: i64, to_ms: i64) -> i64 {
 
 /// Which rule a factor comes from. Variants are in alphabetical order, so factors with equal
 /// points sort by their code's name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, poem_openapi::Enum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, poem_openapi::Enum, serde::Serialize,
+)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum FactorCode {
     /// Risk: days without activity.
     ActivityGap,
@@ -63,7 +66,7 @@ pub enum FactorCode {
 }
 
 /// One rule's contribution to a score.
-#[derive(Debug, Clone, PartialEq, Eq, poem_openapi::Object)]
+#[derive(Debug, Clone, PartialEq, Eq, poem_openapi::Object, serde::Serialize)]
 pub struct Factor {
     /// Which rule.
     pub code: FactorCode,

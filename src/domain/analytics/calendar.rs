@@ -21,8 +21,9 @@ impl Window {
 }
 
 /// A named period, in the organization's time zone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Period {
     /// Today, midnight to midnight.
     Day,
@@ -37,8 +38,9 @@ pub enum Period {
 }
 
 /// A period quotas are set for (a week is too short for a quota).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum QuotaPeriod {
     /// A calendar month.
     Month,

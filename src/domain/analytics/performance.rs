@@ -3,8 +3,9 @@
 use super::*;
 
 /// What the leaderboard ranks by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Default, serde::Serialize)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Metric {
     /// Value of deals won.
     #[default]
@@ -24,7 +25,7 @@ pub enum Metric {
 }
 
 /// One person's results in a period.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Performance {
     /// The user.
     pub user_id: String,
@@ -190,7 +191,7 @@ pub struct SetQuotas {
 }
 
 /// How one target stands.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Attainment {
     /// What was set.
     pub target: f64,
@@ -201,7 +202,7 @@ pub struct Attainment {
 }
 
 /// One user's quota, with attainment so far.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct QuotaStatus {
     /// The user.
     pub user_id: String,
@@ -224,8 +225,9 @@ pub struct QuotaStatus {
 }
 
 /// Where a quota stands against the period's pace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Pace {
     /// Every target at or ahead of the pace.
     OnTrack,

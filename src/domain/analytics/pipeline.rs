@@ -3,7 +3,7 @@
 use super::*;
 
 /// Deals and value in one stage.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct StageTotals {
     /// The stage.
     pub stage_id: String,
@@ -22,7 +22,7 @@ pub struct StageTotals {
 }
 
 /// Leads with one status.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct StatusCount {
     /// The status.
     pub status: LeadStatus,
@@ -31,7 +31,7 @@ pub struct StatusCount {
 }
 
 /// The pipeline at a glance.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Overview {
     /// The organization's currency; every amount is in it.
     pub currency: Term<Currency>,
@@ -180,7 +180,7 @@ pub fn overview(conn: &Connection, org_id: &str, w: Window, now: Millis) -> Doma
 }
 
 /// One step of the funnel.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct FunnelStep {
     /// The stage.
     pub stage_id: String,
@@ -276,7 +276,7 @@ pub fn funnel(
 }
 
 /// Expected revenue of one month.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct ForecastMonth {
     /// `YYYY-MM`, or `unscheduled` for open deals without an expected close date.
     pub month: String,

@@ -3,7 +3,7 @@
 use super::*;
 
 /// A lead as the deal view shows it.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct LeadSummary {
     /// `lead_...`
     pub id: String,
@@ -18,7 +18,7 @@ pub struct LeadSummary {
 }
 
 /// A company as the deal view shows it.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct CompanySummary {
     /// `co_...`
     pub id: String,
@@ -31,10 +31,11 @@ pub struct CompanySummary {
 }
 
 /// A deal with everything an agent needs to act on it, in one response.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct DealContext {
     /// The deal.
     #[oai(flatten)]
+    #[serde(flatten)]
     pub deal: Deal,
     /// Its stage.
     pub stage: Stage,

@@ -35,7 +35,7 @@ pub struct ConvertLead {
 }
 
 /// The result of a conversion.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Conversion {
     /// The lead, now `converted`.
     pub lead: Lead,

@@ -22,7 +22,7 @@ pub struct MoveDeal {
 }
 
 /// One stage change of a deal.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct StageChange {
     /// The stage it left (null for the stage it was created in).
     pub from_stage_id: Nullable<String>,

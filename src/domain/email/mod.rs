@@ -39,7 +39,7 @@ pub const MAX_RECIPIENTS: usize = 50;
 pub const MAX_BODY_CHARS: usize = 100_000;
 
 /// A deal's inbox.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Inbox {
     /// `inb_...`
     pub id: String,
@@ -54,7 +54,7 @@ pub struct Inbox {
 }
 
 /// Options for a new inbox.
-#[derive(Debug, Clone, Default, Object)]
+#[derive(Debug, Clone, Default, Object, serde::Serialize)]
 pub struct NewInbox {
     /// The address's local part (letters, digits, `.`, `_`, `-`; up to 64); defaults to a slug
     /// of the deal's title.
@@ -68,8 +68,9 @@ pub struct NewInbox {
 }
 
 /// Which way a message went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// Sent from the deal's inbox.
     Outbound,
@@ -78,8 +79,9 @@ pub enum Direction {
 }
 
 /// Where a message is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum EmailStatus {
     /// Waiting for the sender (also between retries).
     Queued,
@@ -105,7 +107,7 @@ pub struct Attachment {
 }
 
 /// One message in a deal's inbox.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Email {
     /// `eml_...`
     pub id: String,
@@ -162,7 +164,7 @@ pub struct Email {
 }
 
 /// A new outbound message.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct SendEmail {
     /// Recipients (at least one).
     pub to: Vec<String>,
@@ -188,7 +190,7 @@ pub struct SendEmail {
 }
 
 /// A reply: recipients, subject and threading come from the original.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct ReplyEmail {
     /// The plain-text body (up to 100,000 characters).
     #[oai(validator(max_length = 100000))]

@@ -37,8 +37,9 @@ pub enum LeadStatus {
 }
 
 /// A status a caller may give a lead: `converted` comes only from converting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum SettableLeadStatus {
     /// Not contacted yet.
     New,

@@ -26,8 +26,9 @@ pub use stages::{
 use stages::{default_probability, insert_stage};
 
 /// What reaching a stage means for a deal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum StageKind {
     /// Still being worked.
     Open,
@@ -71,7 +72,7 @@ pub const DEFAULT_STAGES: &[(&str, i64, StageKind, Option<i64>)] = &[
 ];
 
 /// A column of a pipeline.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Stage {
     /// `stg_...`
     pub id: String,
@@ -96,7 +97,7 @@ pub struct Stage {
 }
 
 /// A pipeline with its stages in board order.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Pipeline {
     /// `pip_...`
     pub id: String,

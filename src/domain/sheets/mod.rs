@@ -26,8 +26,9 @@ use crate::domain::{DomainError, DomainResult};
 pub use read::{formula_safe, Delimiter, ReadOptions, HEADER_PATTERN};
 
 /// What a row whose record already exists does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Default, serde::Serialize)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum OnDuplicate {
     /// Leave the existing record alone and count the row as skipped.
     #[default]
@@ -39,7 +40,7 @@ pub enum OnDuplicate {
 }
 
 /// A row, or the header (row 0), that was not imported as given.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct RowIssue {
     /// 1-based number of the data row (the header row not counted); 0 for the header itself.
     pub row: i64,
@@ -55,7 +56,7 @@ pub struct RowIssue {
 
 /// The outcome of an import. Every data row is counted once: `rows` = `created` + `updated` +
 /// `skipped` + `failed`.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct ImportResult {
     /// Data rows read (rows whose cells are all empty are not rows).
     pub rows: i64,

@@ -11,8 +11,9 @@ use poem_openapi::Enum;
 use crate::domain::{DomainError, DomainResult};
 
 /// The character between cells.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Delimiter {
     /// `,`: most programs, and Excel where the decimal mark is a point.
     Comma,
