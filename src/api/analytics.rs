@@ -1,5 +1,6 @@
 //! `/analytics/*` and `/performance/*`: the pipeline in numbers, and how the team is doing.
 
+use crate::api::params::Choice;
 use crate::api::params::{Date, Shaped};
 use std::sync::Arc;
 
@@ -136,21 +137,22 @@ impl PerformanceApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         /// The current day, week, month, quarter or year in the organization's time zone (default month when no `from`/`to` either).
-        period: Query<Option<Period>>,
+        period: Query<Option<Choice<Period>>>,
         /// Start of the window (RFC 3339); narrows `period` when both are given.
         from: Query<Option<Timestamp>>,
         /// End of the window (RFC 3339), not included.
         to: Query<Option<Timestamp>>,
         /// What the ranking is by (default revenue_closed).
-        metric: Query<Option<Metric>>,
+        metric: Query<Option<Choice<Metric>>>,
     ) -> ApiResult<Page<Performance>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let now = state.clock.now_ms();
         let period = period
             .0
+            .map(|c| c.0)
             .or((from.0.is_none() && to.0.is_none()).then_some(Period::Month));
         let (from, to) = (from.0.map(|t| t.0), to.0.map(|t| t.0));
-        let metric = metric.0.unwrap_or_default();
+        let metric = metric.0.map(|c| c.0).unwrap_or_default();
         Ok(Page::whole(
             state
                 .db
@@ -179,13 +181,13 @@ impl PerformanceApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         /// Month, quarter or year (default month).
-        period: Query<Option<QuotaPeriod>>,
+        period: Query<Option<Choice<QuotaPeriod>>>,
         /// Any day of the period wanted (default today).
         date: Query<Option<Shaped<Date>>>,
     ) -> ApiResult<Page<QuotaStatus>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let now = state.clock.now_ms();
-        let period = period.0.unwrap_or(QuotaPeriod::Month);
+        let period = period.0.map_or(QuotaPeriod::Month, |c| c.0);
         Ok(Page::whole(
             state
                 .db

@@ -1,5 +1,6 @@
 //! `/companies`: accounts.
 
+use crate::api::params::Choice;
 use crate::api::params::{paging, CompanySort, PageNumber, PerPage, SortParam};
 use std::sync::Arc;
 
@@ -163,16 +164,16 @@ impl CompaniesApi {
         caller: Caller,
         body: CsvBody,
         /// What a row matching an existing company does: skip it (default), update that company, or count as an error.
-        on_duplicate: Query<Option<OnDuplicate>>,
+        on_duplicate: Query<Option<Choice<OnDuplicate>>>,
         /// The separator between cells; by default the first the header row uses.
-        delimiter: Query<Option<Delimiter>>,
+        delimiter: Query<Option<Choice<Delimiter>>>,
     ) -> ApiResult<One<ImportResult>> {
         csv::import(
             &state,
             &caller,
             body,
-            delimiter.0,
-            on_duplicate.0,
+            delimiter.0.map(|c| c.0),
+            on_duplicate.0.map(|c| c.0),
             CompanyImport,
         )
         .await

@@ -1,7 +1,8 @@
 //! `/deals`: opportunities, their moves through the pipeline, and their full context.
 
+use crate::api::params::Choice;
 use crate::api::params::{
-    paging, Date, DealSort, DealStatuses, PageNumber, PerPage, Shaped, SortParam,
+    paging, AmountBound, Date, DealSort, DealStatuses, PageNumber, PerPage, Shaped, SortParam,
 };
 use std::sync::Arc;
 
@@ -68,11 +69,9 @@ impl DealsApi {
         /// Only deals carrying this tag.
         tag: Query<Option<String>>,
         /// Only deals worth at least this much, in major units of the organization's currency.
-        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
-        value_min: Query<Option<f64>>,
+        value_min: Query<Option<AmountBound>>,
         /// Only deals worth at most this much, in major units of the organization's currency.
-        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
-        value_max: Query<Option<f64>>,
+        value_max: Query<Option<AmountBound>>,
         /// Only deals expected to close on or after this date.
         expected_close_after: Query<Option<Shaped<Date>>>,
         /// Only deals expected to close before this date.
@@ -91,7 +90,7 @@ impl DealsApi {
         let f = deal_filter(
             (stage_id.0, stage.0, status.0, pipeline_id.0),
             (owner_id.0, lead_id.0, company_id.0, tag.0),
-            (value_min.0, value_max.0),
+            (value_min.0.map(|v| v.0), value_max.0.map(|v| v.0)),
             (expected_close_after.0, expected_close_before.0),
             (created_after.0, created_before.0, updated_since.0),
             q.0,
@@ -137,11 +136,9 @@ impl DealsApi {
         /// Only deals carrying this tag.
         tag: Query<Option<String>>,
         /// Only deals worth at least this much, in major units of the organization's currency.
-        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
-        value_min: Query<Option<f64>>,
+        value_min: Query<Option<AmountBound>>,
         /// Only deals worth at most this much, in major units of the organization's currency.
-        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
-        value_max: Query<Option<f64>>,
+        value_max: Query<Option<AmountBound>>,
         /// Only deals expected to close on or after this date.
         expected_close_after: Query<Option<Shaped<Date>>>,
         /// Only deals expected to close before this date.
@@ -161,7 +158,7 @@ impl DealsApi {
         let f = deal_filter(
             (stage_id.0, stage.0, status.0, pipeline_id.0),
             (owner_id.0, lead_id.0, company_id.0, tag.0),
-            (value_min.0, value_max.0),
+            (value_min.0.map(|v| v.0), value_max.0.map(|v| v.0)),
             (expected_close_after.0, expected_close_before.0),
             (created_after.0, created_before.0, updated_since.0),
             q.0,
@@ -198,16 +195,16 @@ impl DealsApi {
         caller: Caller,
         body: CsvBody,
         /// What a row naming an existing deal's `id` does: skip it (default), update that deal, or count as an error.
-        on_duplicate: Query<Option<OnDuplicate>>,
+        on_duplicate: Query<Option<Choice<OnDuplicate>>>,
         /// The separator between cells; by default the first the header row uses.
-        delimiter: Query<Option<Delimiter>>,
+        delimiter: Query<Option<Choice<Delimiter>>>,
     ) -> ApiResult<One<ImportResult>> {
         csv::import(
             &state,
             &caller,
             body,
-            delimiter.0,
-            on_duplicate.0,
+            delimiter.0.map(|c| c.0),
+            on_duplicate.0.map(|c| c.0),
             DealImport,
         )
         .await

@@ -1,6 +1,7 @@
 //! Per-deal email inboxes: `/deals/:id/email-inbox`, `/deals/:id/emails...` and the inbound
 //! endpoint a mail server posts raw messages to.
 
+use crate::api::params::Choice;
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -170,7 +171,7 @@ impl EmailApi {
         /// Only the messages of this conversation.
         thread_id: Query<Option<String>>,
         /// Only inbound or only outbound messages.
-        direction: Query<Option<Direction>>,
+        direction: Query<Option<Choice<Direction>>>,
         /// Which page, from 1 (default 1).
         page: Query<Option<PageNumber>>,
         /// Rows per page, 1 to 100 (default 25).
@@ -179,7 +180,7 @@ impl EmailApi {
         let paging = paging(page.0, per_page.0)?;
         let filter = EmailFilter {
             thread_id: thread_id.0,
-            direction: direction.0,
+            direction: direction.0.map(|c| c.0),
         };
         Ok(Page(
             caller

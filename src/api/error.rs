@@ -7,25 +7,86 @@ use poem_openapi::error::{
     AuthorizationError, ContentTypeError, ParseParamError, ParsePathError, ParseRequestPayloadError,
 };
 use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
-use poem_openapi::types::{ToJSON, Type};
+use poem_openapi::types::{ParseError, ToJSON, Type};
 use poem_openapi::{ApiResponse, Enum, Object};
+
+use std::cell::RefCell;
+use std::future::Future;
 
 use crate::domain::{DomainError, FieldIssue};
 
 tokio::task_local! {
-    /// The id of the request being handled, set by the gate around the whole request, so every
-    /// error rendered on its behalf carries it.
-    pub static REQUEST_ID: String;
+    /// The request being handled, set by the gate around the whole request, so every error
+    /// rendered on its behalf carries its id.
+    static REQUEST: RequestScope;
+}
+
+/// What the error mapping needs to know about the request being handled.
+struct RequestScope {
+    id: String,
+    /// Why the server's own parser refused a parameter, if it did: poem-openapi hands the error
+    /// mapping only a `ParseParamError`, whose one field besides the name is text.
+    refusal: RefCell<Option<Refusal>>,
+}
+
+/// Runs `f` as the handling of the request with id `id`.
+pub async fn in_request<F: Future>(id: String, f: F) -> F::Output {
+    let scope = RequestScope {
+        id,
+        refusal: RefCell::new(None),
+    };
+    REQUEST.scope(scope, f).await
 }
 
 /// The id of the request being handled (empty outside one).
 pub fn current_request_id() -> String {
-    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
+    REQUEST.try_with(|r| r.id.clone()).unwrap_or_default()
 }
 
-/// How the names of shaped parameter types (`params::Shaped`) begin: a parse failure naming
-/// one is a value outside a documented set.
-pub const SHAPE_PREFIX: &str = "shape_";
+/// Why a parameter type of the server's refused a value, by kind, so the answer's status is
+/// decided by type and not by reading poem-openapi's error text back.
+#[derive(Debug)]
+pub enum Refusal {
+    /// Not of the parameter's documented type (400); the message says what is wrong.
+    Type(String),
+    /// A header not of its documented form (400), in a sentence that names the header.
+    Form(String),
+    /// Well formed, but outside a documented rule, such as a range or a set of values (422);
+    /// the message is the rule ("must be at most 100").
+    Rule(String),
+}
+
+impl Refusal {
+    /// Records the refusal for [`ApiError::from_poem`] and gives poem-openapi its error, whose
+    /// text is used only where no request is being handled.
+    pub fn raise<T: Type>(self) -> ParseError<T> {
+        let text = match &self {
+            Refusal::Type(m) | Refusal::Form(m) | Refusal::Rule(m) => m.clone(),
+        };
+        let _ = REQUEST.try_with(|r| *r.refusal.borrow_mut() = Some(self));
+        ParseError::custom(text)
+    }
+
+    /// The refusal recorded for the request being handled, taken.
+    fn take() -> Option<Refusal> {
+        REQUEST
+            .try_with(|r| r.refusal.borrow_mut().take())
+            .ok()
+            .flatten()
+    }
+
+    /// The answer to a request whose parameter `name` was refused.
+    fn answer(self, name: &str) -> ApiError {
+        match self {
+            Refusal::Type(m) => ApiError::bad_request(format!("invalid parameter `{name}`: {m}"))
+                .detail(name, "is not of the documented type"),
+            Refusal::Form(m) => {
+                ApiError::bad_request(m).detail(name, "is not of the documented form")
+            }
+            Refusal::Rule(m) => ApiError::invalid(name, m),
+        }
+    }
+}
 
 /// One rejected field.
 #[derive(Debug, Clone, Object, serde::Serialize)]
@@ -244,25 +305,16 @@ impl ApiError {
             return Self::unauthorized();
         }
         if let Some(e) = err.downcast_ref::<ParseParamError>() {
-            // poem-openapi reports a schema validator (minimum, maxLength, ...) as a parse
-            // failure; docs/api.md §3 calls a well-formed value that breaks a rule a 422.
-            if e.reason.contains("verification failed") {
-                return Self::invalid(e.name, describe_validator(&e.reason));
+            if let Some(refusal) = Refusal::take() {
+                return refusal.answer(e.name);
             }
-            if e.reason.contains("Expect a valid enumeration value") {
-                return Self::invalid(e.name, "is not one of the documented values");
-            }
-            let reason = own_reason(&e.reason);
-            // A header's own parser speaks in whole sentences about the header.
-            if reason.starts_with(e.name) {
-                return Self::bad_request(reason).detail(e.name, "is not of the documented form");
-            }
-            // A value outside a documented set (`params::Shaped`) breaks a rule: a 422 (docs/api.md §3).
-            if e.reason.contains(&format!("\"{}", SHAPE_PREFIX)) {
-                return Self::invalid(e.name, reason);
-            }
-            return Self::bad_request(format!("invalid parameter `{}`: {reason}", e.name))
-                .detail(e.name, "is not of the documented type");
+            // A type poem-openapi parses itself (a number, a boolean): its text, unwrapped.
+            return Self::bad_request(format!(
+                "invalid parameter `{}`: {}",
+                e.name,
+                own_reason(&e.reason)
+            ))
+            .detail(e.name, "is not of the documented type");
         }
         if let Some(e) = err.downcast_ref::<ParsePathError>() {
             return Self::bad_request(format!("invalid path segment `{}`: {}", e.name, e.reason));
@@ -319,33 +371,6 @@ fn own_reason(reason: &str) -> &str {
     inner
         .rsplit_once(" (occurred while parsing")
         .map_or(inner, |(m, _)| m)
-}
-
-/// Turns poem-openapi's "verification failed. maximum(100, exclusive: false)" into words.
-fn describe_validator(reason: &str) -> String {
-    let rule = reason
-        .split("verification failed.")
-        .nth(1)
-        .unwrap_or(reason)
-        .trim();
-    let number = |s: &str| {
-        s.split(['(', ',', ')'])
-            .nth(1)
-            .map(str::trim)
-            .unwrap_or("")
-            .to_string()
-    };
-    if rule.starts_with("maximum") {
-        format!("must be at most {}", number(rule))
-    } else if rule.starts_with("minimum") {
-        format!("must be at least {}", number(rule))
-    } else if rule.starts_with("maxLength") {
-        format!("must be at most {} characters", number(rule))
-    } else if rule.starts_with("minLength") {
-        format!("must be at least {} characters", number(rule))
-    } else {
-        format!("breaks the rule {rule}")
-    }
 }
 
 impl std::fmt::Display for ApiError {

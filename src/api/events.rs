@@ -1,6 +1,6 @@
 //! `GET /events/log` and the live stream: every change, in order.
 
-use crate::api::params::{paging, EventTypes, PageNumber, PerPage, Shaped};
+use crate::api::params::{paging, EventNumber, EventTypes, PageNumber, PerPage, Shaped};
 use crate::api::sse::LastEventId;
 use std::sync::Arc;
 
@@ -43,8 +43,7 @@ impl EventsApi {
         /// Only these event types, with wildcards (`deal.*,signal.detected`; comma separated).
         types: Query<Option<Shaped<EventTypes>>>,
         /// Replay the events after this `seq` first (as `Last-Event-ID` does).
-        #[oai(validator(minimum(value = "0")))]
-        after: Query<Option<i64>>,
+        after: Query<Option<EventNumber>>,
         /// The `seq` of the last event received: the stream replays what came after it, then goes live.
         #[oai(name = "Last-Event-ID")]
         last_event_id: Header<Option<LastEventId>>,
@@ -72,7 +71,7 @@ impl EventsApi {
             ));
         };
         let start = sse::Start {
-            after: resume.or(after.0),
+            after: resume.or(after.0.map(|a| a.0)),
             patterns,
         };
         Ok(sse::open(state.0.clone(), p, start, slot))
@@ -90,8 +89,7 @@ impl EventsApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         /// Only events after this `seq` (default 0).
-        #[oai(validator(minimum(value = "0")))]
-        after: Query<Option<i64>>,
+        after: Query<Option<EventNumber>>,
         /// Only these event types, with wildcards (`deal.*,lead.created`; comma separated).
         types: Query<Option<Shaped<EventTypes>>>,
         /// Which page, from 1 (default 1).
@@ -104,7 +102,7 @@ impl EventsApi {
         Ok(Page(
             caller
                 .read(&state, move |c, org_id| {
-                    events::list(c, org_id, after.0.unwrap_or(0), &patterns, paging)
+                    events::list(c, org_id, after.0.map_or(0, |a| a.0), &patterns, paging)
                 })
                 .await?,
         ))

@@ -85,9 +85,8 @@ impl<E: Endpoint> Endpoint for GateEndpoint<E> {
                 .unwrap_or_else(|| new_id("req"));
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let (mut resp, outcome) = super::error::REQUEST_ID
-            .scope(request_id.clone(), self.handle(req))
-            .await;
+        let (mut resp, outcome) =
+            super::error::in_request(request_id.clone(), self.handle(req)).await;
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             resp.headers_mut().insert("x-request-id", v);
         }

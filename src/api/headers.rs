@@ -4,9 +4,9 @@ use std::borrow::Cow;
 use std::marker::PhantomData;
 
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
-use poem_openapi::types::{ParseError, ParseFromParameter, ParseResult, Type};
+use poem_openapi::types::{ParseFromParameter, ParseResult, Type};
 
-use super::error::ApiError;
+use super::error::{ApiError, Refusal};
 
 /// `If-Match` as documented: `*`, or a version (from 1, at most 18 digits) as `"3"`, `W/"3"`
 /// or a bare `3`. [`if_match`] accepts exactly these.
@@ -83,7 +83,7 @@ impl<F: NumberForm> ParseFromParameter for NumberHeader<F> {
     fn parse_from_parameter(value: &str) -> ParseResult<Self> {
         F::parse(value)
             .map(|n| Self(n, PhantomData))
-            .map_err(|e| ParseError::custom(e.message))
+            .map_err(|e| Refusal::Form(e.message).raise())
     }
 }
 

@@ -2,7 +2,8 @@
 //! is computed by deterministic rules in the server, with the factors that made it.
 
 use crate::api::params::{
-    paging, MemoryKinds, PageNumber, PerPage, Shaped, SignalSort, SignalTypes, SortParam,
+    paging, MemoryKinds, PageNumber, PerPage, ScoreBound, Shaped, SignalSort, SignalTypes,
+    SortParam,
 };
 use std::sync::Arc;
 
@@ -43,8 +44,7 @@ impl IntelligenceApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         /// The lowest risk score listed, 0 to 100 (default 70: `high` and `critical`).
-        #[oai(validator(minimum(value = "0"), maximum(value = "100")))]
-        score_min: Query<Option<i64>>,
+        score_min: Query<Option<ScoreBound>>,
         /// Which page, from 1 (default 1).
         page: Query<Option<PageNumber>>,
         /// Rows per page, 1 to 100 (default 25).
@@ -53,7 +53,7 @@ impl IntelligenceApi {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let paging = paging(page.0, per_page.0)?;
         let now = state.clock.now_ms();
-        let min = score_min.0.unwrap_or(deal_risk::HIGH_FROM);
+        let min = score_min.0.map_or(deal_risk::HIGH_FROM, |s| s.0);
         Ok(Page(
             state
                 .db
@@ -205,8 +205,7 @@ impl IntelligenceApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         /// Only signals scored at least this, 0 to 100.
-        #[oai(validator(minimum(value = "0"), maximum(value = "100")))]
-        score_min: Query<Option<i64>>,
+        score_min: Query<Option<ScoreBound>>,
         /// Only signals of these types (any of, comma separated).
         #[oai(name = "type")]
         signal_type: Query<Option<Shaped<SignalTypes>>>,
@@ -225,7 +224,7 @@ impl IntelligenceApi {
     ) -> ApiResult<Page<Signal>> {
         let paging = paging(page.0, per_page.0)?;
         let f = SignalFilter {
-            score_min: score_min.0,
+            score_min: score_min.0.map(|s| s.0),
             signal_type: signal_type.0.map(String::from),
             deal_id: deal_id.0,
             lead_id: lead_id.0,

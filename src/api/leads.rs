@@ -1,6 +1,9 @@
 //! `/leads`: people who may buy, their 360 view, assignment, conversion, CSV in and out.
 
-use crate::api::params::{paging, LeadSort, LeadStatuses, PageNumber, PerPage, Shaped, SortParam};
+use crate::api::params::Choice;
+use crate::api::params::{
+    paging, LeadSort, LeadStatuses, PageNumber, PerPage, ScoreBound, Shaped, SortParam,
+};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -108,11 +111,9 @@ impl LeadsApi {
         /// Text to look for (ASCII letters match in either case); the operation says in which fields.
         q: Query<Option<String>>,
         /// Only leads scored at least this, 0 to 100.
-        #[oai(validator(minimum(value = "0"), maximum(value = "100")))]
-        score_min: Query<Option<i64>>,
+        score_min: Query<Option<ScoreBound>>,
         /// Only leads scored at most this, 0 to 100.
-        #[oai(validator(minimum(value = "0"), maximum(value = "100")))]
-        score_max: Query<Option<i64>>,
+        score_max: Query<Option<ScoreBound>>,
     ) -> ApiResult<Page<Lead>> {
         let paging = paging(page.0, per_page.0)?;
         let f = lead_filter(
@@ -126,7 +127,7 @@ impl LeadsApi {
             created_before.0,
             updated_since.0,
             q.0,
-            (score_min.0, score_max.0),
+            (score_min.0.map(|s| s.0), score_max.0.map(|s| s.0)),
         );
         let page = caller
             .read(&state, move |c, org_id| {
@@ -187,11 +188,9 @@ impl LeadsApi {
         /// Text to look for (ASCII letters match in either case); the operation says in which fields.
         q: Query<Option<String>>,
         /// Only leads scored at least this, 0 to 100.
-        #[oai(validator(minimum(value = "0"), maximum(value = "100")))]
-        score_min: Query<Option<i64>>,
+        score_min: Query<Option<ScoreBound>>,
         /// Only leads scored at most this, 0 to 100.
-        #[oai(validator(minimum(value = "0"), maximum(value = "100")))]
-        score_max: Query<Option<i64>>,
+        score_max: Query<Option<ScoreBound>>,
         /// true: start the file with a UTF-8 byte-order mark, for spreadsheet programs that need one.
         bom: Query<Option<bool>>,
     ) -> ApiResult<CsvDownload> {
@@ -207,7 +206,7 @@ impl LeadsApi {
             created_before.0,
             updated_since.0,
             q.0,
-            (score_min.0, score_max.0),
+            (score_min.0.map(|s| s.0), score_max.0.map(|s| s.0)),
         );
         // Bad filters are a 422 now, before the 200 and the stream begin.
         Sort::parse(sort.0.as_deref(), leads::SORTS)?;
@@ -240,16 +239,16 @@ impl LeadsApi {
         caller: Caller,
         body: CsvBody,
         /// What a row whose email matches an existing lead does: skip it (default), update that lead, or count as an error.
-        on_duplicate: Query<Option<OnDuplicate>>,
+        on_duplicate: Query<Option<Choice<OnDuplicate>>>,
         /// The separator between cells; by default the first the header row uses.
-        delimiter: Query<Option<Delimiter>>,
+        delimiter: Query<Option<Choice<Delimiter>>>,
     ) -> ApiResult<One<ImportResult>> {
         csv::import(
             &state,
             &caller,
             body,
-            delimiter.0,
-            on_duplicate.0,
+            delimiter.0.map(|c| c.0),
+            on_duplicate.0.map(|c| c.0),
             LeadImport,
         )
         .await

@@ -7,10 +7,10 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
-use poem_openapi::types::{ParseError, ParseFromParameter, ParseResult, Type};
+use poem_openapi::types::{ParseFromParameter, ParseResult, Type};
 use serde_json::Value;
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, Refusal};
 use crate::domain::listing::{Paging, MAX_PER_PAGE};
 use crate::domain::{activities, api_keys, companies, deals, events, leads, notes, search};
 use crate::domain::{signals, tasks, users, webhooks};
@@ -25,8 +25,6 @@ pub trait Shape: Send + Sync + 'static {
     /// `Err` with the rule the value breaks (a sentence starting "must").
     fn check(value: &str) -> Result<(), String>;
 }
-
-use super::error::SHAPE_PREFIX;
 
 /// A string parameter of shape `S`; it derefs to the string.
 pub struct Shaped<S>(String, PhantomData<S>);
@@ -50,12 +48,12 @@ impl<S: Shape> Type for Shaped<S> {
     type RawElementValueType = Self;
 
     fn name() -> Cow<'static, str> {
-        // `shape_` tells the error mapping that a failure here broke a documented rule (422).
-        format!(
-            "{SHAPE_PREFIX}{}",
-            std::any::type_name::<S>().rsplit("::").next().unwrap_or("")
-        )
-        .into()
+        std::any::type_name::<S>()
+            .rsplit("::")
+            .next()
+            .unwrap_or("")
+            .to_string()
+            .into()
     }
 
     fn schema_ref() -> MetaSchemaRef {
@@ -76,7 +74,7 @@ impl<S: Shape> Type for Shaped<S> {
 
 impl<S: Shape> ParseFromParameter for Shaped<S> {
     fn parse_from_parameter(value: &str) -> ParseResult<Self> {
-        S::check(value).map_err(ParseError::custom)?;
+        S::check(value).map_err(|rule| Refusal::Rule(rule).raise())?;
         Ok(Self(value.to_string(), PhantomData))
     }
 }
@@ -223,6 +221,164 @@ impl Shape for Date {
     }
 }
 
+/// Text to search for: 1 to 200 characters.
+pub struct SearchText;
+
+impl Shape for SearchText {
+    fn schema() -> MetaSchema {
+        let mut schema = MetaSchema::new("string");
+        schema.max_length = Some(200);
+        schema.min_length = Some(1);
+        schema
+    }
+    fn check(value: &str) -> Result<(), String> {
+        match value.chars().count() {
+            0 => Err("must be at least 1 character".into()),
+            n if n > 200 => Err("must be at most 200 characters".into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The rule a number from `min` to `max` (`None`: no upper bound) breaks, if any.
+fn check_range(n: f64, min: i64, max: Option<i64>) -> Result<(), String> {
+    if n < min as f64 {
+        Err(format!("must be at least {min}"))
+    } else if max.is_some_and(|max| n > max as f64) {
+        Err(format!("must be at most {}", max.unwrap_or_default()))
+    } else {
+        Ok(())
+    }
+}
+
+/// `MAX` as a bound: `i64::MAX` stands for none.
+fn upper(max: i64) -> Option<i64> {
+    (max != i64::MAX).then_some(max)
+}
+
+/// A schema of `kind` and `format` from `MIN` to `MAX`.
+fn range_schema(kind: &'static str, format: &'static str, min: i64, max: i64) -> MetaSchemaRef {
+    let mut schema = MetaSchema::new_with_format(kind, format);
+    schema.minimum = Some(min as f64);
+    schema.maximum = upper(max).map(|max| max as f64);
+    MetaSchemaRef::Inline(Box::new(schema))
+}
+
+/// An integer parameter from `MIN` to `MAX` (`i64::MAX`: unbounded), refused by the server's
+/// own parser: 400 for what is not a whole number, 422 for one out of range.
+pub struct Integer<const MIN: i64, const MAX: i64>(pub i64);
+
+impl<const MIN: i64, const MAX: i64> Type for Integer<MIN, MAX> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        "integer(int64)".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        range_schema("integer", "int64", MIN, MAX)
+    }
+
+    crate::scalar_raw_values!();
+}
+
+impl<const MIN: i64, const MAX: i64> ParseFromParameter for Integer<MIN, MAX> {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        let n: i64 = value
+            .parse()
+            .map_err(|_| Refusal::Type(format!("`{value}` is not a whole number")).raise())?;
+        check_range(n as f64, MIN, upper(MAX)).map_err(|rule| Refusal::Rule(rule).raise())?;
+        Ok(Self(n))
+    }
+}
+
+/// A 0–100 score bound.
+pub type ScoreBound = Integer<0, 100>;
+
+/// A number parameter (a money amount) from `MIN` to `MAX`, refused like [`Integer`].
+pub struct Number<const MIN: i64, const MAX: i64>(pub f64);
+
+impl<const MIN: i64, const MAX: i64> Type for Number<MIN, MAX> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        "number(double)".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        range_schema("number", "double", MIN, MAX)
+    }
+
+    crate::scalar_raw_values!();
+}
+
+impl<const MIN: i64, const MAX: i64> ParseFromParameter for Number<MIN, MAX> {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        let n = value
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite())
+            .ok_or_else(|| Refusal::Type(format!("`{value}` is not a number")).raise())?;
+        check_range(n, MIN, upper(MAX)).map_err(|rule| Refusal::Rule(rule).raise())?;
+        Ok(Self(n))
+    }
+}
+
+/// An event number to read after: from 0.
+pub type EventNumber = Integer<0, { i64::MAX }>;
+
+/// A deal value bound: 0 to a trillion.
+pub type AmountBound = Number<0, 1_000_000_000_000>;
+
+/// A parameter holding one value of the enum `E`, documented as `E` is (its component), and
+/// refused with the list of values when it holds another (422).
+pub struct Choice<E>(pub E);
+
+impl<E: Type> Type for Choice<E> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        E::name()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        E::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        E::register(registry);
+    }
+
+    crate::scalar_raw_values!();
+}
+
+impl<E: Type + ParseFromParameter> ParseFromParameter for Choice<E> {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        E::parse_from_parameter(value).map(Self).map_err(|_| {
+            let mut registry = Registry::new();
+            E::register(&mut registry);
+            let values: Vec<String> = registry
+                .schemas
+                .get(E::name().as_ref())
+                .map(|schema| {
+                    schema
+                        .enum_items
+                        .iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Refusal::Rule(format!("must be one of {}", values.join(", "))).raise()
+        })
+    }
+}
+
 /// A whole-number query parameter from `MIN` to `MAX`, checked by the server, not by
 /// poem-openapi's validators: its parsing never fails, and a bad value comes out of
 /// [`paging`] as the server's own error (400 for what is not a whole number, 422 for one out
@@ -244,10 +400,7 @@ impl<const MIN: i64, const MAX: i64> Type for WholeNumber<MIN, MAX> {
     }
 
     fn schema_ref() -> MetaSchemaRef {
-        let mut schema = MetaSchema::new_with_format("integer", "int64");
-        schema.minimum = Some(MIN as f64);
-        schema.maximum = (MAX != i64::MAX).then_some(MAX as f64);
-        MetaSchemaRef::Inline(Box::new(schema))
+        range_schema("integer", "int64", MIN, MAX)
     }
 
     crate::scalar_raw_values!();

@@ -1,6 +1,6 @@
 //! `GET /search`.
 
-use crate::api::params::{paging, PageNumber, PerPage, SearchKinds, Shaped};
+use crate::api::params::{paging, PageNumber, PerPage, SearchKinds, SearchText, Shaped};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -31,8 +31,7 @@ impl SearchApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         /// The words to find, each as a prefix (`ada lov`); 1 to 200 characters.
-        #[oai(validator(min_length = 1, max_length = 200))]
-        q: Query<String>,
+        q: Query<Shaped<SearchText>>,
         /// Only these kinds of results: lead, company, deal, note (comma separated).
         types: Query<Option<Shaped<SearchKinds>>>,
         /// Which page, from 1 (default 1).

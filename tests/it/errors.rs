@@ -56,6 +56,85 @@ fn a_bad_query_value_is_400_and_an_out_of_range_one_is_422() {
     );
 }
 
+/// Every parameter type of the server's own says why it refused a value, and the status
+/// follows the kind of refusal (not the framework's wording): 400 for a value not of the
+/// documented type or form, 422 for one outside a documented range or set.
+#[test]
+fn each_kind_of_refused_parameter_gets_its_status_and_a_precise_message() {
+    let s = TestServer::start();
+    let key = &s.admin_key;
+    let e = s
+        .get("/leads?score_min=high", key)
+        .error(400, "bad_request");
+    assert_eq!(
+        e["message"],
+        "invalid parameter `score_min`: `high` is not a whole number"
+    );
+    assert_eq!(
+        e["details"],
+        json!([{"field": "score_min", "issue": "is not of the documented type"}])
+    );
+    let e = s
+        .get("/leads?score_max=101", key)
+        .error(422, "validation_error");
+    assert_eq!(e["message"], "score_max must be at most 100");
+    let e = s
+        .get("/deals?value_min=-1", key)
+        .error(422, "validation_error");
+    assert_eq!(
+        e["details"],
+        json!([{"field": "value_min", "issue": "must be at least 0"}])
+    );
+    let e = s.get("/deals?value_max=NaN", key).error(400, "bad_request");
+    assert_eq!(
+        e["message"],
+        "invalid parameter `value_max`: `NaN` is not a number"
+    );
+    let e = s
+        .get("/events?after=-5", key)
+        .error(422, "validation_error");
+    assert_eq!(e["message"], "after must be at least 0");
+    let e = s.get("/search?q=", key).error(422, "validation_error");
+    assert_eq!(e["message"], "q must be at least 1 character");
+    let long = "a".repeat(201);
+    let e = s
+        .get(&format!("/search?q={long}"), key)
+        .error(422, "validation_error");
+    assert_eq!(e["message"], "q must be at most 200 characters");
+    let e = s
+        .get("/performance/leaderboard?period=fortnight", key)
+        .error(422, "validation_error");
+    assert_eq!(
+        e["message"],
+        "period must be one of day, week, month, quarter, year"
+    );
+    let e = s
+        .get("/leads?sort=shoe_size", key)
+        .error(422, "validation_error");
+    assert_eq!(e["details"][0]["field"], "sort");
+    let e = s
+        .get("/leads?created_after=yesterday", key)
+        .error(400, "bad_request");
+    assert_eq!(
+        e["message"],
+        "invalid parameter `created_after`: must be an RFC 3339 timestamp"
+    );
+    // A type the framework parses itself (a boolean) is a 400 naming the parameter too.
+    let e = s.get("/tasks?overdue=maybe", key).error(400, "bad_request");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid parameter `overdue`: "),
+        "{e}"
+    );
+    assert_eq!(e["details"][0]["issue"], "is not of the documented type");
+    // Values inside the ranges pass.
+    s.get("/leads?score_min=10&score_max=90", key).data(200);
+    s.get("/deals?value_min=0.5&value_max=1000000000000", key)
+        .data(200);
+}
+
 #[test]
 fn every_401_is_identical_and_names_the_scheme() {
     let s = TestServer::start();
