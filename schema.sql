@@ -828,3 +828,38 @@ CREATE INDEX emails_deal ON emails (deal_id, created_at);
 CREATE INDEX emails_thread ON emails (deal_id, thread_id, created_at);
 CREATE INDEX emails_outbox ON emails (status, next_attempt_at) WHERE status IN ('queued', 'sending');
 CREATE INDEX emails_message ON emails (org_id, message_id);
+
+-- migration: 15
+-- Email templates (issue 23): a subject and an HTML and/or text body in Jinja syntax, rendered
+-- for a lead (and a deal). `variables` keeps the variables a template uses (a JSON array), found
+-- when it is saved, so a reader sees them without parsing it.
+CREATE TABLE email_templates (
+    id          TEXT PRIMARY KEY,
+    org_id      TEXT NOT NULL REFERENCES organizations(id),
+    name        TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    html_body   TEXT,
+    text_body   TEXT,
+    variables   TEXT NOT NULL DEFAULT '[]',
+    created_by  TEXT,
+    version     INTEGER NOT NULL DEFAULT 1,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    CHECK (html_body IS NOT NULL OR text_body IS NOT NULL)
+) STRICT;
+CREATE UNIQUE INDEX email_templates_name ON email_templates (org_id, name COLLATE NOCASE);
+CREATE INDEX email_templates_created ON email_templates (org_id, created_at);
+
+-- The addresses an organization never writes to again: every send checks this list, campaign
+-- or not. One row per address (compared without regard to case).
+CREATE TABLE suppressions (
+    id          TEXT PRIMARY KEY,
+    org_id      TEXT NOT NULL REFERENCES organizations(id),
+    email       TEXT NOT NULL,
+    reason      TEXT NOT NULL CHECK (reason IN ('manual', 'unsubscribed', 'bounced', 'complained')),
+    note        TEXT,
+    created_by  TEXT,
+    created_at  INTEGER NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX suppressions_email ON suppressions (org_id, email COLLATE NOCASE);
+CREATE INDEX suppressions_created ON suppressions (org_id, created_at);

@@ -52,11 +52,16 @@ def before_load_schema(ctx, raw_schema):
 # The issues (as the server words them) of rules that depend on stored records or on the
 # server's configuration, not on the request's shape; and rules of a body's content that no
 # pattern can state: an inbound message that names no recipient, a CSV header row that names
-# no column the import reads ("names no recipient ...", "names no column ...").
+# no column the import reads ("names no recipient ...", "names no column ..."), an email
+# template that does not parse or names a variable that is no field ("is not a valid
+# template", "uses `lead.x`, which is not a variable"), a recipient on the suppression list.
 STATEFUL_ISSUES = (
     "names no ",
     "names the address ",
     "must be a time zone of the IANA database",
+    "is not a valid template",
+    "uses `",
+    "is suppressed: ",
 )
 
 

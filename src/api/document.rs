@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use serde_json::{json, Value};
 
 use super::envelope::DOCUMENTED_JSON;
-use crate::domain::{email, orgs, sheets, validate, webhooks};
+use crate::domain::{email, orgs, sheets, templates, validate, webhooks};
 
 /// poem-openapi's document with the refinements below applied.
 pub fn refine(spec: &str) -> String {
@@ -50,6 +50,7 @@ pub fn refine(spec: &str) -> String {
 /// Rules on single fields, as (schema, property, keywords).
 fn field_rules() -> Vec<(&'static str, &'static str, Value)> {
     let email = json!({"pattern": validate::EMAIL_FIELD_PATTERN});
+    let email_rule = email.clone();
     let email_or_blank = json!({"pattern": validate::EMAIL_OR_BLANK_PATTERN});
     let email_items = json!({"items": {
         "type": "string",
@@ -105,6 +106,17 @@ fn field_rules() -> Vec<(&'static str, &'static str, Value)> {
         ("SendEmail", "text", not_blank.clone()),
         ("ReplyEmail", "text", not_blank),
         ("SendEmail", "subject", json!({"pattern": "^[^\\r\\n]*$"})),
+        ("NewSuppression", "email", email_rule.clone()),
+        (
+            "NewEmailTemplate",
+            "subject",
+            json!({"pattern": templates::SUBJECT_PATTERN}),
+        ),
+        (
+            "EmailTemplatePatch",
+            "subject",
+            json!({"pattern": templates::SUBJECT_PATTERN}),
+        ),
         (
             "NewInbox",
             "username",
@@ -181,6 +193,14 @@ fn object_rules() -> Vec<(&'static str, Value)> {
         ("NewDeal", one_of("stage_id", "stage")),
         ("ConvertLead", one_of("stage_id", "stage")),
         ("MoveDeal", exactly_one("stage_id", "stage")),
+        (
+            "NewEmailTemplate",
+            json!({"anyOf": [given("html_body"), given("text_body")]}),
+        ),
+        (
+            "PreviewFor",
+            json!({"anyOf": [given("lead_id"), given("deal_id")]}),
+        ),
     ]
 }
 

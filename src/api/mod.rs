@@ -31,7 +31,9 @@ mod org;
 mod pipelines;
 mod search;
 mod sse;
+mod suppressions;
 mod tasks;
+mod templates;
 mod users;
 mod webhooks;
 
@@ -78,6 +80,13 @@ pub enum ApiTags {
     Webhooks,
     /// Per-deal inboxes: send, reply, inbound mail and open tracking.
     Email,
+    /// What outbound email says: templates over the lead, its company, its owner and the
+    /// deal, checked when saved and rendered per lead.
+    #[oai(rename = "Email templates")]
+    EmailTemplates,
+    /// Addresses never written to again (unsubscribed, bounced, or added by hand), honoured by
+    /// every send.
+    Suppressions,
     /// The server's own data: backups.
     Admin,
 }
@@ -87,6 +96,8 @@ pub type Apis = (
     CoreApis,
     webhooks::WebhooksApi,
     email::EmailApi,
+    templates::EmailTemplatesApi,
+    suppressions::SuppressionsApi,
     admin::AdminApi,
 );
 
@@ -148,6 +159,8 @@ pub fn service() -> OpenApiService<Apis, ()> {
             ),
             webhooks::WebhooksApi,
             email::EmailApi,
+            templates::EmailTemplatesApi,
+            suppressions::SuppressionsApi,
             admin::AdminApi,
         ),
         "Clozup API",

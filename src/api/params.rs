@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::error::{ApiError, ApiResult, Refusal};
 use crate::domain::listing::{Paging, MAX_PER_PAGE};
 use crate::domain::{activities, api_keys, companies, deals, events, leads, notes, search};
-use crate::domain::{signals, tasks, users, webhooks};
+use crate::domain::{signals, suppressions, tasks, templates, users, webhooks};
 
 /// What a string parameter may hold: its schema, and the check that enforces exactly it.
 pub trait Shape: Send + Sync + 'static {
@@ -169,6 +169,8 @@ sorts! {
     SignalSort => signals::SORTS,
     TaskSort => tasks::SORTS,
     UserSort => users::SORTS,
+    TemplateSort => templates::SORTS,
+    SuppressionSort => suppressions::SORTS,
 }
 
 /// Declares "any of" list shapes from the domain's value lists.
@@ -205,6 +207,7 @@ lists! {
     ActivityTypes => activities::CLIENT_TYPES.iter().chain(activities::SYSTEM_TYPES),
     SignalTypes => crate::rules::buying_signals::ALL.iter().map(|t| t.as_str()),
     MemoryKinds => crate::domain::memory::KINDS,
+    SuppressionReasons => suppressions::REASONS,
 }
 
 /// A calendar date, `YYYY-MM-DD`.

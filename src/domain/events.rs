@@ -49,6 +49,11 @@ pub const TYPES: &[&str] = &[
     "email.failed",
     "email.received",
     "email.opened",
+    "email_template.created",
+    "email_template.updated",
+    "email_template.deleted",
+    "suppression.created",
+    "suppression.deleted",
     "webhook.disabled",
     "user.password_reset",
 ];

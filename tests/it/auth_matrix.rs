@@ -203,8 +203,17 @@ fn row_of(op_id: &str, method: &str) -> &'static str {
         op if op.starts_with("get_analytics") => "read",
         "login" | "complete_password_reset" | "receive_email" => "public",
         _ if [
-            "compan", "lead", "pipeline", "stage", "deal", "signal", "task", "activit", "note",
+            "compan",
+            "lead",
+            "pipeline",
+            "stage",
+            "deal",
+            "signal",
+            "task",
+            "activit",
+            "note",
             "email",
+            "suppression",
         ]
         .iter()
         .any(|r| op_id.contains(r)) =>
@@ -401,6 +410,16 @@ fn every_operation_and_every_caller_kind_get_the_answer_the_table_gives() {
             json!({"to": ["buyer@acme.example"], "subject": "Hi", "text": "Hi"}),
         )
         .data(202));
+    let template = id(s
+        .post(
+            "/email-templates",
+            o,
+            json!({"name": "Intro", "subject": "Hi", "text_body": "Hi {{ lead.email }}"}),
+        )
+        .data(201));
+    let suppression = id(s
+        .post("/suppressions", o, json!({"email": "gone@acme.example"}))
+        .data(201));
     let victim_user = s
         .user_with_session(&owner, "victim@example.com", "member")
         .0;
@@ -423,6 +442,8 @@ fn every_operation_and_every_caller_kind_get_the_answer_the_table_gives() {
             ("notes", _) => note.clone(),
             ("signals", _) => signal.clone(),
             ("webhooks", _) => webhook.clone(),
+            ("email-templates", _) => template.clone(),
+            ("suppressions", _) => suppression.clone(),
             other => panic!("no object for {path} {other:?}"),
         }
     };
@@ -497,6 +518,12 @@ fn every_operation_and_every_caller_kind_get_the_answer_the_table_gives() {
                     json!({"to": ["buyer@acme.example"], "subject": "Re", "text": "Hello"})
                 }
                 "reply_to_email" => json!({"text": "Hello again"}),
+                "preview_email_template" => json!({"lead_id": lead}),
+                "update_email_template" => json!({"subject": format!("Hi {probes}")}),
+                "create_email_template" => {
+                    json!({"name": format!("T{probes}"), "subject": "Hi", "text_body": "x"})
+                }
+                "create_suppression" => json!({"email": format!("s{probes}@acme.example")}),
                 _ => json!({}),
             }
             .to_string()

@@ -126,6 +126,20 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
         "reply_to_email",
     ),
     ("post", "/inbound/email", "receive_email"),
+    ("get", "/email-templates", "list_email_templates"),
+    ("post", "/email-templates", "create_email_template"),
+    ("get", "/email-templates/{id}", "get_email_template"),
+    ("patch", "/email-templates/{id}", "update_email_template"),
+    ("delete", "/email-templates/{id}", "delete_email_template"),
+    (
+        "post",
+        "/email-templates/{id}/preview",
+        "preview_email_template",
+    ),
+    ("get", "/suppressions", "list_suppressions"),
+    ("post", "/suppressions", "create_suppression"),
+    ("get", "/suppressions/{id}", "get_suppression"),
+    ("delete", "/suppressions/{id}", "delete_suppression"),
     ("post", "/admin/backup", "create_backup"),
 ];
 

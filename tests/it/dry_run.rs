@@ -658,6 +658,71 @@ fn every_write_operation_rehearses_without_a_trace() {
         "/admin/backup",
         bare("POST", "/admin/backup".into()),
     );
+    let template = throwaway(
+        "/email-templates",
+        json!({"name": "Intro", "subject": "Hi", "text_body": "Hi {{ lead.email }}"}),
+    );
+    add(
+        "POST",
+        "/email-templates",
+        json_write(
+            "POST",
+            "/email-templates".into(),
+            json!({"name": "Follow-up", "subject": "Again", "html_body": "<p>Hi</p>"}),
+        ),
+    );
+    add(
+        "PATCH",
+        "/email-templates/{id}",
+        json_write(
+            "PATCH",
+            format!("/email-templates/{template}"),
+            json!({"subject": "Hello {{ lead.email }}"}),
+        ),
+    );
+    add(
+        "DELETE",
+        "/email-templates/{id}",
+        bare(
+            "DELETE",
+            format!(
+                "/email-templates/{}",
+                throwaway(
+                    "/email-templates",
+                    json!({"name": "Gone", "subject": "x", "text_body": "x"})
+                )
+            ),
+        ),
+    );
+    add(
+        "POST",
+        "/email-templates/{id}/preview",
+        json_write(
+            "POST",
+            format!("/email-templates/{template}/preview"),
+            json!({"lead_id": lead}),
+        ),
+    );
+    add(
+        "POST",
+        "/suppressions",
+        json_write(
+            "POST",
+            "/suppressions".into(),
+            json!({"email": "never@acme.test", "reason": "unsubscribed"}),
+        ),
+    );
+    add(
+        "DELETE",
+        "/suppressions/{id}",
+        bare(
+            "DELETE",
+            format!(
+                "/suppressions/{}",
+                throwaway("/suppressions", json!({"email": "lifted@acme.test"}))
+            ),
+        ),
+    );
 
     // The loop is over the document: a write operation without a request here fails the test.
     let doc: Value = serde_json::from_str(&clozup::api::spec_json()).unwrap();

@@ -51,6 +51,20 @@ fn seed(s: &TestServer) -> BTreeMap<&'static str, String> {
     let user = s
         .post("/users", k, json!({"email": "u@acme.example", "name": "U"}))
         .data(201);
+    let template = s
+        .post(
+            "/email-templates",
+            k,
+            json!({"name": "Acme secret pitch", "subject": "Acme", "text_body": "Acme {{ lead.email }}"}),
+        )
+        .data(201);
+    let suppression = s
+        .post(
+            "/suppressions",
+            k,
+            json!({"email": "secret-optout@acme.example", "note": "Acme secret"}),
+        )
+        .data(201);
     let key = s.post("/api-keys", k, json!({"name": "a key"})).data(201);
     let memory = s
         .post(
@@ -116,6 +130,8 @@ fn seed(s: &TestServer) -> BTreeMap<&'static str, String> {
         ("memory", id(&memory)),
         ("webhooks", id(&webhook)),
         ("delivery", id(&delivery)),
+        ("email-templates", id(&template)),
+        ("suppressions", id(&suppression)),
     ])
 }
 
@@ -129,6 +145,7 @@ fn body_for(op: &str, b_user: &str) -> Option<Value> {
         "create_deal_memory" => Some(json!({"content": "injected"})),
         "send_email" => Some(json!({"to": ["x@example.com"], "subject": "s", "text": "injected"})),
         "reply_to_email" => Some(json!({"text": "injected"})),
+        "update_email_template" => Some(json!({"subject": "injected"})),
         _ => None,
     }
 }

@@ -28,5 +28,6 @@ mod isolation;
 mod org;
 mod sales_cycle;
 mod sheets;
+mod templates;
 mod users;
 mod webhooks;

@@ -35,6 +35,11 @@ pub(super) fn queue(
     domain: &str,
     now: Millis,
 ) -> DomainResult<Email> {
+    crate::domain::suppressions::check_recipients(
+        tx,
+        &p.org_id,
+        &[("to", &out.to), ("cc", &out.cc), ("bcc", &out.bcc)],
+    )?;
     let (inbox, _) = ensure_inbox(tx, &p.org_id, deal_id, NewInbox::default(), domain, now)?;
     let id = new_id("eml");
     let message_id = format!("{}@{domain}", id.to_ascii_lowercase());
