@@ -54,7 +54,8 @@ def before_load_schema(ctx, raw_schema):
 # pattern can state: an inbound message that names no recipient, a CSV header row that names
 # no column the import reads ("names no recipient ...", "names no column ..."), an email
 # template that does not parse or names a variable that is no field ("is not a valid
-# template", "uses `lead.x`, which is not a variable"), a recipient on the suppression list.
+# template", "uses `lead.x`, which is not a variable"), a recipient on the suppression list,
+# a change that would clear a template's only stored body.
 STATEFUL_ISSUES = (
     "names no ",
     "names the address ",
@@ -62,6 +63,7 @@ STATEFUL_ISSUES = (
     "is not a valid template",
     "uses `",
     "is suppressed: ",
+    "would leave the template without a body",
 )
 
 

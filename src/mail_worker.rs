@@ -12,7 +12,7 @@ use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::{Message, Transport as _};
 use mail_parser::{MessageParser, MimeHeaders};
 
-use crate::domain::email::{self, Attachment, Attempt, Outbound, Parsed};
+use crate::domain::email::{self, Attachment, Attempt, Bounce, Failure, Outbound, Parsed};
 use crate::state::AppState;
 
 /// Messages claimed per round.
@@ -322,6 +322,113 @@ pub fn parse_inbound(raw: &[u8]) -> Result<Parsed, Malformed> {
             .map(str::to_string),
         headers,
         attachments,
+        bounce: delivery_report(&m),
+    })
+}
+
+/// What a delivery status notification (`multipart/report; report-type=delivery-status`,
+/// RFC 3464) says, or `None` for any other message.
+fn delivery_report(m: &mail_parser::Message<'_>) -> Option<Bounce> {
+    let ct = m.content_type()?;
+    let is_report = ct.ctype().eq_ignore_ascii_case("multipart")
+        && ct
+            .subtype()
+            .is_some_and(|s| s.eq_ignore_ascii_case("report"))
+        && ct
+            .attribute("report-type")
+            .is_some_and(|t| t.eq_ignore_ascii_case("delivery-status"));
+    if !is_report {
+        return None;
+    }
+    let mut bounce = Bounce::default();
+    for part in &m.parts {
+        let Some(pct) = part.content_type() else {
+            continue;
+        };
+        let kind = (
+            pct.ctype().to_ascii_lowercase(),
+            pct.subtype().unwrap_or_default().to_ascii_lowercase(),
+        );
+        match (kind.0.as_str(), kind.1.as_str(), &part.body) {
+            ("message", "delivery-status", _) => {
+                bounce.failed = permanent_failures(&String::from_utf8_lossy(part.contents()));
+            }
+            // The returned message, whole or its headers only.
+            (_, _, mail_parser::PartType::Message(returned)) => {
+                bounce.original = returned.message_id().map(str::to_string);
+            }
+            ("text", "rfc822-headers", _) => {
+                bounce.original = header_message_id(&String::from_utf8_lossy(part.contents()));
+            }
+            _ => {}
+        }
+    }
+    Some(bounce)
+}
+
+/// The recipients a `message/delivery-status` body reports as failed for good: per-recipient
+/// field groups (after the per-message group, blank-line separated, folded lines unfolded) with
+/// `Action: failed` and a `5.x.x` `Status`.
+fn permanent_failures(report: &str) -> Vec<Failure> {
+    let mut groups: Vec<Vec<(String, String)>> = vec![Vec::new()];
+    for line in report.lines() {
+        let group = groups.last_mut().expect("one group at least");
+        if line.trim().is_empty() {
+            if !group.is_empty() {
+                groups.push(Vec::new());
+            }
+        } else if line.starts_with([' ', '\t']) {
+            if let Some((_, value)) = group.last_mut() {
+                value.push(' ');
+                value.push_str(line.trim());
+            }
+        } else if let Some((name, value)) = line.split_once(':') {
+            group.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+        }
+    }
+    groups
+        .iter()
+        .skip(1)
+        .filter_map(|fields| {
+            let field = |name: &str| {
+                fields
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.as_str())
+            };
+            let failed = field("action").is_some_and(|a| a.eq_ignore_ascii_case("failed"));
+            let status = field("status")?.split_whitespace().next()?.to_string();
+            // `rfc822; ada@example.com`: the address after the type.
+            let address = field("final-recipient")?
+                .rsplit(';')
+                .next()?
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_ascii_lowercase();
+            (failed && status.starts_with('5') && address.contains('@')).then(|| Failure {
+                address,
+                status,
+                diagnostic: field("diagnostic-code")
+                    .map(|d| d.split_once(';').map_or(d, |(_, text)| text).trim())
+                    .filter(|d| !d.is_empty())
+                    .map(|d| d.chars().take(300).collect()),
+            })
+        })
+        .collect()
+}
+
+/// The `Message-ID` in a block of returned headers, without angle brackets.
+fn header_message_id(headers: &str) -> Option<String> {
+    headers.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim().eq_ignore_ascii_case("message-id").then(|| {
+            value
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_string()
+        })
     })
 }
 
@@ -381,6 +488,51 @@ mod tests {
                 proptest::prop_assert!(why.starts_with("names no recipient"), "{raw:?}: {why}");
             }
         }
+    }
+
+    /// The bounce fixture with its placeholders filled in.
+    fn report(action: &str, status: &str) -> Vec<u8> {
+        std::fs::read_to_string("tests/fixtures/email/bounce_postfix.eml")
+            .unwrap()
+            .replace("{INBOX}", "deal@inbox.test")
+            .replace("{BOUNCED}", "Ada@Engines.test")
+            .replace("{ACTION}", action)
+            .replace("{STATUS}", status)
+            .replace("{IN_REPLY_TO}", "eml_1@inbox.test")
+            .into_bytes()
+    }
+
+    #[test]
+    fn a_delivery_report_names_its_permanent_failures_and_the_message_that_bounced() {
+        let bounce = parse_inbound(&report("failed", "5.1.1"))
+            .unwrap()
+            .bounce
+            .unwrap();
+        assert_eq!(bounce.original.as_deref(), Some("eml_1@inbox.test"));
+        assert_eq!(bounce.failed.len(), 1);
+        let f = &bounce.failed[0];
+        assert_eq!(
+            (f.address.as_str(), f.status.as_str()),
+            ("ada@engines.test", "5.1.1")
+        );
+        assert_eq!(
+            f.diagnostic.as_deref(),
+            Some(
+                "550 5.1.1 <Ada@Engines.test>: Recipient address rejected: User unknown in \
+                 virtual mailbox table"
+            )
+        );
+        // A delay, or a temporary failure, suppresses no one.
+        for (action, status) in [("delayed", "4.4.1"), ("failed", "4.2.2")] {
+            let bounce = parse_inbound(&report(action, status))
+                .unwrap()
+                .bounce
+                .unwrap();
+            assert!(bounce.failed.is_empty(), "{action} {status}");
+        }
+        // Any other message is no report.
+        let reply = b"From: a@b.test\r\nTo: deal@inbox.test\r\nSubject: Re\r\n\r\nFine\r\n";
+        assert!(parse_inbound(reply).unwrap().bounce.is_none());
     }
 
     #[test]

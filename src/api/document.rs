@@ -169,6 +169,8 @@ fn object_rules() -> Vec<(&'static str, Value)> {
         }}})
     };
     let on_deal_or_lead = json!({"anyOf": [given("deal_id"), given("lead_id")]});
+    // Null, or a string of whitespace only (a pattern does not apply to null).
+    let blank = format!("^[{}]*$", crate::domain::validate::white_space!());
     // Not both of two alternative fields.
     let present =
         |field: &str| json!({"required": [field], "properties": {field: {"type": "string"}}});
@@ -200,6 +202,14 @@ fn object_rules() -> Vec<(&'static str, Value)> {
         (
             "PreviewFor",
             json!({"anyOf": [given("lead_id"), given("deal_id")]}),
+        ),
+        // A change that clears both bodies (null or blank) leaves none.
+        (
+            "EmailTemplatePatch",
+            json!({"not": {"required": ["html_body", "text_body"], "properties": {
+                "html_body": {"pattern": blank},
+                "text_body": {"pattern": blank},
+            }}}),
         ),
     ]
 }

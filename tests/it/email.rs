@@ -855,3 +855,109 @@ fn the_lead_360_shows_what_happened_on_its_deals() {
     assert_eq!(view["totals"]["notes"], 102);
     assert_eq!(view["truncated"], true);
 }
+
+/// The bounce fixture (a Postfix delivery status notification) for `bounced` failing with
+/// `action` and `status`, about message `original`, delivered to `inbox`.
+fn bounce(inbox: &str, bounced: &str, action: &str, status: &str, original: &str) -> Vec<u8> {
+    std::fs::read_to_string("tests/fixtures/email/bounce_postfix.eml")
+        .unwrap()
+        .replace("{INBOX}", inbox)
+        .replace("{BOUNCED}", bounced)
+        .replace("{ACTION}", action)
+        .replace("{STATUS}", status)
+        .replace("{IN_REPLY_TO}", original)
+        .into_bytes()
+}
+
+#[test]
+fn a_bounce_suppresses_the_address_and_fails_the_message_without_counting_as_a_reply() {
+    let sink = SmtpSink::start();
+    let s = server(&sink);
+    let k = s.admin_key.clone();
+    let d = deal(&s, "Engines");
+    let inbox = s
+        .post(&format!("/deals/{d}/email-inbox"), &k, json!({}))
+        .data(201);
+    let address = inbox["address"].as_str().unwrap().to_string();
+    let queued = send(
+        &s,
+        &d,
+        json!({"to": ["ada@engines.test"], "subject": "Pricing", "text": "Hello"}),
+    );
+    let id = queued["id"].as_str().unwrap().to_string();
+    wait_status(&s, &d, &id, "sent");
+    let message_id = queued["message_id"].as_str().unwrap().to_string();
+    let activities = "SELECT COUNT(*) FROM activities WHERE type = 'email_received'";
+
+    // A delay suppresses no one and fails nothing.
+    inbound(
+        &s,
+        &bounce(
+            &address,
+            "ada@engines.test",
+            "delayed",
+            "4.4.1",
+            &message_id,
+        ),
+        INBOUND_TOKEN,
+    )
+    .data(201);
+    assert_eq!(s.count("SELECT COUNT(*) FROM suppressions"), 0);
+
+    // The recipient's server says the mailbox does not exist.
+    // (A report of its own: another Message-ID than the delay's.)
+    let raw = String::from_utf8(bounce(
+        &address,
+        "ada@engines.test",
+        "failed",
+        "5.1.1",
+        &message_id,
+    ))
+    .unwrap()
+    .replace("20261202101503.4F1A2B3C4D", "20261202101600.5A6B7C8D9E")
+    .into_bytes();
+    let report = inbound(&s, &raw, INBOUND_TOKEN).data(201);
+    assert_eq!(
+        report["thread_id"], queued["thread_id"],
+        "the report joins the thread of the message it reports on"
+    );
+    let entry = &s.get("/suppressions?email=ada@engines.test", &k).data(200)[0];
+    assert_eq!(entry["reason"], "bounced");
+    assert!(entry["note"].as_str().unwrap().contains("5.1.1"), "{entry}");
+    assert_eq!(entry["created_by"], Value::Null);
+    let failed = s.get(&format!("/deals/{d}/emails/{id}"), &k).data(200);
+    assert_eq!(failed["status"], "failed");
+    assert!(
+        failed["last_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("bounced by the recipient's server: 5.1.1 (550 5.1.1"),
+        "{failed}"
+    );
+    let log = s.get("/events/log?types=email.failed", &k).data(200);
+    assert_eq!(log[0]["data"]["object"]["id"], id.as_str());
+    // A report is no word from the lead: no activity, no reply signal.
+    assert_eq!(s.count(activities), 0);
+    assert_eq!(
+        s.count("SELECT COUNT(*) FROM signals WHERE type = 'email_replied'"),
+        0
+    );
+    // The same report again changes nothing; the address is not written to again.
+    let events = s.count("SELECT COUNT(*) FROM events");
+    inbound(&s, &raw, INBOUND_TOKEN).data(200);
+    assert_eq!(s.count("SELECT COUNT(*) FROM events"), events);
+    let e = s
+        .post(
+            &format!("/deals/{d}/emails/send"),
+            &k,
+            json!({"to": ["ada@engines.test"], "subject": "Again", "text": "Hello?"}),
+        )
+        .error(422, "validation_error");
+    assert!(
+        e["details"][0]["issue"]
+            .as_str()
+            .unwrap()
+            .starts_with("is suppressed: ada@engines.test (bounced since "),
+        "{e}"
+    );
+}

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::domain::changes;
+use crate::domain::suppressions::{self, SuppressionReason};
 
 /// An inbound message, parsed.
 #[derive(Debug, Clone, Default)]
@@ -34,6 +35,39 @@ pub struct Parsed {
     pub headers: BTreeMap<String, String>,
     /// Attachments.
     pub attachments: Vec<Attachment>,
+    /// What a delivery status notification reports, when the message is one.
+    pub bounce: Option<Bounce>,
+}
+
+/// A delivery status notification (RFC 3464): a mail server saying a message it accepted could
+/// not be delivered.
+#[derive(Debug, Clone, Default)]
+pub struct Bounce {
+    /// The recipients that failed for good (`Action: failed` with a 5.x.x `Status`); a delay
+    /// or a temporary failure names none.
+    pub failed: Vec<Failure>,
+    /// The `Message-ID` of the message that bounced, from the headers the report returns.
+    pub original: Option<String>,
+}
+
+/// One recipient a report says failed for good.
+#[derive(Debug, Clone, Default)]
+pub struct Failure {
+    /// The address (`Final-Recipient`).
+    pub address: String,
+    /// The enhanced status code (`5.1.1`).
+    pub status: String,
+    /// The receiving server's words (`Diagnostic-Code`), if given.
+    pub diagnostic: Option<String>,
+}
+
+impl Failure {
+    fn describe(&self) -> String {
+        match &self.diagnostic {
+            Some(d) => format!("bounced by the recipient's server: {} ({d})", self.status),
+            None => format!("bounced by the recipient's server: {}", self.status),
+        }
+    }
 }
 
 /// What storing an inbound message did.
@@ -65,12 +99,50 @@ pub fn receive(tx: &Tx<'_>, m: Parsed, now: Millis) -> DomainResult<Received> {
     let mut created = false;
     for inbox in &inboxes {
         let stored = store(tx, &m, inbox, now)?;
+        if stored.created {
+            if let Some(bounce) = &m.bounce {
+                apply_bounce(tx, &inbox.1, bounce, now)?;
+            }
+        }
         created |= stored.created;
         first.get_or_insert(stored);
     }
     let mut first = first.expect("one inbox at least");
     first.created = created;
     Ok(first)
+}
+
+/// What a bounce means for an organization: every address that failed for good is suppressed
+/// (reason `bounced`, so nothing is sent to it again), and the message that bounced, if it is
+/// one of the organization's, is marked failed with the server's words (`email.failed`).
+fn apply_bounce(tx: &Tx<'_>, org_id: &str, bounce: &Bounce, now: Millis) -> DomainResult<()> {
+    let actor = Actor::system();
+    for failure in &bounce.failed {
+        suppressions::suppress(
+            tx,
+            org_id,
+            &failure.address,
+            SuppressionReason::Bounced,
+            Some(failure.describe().chars().take(500).collect()),
+            &actor,
+            now,
+        )?;
+    }
+    let (Some(original), Some(failure)) = (&bounce.original, bounce.failed.first()) else {
+        return Ok(());
+    };
+    let bounced: Option<String> = tx
+        .cached_row(
+            "SELECT id FROM emails WHERE org_id = ?1 AND message_id = ?2
+               AND direction = 'outbound' AND status <> 'failed'",
+            params![org_id, original],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match bounced {
+        Some(id) => super::outbox::fail(tx, org_id, &id, &failure.describe(), now),
+        None => Ok(()),
+    }
 }
 
 /// An inbox: its id, organization and deal.
@@ -108,7 +180,12 @@ fn store(tx: &Tx<'_>, m: &Parsed, inbox: &InboxOf, now: Millis) -> DomainResult<
     }
     // The thread of the newest message it refers to that this deal has.
     let mut thread = None;
-    for reference in m.in_reply_to.iter().chain(m.references.iter().rev()) {
+    let original = m.bounce.as_ref().and_then(|b| b.original.as_ref());
+    for reference in original
+        .into_iter()
+        .chain(&m.in_reply_to)
+        .chain(m.references.iter().rev())
+    {
         thread = tx
             .prepare_cached(
                 "SELECT thread_id FROM emails WHERE org_id = ?1 AND deal_id = ?2 AND message_id = ?3",
@@ -149,16 +226,19 @@ fn store(tx: &Tx<'_>, m: &Parsed, inbox: &InboxOf, now: Millis) -> DomainResult<
         ],
     )?;
     let actor = Actor::system();
-    log_activity(
-        tx,
-        org_id,
-        None,
-        "email_received",
-        &m.subject,
-        format!("From {}", m.from),
-        deal_id,
-        now,
-    )?;
+    // A delivery report is no word from the lead: no activity, so no reply signal.
+    if m.bounce.is_none() {
+        log_activity(
+            tx,
+            org_id,
+            None,
+            "email_received",
+            &m.subject,
+            format!("From {}", m.from),
+            deal_id,
+            now,
+        )?;
+    }
     let email = get_by_id(tx, org_id, &id)?;
     changes::append(tx, org_id, &actor, "email.received", &email, None, now)?;
     Ok(Received {

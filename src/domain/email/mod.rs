@@ -27,7 +27,7 @@ mod inbound;
 mod inbox;
 mod outbox;
 pub use compose::{reply, send};
-pub use inbound::{receive, record_open, Parsed, Received};
+pub use inbound::{receive, record_open, Bounce, Failure, Parsed, Received};
 pub use inbox::{ensure_inbox, get_inbox, inbox_of, USERNAME_PATTERN};
 pub use outbox::{any_due, claim, record_attempt, requeue_interrupted, Attempt, Outbound};
 

@@ -111,22 +111,33 @@ pub fn record_attempt(
                 params![id, error, now + delay.as_millis() as i64, now],
             )?;
         }
-        Attempt::Failed(error) => {
-            tx.execute(
-                "UPDATE emails SET status = 'failed', last_error = ?2, updated_at = ?3 WHERE id = ?1",
-                params![id, error, now],
-            )?;
-            let email = get_by_id(tx, &job.org_id, id)?;
-            changes::append(
-                tx,
-                &job.org_id,
-                &Actor::system(),
-                "email.failed",
-                &email,
-                None,
-                now,
-            )?;
-        }
+        Attempt::Failed(error) => fail(tx, &job.org_id, id, &error, now)?,
     }
+    Ok(())
+}
+
+/// Marks outbound message `id` failed with `error` and records `email.failed`: when its last
+/// attempt failed, or when the recipient's server bounced it after accepting it.
+pub(super) fn fail(
+    tx: &Tx<'_>,
+    org_id: &str,
+    id: &str,
+    error: &str,
+    now: Millis,
+) -> DomainResult<()> {
+    tx.execute(
+        "UPDATE emails SET status = 'failed', last_error = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, error, now],
+    )?;
+    let email = get_by_id(tx, org_id, id)?;
+    changes::append(
+        tx,
+        org_id,
+        &Actor::system(),
+        "email.failed",
+        &email,
+        None,
+        now,
+    )?;
     Ok(())
 }

@@ -198,13 +198,11 @@ struct Parts {
 }
 
 impl Parts {
-    /// Checks every part, adding an issue per bad one; returns the variables used, as stored.
-    fn check(&self, issues: &mut Issues) -> String {
+    /// Checks every part, adding an issue per bad one (`no_body` when there is no body);
+    /// returns the variables used, as stored.
+    fn check(&self, issues: &mut Issues, no_body: &str) -> String {
         if self.html.is_none() && self.text.is_none() {
-            issues.add(
-                "text_body",
-                "or html_body is required: a template needs a body",
-            );
+            issues.add("text_body", no_body);
         }
         let mut used = std::collections::BTreeSet::new();
         let parts = [
@@ -283,7 +281,10 @@ pub fn create(
             BODY_MAX,
         )),
     };
-    let variables = parts.check(&mut issues);
+    let variables = parts.check(
+        &mut issues,
+        "or html_body is required: a template needs a body",
+    );
     issues.finish()?;
     check_name_free(tx, &p.org_id, &parts.name, None)?;
     let id = new_id("tpl");
@@ -350,7 +351,12 @@ pub fn update(
             BODY_MAX,
         )),
     };
-    let variables = parts.check(&mut issues);
+    // Which body a change may clear depends on what is stored: worded apart, as a rule of the
+    // stored template, not of the request.
+    let variables = parts.check(
+        &mut issues,
+        "would leave the template without a body: keep html_body or text_body",
+    );
     issues.finish()?;
     check_name_free(tx, &p.org_id, &parts.name, Some(id))?;
     let sets: [changes::Set<'_>; 5] = [
