@@ -32,7 +32,8 @@ pub enum SuppressionReason {
 }
 
 impl SuppressionReason {
-    fn as_str(self) -> &'static str {
+    /// The reason's name.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Manual => "manual",
             Self::Unsubscribed => "unsubscribed",
@@ -251,6 +252,20 @@ pub fn delete(tx: &Tx<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult
         now,
     )?;
     Ok(entry)
+}
+
+/// The entry of the first suppressed address among `addresses`, if one is.
+pub fn first_of<'a>(
+    conn: &Connection,
+    org_id: &str,
+    addresses: impl IntoIterator<Item = &'a String>,
+) -> DomainResult<Option<Suppression>> {
+    for address in addresses {
+        if let Some(entry) = find(conn, org_id, address)? {
+            return Ok(Some(entry));
+        }
+    }
+    Ok(None)
 }
 
 /// 422 naming every suppressed address among the recipients (`field` → addresses), so nothing

@@ -961,3 +961,47 @@ fn a_bounce_suppresses_the_address_and_fails_the_message_without_counting_as_a_r
         "{e}"
     );
 }
+
+#[test]
+fn a_message_waiting_for_a_retry_is_not_sent_to_an_address_suppressed_meanwhile() {
+    let sink = SmtpSink::start();
+    let s = server(&sink);
+    let k = s.admin_key.clone();
+    let d = deal(&s, "Retry");
+    sink.refuse(&["451 4.3.0 try again later"]);
+    let e = send(
+        &s,
+        &d,
+        json!({"to": ["ada@engines.test"], "subject": "Hi", "text": "Hello"}),
+    );
+    let id = e["id"].as_str().unwrap();
+    // The first attempt is refused for now; the retry waits on the server's clock.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let e = s.get(&format!("/deals/{d}/emails/{id}"), &k).data(200);
+        if e["attempts"] == 1 && e["status"] == "queued" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no first attempt: {e}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    s.post(
+        "/suppressions",
+        &k,
+        json!({"email": "ADA@engines.test", "reason": "unsubscribed"}),
+    )
+    .data(201);
+    let failed = wait_status(&s, &d, id, "failed");
+    assert_eq!(failed["attempts"], 1, "no second attempt");
+    assert_eq!(
+        failed["last_error"],
+        "not sent: ADA@engines.test was suppressed (unsubscribed) before it went out"
+    );
+    assert!(
+        sink.nothing_within(Duration::from_millis(200)),
+        "never sent"
+    );
+}

@@ -1,7 +1,7 @@
 //! The outbox as the sender thread works it: claiming due messages and recording each attempt.
 
 use super::*;
-use crate::domain::changes;
+use crate::domain::{changes, suppressions};
 
 /// A queued message as the sender needs it.
 #[derive(Debug, Clone)]
@@ -50,12 +50,27 @@ pub fn claim(tx: &Tx<'_>, limit: usize, now: Millis) -> DomainResult<Vec<Outboun
     };
     let mut out = Vec::with_capacity(ids.len());
     for (id, org_id, open_token, user_id) in ids {
+        let mut email = get_by_id(tx, &org_id, &id)?;
+        // An address suppressed while the message waited (for a retry, or behind others) is
+        // not written to either: the message fails unsent, naming it.
+        let recipients = email.to.iter().chain(&email.cc).chain(&email.bcc);
+        if let Some(s) = suppressions::first_of(tx, &org_id, recipients)? {
+            let error = format!(
+                "not sent: {} was suppressed ({}) before it went out",
+                s.email,
+                s.reason.as_str()
+            );
+            fail(tx, &org_id, &id, &error, now)?;
+            continue;
+        }
         tx.execute(
             "UPDATE emails SET status = 'sending', attempts = attempts + 1, updated_at = ?2 WHERE id = ?1",
             params![id, now],
         )?;
+        email.status = EmailStatus::Sending;
+        email.attempts += 1;
         out.push(Outbound {
-            email: get_by_id(tx, &org_id, &id)?,
+            email,
             org_id,
             open_token,
             user_id,
