@@ -58,6 +58,7 @@ def before_load_schema(ctx, raw_schema):
 # a change that would clear a template's only stored body.
 STATEFUL_ISSUES = (
     "names no ",
+    "names a deactivated user",
     "names the address ",
     "must be a time zone of the IANA database",
     "is not a valid template",

@@ -267,75 +267,87 @@ fn range_schema(kind: &'static str, format: &'static str, min: i64, max: i64) ->
     MetaSchemaRef::Inline(Box::new(schema))
 }
 
-/// An integer parameter from `MIN` to `MAX` (`i64::MAX`: unbounded), refused by the server's
-/// own parser: 400 for what is not a whole number, 422 for one out of range.
-pub struct Integer<const MIN: i64, const MAX: i64>(pub i64);
+/// What a number parameter holds: an integer or a floating-point number.
+pub trait NumberKind: Send + Sync + 'static {
+    /// The value.
+    type Value: Copy + Send + Sync;
+    /// The schema's type and format, `integer` and `int64` for instance.
+    const TYPE: (&'static str, &'static str);
+    /// What a value that does not parse is not ("a whole number").
+    const NOUN: &'static str;
+    /// The value `raw` holds, if it is one.
+    fn parse(raw: &str) -> Option<Self::Value>;
+    /// The value to compare with the bounds.
+    fn measure(value: Self::Value) -> f64;
+}
 
-impl<const MIN: i64, const MAX: i64> Type for Integer<MIN, MAX> {
+/// Integers.
+pub struct Whole;
+
+impl NumberKind for Whole {
+    type Value = i64;
+    const TYPE: (&'static str, &'static str) = ("integer", "int64");
+    const NOUN: &'static str = "a whole number";
+    fn parse(raw: &str) -> Option<i64> {
+        raw.parse().ok()
+    }
+    fn measure(value: i64) -> f64 {
+        value as f64
+    }
+}
+
+/// Finite floating-point numbers.
+pub struct Decimal;
+
+impl NumberKind for Decimal {
+    type Value = f64;
+    const TYPE: (&'static str, &'static str) = ("number", "double");
+    const NOUN: &'static str = "a number";
+    fn parse(raw: &str) -> Option<f64> {
+        raw.parse::<f64>().ok().filter(|n| n.is_finite())
+    }
+    fn measure(value: f64) -> f64 {
+        value
+    }
+}
+
+/// A number parameter of kind `K` from `MIN` to `MAX` (`i64::MAX`: unbounded), refused by the
+/// server's own parser: 400 for what is not such a number, 422 for one out of range.
+pub struct Bounded<K: NumberKind, const MIN: i64, const MAX: i64>(pub K::Value);
+
+impl<K: NumberKind, const MIN: i64, const MAX: i64> Type for Bounded<K, MIN, MAX> {
     const IS_REQUIRED: bool = true;
     type RawValueType = Self;
     type RawElementValueType = Self;
 
     fn name() -> Cow<'static, str> {
-        "integer(int64)".into()
+        format!("{}({})", K::TYPE.0, K::TYPE.1).into()
     }
 
     fn schema_ref() -> MetaSchemaRef {
-        range_schema("integer", "int64", MIN, MAX)
+        range_schema(K::TYPE.0, K::TYPE.1, MIN, MAX)
     }
 
     crate::scalar_raw_values!();
 }
 
-impl<const MIN: i64, const MAX: i64> ParseFromParameter for Integer<MIN, MAX> {
+impl<K: NumberKind, const MIN: i64, const MAX: i64> ParseFromParameter for Bounded<K, MIN, MAX> {
     fn parse_from_parameter(value: &str) -> ParseResult<Self> {
-        let n: i64 = value
-            .parse()
-            .map_err(|_| Refusal::Type(format!("`{value}` is not a whole number")).raise())?;
-        check_range(n as f64, MIN, upper(MAX)).map_err(|rule| Refusal::Rule(rule).raise())?;
+        let n = K::parse(value)
+            .ok_or_else(|| Refusal::Type(format!("`{value}` is not {}", K::NOUN)).raise())?;
+        check_range(K::measure(n), MIN, upper(MAX)).map_err(|rule| Refusal::Rule(rule).raise())?;
         Ok(Self(n))
     }
 }
 
 /// A 0–100 score bound.
-pub type ScoreBound = Integer<0, 100>;
-
-/// A number parameter (a money amount) from `MIN` to `MAX`, refused like [`Integer`].
-pub struct Number<const MIN: i64, const MAX: i64>(pub f64);
-
-impl<const MIN: i64, const MAX: i64> Type for Number<MIN, MAX> {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
-
-    fn name() -> Cow<'static, str> {
-        "number(double)".into()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        range_schema("number", "double", MIN, MAX)
-    }
-
-    crate::scalar_raw_values!();
-}
-
-impl<const MIN: i64, const MAX: i64> ParseFromParameter for Number<MIN, MAX> {
-    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
-        let n = value
-            .parse::<f64>()
-            .ok()
-            .filter(|n| n.is_finite())
-            .ok_or_else(|| Refusal::Type(format!("`{value}` is not a number")).raise())?;
-        check_range(n, MIN, upper(MAX)).map_err(|rule| Refusal::Rule(rule).raise())?;
-        Ok(Self(n))
-    }
-}
+pub type ScoreBound = Bounded<Whole, 0, 100>;
 
 /// An event number to read after: from 0.
-pub type EventNumber = Integer<0, { i64::MAX }>;
+pub type EventNumber = Bounded<Whole, 0, { i64::MAX }>;
 
 /// A deal value bound: 0 to a trillion.
-pub type AmountBound = Number<0, 1_000_000_000_000>;
+pub type AmountBound = Bounded<Decimal, 0, 1_000_000_000_000>;
 
 /// A parameter holding one value of the enum `E`, documented as `E` is (its component), and
 /// refused with the list of values when it holds another (422).

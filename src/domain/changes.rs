@@ -58,6 +58,27 @@ pub fn append(
     Ok(seq)
 }
 
+/// Deletes row `id` of the organization's `table` and records `event_type` with the object as
+/// it was: the last step of a delete, once whatever refers to the row has been dealt with.
+#[allow(clippy::too_many_arguments)]
+pub fn remove(
+    tx: &Tx<'_>,
+    table: &str,
+    org_id: &str,
+    id: &str,
+    actor: &Actor,
+    event_type: &str,
+    object: &impl ToJSON,
+    now: Millis,
+) -> DomainResult<()> {
+    tx.prepare_cached(&format!(
+        "DELETE FROM {table} WHERE org_id = ?1 AND id = ?2"
+    ))?
+    .execute(params![org_id, id])?;
+    append(tx, org_id, actor, event_type, object, None, now)?;
+    Ok(())
+}
+
 /// The old values of every field that differs between two JSON renderings of an object,
 /// leaving out the bookkeeping (`version`, `updated_at`).
 fn previous_values(before: &impl ToJSON, after: &impl ToJSON) -> Value {

@@ -212,17 +212,14 @@ pub fn update(
 /// Deletes a note; records `note.deleted`.
 pub fn delete(tx: &Tx<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult<Note> {
     let note = get(tx, &p.org_id, id)?;
-    tx.execute(
-        "DELETE FROM notes WHERE org_id = ?1 AND id = ?2",
-        params![p.org_id, id],
-    )?;
-    changes::append(
+    changes::remove(
         tx,
+        "notes",
         &p.org_id,
+        id,
         &Actor::from(p),
         "note.deleted",
         &note,
-        None,
         now,
     )?;
     Ok(note)

@@ -238,17 +238,14 @@ fn insert(
 /// Lifts a suppression; records `suppression.deleted`.
 pub fn delete(tx: &Tx<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult<Suppression> {
     let entry = get(tx, &p.org_id, id)?;
-    tx.execute(
-        "DELETE FROM suppressions WHERE org_id = ?1 AND id = ?2",
-        params![p.org_id, id],
-    )?;
-    changes::append(
+    changes::remove(
         tx,
+        "suppressions",
         &p.org_id,
+        id,
         &Actor::from(p),
         "suppression.deleted",
         &entry,
-        None,
         now,
     )?;
     Ok(entry)

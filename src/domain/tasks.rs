@@ -461,17 +461,14 @@ pub fn reopen(tx: &Tx<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult
 /// Deletes one task; records `task.deleted`.
 pub fn delete(tx: &Tx<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult<Task> {
     let task = get(tx, &p.org_id, id, now)?;
-    tx.execute(
-        "DELETE FROM tasks WHERE org_id = ?1 AND id = ?2",
-        params![p.org_id, id],
-    )?;
-    changes::append(
+    changes::remove(
         tx,
+        "tasks",
         &p.org_id,
+        id,
         &Actor::from(p),
         "task.deleted",
         &task,
-        None,
         now,
     )?;
     Ok(task)

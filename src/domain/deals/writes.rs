@@ -243,10 +243,15 @@ pub fn delete(tx: &Tx<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult
         "UPDATE leads SET converted_deal_id = NULL WHERE org_id = ?1 AND converted_deal_id = ?2",
         params![p.org_id, id],
     )?;
-    tx.execute(
-        "DELETE FROM deals WHERE org_id = ?1 AND id = ?2",
-        params![p.org_id, id],
+    changes::remove(
+        tx,
+        "deals",
+        &p.org_id,
+        id,
+        &actor,
+        "deal.deleted",
+        &deal,
+        now,
     )?;
-    changes::append(tx, &p.org_id, &actor, "deal.deleted", &deal, None, now)?;
     Ok(deal)
 }

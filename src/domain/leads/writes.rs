@@ -342,10 +342,15 @@ pub fn delete(tx: &Tx<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult
         "UPDATE deals SET lead_id = NULL WHERE org_id = ?1 AND lead_id = ?2",
         params![p.org_id, id],
     )?;
-    tx.execute(
-        "DELETE FROM leads WHERE org_id = ?1 AND id = ?2",
-        params![p.org_id, id],
+    changes::remove(
+        tx,
+        "leads",
+        &p.org_id,
+        id,
+        &actor,
+        "lead.deleted",
+        &lead,
+        now,
     )?;
-    changes::append(tx, &p.org_id, &actor, "lead.deleted", &lead, None, now)?;
     Ok(lead)
 }

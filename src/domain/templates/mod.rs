@@ -29,7 +29,7 @@ pub const SUBJECT_PATTERN: &str = concat!(
 );
 
 /// Longest body accepted.
-pub const BODY_MAX: usize = 200_000;
+pub const BODY_MAX: usize = 100_000;
 
 /// An email template.
 #[derive(Debug, Clone, Object, serde::Serialize)]
@@ -71,11 +71,11 @@ pub struct NewEmailTemplate {
     /// 1–998 characters, one line.
     #[oai(validator(min_length = 1, max_length = 998))]
     pub subject: String,
-    /// Up to 200,000 characters. A template needs an HTML body, a text body or both.
-    #[oai(nullable, validator(max_length = 200000))]
+    /// Up to 100,000 characters. A template needs an HTML body, a text body or both.
+    #[oai(nullable, validator(max_length = 100000))]
     pub html_body: Option<String>,
-    /// Up to 200,000 characters.
-    #[oai(nullable, validator(max_length = 200000))]
+    /// Up to 100,000 characters.
+    #[oai(nullable, validator(max_length = 100000))]
     pub text_body: Option<String>,
 }
 
@@ -91,12 +91,12 @@ pub struct EmailTemplatePatch {
     #[oai(validator(min_length = 1, max_length = 998))]
     #[oai(nullable)]
     pub subject: Option<String>,
-    /// Up to 200,000 characters.
-    #[oai(validator(max_length = 200000))]
+    /// Up to 100,000 characters.
+    #[oai(validator(max_length = 100000))]
     #[oai(nullable)]
     pub html_body: MaybeUndefined<String>,
-    /// Up to 200,000 characters.
-    #[oai(validator(max_length = 200000))]
+    /// Up to 100,000 characters.
+    #[oai(validator(max_length = 100000))]
     #[oai(nullable)]
     pub text_body: MaybeUndefined<String>,
 }
@@ -386,17 +386,14 @@ pub fn update(
 /// Deletes a template; records `email_template.deleted`.
 pub fn delete(tx: &Tx<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult<EmailTemplate> {
     let template = get(tx, &p.org_id, id)?;
-    tx.execute(
-        "DELETE FROM email_templates WHERE org_id = ?1 AND id = ?2",
-        params![p.org_id, id],
-    )?;
-    changes::append(
+    changes::remove(
         tx,
+        "email_templates",
         &p.org_id,
+        id,
         &Actor::from(p),
         "email_template.deleted",
         &template,
-        None,
         now,
     )?;
     Ok(template)
