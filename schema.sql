@@ -863,3 +863,9 @@ CREATE TABLE suppressions (
 ) STRICT;
 CREATE UNIQUE INDEX suppressions_email ON suppressions (org_id, email COLLATE NOCASE);
 CREATE INDEX suppressions_created ON suppressions (org_id, created_at);
+
+-- migration: 16
+-- One-click unsubscribe (RFC 8058): a message sent with an unsubscribe link carries a token of
+-- its own in `List-Unsubscribe`; posting to it suppresses the message's one recipient.
+ALTER TABLE emails ADD COLUMN unsubscribe_token TEXT;
+CREATE UNIQUE INDEX emails_unsubscribe ON emails (unsubscribe_token) WHERE unsubscribe_token IS NOT NULL;

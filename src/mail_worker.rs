@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use lettre::message::header::ContentType;
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::{Message, Transport as _};
 use mail_parser::{MessageParser, MimeHeaders};
@@ -27,9 +27,14 @@ fn with_pixel(html: &str, pixel_url: &str) -> String {
     let img = format!(
         "<img src=\"{pixel_url}\" width=\"1\" height=\"1\" alt=\"\" style=\"display:none\">"
     );
+    before_body_end(html, &img)
+}
+
+/// The HTML with `addition` before `</body>` (or at the end).
+fn before_body_end(html: &str, addition: &str) -> String {
     match html.to_ascii_lowercase().rfind("</body>") {
-        Some(at) => format!("{}{img}{}", &html[..at], &html[at..]),
-        None => format!("{html}{img}"),
+        Some(at) => format!("{}{addition}{}", &html[..at], &html[at..]),
+        None => format!("{html}{addition}"),
     }
 }
 
@@ -63,16 +68,37 @@ pub fn build(job: &Outbound, public_url: &str) -> Result<Message, String> {
         let chain: Vec<String> = e.references.iter().map(|r| format!("<{r}>")).collect();
         b = b.references(chain.join(" "));
     }
-    let text = e.text.0.clone().unwrap_or_default();
-    let built = match &e.html {
-        Nullable(Some(html)) => {
+    let mut text = e.text.0.clone().unwrap_or_default();
+    let mut html = e.html.0.clone();
+    if let Some(token) = &job.unsubscribe_token {
+        // RFC 8058: the link, and the one-click POST that mail clients send to it.
+        let url = format!("{public_url}/u/{token}");
+        b = b
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                format!("<{url}>"),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                "List-Unsubscribe=One-Click".into(),
+            ));
+        text.push_str(&format!("\n\n--\nUnsubscribe: {url}\n"));
+        html = html.map(|h| {
+            let line = format!(
+                "<p style=\"font-size:12px;color:#777\"><a href=\"{url}\">Unsubscribe</a></p>"
+            );
+            before_body_end(&h, &line)
+        });
+    }
+    let built = match &html {
+        Some(html) => {
             let html = match &job.open_token {
                 Some(token) => with_pixel(html, &format!("{public_url}/t/{token}")),
                 None => html.clone(),
             };
             b.multipart(MultiPart::alternative_plain_html(text, html))
         }
-        Nullable(None) => b.singlepart(
+        None => b.singlepart(
             SinglePart::builder()
                 .header(ContentType::TEXT_PLAIN)
                 .body(text),

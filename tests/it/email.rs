@@ -1005,3 +1005,113 @@ fn a_message_waiting_for_a_retry_is_not_sent_to_an_address_suppressed_meanwhile(
         "never sent"
     );
 }
+
+#[test]
+fn one_click_unsubscribe_suppresses_the_recipient_and_opening_the_link_does_not() {
+    let sink = SmtpSink::start();
+    let s = server(&sink);
+    let k = s.admin_key.clone();
+    let d = deal(&s, "Newsletter");
+    // The link unsubscribes one person, so a message with it goes to one.
+    let e = s
+        .post(
+            &format!("/deals/{d}/emails/send"),
+            &k,
+            json!({"to": ["ada@engines.test"], "cc": ["bob@engines.test"], "subject": "News",
+                   "text": "Hi", "unsubscribe_link": true}),
+        )
+        .error(422, "validation_error");
+    assert_eq!(e["details"][0]["field"], "unsubscribe_link");
+    let queued = send(
+        &s,
+        &d,
+        json!({"to": ["ada@engines.test"], "subject": "News", "text": "Hi Ada",
+               "html": "<html><body><p>Hi Ada</p></body></html>", "unsubscribe_link": true}),
+    );
+    assert_eq!(queued["unsubscribe_link"], true);
+    let mail = sink.next();
+    let header = mail.header("List-Unsubscribe").expect("List-Unsubscribe");
+    let url = header
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_string();
+    assert!(url.starts_with("http://crm.test/u/u"), "{url}");
+    assert_eq!(
+        mail.header("List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+    let body = body_of(&mail);
+    assert!(body.contains(&format!("Unsubscribe: {url}")), "text line");
+    assert!(
+        body.contains(&format!("<a href=\"{url}\">Unsubscribe</a></p>")),
+        "html line"
+    );
+    let path = url.trim_start_matches("http://crm.test");
+
+    // Opening the link (as a mail scanner does) shows a button and changes nothing.
+    let opened = s.call("GET", path, None, None, &[]);
+    assert_eq!(opened.status, 200);
+    assert!(
+        opened.body.contains("<b>ada@engines.test</b>"),
+        "{}",
+        opened.body
+    );
+    assert!(
+        opened.body.contains("<form method=\"post\">"),
+        "{}",
+        opened.body
+    );
+    assert_eq!(s.count("SELECT COUNT(*) FROM suppressions"), 0);
+
+    // The mail client's one-click POST (RFC 8058), without any credential.
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let done = s.call(
+        "POST",
+        path,
+        None,
+        Some(b"List-Unsubscribe=One-Click"),
+        &form,
+    );
+    assert_eq!(done.status, 200, "{}", done.body);
+    let entry = &s.get("/suppressions?email=ada@engines.test", &k).data(200)[0];
+    assert_eq!(entry["reason"], "unsubscribed");
+    assert!(entry["note"].as_str().unwrap().starts_with(&format!(
+        "one-click unsubscribe from {}",
+        queued["id"].as_str().unwrap()
+    )));
+    // Again: the same answer, nothing new.
+    let events = s.count("SELECT COUNT(*) FROM events");
+    assert_eq!(
+        s.call(
+            "POST",
+            path,
+            None,
+            Some(b"List-Unsubscribe=One-Click"),
+            &form
+        )
+        .status,
+        200
+    );
+    assert_eq!(s.count("SELECT COUNT(*) FROM events"), events);
+    // A link this server never sent.
+    let unknown = s.call(
+        "POST",
+        "/u/u00000000000000000000000000000000",
+        None,
+        None,
+        &[],
+    );
+    assert_eq!(unknown.status, 404);
+    assert_eq!(s.count("SELECT COUNT(*) FROM suppressions"), 1);
+    send(
+        &s,
+        &d,
+        json!({"to": ["bob@engines.test"], "subject": "Still fine", "text": "Hi Bob"}),
+    );
+    s.post(
+        &format!("/deals/{d}/emails/send"),
+        &k,
+        json!({"to": ["ada@engines.test"], "subject": "News", "text": "Hi again"}),
+    )
+    .error(422, "validation_error");
+}

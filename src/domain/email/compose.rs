@@ -20,6 +20,8 @@ pub(super) struct Outgoing {
     text: String,
     html: Option<String>,
     track_opens: bool,
+    /// Whether to give it a one-click unsubscribe link (for its one recipient).
+    unsubscribe: bool,
     thread_id: Option<String>,
     in_reply_to: Option<String>,
     references: Vec<String>,
@@ -45,14 +47,15 @@ pub(super) fn queue(
     let message_id = format!("{}@{domain}", id.to_ascii_lowercase());
     let track = out.track_opens && out.html.is_some();
     let token = track.then(|| crate::secrets::new_token("o"));
+    let unsubscribe = out.unsubscribe.then(|| crate::secrets::new_token("u"));
     let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
     tx.execute(
         "INSERT INTO emails (id, org_id, deal_id, inbox_id, direction, status, message_id, thread_id,
                              in_reply_to, refs, from_address, from_name, to_addresses, cc_addresses,
                              bcc_addresses, subject, text_body, html_body, track_opens, open_token,
-                             user_id, next_attempt_at, created_at, updated_at)
+                             user_id, next_attempt_at, created_at, updated_at, unsubscribe_token)
          VALUES (?1, ?2, ?3, ?4, 'outbound', 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
-                 ?15, ?16, ?17, ?18, ?19, ?20, ?20, ?20)",
+                 ?15, ?16, ?17, ?18, ?19, ?20, ?20, ?20, ?21)",
         params![
             id,
             p.org_id,
@@ -73,7 +76,8 @@ pub(super) fn queue(
             track,
             token,
             p.user_id,
-            now
+            now,
+            unsubscribe
         ],
     )?;
     tx.queue_work();
@@ -122,6 +126,14 @@ pub fn send(
     if input.text.trim().is_empty() {
         issues.add("text", "must not be empty");
     }
+    let unsubscribe = input.unsubscribe_link.unwrap_or(false);
+    if unsubscribe && (to.len() != 1 || !cc.is_empty() || !bcc.is_empty()) {
+        issues.add(
+            "unsubscribe_link",
+            "needs exactly one recipient (one `to`, no `cc` or `bcc`): the link unsubscribes \
+             the person it was sent to",
+        );
+    }
     issues.finish()?;
     queue(
         tx,
@@ -135,6 +147,7 @@ pub fn send(
             text: input.text,
             html: input.html,
             track_opens: input.track_opens.unwrap_or(true),
+            unsubscribe,
             thread_id: None,
             in_reply_to: None,
             references: Vec::new(),
@@ -202,6 +215,7 @@ pub fn reply(
             text: input.text,
             html: input.html,
             track_opens: input.track_opens.unwrap_or(true),
+            unsubscribe: false,
             thread_id: Some(original.thread_id),
             in_reply_to: Some(original.message_id),
             references,

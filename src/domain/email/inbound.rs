@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::domain::changes;
-use crate::domain::suppressions::{self, SuppressionReason};
+use crate::domain::suppressions::{self, Suppression, SuppressionReason};
 
 /// An inbound message, parsed.
 #[derive(Debug, Clone, Default)]
@@ -279,4 +279,52 @@ pub fn record_open(tx: &Tx<'_>, token: &str, now: Millis) -> DomainResult<bool> 
     )?;
     changes::append(tx, &org_id, &actor, "email.opened", &email, None, now)?;
     Ok(true)
+}
+
+/// The recipient of the message whose unsubscribe link carries `token`, if there is one.
+pub fn unsubscribe_target(conn: &Connection, token: &str) -> DomainResult<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT to_addresses FROM emails WHERE unsubscribe_token = ?1")?
+        .query_row(params![token], |r| r.get::<_, String>(0))
+        .optional()?
+        .and_then(|to| json_list(to).into_iter().next()))
+}
+
+/// One-click unsubscribe (RFC 8058): suppresses the one recipient of the message whose link
+/// carries `token` (reason `unsubscribed`, `suppression.created`), once; `None` for an
+/// unknown token.
+pub fn unsubscribe(tx: &Tx<'_>, token: &str, now: Millis) -> DomainResult<Option<Suppression>> {
+    let Some((id, org_id, to, subject)) = tx
+        .prepare_cached(
+            "SELECT id, org_id, to_addresses, subject FROM emails WHERE unsubscribe_token = ?1",
+        )?
+        .query_row(params![token], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let Some(address) = json_list(to).into_iter().next() else {
+        return Ok(None);
+    };
+    let note: String = format!("one-click unsubscribe from {id} ({subject})")
+        .chars()
+        .take(500)
+        .collect();
+    suppressions::suppress(
+        tx,
+        &org_id,
+        &address,
+        SuppressionReason::Unsubscribed,
+        Some(note),
+        &Actor::system(),
+        now,
+    )
+    .map(Some)
 }

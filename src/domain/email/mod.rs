@@ -27,7 +27,9 @@ mod inbound;
 mod inbox;
 mod outbox;
 pub use compose::{reply, send};
-pub use inbound::{receive, record_open, Bounce, Failure, Parsed, Received};
+pub use inbound::{
+    receive, record_open, unsubscribe, unsubscribe_target, Bounce, Failure, Parsed, Received,
+};
 pub use inbox::{ensure_inbox, get_inbox, inbox_of, USERNAME_PATTERN};
 pub use outbox::{any_due, claim, record_attempt, requeue_interrupted, Attempt, Outbound};
 
@@ -161,6 +163,8 @@ pub struct Email {
     pub sent_at: Nullable<Timestamp>,
     /// When it was queued or received.
     pub created_at: Timestamp,
+    /// Whether it carries a one-click unsubscribe link (outbound).
+    pub unsubscribe_link: bool,
 }
 
 /// A new outbound message.
@@ -187,6 +191,12 @@ pub struct SendEmail {
     /// Add an open-tracking pixel to the HTML (default true; no HTML, no tracking).
     #[oai(nullable)]
     pub track_opens: Option<bool>,
+    /// Add a one-click unsubscribe link (default false): RFC 8058 `List-Unsubscribe` and
+    /// `List-Unsubscribe-Post` headers, and a line at the end of the text and the HTML. Using
+    /// it suppresses the recipient (reason `unsubscribed`), so a message with the link goes to
+    /// exactly one recipient: one `to`, no `cc` or `bcc`.
+    #[oai(nullable)]
+    pub unsubscribe_link: Option<bool>,
 }
 
 /// A reply: recipients, subject and threading come from the original.
@@ -220,7 +230,7 @@ pub(crate) const COLUMNS: &str =
     "id, deal_id, direction, status, message_id, thread_id, in_reply_to, refs, \
     from_address, from_name, to_addresses, cc_addresses, bcc_addresses, subject, text_body, \
     html_body, headers, attachments, track_opens, open_count, first_opened_at, last_opened_at, \
-    attempts, last_error, sent_at, created_at";
+    attempts, last_error, sent_at, created_at, unsubscribe_token IS NOT NULL";
 
 fn json_list(raw: String) -> Vec<String> {
     serde_json::from_str(&raw).unwrap_or_default()
@@ -265,6 +275,7 @@ pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Email> {
         last_error: r.get(23)?,
         sent_at: Nullable(r.get::<_, Option<i64>>(24)?.map(Timestamp)),
         created_at: Timestamp(r.get(25)?),
+        unsubscribe_link: r.get(26)?,
     })
 }
 

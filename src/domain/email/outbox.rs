@@ -14,6 +14,8 @@ pub struct Outbound {
     pub open_token: Option<String>,
     /// Who queued it (for the `email_sent` activity).
     pub user_id: Option<String>,
+    /// The one-click unsubscribe token, when it carries the link.
+    pub unsubscribe_token: Option<String>,
 }
 
 /// Puts messages left `sending` by a stopped server back in the queue. The SMTP server may
@@ -38,18 +40,25 @@ pub fn any_due(conn: &Connection, now: Millis) -> DomainResult<bool> {
 
 /// Claims up to `limit` due messages: marks them `sending` and counts the attempt.
 pub fn claim(tx: &Tx<'_>, limit: usize, now: Millis) -> DomainResult<Vec<Outbound>> {
-    let ids: Vec<(String, String, Option<String>, Option<String>)> = {
+    type Due = (
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let ids: Vec<Due> = {
         let mut stmt = tx.prepare_cached(
-            "SELECT id, org_id, open_token, user_id FROM emails
+            "SELECT id, org_id, open_token, user_id, unsubscribe_token FROM emails
              WHERE status = 'queued' AND next_attempt_at <= ?1 ORDER BY next_attempt_at LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![now, limit as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })?;
         rows.collect::<rusqlite::Result<_>>()?
     };
     let mut out = Vec::with_capacity(ids.len());
-    for (id, org_id, open_token, user_id) in ids {
+    for (id, org_id, open_token, user_id, unsubscribe_token) in ids {
         let mut email = get_by_id(tx, &org_id, &id)?;
         // An address suppressed while the message waited (for a retry, or behind others) is
         // not written to either: the message fails unsent, naming it.
@@ -74,6 +83,7 @@ pub fn claim(tx: &Tx<'_>, limit: usize, now: Millis) -> DomainResult<Vec<Outboun
             org_id,
             open_token,
             user_id,
+            unsubscribe_token,
         });
     }
     Ok(out)

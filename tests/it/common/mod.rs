@@ -207,6 +207,7 @@ impl TestServer {
         if path.starts_with('/')
             && !path.starts_with("/api/v1")
             && !path.starts_with("/t/")
+            && !path.starts_with("/u/")
             && path != "/health"
         {
             format!("{}/api/v1{path}", self.base)
