@@ -20,7 +20,7 @@ use super::security::Caller;
 use super::ApiTags;
 use crate::domain::auth::Scope;
 use crate::domain::email::{
-    self, Direction, Email, EmailFilter, Inbox, NewInbox, ReplyEmail, SendEmail,
+    self, Direction, Email, EmailFilter, Inbox, NewInbox, ReplyEmail, SendEmail, SendTemplate,
 };
 use crate::state::AppState;
 
@@ -241,6 +241,36 @@ impl EmailApi {
         let e = caller
             .write(&state, move |tx, p, now| {
                 email::send(tx, p, &id.0, body.0, &domain, now)
+            })
+            .await?;
+        Ok(One::new(e))
+    }
+
+    /// Send an email written by a template
+    ///
+    /// Scope `write`. Renders the template for the deal, its lead, the lead's company and
+    /// owner (as the preview does), then queues the message as a send does: to `to`, or by
+    /// default the deal's lead at their email. A template with only HTML gets a text part made
+    /// from it. 422 naming the part and the field when a variable has no value for this deal
+    /// and no fallback, or when the deal has no lead with an email and `to` is empty. Emits
+    /// `email.queued`; 202.
+    #[oai(
+        path = "/deals/:id/emails/send-template",
+        method = "post",
+        operation_id = "send_email_from_template"
+    )]
+    async fn send_template(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        /// The deal's id (`deal_...`).
+        id: Path<String>,
+        body: JsonBody<SendTemplate>,
+    ) -> ApiResult<One<Email, 202>> {
+        let domain = state.config.email_domain.clone();
+        let e = caller
+            .write(&state, move |tx, p, now| {
+                email::send_template(tx, p, &id.0, body.0, &domain, now)
             })
             .await?;
         Ok(One::new(e))

@@ -519,6 +519,7 @@ fn every_operation_and_every_caller_kind_get_the_answer_the_table_gives() {
                 }
                 "reply_to_email" => json!({"text": "Hello again"}),
                 "preview_email_template" => json!({"lead_id": lead}),
+                "send_email_from_template" => json!({"template_id": template}),
                 "update_email_template" => json!({"subject": format!("Hi {probes}")}),
                 "create_email_template" => {
                     json!({"name": format!("T{probes}"), "subject": "Hi", "text_body": "x"})

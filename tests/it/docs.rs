@@ -122,6 +122,11 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
     ("post", "/deals/{id}/emails/send", "send_email"),
     (
         "post",
+        "/deals/{id}/emails/send-template",
+        "send_email_from_template",
+    ),
+    (
+        "post",
         "/deals/{id}/emails/reply/{message_id}",
         "reply_to_email",
     ),

@@ -705,6 +705,15 @@ fn every_write_operation_rehearses_without_a_trace() {
     );
     add(
         "POST",
+        "/deals/{id}/emails/send-template",
+        json_write(
+            "POST",
+            format!("/deals/{deal}/emails/send-template"),
+            json!({"template_id": template}),
+        ),
+    );
+    add(
+        "POST",
         "/suppressions",
         json_write(
             "POST",

@@ -1115,3 +1115,121 @@ fn one_click_unsubscribe_suppresses_the_recipient_and_opening_the_link_does_not(
     )
     .error(422, "validation_error");
 }
+
+#[test]
+fn a_template_sends_to_the_deals_lead_rendered_for_them() {
+    let sink = SmtpSink::start();
+    let s = server(&sink);
+    let k = s.admin_key.clone();
+    let company = s
+        .post("/companies", &k, json!({"name": "Babbage & Sons"}))
+        .data(201);
+    let lead = s
+        .post(
+            "/leads",
+            &k,
+            json!({"first_name": "Ada", "email": "ada@engines.test", "company_id": company["id"]}),
+        )
+        .data(201);
+    let d = s
+        .post(
+            "/deals",
+            &k,
+            json!({"title": "Engine", "lead_id": lead["id"]}),
+        )
+        .data(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let html_only = s
+        .post(
+            "/email-templates",
+            &k,
+            json!({"name": "Intro", "subject": "{{ company.name }}: {{ deal.title }}",
+                   "html_body": "<p>Hi {{ lead.first_name }},</p><p>about {{ company.name }}</p>"}),
+        )
+        .data(201);
+    let sent = s
+        .post(
+            &format!("/deals/{d}/emails/send-template"),
+            &k,
+            json!({"template_id": html_only["id"]}),
+        )
+        .data(202);
+    assert_eq!(sent["to"], json!(["ada@engines.test"]), "the deal's lead");
+    assert_eq!(sent["subject"], "Babbage & Sons: Engine");
+    assert_eq!(sent["text"], "Hi Ada,\n\nabout Babbage & Sons");
+    let mail = sink.next();
+    assert_eq!(mail.header("Subject").unwrap(), "Babbage & Sons: Engine");
+    assert!(
+        body_of(&mail).contains("<p>about Babbage &amp; Sons</p>"),
+        "HTML escaped"
+    );
+
+    // A field with no value and no fallback: nothing is queued, the part and field are named.
+    let strict = s
+        .post(
+            "/email-templates",
+            &k,
+            json!({"name": "Strict", "subject": "Hi", "text_body": "Call {{ lead.phone }}"}),
+        )
+        .data(201);
+    let before = s.count("SELECT COUNT(*) FROM emails");
+    let e = s
+        .post(
+            &format!("/deals/{d}/emails/send-template"),
+            &k,
+            json!({"template_id": strict["id"]}),
+        )
+        .error(422, "validation_error");
+    assert_eq!(e["details"][0]["field"], "text_body");
+    assert!(
+        e["message"].as_str().unwrap().contains("`lead.phone`"),
+        "{e}"
+    );
+    let e = s
+        .post(
+            &format!("/deals/{d}/emails/send-template"),
+            &k,
+            json!({"template_id": "tpl_00000000000000000000000000"}),
+        )
+        .error(422, "validation_error");
+    assert_eq!(e["details"][0]["field"], "template_id");
+    // A deal without a lead has no one to default to.
+    let alone = deal(&s, "No lead");
+    let e = s
+        .post(
+            &format!("/deals/{alone}/emails/send-template"),
+            &k,
+            json!({"template_id": strict["id"], "to": []}),
+        )
+        .error(422, "validation_error");
+    assert_eq!(
+        e["details"][0]["field"], "text_body",
+        "rendered before the recipients"
+    );
+    let plain = s
+        .post(
+            "/email-templates",
+            &k,
+            json!({"name": "Plain", "subject": "Hello", "text_body": "Hello {{ lead.first_name | default('there') }}"}),
+        )
+        .data(201);
+    let e = s
+        .post(
+            &format!("/deals/{alone}/emails/send-template"),
+            &k,
+            json!({"template_id": plain["id"]}),
+        )
+        .error(422, "validation_error");
+    assert_eq!(e["details"][0]["field"], "to");
+    assert_eq!(s.count("SELECT COUNT(*) FROM emails"), before);
+    let to_bob = s
+        .post(
+            &format!("/deals/{alone}/emails/send-template"),
+            &k,
+            json!({"template_id": plain["id"], "to": ["bob@engines.test"]}),
+        )
+        .data(202);
+    assert_eq!(to_bob["text"], "Hello there");
+}

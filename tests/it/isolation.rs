@@ -146,6 +146,9 @@ fn body_for(op: &str, b_user: &str) -> Option<Value> {
         "send_email" => Some(json!({"to": ["x@example.com"], "subject": "s", "text": "injected"})),
         "reply_to_email" => Some(json!({"text": "injected"})),
         "update_email_template" => Some(json!({"subject": "injected"})),
+        "send_email_from_template" => {
+            Some(json!({"template_id": "tpl_00000000000000000000000000"}))
+        }
         _ => None,
     }
 }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::domain::changes;
+use crate::domain::templates::{self, PreviewFor};
 
 /// Validates a list of addresses (each trimmed, lowercased domain kept as given).
 pub(super) fn addresses(issues: &mut Issues, field: &str, list: Vec<String>) -> Vec<String> {
@@ -155,6 +156,66 @@ pub fn send(
         domain,
         now,
     )
+}
+
+/// Queues the message template `input.template_id` renders for the deal: its lead, company,
+/// owner and the deal itself. `to` defaults to the deal's lead. A template HTML-only gets a
+/// text part made from its HTML. Then as [`send`].
+pub fn send_template(
+    tx: &Tx<'_>,
+    p: &Principal,
+    deal_id: &str,
+    input: SendTemplate,
+    domain: &str,
+    now: Millis,
+) -> DomainResult<Email> {
+    let deal = crate::domain::deals::get(tx, &p.org_id, deal_id)?;
+    let target = PreviewFor {
+        lead_id: None,
+        deal_id: Some(deal.id.clone()),
+    };
+    let rendered = match templates::preview(tx, &p.org_id, &input.template_id, target) {
+        Err(DomainError::NotFound("email template")) => {
+            return Err(DomainError::invalid(
+                "template_id",
+                crate::error::unknown("email template", &input.template_id),
+            ))
+        }
+        other => other?,
+    };
+    let mut to = input.to;
+    if to.is_empty() {
+        let lead = rendered.lead_id.0.as_deref();
+        let email = match lead {
+            Some(id) => crate::domain::leads::get(tx, &p.org_id, id)?.email.0,
+            None => None,
+        };
+        match email {
+            Some(email) => to.push(email),
+            None => {
+                return Err(DomainError::invalid(
+                    "to",
+                    "is required: the deal has no lead with an email to default to",
+                ))
+            }
+        }
+    }
+    let text = match (rendered.text_body.0, &rendered.html_body.0) {
+        (Some(text), _) => text,
+        (None, Some(html)) => templates::render::text_of(html),
+        (None, None) => String::new(),
+    };
+    let message = SendEmail {
+        to,
+        cc: input.cc,
+        bcc: input.bcc,
+        subject: rendered.subject,
+        text,
+        html: rendered.html_body.0,
+        track_opens: input.track_opens,
+        unsubscribe_link: input.unsubscribe_link,
+    };
+    send(tx, p, deal_id, message, domain, now)
 }
 
 /// `Re: <subject>`, without piling up prefixes.

@@ -26,7 +26,7 @@ mod compose;
 mod inbound;
 mod inbox;
 mod outbox;
-pub use compose::{reply, send};
+pub use compose::{reply, send, send_template};
 pub use inbound::{
     receive, record_open, unsubscribe, unsubscribe_target, Bounce, Failure, Parsed, Received,
 };
@@ -195,6 +195,29 @@ pub struct SendEmail {
     /// `List-Unsubscribe-Post` headers, and a line at the end of the text and the HTML. Using
     /// it suppresses the recipient (reason `unsubscribed`), so a message with the link goes to
     /// exactly one recipient: one `to`, no `cc` or `bcc`.
+    #[oai(nullable)]
+    pub unsubscribe_link: Option<bool>,
+}
+
+/// A message written by a template, rendered for the deal (its lead, company and owner).
+#[derive(Debug, Clone, Object)]
+#[oai(deny_unknown_fields)]
+pub struct SendTemplate {
+    /// The template (`tpl_...`).
+    pub template_id: String,
+    /// Recipients (default: the deal's lead, at the lead's email).
+    #[oai(default)]
+    pub to: Vec<String>,
+    /// Copied recipients.
+    #[oai(default)]
+    pub cc: Vec<String>,
+    /// Blind-copied recipients.
+    #[oai(default)]
+    pub bcc: Vec<String>,
+    /// Add an open-tracking pixel to the HTML (default true).
+    #[oai(nullable)]
+    pub track_opens: Option<bool>,
+    /// Add a one-click unsubscribe link (default false; one recipient only), as in a send.
     #[oai(nullable)]
     pub unsubscribe_link: Option<bool>,
 }

@@ -211,6 +211,74 @@ pub fn render(part: Part, source: &str, context: &Context) -> Result<String, Str
         })
 }
 
+/// A plain-text version of rendered HTML, for the text part of a message whose template has
+/// only HTML: the text of the elements, a line break after each block, links as
+/// `label (url)`, the basic entities decoded; styles, scripts and the head dropped.
+pub fn text_of(html: &str) -> String {
+    let mut out = String::with_capacity(html.len() / 2);
+    let mut rest = html;
+    let mut href: Option<String> = None;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('>') else {
+            rest = &rest[open..];
+            break;
+        };
+        let tag = rest[open + 1..open + close].trim().to_ascii_lowercase();
+        rest = &rest[open + close + 1..];
+        let name = tag
+            .trim_start_matches('/')
+            .split(|c: char| c.is_whitespace() || c == '/')
+            .next()
+            .unwrap_or_default();
+        match name {
+            // Skip to the end of what is no text.
+            "style" | "script" | "head" if !tag.starts_with('/') => {
+                let end = format!("</{name}");
+                let lower = rest.to_ascii_lowercase();
+                rest = lower.find(&end).map_or("", |at| &rest[at..]);
+            }
+            "a" if !tag.starts_with('/') => {
+                href = tag.split("href=").nth(1).map(|v| {
+                    v.trim_matches(|c| c == '"' || c == '\'')
+                        .split(['"', '\''])
+                        .next()
+                        .unwrap_or(v)
+                        .to_string()
+                });
+            }
+            "a" => {
+                if let Some(url) = href.take() {
+                    out.push_str(&format!(" ({url})"));
+                }
+            }
+            "br" | "p" | "div" | "li" | "tr" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => {
+                out.push('\n')
+            }
+            _ => {}
+        }
+    }
+    out.push_str(rest);
+    let decoded = out
+        .replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&");
+    let lines: Vec<&str> = decoded.lines().map(str::trim).collect();
+    let mut text = String::new();
+    for line in lines {
+        if !line.is_empty() {
+            text.push_str(line);
+            text.push('\n');
+        } else if !text.ends_with("\n\n") && !text.is_empty() {
+            text.push('\n');
+        }
+    }
+    text.trim_end().to_string()
+}
+
 fn describe(e: &minijinja::Error) -> String {
     let what = e
         .detail()
@@ -249,6 +317,17 @@ mod tests {
         );
         let e = check(Part::Subject, "{{ lead.email ").unwrap_err();
         assert!(e.starts_with("is not a valid template (line 1): "), "{e}");
+    }
+
+    #[test]
+    fn html_becomes_readable_text() {
+        let html = "<html><head><title>x</title><style>p{color:red}</style></head><body>\
+                    <h1>Hi Ada</h1><p>Our <b>pricing</b> &amp; terms:<br>see \
+                    <a href=\"https://acme.test/p\">the page</a>.</p><p></p><p>Grace</p></body></html>";
+        assert_eq!(
+            text_of(html),
+            "Hi Ada\n\nOur pricing & terms:\nsee the page (https://acme.test/p).\n\nGrace"
+        );
     }
 
     #[test]
