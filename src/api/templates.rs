@@ -157,8 +157,9 @@ impl EmailTemplatesApi {
 
     /// Render an email template for a lead or a deal
     ///
-    /// What the email would say to this lead (and about this deal), without sending anything:
-    /// the subject and bodies rendered with the lead, its company, its owner and the deal.
+    /// Scope `write` (as every POST), though nothing is stored. What the email would say to
+    /// this lead (and about this deal), without sending anything: the subject and bodies
+    /// rendered with the lead, its company, its owner and the deal.
     /// 422 naming the part and the field when a variable has no value for them and no
     /// fallback (`{{ lead.first_name | default("there") }}`).
     #[oai(
