@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::domain::listing::ListPage;
 
 /// `{"data": <object>}`
-#[derive(Debug, Clone, Object, serde::Serialize)]
+#[derive(Debug, Clone, Object)]
 pub struct Envelope<T: ParseFromJSON + ToJSON> {
     /// The object.
     pub data: T,
@@ -29,7 +29,7 @@ pub struct ListMeta {
 }
 
 /// `{"data": [...], "meta": {...}}`
-#[derive(Debug, Clone, Object, serde::Serialize)]
+#[derive(Debug, Clone, Object)]
 pub struct ListEnvelope<T: ParseFromJSON + ToJSON> {
     /// This page's rows.
     pub data: Vec<T>,

@@ -129,7 +129,7 @@ mod tests {
     use super::*;
     use poem_openapi::Object;
 
-    #[derive(Object, serde::Serialize)]
+    #[derive(Object)]
     struct Record {
         /// A reference.
         kind: Nullable<crate::domain::terms::Term<crate::domain::signals::SignalStatus>>,

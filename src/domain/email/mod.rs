@@ -56,7 +56,7 @@ pub struct Inbox {
 }
 
 /// Options for a new inbox.
-#[derive(Debug, Clone, Default, Object, serde::Serialize)]
+#[derive(Debug, Clone, Default, Object)]
 pub struct NewInbox {
     /// The address's local part (letters, digits, `.`, `_`, `-`; up to 64); defaults to a slug
     /// of the deal's title.
