@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::domain::changes;
-use crate::domain::templates::{self, PreviewFor};
+use crate::domain::templates;
 
 /// Validates a list of addresses (each trimmed, lowercased domain kept as given).
 pub(super) fn addresses(issues: &mut Issues, field: &str, list: Vec<String>) -> Vec<String> {
@@ -170,12 +170,8 @@ pub fn send_template(
     now: Millis,
 ) -> DomainResult<Email> {
     let deal = crate::domain::deals::get(tx, &p.org_id, deal_id)?;
-    let target = PreviewFor {
-        lead_id: None,
-        deal_id: Some(deal.id.clone()),
-    };
-    let rendered = match templates::preview(tx, &p.org_id, &input.template_id, target) {
-        Err(DomainError::NotFound("email template")) => {
+    let template = match templates::get(tx, &p.org_id, &input.template_id) {
+        Err(DomainError::NotFound(_)) => {
             return Err(DomainError::invalid(
                 "template_id",
                 crate::error::unknown("email template", &input.template_id),
@@ -183,14 +179,11 @@ pub fn send_template(
         }
         other => other?,
     };
+    let context = templates::for_deal(tx, &p.org_id, deal)?;
+    let rendered = templates::render_for(&template, &context)?;
     let mut to = input.to;
     if to.is_empty() {
-        let lead = rendered.lead_id.0.as_deref();
-        let email = match lead {
-            Some(id) => crate::domain::leads::get(tx, &p.org_id, id)?.email.0,
-            None => None,
-        };
-        match email {
+        match context.lead.and_then(|lead| lead.email.0) {
             Some(email) => to.push(email),
             None => {
                 return Err(DomainError::invalid(

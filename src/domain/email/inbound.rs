@@ -281,20 +281,13 @@ pub fn record_open(tx: &Tx<'_>, token: &str, now: Millis) -> DomainResult<bool> 
     Ok(true)
 }
 
-/// The recipient of the message whose unsubscribe link carries `token`, if there is one.
-pub fn unsubscribe_target(conn: &Connection, token: &str) -> DomainResult<Option<String>> {
-    Ok(conn
-        .prepare_cached("SELECT to_addresses FROM emails WHERE unsubscribe_token = ?1")?
-        .query_row(params![token], |r| r.get::<_, String>(0))
-        .optional()?
-        .and_then(|to| json_list(to).into_iter().next()))
-}
-
-/// One-click unsubscribe (RFC 8058): suppresses the one recipient of the message whose link
-/// carries `token` (reason `unsubscribed`, `suppression.created`), once; `None` for an
-/// unknown token.
-pub fn unsubscribe(tx: &Tx<'_>, token: &str, now: Millis) -> DomainResult<Option<Suppression>> {
-    let Some((id, org_id, to, subject)) = tx
+/// The message whose unsubscribe link carries `token`: its id, organization, one recipient
+/// and subject.
+fn unsubscribed_by(
+    conn: &Connection,
+    token: &str,
+) -> DomainResult<Option<(String, String, String, String)>> {
+    let row = conn
         .prepare_cached(
             "SELECT id, org_id, to_addresses, subject FROM emails WHERE unsubscribe_token = ?1",
         )?
@@ -306,11 +299,23 @@ pub fn unsubscribe(tx: &Tx<'_>, token: &str, now: Millis) -> DomainResult<Option
                 r.get::<_, String>(3)?,
             ))
         })
-        .optional()?
-    else {
-        return Ok(None);
-    };
-    let Some(address) = json_list(to).into_iter().next() else {
+        .optional()?;
+    Ok(row.and_then(|(id, org_id, to, subject)| {
+        let address = json_list(to).into_iter().next()?;
+        Some((id, org_id, address, subject))
+    }))
+}
+
+/// The recipient of the message whose unsubscribe link carries `token`, if there is one.
+pub fn unsubscribe_target(conn: &Connection, token: &str) -> DomainResult<Option<String>> {
+    Ok(unsubscribed_by(conn, token)?.map(|(_, _, address, _)| address))
+}
+
+/// One-click unsubscribe (RFC 8058): suppresses the one recipient of the message whose link
+/// carries `token` (reason `unsubscribed`, `suppression.created`), once; `None` for an
+/// unknown token.
+pub fn unsubscribe(tx: &Tx<'_>, token: &str, now: Millis) -> DomainResult<Option<Suppression>> {
+    let Some((id, org_id, address, subject)) = unsubscribed_by(tx, token)? else {
         return Ok(None);
     };
     let note: String = format!("one-click unsubscribe from {id} ({subject})")

@@ -6,8 +6,10 @@ use poem_openapi::Object;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::auth::Principal;
+use super::deals::Deal;
 use super::error::{DomainError, DomainResult, FieldIssue, Issues};
 use super::events::Actor;
+use super::leads::Lead;
 use super::listing::{Filters, ListPage, ListSource, Paging, Record, Sort};
 use super::nullable::Nullable;
 use super::{changes, companies, deals, leads, users, validate};
@@ -451,6 +453,25 @@ pub fn context_for(
         None => None,
     };
     issues.finish()?;
+    fill(conn, org_id, lead, deal)
+}
+
+/// What a template is rendered for when an email goes out on `deal`: the deal and its lead.
+pub fn for_deal(conn: &Connection, org_id: &str, deal: Deal) -> DomainResult<Context> {
+    let lead = match deal.lead_id.0.as_deref() {
+        Some(id) => Some(leads::get(conn, org_id, id)?),
+        None => None,
+    };
+    fill(conn, org_id, lead, Some(deal))
+}
+
+/// The context of a lead and a deal: the lead's company and owner (else the deal's).
+fn fill(
+    conn: &Connection,
+    org_id: &str,
+    lead: Option<Lead>,
+    deal: Option<Deal>,
+) -> DomainResult<Context> {
     let company_id = lead
         .as_ref()
         .and_then(|l| l.company_id.0.clone())
@@ -492,9 +513,14 @@ pub fn preview(
         target.lead_id.as_deref(),
         target.deal_id.as_deref(),
     )?;
+    render_for(&template, &context)
+}
+
+/// Renders `template` for `context`: 422 naming the part and the value when one cannot be.
+pub fn render_for(template: &EmailTemplate, context: &Context) -> DomainResult<RenderedEmail> {
     let mut issues = Issues::new();
     let mut part = |part: Part, source: Option<&String>| {
-        source.and_then(|s| match render::render(part, s, &context) {
+        source.and_then(|s| match render::render(part, s, context) {
             Ok(out) => Some(out),
             Err(issue) => {
                 issues.add(part.field(), issue);
@@ -507,9 +533,9 @@ pub fn preview(
     let text = part(Part::Text, template.text_body.0.as_ref());
     issues.finish()?;
     Ok(RenderedEmail {
-        template_id: template.id,
-        lead_id: Nullable(context.lead.map(|l| l.id)),
-        deal_id: Nullable(context.deal.map(|d| d.id)),
+        template_id: template.id.clone(),
+        lead_id: Nullable(context.lead.as_ref().map(|l| l.id.clone())),
+        deal_id: Nullable(context.deal.as_ref().map(|d| d.id.clone())),
         subject: subject.unwrap_or_default().trim().to_string(),
         html_body: Nullable(html),
         text_body: Nullable(text),
