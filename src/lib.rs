@@ -36,6 +36,7 @@ pub mod rules;
 pub mod secrets;
 pub mod seed;
 pub mod server;
+pub mod shape;
 pub mod shutdown;
 pub mod state;
 pub mod targets;

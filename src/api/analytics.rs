@@ -1,7 +1,7 @@
 //! `/analytics/*` and `/performance/*`: the pipeline in numbers, and how the team is doing.
 
 use crate::api::params::Choice;
-use crate::api::params::{Date, Shaped};
+use crate::api::params::{CalendarDate, Shaped};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -183,7 +183,7 @@ impl PerformanceApi {
         /// Month, quarter or year (default month).
         period: Query<Option<Choice<QuotaPeriod>>>,
         /// Any day of the period wanted (default today).
-        date: Query<Option<Shaped<Date>>>,
+        date: Query<Option<Shaped<CalendarDate>>>,
     ) -> ApiResult<Page<QuotaStatus>> {
         let org_id = caller.with(Scope::Read)?.org_id.clone();
         let now = state.clock.now_ms();

@@ -15,7 +15,9 @@ use crate::db::run_blocking;
 use crate::domain::auth::{CredentialKind, Scope};
 use crate::domain::orgs::{self, Organization};
 use crate::domain::users::{self, User};
+use crate::domain::validate::EmailAddress;
 use crate::domain::{password_resets, sessions, DomainError};
+use crate::shape::Shaped;
 use crate::state::AppState;
 use crate::timefmt::Timestamp;
 
@@ -24,8 +26,7 @@ use crate::timefmt::Timestamp;
 #[oai(deny_unknown_fields)]
 pub struct LoginRequest {
     /// The user's email.
-    #[oai(validator(max_length = 254))]
-    pub email: String,
+    pub email: Shaped<EmailAddress>,
     /// The user's password.
     #[oai(write_only, validator(max_length = 256))]
     pub password: String,

@@ -2,7 +2,8 @@
 
 use crate::api::params::Choice;
 use crate::api::params::{
-    paging, AmountBound, Date, DealSort, DealStatuses, PageNumber, PerPage, Shaped, SortParam,
+    paging, AmountBound, CalendarDate, DealSort, DealStatuses, PageNumber, PerPage, Shaped,
+    SortParam,
 };
 use std::sync::Arc;
 
@@ -73,9 +74,9 @@ impl DealsApi {
         /// Only deals worth at most this much, in major units of the organization's currency.
         value_max: Query<Option<AmountBound>>,
         /// Only deals expected to close on or after this date.
-        expected_close_after: Query<Option<Shaped<Date>>>,
+        expected_close_after: Query<Option<Shaped<CalendarDate>>>,
         /// Only deals expected to close before this date.
-        expected_close_before: Query<Option<Shaped<Date>>>,
+        expected_close_before: Query<Option<Shaped<CalendarDate>>>,
         /// Only those created at or after this time (RFC 3339).
         created_after: Query<Option<Timestamp>>,
         /// Only those created before this time (RFC 3339).
@@ -140,9 +141,9 @@ impl DealsApi {
         /// Only deals worth at most this much, in major units of the organization's currency.
         value_max: Query<Option<AmountBound>>,
         /// Only deals expected to close on or after this date.
-        expected_close_after: Query<Option<Shaped<Date>>>,
+        expected_close_after: Query<Option<Shaped<CalendarDate>>>,
         /// Only deals expected to close before this date.
-        expected_close_before: Query<Option<Shaped<Date>>>,
+        expected_close_before: Query<Option<Shaped<CalendarDate>>>,
         /// Only those created at or after this time (RFC 3339).
         created_after: Query<Option<Timestamp>>,
         /// Only those created before this time (RFC 3339).
@@ -393,7 +394,7 @@ fn deal_filter(
         Option<String>,
     ),
     (value_min, value_max): (Option<f64>, Option<f64>),
-    (close_after, close_before): (Option<Shaped<Date>>, Option<Shaped<Date>>),
+    (close_after, close_before): (Option<Shaped<CalendarDate>>, Option<Shaped<CalendarDate>>),
     (created_after, created_before, updated_since): (
         Option<Timestamp>,
         Option<Timestamp>,

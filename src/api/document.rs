@@ -7,22 +7,13 @@ use std::collections::BTreeSet;
 use serde_json::{json, Value};
 
 use super::envelope::DOCUMENTED_JSON;
-use crate::domain::{email, orgs, sheets, templates, validate, webhooks};
+use crate::domain::{sheets, validate};
 
 /// poem-openapi's document with the refinements below applied.
 pub fn refine(spec: &str) -> String {
     let mut doc: Value = serde_json::from_str(spec).expect("poem-openapi writes valid JSON");
     for name in close_request_objects(&mut doc) {
         require_text(&mut doc["components"]["schemas"][&name]);
-    }
-    for (schema, property, keywords) in field_rules() {
-        if let Some(Value::Object(prop)) = doc.pointer_mut(&format!(
-            "/components/schemas/{schema}/properties/{property}"
-        )) {
-            if let Value::Object(keywords) = keywords {
-                prop.extend(keywords);
-            }
-        }
     }
     plain_refs(&mut doc);
     name_enum_values(&mut doc);
@@ -45,99 +36,6 @@ pub fn refine(spec: &str) -> String {
     }
     describe_event_streams(&mut doc);
     serde_json::to_string_pretty(&doc).expect("a JSON value serializes")
-}
-
-/// Rules on single fields, as (schema, property, keywords).
-fn field_rules() -> Vec<(&'static str, &'static str, Value)> {
-    let email = json!({"pattern": validate::EMAIL_FIELD_PATTERN});
-    let email_rule = email.clone();
-    let email_or_blank = json!({"pattern": validate::EMAIL_OR_BLANK_PATTERN});
-    let email_items = json!({"items": {
-        "type": "string",
-        "maxLength": validate::EMAIL_MAX,
-        "pattern": validate::EMAIL_FIELD_PATTERN,
-    }});
-    let date = json!({"format": "date"});
-    let url = json!({"pattern": webhooks::URL_PATTERN});
-    // A list of labels, each not blank and at most `max` characters as sent.
-    let labels = |max: usize| json!({"items": {"type": "string", "maxLength": max, "pattern": validate::NOT_BLANK_PATTERN}});
-    let tags = labels(validate::TAG_MAX);
-    let not_blank = json!({"pattern": validate::NOT_BLANK_PATTERN});
-    let mut rules = vec![
-        ("NewLead", "email", email_or_blank.clone()),
-        ("LeadPatch", "email", email_or_blank),
-        ("NewUser", "email", email.clone()),
-        ("UserPatch", "email", email),
-        ("SendEmail", "to", email_items.clone()),
-        ("SendEmail", "cc", email_items.clone()),
-        ("SendEmail", "bcc", email_items.clone()),
-        ("ReplyEmail", "cc", email_items),
-        (
-            "OrganizationPatch",
-            "timezone",
-            json!({"pattern": validate::TIME_ZONE_PATTERN, "maxLength": validate::TIME_ZONE_MAX}),
-        ),
-        ("NewDeal", "expected_close_date", date.clone()),
-        ("DealPatch", "expected_close_date", date.clone()),
-        ("ConvertLead", "expected_close_date", date.clone()),
-        ("SetQuotas", "date", date),
-        ("NewWebhook", "url", url.clone()),
-        ("WebhookPatch", "url", url),
-        (
-            "SendEmail",
-            "to",
-            json!({"minItems": 1, "maxItems": email::MAX_RECIPIENTS}),
-        ),
-        (
-            "SendEmail",
-            "cc",
-            json!({"maxItems": email::MAX_RECIPIENTS}),
-        ),
-        (
-            "SendEmail",
-            "bcc",
-            json!({"maxItems": email::MAX_RECIPIENTS}),
-        ),
-        (
-            "ReplyEmail",
-            "cc",
-            json!({"maxItems": email::MAX_RECIPIENTS}),
-        ),
-        ("SendEmail", "text", not_blank.clone()),
-        ("ReplyEmail", "text", not_blank),
-        ("SendEmail", "subject", json!({"pattern": "^[^\\r\\n]*$"})),
-        ("NewSuppression", "email", email_rule.clone()),
-        (
-            "NewEmailTemplate",
-            "subject",
-            json!({"pattern": templates::SUBJECT_PATTERN}),
-        ),
-        (
-            "EmailTemplatePatch",
-            "subject",
-            json!({"pattern": templates::SUBJECT_PATTERN}),
-        ),
-        (
-            "NewInbox",
-            "username",
-            json!({"pattern": email::USERNAME_PATTERN, "maxLength": 64}),
-        ),
-    ];
-    for field in ["industries", "titles", "countries"] {
-        rules.push(("Icp", field, labels(orgs::ICP_ENTRY_MAX)));
-    }
-    for schema in [
-        "NewCompany",
-        "CompanyPatch",
-        "NewLead",
-        "LeadPatch",
-        "NewDeal",
-        "DealPatch",
-        "NewMemory",
-    ] {
-        rules.push((schema, "tags", tags.clone()));
-    }
-    rules
 }
 
 /// The rules across fields of one object that the server enforces ("a name or an email", "a

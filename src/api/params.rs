@@ -3,8 +3,6 @@
 //! before the handler runs with a message naming what would have worked.
 
 use std::borrow::Cow;
-use std::marker::PhantomData;
-use std::ops::Deref;
 
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::types::{ParseFromParameter, ParseResult, Type};
@@ -14,68 +12,12 @@ use super::error::{ApiError, ApiResult, Refusal};
 use crate::domain::listing::{Paging, MAX_PER_PAGE};
 use crate::domain::{activities, api_keys, companies, deals, events, leads, notes, search};
 use crate::domain::{signals, suppressions, tasks, templates, users, webhooks};
-
-/// What a string parameter may hold: its schema, and the check that enforces exactly it.
-pub trait Shape: Send + Sync + 'static {
-    /// The schema's component name, for a shape worth naming in generated clients (a `sort`
-    /// enum); `None` keeps it inline.
-    const COMPONENT: Option<&'static str> = None;
-    /// The documented schema.
-    fn schema() -> MetaSchema;
-    /// `Err` with the rule the value breaks (a sentence starting "must").
-    fn check(value: &str) -> Result<(), String>;
-}
-
-/// A string parameter of shape `S`; it derefs to the string.
-pub struct Shaped<S>(String, PhantomData<S>);
-
-impl<S> Deref for Shaped<S> {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl<S> From<Shaped<S>> for String {
-    fn from(value: Shaped<S>) -> Self {
-        value.0
-    }
-}
-
-impl<S: Shape> Type for Shaped<S> {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
-
-    fn name() -> Cow<'static, str> {
-        std::any::type_name::<S>()
-            .rsplit("::")
-            .next()
-            .unwrap_or("")
-            .to_string()
-            .into()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        match S::COMPONENT {
-            Some(name) => MetaSchemaRef::Reference(name.to_string()),
-            None => MetaSchemaRef::Inline(Box::new(S::schema())),
-        }
-    }
-
-    fn register(registry: &mut Registry) {
-        if let Some(name) = S::COMPONENT {
-            registry.create_schema::<Self, _>(name.to_string(), |_| S::schema());
-        }
-    }
-
-    crate::scalar_raw_values!();
-}
+pub use crate::shape::{CalendarDate, Shape, Shaped};
 
 impl<S: Shape> ParseFromParameter for Shaped<S> {
     fn parse_from_parameter(value: &str) -> ParseResult<Self> {
         S::check(value).map_err(|rule| Refusal::Rule(rule).raise())?;
-        Ok(Self(value.to_string(), PhantomData))
+        Ok(Self::new(value))
     }
 }
 
@@ -208,20 +150,6 @@ lists! {
     SignalTypes => crate::rules::buying_signals::ALL.iter().map(|t| t.as_str()),
     MemoryKinds => crate::domain::memory::KINDS,
     SuppressionReasons => suppressions::REASONS,
-}
-
-/// A calendar date, `YYYY-MM-DD`.
-pub struct Date;
-
-impl Shape for Date {
-    fn schema() -> MetaSchema {
-        MetaSchema::new_with_format("string", "date")
-    }
-    fn check(value: &str) -> Result<(), String> {
-        crate::timefmt::parse_date(value)
-            .map(|_| ())
-            .ok_or_else(|| "must be a date YYYY-MM-DD".into())
-    }
 }
 
 /// Text to search for: 1 to 200 characters.

@@ -13,6 +13,7 @@ use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Record, Sort
 use super::validate;
 use crate::clock::Millis;
 use crate::domain::changes;
+use crate::domain::validate::Tags;
 use crate::ids::new_id;
 use crate::timefmt::Timestamp;
 
@@ -82,9 +83,8 @@ pub struct NewCompany {
     #[oai(nullable)]
     pub owner_id: Option<String>,
     /// At most 50 tags of 1–50 characters.
-    #[oai(validator(max_items = 50))]
     #[oai(nullable)]
-    pub tags: Option<Vec<String>>,
+    pub tags: Option<Tags>,
 }
 
 /// Changes to a company; absent fields stay, `null` clears.
@@ -123,9 +123,8 @@ pub struct CompanyPatch {
     #[oai(nullable)]
     pub owner_id: MaybeUndefined<String>,
     /// Replaces the tags.
-    #[oai(validator(max_items = 50))]
     #[oai(nullable)]
-    pub tags: Option<Vec<String>>,
+    pub tags: Option<Tags>,
 }
 
 pub const COLUMNS: &str =
@@ -310,7 +309,7 @@ pub fn create(tx: &Tx<'_>, p: &Principal, input: NewCompany, now: Millis) -> Dom
             phone: input.phone,
             website: input.website,
             owner_id: input.owner_id,
-            tags: input.tags.unwrap_or_default(),
+            tags: input.tags.map(Vec::from).unwrap_or_default(),
         },
     )?;
     let id = new_id("co");
@@ -370,7 +369,7 @@ pub fn update(
             phone: validate::merge(patch.phone, b.phone.0),
             website: validate::merge(patch.website, b.website.0),
             owner_id: validate::merge(patch.owner_id, b.owner_id.0),
-            tags: patch.tags.unwrap_or(b.tags),
+            tags: patch.tags.map(Vec::from).unwrap_or(b.tags),
         },
     )?;
     let written = changes::update(

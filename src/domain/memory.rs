@@ -15,6 +15,7 @@ use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Sort};
 use super::validate;
 use crate::clock::Millis;
 use crate::domain::changes;
+use crate::domain::validate::Tags;
 use crate::ids::{self, new_id};
 use crate::timefmt::Timestamp;
 
@@ -107,9 +108,8 @@ pub struct NewMemory {
     #[oai(validator(min_length = 1, max_length = 10000))]
     pub content: String,
     /// At most 50 tags.
-    #[oai(validator(max_items = 50))]
     #[oai(nullable)]
-    pub tags: Option<Vec<String>>,
+    pub tags: Option<Tags>,
     /// Defaults to `fact`.
     #[oai(nullable)]
     pub kind: Option<MemoryKind>,
@@ -208,7 +208,11 @@ pub fn create(
     deals::get(tx, &p.org_id, deal_id)?;
     let mut issues = Issues::new();
     let content = validate::text(&mut issues, "content", &input.content, 1, MAX_CONTENT);
-    let tags = validate::tags(&mut issues, "tags", input.tags.unwrap_or_default());
+    let tags = validate::tags(
+        &mut issues,
+        "tags",
+        input.tags.map(Vec::from).unwrap_or_default(),
+    );
     let source = validate::optional_text(&mut issues, "source", input.source, 200);
     if input
         .confidence

@@ -14,12 +14,11 @@ use super::validate;
 use super::validate::Currency;
 use super::{api_keys, pipelines, users};
 use crate::clock::Millis;
+use crate::domain::validate::TimeZoneName;
 use crate::ids::new_id;
-pub use crate::rules::lead_score::Icp;
+pub use crate::rules::lead_score::{Icp, ICP_ENTRY_MAX};
+use crate::shape::Shaped;
 use crate::timefmt::Timestamp;
-
-/// Longest industry, title or country in the ideal customer profile, in characters.
-pub const ICP_ENTRY_MAX: usize = 100;
 
 /// An organization and its settings.
 #[derive(Debug, Clone, Object, serde::Serialize)]
@@ -60,9 +59,8 @@ pub struct OrganizationPatch {
     pub currency: Option<Term<Currency>>,
     /// A zone of the IANA time zone database, e.g. `Europe/Berlin` (a name the database does
     /// not know is refused).
-    #[oai(validator(max_length = 64))]
     #[oai(nullable)]
-    pub timezone: Option<String>,
+    pub timezone: Option<Shaped<TimeZoneName>>,
     /// 1–12.
     #[oai(validator(minimum(value = "1"), maximum(value = "12")))]
     #[oai(nullable)]
@@ -139,7 +137,7 @@ pub fn found(
         tx,
         &id,
         users::NewUser {
-            email: owner_email.to_string(),
+            email: owner_email.into(),
             name: owner_name.to_string(),
             role: Some(Role::Owner),
             password: None,
@@ -227,9 +225,9 @@ pub fn update(
         .map(|v| validate::money_to_minor(&mut issues, "monthly_revenue_target", v, &currency));
     let icp = patch.icp.unwrap_or_else(|| current.icp.clone());
     for (field, list) in [
-        ("icp.industries", &icp.industries),
-        ("icp.titles", &icp.titles),
-        ("icp.countries", &icp.countries),
+        ("icp.industries", &icp.industries[..]),
+        ("icp.titles", &icp.titles[..]),
+        ("icp.countries", &icp.countries[..]),
     ] {
         if list
             .iter()

@@ -13,7 +13,9 @@ use super::nullable::Nullable;
 use super::{changes, validate};
 use crate::clock::Millis;
 use crate::db::{CachedRow, Tx};
+use crate::domain::validate::EmailAddress;
 use crate::ids::new_id;
+use crate::shape::Shaped;
 use crate::timefmt::{format_ms, Timestamp};
 
 /// Why an address is suppressed.
@@ -77,8 +79,7 @@ pub struct Suppression {
 #[oai(deny_unknown_fields)]
 pub struct NewSuppression {
     /// An email address.
-    #[oai(validator(max_length = 254))]
-    pub email: String,
+    pub email: Shaped<EmailAddress>,
     /// Why (default `manual`).
     #[oai(nullable)]
     pub reason: Option<SuppressionReason>,

@@ -12,8 +12,10 @@ use super::error::{DomainError, DomainResult, FieldIssue, Issues};
 use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Record, Sort};
 use super::validate;
 use crate::clock::Millis;
+use crate::domain::validate::EmailAddress;
 use crate::ids::{self, new_id};
 use crate::secrets;
+use crate::shape::Shaped;
 use crate::timefmt::Timestamp;
 
 /// Shortest password accepted.
@@ -50,8 +52,7 @@ pub struct User {
 #[oai(deny_unknown_fields)]
 pub struct NewUser {
     /// Unique in the organization (case-insensitive).
-    #[oai(validator(max_length = 254))]
-    pub email: String,
+    pub email: Shaped<EmailAddress>,
     /// 1–200 characters.
     #[oai(validator(min_length = 1, max_length = 200))]
     pub name: String,
@@ -74,9 +75,8 @@ pub struct UserPatch {
     /// New address, unique in the organization. It is the user's login, so like the password
     /// only the user themself may change it, signed in, with `current_password`; it ends their
     /// other sessions.
-    #[oai(validator(max_length = 254))]
     #[oai(nullable)]
-    pub email: Option<String>,
+    pub email: Option<Shaped<EmailAddress>>,
     /// 1–200 characters.
     #[oai(validator(min_length = 1, max_length = 200))]
     #[oai(nullable)]
@@ -375,7 +375,7 @@ pub fn update(
     // Before the version and the values: whoever may not change credentials learns nothing
     // about them.
     let credentials_change =
-        patch.password.is_some() || patch.email.as_ref().is_some_and(|e| *e != current.email);
+        patch.password.is_some() || patch.email.as_ref().is_some_and(|e| **e != *current.email);
     if credentials_change {
         check_in_person(tx, actor, &current, current_password)?;
     }

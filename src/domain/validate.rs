@@ -43,17 +43,8 @@ macro_rules! email_core {
 }
 pub use email_core;
 
-/// The characters `str::trim` removes (Unicode `White_Space`) as a regex class body, spelled
-/// so that the document's readers (ECMA and Python regexes) and Rust's agree on each.
-macro_rules! white_space {
-    () => {
-        r"\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-    };
-}
-pub(crate) use white_space;
-
-/// A text with something besides whitespace (what survives `str::trim`).
-pub const NOT_BLANK_PATTERN: &str = concat!("[^", white_space!(), "]");
+pub(crate) use crate::shape::white_space;
+pub use crate::shape::NOT_BLANK_PATTERN;
 
 /// An email field as sent: surrounding whitespace is trimmed before [`EMAIL_PATTERN`] applies.
 pub const EMAIL_FIELD_PATTERN: &str = concat!(
@@ -344,9 +335,9 @@ pub const TAG_MAX: usize = 50;
 
 /// Checks tags (up to 50 characters each as sent, not blank; at most 50 tags) and returns them
 /// trimmed, without repeats.
-pub fn tags(issues: &mut Issues, field: &str, tags: Vec<String>) -> Vec<String> {
+pub fn tags(issues: &mut Issues, field: &str, tags: impl Into<Vec<String>>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for t in tags {
+    for t in tags.into() {
         if t.chars().count() > TAG_MAX || t.trim().is_empty() {
             issues.add(field, "must hold tags of 1 to 50 characters, not all blank");
             continue;
@@ -379,11 +370,15 @@ pub fn optional_text(
 }
 
 /// Applies a PATCH field that may be absent (keep), `null` (clear) or a value (set).
-pub fn merge<T>(patch: poem_openapi::types::MaybeUndefined<T>, current: Option<T>) -> Option<T> {
+/// A shaped value (`Shaped<EmailOrBlank>`) merges into its plain current value.
+pub fn merge<T, U: Into<T>>(
+    patch: poem_openapi::types::MaybeUndefined<U>,
+    current: Option<T>,
+) -> Option<T> {
     match patch {
         poem_openapi::types::MaybeUndefined::Undefined => current,
         poem_openapi::types::MaybeUndefined::Null => None,
-        poem_openapi::types::MaybeUndefined::Value(v) => Some(v),
+        poem_openapi::types::MaybeUndefined::Value(v) => Some(v.into()),
     }
 }
 
@@ -502,6 +497,41 @@ impl super::terms::Vocabulary for Currency {
         currency_exponent(word).is_some()
     }
 }
+
+crate::text_shape!(
+    /// An email address (surrounding whitespace is trimmed before the address rule applies).
+    EmailAddress,
+    0,
+    EMAIL_MAX,
+    Some(EMAIL_FIELD_PATTERN)
+);
+
+crate::text_shape!(
+    /// An email address, or blank for none.
+    EmailOrBlank,
+    0,
+    EMAIL_MAX,
+    Some(EMAIL_OR_BLANK_PATTERN)
+);
+
+crate::text_shape!(
+    /// A tag: not blank, at most [`TAG_MAX`] characters as sent.
+    Tag,
+    0,
+    TAG_MAX,
+    Some(NOT_BLANK_PATTERN)
+);
+
+crate::text_shape!(
+    /// An IANA time zone name such as `Europe/Paris`, or `UTC`.
+    TimeZoneName,
+    0,
+    TIME_ZONE_MAX,
+    Some(TIME_ZONE_PATTERN)
+);
+
+/// Tags on a record: at most [`MAX_TAGS`], each a [`Tag`].
+pub type Tags = crate::shape::List<Tag, 0, MAX_TAGS>;
 
 #[cfg(test)]
 mod tests {

@@ -21,6 +21,7 @@ use super::validate;
 use crate::clock::{Millis, HOUR_MS};
 use crate::ids::{self, new_id};
 use crate::secrets;
+use crate::shape::Shaped;
 use crate::targets::{self, TargetPolicy};
 use crate::timefmt::Timestamp;
 
@@ -73,8 +74,7 @@ pub struct NewWebhook {
     /// http(s) URL, up to 2,000 characters. A host that is an address in a private, loopback,
     /// link-local or other internal range (or `localhost`) is refused, naming the range, unless
     /// the operator allowed it with `--webhook-allow-cidr`.
-    #[oai(validator(min_length = 1, max_length = 2000))]
-    pub url: String,
+    pub url: Shaped<Url>,
     /// Up to 500 characters.
     #[oai(validator(max_length = 500))]
     #[oai(nullable)]
@@ -90,9 +90,8 @@ pub struct NewWebhook {
 #[oai(deny_unknown_fields)]
 pub struct WebhookPatch {
     /// New URL, held to the same rules as a new endpoint's.
-    #[oai(validator(min_length = 1, max_length = 2000))]
     #[oai(nullable)]
-    pub url: Option<String>,
+    pub url: Option<Shaped<Url>>,
     /// New description.
     #[oai(validator(max_length = 500))]
     #[oai(nullable)]
@@ -193,6 +192,14 @@ pub fn list(conn: &Connection, org_id: &str, paging: Paging) -> DomainResult<Lis
 /// and fragment of URL characters. A host that is an address (in any spelling) must be one the
 /// policy permits; a host name is checked on every address it resolves to, at delivery.
 pub const URL_PATTERN: &str = r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?([/?#][A-Za-z0-9._~!$&'()*+,;=:@/?#%-]*)?$";
+
+crate::text_shape!(
+    /// A webhook's target URL, up to 2,000 characters.
+    Url,
+    1,
+    2000,
+    Some(URL_PATTERN)
+);
 
 fn check_url(issues: &mut Issues, url: &str, policy: &TargetPolicy) -> String {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();

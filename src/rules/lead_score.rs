@@ -16,6 +16,19 @@ use serde::{Deserialize, Serialize};
 
 use super::{factor, Factor, FactorCode};
 use crate::clock::{Millis, DAY_MS};
+use crate::shape::List;
+
+/// Longest industry, title or country in the ideal customer profile, in characters.
+pub const ICP_ENTRY_MAX: usize = 100;
+
+crate::text_shape!(
+    /// An industry, title or country of the profile: not blank, up to [`ICP_ENTRY_MAX`]
+    /// characters as sent.
+    IcpEntry,
+    0,
+    ICP_ENTRY_MAX,
+    Some(crate::shape::NOT_BLANK_PATTERN)
+);
 
 // The fit part's input, owned here with the rule that reads it; the organization stores it as
 // one of its settings (domain::orgs).
@@ -24,17 +37,17 @@ use crate::clock::{Millis, DAY_MS};
 #[oai(deny_unknown_fields)]
 pub struct Icp {
     /// Industries that buy (case-insensitive match on a company's industry).
-    #[oai(default, validator(max_items = 100))]
+    #[oai(default)]
     #[serde(default)]
-    pub industries: Vec<String>,
+    pub industries: List<IcpEntry, 0, 100>,
     /// Job titles (or words in them) of the people who decide, e.g. "VP Sales".
-    #[oai(default, validator(max_items = 100))]
+    #[oai(default)]
     #[serde(default)]
-    pub titles: Vec<String>,
+    pub titles: List<IcpEntry, 0, 100>,
     /// ISO 3166 country codes or names of the markets served.
-    #[oai(default, validator(max_items = 300))]
+    #[oai(default)]
     #[serde(default)]
-    pub countries: Vec<String>,
+    pub countries: List<IcpEntry, 0, 300>,
     /// Smallest fitting company, in employees.
     #[oai(validator(minimum(value = "0")))]
     #[serde(default)]
@@ -132,9 +145,9 @@ fn part(max: i64, factors: Vec<Factor>) -> ScorePart {
     }
 }
 
-fn contains_ci(list: &[String], value: &str) -> bool {
+fn contains_ci(list: &[impl AsRef<str>], value: &str) -> bool {
     list.iter()
-        .any(|v| v.trim().eq_ignore_ascii_case(value.trim()))
+        .any(|v| v.as_ref().trim().eq_ignore_ascii_case(value.trim()))
 }
 
 /// Scores a lead at `now` against `icp`.
@@ -276,9 +289,9 @@ mod tests {
 
     fn full_icp() -> Icp {
         Icp {
-            industries: vec!["SaaS".into()],
-            titles: vec!["VP Sales".into(), "Head of".into()],
-            countries: vec!["DE".into()],
+            industries: vec!["SaaS"].into(),
+            titles: vec!["VP Sales", "Head of"].into(),
+            countries: vec!["DE"].into(),
             company_size_min: Some(50),
             company_size_max: Some(500),
         }
@@ -325,7 +338,7 @@ mod tests {
     #[test]
     fn fit_weighs_only_the_criteria_the_profile_sets() {
         let icp = Icp {
-            industries: vec!["SaaS".into()],
+            industries: vec!["SaaS"].into(),
             ..Icp::default()
         };
         let f = LeadFacts {

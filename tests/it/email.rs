@@ -1223,6 +1223,15 @@ fn a_template_sends_to_the_deals_lead_rendered_for_them() {
         )
         .error(422, "validation_error");
     assert_eq!(e["details"][0]["field"], "to");
+    // Its recipients are held to the same rules as a send's, by their type.
+    let e = s
+        .post(
+            &format!("/deals/{alone}/emails/send-template"),
+            &k,
+            json!({"template_id": plain["id"], "to": ["bob@engines.test"], "cc": ["not an address"]}),
+        )
+        .error(422, "validation_error");
+    assert_eq!(e["details"][0]["field"], "cc[0]", "{e}");
     assert_eq!(s.count("SELECT COUNT(*) FROM emails"), before);
     let to_bob = s
         .post(

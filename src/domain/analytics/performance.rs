@@ -1,6 +1,7 @@
 //! Team performance: the leaderboard, and quotas with their attainment and pace.
 
 use super::*;
+use crate::shape::{CalendarDate, Shaped};
 
 /// What the leaderboard ranks by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Default, serde::Serialize)]
@@ -184,7 +185,7 @@ pub struct SetQuotas {
     pub period: QuotaPeriod,
     /// Any day in the period (`YYYY-MM-DD`); defaults to the current one.
     #[oai(nullable)]
-    pub date: Option<String>,
+    pub date: Option<Shaped<CalendarDate>>,
     /// The targets, one entry per user.
     #[oai(validator(max_items = 1000))]
     pub quotas: Vec<QuotaTargets>,

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::domain::changes;
+use crate::shape::{CalendarDate, Shaped};
 
 /// How to convert a lead; everything is optional.
 #[derive(Debug, Clone, Default, Object)]
@@ -29,9 +30,8 @@ pub struct ConvertLead {
     #[oai(nullable)]
     pub stage: Option<String>,
     /// `YYYY-MM-DD`.
-    #[oai(validator(max_length = 10))]
     #[oai(nullable)]
-    pub expected_close_date: Option<String>,
+    pub expected_close_date: Option<Shaped<CalendarDate>>,
 }
 
 /// The result of a conversion.

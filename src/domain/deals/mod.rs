@@ -23,8 +23,10 @@ use super::terms::Term;
 use super::validate::Currency;
 use super::{notes, orgs, validate};
 use crate::clock::Millis;
+use crate::domain::validate::Tags;
 use crate::ids::new_id;
 use crate::rules::deal_risk::RiskLevel;
+use crate::shape::{CalendarDate, Shaped};
 use crate::timefmt::{self, Timestamp};
 
 mod context;
@@ -178,13 +180,11 @@ pub struct NewDeal {
     #[oai(nullable)]
     pub company_id: Option<String>,
     /// `YYYY-MM-DD`.
-    #[oai(validator(max_length = 10))]
     #[oai(nullable)]
-    pub expected_close_date: Option<String>,
+    pub expected_close_date: Option<Shaped<CalendarDate>>,
     /// At most 50 tags.
-    #[oai(validator(max_items = 50))]
     #[oai(nullable)]
-    pub tags: Option<Vec<String>>,
+    pub tags: Option<Tags>,
 }
 
 /// Changes to a deal; absent fields stay, `null` clears. The stage changes only through
@@ -213,17 +213,15 @@ pub struct DealPatch {
     #[oai(nullable)]
     pub company_id: MaybeUndefined<String>,
     /// `YYYY-MM-DD`, or null.
-    #[oai(validator(max_length = 10))]
     #[oai(nullable)]
-    pub expected_close_date: MaybeUndefined<String>,
+    pub expected_close_date: MaybeUndefined<Shaped<CalendarDate>>,
     /// Why it was lost (lost deals).
     #[oai(validator(max_length = 500))]
     #[oai(nullable)]
     pub lost_reason: MaybeUndefined<String>,
     /// Replaces the tags.
-    #[oai(validator(max_items = 50))]
     #[oai(nullable)]
-    pub tags: Option<Vec<String>>,
+    pub tags: Option<Tags>,
 }
 
 /// A deal's columns ([`from_row`] reads the first 21), then its stage's rotting days and its

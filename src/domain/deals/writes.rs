@@ -60,9 +60,13 @@ pub fn create_as(
     let close = check_date(
         &mut issues,
         "expected_close_date",
-        input.expected_close_date,
+        input.expected_close_date.map(String::from),
     );
-    let tags = validate::tags(&mut issues, "tags", input.tags.unwrap_or_default());
+    let tags = validate::tags(
+        &mut issues,
+        "tags",
+        input.tags.map(Vec::from).unwrap_or_default(),
+    );
     issues.finish()?;
     let pipeline_id = match (&input.pipeline_id, &input.stage_id) {
         (Some(p), _) => {
@@ -180,7 +184,7 @@ pub fn update(
         &mut issues,
         "expected_close_date",
         validate::merge(
-            patch.expected_close_date,
+            patch.expected_close_date.map_value(String::from),
             before.expected_close_date.0.clone(),
         ),
     );
@@ -193,7 +197,7 @@ pub fn update(
     let tags = validate::tags(
         &mut issues,
         "tags",
-        patch.tags.unwrap_or(before.tags.clone()),
+        patch.tags.map(Vec::from).unwrap_or(before.tags.clone()),
     );
     issues.finish()?;
     let written = changes::update(

@@ -5,8 +5,13 @@ use crate::domain::changes;
 use crate::domain::templates;
 
 /// Validates a list of addresses (each trimmed, lowercased domain kept as given).
-pub(super) fn addresses(issues: &mut Issues, field: &str, list: Vec<String>) -> Vec<String> {
-    list.into_iter()
+pub(super) fn addresses(
+    issues: &mut Issues,
+    field: &str,
+    list: impl Into<Vec<String>>,
+) -> Vec<String> {
+    list.into()
+        .into_iter()
         .enumerate()
         .map(|(i, a)| validate::email(issues, &format!("{field}[{i}]"), &a))
         .collect()
@@ -145,7 +150,7 @@ pub fn send(
             cc,
             bcc,
             subject,
-            text: input.text,
+            text: input.text.into(),
             html: input.html,
             track_opens: input.track_opens.unwrap_or(true),
             unsubscribe,
@@ -181,7 +186,7 @@ pub fn send_template(
     };
     let context = templates::for_deal(tx, &p.org_id, deal)?;
     let rendered = templates::render_for(&template, &context)?;
-    let mut to = input.to;
+    let mut to: Vec<String> = input.to.into();
     if to.is_empty() {
         match context.lead.and_then(|lead| lead.email.0) {
             Some(email) => to.push(email),
@@ -199,11 +204,11 @@ pub fn send_template(
         (None, None) => String::new(),
     };
     let message = SendEmail {
-        to,
+        to: to.into(),
         cc: input.cc,
         bcc: input.bcc,
-        subject: rendered.subject,
-        text,
+        subject: rendered.subject.into(),
+        text: text.into(),
         html: rendered.html_body.0,
         track_opens: input.track_opens,
         unsubscribe_link: input.unsubscribe_link,
@@ -266,7 +271,7 @@ pub fn reply(
             cc,
             bcc: Vec::new(),
             subject: reply_subject(&original.subject),
-            text: input.text,
+            text: input.text.into(),
             html: input.html,
             track_opens: input.track_opens.unwrap_or(true),
             unsubscribe: false,

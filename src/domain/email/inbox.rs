@@ -35,6 +35,14 @@ pub const USERNAME_PATTERN: &str = concat!(
     "]*$"
 );
 
+crate::text_shape!(
+    /// An inbox username as sent (up to 64 characters).
+    Username,
+    0,
+    64,
+    Some(USERNAME_PATTERN)
+);
+
 /// A lowercase slug of `title` for an address: letters and digits, words joined by `-`.
 pub(super) fn slug(title: &str) -> String {
     let mut out = String::new();

@@ -19,8 +19,11 @@ use super::listing::{ListPage, Paging};
 use super::terms::Term;
 use super::validate;
 use crate::clock::Millis;
+use crate::domain::validate::EmailAddress;
 use crate::ids::new_id;
+use crate::shape::{List, Shaped};
 use crate::timefmt::Timestamp;
+use inbox::Username;
 
 mod compose;
 mod inbound;
@@ -39,6 +42,25 @@ pub const MAX_RECIPIENTS: usize = 50;
 /// messages (Gmail at about 102 KB), and a text and an html body this long still fit the
 /// default 1 MiB request limit, so a schema-valid send is never a 413.
 pub const MAX_BODY_CHARS: usize = 100_000;
+
+/// Up to [`MAX_RECIPIENTS`] addresses.
+pub type Recipients = List<EmailAddress, 0, MAX_RECIPIENTS>;
+
+crate::text_shape!(
+    /// A subject: one line of up to 998 characters (RFC 5322's line length).
+    SubjectLine,
+    0,
+    998,
+    Some("^[^\\r\\n]*$")
+);
+
+crate::text_shape!(
+    /// A plain-text body: something besides whitespace, up to [`MAX_BODY_CHARS`] characters.
+    BodyText,
+    0,
+    MAX_BODY_CHARS,
+    Some(validate::NOT_BLANK_PATTERN)
+);
 
 /// A deal's inbox.
 #[derive(Debug, Clone, Object, serde::Serialize)]
@@ -60,9 +82,8 @@ pub struct Inbox {
 pub struct NewInbox {
     /// The address's local part (letters, digits, `.`, `_`, `-`; up to 64); defaults to a slug
     /// of the deal's title.
-    #[oai(validator(max_length = 64))]
     #[oai(nullable)]
-    pub username: Option<String>,
+    pub username: Option<Shaped<Username>>,
     /// The name outbound mail is sent under (up to 200 characters).
     #[oai(validator(max_length = 200))]
     #[oai(nullable)]
@@ -171,19 +192,17 @@ pub struct Email {
 #[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct SendEmail {
     /// Recipients (at least one).
-    pub to: Vec<String>,
+    pub to: List<EmailAddress, 1, MAX_RECIPIENTS>,
     /// Copied recipients.
     #[oai(default)]
-    pub cc: Vec<String>,
+    pub cc: Recipients,
     /// Blind-copied recipients.
     #[oai(default)]
-    pub bcc: Vec<String>,
+    pub bcc: Recipients,
     /// Up to 998 characters.
-    #[oai(validator(max_length = 998))]
-    pub subject: String,
+    pub subject: Shaped<SubjectLine>,
     /// The plain-text body (up to 100,000 characters).
-    #[oai(validator(max_length = 100000))]
-    pub text: String,
+    pub text: Shaped<BodyText>,
     /// An HTML alternative; the message is then multipart/alternative.
     #[oai(validator(max_length = 100000))]
     #[oai(nullable)]
@@ -207,13 +226,13 @@ pub struct SendTemplate {
     pub template_id: String,
     /// Recipients (default: the deal's lead, at the lead's email).
     #[oai(default)]
-    pub to: Vec<String>,
+    pub to: Recipients,
     /// Copied recipients.
     #[oai(default)]
-    pub cc: Vec<String>,
+    pub cc: Recipients,
     /// Blind-copied recipients.
     #[oai(default)]
-    pub bcc: Vec<String>,
+    pub bcc: Recipients,
     /// Add an open-tracking pixel to the HTML (default true).
     #[oai(nullable)]
     pub track_opens: Option<bool>,
@@ -226,15 +245,14 @@ pub struct SendTemplate {
 #[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct ReplyEmail {
     /// The plain-text body (up to 100,000 characters).
-    #[oai(validator(max_length = 100000))]
-    pub text: String,
+    pub text: Shaped<BodyText>,
     /// An HTML alternative.
     #[oai(validator(max_length = 100000))]
     #[oai(nullable)]
     pub html: Option<String>,
     /// Extra copied recipients.
     #[oai(default)]
-    pub cc: Vec<String>,
+    pub cc: Recipients,
     /// Add an open-tracking pixel to the HTML (default true).
     #[oai(nullable)]
     pub track_opens: Option<bool>,

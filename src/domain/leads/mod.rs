@@ -13,7 +13,9 @@ use super::events::Actor;
 use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Record, Sort};
 use super::validate;
 use crate::clock::Millis;
+use crate::domain::validate::{EmailOrBlank, Tags};
 use crate::ids::new_id;
+use crate::shape::Shaped;
 use crate::timefmt::Timestamp;
 
 mod writes;
@@ -146,9 +148,8 @@ pub struct NewLead {
     #[oai(nullable)]
     pub last_name: Option<String>,
     /// Unique among the organization's leads; a clash is 409 naming the existing lead.
-    #[oai(validator(max_length = 254))]
     #[oai(nullable)]
-    pub email: Option<String>,
+    pub email: Option<Shaped<EmailOrBlank>>,
     /// Phone.
     #[oai(validator(max_length = 50))]
     #[oai(nullable)]
@@ -176,9 +177,8 @@ pub struct NewLead {
     #[oai(nullable)]
     pub source: Option<String>,
     /// At most 50 tags.
-    #[oai(validator(max_items = 50))]
     #[oai(nullable)]
-    pub tags: Option<Vec<String>>,
+    pub tags: Option<Tags>,
     /// An active user; defaults to nobody.
     #[oai(nullable)]
     pub owner_id: Option<String>,
@@ -197,9 +197,8 @@ pub struct LeadPatch {
     #[oai(nullable)]
     pub last_name: MaybeUndefined<String>,
     /// Email, unique among leads.
-    #[oai(validator(max_length = 254))]
     #[oai(nullable)]
-    pub email: MaybeUndefined<String>,
+    pub email: MaybeUndefined<Shaped<EmailOrBlank>>,
     /// Phone.
     #[oai(validator(max_length = 50))]
     #[oai(nullable)]
@@ -227,9 +226,8 @@ pub struct LeadPatch {
     #[oai(nullable)]
     pub source: MaybeUndefined<String>,
     /// Replaces the tags.
-    #[oai(validator(max_items = 50))]
     #[oai(nullable)]
-    pub tags: Option<Vec<String>>,
+    pub tags: Option<Tags>,
     /// An active user, or null (use `POST /leads/{id}/assign` to notify as an assignment).
     #[oai(nullable)]
     pub owner_id: MaybeUndefined<String>,

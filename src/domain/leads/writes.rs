@@ -88,7 +88,7 @@ impl From<NewLead> for LeadFields {
         Self {
             first_name: n.first_name,
             last_name: n.last_name,
-            email: n.email,
+            email: n.email.map(String::from),
             phone: n.phone,
             title: n.title,
             company_id: n.company_id,
@@ -96,7 +96,7 @@ impl From<NewLead> for LeadFields {
             country: n.country,
             status: n.status.map_or(LeadStatus::New, LeadStatus::from),
             source: n.source,
-            tags: n.tags.unwrap_or_default(),
+            tags: n.tags.map(Vec::from).unwrap_or_default(),
             owner_id: n.owner_id,
         }
     }
@@ -283,7 +283,7 @@ pub fn update(
         country: validate::merge(patch.country, b.country),
         status: patch.status.map_or(b.status, LeadStatus::from),
         source: validate::merge(patch.source, b.source),
-        tags: patch.tags.unwrap_or(b.tags),
+        tags: patch.tags.map(Vec::from).unwrap_or(b.tags),
         owner_id: validate::merge(patch.owner_id, b.owner_id),
     };
     if company_changed && matches!(patch.company_name, MaybeUndefined::Undefined) {

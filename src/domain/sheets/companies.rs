@@ -130,7 +130,7 @@ impl Importer for CompanyImport {
             phone: row.get(PHONE),
             website: row.get(WEBSITE),
             owner_id: member(tx, &self.0.p.org_id, row.get(OWNER), "owner_email", notes)?,
-            tags: row.has(TAGS).then(|| super::tags(row.get(TAGS))),
+            tags: row.has(TAGS).then(|| super::tags(row.get(TAGS)).into()),
         })
     }
 

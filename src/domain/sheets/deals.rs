@@ -249,8 +249,8 @@ impl Importer for DealImport {
                 owner_id: member(tx, org_id, row.get(OWNER), "owner_email", notes)?,
                 lead_id,
                 company_id,
-                expected_close_date: row.get(CLOSE),
-                tags: row.has(TAGS).then(|| super::tags(row.get(TAGS))),
+                expected_close_date: row.get(CLOSE).map(String::into),
+                tags: row.has(TAGS).then(|| super::tags(row.get(TAGS)).into()),
             },
             lost_reason: row.get(LOST_REASON),
             owner_column: row.has(OWNER),
@@ -292,7 +292,9 @@ impl Importer for DealImport {
             owner_id: set(d.owner_id),
             lead_id: set(d.lead_id),
             company_id: set(d.company_id),
-            expected_close_date: set(d.expected_close_date),
+            expected_close_date: d
+                .expected_close_date
+                .map_or(MaybeUndefined::Undefined, MaybeUndefined::Value),
             lost_reason: set(deal.lost_reason),
             tags: d.tags.filter(|t| !t.is_empty()),
         };

@@ -16,6 +16,7 @@ use super::{changes, companies, deals, leads, users, validate};
 use crate::clock::Millis;
 use crate::db::{CachedRow, Tx};
 use crate::ids::new_id;
+use crate::shape::Shaped;
 use crate::timefmt::Timestamp;
 
 pub mod render;
@@ -28,6 +29,14 @@ pub const SUBJECT_PATTERN: &str = concat!(
     "^[^\\r\\n]*[^",
     crate::domain::validate::white_space!(),
     "][^\\r\\n]*$"
+);
+
+crate::text_shape!(
+    /// A template's subject, up to [`SUBJECT_MAX`] characters.
+    Subject,
+    1,
+    SUBJECT_MAX,
+    Some(SUBJECT_PATTERN)
 );
 
 /// Longest body accepted.
@@ -71,8 +80,7 @@ pub struct NewEmailTemplate {
     #[oai(validator(min_length = 1, max_length = 200))]
     pub name: String,
     /// 1–998 characters, one line.
-    #[oai(validator(min_length = 1, max_length = 998))]
-    pub subject: String,
+    pub subject: Shaped<Subject>,
     /// Up to 100,000 characters. A template needs an HTML body, a text body or both.
     #[oai(nullable, validator(max_length = 100000))]
     pub html_body: Option<String>,
@@ -90,9 +98,8 @@ pub struct EmailTemplatePatch {
     #[oai(nullable)]
     pub name: Option<String>,
     /// 1–998 characters, one line.
-    #[oai(validator(min_length = 1, max_length = 998))]
     #[oai(nullable)]
-    pub subject: Option<String>,
+    pub subject: Option<Shaped<Subject>>,
     /// Up to 100,000 characters.
     #[oai(validator(max_length = 100000))]
     #[oai(nullable)]
