@@ -74,6 +74,12 @@ impl<S> From<&str> for Shaped<S> {
     }
 }
 
+impl<S> Default for Shaped<S> {
+    fn default() -> Self {
+        Self::new(String::new())
+    }
+}
+
 impl<S> AsRef<str> for Shaped<S> {
     fn as_ref(&self) -> &str {
         &self.0

@@ -87,6 +87,10 @@ fn object_rules() -> Vec<(&'static str, Value)> {
         }})
     };
     let one_of = |a: &str, b: &str| json!({"not": not_both(a, b)});
+    let one_recipient_with_link = json!({"anyOf": [
+        {"properties": {"unsubscribe_link": {"enum": [false, null]}}},
+        {"properties": {"to": {"maxItems": 1}, "cc": {"maxItems": 0}, "bcc": {"maxItems": 0}}},
+    ]});
     // Exactly one of two alternative fields.
     let exactly_one =
         |a: &str, b: &str| json!({"anyOf": [present(a), present(b)], "not": not_both(a, b)});
@@ -111,6 +115,9 @@ fn object_rules() -> Vec<(&'static str, Value)> {
         ),
         // A change that clears both bodies (null or blank) leaves none.
         ("EmailTemplatePatch", not_both_blank(true)),
+        // An unsubscribe link unsubscribes the one person it was sent to.
+        ("SendEmail", one_recipient_with_link.clone()),
+        ("SendTemplate", one_recipient_with_link),
     ]
 }
 

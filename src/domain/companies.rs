@@ -13,8 +13,9 @@ use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Record, Sort
 use super::validate;
 use crate::clock::Millis;
 use crate::domain::changes;
-use crate::domain::validate::Tags;
+use crate::domain::validate::{Name, Tags};
 use crate::ids::new_id;
+use crate::shape::Shaped;
 use crate::timefmt::Timestamp;
 
 /// A company.
@@ -53,8 +54,7 @@ pub struct Company {
 #[oai(deny_unknown_fields)]
 pub struct NewCompany {
     /// 1–200 characters.
-    #[oai(validator(min_length = 1, max_length = 200))]
-    pub name: String,
+    pub name: Shaped<Name>,
     /// Web domain.
     #[oai(validator(max_length = 253))]
     #[oai(nullable)]
@@ -92,9 +92,8 @@ pub struct NewCompany {
 #[oai(deny_unknown_fields)]
 pub struct CompanyPatch {
     /// 1–200 characters.
-    #[oai(validator(min_length = 1, max_length = 200))]
     #[oai(nullable)]
-    pub name: Option<String>,
+    pub name: Option<Shaped<Name>>,
     /// Web domain.
     #[oai(validator(max_length = 253))]
     #[oai(nullable)]
@@ -268,7 +267,7 @@ struct Fields {
 fn check(conn: &Connection, org_id: &str, f: Fields) -> DomainResult<Fields> {
     let mut issues = Issues::new();
     let out = Fields {
-        name: validate::text(&mut issues, "name", &f.name, 1, 200),
+        name: validate::name(&mut issues, "name", &f.name),
         domain: validate::optional_text(&mut issues, "domain", f.domain, 253)
             .map(|d| d.to_lowercase()),
         industry: validate::optional_text(&mut issues, "industry", f.industry, 100),
@@ -301,7 +300,7 @@ pub fn create(tx: &Tx<'_>, p: &Principal, input: NewCompany, now: Millis) -> Dom
         tx,
         &p.org_id,
         Fields {
-            name: input.name,
+            name: input.name.into(),
             domain: input.domain,
             industry: input.industry,
             size: input.size,
@@ -361,7 +360,7 @@ pub fn update(
         tx,
         &p.org_id,
         Fields {
-            name: patch.name.unwrap_or(b.name),
+            name: patch.name.map_or(b.name, String::from),
             domain: validate::merge(patch.domain, b.domain.0),
             industry: validate::merge(patch.industry, b.industry.0),
             size: validate::merge(patch.size, b.size.0),

@@ -14,7 +14,7 @@ use super::validate;
 use super::validate::Currency;
 use super::{api_keys, pipelines, users};
 use crate::clock::Millis;
-use crate::domain::validate::TimeZoneName;
+use crate::domain::validate::{Name, TimeZoneName};
 use crate::ids::new_id;
 pub use crate::rules::lead_score::{Icp, ICP_ENTRY_MAX};
 use crate::shape::Shaped;
@@ -51,9 +51,8 @@ pub struct Organization {
 #[oai(deny_unknown_fields)]
 pub struct OrganizationPatch {
     /// Display name, 1–200 characters.
-    #[oai(validator(min_length = 1, max_length = 200))]
     #[oai(nullable)]
-    pub name: Option<String>,
+    pub name: Option<Shaped<Name>>,
     /// ISO 4217 code.
     #[oai(nullable)]
     pub currency: Option<Term<Currency>>,
@@ -126,7 +125,7 @@ pub fn found(
     now: Millis,
 ) -> DomainResult<Founded> {
     let mut issues = Issues::new();
-    let name = validate::text(&mut issues, "name", name, 1, 200);
+    let name = validate::name(&mut issues, "name", name);
     issues.finish()?;
     let id = new_id("org");
     tx.execute(
@@ -138,7 +137,7 @@ pub fn found(
         &id,
         users::NewUser {
             email: owner_email.into(),
-            name: owner_name.to_string(),
+            name: owner_name.into(),
             role: Some(Role::Owner),
             password: None,
         },
@@ -199,7 +198,7 @@ pub fn update(
     validate::if_match(expected_version, current.version)?;
     let mut issues = Issues::new();
     let name = match &patch.name {
-        Some(n) => validate::text(&mut issues, "name", n, 1, 200),
+        Some(n) => validate::name(&mut issues, "name", n),
         None => current.name.clone(),
     };
     let currency = patch

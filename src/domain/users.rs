@@ -12,7 +12,7 @@ use super::error::{DomainError, DomainResult, FieldIssue, Issues};
 use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Record, Sort};
 use super::validate;
 use crate::clock::Millis;
-use crate::domain::validate::EmailAddress;
+use crate::domain::validate::{EmailAddress, Name};
 use crate::ids::{self, new_id};
 use crate::secrets;
 use crate::shape::Shaped;
@@ -54,8 +54,7 @@ pub struct NewUser {
     /// Unique in the organization (case-insensitive).
     pub email: Shaped<EmailAddress>,
     /// 1–200 characters.
-    #[oai(validator(min_length = 1, max_length = 200))]
-    pub name: String,
+    pub name: Shaped<Name>,
     /// Defaults to `member`. Only an owner may create another owner.
     #[oai(nullable)]
     pub role: Option<Role>,
@@ -78,9 +77,8 @@ pub struct UserPatch {
     #[oai(nullable)]
     pub email: Option<Shaped<EmailAddress>>,
     /// 1–200 characters.
-    #[oai(validator(min_length = 1, max_length = 200))]
     #[oai(nullable)]
-    pub name: Option<String>,
+    pub name: Option<Shaped<Name>>,
     /// Admins only; granting or removing `owner` takes an owner.
     #[oai(nullable)]
     pub role: Option<Role>,
@@ -262,7 +260,7 @@ pub fn create(
 ) -> DomainResult<User> {
     let mut issues = Issues::new();
     let email = validate::email(&mut issues, "email", &input.email);
-    let name = validate::text(&mut issues, "name", &input.name, 1, 200);
+    let name = validate::name(&mut issues, "name", &input.name);
     issues.finish()?;
     let role = input.role.unwrap_or(Role::Member);
     check_role_change(actor, None, role)?;
@@ -386,7 +384,7 @@ pub fn update(
         None => current.email.clone(),
     };
     let name = match &patch.name {
-        Some(n) => validate::text(&mut issues, "name", n, 1, 200),
+        Some(n) => validate::name(&mut issues, "name", n),
         None => current.name.clone(),
     };
     issues.finish()?;

@@ -530,6 +530,22 @@ crate::text_shape!(
     Some(TIME_ZONE_PATTERN)
 );
 
+/// Longest name or title of a record (a company, a deal, a user, a template, an organization).
+pub const NAME_MAX: usize = 200;
+
+crate::text_shape!(
+    /// A record's name or title: 1 to [`NAME_MAX`] characters as sent.
+    Name,
+    1,
+    NAME_MAX,
+    None
+);
+
+/// Checks a name or title ([`Name`]) and returns it trimmed.
+pub fn name(issues: &mut Issues, field: &str, value: &str) -> String {
+    text(issues, field, value, 1, NAME_MAX)
+}
+
 /// Tags on a record: at most [`MAX_TAGS`], each a [`Tag`].
 pub type Tags = crate::shape::List<Tag, 0, MAX_TAGS>;
 

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::domain::changes;
+use crate::domain::validate::Name;
 use crate::shape::{CalendarDate, Shaped};
 
 /// How to convert a lead; everything is optional.
@@ -9,9 +10,8 @@ use crate::shape::{CalendarDate, Shaped};
 #[oai(deny_unknown_fields)]
 pub struct ConvertLead {
     /// The deal's title; defaults to "<company or name> deal".
-    #[oai(validator(min_length = 1, max_length = 200))]
     #[oai(nullable)]
-    pub title: Option<String>,
+    pub title: Option<Shaped<Name>>,
     /// Major units.
     #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
     #[oai(nullable)]
@@ -44,7 +44,7 @@ pub struct Conversion {
 }
 
 /// Longest deal title.
-pub const TITLE_MAX: usize = 200;
+pub const TITLE_MAX: usize = crate::domain::validate::NAME_MAX;
 
 /// A converted lead's deal title when the caller gives none: "<company or name> deal", the name
 /// cut so the whole fits [`TITLE_MAX`]. A company name may be 200 characters itself, and a title
@@ -77,9 +77,9 @@ pub fn convert_lead(
         });
     }
     let summary = summarize_lead(&lead);
-    let title = input
-        .title
-        .unwrap_or_else(|| default_title(lead.company_name.as_deref().unwrap_or(&summary.name)));
+    let title = input.title.unwrap_or_else(|| {
+        default_title(lead.company_name.as_deref().unwrap_or(&summary.name)).into()
+    });
     let actor = Actor::from(p);
     let owner = lead.owner_id.0.clone().unwrap_or_else(|| p.user_id.clone());
     let deal = create_as(

@@ -23,7 +23,7 @@ use super::terms::Term;
 use super::validate::Currency;
 use super::{notes, orgs, validate};
 use crate::clock::Millis;
-use crate::domain::validate::Tags;
+use crate::domain::validate::{Name, Tags};
 use crate::ids::new_id;
 use crate::rules::deal_risk::RiskLevel;
 use crate::shape::{CalendarDate, Shaped};
@@ -151,8 +151,7 @@ pub fn annotate_risk(
 #[oai(deny_unknown_fields)]
 pub struct NewDeal {
     /// 1–200 characters.
-    #[oai(validator(min_length = 1, max_length = 200))]
-    pub title: String,
+    pub title: Shaped<Name>,
     /// Major units, 0 or more; rounded to the currency's minor unit (cents, whole yen). Default 0.
     #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
     #[oai(nullable)]
@@ -193,9 +192,8 @@ pub struct NewDeal {
 #[oai(deny_unknown_fields)]
 pub struct DealPatch {
     /// 1–200 characters.
-    #[oai(validator(min_length = 1, max_length = 200))]
     #[oai(nullable)]
-    pub title: Option<String>,
+    pub title: Option<Shaped<Name>>,
     /// Major units.
     #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
     #[oai(nullable)]

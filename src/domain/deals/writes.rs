@@ -22,7 +22,7 @@ pub fn create_as(
 ) -> DomainResult<Deal> {
     let org = orgs::get(tx, org_id)?;
     let mut issues = Issues::new();
-    let title = validate::text(&mut issues, "title", &input.title, 1, TITLE_MAX);
+    let title = validate::name(&mut issues, "title", &input.title);
     let currency = input
         .currency
         .clone()
@@ -145,7 +145,7 @@ pub fn update(
     validate::if_match(expected_version, before.version)?;
     let mut issues = Issues::new();
     let title = match &patch.title {
-        Some(t) => validate::text(&mut issues, "title", t, 1, TITLE_MAX),
+        Some(t) => validate::name(&mut issues, "title", t),
         None => before.title.clone(),
     };
     let currency = patch

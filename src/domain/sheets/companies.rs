@@ -122,7 +122,7 @@ impl Importer for CompanyImport {
             return Err(DomainError::invalid("name", "is required"));
         };
         Ok(NewCompany {
-            name,
+            name: name.into(),
             domain: row.get(DOMAIN),
             industry: row.get(INDUSTRY),
             size: size(row.get(SIZE), notes),

@@ -240,7 +240,7 @@ impl Importer for DealImport {
         Ok(DealRow {
             id: row.get(ID),
             input: NewDeal {
-                title: row.get(TITLE).unwrap_or_default(),
+                title: row.get(TITLE).unwrap_or_default().into(),
                 value,
                 currency,
                 pipeline_id: pipeline(tx, org_id, row.get(PIPELINE))?,

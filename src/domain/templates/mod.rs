@@ -15,6 +15,7 @@ use super::nullable::Nullable;
 use super::{changes, companies, deals, leads, users, validate};
 use crate::clock::Millis;
 use crate::db::{CachedRow, Tx};
+use crate::domain::validate::Name;
 use crate::ids::new_id;
 use crate::shape::Shaped;
 use crate::timefmt::Timestamp;
@@ -77,8 +78,7 @@ pub struct EmailTemplate {
 #[oai(deny_unknown_fields)]
 pub struct NewEmailTemplate {
     /// 1–200 characters, unique in the organization.
-    #[oai(validator(min_length = 1, max_length = 200))]
-    pub name: String,
+    pub name: Shaped<Name>,
     /// 1–998 characters, one line.
     pub subject: Shaped<Subject>,
     /// Up to 100,000 characters. A template needs an HTML body, a text body or both.
@@ -94,9 +94,8 @@ pub struct NewEmailTemplate {
 #[oai(deny_unknown_fields)]
 pub struct EmailTemplatePatch {
     /// 1–200 characters, unique in the organization.
-    #[oai(validator(min_length = 1, max_length = 200))]
     #[oai(nullable)]
-    pub name: Option<String>,
+    pub name: Option<Shaped<Name>>,
     /// 1–998 characters, one line.
     #[oai(nullable)]
     pub subject: Option<Shaped<Subject>>,
@@ -275,7 +274,7 @@ pub fn create(
 ) -> DomainResult<EmailTemplate> {
     let mut issues = Issues::new();
     let parts = Parts {
-        name: validate::text(&mut issues, "name", &input.name, 1, 200),
+        name: validate::name(&mut issues, "name", &input.name),
         subject: subject(&mut issues, &input.subject),
         html: body(validate::optional_text(
             &mut issues,
@@ -340,7 +339,7 @@ pub fn update(
     let mut issues = Issues::new();
     let parts = Parts {
         name: match &patch.name {
-            Some(n) => validate::text(&mut issues, "name", n, 1, 200),
+            Some(n) => validate::name(&mut issues, "name", n),
             None => before.name.clone(),
         },
         subject: match &patch.subject {
