@@ -869,3 +869,172 @@ CREATE INDEX suppressions_created ON suppressions (org_id, created_at);
 -- its own in `List-Unsubscribe`; posting to it suppresses the message's one recipient.
 ALTER TABLE emails ADD COLUMN unsubscribe_token TEXT;
 CREATE UNIQUE INDEX emails_unsubscribe ON emails (unsubscribe_token) WHERE unsubscribe_token IS NOT NULL;
+
+-- migration: 17
+-- Campaigns (issue 23): an ordered list of steps (an email from a template, a call or another
+-- task) that runs for each enrolled lead, each step a delay after the one before, within a
+-- sending window. Mail now also goes to and comes from a lead with no deal: a message belongs
+-- to a deal, a lead, or both, and an inbox to a deal or to a campaign (its sender address).
+CREATE TABLE campaigns (
+    id             TEXT PRIMARY KEY,
+    org_id         TEXT NOT NULL REFERENCES organizations(id),
+    name           TEXT NOT NULL,
+    description    TEXT,
+    status         TEXT NOT NULL DEFAULT 'draft'
+                   CHECK (status IN ('draft', 'active', 'paused', 'completed', 'archived')),
+    -- The sending window: ISO weekdays (1 = Monday) as a JSON array, and minutes after
+    -- midnight [from, to), in `timezone` (NULL: the organization's).
+    window_days    TEXT NOT NULL DEFAULT '[1,2,3,4,5]',
+    window_from    INTEGER NOT NULL DEFAULT 540,
+    window_to      INTEGER NOT NULL DEFAULT 1020,
+    timezone       TEXT,
+    daily_cap      INTEGER,
+    track_opens    INTEGER NOT NULL DEFAULT 1,
+    stop_on_reply  INTEGER NOT NULL DEFAULT 1,
+    stop_on_deal   INTEGER NOT NULL DEFAULT 1,
+    created_by     TEXT,
+    activated_at   INTEGER,
+    completed_at   INTEGER,
+    version        INTEGER NOT NULL DEFAULT 1,
+    created_at     INTEGER NOT NULL,
+    updated_at     INTEGER NOT NULL
+) STRICT;
+CREATE INDEX campaigns_created ON campaigns (org_id, created_at);
+
+CREATE TABLE campaign_steps (
+    id           TEXT PRIMARY KEY,
+    org_id       TEXT NOT NULL REFERENCES organizations(id),
+    campaign_id  TEXT NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
+    position     INTEGER NOT NULL,
+    kind         TEXT NOT NULL CHECK (kind IN ('email', 'call', 'task')),
+    template_id  TEXT REFERENCES email_templates(id),
+    in_thread    INTEGER NOT NULL DEFAULT 0,
+    title        TEXT,
+    delay        INTEGER NOT NULL DEFAULT 0,
+    delay_unit   TEXT NOT NULL DEFAULT 'days'
+                 CHECK (delay_unit IN ('minutes', 'hours', 'days', 'business_days', 'business_hours')),
+    version      INTEGER NOT NULL DEFAULT 1,
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL,
+    UNIQUE (campaign_id, position),
+    CHECK ((kind = 'email') = (template_id IS NOT NULL))
+) STRICT;
+
+-- One lead's run through a campaign. `done_position` is the position of the last step that
+-- ran (0: none yet); the next is the first step after it, due `next_run_at`.
+CREATE TABLE enrollments (
+    id             TEXT PRIMARY KEY,
+    org_id         TEXT NOT NULL REFERENCES organizations(id),
+    campaign_id    TEXT NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
+    lead_id        TEXT REFERENCES leads(id) ON DELETE SET NULL,
+    email          TEXT,
+    status         TEXT NOT NULL DEFAULT 'active'
+                   CHECK (status IN ('active', 'paused', 'completed', 'stopped')),
+    stop_reason    TEXT CHECK (stop_reason IN ('replied', 'bounced', 'unsubscribed', 'suppressed',
+                                               'converted', 'manual', 'lead_deleted', 'campaign_completed')),
+    done_position  INTEGER NOT NULL DEFAULT 0,
+    steps_run      INTEGER NOT NULL DEFAULT 0,
+    anchor_at      INTEGER NOT NULL,
+    next_run_at    INTEGER,
+    thread_id      TEXT,
+    last_message_id TEXT,
+    enrolled_by    TEXT,
+    ended_at       INTEGER,
+    version        INTEGER NOT NULL DEFAULT 1,
+    created_at     INTEGER NOT NULL,
+    updated_at     INTEGER NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX enrollments_live ON enrollments (campaign_id, lead_id)
+    WHERE status IN ('active', 'paused');
+CREATE INDEX enrollments_campaign ON enrollments (campaign_id, created_at);
+CREATE INDEX enrollments_lead ON enrollments (lead_id, status);
+CREATE INDEX enrollments_due ON enrollments (next_run_at) WHERE status = 'active';
+
+-- Each step an enrollment ran, once: the primary key is what keeps a step from running twice.
+CREATE TABLE enrollment_steps (
+    enrollment_id  TEXT NOT NULL REFERENCES enrollments(id) ON DELETE CASCADE,
+    step_id        TEXT NOT NULL,
+    org_id         TEXT NOT NULL,
+    campaign_id    TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    email_id       TEXT,
+    task_id        TEXT,
+    ran_at         INTEGER NOT NULL,
+    PRIMARY KEY (enrollment_id, step_id)
+) STRICT;
+CREATE INDEX enrollment_steps_campaign ON enrollment_steps (campaign_id, kind, ran_at);
+
+CREATE TABLE email_inboxes_v17 (
+    id           TEXT PRIMARY KEY,
+    org_id       TEXT NOT NULL REFERENCES organizations(id),
+    deal_id      TEXT UNIQUE REFERENCES deals(id) ON DELETE CASCADE,
+    campaign_id  TEXT UNIQUE REFERENCES campaigns(id) ON DELETE CASCADE,
+    address      TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    display_name TEXT,
+    created_at   INTEGER NOT NULL,
+    CHECK ((deal_id IS NULL) <> (campaign_id IS NULL))
+) STRICT;
+INSERT INTO email_inboxes_v17 (id, org_id, deal_id, address, display_name, created_at)
+    SELECT id, org_id, deal_id, address, display_name, created_at FROM email_inboxes;
+
+CREATE TABLE emails_v17 (
+    id               TEXT PRIMARY KEY,
+    org_id           TEXT NOT NULL REFERENCES organizations(id),
+    deal_id          TEXT REFERENCES deals(id) ON DELETE CASCADE,
+    lead_id          TEXT REFERENCES leads(id) ON DELETE SET NULL,
+    enrollment_id    TEXT REFERENCES enrollments(id) ON DELETE SET NULL,
+    inbox_id         TEXT NOT NULL REFERENCES email_inboxes_v17(id) ON DELETE CASCADE,
+    direction        TEXT NOT NULL CHECK (direction IN ('outbound', 'inbound')),
+    status           TEXT NOT NULL CHECK (status IN ('queued', 'sending', 'sent', 'failed', 'received')),
+    message_id       TEXT NOT NULL,
+    thread_id        TEXT NOT NULL,
+    in_reply_to      TEXT,
+    refs             TEXT NOT NULL DEFAULT '[]',
+    from_address     TEXT NOT NULL,
+    from_name        TEXT,
+    to_addresses     TEXT NOT NULL DEFAULT '[]',
+    cc_addresses     TEXT NOT NULL DEFAULT '[]',
+    bcc_addresses    TEXT NOT NULL DEFAULT '[]',
+    subject          TEXT NOT NULL DEFAULT '',
+    text_body        TEXT,
+    html_body        TEXT,
+    headers          TEXT NOT NULL DEFAULT '{}',
+    attachments      TEXT NOT NULL DEFAULT '[]',
+    track_opens      INTEGER NOT NULL DEFAULT 0,
+    open_token       TEXT UNIQUE,
+    open_count       INTEGER NOT NULL DEFAULT 0,
+    first_opened_at  INTEGER,
+    last_opened_at   INTEGER,
+    user_id          TEXT,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  INTEGER,
+    last_error       TEXT,
+    sent_at          INTEGER,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    unsubscribe_token TEXT,
+    UNIQUE (inbox_id, message_id)
+) STRICT;
+INSERT INTO emails_v17 (id, org_id, deal_id, lead_id, inbox_id, direction, status, message_id,
+        thread_id, in_reply_to, refs, from_address, from_name, to_addresses, cc_addresses,
+        bcc_addresses, subject, text_body, html_body, headers, attachments, track_opens,
+        open_token, open_count, first_opened_at, last_opened_at, user_id, attempts,
+        next_attempt_at, last_error, sent_at, created_at, updated_at, unsubscribe_token)
+    SELECT e.id, e.org_id, e.deal_id, d.lead_id, e.inbox_id, e.direction, e.status, e.message_id,
+        e.thread_id, e.in_reply_to, e.refs, e.from_address, e.from_name, e.to_addresses,
+        e.cc_addresses, e.bcc_addresses, e.subject, e.text_body, e.html_body, e.headers,
+        e.attachments, e.track_opens, e.open_token, e.open_count, e.first_opened_at,
+        e.last_opened_at, e.user_id, e.attempts, e.next_attempt_at, e.last_error, e.sent_at,
+        e.created_at, e.updated_at, e.unsubscribe_token
+    FROM emails e LEFT JOIN deals d ON d.id = e.deal_id;
+DROP TABLE emails;
+DROP TABLE email_inboxes;
+ALTER TABLE email_inboxes_v17 RENAME TO email_inboxes;
+ALTER TABLE emails_v17 RENAME TO emails;
+CREATE INDEX emails_deal ON emails (deal_id, created_at);
+CREATE INDEX emails_thread ON emails (deal_id, thread_id, created_at);
+CREATE INDEX emails_outbox ON emails (status, next_attempt_at) WHERE status IN ('queued', 'sending');
+CREATE INDEX emails_message ON emails (org_id, message_id);
+CREATE UNIQUE INDEX emails_unsubscribe ON emails (unsubscribe_token) WHERE unsubscribe_token IS NOT NULL;
+CREATE INDEX emails_lead ON emails (lead_id, created_at);
+CREATE INDEX emails_enrollment ON emails (enrollment_id);

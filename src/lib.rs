@@ -21,6 +21,7 @@ macro_rules! scalar_raw_values {
 pub(crate) use scalar_raw_values;
 
 pub mod api;
+pub mod campaign_worker;
 pub mod clock;
 pub mod config;
 pub mod credentials;

@@ -409,6 +409,7 @@ pub async fn run(state: Arc<AppState>, acceptor: TcpAcceptor) -> std::io::Result
     }
     crate::webhook_worker::spawn(state.clone(), state.config.webhook_workers);
     crate::mail_worker::spawn(state.clone(), state.mail.clone());
+    crate::campaign_worker::spawn(state.clone());
     let fanout = state.clone();
     tokio::spawn(async move { fanout.bus.run(fanout.db.clone(), &fanout.shutdown).await });
     let grace = state.config.shutdown_grace;

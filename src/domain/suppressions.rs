@@ -6,6 +6,7 @@ use poem_openapi::{Enum, Object};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::auth::Principal;
+use super::enrollments::{self, StopReason};
 use super::error::{DomainError, DomainResult, FieldIssue, Issues};
 use super::events::Actor;
 use super::listing::{any_of, Filters, ListPage, ListSource, Paging, Record, Sort};
@@ -233,6 +234,13 @@ fn insert(
     )?;
     let entry = get(tx, org_id, &id)?;
     changes::append(tx, org_id, actor, "suppression.created", &entry, None, now)?;
+    // No campaign goes on writing to an address that must not be written to.
+    let stop = match reason {
+        SuppressionReason::Bounced => StopReason::Bounced,
+        SuppressionReason::Unsubscribed | SuppressionReason::Complained => StopReason::Unsubscribed,
+        SuppressionReason::Manual => StopReason::Suppressed,
+    };
+    enrollments::stop_for_address(tx, org_id, email, stop, now)?;
     Ok(entry)
 }
 

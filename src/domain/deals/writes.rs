@@ -124,6 +124,16 @@ pub fn create_as(
     record_history(tx, org_id, &id, None, &stage, actor, None, now)?;
     let deal = get(tx, org_id, &id)?;
     changes::append(tx, org_id, actor, "deal.created", &deal, None, now)?;
+    // A deal for the lead (a conversion opens one too) ends its outreach.
+    if let Some(lead) = &deal.lead_id.0 {
+        crate::domain::enrollments::stop_for_lead(
+            tx,
+            org_id,
+            lead,
+            crate::domain::enrollments::StopReason::Converted,
+            now,
+        )?;
+    }
     Ok(deal)
 }
 

@@ -33,22 +33,55 @@ pub(super) struct Outgoing {
     references: Vec<String>,
 }
 
-/// Queues `out` from the deal's inbox (created if needed), with its `email.queued` event, in
-/// the caller's transaction: the sender picks it up once this commits.
-pub(super) fn queue(
+/// Where a message is sent from and on whose behalf.
+pub(super) struct Origin<'a> {
+    org_id: &'a str,
+    /// Who queued it (for the `email_sent` activity).
+    user_id: Option<&'a str>,
+    actor: Actor,
+    deal_id: Option<&'a str>,
+    lead_id: Option<&'a str>,
+    enrollment_id: Option<&'a str>,
+    /// The inbox: its id, address and display name.
+    inbox: (String, String, Option<String>),
+}
+
+/// A message of the deal, sent by `p` from the deal's inbox (created if needed).
+fn from_deal<'a>(
     tx: &Tx<'_>,
-    p: &Principal,
-    deal_id: &str,
+    p: &'a Principal,
+    deal_id: &'a str,
+    domain: &str,
+    now: Millis,
+) -> DomainResult<Origin<'a>> {
+    let (inbox, _) = ensure_inbox(tx, &p.org_id, deal_id, NewInbox::default(), domain, now)?;
+    Ok(Origin {
+        org_id: &p.org_id,
+        user_id: Some(&p.user_id),
+        actor: Actor::from(p),
+        deal_id: Some(deal_id),
+        lead_id: None,
+        enrollment_id: None,
+        inbox: (inbox.id, inbox.address, inbox.display_name.0),
+    })
+}
+
+/// Queues `out` from `origin`'s inbox, with its `email.queued` event, in the caller's
+/// transaction: the sender picks it up once this commits.
+fn queue(
+    tx: &Tx<'_>,
+    origin: Origin<'_>,
     out: Outgoing,
     domain: &str,
     now: Millis,
 ) -> DomainResult<Email> {
+    let org_id = origin.org_id;
     crate::domain::suppressions::check_recipients(
         tx,
-        &p.org_id,
+        org_id,
         &[("to", &out.to), ("cc", &out.cc), ("bcc", &out.bcc)],
     )?;
-    let (inbox, _) = ensure_inbox(tx, &p.org_id, deal_id, NewInbox::default(), domain, now)?;
+    let (inbox_id, address, display_name) = &origin.inbox;
     let id = new_id("eml");
     let message_id = format!("{}@{domain}", id.to_ascii_lowercase());
     let track = out.track_opens && out.html.is_some();
@@ -59,20 +92,21 @@ pub(super) fn queue(
         "INSERT INTO emails (id, org_id, deal_id, inbox_id, direction, status, message_id, thread_id,
                              in_reply_to, refs, from_address, from_name, to_addresses, cc_addresses,
                              bcc_addresses, subject, text_body, html_body, track_opens, open_token,
-                             user_id, next_attempt_at, created_at, updated_at, unsubscribe_token)
+                             user_id, next_attempt_at, created_at, updated_at, unsubscribe_token,
+                             lead_id, enrollment_id)
          VALUES (?1, ?2, ?3, ?4, 'outbound', 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
-                 ?15, ?16, ?17, ?18, ?19, ?20, ?20, ?20, ?21)",
+                 ?15, ?16, ?17, ?18, ?19, ?20, ?20, ?20, ?21, ?22, ?23)",
         params![
             id,
-            p.org_id,
-            deal_id,
-            inbox.id,
+            org_id,
+            origin.deal_id,
+            inbox_id,
             message_id,
             out.thread_id.unwrap_or_else(|| new_id("thr")),
             out.in_reply_to,
             json(&out.references),
-            inbox.address,
-            inbox.display_name,
+            address,
+            display_name,
             json(&out.to),
             json(&out.cc),
             json(&out.bcc),
@@ -81,22 +115,16 @@ pub(super) fn queue(
             out.html,
             track,
             token,
-            p.user_id,
+            origin.user_id,
             now,
-            unsubscribe
+            unsubscribe,
+            origin.lead_id,
+            origin.enrollment_id
         ],
     )?;
     tx.queue_work();
-    let email = get_by_id(tx, &p.org_id, &id)?;
-    changes::append(
-        tx,
-        &p.org_id,
-        &Actor::from(p),
-        "email.queued",
-        &email,
-        None,
-        now,
-    )?;
+    let email = get_by_id(tx, org_id, &id)?;
+    changes::append(tx, org_id, &origin.actor, "email.queued", &email, None, now)?;
     Ok(email)
 }
 
@@ -141,10 +169,10 @@ pub fn send(
         );
     }
     issues.finish()?;
+    let origin = from_deal(tx, p, deal_id, domain, now)?;
     queue(
         tx,
-        p,
-        deal_id,
+        origin,
         Outgoing {
             to,
             cc,
@@ -216,6 +244,77 @@ pub fn send_template(
     send(tx, p, deal_id, message, domain, now)
 }
 
+/// A campaign step's message to one enrolled lead.
+pub struct CampaignMail<'a> {
+    /// The organization.
+    pub org_id: &'a str,
+    /// The campaign's inbox: its id, address and display name.
+    pub inbox: (String, String, Option<String>),
+    /// The lead written to, at `to`.
+    pub lead_id: &'a str,
+    /// The enrollment sending it.
+    pub enrollment_id: &'a str,
+    /// The lead's address.
+    pub to: String,
+    /// The rendered message.
+    pub subject: String,
+    /// Its text part.
+    pub text: String,
+    /// Its HTML part.
+    pub html: Option<String>,
+    /// Add the open-tracking pixel.
+    pub track_opens: bool,
+    /// The message it follows up in the same thread, if the step says so.
+    pub parent: Option<Email>,
+}
+
+/// Queues a campaign's message to one lead: always with a one-click unsubscribe link, threaded
+/// on `parent` when given (`Re:` its subject). Suppressed addresses are refused as for any send.
+pub fn send_for_campaign(
+    tx: &Tx<'_>,
+    m: CampaignMail<'_>,
+    domain: &str,
+    now: Millis,
+) -> DomainResult<Email> {
+    let (subject, thread_id, in_reply_to, references) = match &m.parent {
+        Some(parent) => (
+            reply_subject(&parent.subject),
+            Some(parent.thread_id.clone()),
+            Some(parent.message_id.clone()),
+            thread_references(parent),
+        ),
+        None => (m.subject, None, None, Vec::new()),
+    };
+    let origin = Origin {
+        org_id: m.org_id,
+        user_id: None,
+        actor: Actor::system(),
+        deal_id: None,
+        lead_id: Some(m.lead_id),
+        enrollment_id: Some(m.enrollment_id),
+        inbox: m.inbox,
+    };
+    queue(
+        tx,
+        origin,
+        Outgoing {
+            to: vec![m.to],
+            cc: Vec::new(),
+            bcc: Vec::new(),
+            subject,
+            text: m.text,
+            html: m.html,
+            track_opens: m.track_opens,
+            unsubscribe: true,
+            thread_id,
+            in_reply_to,
+            references,
+        },
+        domain,
+        now,
+    )
+}
+
 /// `Re: <subject>`, without piling up prefixes.
 pub(super) fn reply_subject(subject: &str) -> String {
     let s = subject.trim();
@@ -262,10 +361,10 @@ pub fn reply(
         }
     }
     let references = thread_references(&original);
+    let origin = from_deal(tx, p, deal_id, domain, now)?;
     queue(
         tx,
-        p,
-        deal_id,
+        origin,
         Outgoing {
             to,
             cc,

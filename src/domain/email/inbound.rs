@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::domain::changes;
+use crate::domain::enrollments::{self, StopReason};
 use crate::domain::suppressions::{self, Suppression, SuppressionReason};
 
 /// An inbound message, parsed.
@@ -101,7 +102,7 @@ pub fn receive(tx: &Tx<'_>, m: Parsed, now: Millis) -> DomainResult<Received> {
         let stored = store(tx, &m, inbox, now)?;
         if stored.created {
             if let Some(bounce) = &m.bounce {
-                apply_bounce(tx, &inbox.1, bounce, now)?;
+                apply_bounce(tx, &inbox.org_id, bounce, now)?;
             }
         }
         created |= stored.created;
@@ -145,8 +146,13 @@ fn apply_bounce(tx: &Tx<'_>, org_id: &str, bounce: &Bounce, now: Millis) -> Doma
     }
 }
 
-/// An inbox: its id, organization and deal.
-type InboxOf = (String, String, String);
+/// An inbox: its id, organization, and its deal (none for a campaign's inbox).
+#[derive(Debug, Clone, PartialEq)]
+struct InboxOf {
+    id: String,
+    org_id: String,
+    deal_id: Option<String>,
+}
 
 /// The inboxes among `addresses`, each once, in the order named.
 fn inboxes_of(tx: &Tx<'_>, addresses: &[String]) -> DomainResult<Vec<InboxOf>> {
@@ -155,7 +161,11 @@ fn inboxes_of(tx: &Tx<'_>, addresses: &[String]) -> DomainResult<Vec<InboxOf>> {
         let inbox = tx
             .prepare_cached("SELECT id, org_id, deal_id FROM email_inboxes WHERE address = ?1")?
             .query_row(params![address], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                Ok(InboxOf {
+                    id: row.get(0)?,
+                    org_id: row.get(1)?,
+                    deal_id: row.get(2)?,
+                })
             })
             .optional()?;
         if let Some(inbox) = inbox.filter(|i| !found.contains(i)) {
@@ -165,12 +175,42 @@ fn inboxes_of(tx: &Tx<'_>, addresses: &[String]) -> DomainResult<Vec<InboxOf>> {
     Ok(found)
 }
 
-/// Stores `m` on one inbox's deal, unless that inbox has it already.
+/// What a message's place in a conversation tells: its thread, and the lead and campaign
+/// enrollment of the message it answers.
+type Parent = (String, Option<String>, Option<String>);
+
+/// The newest message of the inbox that `m` refers to (for a bounce, the message that bounced).
+fn parent_of(tx: &Tx<'_>, m: &Parsed, inbox_id: &str) -> DomainResult<Option<Parent>> {
+    let original = m.bounce.as_ref().and_then(|b| b.original.as_ref());
+    for reference in original
+        .into_iter()
+        .chain(&m.in_reply_to)
+        .chain(m.references.iter().rev())
+    {
+        let found = tx
+            .prepare_cached(
+                "SELECT thread_id, lead_id, enrollment_id FROM emails
+                 WHERE inbox_id = ?1 AND message_id = ?2",
+            )?
+            .query_row(params![inbox_id, reference], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    Ok(None)
+}
+
+/// Stores `m` on one inbox, unless that inbox has it already. The lead it comes from is the
+/// one the answered message went to, else the lead with the sender's address; a word from a
+/// lead (not a delivery report) stops the lead's campaign enrollments that stop on replies.
 fn store(tx: &Tx<'_>, m: &Parsed, inbox: &InboxOf, now: Millis) -> DomainResult<Received> {
-    let (inbox_id, org_id, deal_id) = inbox;
+    let org_id = &inbox.org_id;
     if let Some(id) = tx
         .prepare_cached("SELECT id FROM emails WHERE inbox_id = ?1 AND message_id = ?2")?
-        .query_row(params![inbox_id, m.message_id], |r| r.get::<_, String>(0))
+        .query_row(params![inbox.id, m.message_id], |r| r.get::<_, String>(0))
         .optional()?
     {
         return Ok(Received {
@@ -178,37 +218,34 @@ fn store(tx: &Tx<'_>, m: &Parsed, inbox: &InboxOf, now: Millis) -> DomainResult<
             created: false,
         });
     }
-    // The thread of the newest message it refers to that this deal has.
-    let mut thread = None;
-    let original = m.bounce.as_ref().and_then(|b| b.original.as_ref());
-    for reference in original
-        .into_iter()
-        .chain(&m.in_reply_to)
-        .chain(m.references.iter().rev())
-    {
-        thread = tx
-            .prepare_cached(
-                "SELECT thread_id FROM emails WHERE org_id = ?1 AND deal_id = ?2 AND message_id = ?3",
-            )?
-            .query_row(params![org_id, deal_id, reference], |r| r.get::<_, String>(0))
-            .optional()?;
-        if thread.is_some() {
-            break;
-        }
-    }
+    let (thread, parent_lead, enrollment) = match parent_of(tx, m, &inbox.id)? {
+        Some((thread, lead, enrollment)) => (Some(thread), lead, enrollment),
+        None => (None, None, None),
+    };
+    let lead_id: Option<String> = match parent_lead {
+        Some(lead) => Some(lead),
+        None => tx
+            .cached_row(
+                "SELECT id FROM leads WHERE org_id = ?1 AND email = ?2 COLLATE NOCASE",
+                params![org_id, m.from],
+                |r| r.get(0),
+            )
+            .optional()?,
+    };
     let id = new_id("eml");
     let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
     tx.execute(
         "INSERT INTO emails (id, org_id, deal_id, inbox_id, direction, status, message_id, thread_id,
                              in_reply_to, refs, from_address, from_name, to_addresses, cc_addresses,
-                             subject, text_body, html_body, headers, attachments, created_at, updated_at)
+                             subject, text_body, html_body, headers, attachments, created_at, updated_at,
+                             lead_id, enrollment_id)
          VALUES (?1, ?2, ?3, ?4, 'inbound', 'received', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
-                 ?15, ?16, ?17, ?18, ?18)",
+                 ?15, ?16, ?17, ?18, ?18, ?19, ?20)",
         params![
             id,
             org_id,
-            deal_id,
-            inbox_id,
+            inbox.deal_id,
+            inbox.id,
             m.message_id,
             thread.unwrap_or_else(|| new_id("thr")),
             m.in_reply_to,
@@ -222,7 +259,9 @@ fn store(tx: &Tx<'_>, m: &Parsed, inbox: &InboxOf, now: Millis) -> DomainResult<
             m.html,
             serde_json::to_string(&m.headers).unwrap_or_else(|_| "{}".into()),
             serde_json::to_string(&m.attachments).unwrap_or_else(|_| "[]".into()),
-            now
+            now,
+            lead_id,
+            enrollment
         ],
     )?;
     let actor = Actor::system();
@@ -235,9 +274,12 @@ fn store(tx: &Tx<'_>, m: &Parsed, inbox: &InboxOf, now: Millis) -> DomainResult<
             "email_received",
             &m.subject,
             format!("From {}", m.from),
-            deal_id,
+            (inbox.deal_id.as_deref(), lead_id.as_deref()),
             now,
         )?;
+        if let Some(lead) = &lead_id {
+            enrollments::stop_for_lead(tx, org_id, lead, StopReason::Replied, now)?;
+        }
     }
     let email = get_by_id(tx, org_id, &id)?;
     changes::append(tx, org_id, &actor, "email.received", &email, None, now)?;
@@ -274,7 +316,7 @@ pub fn record_open(tx: &Tx<'_>, token: &str, now: Millis) -> DomainResult<bool> 
         "email_opened",
         &email.subject,
         format!("Opened {} time(s)", email.open_count),
-        &email.deal_id,
+        (email.deal_id.as_deref(), email.lead_id.as_deref()),
         now,
     )?;
     changes::append(tx, &org_id, &actor, "email.opened", &email, None, now)?;

@@ -80,19 +80,14 @@ pub fn get_inbox(conn: &Connection, org_id: &str, deal_id: &str) -> DomainResult
     inbox_of(conn, org_id, deal_id)?.ok_or(DomainError::NotFound("email inbox"))
 }
 
-/// Creates the deal's inbox, or returns the one it has: `(inbox, created)`.
-pub fn ensure_inbox(
+/// A free address for a new inbox and its display name: `input.username` (409 when taken),
+/// else `base`, `base-2`, ... on `domain`.
+fn allocate(
     tx: &Tx<'_>,
-    org_id: &str,
-    deal_id: &str,
     input: NewInbox,
+    base: &str,
     domain: &str,
-    now: Millis,
-) -> DomainResult<(Inbox, bool)> {
-    let deal = crate::domain::deals::get(tx, org_id, deal_id)?;
-    if let Some(existing) = inbox_of(tx, org_id, deal_id)? {
-        return Ok((existing, false));
-    }
+) -> DomainResult<(String, Option<String>)> {
     let mut issues = Issues::new();
     let display_name =
         validate::optional_text(&mut issues, "display_name", input.display_name, 200);
@@ -123,7 +118,6 @@ pub fn ensure_inbox(
             address
         }
         None => {
-            let base = slug(&deal.title);
             let mut n = 1;
             loop {
                 let address = if n == 1 {
@@ -138,6 +132,69 @@ pub fn ensure_inbox(
             }
         }
     };
+    Ok((address, display_name))
+}
+
+/// A campaign's sender: its inbox's id, address and display name.
+pub type Sender = (String, String, Option<String>);
+
+/// Opens campaign `campaign_id`'s inbox, its sender address (replies to it come back to the
+/// campaign), named after `name` unless `input` gives a username.
+pub fn open_campaign_inbox(
+    tx: &Tx<'_>,
+    org_id: &str,
+    campaign_id: &str,
+    name: &str,
+    input: NewInbox,
+    domain: &str,
+    now: Millis,
+) -> DomainResult<Sender> {
+    let (address, display_name) = allocate(tx, input, &slug(name), domain)?;
+    let id = new_id("inb");
+    tx.execute(
+        "INSERT INTO email_inboxes (id, org_id, campaign_id, address, display_name, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![id, org_id, campaign_id, address, display_name, now],
+    )?;
+    Ok((id, address, display_name))
+}
+
+/// Campaign `campaign_id`'s sender.
+pub fn campaign_sender(conn: &Connection, campaign_id: &str) -> DomainResult<Sender> {
+    Ok(conn.cached_row(
+        "SELECT id, address, display_name FROM email_inboxes WHERE campaign_id = ?1",
+        params![campaign_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?)
+}
+
+/// Renames campaign `campaign_id`'s sender (its display name).
+pub fn rename_sender(
+    tx: &Tx<'_>,
+    campaign_id: &str,
+    display_name: Option<&str>,
+) -> DomainResult<()> {
+    tx.execute(
+        "UPDATE email_inboxes SET display_name = ?2 WHERE campaign_id = ?1",
+        params![campaign_id, display_name],
+    )?;
+    Ok(())
+}
+
+/// Creates the deal's inbox, or returns the one it has: `(inbox, created)`.
+pub fn ensure_inbox(
+    tx: &Tx<'_>,
+    org_id: &str,
+    deal_id: &str,
+    input: NewInbox,
+    domain: &str,
+    now: Millis,
+) -> DomainResult<(Inbox, bool)> {
+    let deal = crate::domain::deals::get(tx, org_id, deal_id)?;
+    if let Some(existing) = inbox_of(tx, org_id, deal_id)? {
+        return Ok((existing, false));
+    }
+    let (address, display_name) = allocate(tx, input, &slug(&deal.title), domain)?;
     let inbox = Inbox {
         id: new_id("inb"),
         deal_id: deal.id,

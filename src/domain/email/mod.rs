@@ -23,17 +23,21 @@ use crate::domain::validate::EmailAddress;
 use crate::ids::new_id;
 use crate::shape::{List, Shaped};
 use crate::timefmt::Timestamp;
-use inbox::Username;
+pub use inbox::Username;
 
 mod compose;
 mod inbound;
 mod inbox;
 mod outbox;
 pub use compose::{reply, send, send_template};
+pub use compose::{send_for_campaign, CampaignMail};
 pub use inbound::{
     receive, record_open, unsubscribe, unsubscribe_target, Bounce, Failure, Parsed, Received,
 };
-pub use inbox::{ensure_inbox, get_inbox, inbox_of, USERNAME_PATTERN};
+pub use inbox::{
+    campaign_sender, ensure_inbox, get_inbox, inbox_of, open_campaign_inbox, rename_sender, Sender,
+    USERNAME_PATTERN,
+};
 pub use outbox::{any_due, claim, record_attempt, requeue_interrupted, Attempt, Outbound};
 
 /// Most addresses in each of to, cc and bcc.
@@ -134,8 +138,12 @@ pub struct Attachment {
 pub struct Email {
     /// `eml_...`
     pub id: String,
-    /// The deal.
-    pub deal_id: String,
+    /// The deal whose inbox it is in (none for a campaign's message).
+    pub deal_id: Nullable<String>,
+    /// The lead it was sent to or came from, when known.
+    pub lead_id: Nullable<String>,
+    /// The campaign enrollment that sent it, or that its sender's reply stopped.
+    pub enrollment_id: Nullable<String>,
     /// outbound or inbound.
     pub direction: Direction,
     /// queued, sending, sent, failed (outbound) or received (inbound).
@@ -271,7 +279,8 @@ pub(crate) const COLUMNS: &str =
     "id, deal_id, direction, status, message_id, thread_id, in_reply_to, refs, \
     from_address, from_name, to_addresses, cc_addresses, bcc_addresses, subject, text_body, \
     html_body, headers, attachments, track_opens, open_count, first_opened_at, last_opened_at, \
-    attempts, last_error, sent_at, created_at, unsubscribe_token IS NOT NULL";
+    attempts, last_error, sent_at, created_at, unsubscribe_token IS NOT NULL, lead_id, \
+    enrollment_id";
 
 fn json_list(raw: String) -> Vec<String> {
     serde_json::from_str(&raw).unwrap_or_default()
@@ -317,10 +326,13 @@ pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Email> {
         sent_at: Nullable(r.get::<_, Option<i64>>(24)?.map(Timestamp)),
         created_at: Timestamp(r.get(25)?),
         unsubscribe_link: r.get(26)?,
+        lead_id: r.get(27)?,
+        enrollment_id: r.get(28)?,
     })
 }
 
-fn get_by_id(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Email> {
+/// Message `id` of `org_id`.
+pub fn get_by_id(conn: &Connection, org_id: &str, id: &str) -> DomainResult<Email> {
     conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM emails WHERE org_id = ?1 AND id = ?2"
     ))?
@@ -396,18 +408,22 @@ fn log_activity(
     kind: &str,
     subject: &str,
     body: String,
-    deal_id: &str,
+    (deal_id, lead_id): (Option<&str>, Option<&str>),
     now: Millis,
 ) -> DomainResult<()> {
     let subject: String = subject.chars().take(500).collect();
-    let lead_id: Option<String> = tx
-        .cached_row(
-            "SELECT lead_id FROM deals WHERE org_id = ?1 AND id = ?2",
-            params![org_id, deal_id],
-            |r| r.get(0),
-        )
-        .optional()?
-        .flatten();
+    let lead_id: Option<String> = match (lead_id, deal_id) {
+        (Some(lead), _) => Some(lead.to_string()),
+        (None, Some(deal)) => tx
+            .cached_row(
+                "SELECT lead_id FROM deals WHERE org_id = ?1 AND id = ?2",
+                params![org_id, deal],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten(),
+        (None, None) => None,
+    };
     activities::record(
         tx,
         org_id,
@@ -417,7 +433,7 @@ fn log_activity(
         activities::Details {
             subject: Some(subject).filter(|s| !s.is_empty()),
             body: Some(body),
-            deal_id: Some(deal_id.to_string()),
+            deal_id: deal_id.map(String::from),
             lead_id,
             ..Default::default()
         },

@@ -123,7 +123,7 @@ pub fn record_attempt(
                 "email_sent",
                 &job.email.subject,
                 format!("To {}", job.email.to.join(", ")),
-                &job.email.deal_id,
+                (job.email.deal_id.as_deref(), job.email.lead_id.as_deref()),
                 now,
             )?;
             let email = get_by_id(tx, &job.org_id, id)?;

@@ -332,6 +332,13 @@ pub fn assign(
 pub fn delete(tx: &Tx<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult<Lead> {
     let lead = get(tx, &p.org_id, id)?;
     let actor = Actor::from(p);
+    crate::domain::enrollments::stop_for_lead(
+        tx,
+        &p.org_id,
+        id,
+        crate::domain::enrollments::StopReason::LeadDeleted,
+        now,
+    )?;
     crate::domain::tasks::delete_where(tx, &p.org_id, &actor, "lead_id", id, now)?;
     crate::domain::notes::delete_where(tx, &p.org_id, &actor, "lead_id", id, now)?;
     tx.execute(

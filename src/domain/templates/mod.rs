@@ -394,6 +394,22 @@ pub fn update(
 /// Deletes a template; records `email_template.deleted`.
 pub fn delete(tx: &Tx<'_>, p: &Principal, id: &str, now: Millis) -> DomainResult<EmailTemplate> {
     let template = get(tx, &p.org_id, id)?;
+    let used: Option<(String, String)> = tx
+        .cached_row(
+            "SELECT id, campaign_id FROM campaign_steps WHERE template_id = ?1 LIMIT 1",
+            params![id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    if let Some((step, campaign)) = used {
+        return Err(DomainError::Conflict {
+            message: format!(
+                "email template {id} is used by step {step} of campaign {campaign}; change or \
+                 remove the step first"
+            ),
+            details: Vec::new(),
+        });
+    }
     changes::remove(
         tx,
         "email_templates",
@@ -469,6 +485,11 @@ pub fn for_deal(conn: &Connection, org_id: &str, deal: Deal) -> DomainResult<Con
         None => None,
     };
     fill(conn, org_id, lead, Some(deal))
+}
+
+/// The context of a lead alone (a campaign's email): the lead, its company and owner.
+pub fn for_lead(conn: &Connection, org_id: &str, lead: Lead) -> DomainResult<Context> {
+    fill(conn, org_id, Some(lead), None)
 }
 
 /// The context of a lead and a deal: the lead's company and owner (else the deal's).

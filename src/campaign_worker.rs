@@ -1,0 +1,66 @@
+//! The campaign scheduler: a thread that runs due campaign steps from the database
+//! ([`crate::domain::campaigns::run`]), woken by any commit that queues work and otherwise
+//! polling, like the mail sender. Steps that are due while the server is down run after it
+//! starts again; none runs twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::domain::campaigns::run;
+use crate::state::AppState;
+
+/// Enrollments worked per transaction.
+const BATCH: usize = 64;
+
+/// How long an enrollment whose step fails is put off before it is tried again.
+const PUT_OFF: Duration = Duration::from_secs(3600);
+
+/// Runs the scheduler until shutdown on its own thread.
+pub fn spawn(state: Arc<AppState>) {
+    std::thread::spawn(move || {
+        let domain = state.config.email_domain.clone();
+        loop {
+            if state.shutdown.is_triggered() {
+                return;
+            }
+            let now = state.clock.now_ms();
+            let seen = state.db.work_queued();
+            let due = state
+                .db
+                .blocking()
+                .read(|c| run::due(c, BATCH, now))
+                .unwrap_or_else(|e| {
+                    tracing::warn!("campaign scheduler could not read due steps: {e}");
+                    Vec::new()
+                });
+            if due.is_empty() {
+                state.db.wait_for_work(seen, state.config.email_poll);
+                continue;
+            }
+            // One transaction for the batch; if a step fails, each alone, so one broken
+            // enrollment holds up no other.
+            let all = state.db.blocking().write(|tx| {
+                for d in &due {
+                    run::run(tx, d, &domain, now)?;
+                }
+                Ok(())
+            });
+            if all.is_ok() {
+                continue;
+            }
+            for d in &due {
+                let one = state
+                    .db
+                    .blocking()
+                    .write(|tx| run::run(tx, d, &domain, now));
+                if let Err(e) = one {
+                    tracing::warn!(enrollment = %d.0, "campaign step failed, retried later: {e}");
+                    let later = now + PUT_OFF.as_millis() as i64;
+                    if let Err(e) = state.db.blocking().write(|tx| run::put_off(tx, d, later)) {
+                        tracing::warn!(enrollment = %d.0, "could not put off: {e}");
+                    }
+                }
+            }
+        }
+    });
+}
