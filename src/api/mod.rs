@@ -19,6 +19,7 @@ mod admin;
 mod analytics;
 mod api_keys;
 mod auth;
+mod campaigns;
 mod companies;
 mod csv;
 mod deals;
@@ -87,6 +88,8 @@ pub enum ApiTags {
     /// Addresses never written to again (unsubscribed, bounced, or added by hand), honoured by
     /// every send.
     Suppressions,
+    /// Outbound sequences that run by themselves: steps, enrollments, stop rules, metrics.
+    Campaigns,
     /// The server's own data: backups.
     Admin,
 }
@@ -98,6 +101,7 @@ pub type Apis = (
     email::EmailApi,
     templates::EmailTemplatesApi,
     suppressions::SuppressionsApi,
+    campaigns::CampaignsApi,
     admin::AdminApi,
 );
 
@@ -161,6 +165,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             email::EmailApi,
             templates::EmailTemplatesApi,
             suppressions::SuppressionsApi,
+            campaigns::CampaignsApi,
             admin::AdminApi,
         ),
         "Clozup API",

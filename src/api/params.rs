@@ -113,6 +113,8 @@ sorts! {
     UserSort => users::SORTS,
     TemplateSort => templates::SORTS,
     SuppressionSort => suppressions::SORTS,
+    CampaignSort => crate::domain::campaigns::SORTS,
+    EnrollmentSort => crate::domain::enrollments::SORTS,
 }
 
 /// Declares "any of" list shapes from the domain's value lists.
@@ -150,6 +152,8 @@ lists! {
     SignalTypes => crate::rules::buying_signals::ALL.iter().map(|t| t.as_str()),
     MemoryKinds => crate::domain::memory::KINDS,
     SuppressionReasons => suppressions::REASONS,
+    CampaignStatuses => crate::domain::campaigns::STATUSES,
+    EnrollmentStatuses => crate::domain::enrollments::STATUSES,
 }
 
 /// Text to search for: 1 to 200 characters.

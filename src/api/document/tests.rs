@@ -225,7 +225,7 @@ fn every_address_in_a_request_body_carries_the_address_rule() {
         for (field, prop) in schema["properties"].as_object().into_iter().flatten() {
             let rule = match field.as_str() {
                 "email" => &prop["pattern"],
-                "to" | "cc" | "bcc" => &prop["items"]["pattern"],
+                "to" | "cc" | "bcc" if prop["type"] == "array" => &prop["items"]["pattern"],
                 _ => continue,
             };
             if !rule.as_str().is_some_and(|p| p.contains("@[A-Za-z0-9]")) {
