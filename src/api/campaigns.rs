@@ -17,7 +17,7 @@ use super::error::ApiResult;
 use super::headers::IfMatch;
 use super::security::Caller;
 use super::ApiTags;
-use crate::domain::campaigns::enroll::{self, EnrollResult, Enroll};
+use crate::domain::campaigns::enroll::{self, Enroll, EnrollResult};
 use crate::domain::campaigns::metrics::{self, CampaignMetrics};
 use crate::domain::campaigns::steps::{self, NewStep, Step, StepPatch};
 use crate::domain::campaigns::{self, Campaign, CampaignPatch, NewCampaign, Transition};
@@ -143,7 +143,11 @@ impl CampaignsApi {
     /// Scope `write`. Absent fields stay; `null` clears. The sender address is fixed. Send
     /// `If-Match` to avoid overwriting a newer version (412). Emits `campaign.updated` with the
     /// old values of the changed fields.
-    #[oai(path = "/campaigns/:id", method = "patch", operation_id = "update_campaign")]
+    #[oai(
+        path = "/campaigns/:id",
+        method = "patch",
+        operation_id = "update_campaign"
+    )]
     async fn update(
         &self,
         state: Data<&Arc<AppState>>,
@@ -168,7 +172,11 @@ impl CampaignsApi {
     ///
     /// Scope `write`. Only a draft that never ran, with its steps and enrollments (409
     /// otherwise: complete and archive it instead). Emits `campaign.deleted`.
-    #[oai(path = "/campaigns/:id", method = "delete", operation_id = "delete_campaign")]
+    #[oai(
+        path = "/campaigns/:id",
+        method = "delete",
+        operation_id = "delete_campaign"
+    )]
     async fn delete(
         &self,
         state: Data<&Arc<AppState>>,
@@ -178,7 +186,9 @@ impl CampaignsApi {
     ) -> ApiResult<One<Campaign>> {
         Ok(One::new(
             caller
-                .write(&state, move |tx, p, now| campaigns::delete(tx, p, &id.0, now))
+                .write(&state, move |tx, p, now| {
+                    campaigns::delete(tx, p, &id.0, now)
+                })
                 .await?,
         ))
     }
@@ -425,7 +435,11 @@ impl CampaignsApi {
     /// Filters: `campaign_id`, `lead_id`, `status` (active, paused, completed, stopped; any
     /// of, comma separated). Sort: `created_at`, `updated_at`, `next_run_at`; default
     /// `-created_at`.
-    #[oai(path = "/enrollments", method = "get", operation_id = "list_enrollments")]
+    #[oai(
+        path = "/enrollments",
+        method = "get",
+        operation_id = "list_enrollments"
+    )]
     #[allow(clippy::too_many_arguments)]
     async fn list_enrollments(
         &self,

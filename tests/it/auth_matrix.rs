@@ -214,6 +214,8 @@ fn row_of(op_id: &str, method: &str) -> &'static str {
             "note",
             "email",
             "suppression",
+            "campaign",
+            "enrollment",
         ]
         .iter()
         .any(|r| op_id.contains(r)) =>
@@ -420,6 +422,23 @@ fn every_operation_and_every_caller_kind_get_the_answer_the_table_gives() {
     let suppression = id(s
         .post("/suppressions", o, json!({"email": "gone@acme.example"}))
         .data(201));
+    let campaign = id(s
+        .post("/campaigns", o, json!({"name": "Outreach"}))
+        .data(201));
+    let step = id(s
+        .post(
+            &format!("/campaigns/{campaign}/steps"),
+            o,
+            json!({"kind": "email", "template_id": template}),
+        )
+        .data(201));
+    s.post(
+        &format!("/campaigns/{campaign}/enrollments"),
+        o,
+        json!({"lead_ids": [lead]}),
+    )
+    .data(200);
+    let enrollment = id(s.get("/enrollments", o).data(200)[0].clone());
     let victim_user = s
         .user_with_session(&owner, "victim@example.com", "member")
         .0;
@@ -430,6 +449,9 @@ fn every_operation_and_every_caller_kind_get_the_answer_the_table_gives() {
             (_, "memory_id") => memory.clone(),
             (_, "message_id") => message.clone(),
             (_, "delivery_id") => delivery.clone(),
+            (_, "step_id") => step.clone(),
+            ("campaigns", _) => campaign.clone(),
+            ("enrollments", _) => enrollment.clone(),
             ("users", _) => victim_user.clone(),
             ("api-keys", _) => victim_key.clone(),
             ("companies", _) => company.clone(),
@@ -525,6 +547,9 @@ fn every_operation_and_every_caller_kind_get_the_answer_the_table_gives() {
                     json!({"name": format!("T{probes}"), "subject": "Hi", "text_body": "x"})
                 }
                 "create_suppression" => json!({"email": format!("s{probes}@acme.example")}),
+                "create_campaign" => json!({"name": format!("Campaign {probes}")}),
+                "create_campaign_step" => json!({"kind": "call"}),
+                "enroll_leads" => json!({"lead_ids": [lead]}),
                 _ => json!({}),
             }
             .to_string()

@@ -66,6 +66,26 @@ fn seed(s: &TestServer) -> BTreeMap<&'static str, String> {
         )
         .data(201);
     let key = s.post("/api-keys", k, json!({"name": "a key"})).data(201);
+    let campaign = s
+        .post("/campaigns", k, json!({"name": "Acme secret outreach"}))
+        .data(201);
+    let step = s
+        .post(
+            &format!("/campaigns/{}/steps", id(&campaign)),
+            k,
+            json!({"kind": "email", "template_id": id(&template)}),
+        )
+        .data(201);
+    let prospect = s
+        .post("/leads", k, json!({"email": "prospect@acme.example"}))
+        .data(201);
+    s.post(
+        &format!("/campaigns/{}/enrollments", id(&campaign)),
+        k,
+        json!({"lead_ids": [id(&prospect)]}),
+    )
+    .data(200);
+    let enrollment = s.get("/enrollments", k).data(200)[0].clone();
     let memory = s
         .post(
             &format!("/deals/{}/memory", id(&deal)),
@@ -132,6 +152,9 @@ fn seed(s: &TestServer) -> BTreeMap<&'static str, String> {
         ("delivery", id(&delivery)),
         ("email-templates", id(&template)),
         ("suppressions", id(&suppression)),
+        ("campaigns", id(&campaign)),
+        ("step", id(&step)),
+        ("enrollments", id(&enrollment)),
     ])
 }
 
@@ -149,6 +172,8 @@ fn body_for(op: &str, b_user: &str) -> Option<Value> {
         "send_email_from_template" => {
             Some(json!({"template_id": "tpl_00000000000000000000000000"}))
         }
+        "create_campaign_step" => Some(json!({"kind": "call"})),
+        "enroll_leads" => Some(json!({"lead_ids": ["lead_00000000000000000000000000"]})),
         _ => None,
     }
 }
@@ -157,7 +182,7 @@ fn body_for(op: &str, b_user: &str) -> Option<Value> {
 fn snapshot(s: &TestServer, objects: &BTreeMap<&'static str, String>) -> Vec<String> {
     let mut out: Vec<String> = objects
         .iter()
-        .filter(|(kind, _)| !["stages", "memory", "delivery", "email"].contains(kind))
+        .filter(|(kind, _)| !["stages", "memory", "delivery", "email", "step"].contains(kind))
         .map(|(kind, id)| s.get(&format!("/{kind}/{id}"), &s.admin_key).body)
         .collect();
     out.push(s.count("SELECT COUNT(*) FROM events").to_string());
@@ -169,6 +194,8 @@ fn snapshot(s: &TestServer, objects: &BTreeMap<&'static str, String>) -> Vec<Str
     out.push(s.count("SELECT COUNT(*) FROM deal_memory").to_string());
     out.push(s.count("SELECT COUNT(*) FROM emails").to_string());
     out.push(s.count("SELECT COUNT(*) FROM email_inboxes").to_string());
+    out.push(s.count("SELECT COUNT(*) FROM campaign_steps").to_string());
+    out.push(s.count("SELECT COUNT(*) FROM enrollments").to_string());
     out
 }
 
@@ -196,7 +223,8 @@ fn organization_b_gets_404_on_every_id_of_organization_a() {
         let url = path
             .replace("{id}", object_id)
             .replace("{memory_id}", &objects["memory"])
-            .replace("{message_id}", &objects["email"]);
+            .replace("{message_id}", &objects["email"])
+            .replace("{step_id}", &objects["step"]);
         for (method, op) in item.as_object().unwrap() {
             let op_id = op["operationId"].as_str().unwrap();
             let has_body = op.get("requestBody").is_some();

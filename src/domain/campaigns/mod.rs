@@ -631,7 +631,7 @@ pub(crate) fn timing(
     let zone = match &c.timezone.0 {
         Some(z) => z.clone(),
         None => conn.query_row(
-            "SELECT timezone FROM organizations o JOIN campaigns c ON c.org_id = o.id WHERE c.id = ?1",
+            "SELECT o.timezone FROM organizations o JOIN campaigns c ON c.org_id = o.id WHERE c.id = ?1",
             params![c.id],
             |r| r.get::<_, String>(0),
         )?,
