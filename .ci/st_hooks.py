@@ -65,6 +65,8 @@ STATEFUL_ISSUES = (
     "uses `",
     "is suppressed: ",
     "would leave the template without a body",
+    "is only for email steps",
+    "is required for a task step",
 )
 
 

@@ -238,6 +238,40 @@ impl Shape for CalendarDate {
     }
 }
 
+/// A comma-separated "any of" list over `values`: `a` or `a,b`, no blanks.
+pub fn list_schema(values: &[String]) -> MetaSchema {
+    let alternatives: Vec<String> = values.iter().map(|v| regex_escape(v)).collect();
+    let one = format!("({})", alternatives.join("|"));
+    let mut schema = MetaSchema::new("string");
+    schema.pattern = Some(format!("^{one}(,{one})*$"));
+    schema
+}
+
+pub fn check_list(values: &[String], value: &str) -> Result<(), String> {
+    if value
+        .split(',')
+        .all(|v| values.iter().any(|known| known == v))
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be one or more of {}, comma separated",
+            values.join(", ")
+        ))
+    }
+}
+
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| match c {
+            '.' | '*' | '+' | '?' | '(' | ')' | '[' | ']' | '{' | '}' | '|' | '^' | '$' | '\\' => {
+                vec!['\\', c]
+            }
+            c => vec![c],
+        })
+        .collect()
+}
+
 /// A list of `MIN` to `MAX` strings of shape `S`.
 pub struct List<S, const MIN: usize, const MAX: usize>(Vec<Shaped<S>>);
 

@@ -118,6 +118,34 @@ fn object_rules() -> Vec<(&'static str, Value)> {
         // An unsubscribe link unsubscribes the one person it was sent to.
         ("SendEmail", one_recipient_with_link.clone()),
         ("SendTemplate", one_recipient_with_link),
+        // Leads by id or by filter, not both.
+        (
+            "Enroll",
+            json!({
+                "anyOf": [
+                    {"required": ["lead_ids"], "properties": {"lead_ids": {"type": "array"}}},
+                    {"required": ["filter"], "properties": {"filter": {"type": "object"}}},
+                ],
+                "not": {"required": ["lead_ids", "filter"], "properties": {
+                    "lead_ids": {"type": "array"},
+                    "filter": {"type": "object"},
+                }},
+            }),
+        ),
+        // An email step sends a template; a call or a task names none, and a task has a title.
+        (
+            "NewStep",
+            json!({"anyOf": [
+                {"properties": {"kind": {"enum": ["email"]}, "template_id": {"type": "string"}},
+                 "required": ["template_id"]},
+                {"properties": {"kind": {"enum": ["call"]}, "template_id": {"enum": [null]},
+                                "in_thread": {"enum": [false, null]}}},
+                {"properties": {"kind": {"enum": ["task"]}, "template_id": {"enum": [null]},
+                                "in_thread": {"enum": [false, null]},
+                                "title": {"type": "string", "pattern": validate::NOT_BLANK_PATTERN}},
+                 "required": ["title"]},
+            ]}),
+        ),
     ]
 }
 

@@ -9,9 +9,11 @@ use poem_openapi::types::{ParseFromParameter, ParseResult, Type};
 use serde_json::Value;
 
 use super::error::{ApiError, ApiResult, Refusal};
+pub use crate::domain::leads::LeadStatuses;
 use crate::domain::listing::{Paging, MAX_PER_PAGE};
 use crate::domain::{activities, api_keys, companies, deals, events, leads, notes, search};
 use crate::domain::{signals, suppressions, tasks, templates, users, webhooks};
+use crate::shape::{check_list, list_schema};
 pub use crate::shape::{CalendarDate, Shape, Shaped};
 
 impl<S: Shape> ParseFromParameter for Shaped<S> {
@@ -48,40 +50,6 @@ fn check_sort(fields: &[(&str, &str)], value: &str) -> Result<(), String> {
         "must be one of {} (prefix - for descending)",
         names.join(", ")
     ))
-}
-
-/// A comma-separated "any of" list over `values`: `a` or `a,b`, no blanks.
-fn list_schema(values: &[String]) -> MetaSchema {
-    let alternatives: Vec<String> = values.iter().map(|v| regex_escape(v)).collect();
-    let one = format!("({})", alternatives.join("|"));
-    let mut schema = MetaSchema::new("string");
-    schema.pattern = Some(format!("^{one}(,{one})*$"));
-    schema
-}
-
-fn check_list(values: &[String], value: &str) -> Result<(), String> {
-    if value
-        .split(',')
-        .all(|v| values.iter().any(|known| known == v))
-    {
-        Ok(())
-    } else {
-        Err(format!(
-            "must be one or more of {}, comma separated",
-            values.join(", ")
-        ))
-    }
-}
-
-fn regex_escape(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| match c {
-            '.' | '*' | '+' | '?' | '(' | ')' | '[' | ']' | '{' | '}' | '|' | '^' | '$' | '\\' => {
-                vec!['\\', c]
-            }
-            c => vec![c],
-        })
-        .collect()
 }
 
 /// Declares sort shapes from the domain's allow-lists.
@@ -139,7 +107,6 @@ macro_rules! lists {
 }
 
 lists! {
-    LeadStatuses => leads::STATUSES,
     DealStatuses => deals::STATUSES,
     TaskStatuses => tasks::STATUSES,
     Priorities => tasks::PRIORITIES,

@@ -10,14 +10,14 @@ use crate::common::TestServer;
 use clozup::config::ServeConfig;
 use serde_json::{json, Value};
 
-const INBOUND_TOKEN: &str = "inbound-test-secret";
+pub(crate) const INBOUND_TOKEN: &str = "inbound-test-secret";
 
 fn server(sink: &SmtpSink) -> TestServer {
     server_with(sink, |_| {})
 }
 
 /// [`server`] with some settings changed.
-fn server_with(sink: &SmtpSink, adjust: impl FnOnce(&mut ServeConfig)) -> TestServer {
+pub(crate) fn server_with(sink: &SmtpSink, adjust: impl FnOnce(&mut ServeConfig)) -> TestServer {
     let url = sink.url.clone();
     TestServer::start_with(move |c| {
         c.smtp_url = Some(url);
@@ -53,7 +53,7 @@ fn fixture(name: &str, inbox: &str, reply_to: &str) -> Vec<u8> {
     out
 }
 
-fn inbound(s: &TestServer, raw: &[u8], token: &str) -> common::Resp {
+pub(crate) fn inbound(s: &TestServer, raw: &[u8], token: &str) -> common::Resp {
     s.call(
         "POST",
         "/inbound/email",
@@ -93,7 +93,7 @@ fn deal(s: &TestServer, title: &str) -> String {
         .to_string()
 }
 
-fn body_of(mail: &Mail) -> String {
+pub(crate) fn body_of(mail: &Mail) -> String {
     // Quoted-printable soft breaks and escapes, enough to search the text.
     mail.data.replace("=\r\n", "").replace("=3D", "=")
 }
@@ -858,7 +858,13 @@ fn the_lead_360_shows_what_happened_on_its_deals() {
 
 /// The bounce fixture (a Postfix delivery status notification) for `bounced` failing with
 /// `action` and `status`, about message `original`, delivered to `inbox`.
-fn bounce(inbox: &str, bounced: &str, action: &str, status: &str, original: &str) -> Vec<u8> {
+pub(crate) fn bounce(
+    inbox: &str,
+    bounced: &str,
+    action: &str,
+    status: &str,
+    original: &str,
+) -> Vec<u8> {
     std::fs::read_to_string("tests/fixtures/email/bounce_postfix.eml")
         .unwrap()
         .replace("{INBOX}", inbox)

@@ -13,6 +13,7 @@ mod analytics;
 mod api_keys;
 mod auth_matrix;
 mod backup;
+mod campaigns;
 mod cli;
 mod crash;
 mod docs;

@@ -23,7 +23,7 @@ pub struct Enroll {
 pub struct LeadSelection {
     /// Statuses, any of (comma separated).
     #[oai(nullable)]
-    pub status: Option<String>,
+    pub status: Option<Shaped<leads::LeadStatuses>>,
     /// Owners (`usr_...`), any of (comma separated).
     #[oai(nullable)]
     pub owner_id: Option<String>,
@@ -62,7 +62,7 @@ pub struct LeadSelection {
 impl From<LeadSelection> for LeadFilter {
     fn from(s: LeadSelection) -> Self {
         LeadFilter {
-            status: s.status,
+            status: s.status.map(String::from),
             owner_id: s.owner_id,
             company_id: s.company_id,
             source: s.source,

@@ -122,7 +122,8 @@ pub struct SendingWindow {
     pub days: Vec<Day>,
     /// From this local time (`HH:MM`, default `09:00`).
     pub from: Shaped<ClockTime>,
-    /// Until this local time, exclusive (`HH:MM`, default `17:00`).
+    /// Until this local time, exclusive (`HH:MM`, default `17:00`). At or before `from`, the
+    /// window runs past midnight (`22:00` to `06:00`); equal to it, all day.
     pub to: Shaped<ClockTime>,
 }
 
@@ -359,9 +360,6 @@ fn window_columns(issues: &mut Issues, w: &SendingWindow) -> (String, i64, i64) 
         issues.add("window.to", "must be a time HH:MM");
     }
     let (from, to) = (from.unwrap_or(0), to.unwrap_or(0));
-    if to <= from {
-        issues.add("window.to", "must be later than `from`");
-    }
     (
         serde_json::to_string(&days).unwrap_or_else(|_| "[]".into()),
         from,
@@ -583,10 +581,10 @@ pub fn transition(
         });
     }
     if to == Active && before.step_count == 0 {
-        return Err(DomainError::invalid(
-            "steps",
-            "must hold at least one step before the campaign is activated",
-        ));
+        return Err(DomainError::Conflict {
+            message: format!("campaign {id} has no steps; add one before activating it"),
+            details: Vec::new(),
+        });
     }
     let activated = if to == Active {
         Some(now)

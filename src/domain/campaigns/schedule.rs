@@ -50,7 +50,8 @@ impl DelayUnit {
 }
 
 /// When mail may go out: on `days` (Monday first), from minute `from` to minute `to` of the
-/// local day.
+/// local day. A `to` at or before `from` runs past midnight into the next day (an overnight
+/// window); equal, it is the whole day.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Window {
     /// Monday to Sunday.
@@ -78,8 +79,13 @@ fn is_weekend(d: Date) -> bool {
     matches!(d.weekday(), Weekday::Saturday | Weekday::Sunday)
 }
 
-/// The instant at minute `minute` of local day `d` (a time in a DST gap moves past it).
+/// The instant at minute `minute` of local day `d` (a time in a DST gap moves past it;
+/// minute 1440, `24:00`, is the next day's midnight).
 fn at_minute(d: Date, minute: i64, tz: &TimeZone) -> Millis {
+    if minute >= 1440 {
+        let next = d.checked_add(Span::new().days(1)).unwrap_or(d);
+        return at_minute(next, minute - 1440, tz);
+    }
     let start = d
         .to_zoned_datetime(tz.clone())
         .and_then(|z| z.start_of_day())
@@ -146,12 +152,14 @@ pub fn after(t: Millis, amount: i64, unit: DelayUnit, tz: &TimeZone) -> Millis {
 /// window with no day never opens: `None`.
 pub fn open_at(t: Millis, w: &Window, tz: &TimeZone) -> Option<Millis> {
     let today = zoned(t, tz).date();
-    for n in 0..8 {
+    let to = if w.to > w.from { w.to } else { w.to + 1440 };
+    // From yesterday: last night's overnight window may still be open.
+    for n in -1..8 {
         let d = today.checked_add(Span::new().days(n)).ok()?;
         if !w.days[d.weekday().to_monday_zero_offset() as usize] {
             continue;
         }
-        let (start, end) = (at_minute(d, w.from, tz), at_minute(d, w.to, tz));
+        let (start, end) = (at_minute(d, w.from, tz), at_minute(d, to, tz));
         let candidate = t.max(start);
         if candidate < end {
             return Some(candidate);
@@ -236,6 +244,30 @@ mod tests {
         assert_eq!(
             open_at(paris("2026-11-28", "12:00"), &w, &tz()),
             Some(paris("2026-11-30", "09:00"))
+        );
+        let always = Window {
+            days: [true; 7],
+            from: 0,
+            to: 1440,
+        };
+        assert_eq!(
+            open_at(paris("2026-11-28", "23:59"), &always, &tz()),
+            Some(paris("2026-11-28", "23:59")),
+            "24:00 closes at midnight"
+        );
+        let night = Window {
+            days: [true, true, true, true, true, false, false],
+            from: 22 * 60,
+            to: 6 * 60,
+        };
+        assert_eq!(
+            open_at(paris("2026-11-28", "03:00"), &night, &tz()),
+            Some(paris("2026-11-28", "03:00")),
+            "Friday night runs into Saturday morning"
+        );
+        assert_eq!(
+            open_at(paris("2026-11-28", "07:00"), &night, &tz()),
+            Some(paris("2026-11-30", "22:00"))
         );
         let never = Window {
             days: [false; 7],

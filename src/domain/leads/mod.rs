@@ -291,6 +291,24 @@ pub fn find_by_email(conn: &Connection, org_id: &str, email: &str) -> DomainResu
         .optional()?)
 }
 
+/// `status` filters: a comma-separated list of [`STATUSES`].
+pub struct LeadStatuses;
+
+impl crate::shape::Shape for LeadStatuses {
+    fn schema() -> poem_openapi::registry::MetaSchema {
+        crate::shape::list_schema(&Self::values())
+    }
+    fn check(value: &str) -> Result<(), String> {
+        crate::shape::check_list(&Self::values(), value)
+    }
+}
+
+impl LeadStatuses {
+    fn values() -> Vec<String> {
+        STATUSES.iter().map(|s| s.to_string()).collect()
+    }
+}
+
 /// Filters of the lead list (and of the CSV export).
 #[derive(Debug, Clone, Default)]
 pub struct LeadFilter {
