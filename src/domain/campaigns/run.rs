@@ -149,6 +149,31 @@ fn advance(
     Ok(())
 }
 
+/// The enrollment's lead; none (and the enrollment stopped, `lead_deleted`) once it is gone.
+fn lead_of(
+    tx: &Tx<'_>,
+    org_id: &str,
+    e: &enrollments::Enrollment,
+    now: Millis,
+) -> DomainResult<Option<leads::Lead>> {
+    let lead = e
+        .lead_id
+        .0
+        .as_deref()
+        .and_then(|id| leads::get(tx, org_id, id).ok());
+    if lead.is_none() {
+        enrollments::stop(
+            tx,
+            org_id,
+            e,
+            StopReason::LeadDeleted,
+            &Actor::system(),
+            now,
+        )?;
+    }
+    Ok(lead)
+}
+
 /// An email step: within the window and under the day's cap, renders the template for the
 /// lead and queues the message from the campaign's sender.
 fn email_step(
@@ -181,13 +206,7 @@ fn email_step(
         }
     }
     let actor = Actor::system();
-    let Some(lead) = e
-        .lead_id
-        .0
-        .as_deref()
-        .and_then(|id| leads::get(tx, org_id, id).ok())
-    else {
-        enrollments::stop(tx, org_id, e, StopReason::LeadDeleted, &actor, now)?;
+    let Some(lead) = lead_of(tx, org_id, e, now)? else {
         return Ok(Outcome::Ended);
     };
     let Some(to) = e.email.0.clone() else {
@@ -259,20 +278,7 @@ fn task_step(
     step: &Step,
     now: Millis,
 ) -> DomainResult<Outcome> {
-    let Some(lead) = e
-        .lead_id
-        .0
-        .as_deref()
-        .and_then(|id| leads::get(tx, org_id, id).ok())
-    else {
-        enrollments::stop(
-            tx,
-            org_id,
-            e,
-            StopReason::LeadDeleted,
-            &Actor::system(),
-            now,
-        )?;
+    let Some(lead) = lead_of(tx, org_id, e, now)? else {
         return Ok(Outcome::Ended);
     };
     let assignee = lead
