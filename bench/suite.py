@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The benchmark suite behind `bench/run`: seeds one data set, then measures, in interleaved
-rounds, Clozup's workloads W1-W8 on one pinned core with wrk on the other and their anchors (the
+rounds, Clozup's workloads W1-W9 on one pinned core with wrk on the other and their anchors (the
 server's bare /health, the same queries in-process with rusqlite, PocketBase loaded with the same
 rows and indexes); prints the medians of the rounds with their spread and the ratios taken
 within each round, and writes the table to bench/results/.
@@ -415,13 +415,14 @@ def phase_rounds(raw, binary, programs, pb):
 
 def round_clozup(r, raw, binary, programs, _pb):
     key, secs, conns = raw["key"], raw["seconds"], raw["connections"]
-    port = free_port()
+    port, smtp = free_port(), f"127.0.0.1:{free_port()}"
     base = f"http://127.0.0.1:{port}"
     clozup = Server("Clozup", [binary, "serve", "--db", DATA / "crm.sqlite",
                                "--bind", f"127.0.0.1:{port}", "--rate-limit", "off",
                                "--log", "warn,clozup::server=info",
                                "--sse-max", "100000", "--sse-per-credential", "100000",
-                               "--webhook-allow-cidr", "127.0.0.0/8"],
+                               "--webhook-allow-cidr", "127.0.0.0/8",
+                               "--smtp-url", f"smtp://{smtp}"],
                     f"{base}/health", idle_after="start-up sweep finished")
     r["clozup_server"] = {"ready_ms": clozup.ready_ms, "idle_kib": clozup.idle_kib}
     log(f"Clozup ready in {clozup.ready_ms:.0f} ms, {clozup.idle_kib / 1024:.1f} MiB idle")
@@ -449,9 +450,9 @@ def round_clozup(r, raw, binary, programs, _pb):
         sys.exit("w1 during w6 did not complete")
     c["w1+w6"], c["w6+w1"] = both["w1"], both["w6"]
     c["w1+w6"]["rss_kib"] = clozup.rss_kib()
-    log("w7, w8 ...")
+    log("w7, w8, w9 ...")
     env = dict(os.environ, CLOZUP_BENCH_ADDR=f"127.0.0.1:{port}", CLOZUP_BENCH_KEY=key,
-               CLOZUP_BENCH_PID=str(clozup.proc.pid))
+               CLOZUP_BENCH_PID=str(clozup.proc.pid), CLOZUP_BENCH_SMTP=smtp)
     for result in results_of(run(["taskset", "-c", LOAD_CPU, programs["events"]], env=env)):
         c[result["workload"]] = result
     clozup.stop()
@@ -509,6 +510,8 @@ RATIOS = [
      "", None),
     ("W1 p99 beside W6 over W1 alone", lambda c, i, p: c["w1+w6"]["p99_ms"] / c["w1"]["p99_ms"],
      "≤ 2x", lambda x: x <= 2),
+    ("W1 p99 while a campaign sends over W1 alone (W9's own probe)",
+     lambda c, i, p: c["w9"]["w1_p99_ms"] / c["w9"]["w1_alone_p99_ms"], "≤ 2x", lambda x: x <= 2),
     ("W1 req/s over in-process", lambda c, i, p: c["w1"]["rps"] / i["w1"]["rps"], "", None),
     ("W2 req/s over in-process", lambda c, i, p: c["w2"]["rps"] / i["w2"]["rps"], "", None),
 ]
@@ -560,6 +563,7 @@ def report(raw):
     w7 = kept[0]["clozup"]["w7"]["subscribers"]
     row(f"W7 SSE fan-out, {w7:,} subscribers (ms after the write)", "clozup", "w7")
     row("W8 webhook deliveries to a loopback sink", "clozup", "w8")
+    row("W9 campaign: first emails of 10,000 enrolled leads to a loopback SMTP sink", "clozup", "w9")
 
     ratios = []
     for label, how, target, meets in RATIOS:

@@ -2,15 +2,22 @@
 //! - one event fanned out to 1,000 SSE subscribers: latency from the write's response to each
 //!   subscriber's frame (target p99 < 100 ms), and the server's memory per subscriber (target
 //!   < 50 KiB);
-//! - webhook throughput to a fast loopback receiver (target ≥ 1,000 deliveries/s, none lost).
+//! - webhook throughput to a fast loopback receiver (target ≥ 1,000 deliveries/s, none lost);
+//! - a campaign's first step for 10,000 leads enrolled in one call, every email handed to a
+//!   loopback SMTP sink (target ≥ 500 emails/s), and W1's p99 while it sends (target ≤ 2× W1's
+//!   p99 alone, both from the same probe in this program).
 //!
 //! `cargo bench --bench events` (`SUBSCRIBERS=`, `DELIVERIES=` to change the sizes) starts its
 //! own server on an empty database. The harness (`bench/run`) instead points it at the server it
 //! started on the seeded data set, with `CLOZUP_BENCH_ADDR`, `CLOZUP_BENCH_KEY` and
-//! `CLOZUP_BENCH_PID`; that server must allow loopback webhooks and 1,000 streams per key.
+//! `CLOZUP_BENCH_PID`; that server must allow loopback webhooks and 1,000 streams per key, and
+//! send its mail to `CLOZUP_BENCH_SMTP` (`--smtp-url smtp://<it>`), where this program listens.
 //! Each figure is also printed as a `RESULT {json}` line for the harness.
 
 mod common;
+#[path = "../tests/it/common/smtp.rs"]
+#[allow(dead_code)] // the tests' sink; the benchmark counts what it receives
+mod smtp;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -43,6 +50,13 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5000);
+    let campaign_leads: usize = std::env::var("CAMPAIGN_LEADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let sink = smtp::SmtpSink::start_on(
+        &std::env::var("CLOZUP_BENCH_SMTP").unwrap_or_else(|_| "127.0.0.1:0".into()),
+    );
     let external = std::env::var("CLOZUP_BENCH_ADDR").ok().map(|addr| {
         let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
         let pid: u32 = var("CLOZUP_BENCH_PID").parse().expect("CLOZUP_BENCH_PID");
@@ -51,7 +65,7 @@ fn main() {
     let (server, addr, key, pid) = match external {
         Some((addr, key, pid)) => (None, addr, key, pid),
         None => {
-            let (child, dir, addr, key) = start_server();
+            let (child, dir, addr, key) = start_server(&sink.url);
             let pid = child.id();
             (Some((child, dir)), addr, key, pid)
         }
@@ -71,6 +85,7 @@ fn main() {
     };
     sse_fan_out(&addr, &key, pid, subscribers, &post);
     webhooks(&addr, &key, deliveries, &agent, &post);
+    campaign(&addr, &key, campaign_leads, &sink, &agent, &post);
     if let Some((mut child, dir)) = server {
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
@@ -81,7 +96,7 @@ fn main() {
 }
 
 /// Starts the release binary on a new database; its process, folder, address and admin key.
-fn start_server() -> (std::process::Child, std::path::PathBuf, String, String) {
+fn start_server(smtp_url: &str) -> (std::process::Child, std::path::PathBuf, String, String) {
     let dir = std::env::temp_dir().join(format!("clozup-bench-events-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_clozup"))
@@ -103,6 +118,8 @@ fn start_server() -> (std::process::Child, std::path::PathBuf, String, String) {
             "100000",
             "--webhook-allow-cidr",
             "127.0.0.0/8",
+            "--smtp-url",
+            smtp_url,
         ])
         .arg("--db")
         .arg(dir.join("bench.sqlite"))
@@ -199,6 +216,17 @@ fn sse_fan_out(
     drop(streams);
 }
 
+/// Imports `csv` as leads (one request, one transaction).
+fn import(agent: &ureq::Agent, addr: &str, key: &str, csv: &str) {
+    let mut r = agent
+        .post(format!("http://{addr}/api/v1/leads/import"))
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "text/csv")
+        .send(csv.as_bytes())
+        .unwrap();
+    let _ = r.body_mut().read_to_string();
+}
+
 /// W8: webhook deliveries to a loopback receiver, from one import of `deliveries` leads.
 fn webhooks(
     addr: &str,
@@ -257,13 +285,7 @@ fn webhooks(
         csv.push_str(&format!("bench-hook-{run}-{i}@example.com\n"));
     }
     let started = Instant::now();
-    let mut r = agent
-        .post(format!("http://{addr}/api/v1/leads/import"))
-        .header("authorization", format!("Bearer {key}"))
-        .header("content-type", "text/csv")
-        .send(csv.as_bytes())
-        .unwrap();
-    let _ = r.body_mut().read_to_string();
+    import(agent, addr, key, &csv);
     let committed = started.elapsed();
     let mut seen = HashSet::new();
     while seen.len() < deliveries {
@@ -291,4 +313,137 @@ fn webhooks(
             .header("authorization", format!("Bearer {key}"))
             .call();
     }
+}
+
+/// W1 as this program sees it: `GET /leads/{id}` over `ids` from 8 keep-alive connections for
+/// `seconds` (or until `until` says stop); the p99 latency in ms and the requests made.
+fn w1_probe(
+    addr: &str,
+    key: &str,
+    ids: &[String],
+    seconds: f64,
+    until: &(dyn Fn() -> bool + Sync),
+) -> (f64, usize) {
+    let started = Instant::now();
+    let samples: Vec<f64> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..8)
+            .map(|w| {
+                scope.spawn(move || {
+                    let agent: ureq::Agent = ureq::Agent::config_builder()
+                        .http_status_as_error(false)
+                        .build()
+                        .into();
+                    let mut out = Vec::new();
+                    let mut i = w;
+                    while started.elapsed().as_secs_f64() < seconds && !until() {
+                        let t = Instant::now();
+                        let mut r = agent
+                            .get(format!("http://{addr}/api/v1/leads/{}", ids[i % ids.len()]))
+                            .header("authorization", format!("Bearer {key}"))
+                            .call()
+                            .unwrap();
+                        let _ = r.body_mut().read_to_string();
+                        out.push(t.elapsed().as_secs_f64() * 1000.0);
+                        i += 8;
+                    }
+                    out
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    (common::percentile(&samples, 0.99), samples.len())
+}
+
+/// W9: a campaign's first email to `leads` leads enrolled in one call, to the SMTP sink.
+fn campaign(
+    addr: &str,
+    key: &str,
+    leads: usize,
+    sink: &smtp::SmtpSink,
+    agent: &ureq::Agent,
+    post: &dyn Fn(&str, serde_json::Value) -> serde_json::Value,
+) {
+    let run = std::process::id();
+    let source = format!("bench-campaign-{run}");
+    let mut csv = String::from("email,first_name,source\n");
+    for i in 0..leads {
+        csv.push_str(&format!("c{run}-{i}@buyer.example,Lead {i},{source}\n"));
+    }
+    import(agent, addr, key, &csv);
+    let page = |n: usize| {
+        let mut r = agent
+            .get(format!(
+                "http://{addr}/api/v1/leads?source={source}&per_page=100&page={n}"
+            ))
+            .header("authorization", format!("Bearer {key}"))
+            .call()
+            .unwrap();
+        let v: serde_json::Value = r.body_mut().read_json().unwrap();
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let ids: Vec<String> = (1..=10).flat_map(page).collect();
+    let template = post(
+        "/email-templates",
+        serde_json::json!({"name": format!("Bench {run}"), "subject": "Hello {{ lead.first_name }}",
+                           "text_body": "Hi {{ lead.first_name }}, a word from us."}),
+    );
+    let campaign = post(
+        "/campaigns",
+        serde_json::json!({"name": format!("Bench {run}"), "timezone": "UTC", "track_opens": false,
+            "window": {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "from": "00:00", "to": "24:00"}}),
+    );
+    let c = campaign["data"]["id"].as_str().unwrap().to_string();
+    post(
+        &format!("/campaigns/{c}/steps"),
+        serde_json::json!({"kind": "email", "template_id": template["data"]["id"]}),
+    );
+    let started = Instant::now();
+    let enrolled = post(
+        &format!("/campaigns/{c}/enrollments"),
+        serde_json::json!({"filter": {"source": source}}),
+    );
+    let enroll_s = started.elapsed().as_secs_f64();
+    assert_eq!(enrolled["data"]["enrolled"], leads, "{enrolled}");
+    let never = || false;
+    let (alone_p99, _) = w1_probe(addr, key, &ids, 3.0, &never);
+    let received = std::sync::atomic::AtomicUsize::new(0);
+    let started = Instant::now();
+    post(&format!("/campaigns/{c}/activate"), serde_json::json!({}));
+    let (sending_p99, probes, total) = std::thread::scope(|scope| {
+        let probe = scope.spawn(|| {
+            let done = || received.load(std::sync::atomic::Ordering::Relaxed) >= leads;
+            w1_probe(addr, key, &ids, 600.0, &done)
+        });
+        while received.load(std::sync::atomic::Ordering::Relaxed) < leads {
+            sink.within(Duration::from_secs(120))
+                .expect("campaign emails stopped arriving");
+            received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let total = started.elapsed().as_secs_f64();
+        let (p99, n) = probe.join().unwrap();
+        (p99, n, total)
+    });
+    println!(
+        "campaign: {leads} leads enrolled in one call in {enroll_s:.2} s; every first email at the \
+         SMTP sink {total:.2} s after activation = {:.0} emails/s; W1 p99 {sending_p99:.2} ms \
+         while sending ({probes} probes) against {alone_p99:.2} ms alone = {:.2}x",
+        leads as f64 / total,
+        sending_p99 / alone_p99
+    );
+    println!(
+        "RESULT {}",
+        serde_json::json!({"workload": "w9", "requests": leads, "rps": leads as f64 / total,
+            "seconds": total, "enroll_s": enroll_s, "w1_p99_ms": sending_p99,
+            "w1_alone_p99_ms": alone_p99})
+    );
+    post(&format!("/campaigns/{c}/complete"), serde_json::json!({}));
 }

@@ -482,7 +482,7 @@ fn replies_bounces_unsubscribes_deals_and_people_stop_enrollments() {
 fn no_campaign_step_runs_twice_across_sigkills() {
     use crate::common::binary::{get, post, serve};
     use crate::common::TempDir;
-    const LEADS: usize = 120;
+    const LEADS: usize = 400;
     let sink = SmtpSink::start();
     let dir = TempDir::new();
     let db = dir.path().join("campaign.sqlite");
@@ -553,12 +553,12 @@ fn no_campaign_step_runs_twice_across_sigkills() {
         200
     );
 
-    // Kill it five times while it works: each time after a few more deliveries, then after a
+    // Kill it five times while it works: each time after 50 more deliveries, then after a
     // pseudo-random further delay (fixed, so a failure can be replayed).
     let mut received: Vec<Mail> = Vec::new();
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     for round in 0..5 {
-        let wanted = received.len() + 8;
+        let wanted = received.len() + 50;
         let deadline = Instant::now() + Duration::from_secs(120);
         while received.len() < wanted.min(LEADS) {
             assert!(

@@ -51,9 +51,14 @@ pub struct SmtpSink {
 }
 
 impl SmtpSink {
-    /// Starts a sink that accepts everything.
+    /// Starts a sink that accepts everything, on a free loopback port.
     pub fn start() -> SmtpSink {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_on("127.0.0.1:0")
+    }
+
+    /// Starts a sink that accepts everything, listening on `addr`.
+    pub fn start_on(addr: &str) -> SmtpSink {
+        let listener = TcpListener::bind(addr).unwrap();
         let url = format!("smtp://{}", listener.local_addr().unwrap());
         let (tx, mails) = mpsc::channel();
         let refusals: Arc<Mutex<Vec<&'static str>>> = Arc::default();
@@ -97,6 +102,9 @@ impl SmtpSink {
 }
 
 fn session(stream: std::net::TcpStream, tx: &mpsc::Sender<Mail>, script: &Mutex<Vec<&str>>) {
+    // Each reply line is its own small write: without this, Nagle's algorithm holds the second
+    // line of a multi-line reply until the client's delayed ACK, some 40 ms per message.
+    let _ = stream.set_nodelay(true);
     let mut out = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
     let mut say = |line: &str| out.write_all(format!("{line}\r\n").as_bytes()).is_ok();
