@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::campaigns::run;
+use crate::domain::{DomainError, DomainResult};
 use crate::state::AppState;
 
 /// Enrollments worked per transaction.
@@ -14,6 +15,18 @@ const BATCH: usize = 64;
 
 /// How long an enrollment whose step fails is put off before it is tried again.
 const PUT_OFF: Duration = Duration::from_secs(3600);
+
+/// `work`, with a panic turned into an error naming it.
+fn guarded<T>(work: impl FnOnce() -> DomainResult<T>) -> DomainResult<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        Err(DomainError::Internal(format!("panicked: {what}")))
+    })
+}
 
 /// Runs the scheduler until shutdown on its own thread.
 pub fn spawn(state: Arc<AppState>) {
@@ -37,22 +50,27 @@ pub fn spawn(state: Arc<AppState>) {
                 state.db.wait_for_work(seen, state.config.email_poll);
                 continue;
             }
-            // One transaction for the batch; if a step fails, each alone, so one broken
-            // enrollment holds up no other.
-            let all = state.db.blocking().write(|tx| {
-                for d in &due {
-                    run::run(tx, d, &domain, now)?;
-                }
-                Ok(())
+            // One transaction for the batch; if a step fails (or panics: its transaction rolls
+            // back on unwind), each alone, so one broken enrollment holds up no other and the
+            // scheduler lives on.
+            let all = guarded(|| {
+                state.db.blocking().write(|tx| {
+                    for d in &due {
+                        run::run(tx, d, &domain, now)?;
+                    }
+                    Ok(())
+                })
             });
             if all.is_ok() {
                 continue;
             }
             for d in &due {
-                let one = state
-                    .db
-                    .blocking()
-                    .write(|tx| run::run(tx, d, &domain, now));
+                let one = guarded(|| {
+                    state
+                        .db
+                        .blocking()
+                        .write(|tx| run::run(tx, d, &domain, now))
+                });
                 if let Err(e) = one {
                     tracing::warn!(enrollment = %d.0, "campaign step failed, retried later: {e}");
                     let later = now + PUT_OFF.as_millis() as i64;

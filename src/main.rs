@@ -101,11 +101,15 @@ struct SeedArgs {
     /// Activities.
     #[arg(long, default_value_t = 50_000)]
     activities: usize,
+    /// Campaigns with a history, played forward to `--as-of` (at most 3).
+    #[arg(long, default_value_t = 3)]
+    campaigns: usize,
     /// The random seed: the same seed gives the same data.
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// The moment the data is made relative to (RFC 3339); default now. With the same seed
-    /// and --as-of, the rows and their ids are identical.
+    /// and --as-of, the rows and their ids are identical (but for the campaigns' history,
+    /// which the campaign engine makes with ids of its own).
     #[arg(long)]
     as_of: Option<String>,
     /// The organization to fill (default the first).
@@ -309,18 +313,28 @@ fn seed_cmd(a: SeedArgs) -> Result<(), String> {
         leads: a.leads,
         deals: a.deals,
         activities: a.activities,
+        campaigns: a.campaigns,
     };
     let started = std::time::Instant::now();
-    let r = clozup::seed::seed(&db, &org_id, sizes, a.seed, as_of, a.quiet)?;
+    let r = clozup::seed::seed(
+        &db,
+        &org_id,
+        sizes,
+        a.seed,
+        as_of,
+        a.quiet,
+        &config.email_domain,
+    )?;
     eprintln!(
-        "Seeded {org_id} in {:.1} s: {} users, {} companies, {} leads, {} deals ({} open tasks), {} activities.",
+        "Seeded {org_id} in {:.1} s: {} users, {} companies, {} leads, {} deals ({} open tasks), {} activities, {} campaigns.",
         started.elapsed().as_secs_f64(),
         r.users,
         r.companies,
         r.leads,
         r.deals,
         r.tasks,
-        r.activities
+        r.activities,
+        r.campaigns
     );
     Ok(())
 }

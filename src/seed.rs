@@ -16,6 +16,7 @@ use crate::clock::{Millis, DAY_MS};
 use crate::db::Db;
 use crate::ids::id_at;
 
+mod campaigns;
 mod words;
 use words::{
     ACTIVITIES, COMPANY_A, COMPANY_B, COUNTRIES, FIRST, INDUSTRIES, LAST, PRODUCTS, SOURCES, TASKS,
@@ -35,6 +36,8 @@ pub struct Sizes {
     pub deals: usize,
     /// Activities.
     pub activities: usize,
+    /// Campaigns with a history (at most 3).
+    pub campaigns: usize,
 }
 
 impl Sizes {
@@ -45,6 +48,7 @@ impl Sizes {
         leads: 2_000,
         deals: 1_200,
         activities: 20_000,
+        campaigns: 3,
     };
 }
 
@@ -63,6 +67,8 @@ pub struct Report {
     pub tasks: usize,
     /// Activities.
     pub activities: usize,
+    /// Campaigns.
+    pub campaigns: usize,
 }
 
 /// SplitMix64: small, fast and good enough for made-up data; seeded, so runs repeat.
@@ -185,7 +191,8 @@ fn chunked(
 /// The writer's page cache while seeding, in KiB; only what the data set needs is allocated.
 const SEED_CACHE_KIB: i64 = 512 * 1024;
 
-/// Fills organization `org_id` with `sizes` of made-up data, as of `as_of`, from `seed`.
+/// Fills organization `org_id` with `sizes` of made-up data, as of `as_of`, from `seed`;
+/// campaign mail is sent from addresses on `email_domain`.
 pub fn seed(
     db: &Db,
     org_id: &str,
@@ -193,6 +200,7 @@ pub fn seed(
     seed: u64,
     as_of: Millis,
     quiet: bool,
+    email_domain: &str,
 ) -> Result<Report, String> {
     // A million activities put index entries all over the file: with the server's page cache
     // they spill and are read back (101 s for 100k/100k/1M, against 43 s with this cache).
@@ -490,5 +498,19 @@ pub fn seed(
             Ok(())
         })
         .map_err(err)?;
+    if sizes.campaigns > 0 && !quiet {
+        eprintln!("campaigns: played forward to the seed's time");
+    }
+    report.campaigns = campaigns::seed(
+        db,
+        org_id,
+        &users[0],
+        &leads,
+        sizes.campaigns,
+        &mut rng,
+        as_of,
+        email_domain,
+    )
+    .map_err(err)?;
     Ok(report)
 }

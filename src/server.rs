@@ -342,6 +342,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), String> {
         );
         if config.demo {
             let db = db.clone();
+            let email_domain = config.email_domain.clone();
             let report = tokio::task::spawn_blocking(move || {
                 let org = db
                     .blocking()
@@ -349,8 +350,16 @@ pub async fn serve(config: ServeConfig) -> Result<(), String> {
                     .ok_or_else(|| {
                         crate::domain::error::DomainError::Internal("no organization".into())
                     })?;
-                crate::seed::seed(&db, &org, crate::seed::Sizes::DEMO, 42, now, true)
-                    .map_err(crate::domain::error::DomainError::Internal)
+                crate::seed::seed(
+                    &db,
+                    &org,
+                    crate::seed::Sizes::DEMO,
+                    42,
+                    now,
+                    true,
+                    &email_domain,
+                )
+                .map_err(crate::domain::error::DomainError::Internal)
             })
             .await
             .map_err(|e| e.to_string())?

@@ -274,6 +274,25 @@ fn a_three_step_campaign_runs_over_a_week_in_its_window_under_its_cap() {
          WHERE n.campaign_id = '{campaign}' AND e.direction = 'outbound'"
     ));
     assert_eq!(sent, 5);
+
+    // The analytics count campaign email, and the leaderboard credits it to the leads' owner.
+    let week = "from=2026-11-28T00:00:00Z&to=2026-12-05T00:00:00Z";
+    let overview = wait_for("the follow-ups recorded as sent", || {
+        let o = s.get(&format!("/analytics/overview?{week}"), &k).data(200);
+        (o["emails_sent"] == 5).then_some(o)
+    });
+    assert_eq!(
+        (&overview["emails_sent"], &overview["campaign_emails_sent"]),
+        (&json!(5), &json!(5)),
+        "{overview}"
+    );
+    let board = s
+        .get(
+            &format!("/performance/leaderboard?{week}&metric=emails_sent"),
+            &k,
+        )
+        .data(200);
+    assert_eq!(board[0]["emails_sent"], 5, "{board}");
 }
 
 #[test]
@@ -369,6 +388,21 @@ fn replies_bounces_unsubscribes_deals_and_people_stop_enrollments() {
         .unwrap()
         .iter()
         .any(|a| a["type"] == "email_received"));
+
+    // On the leaderboard the reply counts for the lead's owner, once the five are recorded sent.
+    let board = wait_for("five emails recorded as sent", || {
+        let board = s
+            .get(
+                "/performance/leaderboard?from=2026-11-28T00:00:00Z&to=2026-11-29T00:00:00Z",
+                &k,
+            )
+            .data(200);
+        (board[0]["emails_sent"] == 5).then_some(board)
+    });
+    assert_eq!(
+        board[0]["reply_rate"], 0.2,
+        "one reply to five emails: {board}"
+    );
 
     // A bounce piped in: the address is suppressed and the enrollment stopped.
     let bounced = mail_to("bea").header("Message-ID").unwrap();

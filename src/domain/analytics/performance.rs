@@ -93,9 +93,12 @@ pub fn leaderboard(
             }
         }
         let replies: i64 = conn.cached_row(
-            "SELECT COUNT(*) FROM activities a JOIN deals d ON d.id = a.deal_id
-             WHERE a.org_id = ?1 AND d.owner_id = ?2 AND a.type = 'email_received'
-               AND a.occurred_at >= ?3 AND a.occurred_at < ?4",
+            // A reply on a deal counts for the deal's owner; one to a campaign (no deal) for
+            // the lead's, else for whom the answered email went out.
+            "SELECT COUNT(*) FROM activities a LEFT JOIN deals d ON d.id = a.deal_id
+               LEFT JOIN leads l ON l.id = a.lead_id
+             WHERE a.org_id = ?1 AND coalesce(d.owner_id, l.owner_id, a.user_id) = ?2
+               AND a.type = 'email_received' AND a.occurred_at >= ?3 AND a.occurred_at < ?4",
             params![org_id, user_id, w.from, w.to],
             |r| r.get(0),
         )?;

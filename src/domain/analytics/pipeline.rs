@@ -68,6 +68,13 @@ pub struct Overview {
     pub at_risk_deals: i64,
     /// Deals in another currency than the organization's, left out of the sums.
     pub other_currency_deals: i64,
+    /// Emails accepted by the mail server in the period, from deals and campaigns.
+    pub emails_sent: i64,
+    /// Of those, emails campaigns sent.
+    pub campaign_emails_sent: i64,
+    /// Inbound emails received in the period (replies and new mail, not delivery reports'
+    /// effects).
+    pub emails_received: i64,
 }
 
 /// Computes the overview. `w` bounds the created and closed figures.
@@ -143,6 +150,18 @@ pub fn overview(conn: &Connection, org_id: &str, w: Window, now: Millis) -> Doma
             )?,
         });
     }
+    let (emails_sent, campaign_emails_sent): (i64, i64) = conn.cached_row(
+        "SELECT COUNT(*), coalesce(sum(enrollment_id IS NOT NULL), 0) FROM emails
+         WHERE org_id = ?1 AND direction = 'outbound' AND status = 'sent'
+           AND sent_at >= ?2 AND sent_at < ?3",
+        params![org_id, w.from, w.to],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let emails_received = count(
+        "SELECT COUNT(*) FROM emails WHERE org_id = ?1 AND direction = 'inbound'
+           AND created_at >= ?2 AND created_at < ?3",
+        &[&org_id, &w.from, &w.to],
+    )?;
     let at_risk_deals = intelligence::at_risk(
         conn,
         org_id,
@@ -175,6 +194,9 @@ pub fn overview(conn: &Connection, org_id: &str, w: Window, now: Millis) -> Doma
         leads_by_status,
         at_risk_deals,
         other_currency_deals,
+        emails_sent,
+        campaign_emails_sent,
+        emails_received,
         currency,
     })
 }

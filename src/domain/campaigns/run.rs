@@ -217,6 +217,11 @@ fn email_step(
         enrollments::stop(tx, org_id, e, StopReason::Suppressed, &actor, now)?;
         return Ok(Outcome::Ended);
     }
+    let owner = lead
+        .owner_id
+        .0
+        .clone()
+        .or_else(|| campaign.created_by.0.clone());
     let template_id = step.template_id.0.as_deref().unwrap_or_default();
     let template = templates::get(tx, org_id, template_id)?;
     let lead_id = lead.id.clone();
@@ -253,6 +258,7 @@ fn email_step(
         tx,
         email::CampaignMail {
             org_id,
+            user_id: owner.as_deref(),
             inbox: email::campaign_sender(tx, &campaign.id)?,
             lead_id: &lead_id,
             enrollment_id: &e.id,

@@ -248,6 +248,9 @@ pub fn send_template(
 pub struct CampaignMail<'a> {
     /// The organization.
     pub org_id: &'a str,
+    /// Whom the email counts for (the lead's owner, else the campaign's creator): its
+    /// `email_sent` activity, and so the leaderboard.
+    pub user_id: Option<&'a str>,
     /// The campaign's inbox: its id, address and display name.
     pub inbox: (String, String, Option<String>),
     /// The lead written to, at `to`.
@@ -287,7 +290,7 @@ pub fn send_for_campaign(
     };
     let origin = Origin {
         org_id: m.org_id,
-        user_id: None,
+        user_id: m.user_id,
         actor: Actor::system(),
         deal_id: None,
         lead_id: Some(m.lead_id),

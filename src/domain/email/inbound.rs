@@ -175,9 +175,9 @@ fn inboxes_of(tx: &Tx<'_>, addresses: &[String]) -> DomainResult<Vec<InboxOf>> {
     Ok(found)
 }
 
-/// What a message's place in a conversation tells: its thread, and the lead and campaign
-/// enrollment of the message it answers.
-type Parent = (String, Option<String>, Option<String>);
+/// What a message's place in a conversation tells: its thread, and the lead, campaign
+/// enrollment and sender (the user it went out for) of the message it answers.
+type Parent = (String, Option<String>, Option<String>, Option<String>);
 
 /// The newest message of the inbox that `m` refers to (for a bounce, the message that bounced).
 fn parent_of(tx: &Tx<'_>, m: &Parsed, inbox_id: &str) -> DomainResult<Option<Parent>> {
@@ -189,11 +189,11 @@ fn parent_of(tx: &Tx<'_>, m: &Parsed, inbox_id: &str) -> DomainResult<Option<Par
     {
         let found = tx
             .prepare_cached(
-                "SELECT thread_id, lead_id, enrollment_id FROM emails
+                "SELECT thread_id, lead_id, enrollment_id, user_id FROM emails
                  WHERE inbox_id = ?1 AND message_id = ?2",
             )?
             .query_row(params![inbox_id, reference], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
             .optional()?;
         if found.is_some() {
@@ -218,9 +218,9 @@ fn store(tx: &Tx<'_>, m: &Parsed, inbox: &InboxOf, now: Millis) -> DomainResult<
             created: false,
         });
     }
-    let (thread, parent_lead, enrollment) = match parent_of(tx, m, &inbox.id)? {
-        Some((thread, lead, enrollment)) => (Some(thread), lead, enrollment),
-        None => (None, None, None),
+    let (thread, parent_lead, enrollment, answered_for) = match parent_of(tx, m, &inbox.id)? {
+        Some((thread, lead, enrollment, user)) => (Some(thread), lead, enrollment, user),
+        None => (None, None, None, None),
     };
     let lead_id: Option<String> = match parent_lead {
         Some(lead) => Some(lead),
@@ -267,10 +267,11 @@ fn store(tx: &Tx<'_>, m: &Parsed, inbox: &InboxOf, now: Millis) -> DomainResult<
     let actor = Actor::system();
     // A delivery report is no word from the lead: no activity, so no reply signal.
     if m.bounce.is_none() {
+        // The reply is activity of whoever the answered message went out for.
         log_activity(
             tx,
             org_id,
-            None,
+            answered_for.as_deref(),
             "email_received",
             &m.subject,
             format!("From {}", m.from),
