@@ -76,22 +76,20 @@ pub struct CampaignMetrics {
     pub steps: Vec<StepMetrics>,
 }
 
-/// Counts of stop reasons among enrollments `condition` picks (bound `?1`, `?2`).
+/// Counts of stop reasons among the campaign's enrollments, or those whose last step was at
+/// `position`.
 fn stops(
     conn: &Connection,
-    condition: &str,
-    a: &str,
-    b: i64,
+    campaign_id: &str,
+    position: Option<i64>,
 ) -> DomainResult<(i64, i64, i64, i64)> {
     Ok(conn.query_row(
-        &format!(
-            "SELECT COALESCE(SUM(stop_reason = 'replied'), 0),
+        "SELECT COALESCE(SUM(stop_reason = 'replied'), 0),
                     COALESCE(SUM(stop_reason = 'bounced'), 0),
                     COALESCE(SUM(stop_reason = 'unsubscribed'), 0),
                     COALESCE(SUM(stop_reason = 'converted'), 0)
-             FROM enrollments e WHERE {condition}"
-        ),
-        params![a, b],
+             FROM enrollments WHERE campaign_id = ?1 AND (?2 IS NULL OR done_position = ?2)",
+        params![campaign_id, position],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
     )?)
 }
@@ -120,8 +118,7 @@ pub fn of(conn: &Connection, org_id: &str, id: &str) -> DomainResult<CampaignMet
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     let (sent, opened) = mail(conn, "r.campaign_id = ?1", &campaign.id)?;
-    let (replied, bounced, unsubscribed, converted) =
-        stops(conn, "e.campaign_id = ?1 AND ?2 = 0", &campaign.id, 0)?;
+    let (replied, bounced, unsubscribed, converted) = stops(conn, &campaign.id, None)?;
     let total = Funnel {
         enrolled,
         active,
@@ -142,12 +139,8 @@ pub fn of(conn: &Connection, org_id: &str, id: &str) -> DomainResult<CampaignMet
             |r| r.get(0),
         )?;
         let (sent, opened) = mail(conn, "r.step_id = ?1", &step.id)?;
-        let (replied, bounced, unsubscribed, converted) = stops(
-            conn,
-            "e.campaign_id = ?1 AND e.done_position = ?2",
-            &campaign.id,
-            step.position,
-        )?;
+        let (replied, bounced, unsubscribed, converted) =
+            stops(conn, &campaign.id, Some(step.position))?;
         per_step.push(StepMetrics {
             step_id: step.id,
             position: step.position,

@@ -68,13 +68,16 @@ fn run_one(
     now: Millis,
 ) -> DomainResult<()> {
     let campaign = super::get(tx, org_id, &e.campaign_id)?;
-    let Some(step) = steps::after(tx, &campaign.id, e.last_position)? else {
+    // Read once for the step and for what follows it.
+    let all = steps::list(tx, org_id, &campaign.id)?;
+    let timing = super::timing(tx, &campaign)?;
+    let Some(step) = all.iter().find(|s| s.position > e.last_position) else {
         enrollments::complete(tx, org_id, e, now)?;
         return Ok(());
     };
     let outcome = match step.kind {
-        StepKind::Email => email_step(tx, org_id, &campaign, e, &step, domain, now)?,
-        StepKind::Call | StepKind::Task => task_step(tx, org_id, &campaign, e, &step, now)?,
+        StepKind::Email => email_step(tx, org_id, &campaign, &timing, e, step, domain, now)?,
+        StepKind::Call | StepKind::Task => task_step(tx, org_id, &campaign, e, step, now)?,
     };
     match outcome {
         Outcome::Later(at) => {
@@ -106,7 +109,8 @@ fn run_one(
                     step.id, e.id
                 )));
             }
-            advance(tx, org_id, &campaign, e, &step, now)?;
+            let next = all.iter().find(|s| s.position > step.position);
+            advance(tx, org_id, &timing.1, e, step, next, now)?;
         }
     }
     Ok(())
@@ -117,16 +121,13 @@ fn run_one(
 fn advance(
     tx: &Tx<'_>,
     org_id: &str,
-    campaign: &Campaign,
+    tz: &jiff::tz::TimeZone,
     e: &enrollments::Enrollment,
     step: &Step,
+    next: Option<&Step>,
     now: Millis,
 ) -> DomainResult<()> {
-    let (_, tz) = super::timing(tx, campaign)?;
-    let next = steps::after(tx, &campaign.id, step.position)?;
-    let next_run = next
-        .as_ref()
-        .map_or(now, |s| schedule::after(now, s.delay, s.delay_unit, &tz));
+    let next_run = next.map_or(now, |s| schedule::after(now, s.delay, s.delay_unit, tz));
     tx.prepare_cached(
         "UPDATE enrollments SET done_position = ?2, steps_run = steps_run + 1, anchor_at = ?3,
                 next_run_at = ?4, version = version + 1, updated_at = ?3
@@ -176,24 +177,25 @@ fn lead_of(
 
 /// An email step: within the window and under the day's cap, renders the template for the
 /// lead and queues the message from the campaign's sender.
+#[allow(clippy::too_many_arguments)] // the step's context, each distinct
 fn email_step(
     tx: &Tx<'_>,
     org_id: &str,
     campaign: &Campaign,
+    (window, tz): &(schedule::Window, jiff::tz::TimeZone),
     e: &enrollments::Enrollment,
     step: &Step,
     domain: &str,
     now: Millis,
 ) -> DomainResult<Outcome> {
-    let (window, tz) = super::timing(tx, campaign)?;
-    let Some(open) = schedule::open_at(now, &window, &tz) else {
+    let Some(open) = schedule::open_at(now, window, tz) else {
         return Ok(Outcome::Later(now + 24 * 3_600_000));
     };
     if open > now {
         return Ok(Outcome::Later(open));
     }
     if let Some(cap) = campaign.daily_cap.0 {
-        let (start, end) = schedule::day_of(now, &tz);
+        let (start, end) = schedule::day_of(now, tz);
         let sent: i64 = tx.query_row(
             "SELECT COUNT(*) FROM enrollment_steps
              WHERE campaign_id = ?1 AND kind = 'email' AND ran_at >= ?2 AND ran_at < ?3",
@@ -201,7 +203,7 @@ fn email_step(
             |r| r.get(0),
         )?;
         if sent >= cap {
-            let tomorrow = schedule::open_at(end, &window, &tz).unwrap_or(end);
+            let tomorrow = schedule::open_at(end, window, tz).unwrap_or(end);
             return Ok(Outcome::Later(tomorrow));
         }
     }
