@@ -7,7 +7,8 @@
 //!   loopback SMTP sink (target ≥ 500 emails/s), and W1's p99 while it sends (target ≤ 2× W1's
 //!   p99 alone, both from the same probe in this program).
 //!
-//! `cargo bench --bench events` (`SUBSCRIBERS=`, `DELIVERIES=` to change the sizes) starts its
+//! `cargo bench --bench events` (`SUBSCRIBERS=`, `DELIVERIES=`, `CAMPAIGN_LEADS=` to change the
+//! sizes; `BENCH_SERVER_CPU=0 taskset -c 1 …` to split the cores as the harness does) starts its
 //! own server on an empty database. The harness (`bench/run`) instead points it at the server it
 //! started on the seeded data set, with `CLOZUP_BENCH_ADDR`, `CLOZUP_BENCH_KEY` and
 //! `CLOZUP_BENCH_PID`; that server must allow loopback webhooks and 1,000 streams per key, and
@@ -99,7 +100,17 @@ fn main() {
 fn start_server(smtp_url: &str) -> (std::process::Child, std::path::PathBuf, String, String) {
     let dir = std::env::temp_dir().join(format!("clozup-bench-events-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clozup"))
+    // `BENCH_SERVER_CPU=0` pins the server to that core from its start, as `bench/run` does
+    // (its runtime then sizes itself to the one core).
+    let mut child = match std::env::var("BENCH_SERVER_CPU") {
+        Ok(cpu) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", &cpu, env!("CARGO_BIN_EXE_clozup")]);
+            c
+        }
+        Err(_) => Command::new(env!("CARGO_BIN_EXE_clozup")),
+    };
+    let mut child = child
         .args([
             "serve",
             "--bind",

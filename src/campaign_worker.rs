@@ -10,8 +10,17 @@ use crate::domain::campaigns::run;
 use crate::domain::{DomainError, DomainResult};
 use crate::state::AppState;
 
-/// Enrollments worked per transaction.
-const BATCH: usize = 64;
+/// Enrollments worked per transaction: few, because a transaction holds the core while it
+/// renders and records them, and a request on a one-core server waits that long.
+const BATCH: usize = 4;
+
+/// Campaign emails the scheduler lets wait in the outbox before it runs more steps: enough to
+/// keep the sender busy, few enough that the work is spread over the sending.
+const AHEAD: usize = 64;
+
+/// How often a scheduler held back by [`AHEAD`] looks again (sending rings no bell: a wake-up
+/// per email would cost more than this poll).
+const HELD_POLL: Duration = Duration::from_millis(20);
 
 /// How long an enrollment whose step fails is put off before it is tried again.
 const PUT_OFF: Duration = Duration::from_secs(3600);
@@ -41,11 +50,20 @@ pub fn spawn(state: Arc<AppState>) {
             let due = state
                 .db
                 .blocking()
-                .read(|c| run::due(c, BATCH, now))
+                .read(|c| {
+                    if run::mail_waiting(c, AHEAD)? >= AHEAD {
+                        return Ok(None);
+                    }
+                    run::due(c, BATCH, now).map(Some)
+                })
                 .unwrap_or_else(|e| {
                     tracing::warn!("campaign scheduler could not read due steps: {e}");
-                    Vec::new()
+                    Some(Vec::new())
                 });
+            let Some(due) = due else {
+                std::thread::sleep(HELD_POLL);
+                continue;
+            };
             if due.is_empty() {
                 state.db.wait_for_work(seen, state.config.email_poll);
                 continue;

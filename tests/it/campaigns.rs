@@ -49,6 +49,11 @@ fn server(sink: &SmtpSink) -> TestServer {
     server_with(sink, |_| {})
 }
 
+/// Creates what `path` takes from `body` with the admin key; its id.
+fn create(s: &TestServer, path: &str, body: Value) -> String {
+    id(&s.post(path, &s.admin_key, body).data(201))
+}
+
 fn lead(s: &TestServer, first: &str, email: &str) -> String {
     id(&s
         .post(
@@ -72,22 +77,18 @@ fn a_three_step_campaign_runs_over_a_week_in_its_window_under_its_cap() {
     let no_email = id(&s
         .post("/leads", &k, json!({"first_name": "Nemo", "tags": ["q4"]}))
         .data(201));
-    let intro = id(&s
-        .post(
-            "/email-templates",
-            &k,
-            json!({"name": "Intro", "subject": "A question for {{ lead.first_name }}",
+    let intro = create(
+        &s,
+        "/email-templates",
+        json!({"name": "Intro", "subject": "A question for {{ lead.first_name }}",
                    "text_body": "Hi {{ lead.first_name }}, shall we talk?"}),
-        )
-        .data(201));
-    let nudge = id(&s
-        .post(
-            "/email-templates",
-            &k,
-            json!({"name": "Nudge", "subject": "Following up",
+    );
+    let nudge = create(
+        &s,
+        "/email-templates",
+        json!({"name": "Nudge", "subject": "Following up",
                    "text_body": "Hi {{ lead.first_name }}, any thoughts?"}),
-        )
-        .data(201));
+    );
     let c = s
         .post(
             "/campaigns",
@@ -305,13 +306,11 @@ fn replies_bounces_unsubscribes_deals_and_people_stop_enrollments() {
         .iter()
         .map(|n| lead(&s, n, &format!("{n}@buyer.test")))
         .collect();
-    let template = id(&s
-        .post(
-            "/email-templates",
-            &k,
-            json!({"name": "Intro", "subject": "Hello {{ lead.first_name }}", "text_body": "Hi"}),
-        )
-        .data(201));
+    let template = create(
+        &s,
+        "/email-templates",
+        json!({"name": "Intro", "subject": "Hello {{ lead.first_name }}", "text_body": "Hi"}),
+    );
     let c = s
         .post(
             "/campaigns",
@@ -671,4 +670,78 @@ fn no_campaign_step_runs_twice_across_sigkills() {
         "campaign crash safety: 5 SIGKILLs, {LEADS} enrollments, each step once; \
          {deliveries} SMTP deliveries of {LEADS} messages (repeats keep their Message-ID)"
     );
+}
+
+/// While the SMTP server turns mail away, a campaign does not render its whole audience into
+/// the outbox: the scheduler stops 64 emails ahead of the sender (plus at most one batch), and
+/// the rest go out once the mail does.
+#[test]
+fn a_campaign_stays_a_few_dozen_emails_ahead_of_its_sender() {
+    let sink = SmtpSink::start();
+    let s = server_with(&sink, |c| {
+        c.email_retry_schedule = vec![Duration::from_secs(3600)];
+    });
+    let k = s.admin_key.clone();
+    const LEADS: usize = 100;
+    for i in 0..LEADS {
+        lead(&s, &format!("Lead {i}"), &format!("lead{i}@buyer.test"));
+    }
+    let template = create(
+        &s,
+        "/email-templates",
+        json!({"name": "Intro", "subject": "Hello", "text_body": "Hi {{ lead.first_name }}"}),
+    );
+    let campaign = create(
+        &s,
+        "/campaigns",
+        json!({"name": "Busy day", "timezone": "UTC",
+                   "window": {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "from": "00:00", "to": "24:00"}}),
+    );
+    s.post(
+        &format!("/campaigns/{campaign}/steps"),
+        &k,
+        json!({"kind": "email", "template_id": template}),
+    )
+    .data(201);
+    // The first 64 are turned away (the mail of the last batch run may go through).
+    sink.refuse(&["451 4.3.0 try again later"; 64]);
+    let enrolled = s
+        .post(
+            &format!("/campaigns/{campaign}/enrollments"),
+            &k,
+            json!({"filter": {"tag": "q4"}}),
+        )
+        .data(200);
+    assert_eq!(enrolled["enrolled"], LEADS);
+    s.post(&format!("/campaigns/{campaign}/activate"), &k, json!({}))
+        .data(200);
+
+    let campaign_mail = "SELECT COUNT(*) FROM emails WHERE enrollment_id IS NOT NULL";
+    let refused = "SELECT COUNT(*) FROM emails WHERE enrollment_id IS NOT NULL
+                   AND status = 'queued' AND attempts = 1";
+    wait_for("64 refused campaign emails waiting for their retry", || {
+        (s.count(refused) == 64).then_some(())
+    });
+    // The scheduler looks again every 20 ms; give it many looks to overshoot.
+    std::thread::sleep(Duration::from_millis(500));
+    let queued = s.count(campaign_mail);
+    assert!(
+        (64..64 + 4).contains(&queued),
+        "{queued} campaign emails written while the SMTP server refuses them"
+    );
+    assert_eq!(
+        s.count("SELECT COUNT(*) FROM enrollments WHERE steps_run = 0") as usize,
+        LEADS - queued as usize
+    );
+
+    // The retries come due: the mail goes out, and the rest of the audience follows it.
+    s.clock.set(s.clock_now() + 2 * HOUR);
+    let mut to: Vec<String> = (0..LEADS).map(|_| sink.next().rcpt_to[0].clone()).collect();
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), LEADS);
+    wait_for("every enrollment completed", || {
+        (s.count("SELECT COUNT(*) FROM enrollments WHERE status = 'completed'") == LEADS as i64)
+            .then_some(())
+    });
 }

@@ -6,6 +6,7 @@
 
 use super::steps::{Step, StepKind};
 use super::*;
+use crate::db::CachedRow;
 use crate::domain::auth::Role;
 use crate::domain::leads;
 use crate::domain::suppressions;
@@ -26,6 +27,19 @@ pub fn due(conn: &Connection, limit: usize, now: Millis) -> DomainResult<Vec<Due
         )?
         .query_map(params![now, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?)
+}
+
+/// How many campaign emails wait in the outbox (queued or being sent), counted up to `limit`.
+/// The scheduler runs no step while `limit` wait: it keeps just ahead of the sender instead of
+/// rendering a whole campaign into the outbox at once (a burst that held up the requests
+/// around it), and a campaign whose mail cannot go out stops piling it up.
+pub fn mail_waiting(conn: &Connection, limit: usize) -> DomainResult<usize> {
+    Ok(conn.cached_row(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM emails
+          WHERE status IN ('queued', 'sending') AND enrollment_id IS NOT NULL LIMIT ?1)",
+        params![limit as i64],
+        |r| r.get::<_, i64>(0),
+    )? as usize)
 }
 
 /// Runs due enrollment `d`'s next step, if it is still due (another transaction may have
