@@ -672,6 +672,28 @@ fn no_campaign_step_runs_twice_across_sigkills() {
     );
 }
 
+/// A draft campaign open every hour of the week whose first step is an email; its id.
+fn open_all_week_with_an_email(s: &TestServer) -> String {
+    let template = create(
+        s,
+        "/email-templates",
+        json!({"name": "Intro", "subject": "Hello", "text_body": "Hi {{ lead.first_name }}"}),
+    );
+    let campaign = create(
+        s,
+        "/campaigns",
+        json!({"name": "All week", "timezone": "UTC",
+               "window": {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "from": "00:00", "to": "24:00"}}),
+    );
+    s.post(
+        &format!("/campaigns/{campaign}/steps"),
+        &s.admin_key,
+        json!({"kind": "email", "template_id": template}),
+    )
+    .data(201);
+    campaign
+}
+
 /// While the SMTP server turns mail away, a campaign does not render its whole audience into
 /// the outbox: the scheduler stops 64 emails ahead of the sender (plus at most one batch), and
 /// the rest go out once the mail does.
@@ -686,23 +708,7 @@ fn a_campaign_stays_a_few_dozen_emails_ahead_of_its_sender() {
     for i in 0..LEADS {
         lead(&s, &format!("Lead {i}"), &format!("lead{i}@buyer.test"));
     }
-    let template = create(
-        &s,
-        "/email-templates",
-        json!({"name": "Intro", "subject": "Hello", "text_body": "Hi {{ lead.first_name }}"}),
-    );
-    let campaign = create(
-        &s,
-        "/campaigns",
-        json!({"name": "Busy day", "timezone": "UTC",
-                   "window": {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "from": "00:00", "to": "24:00"}}),
-    );
-    s.post(
-        &format!("/campaigns/{campaign}/steps"),
-        &k,
-        json!({"kind": "email", "template_id": template}),
-    )
-    .data(201);
+    let campaign = open_all_week_with_an_email(&s);
     // The first 64 are turned away (the mail of the last batch run may go through).
     sink.refuse(&["451 4.3.0 try again later"; 64]);
     let enrolled = s
@@ -744,4 +750,49 @@ fn a_campaign_stays_a_few_dozen_emails_ahead_of_its_sender() {
         (s.count("SELECT COUNT(*) FROM enrollments WHERE status = 'completed'") == LEADS as i64)
             .then_some(())
     });
+}
+
+/// A campaign email waiting for a retry is not sent once its enrollment stops: it fails,
+/// naming the stop, and the lead gets nothing more.
+#[test]
+fn a_stopped_enrollment_sends_none_of_its_waiting_mail() {
+    let sink = SmtpSink::start();
+    let s = server(&sink);
+    let k = s.admin_key.clone();
+    let ada = lead(&s, "Ada", "ada@buyer.test");
+    let campaign = open_all_week_with_an_email(&s);
+    // A later step, so the enrollment is still live once the email is queued.
+    s.post(
+        &format!("/campaigns/{campaign}/steps"),
+        &k,
+        json!({"kind": "call", "delay": 1, "delay_unit": "days"}),
+    )
+    .data(201);
+    sink.refuse(&["451 4.3.0 try again later"]);
+    s.post(
+        &format!("/campaigns/{campaign}/enrollments"),
+        &k,
+        json!({"lead_ids": [ada]}),
+    )
+    .data(200);
+    s.post(&format!("/campaigns/{campaign}/activate"), &k, json!({}))
+        .data(200);
+    let waiting = "SELECT COUNT(*) FROM emails WHERE status = 'queued' AND attempts = 1";
+    wait_for("the first attempt refused", || {
+        (s.count(waiting) == 1).then_some(())
+    });
+
+    let e = enrollment(&s, &campaign, &ada);
+    s.post(&format!("/enrollments/{}/stop", id(&e)), &k, json!({}))
+        .data(200);
+    // The retry comes due.
+    s.clock.set(s.clock_now() + HOUR);
+    wait_for("the waiting email failed", || {
+        (s.count(
+            "SELECT COUNT(*) FROM emails WHERE status = 'failed' AND last_error =
+             'not sent: its campaign enrollment stopped (manual) before it went out'",
+        ) == 1)
+            .then_some(())
+    });
+    assert!(sink.nothing_within(Duration::from_millis(200)));
 }

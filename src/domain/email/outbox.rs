@@ -1,6 +1,7 @@
 //! The outbox as the sender thread works it: claiming due messages and recording each attempt.
 
 use super::*;
+use crate::domain::enrollments::{self, EnrollmentStatus};
 use crate::domain::{changes, suppressions};
 
 /// A queued message as the sender needs it.
@@ -71,6 +72,19 @@ pub fn claim(tx: &Tx<'_>, limit: usize, now: Millis) -> DomainResult<Vec<Outboun
             );
             fail(tx, &org_id, &id, &error, now)?;
             continue;
+        }
+        // A campaign email whose enrollment stopped while it waited (the lead replied, someone
+        // stopped it or completed the campaign) is not sent either: a stop means no more mail.
+        if let Some(enrollment) = email.enrollment_id.0.as_deref() {
+            let e = enrollments::get(tx, &org_id, enrollment)?;
+            if let (EnrollmentStatus::Stopped, Nullable(Some(reason))) = (e.status, e.stop_reason) {
+                let error = format!(
+                    "not sent: its campaign enrollment stopped ({}) before it went out",
+                    reason.as_str()
+                );
+                fail(tx, &org_id, &id, &error, now)?;
+                continue;
+            }
         }
         tx.execute(
             "UPDATE emails SET status = 'sending', attempts = attempts + 1, updated_at = ?2 WHERE id = ?1",
