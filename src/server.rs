@@ -43,18 +43,22 @@ const DOCS_PAGE: &str = r#"<!doctype html>
 </html>
 "#;
 
-/// The whole route tree behind the gate: the API and its docs under `/api/v1`, and `/health`.
+/// The whole route tree behind the gate: the API and its docs under `/api/v1`, `/health`, and
+/// `/llms.txt`.
 pub fn build_app(state: Arc<AppState>) -> impl Endpoint + 'static {
     let service = api::service();
     let spec = api::spec_json();
+    // Absolute links when the public address is known; else paths on this server.
+    let base = state.config.public_url.as_deref().unwrap_or("");
+    let guide = api::llms::guide(
+        &serde_json::from_str(&spec).unwrap_or_default(),
+        base.trim_end_matches('/'),
+    );
     Route::new()
+        .at("/llms.txt", text("text/plain; charset=utf-8", guide))
         .at(
             "/api/v1/public/docs",
-            get(make_sync(move |_| {
-                poem::Response::builder()
-                    .content_type("application/json; charset=utf-8")
-                    .body(spec.clone())
-            })),
+            text("application/json; charset=utf-8", spec),
         )
         .at(
             "/api/v1/public/docs/ui",
@@ -67,6 +71,15 @@ pub fn build_app(state: Arc<AppState>) -> impl Endpoint + 'static {
         .at("/u/:token", get(unsubscribe_page).post(unsubscribe))
         .data(state.clone())
         .with(Gate::new(state))
+}
+
+/// A GET route that answers `body`, made once at start, as `content_type`.
+fn text(content_type: &'static str, body: String) -> impl Endpoint {
+    get(make_sync(move |_| {
+        poem::Response::builder()
+            .content_type(content_type)
+            .body(body.clone())
+    }))
 }
 
 /// RapiDoc's script, compressed. A client that refuses gzip outright (an `Accept-Encoding`

@@ -9,6 +9,7 @@ pub mod envelope;
 pub mod error;
 pub mod gate;
 pub mod headers;
+pub mod llms;
 pub mod params;
 pub mod routes;
 pub mod security;

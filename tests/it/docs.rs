@@ -313,6 +313,42 @@ fn the_docs_page_works_offline() {
     }
 }
 
+/// `/llms.txt`, without a credential: the guide for language models, its links on the public
+/// address, every operation of the served document in it, and every step of the daily loop a
+/// call that works with the organization's key.
+#[test]
+fn llms_txt_guides_a_model_through_the_api() {
+    let s = TestServer::start_with(|c| c.public_url = Some("https://crm.example/".into()));
+    let r = s.call("GET", "/llms.txt", None, None, &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type").unwrap(),
+        "text/plain; charset=utf-8"
+    );
+    let guide = r.body;
+    assert!(guide.starts_with("# Clozup API "), "{guide}");
+    assert!(guide.contains("\n> Clozup is a self-hosted, agent-native sales CRM."));
+    assert!(guide.contains("https://crm.example/api/v1/public/docs/ui"));
+    let document = s.call("GET", "/api/v1/public/docs", None, None, &[]).json();
+    let mut operations = 0;
+    for (path, methods) in document["paths"].as_object().unwrap() {
+        for (method, op) in methods.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap();
+            let line = format!("- `{} {path}` ({id}): ", method.to_uppercase());
+            assert!(guide.contains(&line), "{line} is missing");
+            operations += 1;
+        }
+    }
+    assert_eq!(guide.matches("\n- `").count(), operations);
+    // The loop's reads, as the guide gives them, answer the organization's key.
+    for line in guide.lines().filter(|l| l.contains(". `GET ")) {
+        let path = line.split('`').nth(1).unwrap().trim_start_matches("GET ");
+        if !path.contains('{') {
+            s.get(path, &s.admin_key).data(200);
+        }
+    }
+}
+
 #[test]
 fn health_reports_version_and_database() {
     let s = TestServer::start();

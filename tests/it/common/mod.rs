@@ -209,6 +209,7 @@ impl TestServer {
             && !path.starts_with("/t/")
             && !path.starts_with("/u/")
             && path != "/health"
+            && path != "/llms.txt"
         {
             format!("{}/api/v1{path}", self.base)
         } else {
