@@ -105,7 +105,7 @@ fn main() {
     });
     measure("w6", budget, 7, || {
         let page = Paging::new(None, None).unwrap();
-        intelligence::at_risk(&conn, &org, deal_risk::HIGH_FROM, page, now).unwrap();
+        intelligence::at_risk(&conn, &org, None, deal_risk::HIGH_FROM, page, now).unwrap();
     });
 
     // Single-row durable inserts on a writer connection like the server's, removed afterwards.

@@ -104,6 +104,7 @@ fn main() {
                 intelligence::at_risk(
                     c,
                     &org_id,
+                    None,
                     deal_risk::HIGH_FROM,
                     Paging::new(None, None)?,
                     now,

@@ -16,6 +16,7 @@ use super::envelope::{Created, One, Page};
 use super::error::ApiResult;
 use super::security::Caller;
 use super::ApiTags;
+use crate::domain::agenda::{self, Agenda};
 use crate::domain::auth::Scope;
 use crate::domain::intelligence::{self, AtRiskDeal, DealIntelligence};
 use crate::domain::memory::{self, MemoryEntry, MemoryFilter, NewMemory};
@@ -28,6 +29,35 @@ pub struct IntelligenceApi;
 
 #[OpenApi(tag = "ApiTags::Intelligence")]
 impl IntelligenceApi {
+    /// Get the agenda: a day's work in one call
+    ///
+    /// For the organization, or for one owner (`owner_id`: the signals on their deals and
+    /// leads, their deals, the tasks assigned to them, the email on their deals and leads): open
+    /// buying signals scored at least `score_min` (default 70), highest first; open deals at
+    /// risk at least `score_min`, riskiest first, each with its intelligence and suggested
+    /// action; open tasks overdue, and due from now to the end of today in the organization's
+    /// time zone (`today`); inbound email of the last 30 days with no reply after it in its
+    /// thread, oldest first. Up to 25 of each; `totals` counts them all.
+    #[oai(path = "/agenda", method = "get", operation_id = "get_agenda")]
+    async fn agenda(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        /// Only what this user owns or is assigned (`usr_...`).
+        owner_id: Query<Option<String>>,
+        /// The lowest signal score and deal risk listed, 0 to 100 (default 70).
+        score_min: Query<Option<ScoreBound>>,
+    ) -> ApiResult<One<Agenda>> {
+        let org_id = caller.with(Scope::Read)?.org_id.clone();
+        let now = state.clock.now_ms();
+        let min = score_min.0.map_or(deal_risk::HIGH_FROM, |s| s.0);
+        let agenda = state
+            .db
+            .scan(move |c| agenda::agenda(c, &org_id, owner_id.0.as_deref(), min, now))
+            .await?;
+        Ok(One::new(agenda))
+    }
+
     /// List deals at risk
     ///
     /// Open deals whose risk is at least `score_min` (default 70, where `high` begins),
@@ -57,7 +87,7 @@ impl IntelligenceApi {
         Ok(Page(
             state
                 .db
-                .scan(move |c| intelligence::at_risk(c, &org_id, min, paging, now))
+                .scan(move |c| intelligence::at_risk(c, &org_id, None, min, paging, now))
                 .await?,
         ))
     }
@@ -229,6 +259,7 @@ impl IntelligenceApi {
             deal_id: deal_id.0,
             lead_id: lead_id.0,
             include_dismissed: include_dismissed.0.unwrap_or(false),
+            owner_id: None,
         };
         Ok(Page(
             caller

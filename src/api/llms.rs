@@ -9,6 +9,11 @@ use serde_json::Value;
 /// A test checks that every id names an operation of the document.
 pub const DAILY_LOOP: &[(&str, &str)] = &[
     (
+        "get_agenda",
+        "the day in one read: signals, deals at risk, tasks overdue and due today, unanswered \
+         email (or the next two lists, one at a time)",
+    ),
+    (
         "list_signals",
         "the buying signals that call for action (`score_min=70`)",
     ),

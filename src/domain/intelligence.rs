@@ -154,6 +154,13 @@ pub const OPEN_DEAL_FACTS: &str = concat!(
     " FROM deals d WHERE d.org_id = ?1 AND d.status = 'open' ORDER BY d.id"
 );
 
+/// [`OPEN_DEAL_FACTS`] of the deals one user (`?2`) owns.
+const OPEN_DEAL_FACTS_OF_OWNER: &str = concat!(
+    "SELECT ",
+    deal_facts!(),
+    " FROM deals d WHERE d.org_id = ?1 AND d.status = 'open' AND d.owner_id = ?2 ORDER BY d.id"
+);
+
 pub(crate) use deal_facts;
 
 /// A deal's facts from the columns of [`deal_facts!`] that start at column `first` of `r`,
@@ -511,10 +518,12 @@ pub fn risk_of(
     )
 }
 
-/// Open deals with risk at least `min_score`, riskiest first (ties: oldest in stage first).
+/// Open deals (of `owner_id`, when given) with risk at least `min_score`, riskiest first (ties:
+/// oldest in stage first).
 pub fn at_risk(
     conn: &Connection,
     org_id: &str,
+    owner_id: Option<&str>,
     min_score: i64,
     paging: Paging,
     now: Millis,
@@ -527,8 +536,17 @@ pub fn at_risk(
     let (stages, unknown_stage) = stage_refs(conn, org_id)?;
     let mut scored: Vec<(i64, Millis, String)> = Vec::new();
     {
-        let mut stmt = conn.prepare_cached(OPEN_DEAL_FACTS)?;
-        let mut rows = stmt.query(params![org_id])?;
+        let mut stmt;
+        let mut rows = match owner_id {
+            None => {
+                stmt = conn.prepare_cached(OPEN_DEAL_FACTS)?;
+                stmt.query(params![org_id])?
+            }
+            Some(owner) => {
+                stmt = conn.prepare_cached(OPEN_DEAL_FACTS_OF_OWNER)?;
+                stmt.query(params![org_id, owner])?
+            }
+        };
         while let Some(r) = rows.next()? {
             let (_, stage_name, rotting_days) = stages
                 .get(r.get_ref(3)?.as_str()?)

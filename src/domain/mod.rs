@@ -3,6 +3,7 @@
 //! values it has parsed and the caller's [`auth::Principal`].
 
 pub mod activities;
+pub mod agenda;
 pub mod analytics;
 pub mod api_keys;
 pub mod auth;

@@ -97,6 +97,8 @@ pub struct SignalFilter {
     pub lead_id: Option<String>,
     /// Include dismissed signals (open ones only otherwise).
     pub include_dismissed: bool,
+    /// Only signals on deals or leads this user owns.
+    pub owner_id: Option<String>,
 }
 
 /// Sortable fields.
@@ -126,6 +128,13 @@ pub fn list(
     filters.any_of("type", &types);
     filters.any_of("deal_id", &any_of(f.deal_id.as_deref()));
     filters.any_of("lead_id", &any_of(f.lead_id.as_deref()));
+    if let Some(owner) = &f.owner_id {
+        filters.push(
+            "(deal_id IN (SELECT id FROM deals WHERE owner_id = ?)
+              OR lead_id IN (SELECT id FROM leads WHERE owner_id = ?))",
+            vec![owner.clone().into(), owner.clone().into()],
+        );
+    }
     filters.fetch_page(conn, &LIST, sort, paging, from_row)
 }
 

@@ -199,7 +199,7 @@ fn row_of(op_id: &str, method: &str) -> &'static str {
         }
         op if op.contains("api_key") || op.contains("webhook") => "admin",
         "get_me" | "get_org" | "list_users" | "get_user" | "get_quotas" | "search"
-        | "stream_events" | "list_events" | "get_leaderboard" => "read",
+        | "stream_events" | "list_events" | "get_leaderboard" | "get_agenda" => "read",
         op if op.starts_with("get_analytics") => "read",
         "login" | "complete_password_reset" | "receive_email" => "public",
         _ if [

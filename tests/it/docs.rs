@@ -57,6 +57,7 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
     ("delete", "/deals/{id}", "delete_deal"),
     ("post", "/deals/{id}/move", "move_deal"),
     ("get", "/deals/{id}/history", "get_deal_history"),
+    ("get", "/agenda", "get_agenda"),
     ("get", "/deals/at-risk", "list_at_risk_deals"),
     ("get", "/deals/{id}/intelligence", "get_deal_intelligence"),
     ("get", "/deals/{id}/memory", "list_deal_memory"),

@@ -8,6 +8,7 @@
 mod common;
 
 mod abuse;
+mod agenda;
 mod agent_loop;
 mod analytics;
 mod api_keys;

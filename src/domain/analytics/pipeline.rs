@@ -165,6 +165,7 @@ pub fn overview(conn: &Connection, org_id: &str, w: Window, now: Millis) -> Doma
     let at_risk_deals = intelligence::at_risk(
         conn,
         org_id,
+        None,
         crate::rules::deal_risk::HIGH_FROM,
         Paging {
             page: 1,

@@ -65,7 +65,8 @@ pub struct Window {
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 60 * MINUTE;
 
-fn zoned(t: Millis, tz: &TimeZone) -> jiff::ZonedDateTime {
+/// `t` on the clocks of `tz`.
+pub(crate) fn zoned(t: Millis, tz: &TimeZone) -> jiff::ZonedDateTime {
     Timestamp::from_millisecond(t)
         .unwrap_or(Timestamp::UNIX_EPOCH)
         .to_zoned_datetime(tz.clone())
