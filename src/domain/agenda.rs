@@ -151,13 +151,16 @@ fn unanswered(
     owner_id: Option<&str>,
     now: Millis,
 ) -> DomainResult<ListPage<Email>> {
+    // A thread's messages share its deal (none for a campaign's): `deal_id IS` lets the
+    // answer be looked up in the thread index instead of scanning the organization's mail.
     const WHERE: &str = "FROM emails e
          WHERE e.org_id = ?1 AND e.direction = 'inbound' AND e.created_at >= ?2
            AND NOT EXISTS (SELECT 1 FROM emails o
-                           WHERE o.org_id = e.org_id AND o.thread_id = e.thread_id
-                             AND o.direction = 'outbound' AND o.created_at > e.created_at)
-           AND (?3 IS NULL OR e.deal_id IN (SELECT id FROM deals WHERE owner_id = ?3)
-                OR e.lead_id IN (SELECT id FROM leads WHERE owner_id = ?3))";
+                           WHERE o.deal_id IS e.deal_id AND o.thread_id = e.thread_id
+                             AND o.created_at > e.created_at AND o.org_id = e.org_id
+                             AND o.direction = 'outbound')
+           AND (?3 IS NULL OR e.deal_id IN (SELECT id FROM deals WHERE org_id = ?1 AND owner_id = ?3)
+                OR e.lead_id IN (SELECT id FROM leads WHERE org_id = ?1 AND owner_id = ?3))";
     let since = now - UNANSWERED_DAYS * 86_400_000;
     let total: i64 = conn
         .prepare_cached(&format!("SELECT COUNT(*) {WHERE}"))?

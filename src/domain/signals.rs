@@ -130,9 +130,11 @@ pub fn list(
     filters.any_of("lead_id", &any_of(f.lead_id.as_deref()));
     if let Some(owner) = &f.owner_id {
         filters.push(
-            "(deal_id IN (SELECT id FROM deals WHERE owner_id = ?)
-              OR lead_id IN (SELECT id FROM leads WHERE owner_id = ?))",
-            vec![owner.clone().into(), owner.clone().into()],
+            "(deal_id IN (SELECT id FROM deals WHERE org_id = ? AND owner_id = ?)
+              OR lead_id IN (SELECT id FROM leads WHERE org_id = ? AND owner_id = ?))",
+            [org_id, owner, org_id, owner]
+                .map(|v| v.to_string().into())
+                .to_vec(),
         );
     }
     filters.fetch_page(conn, &LIST, sort, paging, from_row)
