@@ -4,13 +4,13 @@
 //! instead of with four lists.
 
 use poem_openapi::Object;
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 
 use super::campaigns::schedule;
 use super::email::{self, Email};
 use super::error::{DomainResult, Issues};
 use super::intelligence::{self, AtRiskDeal};
-use super::listing::{ListPage, Paging};
+use super::listing::{Filters, ListPage, ListSource, Paging, Sort};
 use super::nullable::Nullable;
 use super::signals::{self, Signal, SignalFilter};
 use super::tasks::{self, Task, TaskFilter};
@@ -103,7 +103,7 @@ pub fn agenda(
     )?;
     let at_risk = intelligence::at_risk(conn, org_id, owner_id, score_min, FIRST, now)?;
     let zone = orgs::get(conn, org_id)?.timezone;
-    let tz = jiff::tz::db().get(&zone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let tz = schedule::zone(&zone);
     let (_, end_of_day) = schedule::day_of(now, &tz);
     let open_tasks = |due_after: Option<Millis>, due_before: Millis| {
         tasks::list(
@@ -151,34 +151,29 @@ fn unanswered(
     owner_id: Option<&str>,
     now: Millis,
 ) -> DomainResult<ListPage<Email>> {
+    const SOURCE: ListSource = ListSource {
+        columns: email::COLUMNS,
+        from: "emails",
+        id: "id",
+        count_from: None,
+    };
+    let mut filters = Filters::for_org("org_id", org_id);
+    filters.push(
+        "direction = 'inbound' AND created_at >= ?",
+        vec![(now - UNANSWERED_DAYS * 86_400_000).into()],
+    );
     // A thread's messages share its deal (none for a campaign's): `deal_id IS` lets the
     // answer be looked up in the thread index instead of scanning the organization's mail.
-    const WHERE: &str = "FROM emails e
-         WHERE e.org_id = ?1 AND e.direction = 'inbound' AND e.created_at >= ?2
-           AND NOT EXISTS (SELECT 1 FROM emails o
-                           WHERE o.deal_id IS e.deal_id AND o.thread_id = e.thread_id
-                             AND o.created_at > e.created_at AND o.org_id = e.org_id
-                             AND o.direction = 'outbound')
-           AND (?3 IS NULL OR e.deal_id IN (SELECT id FROM deals WHERE org_id = ?1 AND owner_id = ?3)
-                OR e.lead_id IN (SELECT id FROM leads WHERE org_id = ?1 AND owner_id = ?3))";
-    let since = now - UNANSWERED_DAYS * 86_400_000;
-    let total: i64 = conn
-        .prepare_cached(&format!("SELECT COUNT(*) {WHERE}"))?
-        .query_row(params![org_id, since, owner_id], |r| r.get(0))?;
-    let columns = email::COLUMNS
-        .split(", ")
-        .map(|c| format!("e.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let items = conn
-        .prepare_cached(&format!(
-            "SELECT {columns} {WHERE} ORDER BY e.created_at, e.id LIMIT {EACH}"
-        ))?
-        .query_map(params![org_id, since, owner_id], email::from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(ListPage {
-        items,
-        paging: FIRST,
-        total,
-    })
+    filters.push(
+        "NOT EXISTS (SELECT 1 FROM emails o
+                     WHERE o.deal_id IS emails.deal_id AND o.thread_id = emails.thread_id
+                       AND o.created_at > emails.created_at AND o.org_id = emails.org_id
+                       AND o.direction = 'outbound')",
+        vec![],
+    );
+    if let Some(owner) = owner_id {
+        filters.owned_by(org_id, owner);
+    }
+    let oldest_first = Sort::parse(Some("created_at"), &[("created_at", "created_at")])?;
+    filters.fetch_page(conn, &SOURCE, oldest_first, FIRST, email::from_row)
 }

@@ -272,6 +272,17 @@ impl Filters {
         self.params.extend(params);
     }
 
+    /// Rows on a deal or a lead (their `deal_id`, `lead_id`) that user `owner_id` owns.
+    pub fn owned_by(&mut self, org_id: &str, owner_id: &str) {
+        self.push(
+            "(deal_id IN (SELECT id FROM deals WHERE org_id = ? AND owner_id = ?)
+              OR lead_id IN (SELECT id FROM leads WHERE org_id = ? AND owner_id = ?))",
+            [org_id, owner_id, org_id, owner_id]
+                .map(|v| v.to_string().into())
+                .to_vec(),
+        );
+    }
+
     /// Adds `column IN (...)` when `values` is not empty.
     pub fn any_of(&mut self, column: &str, values: &[String]) {
         if values.is_empty() {

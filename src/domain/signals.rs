@@ -129,13 +129,7 @@ pub fn list(
     filters.any_of("deal_id", &any_of(f.deal_id.as_deref()));
     filters.any_of("lead_id", &any_of(f.lead_id.as_deref()));
     if let Some(owner) = &f.owner_id {
-        filters.push(
-            "(deal_id IN (SELECT id FROM deals WHERE org_id = ? AND owner_id = ?)
-              OR lead_id IN (SELECT id FROM leads WHERE org_id = ? AND owner_id = ?))",
-            [org_id, owner, org_id, owner]
-                .map(|v| v.to_string().into())
-                .to_vec(),
-        );
+        filters.owned_by(org_id, owner);
     }
     filters.fetch_page(conn, &LIST, sort, paging, from_row)
 }

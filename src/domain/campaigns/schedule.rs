@@ -65,6 +65,12 @@ pub struct Window {
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 60 * MINUTE;
 
+/// The time zone named `name` (stored names were checked when saved; UTC if the system's
+/// database has lost one since).
+pub(crate) fn zone(name: &str) -> TimeZone {
+    jiff::tz::db().get(name).unwrap_or(TimeZone::UTC)
+}
+
 /// `t` on the clocks of `tz`.
 pub(crate) fn zoned(t: Millis, tz: &TimeZone) -> jiff::ZonedDateTime {
     Timestamp::from_millisecond(t)

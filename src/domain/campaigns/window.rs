@@ -117,7 +117,7 @@ pub(crate) fn timing(
             |r| r.get::<_, String>(0),
         )?,
     };
-    let tz = jiff::tz::db().get(&zone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let tz = schedule::zone(&zone);
     let mut days = [false; 7];
     for d in &c.window.days {
         if let Some(i) = DAYS.iter().position(|x| x == d) {
