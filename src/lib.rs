@@ -32,6 +32,7 @@ pub mod events_bus;
 pub mod ids;
 pub mod import_file;
 pub mod mail_worker;
+pub mod mcp;
 pub mod ratelimit;
 pub mod rules;
 pub mod secrets;

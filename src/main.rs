@@ -64,6 +64,10 @@ enum Command {
     /// does (one transaction, a report of every row as JSON on stdout), even while a server
     /// is serving the same file: for migrations too big to upload.
     Import(Box<clozup::import_file::ImportArgs>),
+    /// Serve the MCP server over stdin and stdout, for an agent on this machine that starts
+    /// it (a desktop assistant, an IDE): the same tools as `/mcp`, acting as one API key, on
+    /// a database file a `clozup serve` may be serving at the same time.
+    Mcp(Box<McpArgs>),
     /// Write a consistent snapshot of the database to a new file, even while a server is
     /// writing to it; the copy is integrity-checked.
     Backup {
@@ -118,6 +122,24 @@ struct SeedArgs {
     /// No progress output.
     #[arg(long)]
     quiet: bool,
+}
+
+#[derive(clap::Args)]
+struct McpArgs {
+    #[command(flatten)]
+    db: DbArg,
+    /// The API key the agent acts as: its organization, its scopes (a `read` key sees no
+    /// write tool). From the environment rather than the command line where others can see
+    /// processes' arguments.
+    #[arg(long, env = "CLOZUP_KEY", hide_env_values = true)]
+    key: String,
+    /// The toolsets to list, separated by commas: `default`, `all`, or API tags such as
+    /// `deals,intelligence` (as `/mcp?toolsets=`).
+    #[arg(long, default_value = "default")]
+    toolsets: String,
+    /// Log filter (the log goes to stderr; stdout carries the protocol).
+    #[arg(long, env = "CLOZUP_LOG", default_value = "warn")]
+    log: String,
 }
 
 #[derive(Subcommand)]
@@ -206,6 +228,7 @@ fn main() -> ExitCode {
         Command::Users { action } => users_cmd(action),
         Command::Seed(args) => seed_cmd(*args),
         Command::Import(args) => clozup::import_file::run(*args),
+        Command::Mcp(args) => mcp_cmd(*args),
         Command::Backup { db, out } => clozup::db::backup(&db.db, &out).map(|bytes| {
             eprintln!("Wrote {} ({bytes} bytes, integrity ok).", out.display());
         }),
@@ -273,6 +296,39 @@ fn run_server(config: ServeConfig) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let result = runtime.block_on(clozup::serve(config));
     // Database calls still running on the blocking pool get a moment, not a veto over exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    result
+}
+
+fn mcp_cmd(a: McpArgs) -> Result<(), String> {
+    clozup::server::init_logging(clozup::config::LogFormat::Text, &a.log);
+    if !a.db.db.exists() {
+        return Err(format!(
+            "{} does not exist: create it with `clozup serve` first",
+            a.db.db.display()
+        ));
+    }
+    let db = open(&a.db)?;
+    let token = a.key.trim().to_string();
+    let lookup = token.clone();
+    let principal = db
+        .blocking()
+        .read(move |c| clozup::domain::auth::authenticate(c, &lookup, now()))
+        .map_err(|e| e.to_string())?
+        .ok_or("--key (or CLOZUP_KEY) is not a live API key of this database")?;
+    let state = Arc::new(clozup::state::AppState::new(
+        db,
+        ServeConfig::with_db(a.db.db.clone()),
+        Arc::new(SystemClock),
+    ));
+    let core = clozup::server::mcp_core(state);
+    let toolsets = core.catalog().parse_toolsets(&a.toolsets)?;
+    let caller = clozup::mcp::Caller::new(&token, principal, toolsets);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let result = runtime.block_on(clozup::mcp::serve_stdio(core, caller));
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     result
 }

@@ -17,6 +17,7 @@ use crate::clock::SystemClock;
 use crate::config::{LogFormat, ServeConfig};
 use crate::db::{Db, LATEST_VERSION};
 use crate::domain::{orgs, DomainError};
+use crate::mcp;
 use crate::state::AppState;
 
 /// Where the docs page loads RapiDoc from.
@@ -43,34 +44,71 @@ const DOCS_PAGE: &str = r#"<!doctype html>
 </html>
 "#;
 
-/// The whole route tree behind the gate: the API and its docs under `/api/v1`, `/health`, and
-/// `/llms.txt`.
+/// The whole route tree behind the gate: the API and its docs under `/api/v1`, the MCP server
+/// at `/mcp`, `/health`, and `/llms.txt`.
 pub fn build_app(state: Arc<AppState>) -> impl Endpoint + 'static {
+    let (routes, core) = assemble(&state);
+    Split {
+        mcp: mcp::endpoint(core),
+        rest: routes,
+    }
+    .with(Gate::new(state))
+}
+
+/// The MCP server's core alone, for `clozup mcp` (stdio): tool calls go through the same gate
+/// and routes as `clozup serve`'s.
+pub fn mcp_core(state: Arc<AppState>) -> Arc<mcp::Core> {
+    assemble(&state).1
+}
+
+/// Every route but `/mcp`, without the gate; and the MCP core, whose tool calls pass the gate
+/// into those routes.
+fn assemble(state: &Arc<AppState>) -> (mcp::Api, Arc<mcp::Core>) {
     let service = api::service();
     let spec = api::spec_json();
+    let document: serde_json::Value = serde_json::from_str(&spec).unwrap_or_default();
     // Absolute links when the public address is known; else paths on this server.
     let base = state.config.public_url.as_deref().unwrap_or("");
-    let guide = api::llms::guide(
-        &serde_json::from_str(&spec).unwrap_or_default(),
-        base.trim_end_matches('/'),
+    let guide = api::llms::guide(&document, base.trim_end_matches('/'));
+    let routes: mcp::Api = Arc::from(
+        Route::new()
+            .at("/llms.txt", text("text/plain; charset=utf-8", guide))
+            .at(
+                "/api/v1/public/docs",
+                text("application/json; charset=utf-8", spec),
+            )
+            .at(
+                "/api/v1/public/docs/ui",
+                get(make_sync(|_| poem::web::Html(DOCS_PAGE))),
+            )
+            .at(RAPIDOC_PATH, get(rapidoc))
+            .nest("/api/v1", service)
+            .at("/health", get(health))
+            .at("/t/:token", get(open_pixel))
+            .at("/u/:token", get(unsubscribe_page).post(unsubscribe))
+            .data(state.clone())
+            .boxed(),
     );
-    Route::new()
-        .at("/llms.txt", text("text/plain; charset=utf-8", guide))
-        .at(
-            "/api/v1/public/docs",
-            text("application/json; charset=utf-8", spec),
-        )
-        .at(
-            "/api/v1/public/docs/ui",
-            get(make_sync(|_| poem::web::Html(DOCS_PAGE))),
-        )
-        .at(RAPIDOC_PATH, get(rapidoc))
-        .nest("/api/v1", service)
-        .at("/health", get(health))
-        .at("/t/:token", get(open_pixel))
-        .at("/u/:token", get(unsubscribe_page).post(unsubscribe))
-        .data(state.clone())
-        .with(Gate::new(state))
+    let gated: mcp::Api = Arc::from(routes.clone().with(Gate::new(state.clone())).boxed());
+    (routes, mcp::Core::new(&document, gated))
+}
+
+/// `/mcp` to the MCP server, everything else to the routes.
+struct Split<M> {
+    mcp: M,
+    rest: mcp::Api,
+}
+
+impl<M: Endpoint<Output = poem::Response>> Endpoint for Split<M> {
+    type Output = poem::Response;
+
+    async fn call(&self, req: poem::Request) -> poem::Result<poem::Response> {
+        if req.uri().path() == api::gate::MCP_PATH {
+            self.mcp.call(req).await
+        } else {
+            self.rest.call(req).await
+        }
+    }
 }
 
 /// A GET route that answers `body`, made once at start, as `content_type`.

@@ -113,18 +113,35 @@ fn is_api(path: &str) -> bool {
     path == "/api/v1" || path.starts_with("/api/v1/")
 }
 
+/// The MCP server's path. The gate authenticates and rate-limits its requests as the API's;
+/// each tool call is then an API request of its own, made in-process ([`InProcess`]).
+pub const MCP_PATH: &str = "/mcp";
+
+/// Marks a request the server makes of itself for an MCP tool call: the `/mcp` request that
+/// carried the call was counted against the rate limit already, so the call is not counted
+/// again. Only the server can set it (it is request data, not a header).
+#[derive(Debug, Clone, Copy)]
+pub struct InProcess;
+
 impl<E: Endpoint> GateEndpoint<E> {
     async fn handle(&self, mut req: Request) -> (Response, Outcome) {
         let mut outcome = Outcome::default();
         let Some(_admitted) = self.state.shutdown.admit() else {
             return (self.turn_away(req).await, outcome);
         };
-        if !is_api(req.uri().path()) {
+        let mcp = req.uri().path() == MCP_PATH;
+        if !mcp && !is_api(req.uri().path()) {
             return (self.call_inner(req).await, outcome);
         }
         let state = &self.state;
 
         let principal = match self.authenticate(&req).await {
+            Ok(None) if mcp => {
+                return (
+                    unread(ApiError::unauthorized().render(), None, &req),
+                    outcome,
+                )
+            }
             Ok(p) => p,
             Err(e) => return (unread(e.render(), None, &req), outcome),
         };
@@ -134,7 +151,11 @@ impl<E: Endpoint> GateEndpoint<E> {
             Some(p) => p.credential_id.clone(),
             None => format!("ip:{}", client_ip(&req)),
         };
-        let decision = state.limiter.check(&caller, Instant::now());
+        let decision = if req.data::<InProcess>().is_some() {
+            None
+        } else {
+            state.limiter.check(&caller, Instant::now())
+        };
         if let Some(d) = decision.filter(|d| !d.allowed) {
             let err = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -147,6 +168,19 @@ impl<E: Endpoint> GateEndpoint<E> {
 
         if let Some(err) = credential_in_query(&req).or_else(|| unreadable_header(&req)) {
             return (unread(err.render(), decision, &req), outcome);
+        }
+        if let (true, Some(p)) = (mcp, principal.clone()) {
+            // What the MCP server reads of the request (the body's size included) is its own
+            // business; the API's rules apply to each tool call it makes.
+            if let Err(err) = self.buffer_body(&mut req).await {
+                return (with_rate_headers(err.render(), decision), outcome);
+            }
+            self.touch_key(&p);
+            req.set_data(p);
+            return (
+                with_rate_headers(self.call_inner(req).await, decision),
+                outcome,
+            );
         }
         if let Some(p) = &principal {
             let path = req.uri().path().trim_start_matches("/api/v1");
