@@ -28,6 +28,19 @@ pub enum Scope {
     Admin,
 }
 
+/// The least scope a request of `method` on `path` needs of a `kind` of credential: that of
+/// [`minimum_scope`], but for the one operation a credential with less may call only as a user
+/// signed in (editing one's own profile: an API key is not its creator, see
+/// [`crate::domain::users::update`]), which takes a key `admin`.
+pub fn minimum_scope_of(kind: CredentialKind, method: &str, path: &str) -> Option<Scope> {
+    match minimum_scope(method, path) {
+        Some(Scope::Read) if kind == CredentialKind::ApiKey && method == "PATCH" => {
+            Some(Scope::Admin)
+        }
+        least => least,
+    }
+}
+
 /// The least scope any request of `method` on `path` (relative to `/api/v1`) needs, by the
 /// rules of docs/api.md §2, or `None` where any credential will do (logging out). The gate checks
 /// it before reading the body, so a key without the scope gets 403 whatever it sent; each

@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 
 use super::schema::{answer_shape, standalone};
 use crate::api::error::ApiError;
-use crate::domain::auth::{minimum_scope, Principal};
+use crate::domain::auth::{minimum_scope_of, Principal};
 
 /// Operations that are not tools, with why.
 const NOT_TOOLS: &[(&str, &str)] = &[
@@ -359,7 +359,8 @@ impl Operation {
 
     /// Whether `caller`'s scopes allow this operation at all (a handler may then be stricter).
     pub fn allowed(&self, caller: &Principal) -> bool {
-        minimum_scope(self.method.as_str(), &self.path).is_none_or(|s| caller.require(s).is_ok())
+        minimum_scope_of(caller.kind, self.method.as_str(), &self.path)
+            .is_none_or(|s| caller.require(s).is_ok())
     }
 
     /// The request a call with `arguments` makes, or the error (in the API's terms) that names

@@ -27,6 +27,7 @@ mod group_commit;
 mod idempotency;
 mod intelligence;
 mod isolation;
+mod mcp;
 mod org;
 mod sales_cycle;
 mod sheets;

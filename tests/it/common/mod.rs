@@ -210,6 +210,7 @@ impl TestServer {
             && !path.starts_with("/u/")
             && path != "/health"
             && path != "/llms.txt"
+            && !path.starts_with("/mcp")
         {
             format!("{}/api/v1{path}", self.base)
         } else {
