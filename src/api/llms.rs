@@ -59,6 +59,13 @@ pub fn guide(spec: &Value, base: &str) -> String {
         info["title"].as_str().unwrap_or("Clozup API"),
         info["version"].as_str().unwrap_or_default(),
     );
+    out.push_str(&format!(
+        "\nAgents that speak the Model Context Protocol connect to {base}/mcp (Streamable HTTP, \
+         the same `Authorization: Bearer` key) and get these operations as tools, named by \
+         their ids below, with the same rules; `?toolsets=` chooses among the sections below \
+         (default: the daily loop and everyday work). The loop is also its prompt \
+         `daily_loop`.\n"
+    ));
     let operations = operations(spec);
     out.push_str("\n## The daily agent loop\n\n");
     for (n, (id, what)) in DAILY_LOOP.iter().enumerate() {
@@ -154,5 +161,6 @@ mod tests {
         assert_eq!(steps, DAILY_LOOP.len());
         assert!(guide.starts_with("# Clozup API "));
         assert!(guide.contains("https://crm.example/api/v1/public/docs"));
+        assert!(guide.contains("https://crm.example/mcp "));
     }
 }

@@ -575,6 +575,70 @@ mod tests {
         assert!(out["properties"]["data"]["properties"]["stage_id"].is_object());
     }
 
+    /// The walk of the document: each tool's input schema is its operation's parameters and
+    /// body fields, each with the operation's own schema (standalone), required exactly when
+    /// the operation requires it, and nothing else; so it accepts what the API accepts.
+    #[test]
+    fn every_tools_input_schema_is_its_operations_parameters_and_body() {
+        let spec: Value = serde_json::from_str(&crate::api::spec_json()).unwrap();
+        let components = spec["components"]["schemas"].as_object().unwrap();
+        let catalog = Catalog::from_spec(&spec);
+        let mut walked = 0;
+        for (_, item) in spec["paths"].as_object().unwrap() {
+            for (_, op) in item.as_object().unwrap() {
+                let Some(tool) = catalog.get(op["operationId"].as_str().unwrap()) else {
+                    continue;
+                };
+                let input = &tool.tool.input_schema;
+                let name = &tool.tool.name;
+                let mut expected = Map::new();
+                let mut required = Vec::new();
+                for p in op["parameters"].as_array().into_iter().flatten() {
+                    let arg = argument_name(p["name"].as_str().unwrap());
+                    let mut schema = standalone(&p["schema"], components);
+                    if let Some(d) = p["description"].as_str() {
+                        schema["description"] = d.into();
+                    }
+                    if p["required"] == true {
+                        required.push(arg.clone());
+                    }
+                    expected.insert(arg, schema);
+                }
+                let body = &op["requestBody"];
+                if let Some(json) = body["content"].get("application/json") {
+                    let schema = standalone(&json["schema"], components);
+                    match schema["properties"].as_object() {
+                        Some(fields) if !fields.keys().any(|f| expected.contains_key(f)) => {
+                            expected.extend(fields.clone());
+                            if body["required"] == true {
+                                for f in schema["required"].as_array().into_iter().flatten() {
+                                    required.push(f.as_str().unwrap().to_string());
+                                }
+                            }
+                        }
+                        _ => {
+                            expected.insert("body".into(), schema);
+                            required.push("body".into());
+                        }
+                    }
+                } else if body.is_object() {
+                    assert!(input["properties"]["csv"].is_object(), "{name}");
+                    expected.insert("csv".into(), input["properties"]["csv"].clone());
+                    required.push("csv".into());
+                }
+                assert_eq!(input["properties"], Value::Object(expected), "{name}");
+                let mut listed: Vec<String> =
+                    serde_json::from_value(input["required"].clone()).unwrap();
+                listed.sort();
+                required.sort();
+                assert_eq!(listed, required, "{name}");
+                assert_eq!(input["additionalProperties"], false, "{name}");
+                walked += 1;
+            }
+        }
+        assert_eq!(walked, catalog.operations.len());
+    }
+
     #[test]
     fn a_call_becomes_the_documented_request() {
         let catalog = catalog();

@@ -1,8 +1,12 @@
-"""A read-only key through the official Python MCP SDK: it lists no write tool, and a write
-tool called anyway fails as a tool error naming the missing scope, with nothing written.
+"""Checks through the official Python MCP SDK that the example does not make:
 
-    CLOZUP_KEY=<read key> python3 .ci/mcp-scopes.py URL            (Streamable HTTP)
-    CLOZUP_KEY=<read key> python3 .ci/mcp-scopes.py --stdio DB     (`clozup mcp`)
+- with an admin key, every tool's input and output schema is valid JSON Schema (2020-12, the
+  dialect MCP names), with no reference left to resolve;
+- a read-only key lists no write tool, and a write tool called anyway fails as a tool error
+  naming the missing scope, with nothing written.
+
+    CLOZUP_KEY=<admin key> CLOZUP_READ_KEY=<read key> python3 .ci/mcp-checks.py URL
+    CLOZUP_KEY=<admin key> CLOZUP_READ_KEY=<read key> python3 .ci/mcp-checks.py --stdio DB
 """
 
 import asyncio
@@ -10,6 +14,7 @@ import os
 import sys
 
 import httpx2
+import jsonschema
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
@@ -24,8 +29,21 @@ def connect(target, key):
     return Client(streamable_http_client(target[0] + "?toolsets=all", http_client=http))
 
 
-async def main(target):
+async def schemas(target):
     async with connect(target, os.environ["CLOZUP_KEY"]) as client:
+        tools = (await client.list_tools()).tools
+        for tool in tools:
+            for schema in (tool.input_schema, tool.output_schema):
+                if schema is None:
+                    continue
+                jsonschema.Draft202012Validator.check_schema(schema)
+                if "$ref" in str(schema):
+                    sys.exit(f"{tool.name}: a reference is left in {schema}")
+        print(f"admin key: {len(tools)} tools, every schema valid JSON Schema 2020-12")
+
+
+async def read_only(target):
+    async with connect(target, os.environ["CLOZUP_READ_KEY"]) as client:
         tools = (await client.list_tools()).tools
         writers = [t.name for t in tools if not t.annotations.read_only_hint]
         if not tools or writers:
@@ -42,4 +60,5 @@ async def main(target):
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1:]))
+    asyncio.run(schemas(sys.argv[1:]))
+    asyncio.run(read_only(sys.argv[1:]))
