@@ -139,7 +139,7 @@ def wrk(script, base, seconds, target="clozup", key="", connections=32, threads=
 # Read workloads run this long, unmeasured, before their measured run (on both servers): the
 # first seconds after a start read the file into the page caches and say little about either.
 WARM_UP_S = 2
-READS = ("health", "w1", "w2", "w6")
+READS = ("health", "w1", "w10", "w2", "w6")
 
 
 def settle():
@@ -437,7 +437,7 @@ def round_clozup(r, raw, binary, programs, _pb):
         c[name] = wrk(script, base, secs, key=key, connections=connections)
         c[name]["rss_kib"] = clozup.rss_kib()
 
-    for name in ("health", "w1", "w2", "w3", "w4", "w5"):
+    for name in ("health", "w1", "w10", "w2", "w3", "w4", "w5"):
         measure(name, name)
     measure("w6", "w6", connections=1)
     log("w1 while w6 runs ...")
@@ -514,6 +514,8 @@ RATIOS = [
      "≤ 2x", lambda x: x <= 2),
     ("W1 p99 while a campaign sends over W1 alone (W9's own probe)",
      lambda c, i, p: c["w9"]["w1_p99_ms"] / c["w9"]["w1_alone_p99_ms"], "≤ 2x", lambda x: x <= 2),
+    ("W10 req/s (W1 as an MCP tool call) over W1's", lambda c, i, p: c["w10"]["rps"] / c["w1"]["rps"],
+     "≥ 0.7x", lambda x: x >= 0.7),
     ("W1 req/s over in-process", lambda c, i, p: c["w1"]["rps"] / i["w1"]["rps"], "", None),
     ("W2 req/s over in-process", lambda c, i, p: c["w2"]["rps"] / i["w2"]["rps"], "", None),
 ]
@@ -539,6 +541,9 @@ def report(raw):
     rows = []
 
     def row(label, side, name):
+        # A workload added since an older run's figures (`--report` on them) has no row.
+        if any(name not in r[side] for r in kept):
+            return
         runs = [r[side][name] for r in kept]
         cell = lambda key, fmt: fmt(median([x[key] for x in runs])) if key in runs[0] else ""
         span = lambda key, fmt: spread([x[key] for x in runs], fmt) if key in runs[0] else ""
@@ -550,6 +555,7 @@ def report(raw):
     row("W1 get lead by id", "clozup", "w1")
     row("W1 PocketBase", "pocketbase", "w1")
     row("W1 in-process (rusqlite)", "inproc", "w1")
+    row("W10 W1 as an MCP tool call (tools/call get_lead)", "clozup", "w10")
     row("W2 deals: filtered, sorted, page of 25", "clozup", "w2")
     row("W2 PocketBase", "pocketbase", "w2")
     row("W2 in-process (rusqlite)", "inproc", "w2")
@@ -569,7 +575,10 @@ def report(raw):
 
     ratios = []
     for label, how, target, meets in RATIOS:
-        values = [how(r["clozup"], r["inproc"], r["pocketbase"]) for r in kept]
+        try:
+            values = [how(r["clozup"], r["inproc"], r["pocketbase"]) for r in kept]
+        except KeyError:
+            continue
         m = median(values)
         verdict = "" if meets is None else ("met" if meets(m) else "**missed**")
         ratios.append(f"| {label} | {m:.2f}x | {spread(values, lambda v: f'{v:.2f}x')} | {target} {verdict} |")

@@ -46,8 +46,9 @@ function M.init()
 end
 
 -- Latencies are in microseconds; the report is in milliseconds. Any error or non-2xx/3xx
--- answer is counted, and bench/suite.py refuses a run that has one.
-function M.report(summary, latency, requests)
+-- answer is counted, with `bad` answers a script found wrong itself, and bench/suite.py
+-- refuses a run that has one.
+function M.report(summary, latency, requests, bad)
   local seconds = summary.duration / 1e6
   local e = summary.errors
   io.write(string.format(
@@ -55,7 +56,7 @@ function M.report(summary, latency, requests)
     summary.requests, seconds, summary.requests / seconds,
     latency:percentile(50) / 1000, latency:percentile(99) / 1000,
     latency:percentile(99.9) / 1000, latency.max / 1000,
-    e.connect + e.read + e.write + e.timeout, e.status))
+    e.connect + e.read + e.write + e.timeout, e.status + (bad or 0)))
 end
 
 return M
