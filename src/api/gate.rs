@@ -169,19 +169,20 @@ impl<E: Endpoint> GateEndpoint<E> {
         if let Some(err) = credential_in_query(&req).or_else(|| unreadable_header(&req)) {
             return (unread(err.render(), decision, &req), outcome);
         }
-        if let (true, Some(p)) = (mcp, principal.clone()) {
-            // What the MCP server reads of the request (the body's size included) is its own
-            // business; the API's rules apply to each tool call it makes.
-            if let Err(err) = self.buffer_body(&mut req).await {
-                return (with_rate_headers(err.render(), decision), outcome);
+        let principal = match (mcp, principal) {
+            (true, Some(p)) => {
+                // The MCP server reads the JSON-RPC message (within the body limit); the API's
+                // rules apply to each tool call it makes.
+                if let Err(err) = self.buffer_body(&mut req).await {
+                    return (with_rate_headers(err.render(), decision), outcome);
+                }
+                self.touch_key(&p);
+                req.set_data(p);
+                let resp = self.call_inner(req).await;
+                return (with_rate_headers(resp, decision), outcome);
             }
-            self.touch_key(&p);
-            req.set_data(p);
-            return (
-                with_rate_headers(self.call_inner(req).await, decision),
-                outcome,
-            );
-        }
+            (_, principal) => principal,
+        };
         if let Some(p) = &principal {
             let path = req.uri().path().trim_start_matches("/api/v1");
             if let Some(scope) = auth::minimum_scope(req.method().as_str(), path) {

@@ -319,3 +319,76 @@ fn mcp_requests_count_against_the_keys_rate_limit() {
     assert_eq!(status, 429);
     assert_eq!(answer["error"]["code"], "rate_limited");
 }
+
+/// `clozup mcp` on the file a server is serving: newline-delimited JSON-RPC on its stdin and
+/// stdout, acting as one key; what it writes the server reads at once, and a bad key is refused
+/// before anything is served.
+#[test]
+fn clozup_mcp_serves_over_stdio_beside_a_running_server() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+
+    use crate::common::binary::BIN;
+
+    let s = TestServer::start();
+    let db = s.dir.path().join("crm.sqlite");
+    let refused = Command::new(BIN)
+        .args(["mcp", "--db"])
+        .arg(&db)
+        .env("CLOZUP_KEY", "clz_00000000000000000000000000000000")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not a live API key"));
+
+    let mut child = Command::new(BIN)
+        .args(["mcp", "--toolsets", "deals", "--db"])
+        .arg(&db)
+        .env("CLOZUP_KEY", &s.admin_key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut next_id = 0;
+    let mut request = |method: &str, params: Value| -> Value {
+        next_id += 1;
+        let message = json!({"jsonrpc": "2.0", "id": next_id, "method": method, "params": params});
+        writeln!(stdin, "{message}").unwrap();
+        if method == "initialize" {
+            let mut line = String::new();
+            stdout.read_line(&mut line).unwrap();
+            writeln!(
+                stdin,
+                r#"{{"jsonrpc":"2.0","method":"notifications/initialized"}}"#
+            )
+            .unwrap();
+            return serde_json::from_str(&line).unwrap();
+        }
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap()
+    };
+    let hello = request(
+        "initialize",
+        json!({"protocolVersion": "2025-11-25", "capabilities": {},
+               "clientInfo": {"name": "test", "version": "1"}}),
+    );
+    assert_eq!(hello["result"]["serverInfo"]["name"], "clozup");
+    let listed = request("tools/list", json!({}));
+    let listed = listed["result"]["tools"].as_array().unwrap();
+    assert!(names(listed).contains(&"move_deal"));
+    assert!(!names(listed).contains(&"create_lead"));
+    let created = request(
+        "tools/call",
+        json!({"name": "create_deal", "arguments": {"title": "From stdio"}}),
+    );
+    let deal = data(&created["result"]);
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+
+    let id = deal["id"].as_str().unwrap();
+    let read = s.get(&format!("/deals/{id}"), &s.admin_key).data(200);
+    assert_eq!(read["title"], "From stdio");
+}
