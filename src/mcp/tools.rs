@@ -386,6 +386,17 @@ impl Operation {
                     path = path.replace(&format!("{{{}}}", p.name), &encode(&text));
                 }
                 In::Query => query.push(format!("{}={}", encode(&p.name), encode(&text))),
+                // A value no header can carry is refused here: sent, it would be dropped, and
+                // the call would run without its `If-Match` or `Idempotency-Key`.
+                In::Header if poem::http::HeaderValue::from_str(&text).is_err() => {
+                    return Err(ApiError::invalid(
+                        &p.argument,
+                        format!(
+                            "cannot be sent as the {} header: no control characters",
+                            p.name
+                        ),
+                    ));
+                }
                 In::Header => headers.push((p.name.clone(), text)),
             }
         }
@@ -667,6 +678,24 @@ mod tests {
         assert!(err
             .message
             .starts_with("colour is not an argument of get_deal"));
+    }
+
+    #[test]
+    fn a_header_argument_no_header_can_carry_is_refused_not_dropped() {
+        let catalog = catalog();
+        let args = json!({"id": "lead_1", "title": "CTO", "if_match": "\"1\"\n"});
+        let err = catalog
+            .get("update_lead")
+            .unwrap()
+            .request(args.as_object().unwrap())
+            .err()
+            .unwrap();
+        assert!(
+            err.message
+                .starts_with("if_match cannot be sent as the If-Match header"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
