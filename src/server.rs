@@ -63,14 +63,18 @@ pub fn mcp_core(state: Arc<AppState>) -> Arc<mcp::Core> {
 
 /// Every route but `/mcp`, without the gate; and the MCP core, whose tool calls pass the gate
 /// into those routes.
-fn assemble(state: &Arc<AppState>) -> (mcp::Api, Arc<mcp::Core>) {
+fn assemble(
+    state: &Arc<AppState>,
+) -> (Arc<impl Endpoint<Output = poem::Response>>, Arc<mcp::Core>) {
     let service = api::service();
     let spec = api::spec_json();
     let document: serde_json::Value = serde_json::from_str(&spec).unwrap_or_default();
     // Absolute links when the public address is known; else paths on this server.
     let base = state.config.public_url.as_deref().unwrap_or("");
     let guide = api::llms::guide(&document, base.trim_end_matches('/'));
-    let routes: mcp::Api = Arc::from(
+    let spec_for_mcp = spec.clone();
+    // Shared, not boxed: an HTTP request reaches the routes without a dynamic call.
+    let routes = Arc::new(
         Route::new()
             .at("/llms.txt", text("text/plain; charset=utf-8", guide))
             .at(
@@ -86,20 +90,23 @@ fn assemble(state: &Arc<AppState>) -> (mcp::Api, Arc<mcp::Core>) {
             .at("/health", get(health))
             .at("/t/:token", get(open_pixel))
             .at("/u/:token", get(unsubscribe_page).post(unsubscribe))
-            .data(state.clone())
-            .boxed(),
+            .data(state.clone()),
     );
     let gated: mcp::Api = Arc::from(routes.clone().with(Gate::new(state.clone())).boxed());
-    (routes, mcp::Core::new(&document, gated))
+    (routes, mcp::Core::new(spec_for_mcp, gated))
 }
 
 /// `/mcp` to the MCP server, everything else to the routes.
-struct Split<M> {
+struct Split<M, R> {
     mcp: M,
-    rest: mcp::Api,
+    rest: R,
 }
 
-impl<M: Endpoint<Output = poem::Response>> Endpoint for Split<M> {
+impl<M, R> Endpoint for Split<M, R>
+where
+    M: Endpoint<Output = poem::Response>,
+    R: Endpoint<Output = poem::Response>,
+{
     type Output = poem::Response;
 
     async fn call(&self, req: poem::Request) -> poem::Result<poem::Response> {

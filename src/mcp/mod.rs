@@ -11,7 +11,7 @@ pub mod content;
 pub mod schema;
 pub mod tools;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use poem::endpoint::DynEndpoint;
 use poem::http::{header, StatusCode};
@@ -40,26 +40,45 @@ pub type Api = Arc<dyn DynEndpoint<Output = Response>>;
 
 /// What every connection shares: the tools, and the API they call.
 pub struct Core {
-    catalog: Catalog,
+    /// The OpenAPI document (JSON) the tools are made from.
+    spec: String,
+    /// The tools and instructions, made at the first MCP request: a server no agent connects
+    /// to does not spend its start-up time (20 ms) or its memory (7 MiB of schemas) on them.
+    made: OnceLock<Made>,
     api: Api,
+}
+
+/// What [`Core`] makes from the document.
+struct Made {
+    catalog: Catalog,
     instructions: String,
 }
 
 impl Core {
-    /// The MCP server of the OpenAPI document `spec`, calling `api`.
-    pub fn new(spec: &Value, api: Api) -> Arc<Self> {
-        let catalog = Catalog::from_spec(spec);
-        let instructions = content::instructions(&catalog);
+    /// The MCP server of the OpenAPI document `spec` (JSON), calling `api`.
+    pub fn new(spec: String, api: Api) -> Arc<Self> {
         Arc::new(Self {
-            catalog,
+            spec,
+            made: OnceLock::new(),
             api,
-            instructions,
+        })
+    }
+
+    fn made(&self) -> &Made {
+        self.made.get_or_init(|| {
+            let document = serde_json::from_str(&self.spec).unwrap_or_default();
+            let catalog = Catalog::from_spec(&document);
+            let instructions = content::instructions(&catalog);
+            Made {
+                catalog,
+                instructions,
+            }
         })
     }
 
     /// The tools and toolsets.
     pub fn catalog(&self) -> &Catalog {
-        &self.catalog
+        &self.made().catalog
     }
 
     /// Makes `call` as `caller`, and answers the status and body.
@@ -187,7 +206,7 @@ impl ServerHandler for Server {
         implementation.title = Some("Clozup CRM".into());
         InitializeResult::new(capabilities)
             .with_server_info(implementation)
-            .with_instructions(self.core.instructions.clone())
+            .with_instructions(self.core.made().instructions.clone())
     }
 
     async fn list_tools(
@@ -198,7 +217,7 @@ impl ServerHandler for Server {
         let caller = self.caller(&context)?;
         let tools = self
             .core
-            .catalog
+            .catalog()
             .visible(&caller.toolsets, &caller.principal)
             .map(|op| op.tool.clone())
             .collect();
@@ -208,7 +227,7 @@ impl ServerHandler for Server {
     /// The tool `name`, for the SDK's check of a request's standard headers (`Mcp-Name` and
     /// the rest, 2026-07-28) against the tool they name.
     fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
-        self.core.catalog.get(name).map(|op| op.tool.clone())
+        self.core.catalog().get(name).map(|op| op.tool.clone())
     }
 
     async fn call_tool(
@@ -219,7 +238,7 @@ impl ServerHandler for Server {
         let caller = self.caller(&context)?;
         // Any tool of the catalog may be called, listed or not: toolsets keep the list short,
         // they are not permissions (the call's scope check is the API's own).
-        let Some(op) = self.core.catalog.get(&request.name) else {
+        let Some(op) = self.core.catalog().get(&request.name) else {
             return Err(McpError::invalid_params(
                 format!(
                     "`{}` is not a tool of this server; tools/list names them",
@@ -366,7 +385,7 @@ impl<S: Endpoint> Endpoint for Mcp<S> {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
-        match toolsets_of(&self.core.catalog, &req) {
+        match toolsets_of(self.core.catalog(), &req) {
             Ok(chosen) => {
                 req.set_data(chosen);
                 let resp = self.service.call(req).await?.into_response();
