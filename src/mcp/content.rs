@@ -124,21 +124,15 @@ pub fn templates() -> Vec<ResourceTemplate> {
 /// The most recently updated deals and leads the caller can read, as resources.
 pub async fn recent(core: &Core, caller: &Caller) -> Vec<Resource> {
     let mut resources = Vec::new();
-    for (kind, path, name) in [("deals", "/deals", "title"), ("leads", "/leads", "name")] {
-        let uri = format!("{path}?sort=-updated_at&per_page={RECENT}");
+    let kinds: [(&str, TitleOf); 2] = [("deals", deal_title), ("leads", lead_name)];
+    for (kind, title_of) in kinds {
+        let uri = format!("/{kind}?sort=-updated_at&per_page={RECENT}");
         let Ok(page) = core.get(caller, uri).await else {
             continue;
         };
         for item in page["data"].as_array().into_iter().flatten() {
             let id = item["id"].as_str().unwrap_or_default();
-            let title = match name {
-                "name" => format!(
-                    "{} {}",
-                    item["first_name"].as_str().unwrap_or_default(),
-                    item["last_name"].as_str().unwrap_or_default()
-                ),
-                _ => item[name].as_str().unwrap_or_default().to_string(),
-            };
+            let title = title_of(item);
             let resource = json!({
                 "uri": format!("clozup://{kind}/{id}"),
                 "name": id,
@@ -149,6 +143,24 @@ pub async fn recent(core: &Core, caller: &Caller) -> Vec<Resource> {
         }
     }
     resources
+}
+
+/// How `resources/list` titles a record of one kind.
+type TitleOf = fn(&Value) -> String;
+
+/// A field of a listed record, as text.
+fn text(item: &Value, field: &str) -> String {
+    item[field].as_str().unwrap_or_default().to_string()
+}
+
+/// A deal's title, as `resources/list` shows it.
+fn deal_title(deal: &Value) -> String {
+    text(deal, "title")
+}
+
+/// A lead's name, as `resources/list` shows it.
+fn lead_name(lead: &Value) -> String {
+    format!("{} {}", text(lead, "first_name"), text(lead, "last_name"))
 }
 
 /// The resource at `uri`, read as `caller`.

@@ -420,12 +420,15 @@ async fn whole(resp: Response) -> Response {
 
 /// The toolsets a request chose (`?toolsets=` first, then the header), or why not.
 fn toolsets_of(catalog: &Catalog, req: &Request) -> Result<Toolsets, String> {
-    let from_query = req.uri().query().and_then(|q| {
-        q.split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(k, _)| *k == "toolsets")
-            .map(|(_, v)| v.replace("%2C", ",").replace("%2c", ","))
-    });
+    /// The query's one parameter of ours, percent-decoded as any other query is.
+    #[derive(serde::Deserialize)]
+    struct Query {
+        toolsets: Option<String>,
+    }
+    let from_query = req
+        .params::<Query>()
+        .map_err(|e| format!("the query string cannot be read: {e}"))?
+        .toolsets;
     let from_header = || {
         req.headers()
             .get(TOOLSETS_HEADER)

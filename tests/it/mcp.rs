@@ -121,6 +121,7 @@ fn tools_are_the_apis_operations_grouped_in_toolsets() {
     // a password, log out, receive mail, the live stream).
     assert_eq!(all.len(), operations - 5);
     let deals = tools(&s, k, "?toolsets=deals,intelligence");
+    assert_eq!(tools(&s, k, "?toolsets=deals%2C%20intelligence"), deals);
     assert!(names(&deals).contains(&"move_deal"));
     assert!(names(&deals).contains(&"list_signals"));
     assert!(!names(&deals).contains(&"create_lead"));
