@@ -43,6 +43,7 @@ pub mod shutdown;
 pub mod state;
 pub mod targets;
 pub mod timefmt;
+pub mod web;
 pub mod webhook_worker;
 
 pub use server::{build_app, serve};

@@ -45,7 +45,7 @@ const DOCS_PAGE: &str = r#"<!doctype html>
 "#;
 
 /// The whole route tree behind the gate: the API and its docs under `/api/v1`, the MCP server
-/// at `/mcp`, `/health`, and `/llms.txt`.
+/// at `/mcp`, `/health`, `/llms.txt`, and the web app at `/`.
 pub fn build_app(state: Arc<AppState>) -> impl Endpoint + 'static {
     let (routes, core) = assemble(&state);
     Split {
@@ -90,6 +90,7 @@ fn assemble(
             .at("/health", get(health))
             .at("/t/:token", get(open_pixel))
             .at("/u/:token", get(unsubscribe_page).post(unsubscribe))
+            .nest("/", crate::web::routes())
             .data(state.clone()),
     );
     let gated: mcp::Api = Arc::from(routes.clone().with(Gate::new(state.clone())).boxed());

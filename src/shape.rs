@@ -92,6 +92,17 @@ impl<S> PartialEq for Shaped<S> {
     }
 }
 
+impl<S: Shape> Shaped<S> {
+    /// `value`, with its rule added to `issues` under `field` when it breaks it: for input that
+    /// does not come through the API's parser (the web app's forms), so the same rule holds.
+    pub fn checked(issues: &mut crate::error::Issues, field: &str, value: String) -> Self {
+        if let Err(rule) = S::check(&value) {
+            issues.add(field, rule);
+        }
+        Self::new(value)
+    }
+}
+
 impl<'de, S> serde::Deserialize<'de> for Shaped<S> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         String::deserialize(deserializer).map(Self::new)

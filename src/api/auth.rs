@@ -106,29 +106,13 @@ impl AuthApi {
         body: JsonBody<LoginRequest>,
     ) -> ApiResult<One<LoginResponse>> {
         let input = body.0;
-        let state = state.0.clone();
-        let ttl = state.config.session_ttl.as_millis() as i64;
-        let email = input.email.clone();
-        let candidates = state
-            .db
-            .read(move |conn| users::login_candidates(conn, &email))
-            .await?;
-        let (user_id, org_id) = run_blocking(move || {
-            sessions::verify_login(candidates, &input.password, input.org_id.as_deref())
-        })
-        .await?;
-        let now = state.clock.now_ms();
-        let (token, expires_at, user) = state
-            .db
-            .write(move |tx| {
-                let (token, expires) = sessions::open(tx, &user_id, &org_id, ttl, now)?;
-                Ok((token, expires, users::get(tx, &org_id, &user_id)?))
-            })
+        let signed = state
+            .sign_in(input.email.into(), input.password, input.org_id)
             .await?;
         Ok(One::new(LoginResponse {
-            token,
-            expires_at: Timestamp(expires_at),
-            user,
+            token: signed.token,
+            expires_at: Timestamp(signed.expires_at),
+            user: signed.user,
         }))
     }
 

@@ -336,7 +336,7 @@ impl DealsApi {
     /// `closed_at` (and `lost_reason` for a loss); leaving one reopens the deal. Records a
     /// history row and a `stage_changed` activity, and emits `deal.updated`,
     /// `deal.stage_changed` and `deal.won` or `deal.lost`. Moving to the current stage changes
-    /// nothing.
+    /// nothing. Send `If-Match` so that a deal someone else changed meanwhile is not moved (412).
     #[oai(path = "/deals/:id/move", method = "post", operation_id = "move_deal")]
     async fn move_deal(
         &self,
@@ -345,10 +345,14 @@ impl DealsApi {
         /// The deal's id (`deal_...`).
         id: Path<String>,
         body: JsonBody<MoveDeal>,
+        /// The version this move is based on, as the `ETag` gave it (`"3"`): if the deal has changed since, the answer is 412 and it does not move. Without it the move applies to whatever version is current.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<IfMatch>>,
     ) -> ApiResult<One<Deal>> {
+        let expected = IfMatch::value(if_match.0);
         let deal = caller
             .write(&state, move |tx, p, now| {
-                let mut deal = deals::move_to(tx, p, &id.0, body.0, now)?;
+                let mut deal = deals::move_to(tx, p, &id.0, body.0, expected, now)?;
                 deals::annotate_risk(tx, &p.org_id, std::slice::from_mut(&mut deal), now)?;
                 Ok(deal)
             })

@@ -281,29 +281,7 @@ impl<E: Endpoint> GateEndpoint<E> {
             )
             .detail("Authorization", "is given more than once"));
         }
-        let token = bearer_token(raw);
-        if !secrets::is_token_shaped(token, auth::API_KEY_PREFIX)
-            && !secrets::is_token_shaped(token, auth::SESSION_PREFIX)
-        {
-            return Ok(None);
-        }
-        let state = &self.state;
-        let hash = secrets::token_hash(token);
-        // Taken before the read, so a commit that lands during it makes the entry stale.
-        let commit = state.db.commit_count();
-        let now = state.clock.now_ms();
-        if let Some(p) = state.credentials.get(&hash, commit, now) {
-            return Ok(Some(p));
-        }
-        let token = token.to_string();
-        let principal = state
-            .db
-            .lookup(move |conn| auth::authenticate(conn, &token, now))
-            .await?;
-        if let Some(p) = &principal {
-            state.credentials.remember(hash, p, commit, now);
-        }
-        Ok(principal)
+        Ok(self.state.principal_of(bearer_token(raw)).await?)
     }
 
     /// Marks an API key used, at most once a minute, without holding up the request.

@@ -177,6 +177,43 @@ fn versions_travel_as_etags_and_if_match_guards_updates() {
 }
 
 #[test]
+fn if_match_guards_a_deal_move_too() {
+    let s = TestServer::start();
+    let deal = s
+        .post(
+            "/deals",
+            &s.admin_key,
+            json!({"title": "Board card", "value": 10}),
+        )
+        .data(201);
+    let id = deal["id"].as_str().unwrap().to_string();
+    let path = format!("/deals/{id}/move");
+    let moved = s.call(
+        "POST",
+        &path,
+        Some(&s.admin_key),
+        Some(br#"{"stage": "Qualified"}"#),
+        &[("if-match", "\"1\"")],
+    );
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    assert_eq!(moved.header("etag"), Some("\"2\""));
+    // A board still showing version 1 must not move it back.
+    let stale = s.call(
+        "POST",
+        &path,
+        Some(&s.admin_key),
+        Some(br#"{"stage": "Lead In"}"#),
+        &[("if-match", "\"1\"")],
+    );
+    stale.error(412, "precondition_failed");
+    let now = s.get(&format!("/deals/{id}"), &s.admin_key).data(200);
+    assert_eq!(now["stage_name"], "Qualified");
+    assert_eq!(now["version"], 2);
+    let history = s.get(&format!("/deals/{id}/history"), &s.admin_key);
+    assert_eq!(history.json()["data"].as_array().unwrap().len(), 2);
+}
+
+#[test]
 fn a_patch_that_changes_nothing_is_not_a_new_version() {
     let s = TestServer::start();
     let lead = s

@@ -29,10 +29,12 @@ use crate::rules::deal_risk::RiskLevel;
 use crate::shape::{CalendarDate, Shaped};
 use crate::timefmt::{self, Timestamp};
 
+mod board;
 mod context;
 mod convert;
 mod stages;
 mod writes;
+pub use board::{board, Board, Column};
 pub use context::{context, summarize_lead, CompanySummary, DealContext, LeadSummary};
 pub use convert::{convert_lead, Conversion, ConvertLead, TITLE_MAX};
 pub use stages::{empty_stage, history, move_to, MoveDeal, StageChange};

@@ -117,15 +117,19 @@ pub(super) fn record_history(
 /// Moves a deal to another stage of its pipeline. Entering a won or lost stage closes it
 /// (`closed_at`, and `lost_reason` for a loss); leaving one reopens it. Every move writes a
 /// history row, a `stage_changed` activity and the events `deal.updated`, `deal.stage_changed`
-/// and `deal.won` or `deal.lost`. Moving to the stage it is in changes nothing.
+/// and `deal.won` or `deal.lost`. Moving to the stage it is in changes nothing. With
+/// `expected_version` (`If-Match`), a deal changed since that version is not moved: a board that
+/// shows an old card must not undo someone else's move.
 pub fn move_to(
     tx: &Tx<'_>,
     p: &Principal,
     id: &str,
     input: MoveDeal,
+    expected_version: Option<i64>,
     now: Millis,
 ) -> DomainResult<Deal> {
     let before = get(tx, &p.org_id, id)?;
+    validate::if_match(expected_version, before.version)?;
     let target = resolve_stage(
         tx,
         &p.org_id,

@@ -1,0 +1,265 @@
+#!/usr/bin/env python3
+"""The web app in a real browser (issue 25): Debian's Chromium driven by Playwright against a
+real `clozup serve` on demo data. Run by `.ci/browser`, which starts the server, gives the owner
+a password and passes:
+
+    app.py BASE_URL        with CLOZUP_KEY (the owner's admin key), CLOZUP_PASSWORD (the
+                           owner's password), SCREENSHOTS (a folder) and AXE (axe.min.js)
+
+Every step is something a person does; each checks what they would see, and what the API says
+happened. Screenshots of every page, at desktop and phone widths, go to SCREENSHOTS.
+"""
+
+import json
+import os
+import shutil
+import sys
+import urllib.error
+import urllib.request
+
+from playwright.sync_api import expect, sync_playwright
+
+BASE = sys.argv[1].rstrip("/")
+KEY = os.environ["CLOZUP_KEY"]
+PASSWORD = os.environ["CLOZUP_PASSWORD"]
+SHOTS = os.environ.get("SCREENSHOTS", "target/screenshots")
+AXE = os.environ.get("AXE")
+OWNER = "owner@example.com"
+# Headless Chromium on a closed network: without these it tries Google's services at start.
+FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DESKTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 390, "height": 844}
+WAIT = 20_000  # ms: generous, for a loaded 2-core machine
+
+
+def api(method, path, body=None, token=KEY):
+    """A call to the JSON API: (status, parsed body)."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(BASE + "/api/v1" + path, data=data, method=method)
+    req.add_header("Authorization", f"Bearer {token}")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def check(cond, what):
+    if not cond:
+        raise SystemExit(f"FAIL: {what}")
+    print(f"ok: {what}")
+
+
+def shoot(page, name):
+    """The page at desktop and phone widths."""
+    os.makedirs(SHOTS, exist_ok=True)
+    for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
+        page.set_viewport_size(size)
+        page.screenshot(path=f"{SHOTS}/{name}-{label}.png", full_page=True)
+    page.set_viewport_size(DESKTOP)
+
+
+def sign_in(page, email, password, then="/today"):
+    page.goto(BASE + then)
+    expect(page).to_have_url(f"{BASE}/login?next={then}")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("form[action='/login'] button[type=submit]")
+    expect(page).to_have_url(BASE + then)
+
+
+def drag(page, card, target_list):
+    """Drags a card onto a column with the mouse, in steps, as a person does."""
+    card.scroll_into_view_if_needed()
+    a = card.bounding_box()
+    page.mouse.move(a["x"] + a["width"] / 2, a["y"] + 12)
+    page.mouse.down()
+    target_list.scroll_into_view_if_needed()
+    b = target_list.bounding_box()
+    page.mouse.move(b["x"] + b["width"] / 2, b["y"] + 10, steps=25)
+    page.mouse.move(b["x"] + b["width"] / 2, b["y"] + 14, steps=5)
+    page.mouse.up()
+
+
+def main():
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=FLAGS)
+        ctx = browser.new_context(viewport=DESKTOP)
+        page = ctx.new_page()
+        refused = []
+        page.on(
+            "console",
+            lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
+        )
+
+        # Sign in: a wrong password is refused in words, the right one lands where asked.
+        page.goto(BASE + "/board")
+        expect(page).to_have_url(BASE + "/login?next=/board")
+        shoot(page, "signin")
+        page.fill("#email", OWNER)
+        page.fill("#password", "not the password")
+        page.click("form[action='/login'] button[type=submit]")
+        expect(page.locator(".notice.error")).to_contain_text("do not match")
+        page.fill("#password", PASSWORD)
+        page.click("form[action='/login'] button[type=submit]")
+        expect(page).to_have_url(BASE + "/board")
+        cookie = next(c for c in ctx.cookies() if c["name"] == "clozup_session")
+        check(cookie["httpOnly"] and cookie["sameSite"] == "Lax", "the session cookie is HttpOnly, SameSite=Lax")
+
+        # Drag the first card of the first column into the second.
+        lists = page.locator("#board ul.cards")
+        card = lists.nth(0).locator("li.card").first
+        deal_id = card.get_attribute("data-deal")
+        to_stage = lists.nth(1).get_attribute("data-stage")
+        to_count = int(page.locator(".column").nth(1).locator(".count").inner_text().split()[0])
+        drag(page, card, lists.nth(1))
+        expect(page.locator("#board-status")).to_have_text("Moved.", timeout=WAIT)
+        moved = page.locator(f'ul.cards[data-stage="{to_stage}"] li.card[data-deal="{deal_id}"]')
+        expect(moved).to_be_visible()
+        expect(page.locator(".column").nth(1).locator(".count")).to_have_text(
+            f"{to_count + 1} deals"
+        )
+        status, deal = api("GET", f"/deals/{deal_id}")
+        check(status == 200 and deal["data"]["stage_id"] == to_stage, "the API sees the dragged deal in its new stage")
+        _, history = api("GET", f"/deals/{deal_id}/history")
+        last = history["data"][-1]
+        check(
+            last["to_stage_id"] == to_stage and last["actor"]["type"] == "user",
+            "the deal's history records the move, by the signed-in user",
+        )
+        shoot(page, "board")
+
+        # A move made through the API (an agent) appears on the open board without a reload.
+        page.evaluate("window.notReloaded = true")
+        other = lists.nth(0).locator("li.card").first
+        other_id = other.get_attribute("data-deal")
+        third = lists.nth(2).get_attribute("data-stage")
+        status, _ = api("POST", f"/deals/{other_id}/move", {"stage_id": third})
+        check(status == 200, "an agent moves a deal through the API")
+        expect(
+            page.locator(f'ul.cards[data-stage="{third}"] li.card[data-deal="{other_id}"]')
+        ).to_be_visible(timeout=WAIT)
+        check(page.evaluate("window.notReloaded === true"), "the board showed the agent's move live, without a reload")
+
+        # A card someone else moved meanwhile is not moved back: the drag says why. The agent
+        # moves the deal again; once the board shows it, the card is made to carry its old
+        # version, as a board that missed the update would.
+        status, _ = api("POST", f"/deals/{other_id}/move", {"stage_id": to_stage})
+        check(status == 200, "an agent moves it again")
+        stale = page.locator(f'ul.cards[data-stage="{to_stage}"] li.card[data-deal="{other_id}"]')
+        expect(stale).to_be_visible(timeout=WAIT)
+        stale.evaluate("c => { c.dataset.version = '1'; }")
+        drag(page, stale, lists.nth(0))
+        expect(page.locator("#board-status")).to_contain_text("changed this meanwhile", timeout=WAIT)
+        _, now = api("GET", f"/deals/{other_id}")
+        check(now["data"]["stage_id"] == to_stage, "a stale drag changed nothing (If-Match held)")
+
+        # The deal page: log an activity, send an email.
+        page.goto(f"{BASE}/deals/{deal_id}")
+        expect(page.locator("h1")).to_have_text(deal["data"]["title"])
+        expect(page.locator("#h-intel")).to_be_visible()
+        page.select_option("#act-type", "call")
+        page.fill("#act-subject", "Called about the pricing page")
+        page.fill("#act-body", "They want the annual plan.")
+        page.click("form[action$='/activities'] button[type=submit]")
+        expect(page.locator("ol.timeline")).to_contain_text("Called about the pricing page")
+        _, acts = api("GET", f"/activities?deal_id={deal_id}&type=call")
+        check(
+            any(a["subject"] == "Called about the pricing page" for a in acts["data"]),
+            "the logged activity is in the API",
+        )
+        page.fill("#em-to", "buyer@example.com")
+        page.fill("#em-subject", "Your proposal")
+        page.fill("#em-text", "Here is the proposal we discussed.")
+        page.click("form[action$='/email'] button[type=submit]")
+        expect(page.locator("ol.thread")).to_contain_text("Your proposal")
+        _, mails = api("GET", f"/deals/{deal_id}/emails")
+        check(
+            any(m["subject"] == "Your proposal" and m["to"] == ["buyer@example.com"] for m in mails["data"]),
+            "the email is queued on the deal's inbox",
+        )
+        # A bad address is refused in words and nothing is sent.
+        page.fill("#em-to", "not-an-address")
+        page.fill("#em-subject", "Nope")
+        page.fill("#em-text", "x")
+        page.evaluate("document.querySelector('#em-to').type = 'text'")
+        page.click("form[action$='/email'] button[type=submit]")
+        expect(page.locator(".notice.error")).to_be_visible()
+        _, after = api("GET", f"/deals/{deal_id}/emails")
+        check(len(after["data"]) == len(mails["data"]), "a refused email queued nothing")
+        shoot(page, "deal")
+
+        # Today.
+        page.goto(BASE + "/today")
+        expect(page.locator("h1")).to_contain_text("Today")
+        shoot(page, "today")
+
+        # Settings: create an API key (secret once), use it, revoke it.
+        page.goto(BASE + "/settings/keys")
+        page.fill("input[name=name]", "Browser test key")
+        page.click("form[action='/settings/keys'] button[type=submit]")
+        secret = page.locator("#new-key").inner_text().strip()
+        check(secret.startswith("clz_"), "the new key's secret is shown once")
+        status, me = api("GET", "/me", token=secret)
+        check(status == 200, "the new key works")
+        shoot(page, "keys")
+        key_id = me["data"]["credential"]["id"]
+        page.click(f'tr[data-key="{key_id}"] button.danger')
+        expect(page.locator(f'tr[data-key="{key_id}"] td.status')).to_have_text("revoked")
+        status, _ = api("GET", "/me", token=secret)
+        check(status == 401, "the revoked key no longer works")
+        page.reload()
+        check(secret not in page.content(), "the secret is not shown again")
+
+        # A viewer sees but cannot change.
+        status, login = api("POST", "/auth/login", {"email": OWNER, "password": PASSWORD}, token="")
+        session = login["data"]["token"]
+        status, _ = api(
+            "POST",
+            "/users",
+            {"email": "viewer@example.com", "name": "Vera Viewer", "role": "viewer", "password": "viewer password 1"},
+            token=session,
+        )
+        check(status == 201, "an owner adds a viewer")
+        vctx = browser.new_context(viewport=DESKTOP)
+        viewer = vctx.new_page()
+        sign_in(viewer, "viewer@example.com", "viewer password 1", "/board")
+        check(viewer.locator("#board").get_attribute("data-writable") == "false", "a viewer's board is not draggable")
+        check(viewer.locator("form.move").count() == 0, "a viewer's board has no move forms")
+        viewer.goto(f"{BASE}/deals/{deal_id}")
+        check(viewer.locator("main form").count() == 0, "a viewer's deal page has no forms")
+        token = viewer.locator('meta[name="csrf-token"]').get_attribute("content")
+        resp = viewer.request.post(
+            BASE + "/board/move",
+            form={"csrf": token, "deal_id": deal_id, "stage_id": to_stage, "version": "1"},
+            headers={"Origin": BASE},
+        )
+        check(resp.status == 403, "a viewer's move is refused (403)")
+        viewer.goto(BASE + "/settings/keys")
+        expect(viewer.locator("main")).to_contain_text("admins and owners")
+        vctx.close()
+
+        # Signing out ends the session.
+        page.click("form.signout button")
+        expect(page).to_have_url(BASE + "/login")
+        page.goto(BASE + "/today")
+        expect(page).to_have_url(BASE + "/login?next=/today")
+
+        check(not refused, f"no Content-Security-Policy violation ({refused})")
+        browser.close()
+    print("browser: passed")
+
+
+if __name__ == "__main__":
+    main()
