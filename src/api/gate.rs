@@ -131,6 +131,13 @@ impl<E: Endpoint> GateEndpoint<E> {
         };
         let mcp = req.uri().path() == MCP_PATH;
         if !mcp && !is_api(req.uri().path()) {
+            // The web app's forms and the unsubscribe page: their bodies are held to the
+            // same limit as the API's.
+            if req.method() != Method::GET && req.method() != Method::HEAD {
+                if let Err(err) = self.buffer_body(&mut req).await {
+                    return (err.render(), outcome);
+                }
+            }
             return (self.call_inner(req).await, outcome);
         }
         let state = &self.state;

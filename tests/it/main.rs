@@ -33,4 +33,5 @@ mod sales_cycle;
 mod sheets;
 mod templates;
 mod users;
+mod web;
 mod webhooks;

@@ -260,6 +260,52 @@ impl TestServer {
         }
     }
 
+    /// A request to the web app (`path` as it is, not under `/api/v1`) with the session
+    /// `cookie` and a form body; redirects are answers here, not followed.
+    pub fn page(
+        &self,
+        method: &str,
+        path: &str,
+        cookie: Option<&str>,
+        form: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        if let Some(c) = cookie {
+            req = req.header("cookie", format!("clozup_session={c}"));
+        }
+        if form.is_some() {
+            req = req.header("content-type", "application/x-www-form-urlencoded");
+        }
+        for (n, v) in headers {
+            req = req.header(*n, *v);
+        }
+        let req = req
+            .body(form.unwrap_or_default().as_bytes().to_vec())
+            .unwrap();
+        let mut resp = agent.run(req).expect("request failed");
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let body = resp.body_mut().read_to_string().unwrap_or_default();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
     pub fn get(&self, path: &str, key: &str) -> Resp {
         self.call("GET", path, Some(key), None, &[])
     }
