@@ -139,6 +139,8 @@ def main():
             "the deal's history records the move, by the signed-in user",
         )
         shoot(page, "board")
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=f"{SHOTS}/readme-board.png")
 
         # A move made through the API (an agent) appears on the open board without a reload.
         page.evaluate("window.notReloaded = true")
