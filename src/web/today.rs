@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use maud::html;
+use maud::{html, Markup};
 use poem::http::StatusCode;
 use poem::web::Data;
 use poem::{Request, Response};
@@ -10,6 +10,7 @@ use poem::{Request, Response};
 use super::shell::{self, money, when, Section};
 use super::{failure, html, Viewer};
 use crate::domain::agenda;
+use crate::domain::tasks::Task;
 use crate::rules::deal_risk::HIGH_FROM;
 use crate::state::AppState;
 
@@ -71,34 +72,8 @@ pub async fn page(req: &Request, state: Data<&Arc<AppState>>) -> Response {
                     }
                 }
             }
-            section.panel aria-labelledby="h-overdue" {
-                h2 #h-overdue { "Overdue tasks" }
-                @if a.overdue_tasks.is_empty() { p.empty { "Nothing overdue." } }
-                ol.list {
-                    @for task in &a.overdue_tasks {
-                        li.overdue {
-                            @if let Some(d) = &task.deal_id.0 {
-                                a href={"/deals/" (d)} { (task.title) }
-                            } @else { (task.title) }
-                            @if let Some(due) = &task.due_at.0 { " · was due " (when(due.0)) }
-                        }
-                    }
-                }
-            }
-            section.panel aria-labelledby="h-due" {
-                h2 #h-due { "Due today" }
-                @if a.due_today.is_empty() { p.empty { "Nothing else due today." } }
-                ol.list {
-                    @for task in &a.due_today {
-                        li {
-                            @if let Some(d) = &task.deal_id.0 {
-                                a href={"/deals/" (d)} { (task.title) }
-                            } @else { (task.title) }
-                            @if let Some(due) = &task.due_at.0 { " · " (when(due.0)) }
-                        }
-                    }
-                }
-            }
+            (tasks("h-overdue", "Overdue tasks", "Nothing overdue.", "was due ", &a.overdue_tasks))
+            (tasks("h-due", "Due today", "Nothing else due today.", "", &a.due_today))
             section.panel aria-labelledby="h-mail" {
                 h2 #h-mail { "Unanswered email" }
                 @if a.unanswered_emails.is_empty() { p.empty { "Every message has an answer." } }
@@ -119,4 +94,24 @@ pub async fn page(req: &Request, state: Data<&Arc<AppState>>) -> Response {
         StatusCode::OK,
         shell::page(&viewer, Section::Today, "Today", body),
     )
+}
+
+/// A panel of tasks, each linked to its deal when it has one.
+fn tasks(id: &str, title: &str, none: &str, due: &str, list: &[Task]) -> Markup {
+    html! {
+        section.panel aria-labelledby=(id) {
+            h2 #(id) { (title) }
+            @if list.is_empty() { p.empty { (none) } }
+            ol.list {
+                @for task in list {
+                    li class=[task.overdue.then_some("overdue")] {
+                        @if let Some(d) = &task.deal_id.0 {
+                            a href={"/deals/" (d)} { (task.title) }
+                        } @else { (task.title) }
+                        @if let Some(at) = &task.due_at.0 { " · " (due) (when(at.0)) }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -123,6 +123,22 @@ pub struct TestServer {
     runtime: Option<tokio::runtime::Runtime>,
 }
 
+/// A response as the tests read it.
+fn answer(mut resp: ureq::http::Response<ureq::Body>) -> Resp {
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let body = resp.body_mut().read_to_string().unwrap_or_default();
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
 impl TestServer {
     /// A server with test defaults: a generous rate limit, everything else as shipped.
     pub fn start() -> Self {
@@ -245,19 +261,7 @@ impl TestServer {
         let req = req
             .body(body.map(<[u8]>::to_vec).unwrap_or_default())
             .unwrap();
-        let mut resp = self.agent.run(req).expect("request failed");
-        let status = resp.status().as_u16();
-        let headers = resp
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-            .collect();
-        let body = resp.body_mut().read_to_string().unwrap_or_default();
-        Resp {
-            status,
-            headers,
-            body,
-        }
+        answer(self.agent.run(req).expect("request failed"))
     }
 
     /// A request to the web app (`path` as it is, not under `/api/v1`) with the session
@@ -291,19 +295,7 @@ impl TestServer {
         let req = req
             .body(form.unwrap_or_default().as_bytes().to_vec())
             .unwrap();
-        let mut resp = agent.run(req).expect("request failed");
-        let status = resp.status().as_u16();
-        let headers = resp
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-            .collect();
-        let body = resp.body_mut().read_to_string().unwrap_or_default();
-        Resp {
-            status,
-            headers,
-            body,
-        }
+        answer(agent.run(req).expect("request failed"))
     }
 
     pub fn get(&self, path: &str, key: &str) -> Resp {
