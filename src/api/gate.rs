@@ -36,6 +36,8 @@ const IMPORT_PATHS: &[&str] = &[
     "/api/v1/leads/import",
     "/api/v1/companies/import",
     "/api/v1/deals/import",
+    // The web app's upload of the same files.
+    "/leads/import",
 ];
 /// Raw inbound mail, attachments included, has its own (larger) limit.
 const INBOUND_PATH: &str = "/api/v1/inbound/email";

@@ -22,7 +22,7 @@ mod api_keys;
 mod auth;
 mod campaigns;
 mod companies;
-mod csv;
+pub mod csv;
 mod deals;
 mod email;
 mod events;

@@ -9,7 +9,7 @@ use poem::web::{Data, Form, Path};
 use poem::{Request, Response};
 
 use super::shell::{self, csrf_field, money, notice, risk_badge, when, word, Section};
-use super::{failure, html, message_of, see_other, status_of, Viewer};
+use super::{failure, html, message_of, see_other, status_of, Outcome, Viewer};
 use crate::domain::activities::{self, Activity, ActivityFilter, NewActivity, CLIENT_TYPES};
 use crate::domain::auth::Scope;
 use crate::domain::deals::{self, DealContext, DealPatch};
@@ -344,19 +344,12 @@ where
         + Send
         + 'static,
 {
-    let viewer = match Viewer::of(req, state).await {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
-    if let Some(resp) = viewer.refusal_of_change(req, csrf, Scope::Write) {
-        return resp;
-    }
-    let p = viewer.principal.clone();
-    let now = state.clock.now_ms();
-    match state.db.write(move |tx| f(tx, &p, now)).await {
-        Ok(()) => see_other(&format!("/deals/{id}")),
-        Err(e @ crate::domain::DomainError::NotFound(_)) => failure(&e),
-        Err(e) => render(state, &viewer, id, status_of(&e), Some(&message_of(&e))).await,
+    match super::change(req, state, csrf, Scope::Write, f).await {
+        Outcome::Done(..) => see_other(&format!("/deals/{id}")),
+        Outcome::Refused(viewer, e) => {
+            render(state, &viewer, id, status_of(&e), Some(&message_of(&e))).await
+        }
+        Outcome::Answered(resp) => resp,
     }
 }
 

@@ -15,6 +15,7 @@ mod assets;
 mod board;
 mod deal;
 mod keys;
+mod leads;
 mod live;
 mod shell;
 mod signin;
@@ -47,6 +48,13 @@ pub fn routes() -> Route {
         .at("/deals/:id/edit", post(deal::edit))
         .at("/deals/:id/activities", post(deal::log_activity))
         .at("/deals/:id/email", post(deal::send_email))
+        .at("/leads", get(leads::list).post(leads::create))
+        .at("/leads/export", get(leads::export))
+        .at("/leads/import", post(leads::import))
+        .at("/leads/:id", get(leads::lead))
+        .at("/leads/:id/edit", post(leads::edit))
+        .at("/leads/:id/assign", post(leads::assign))
+        .at("/leads/:id/convert", post(leads::convert))
         .at("/today", get(today::page))
         .at("/settings/keys", get(keys::page).post(keys::create))
         .at("/settings/keys/:id/revoke", post(keys::revoke))
@@ -138,6 +146,49 @@ impl Viewer {
             ));
         }
         self.principal.require(scope).err().map(|e| failure(&e))
+    }
+}
+
+/// What became of a change a form asked for.
+pub enum Outcome<T> {
+    /// Done: the viewer and what the change returned.
+    Done(Viewer, T),
+    /// Refused by the domain (a rule, a stale version): the page shows it again with why.
+    Refused(Viewer, DomainError),
+    /// Answered already: not signed in, a bad CSRF token or origin, a role that may not.
+    Answered(Response),
+}
+
+/// Runs a change a form asked for: the session, the checks every change takes, then `f` as one
+/// write with the viewer's principal and the time.
+pub async fn change<T, F>(
+    req: &Request,
+    state: &AppState,
+    csrf: &str,
+    scope: Scope,
+    f: F,
+) -> Outcome<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&crate::db::Tx<'_>, &Principal, i64) -> crate::domain::DomainResult<T>
+        + Send
+        + 'static,
+{
+    let viewer = match Viewer::of(req, state).await {
+        Ok(v) => v,
+        Err(resp) => return Outcome::Answered(resp),
+    };
+    if let Some(resp) = viewer.refusal_of_change(req, csrf, scope) {
+        return Outcome::Answered(resp);
+    }
+    let p = viewer.principal.clone();
+    let now = state.clock.now_ms();
+    match state.db.write(move |tx| f(tx, &p, now)).await {
+        Ok(v) => Outcome::Done(viewer, v),
+        Err(e @ (DomainError::NotFound(_) | DomainError::Internal(_))) => {
+            Outcome::Answered(failure(&e))
+        }
+        Err(e) => Outcome::Refused(viewer, e),
     }
 }
 

@@ -13,12 +13,14 @@ use crate::rules::deal_risk::RiskLevel;
 pub enum Section {
     Today,
     Board,
+    Leads,
     Settings,
 }
 
 const NAV: &[(Section, &str, &str)] = &[
     (Section::Today, "/today", "Today"),
     (Section::Board, "/board", "Pipeline"),
+    (Section::Leads, "/leads", "Leads"),
     (Section::Settings, "/settings/keys", "Settings"),
 ];
 

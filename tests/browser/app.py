@@ -202,6 +202,51 @@ def main():
         check(len(after["data"]) == len(mails["data"]), "a refused email queued nothing")
         shoot(page, "deal")
 
+        # Leads: import a CSV file and read its report, find an imported lead, export.
+        page.goto(BASE + "/leads")
+        csv_file = (
+            "First Name,Last Name,E-mail,Company,Job Title\n"
+            "Ada,Lovelace,ada@analytical.example,Analytical Engines,CTO\n"
+            "Grace,Hopper,grace@cobol.example,COBOL Inc,Rear Admiral\n"
+            "Bad,Row,not-an-email,Nowhere,\n"
+        ).encode()
+        page.select_option("#im-dup", "skip")
+        page.set_input_files(
+            "#im-file", files=[{"name": "leads.csv", "mimeType": "text/csv", "buffer": csv_file}]
+        )
+        page.click("form[action='/leads/import'] button[type=submit]")
+        report = page.locator("section.report")
+        expect(report).to_contain_text("3 rows: 2 created")
+        expect(report).to_contain_text("1 failed")
+        expect(report.locator("table.issues")).to_contain_text("email")
+        shoot(page, "leads-import")
+        page.fill("input[name=q]", "analytical.example")
+        page.click("form.filters button[type=submit]")
+        expect(page.locator("table.leads tbody tr")).to_have_count(1)
+        with page.expect_download() as download:
+            page.click("a.button[download]")
+        exported = open(download.value.path(), encoding="utf-8").read()
+        check(
+            "ada@analytical.example" in exported and "grace@cobol.example" not in exported,
+            "the export holds what the filtered list shows",
+        )
+        page.click("table.leads tbody a")
+        expect(page.locator("h1")).to_have_text("Ada Lovelace")
+        # Edit, assign, convert.
+        page.fill("#ed-title", "Chief Technology Officer")
+        page.click("form[action$='/edit'] button[type=submit]")
+        expect(page.locator("dl.facts")).to_contain_text("Chief Technology Officer")
+        page.select_option("#as-user", label="Owner")
+        page.click("form[action$='/assign'] button[type=submit]")
+        expect(page.locator("dl.facts")).to_contain_text("Owner")
+        shoot(page, "lead")
+        page.fill("#cv-title", "Analytical Engines pilot")
+        page.fill("#cv-value", "42000")
+        page.click("form[action$='/convert'] button[type=submit]")
+        expect(page.locator("h1")).to_have_text("Analytical Engines pilot")
+        _, found = api("GET", "/leads?q=analytical.example")
+        check(found["data"][0]["status"] == "converted", "the lead is converted, as the API sees it")
+
         # Today.
         page.goto(BASE + "/today")
         expect(page.locator("h1")).to_contain_text("Today")
