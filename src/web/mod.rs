@@ -11,6 +11,7 @@
 //! session and is refused from another origin; every page is sent with a strict
 //! Content-Security-Policy (no inline script or style) and is never cached.
 
+mod analytics;
 mod assets;
 mod board;
 mod deal;
@@ -56,6 +57,7 @@ pub fn routes() -> Route {
         .at("/leads/:id/assign", post(leads::assign))
         .at("/leads/:id/convert", post(leads::convert))
         .at("/today", get(today::page))
+        .at("/analytics", get(analytics::page))
         .at("/settings/keys", get(keys::page).post(keys::create))
         .at("/settings/keys/:id/revoke", post(keys::revoke))
         .at("/live", get(live::stream))

@@ -14,6 +14,7 @@ pub enum Section {
     Today,
     Board,
     Leads,
+    Analytics,
     Settings,
 }
 
@@ -21,6 +22,7 @@ const NAV: &[(Section, &str, &str)] = &[
     (Section::Today, "/today", "Today"),
     (Section::Board, "/board", "Pipeline"),
     (Section::Leads, "/leads", "Leads"),
+    (Section::Analytics, "/analytics", "Analytics"),
     (Section::Settings, "/settings/keys", "Settings"),
 ];
 

@@ -252,6 +252,30 @@ def main():
         expect(page.locator("h1")).to_contain_text("Today")
         shoot(page, "today")
 
+        # Analytics: charts drawn on the server.
+        page.goto(BASE + "/analytics")
+        expect(page.locator("#h-c-stages")).to_be_visible()
+        check(page.locator("svg rect.bar").count() >= 8, "the analytics charts are SVG from the server")
+        shoot(page, "analytics")
+
+        # Without JavaScript: the card's own form moves it; the charts are there.
+        plain = browser.new_context(viewport=DESKTOP, java_script_enabled=False)
+        nojs = plain.new_page()
+        sign_in(nojs, OWNER, PASSWORD, "/board")
+        card = nojs.locator("#board ul.cards").nth(0).locator("li.card").first
+        plain_id = card.get_attribute("data-deal")
+        card.locator("summary").click()
+        card.locator("select").select_option(index=1)
+        card.locator("form.move button").click()
+        expect(
+            nojs.locator(f'ul.cards[data-stage="{to_stage}"] li.card[data-deal="{plain_id}"]')
+        ).to_be_visible()
+        _, plain_deal = api("GET", f"/deals/{plain_id}")
+        check(plain_deal["data"]["stage_id"] == to_stage, "without JavaScript, a card's form moves it")
+        nojs.goto(BASE + "/analytics")
+        check(nojs.locator("svg rect.bar").count() >= 8, "without JavaScript, the charts read the same")
+        plain.close()
+
         # Settings: create an API key (secret once), use it, revoke it.
         page.goto(BASE + "/settings/keys")
         page.fill("input[name=name]", "Browser test key")
