@@ -52,31 +52,10 @@ impl AdminApi {
         let now = state.clock.now_ms();
         let dir = state.config.backup_dir();
         let db = state.db.path().to_path_buf();
-        let stamp: String = crate::timefmt::format_ms(now)
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .collect();
-        let file = dir.join(format!(
-            "clozup-{stamp}-{}.sqlite",
-            crate::ids::new_id("bak").to_ascii_lowercase()
-        ));
         // A dry run writes the copy where nothing is kept, measures it and removes it.
         let rehearsal = crate::db::rehearsing();
-        let (dir, out) = if rehearsal {
-            let scratch = std::env::temp_dir();
-            let out = scratch.join(file.file_name().unwrap_or_default());
-            (scratch, out)
-        } else {
-            (dir, file.clone())
-        };
-        let bytes = crate::db::run_blocking(move || {
-            let written = std::fs::create_dir_all(&dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))
-                .and_then(|()| crate::db::backup(&db, &out));
-            if rehearsal {
-                let _ = std::fs::remove_file(&out);
-            }
-            written.map_err(|e| {
+        let (file, bytes) = crate::db::run_blocking(move || {
+            crate::db::backup_into(&db, &dir, now, rehearsal).map_err(|e| {
                 tracing::error!("backup failed: {e}");
                 DomainError::Unavailable(format!("the backup could not be written: {e}"))
             })

@@ -22,7 +22,7 @@
 //! writer's lock directly.
 
 mod backup;
-pub use backup::backup;
+pub use backup::{backup, backup_into, snapshots};
 
 mod readers;
 pub mod search_queue;

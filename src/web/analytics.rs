@@ -88,7 +88,11 @@ fn charts(f: &Figures) -> Markup {
         .map(|m| Bar {
             label: m.month.clone(),
             value: m.weighted_value,
-            text: format!("{} weighted of {}", money(m.weighted_value, &cur), money(m.value, &cur)),
+            text: format!(
+                "{} weighted of {}",
+                money(m.weighted_value, &cur),
+                money(m.value, &cur)
+            ),
         })
         .collect();
     let leaders: Vec<Bar> = f

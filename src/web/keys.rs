@@ -44,15 +44,8 @@ async fn render(
     secret: Option<(&str, &str)>,
     error: Option<&str>,
 ) -> Response {
-    if !viewer.can_admin() {
-        let body = html! {
-            h1 { "Settings" }
-            p { "API keys, users and webhooks are managed by the organization's admins and owners." }
-        };
-        return html(
-            StatusCode::FORBIDDEN,
-            shell::page(viewer, Section::Settings, "Settings", body),
-        );
+    if let Some(resp) = super::settings::admins_only(viewer) {
+        return resp;
     }
     let org = viewer.principal.org_id.clone();
     let now = state.clock.now_ms();
@@ -95,6 +88,7 @@ fn body(
 ) -> Markup {
     let csrf = viewer.csrf();
     html! {
+        (super::settings::tabs("/settings/keys"))
         h1 { "API keys" }
         p { "Agents and scripts act with a key's scopes in this organization. A key's secret is shown once, when it is made." }
         (notice(error))

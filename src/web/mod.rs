@@ -18,6 +18,7 @@ mod deal;
 mod keys;
 mod leads;
 mod live;
+mod settings;
 mod shell;
 mod signin;
 mod today;
@@ -58,6 +59,29 @@ pub fn routes() -> Route {
         .at("/leads/:id/convert", post(leads::convert))
         .at("/today", get(today::page))
         .at("/analytics", get(analytics::page))
+        .at(
+            "/settings",
+            get(settings::org_page).post(settings::save_organization),
+        )
+        .at(
+            "/settings/users",
+            get(settings::team_page).post(settings::add_user),
+        )
+        .at("/settings/users/:id/role", post(settings::set_role))
+        .at("/settings/users/:id/deactivate", post(settings::deactivate))
+        .at(
+            "/settings/webhooks",
+            get(settings::hooks_page).post(settings::add_hook),
+        )
+        .at("/settings/webhooks/:id", get(settings::hook_page))
+        .at(
+            "/settings/webhooks/:id/deliveries/:delivery/redeliver",
+            post(settings::redeliver),
+        )
+        .at(
+            "/settings/backups",
+            get(settings::backups_page).post(settings::back_up),
+        )
         .at("/settings/keys", get(keys::page).post(keys::create))
         .at("/settings/keys/:id/revoke", post(keys::revoke))
         .at("/live", get(live::stream))

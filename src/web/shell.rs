@@ -23,7 +23,7 @@ const NAV: &[(Section, &str, &str)] = &[
     (Section::Board, "/board", "Pipeline"),
     (Section::Leads, "/leads", "Leads"),
     (Section::Analytics, "/analytics", "Analytics"),
-    (Section::Settings, "/settings/keys", "Settings"),
+    (Section::Settings, "/settings", "Settings"),
 ];
 
 /// A page of the app for a signed-in viewer.

@@ -10,10 +10,13 @@ Every step is something a person does; each checks what they would see, and what
 happened. Screenshots of every page, at desktop and phone widths, go to SCREENSHOTS.
 """
 
+import http.server
 import json
 import os
 import shutil
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -53,6 +56,36 @@ def api(method, path, body=None, token=KEY):
             return resp.status, json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"null")
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    """A webhook receiver: records each delivery's id and event type, answers 204."""
+
+    got = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        Receiver.got.append((self.headers.get("webhook-id"), json.loads(body)["type"]))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def receiver():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/hooks"
+
+
+def eventually(cond, what, seconds=30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if cond():
+            return check(True, what)
+        time.sleep(0.2)
+    check(False, what)
 
 
 def check(cond, what):
@@ -292,6 +325,54 @@ def main():
         check(status == 401, "the revoked key no longer works")
         page.reload()
         check(secret not in page.content(), "the secret is not shown again")
+
+        # Settings: the organization, users and roles, webhooks and their log, backups.
+        page.goto(BASE + "/settings")
+        page.fill("#org-name", "Browser Test Co")
+        page.click("form[action='/settings'] button[type=submit]")
+        expect(page.locator("#org-name")).to_have_value("Browser Test Co")
+        _, org = api("GET", "/org")
+        check(org["data"]["name"] == "Browser Test Co", "the organization is renamed")
+        shoot(page, "settings-org")
+
+        page.goto(BASE + "/settings/users")
+        page.fill("input[name=name]", "Mia Member")
+        page.fill("input[name=email]", "mia@example.com")
+        page.select_option("select[name=role]", "member")
+        page.fill("input[name=password]", "mia password 1234")
+        page.click("form[action='/settings/users'] button[type=submit]")
+        row = page.locator("tr", has_text="mia@example.com")
+        expect(row).to_be_visible()
+        row.locator("select").select_option("admin")
+        row.locator("form.inline button").click()
+        expect(page.locator("tr", has_text="mia@example.com").locator("select")).to_have_value("admin")
+        page.locator("tr", has_text="mia@example.com").locator("button.danger").click()
+        expect(page.locator("tr", has_text="mia@example.com").locator("td.status")).to_have_text("deactivated")
+        _, mia = api("GET", "/users?q=mia")
+        check(mia["data"][0]["role"] == "admin" and not mia["data"][0]["active"], "the user's role and deactivation are in the API")
+        shoot(page, "settings-users")
+
+        hook_url = receiver()
+        page.goto(BASE + "/settings/webhooks")
+        page.fill("input[name=url]", hook_url)
+        page.fill("input[name=event_types]", "deal.stage_changed")
+        page.click("form[action='/settings/webhooks'] button[type=submit]")
+        check(page.locator("#new-secret").inner_text().startswith("whsec_"), "the endpoint's secret is shown once")
+        status, _ = api("POST", f"/deals/{deal_id}/move", {"stage_id": third})
+        eventually(lambda: any(t == "deal.stage_changed" for _, t in Receiver.got), "the receiver gets the move")
+        page.click(f"text={hook_url}")
+        row = page.locator("tbody tr").first
+        expect(row.locator("td.status")).to_have_text("succeeded", timeout=WAIT)
+        first_id = Receiver.got[0][0]
+        row.locator("button").click()
+        eventually(lambda: [i for i, _ in Receiver.got].count(first_id) == 2, "a redelivery sends the same event again")
+        shoot(page, "settings-webhooks")
+
+        page.goto(BASE + "/settings/backups")
+        page.click("form[action='/settings/backups'] button[type=submit]")
+        expect(page.locator("p.notice")).to_contain_text("integrity ok")
+        check(page.locator("ul.backups li").count() >= 1, "the backup is listed")
+        shoot(page, "settings-backups")
 
         # A viewer sees but cannot change.
         status, login = api("POST", "/auth/login", {"email": OWNER, "password": PASSWORD}, token="")

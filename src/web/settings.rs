@@ -1,0 +1,703 @@
+//! Settings, for admins and owners: the organization, the team and their roles, webhooks with
+//! their delivery log, and backups. (API keys are in keys.rs.) Each change is the API's own
+//! domain call with the signed-in admin's principal.
+
+use std::sync::Arc;
+
+use maud::{html, Markup};
+use poem::http::StatusCode;
+use poem::web::{Data, Form, Path};
+use poem::{Request, Response};
+
+use super::shell::{self, csrf_field, notice, when, Section};
+use super::{failure, html, message_of, see_other, status_of, CsrfOnly, Outcome, Viewer};
+use crate::db::run_blocking;
+use crate::domain::auth::{Role, Scope};
+use crate::domain::listing::Paging;
+use crate::domain::orgs::{self, Organization, OrganizationPatch};
+use crate::domain::terms::Term;
+use crate::domain::users::{self, CurrentPassword, NewUser, User, UserFilter, UserPatch};
+use crate::domain::webhooks::{self, Delivery, NewWebhook, Webhook};
+use crate::domain::{DomainError, Issues};
+use crate::shape::Shaped;
+use crate::state::AppState;
+
+const TABS: &[(&str, &str)] = &[
+    ("/settings", "Organization"),
+    ("/settings/users", "Users"),
+    ("/settings/keys", "API keys"),
+    ("/settings/webhooks", "Webhooks"),
+    ("/settings/backups", "Backups"),
+];
+
+/// The settings' own navigation.
+pub fn tabs(current: &str) -> Markup {
+    html! {
+        nav.tabs aria-label="Settings" {
+            @for (href, label) in TABS {
+                @if *href == current {
+                    a href=(href) aria-current="page" { (label) }
+                } @else {
+                    a href=(href) { (label) }
+                }
+            }
+        }
+    }
+}
+
+/// The page a viewer or member gets for any settings page: they are the admins' (403).
+pub fn admins_only(viewer: &Viewer) -> Option<Response> {
+    (!viewer.can_admin()).then(|| {
+        let body = html! {
+            h1 { "Settings" }
+            p { "The organization, its users, API keys, webhooks and backups are managed by its admins and owners." }
+        };
+        html(StatusCode::FORBIDDEN, shell::page(viewer, Section::Settings, "Settings", body))
+    })
+}
+
+/// A settings page: the tabs, then `body`.
+fn settings_page(
+    viewer: &Viewer,
+    status: StatusCode,
+    tab: &str,
+    title: &str,
+    body: Markup,
+) -> Response {
+    html(
+        status,
+        shell::page(
+            viewer,
+            Section::Settings,
+            title,
+            html! { (tabs(tab)) h1 { (title) } (body) },
+        ),
+    )
+}
+
+async fn admin(req: &Request, state: &AppState) -> Result<Viewer, Response> {
+    let viewer = Viewer::of(req, state).await?;
+    match admins_only(&viewer) {
+        Some(resp) => Err(resp),
+        None => Ok(viewer),
+    }
+}
+
+// ---- Organization ----
+
+/// `GET /settings`.
+#[poem::handler]
+pub async fn org_page(req: &Request, state: Data<&Arc<AppState>>) -> Response {
+    match admin(req, &state).await {
+        Ok(v) => render_org(&state, &v, StatusCode::OK, None).await,
+        Err(resp) => resp,
+    }
+}
+
+async fn render_org(
+    state: &AppState,
+    viewer: &Viewer,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Response {
+    let org = viewer.principal.org_id.clone();
+    match state.db.read(move |c| orgs::get(c, &org)).await {
+        Ok(o) => settings_page(
+            viewer,
+            status,
+            "/settings",
+            "Organization",
+            org_form(viewer, &o, error),
+        ),
+        Err(e) => failure(&e),
+    }
+}
+
+fn org_form(viewer: &Viewer, o: &Organization, error: Option<&str>) -> Markup {
+    html! {
+        (notice(error))
+        form.stack.panel method="post" action="/settings" {
+            (csrf_field(&viewer.csrf()))
+            input type="hidden" name="version" value=(o.version);
+            label for="org-name" { "Name" } input #org-name name="name" value=(o.name) required maxlength="200";
+            label for="org-currency" { "Currency (ISO 4217)" } input #org-currency name="currency" value=(o.currency.to_string()) required maxlength="3";
+            label for="org-tz" { "Time zone (IANA)" } input #org-tz name="timezone" value=(o.timezone) required;
+            button type="submit" { "Save" }
+        }
+    }
+}
+
+/// The organization form.
+#[derive(serde::Deserialize)]
+pub struct OrgForm {
+    csrf: String,
+    version: i64,
+    name: String,
+    currency: String,
+    timezone: String,
+}
+
+/// `POST /settings`.
+#[poem::handler]
+pub async fn save_organization(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    Form(f): Form<OrgForm>,
+) -> Response {
+    let csrf = f.csrf.clone();
+    let outcome = super::change(req, &state, &csrf, Scope::Admin, move |tx, p, now| {
+        let mut issues = Issues::new();
+        let currency = Term::parse(f.currency.trim())
+            .map_err(|e| issues.add("currency", e))
+            .ok();
+        let patch = OrganizationPatch {
+            name: Some(Shaped::checked(&mut issues, "name", f.name)),
+            currency,
+            timezone: Some(Shaped::checked(
+                &mut issues,
+                "timezone",
+                f.timezone.trim().to_string(),
+            )),
+            ..Default::default()
+        };
+        issues.finish()?;
+        orgs::update(tx, &p.org_id, patch, Some(f.version), now)
+    })
+    .await;
+    match outcome {
+        Outcome::Done(..) => see_other("/settings"),
+        Outcome::Refused(v, e) => {
+            render_org(&state, &v, status_of(&e), Some(&message_of(&e))).await
+        }
+        Outcome::Answered(resp) => resp,
+    }
+}
+
+// ---- Users ----
+
+/// `GET /settings/users`.
+#[poem::handler]
+pub async fn team_page(req: &Request, state: Data<&Arc<AppState>>) -> Response {
+    match admin(req, &state).await {
+        Ok(v) => render_team(&state, &v, StatusCode::OK, None).await,
+        Err(resp) => resp,
+    }
+}
+
+async fn render_team(
+    state: &AppState,
+    viewer: &Viewer,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Response {
+    let org = viewer.principal.org_id.clone();
+    let read = state
+        .db
+        .read(move |c| {
+            users::list(
+                c,
+                &org,
+                &UserFilter::default(),
+                Some("name"),
+                Paging {
+                    page: 1,
+                    per_page: 100,
+                },
+            )
+        })
+        .await;
+    match read {
+        Ok(listed) => settings_page(
+            viewer,
+            status,
+            "/settings/users",
+            "Users",
+            team_body(viewer, &listed.items, error),
+        ),
+        Err(e) => failure(&e),
+    }
+}
+
+const ROLES: &[&str] = &["viewer", "member", "admin", "owner"];
+
+fn team_body(viewer: &Viewer, team: &[User], error: Option<&str>) -> Markup {
+    let csrf = viewer.csrf();
+    html! {
+        (notice(error))
+        table.keys {
+            caption.sr { "The organization's users" }
+            thead { tr { th scope="col" { "Name" } th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { "Status" } th scope="col" { "" } } }
+            tbody {
+                @for u in team {
+                    tr data-user=(u.id) {
+                        td { (u.name) }
+                        td { (u.email) }
+                        td {
+                            form.inline method="post" action={"/settings/users/" (u.id) "/role"} {
+                                (csrf_field(&csrf))
+                                input type="hidden" name="version" value=(u.version);
+                                label.sr for={"role-" (u.id)} { "Role of " (u.name) }
+                                select #{"role-" (u.id)} name="role" {
+                                    @for r in ROLES { option value=(r) selected[u.role.as_str() == *r] { (r) } }
+                                }
+                                button type="submit" { "Change" }
+                            }
+                        }
+                        td.status { (if u.active { "active" } else { "deactivated" }) }
+                        td {
+                            @if u.active && u.id != viewer.principal.user_id {
+                                form method="post" action={"/settings/users/" (u.id) "/deactivate"} {
+                                    (csrf_field(&csrf))
+                                    input type="hidden" name="version" value=(u.version);
+                                    button.danger type="submit" aria-label={"Deactivate " (u.name)} { "Deactivate" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section.panel aria-labelledby="h-add-user" {
+            h2 #h-add-user { "Add a user" }
+            form.inline method="post" action="/settings/users" {
+                (csrf_field(&csrf))
+                label { "Name" input name="name" required maxlength="200"; }
+                label { "Email" input name="email" type="email" required; }
+                label { "Role" select name="role" { @for r in ROLES { option value=(r) selected[*r == "member"] { (r) } } } }
+                label { "Password (12+ characters)" input name="password" type="password" minlength="12" autocomplete="new-password" required; }
+                button type="submit" { "Add user" }
+            }
+        }
+    }
+}
+
+/// The add-user form.
+#[derive(serde::Deserialize)]
+pub struct UserForm {
+    csrf: String,
+    name: String,
+    email: String,
+    role: String,
+    password: String,
+}
+
+/// `POST /settings/users`: the password is hashed off the async workers, as the API does.
+#[poem::handler]
+pub async fn add_user(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    Form(f): Form<UserForm>,
+) -> Response {
+    let password = f.password.clone();
+    let hashed = match run_blocking(move || users::hash_new_password(Some(&password))).await {
+        Ok(h) => h,
+        Err(e) => return team_outcome(&state, Outcome::<()>::Answered(failure(&e))).await,
+    };
+    let csrf = f.csrf.clone();
+    let outcome = super::change(req, &state, &csrf, Scope::Admin, move |tx, p, now| {
+        let mut issues = Issues::new();
+        let role = Role::parse(&f.role);
+        if role.is_none() {
+            issues.add("role", "must be viewer, member, admin or owner");
+        }
+        let input = NewUser {
+            email: Shaped::checked(&mut issues, "email", f.email.trim().to_string()),
+            name: Shaped::checked(&mut issues, "name", f.name),
+            role,
+            password: Some(f.password),
+        };
+        issues.finish()?;
+        users::create(tx, &p.org_id, input, hashed, Some(p), now)
+    })
+    .await;
+    team_outcome(&state, outcome).await
+}
+
+async fn team_outcome<T>(state: &AppState, outcome: Outcome<T>) -> Response {
+    match outcome {
+        Outcome::Done(..) => see_other("/settings/users"),
+        Outcome::Refused(v, e) => {
+            render_team(state, &v, status_of(&e), Some(&message_of(&e))).await
+        }
+        Outcome::Answered(resp) => resp,
+    }
+}
+
+/// The role form.
+#[derive(serde::Deserialize)]
+pub struct RoleForm {
+    csrf: String,
+    version: i64,
+    role: String,
+}
+
+/// `POST /settings/users/{id}/role`.
+#[poem::handler]
+pub async fn set_role(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    Path(id): Path<String>,
+    Form(f): Form<RoleForm>,
+) -> Response {
+    let csrf = f.csrf.clone();
+    let outcome = super::change(req, &state, &csrf, Scope::Admin, move |tx, p, now| {
+        let role = Role::parse(&f.role).ok_or_else(|| {
+            DomainError::invalid("role", "must be viewer, member, admin or owner")
+        })?;
+        let patch = UserPatch {
+            role: Some(role),
+            ..Default::default()
+        };
+        users::update(
+            tx,
+            p,
+            &id,
+            patch,
+            None,
+            CurrentPassword::Missing,
+            Some(f.version),
+            now,
+        )
+    })
+    .await;
+    team_outcome(&state, outcome).await
+}
+
+/// The deactivate form.
+#[derive(serde::Deserialize)]
+pub struct VersionForm {
+    csrf: String,
+    version: i64,
+}
+
+/// `POST /settings/users/{id}/deactivate`.
+#[poem::handler]
+pub async fn deactivate(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    Path(id): Path<String>,
+    Form(f): Form<VersionForm>,
+) -> Response {
+    let outcome = super::change(req, &state, &f.csrf, Scope::Admin, move |tx, p, now| {
+        users::deactivate(tx, p, &id, Some(f.version), now)
+    })
+    .await;
+    team_outcome(&state, outcome).await
+}
+
+// ---- Webhooks ----
+
+/// `GET /settings/webhooks`.
+#[poem::handler]
+pub async fn hooks_page(req: &Request, state: Data<&Arc<AppState>>) -> Response {
+    match admin(req, &state).await {
+        Ok(v) => render_hooks(&state, &v, StatusCode::OK, None, None).await,
+        Err(resp) => resp,
+    }
+}
+
+async fn render_hooks(
+    state: &AppState,
+    viewer: &Viewer,
+    status: StatusCode,
+    secret: Option<&str>,
+    error: Option<&str>,
+) -> Response {
+    let org = viewer.principal.org_id.clone();
+    match state
+        .db
+        .read(move |c| {
+            webhooks::list(
+                c,
+                &org,
+                Paging {
+                    page: 1,
+                    per_page: 100,
+                },
+            )
+        })
+        .await
+    {
+        Ok(listed) => settings_page(
+            viewer,
+            status,
+            "/settings/webhooks",
+            "Webhooks",
+            hooks_body(viewer, &listed.items, secret, error),
+        ),
+        Err(e) => failure(&e),
+    }
+}
+
+fn hooks_body(
+    viewer: &Viewer,
+    hooks: &[Webhook],
+    secret: Option<&str>,
+    error: Option<&str>,
+) -> Markup {
+    html! {
+        (notice(error))
+        @if let Some(s) = secret {
+            div.secret role="status" {
+                p { "The endpoint was added. Its signing secret, shown this once:" }
+                pre { code #new-secret { (s) } }
+            }
+        }
+        table.keys {
+            caption.sr { "Webhook endpoints" }
+            thead { tr { th scope="col" { "URL" } th scope="col" { "Events" } th scope="col" { "State" } } }
+            tbody {
+                @for h in hooks {
+                    tr {
+                        td { a href={"/settings/webhooks/" (h.id)} { (h.url) } }
+                        td { (h.event_types.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")) }
+                        td {
+                            @if h.active { "active" } @else { "disabled" }
+                            @if let Some(why) = &h.disabled_reason.0 { " (" (why) ")" }
+                        }
+                    }
+                }
+            }
+        }
+        section.panel aria-labelledby="h-add-hook" {
+            h2 #h-add-hook { "Add an endpoint" }
+            form.inline method="post" action="/settings/webhooks" {
+                (csrf_field(&viewer.csrf()))
+                label { "URL" input name="url" type="url" required placeholder="https://example.com/hooks/clozup"; }
+                label { "Events (comma separated; blank: all)" input name="event_types" placeholder="deal.*, lead.created"; }
+                button type="submit" { "Add endpoint" }
+            }
+        }
+    }
+}
+
+/// The new-endpoint form.
+#[derive(serde::Deserialize)]
+pub struct HookForm {
+    csrf: String,
+    url: String,
+    event_types: String,
+}
+
+/// `POST /settings/webhooks`: answers with the page showing the secret once.
+#[poem::handler]
+pub async fn add_hook(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    Form(f): Form<HookForm>,
+) -> Response {
+    let policy = state.config.webhook_policy();
+    let csrf = f.csrf.clone();
+    let outcome = super::change(req, &state, &csrf, Scope::Admin, move |tx, p, now| {
+        let mut issues = Issues::new();
+        let types: Vec<_> = f
+            .event_types
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .filter_map(|t| {
+                Term::parse(t)
+                    .map_err(|e| issues.add("event_types", e))
+                    .ok()
+            })
+            .collect();
+        let input = NewWebhook {
+            url: Shaped::checked(&mut issues, "url", f.url.trim().to_string()),
+            description: None,
+            event_types: (!types.is_empty()).then_some(types),
+        };
+        issues.finish()?;
+        webhooks::create(tx, &p.org_id, input, &policy, now)
+    })
+    .await;
+    match outcome {
+        Outcome::Done(v, made) => {
+            render_hooks(&state, &v, StatusCode::CREATED, Some(&made.secret), None).await
+        }
+        Outcome::Refused(v, e) => {
+            render_hooks(&state, &v, status_of(&e), None, Some(&message_of(&e))).await
+        }
+        Outcome::Answered(resp) => resp,
+    }
+}
+
+/// `GET /settings/webhooks/{id}`: the endpoint's delivery log.
+#[poem::handler]
+pub async fn hook_page(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Response {
+    match admin(req, &state).await {
+        Ok(v) => render_log(&state, &v, id, StatusCode::OK, None).await,
+        Err(resp) => resp,
+    }
+}
+
+async fn render_log(
+    state: &AppState,
+    viewer: &Viewer,
+    id: String,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Response {
+    let org = viewer.principal.org_id.clone();
+    let read = state
+        .db
+        .read(move |c| {
+            let hook = webhooks::get(c, &org, &id)?;
+            let log = webhooks::deliveries(
+                c,
+                &org,
+                &id,
+                None,
+                Paging {
+                    page: 1,
+                    per_page: 50,
+                },
+            )?;
+            Ok((hook, log.items))
+        })
+        .await;
+    match read {
+        Ok((hook, log)) => settings_page(
+            viewer,
+            status,
+            "/settings/webhooks",
+            "Deliveries",
+            log_body(viewer, &hook, &log, error),
+        ),
+        Err(e) => failure(&e),
+    }
+}
+
+fn log_body(viewer: &Viewer, hook: &Webhook, log: &[Delivery], error: Option<&str>) -> Markup {
+    let csrf = viewer.csrf();
+    html! {
+        p { "To " code { (hook.url) } }
+        (notice(error))
+        @if log.is_empty() { p.empty { "Nothing sent yet." } }
+        table.keys {
+            caption.sr { "The latest deliveries" }
+            thead { tr { th scope="col" { "Event" } th scope="col" { "Status" } th scope="col" { "Attempts" } th scope="col" { "Answer" } th scope="col" { "When" } th scope="col" { "" } } }
+            tbody {
+                @for d in log {
+                    tr data-delivery=(d.id) {
+                        td { (d.event_type.to_string()) }
+                        td.status { (d.status.to_string()) }
+                        td.num { (d.attempts) }
+                        td {
+                            @if let Some(code) = d.last_status_code.0 { (code) " " }
+                            @if let Some(e) = &d.last_error.0 { (e) }
+                        }
+                        td { (when(d.created_at.0)) }
+                        td {
+                            form method="post" action={"/settings/webhooks/" (hook.id) "/deliveries/" (d.id) "/redeliver"} {
+                                (csrf_field(&csrf))
+                                button type="submit" aria-label={"Redeliver " (d.event_type.to_string())} { "Redeliver" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `POST /settings/webhooks/{id}/deliveries/{delivery}/redeliver`.
+#[poem::handler]
+pub async fn redeliver(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    Path((id, delivery)): Path<(String, String)>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    let hook_id = id.clone();
+    let outcome = super::change(req, &state, &f.csrf, Scope::Admin, move |tx, p, now| {
+        webhooks::redeliver(tx, &p.org_id, &hook_id, &delivery, now)
+    })
+    .await;
+    match outcome {
+        Outcome::Done(..) => see_other(&format!("/settings/webhooks/{id}")),
+        Outcome::Refused(v, e) => {
+            render_log(&state, &v, id, status_of(&e), Some(&message_of(&e))).await
+        }
+        Outcome::Answered(resp) => resp,
+    }
+}
+
+// ---- Backups ----
+
+/// `GET /settings/backups`.
+#[poem::handler]
+pub async fn backups_page(req: &Request, state: Data<&Arc<AppState>>) -> Response {
+    match admin(req, &state).await {
+        Ok(v) => render_backups(&state, &v, StatusCode::OK, None).await,
+        Err(resp) => resp,
+    }
+}
+
+async fn render_backups(
+    state: &AppState,
+    viewer: &Viewer,
+    status: StatusCode,
+    made: Option<(&str, u64)>,
+) -> Response {
+    let dir = state.config.backup_dir();
+    let folder = dir.display().to_string();
+    let files = run_blocking(move || Ok(crate::db::snapshots(&dir)))
+        .await
+        .unwrap_or_default();
+    let body = html! {
+        p { "A backup is a checked copy of the whole database file (every organization on this server), written to " code { (folder) } " while the server goes on serving. A server started on a copy serves the same data." }
+        @if let Some((name, bytes)) = made {
+            p.notice role="status" { "Written: " code { (name) } " (" (bytes) " bytes, integrity ok)." }
+        }
+        form method="post" action="/settings/backups" {
+            (csrf_field(&viewer.csrf()))
+            button type="submit" { "Back up now" }
+        }
+        h2 { "In the folder" }
+        @if files.is_empty() { p.empty { "No backups yet." } }
+        ul.list.backups {
+            @for (name, bytes) in &files { li { code { (name) } " · " (bytes) " bytes" } }
+        }
+    };
+    settings_page(viewer, status, "/settings/backups", "Backups", body)
+}
+
+/// `POST /settings/backups`.
+#[poem::handler]
+pub async fn back_up(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    let viewer = match admin(req, &state).await {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    if let Some(resp) = viewer.refusal_of_change(req, &f.csrf, Scope::Admin) {
+        return resp;
+    }
+    let (db, dir, now) = (
+        state.db.path().to_path_buf(),
+        state.config.backup_dir(),
+        state.clock.now_ms(),
+    );
+    match run_blocking(move || {
+        crate::db::backup_into(&db, &dir, now, false).map_err(DomainError::Unavailable)
+    })
+    .await
+    {
+        Ok((file, bytes)) => {
+            let name = file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
+            render_backups(&state, &viewer, StatusCode::CREATED, Some((&name, bytes))).await
+        }
+        Err(e) => failure(&e),
+    }
+}
