@@ -14,6 +14,7 @@
 mod analytics;
 mod assets;
 mod board;
+mod campaigns;
 mod deal;
 mod keys;
 mod leads;
@@ -57,6 +58,8 @@ pub fn routes() -> Route {
         .at("/leads/:id/edit", post(leads::edit))
         .at("/leads/:id/assign", post(leads::assign))
         .at("/leads/:id/convert", post(leads::convert))
+        .at("/campaigns", get(campaigns::campaigns_page))
+        .at("/campaigns/:id", get(campaigns::campaign))
         .at("/today", get(today::page))
         .at("/analytics", get(analytics::page))
         .at(

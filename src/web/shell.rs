@@ -14,6 +14,7 @@ pub enum Section {
     Today,
     Board,
     Leads,
+    Campaigns,
     Analytics,
     Settings,
 }
@@ -22,6 +23,7 @@ const NAV: &[(Section, &str, &str)] = &[
     (Section::Today, "/today", "Today"),
     (Section::Board, "/board", "Pipeline"),
     (Section::Leads, "/leads", "Leads"),
+    (Section::Campaigns, "/campaigns", "Campaigns"),
     (Section::Analytics, "/analytics", "Analytics"),
     (Section::Settings, "/settings", "Settings"),
 ];

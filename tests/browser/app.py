@@ -285,6 +285,15 @@ def main():
         expect(page.locator("h1")).to_contain_text("Today")
         shoot(page, "today")
 
+        # Campaigns: the list with rates, one campaign's funnel and enrollments.
+        page.goto(BASE + "/campaigns")
+        _, camps = api("GET", "/campaigns")
+        expect(page.locator("table.keys tbody tr")).to_have_count(len(camps["data"]))
+        shoot(page, "campaigns")
+        page.click("table.keys tbody a >> nth=0")
+        expect(page.locator("#h-enrolled")).to_be_visible()
+        shoot(page, "campaign")
+
         # Analytics: charts drawn on the server.
         page.goto(BASE + "/analytics")
         expect(page.locator("#h-c-stages")).to_be_visible()
