@@ -1038,3 +1038,34 @@ CREATE INDEX emails_message ON emails (org_id, message_id);
 CREATE UNIQUE INDEX emails_unsubscribe ON emails (unsubscribe_token) WHERE unsubscribe_token IS NOT NULL;
 CREATE INDEX emails_lead ON emails (lead_id, created_at);
 CREATE INDEX emails_enrollment ON emails (enrollment_id);
+
+-- migration: 18
+-- The count and value of each stage's deals, per currency, kept by triggers (as
+-- open_deal_totals), so a pipeline's board shows each column's totals without reading every
+-- deal of the pipeline (70 ms for 100,000).
+CREATE TABLE stage_totals (
+    stage_id TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    deals    INTEGER NOT NULL,
+    value    INTEGER NOT NULL,
+    PRIMARY KEY (stage_id, currency)
+) STRICT, WITHOUT ROWID;
+INSERT INTO stage_totals (stage_id, currency, deals, value)
+    SELECT stage_id, currency, COUNT(*), coalesce(sum(value), 0) FROM deals GROUP BY stage_id, currency;
+CREATE TRIGGER deals_stage_totals_insert AFTER INSERT ON deals BEGIN
+    INSERT INTO stage_totals (stage_id, currency, deals, value) VALUES (NEW.stage_id, NEW.currency, 1, NEW.value)
+        ON CONFLICT (stage_id, currency) DO UPDATE SET deals = deals + 1, value = value + excluded.value;
+END;
+CREATE TRIGGER deals_stage_totals_delete AFTER DELETE ON deals BEGIN
+    UPDATE stage_totals SET deals = deals - 1, value = value - OLD.value
+        WHERE stage_id = OLD.stage_id AND currency = OLD.currency;
+END;
+CREATE TRIGGER deals_stage_totals_update AFTER UPDATE OF stage_id, currency, value ON deals BEGIN
+    UPDATE stage_totals SET deals = deals - 1, value = value - OLD.value
+        WHERE stage_id = OLD.stage_id AND currency = OLD.currency;
+    INSERT INTO stage_totals (stage_id, currency, deals, value) VALUES (NEW.stage_id, NEW.currency, 1, NEW.value)
+        ON CONFLICT (stage_id, currency) DO UPDATE SET deals = deals + 1, value = value + excluded.value;
+END;
+CREATE TRIGGER stages_totals_delete AFTER DELETE ON stages BEGIN
+    DELETE FROM stage_totals WHERE stage_id = OLD.id;
+END;

@@ -245,6 +245,74 @@ mod tests {
         assert_eq!(totals, vec![("o1".into(), 2, 1200), ("o2".into(), 1, 25)]);
     }
 
+    /// Per stage and currency: deals and value, as `stage_totals` keeps them and as a scan
+    /// counts them.
+    fn stage_totals_and_scan(conn: &Connection) -> (Totals, Totals) {
+        let rows = |sql: &str| {
+            let mut stmt = conn.prepare(sql).unwrap();
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap();
+            rows.collect::<rusqlite::Result<Vec<_>>>().unwrap()
+        };
+        (
+            rows(
+                "SELECT stage_id || ' ' || currency, deals, value FROM stage_totals
+                 WHERE deals > 0 ORDER BY 1",
+            ),
+            rows(
+                "SELECT stage_id || ' ' || currency, COUNT(*), sum(value) FROM deals
+                 GROUP BY stage_id, currency ORDER BY 1",
+            ),
+        )
+    }
+
+    #[test]
+    fn stage_totals_are_backfilled_and_kept_by_the_triggers() {
+        let mut conn = database_at_step(17);
+        conn.execute_batch(
+            "INSERT INTO organizations (id, name, created_at, updated_at) VALUES ('o1', 'A', 0, 0);
+             INSERT INTO pipelines (id, org_id, name, created_at, updated_at) VALUES ('p1', 'o1', 'P', 0, 0);
+             INSERT INTO stages (id, org_id, pipeline_id, name, position, probability, kind, created_at, updated_at)
+                 VALUES ('s1', 'o1', 'p1', 'S1', 1, 10, 'open', 0, 0), ('s2', 'o1', 'p1', 'S2', 2, 50, 'open', 0, 0);",
+        )
+        .unwrap();
+        let deal = |conn: &Connection, id: &str, stage: &str, value: i64, currency: &str| {
+            conn.execute(
+                "INSERT INTO deals (id, org_id, title, value, currency, pipeline_id, stage_id, status,
+                                    stage_entered_at, created_at, updated_at)
+                 VALUES (?1, 'o1', 'D', ?2, ?3, 'p1', ?4, 'open', 0, 0, 0)",
+                rusqlite::params![id, value, currency, stage],
+            )
+            .unwrap();
+        };
+        deal(&conn, "d1", "s1", 100, "USD");
+        deal(&conn, "d2", "s1", 300, "EUR");
+        migrate(&mut conn).unwrap();
+        let (totals, scan) = stage_totals_and_scan(&conn);
+        assert_eq!(totals.len(), 2);
+        assert_eq!(totals, scan);
+        deal(&conn, "d3", "s2", 700, "USD");
+        for change in [
+            "UPDATE deals SET stage_id = 's2' WHERE id = 'd1'",
+            "UPDATE deals SET value = 350 WHERE id = 'd2'",
+            "UPDATE deals SET currency = 'USD' WHERE id = 'd2'",
+            "UPDATE deals SET stage_id = 's1', value = 1 WHERE id = 'd3'",
+            "UPDATE deals SET title = 'renamed' WHERE id = 'd3'",
+            "DELETE FROM deals WHERE id = 'd1'",
+        ] {
+            conn.execute_batch(change).unwrap();
+            let (totals, scan) = stage_totals_and_scan(&conn);
+            assert_eq!(totals, scan, "after {change}");
+        }
+        conn.execute_batch("DELETE FROM deals WHERE stage_id = 's2'; DELETE FROM stages WHERE id = 's2'")
+            .unwrap();
+        let left: i64 = conn
+            .query_row("SELECT COUNT(*) FROM stage_totals WHERE stage_id = 's2'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0, "a deleted stage leaves no totals behind");
+    }
+
     /// Per deal, in id order: its six facts and its rowid.
     type Facts = Vec<Vec<Option<i64>>>;
 

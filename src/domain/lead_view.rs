@@ -23,8 +23,7 @@ use crate::clock::Millis;
 pub const RELATED_LIMIT: i64 = 100;
 
 /// Records about a lead: on the lead itself or on any of its deals.
-const ON_LEAD_OR_ITS_DEALS: &str =
-    "(lead_id = ?2 OR deal_id IN (SELECT id FROM deals WHERE org_id = ?1 AND lead_id = ?2))";
+const ON_LEAD_OR_ITS_DEALS: &str = "(lead_id = ?2 OR deal_id IN (SELECT id FROM deals INDEXED BY deals_org_lead WHERE org_id = ?1 AND lead_id = ?2))";
 
 /// A lead with its whole relationship: its company, its deals, and everything recorded on the
 /// lead or on any of those deals (each record's `deal_id` says which deal it belongs to, null
@@ -78,6 +77,11 @@ pub struct Lead360Totals {
 
 /// Up to [`RELATED_LIMIT`] rows of `table` matching `filter` (with `?1` the organization and
 /// `?2` the lead), in `order`, and how many match in all.
+///
+/// The lead's rows are found by the lead's and its deals' indexes (SQLite joins the two with a
+/// multi-index OR). Without statistics SQLite would rather walk the organization's index, every
+/// activity of it (170 ms for 1,000,000): `+org_id` keeps that index out of the choice, and the
+/// deals come by `deals_org_lead` by name, for the same reason.
 fn related<T>(
     conn: &Connection,
     org_id: &str,
@@ -86,7 +90,7 @@ fn related<T>(
     map: impl Fn(&Row<'_>) -> rusqlite::Result<T>,
 ) -> DomainResult<(Vec<T>, i64)> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {columns} FROM {table} WHERE org_id = ?1 AND {filter} ORDER BY {order} LIMIT ?3"
+        "SELECT {columns} FROM {table} WHERE +org_id = ?1 AND {filter} ORDER BY {order} LIMIT ?3"
     ))?;
     let rows = stmt
         .query_map(params![org_id, lead_id, RELATED_LIMIT], map)?
@@ -95,7 +99,7 @@ fn related<T>(
         rows.len() as i64
     } else {
         conn.cached_row(
-            &format!("SELECT COUNT(*) FROM {table} WHERE org_id = ?1 AND {filter}"),
+            &format!("SELECT COUNT(*) FROM {table} WHERE +org_id = ?1 AND {filter}"),
             params![org_id, lead_id],
             |r| r.get(0),
         )?
@@ -170,7 +174,7 @@ pub fn lead_360(conn: &Connection, org_id: &str, id: &str, now: Millis) -> Domai
         (
             email::COLUMNS,
             "emails",
-            "deal_id IN (SELECT id FROM deals WHERE org_id = ?1 AND lead_id = ?2)",
+            "deal_id IN (SELECT id FROM deals INDEXED BY deals_org_lead WHERE org_id = ?1 AND lead_id = ?2)",
             newest,
         ),
         email::from_row,

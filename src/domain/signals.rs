@@ -113,7 +113,12 @@ pub fn list(
     paging: Paging,
 ) -> DomainResult<ListPage<Signal>> {
     let sort = Sort::parse(Some(sort.unwrap_or("-score")), SORTS)?;
-    let mut filters = Filters::for_org("org_id", org_id);
+    // With a deal or a lead named, its own index finds its few signals; the organization's index
+    // (which also gives the order) would walk every open signal, and without statistics SQLite
+    // cannot know that: `+org_id` keeps the organization's index out of the choice (115 ms down
+    // to under 1 on 100,000 open signals).
+    let named = f.deal_id.is_some() || f.lead_id.is_some();
+    let mut filters = Filters::for_org(if named { "+org_id" } else { "org_id" }, org_id);
     if f.include_dismissed {
         filters.push("status IN ('open', 'dismissed')", vec![]);
     } else {

@@ -13,7 +13,7 @@ use super::{failure, html, message_of, see_other, status_of, Outcome, Viewer};
 use crate::domain::activities::{self, Activity, ActivityFilter, NewActivity, CLIENT_TYPES};
 use crate::domain::auth::Scope;
 use crate::domain::deals::{self, DealContext, DealPatch};
-use crate::domain::email::{self, Email, EmailFilter, SendEmail};
+use crate::domain::email::{self, Direction, Email, EmailFilter, ReplyEmail, SendEmail};
 use crate::domain::intelligence::{self, DealIntelligence};
 use crate::domain::listing::Paging;
 use crate::domain::memory::{self, MemoryEntry, MemoryFilter};
@@ -299,6 +299,17 @@ fn body(viewer: &Viewer, s: &Shown, now: i64, error: Option<&str>) -> Markup {
                             }
                             p.addr { "From " (m.from) " to " (m.to.join(", ")) }
                             @if let Some(t) = &m.text.0 { p.body { (t) } }
+                            @if viewer.can_write() && m.direction == Direction::Inbound {
+                                details.reply {
+                                    summary { "Reply" }
+                                    form.stack method="post" action={"/deals/" (d.id) "/email/" (m.id) "/reply"} {
+                                        (csrf_field(&csrf))
+                                        label for={"re-" (m.id)} { "Reply to " (m.from) }
+                                        textarea #{"re-" (m.id)} name="text" rows="3" required {}
+                                        button type="submit" { "Send reply" }
+                                    }
+                                }
+                            }
                         }
                     }
                 }
@@ -451,6 +462,38 @@ pub async fn send_email(
         };
         issues.finish()?;
         email::send(tx, p, &deal_id, input, &domain, now).map(drop)
+    })
+    .await
+}
+
+/// The reply form.
+#[derive(serde::Deserialize)]
+pub struct Reply {
+    csrf: String,
+    text: String,
+}
+
+/// `POST /deals/{id}/email/{message}/reply`: in the message's thread, to its sender, as
+/// `POST /deals/{id}/emails/{message}/reply`.
+#[poem::handler]
+pub async fn reply(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    Path((id, message)): Path<(String, String)>,
+    Form(f): Form<Reply>,
+) -> Response {
+    let deal_id = id.clone();
+    let domain = state.config.email_domain.clone();
+    change(req, &state, id, &f.csrf.clone(), move |tx, p, now| {
+        let mut issues = Issues::new();
+        let input = ReplyEmail {
+            text: Shaped::checked(&mut issues, "text", f.text),
+            html: None,
+            cc: Default::default(),
+            track_opens: None,
+        };
+        issues.finish()?;
+        email::reply(tx, p, &deal_id, &message, input, &domain, now).map(drop)
     })
     .await
 }

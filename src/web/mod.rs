@@ -51,6 +51,7 @@ pub fn routes() -> Route {
         .at("/deals/:id/edit", post(deal::edit))
         .at("/deals/:id/activities", post(deal::log_activity))
         .at("/deals/:id/email", post(deal::send_email))
+        .at("/deals/:id/email/:message/reply", post(deal::reply))
         .at("/leads", get(leads::list).post(leads::create))
         .at("/leads/export", get(leads::export))
         .at("/leads/import", post(leads::import))

@@ -280,10 +280,21 @@ def main():
         _, found = api("GET", "/leads?q=analytical.example")
         check(found["data"][0]["status"] == "converted", "the lead is converted, as the API sees it")
 
-        # Today.
+        # Today, and a reply to an unanswered email from there.
         page.goto(BASE + "/today")
         expect(page.locator("h1")).to_contain_text("Today")
         shoot(page, "today")
+        _, before = api("GET", "/agenda")
+        unanswered = before["data"]["totals"]["unanswered_emails"]
+        check(unanswered > 0, "the demo has unanswered email")
+        page.click("#h-mail ~ ol a >> nth=0")
+        inbound = page.locator("ol.thread li.inbound").first
+        inbound.locator("details.reply summary").click()
+        inbound.locator("textarea").fill("Thanks, we will send the contract today.")
+        inbound.locator("button[type=submit]").click()
+        expect(page.locator("ol.thread li.outbound").first).to_contain_text("Thanks, we will send the contract today.")
+        _, after = api("GET", "/agenda")
+        check(after["data"]["totals"]["unanswered_emails"] == unanswered - 1, "the reply answers the email (the agenda has one fewer)")
 
         # Campaigns: the list with rates, one campaign's funnel and enrollments.
         page.goto(BASE + "/campaigns")

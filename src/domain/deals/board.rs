@@ -52,11 +52,12 @@ pub fn board(
     )?
     .items;
     let currency = orgs::get(conn, org_id)?.currency.to_string();
+    // Kept by triggers (migration 18): no scan of the pipeline's deals.
     let mut sums = std::collections::HashMap::new();
     {
         let mut stmt = conn.prepare_cached(
-            "SELECT stage_id, coalesce(sum(CASE WHEN currency = ?3 THEN value END), 0)
-             FROM deals WHERE org_id = ?1 AND pipeline_id = ?2 GROUP BY stage_id",
+            "SELECT t.stage_id, t.value FROM stage_totals t JOIN stages s ON s.id = t.stage_id
+             WHERE s.org_id = ?1 AND s.pipeline_id = ?2 AND t.currency = ?3",
         )?;
         let mut rows = stmt.query(params![org_id, pipeline_id, currency])?;
         while let Some(r) = rows.next()? {
