@@ -305,10 +305,16 @@ mod tests {
             let (totals, scan) = stage_totals_and_scan(&conn);
             assert_eq!(totals, scan, "after {change}");
         }
-        conn.execute_batch("DELETE FROM deals WHERE stage_id = 's2'; DELETE FROM stages WHERE id = 's2'")
-            .unwrap();
+        conn.execute_batch(
+            "DELETE FROM deals WHERE stage_id = 's2'; DELETE FROM stages WHERE id = 's2'",
+        )
+        .unwrap();
         let left: i64 = conn
-            .query_row("SELECT COUNT(*) FROM stage_totals WHERE stage_id = 's2'", [], |r| r.get(0))
+            .query_row(
+                "SELECT COUNT(*) FROM stage_totals WHERE stage_id = 's2'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(left, 0, "a deleted stage leaves no totals behind");
     }

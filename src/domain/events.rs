@@ -254,6 +254,7 @@ pub fn list(
     let sort = Sort {
         column: "seq",
         descending: false,
+        plain: false,
     };
     filters.fetch_page(conn, &LIST, sort, paging, from_row)
 }

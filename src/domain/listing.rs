@@ -66,6 +66,11 @@ pub struct Sort {
     pub column: &'static str,
     /// `true` for `-field`.
     pub descending: bool,
+    /// Order by the column's value, not by an index on it (`ORDER BY +column`): for a list
+    /// filtered down to a few rows (one lead's deals), so SQLite finds them by the filter's
+    /// index and sorts them, rather than walking the organization's whole index in order
+    /// hoping to meet them (it has no statistics to know better).
+    pub plain: bool,
 }
 
 impl Sort {
@@ -78,7 +83,11 @@ impl Sort {
             None => (false, raw),
         };
         match allowed.iter().find(|(api, _)| *api == name) {
-            Some((_, column)) => Ok(Self { column, descending }),
+            Some((_, column)) => Ok(Self {
+                column,
+                descending,
+                plain: false,
+            }),
             None => {
                 let names: Vec<&str> = allowed.iter().map(|(api, _)| *api).collect();
                 Err(super::DomainError::invalid(
@@ -95,7 +104,11 @@ impl Sort {
     /// The `ORDER BY` clause, with the id as a tie-breaker so pages never overlap.
     pub fn order_by(&self, id_column: &str) -> String {
         let dir = if self.descending { "DESC" } else { "ASC" };
-        format!("ORDER BY {} {dir}, {id_column} {dir}", self.column)
+        let plus = if self.plain { "+" } else { "" };
+        format!(
+            "ORDER BY {plus}{} {dir}, {plus}{id_column} {dir}",
+            self.column
+        )
     }
 }
 

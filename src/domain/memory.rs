@@ -193,6 +193,7 @@ pub fn list(
     let sort = Sort {
         column: "created_at",
         descending: true,
+        plain: false,
     };
     filters.fetch_page(conn, &LIST, sort, paging, from_row)
 }

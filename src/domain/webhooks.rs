@@ -183,6 +183,7 @@ pub fn list(conn: &Connection, org_id: &str, paging: Paging) -> DomainResult<Lis
     let sort = Sort {
         column: "created_at",
         descending: true,
+        plain: false,
     };
     Filters::for_org("org_id", org_id).fetch_page(conn, &LIST, sort, paging, from_row)
 }
@@ -415,6 +416,7 @@ pub fn deliveries(
     let sort = Sort {
         column: "created_at",
         descending: true,
+        plain: false,
     };
     filters.fetch_page(conn, &DELIVERY_LIST, sort, paging, delivery_from_row)
 }

@@ -32,7 +32,17 @@ pub async fn campaigns_page(req: &Request, state: Data<&Arc<AppState>>) -> Respo
     let read = state
         .db
         .read(move |c| {
-            let all = campaigns::list(c, &org, None, None, Some("-created_at"), Paging { page: 1, per_page: 100 })?;
+            let all = campaigns::list(
+                c,
+                &org,
+                None,
+                None,
+                Some("-created_at"),
+                Paging {
+                    page: 1,
+                    per_page: 100,
+                },
+            )?;
             all.items
                 .into_iter()
                 .map(|camp| Ok((metrics::of(c, &org, &camp.id)?, camp)))
@@ -70,12 +80,19 @@ pub async fn campaigns_page(req: &Request, state: Data<&Arc<AppState>>) -> Respo
             }
         }
     };
-    html(StatusCode::OK, shell::page(&viewer, Section::Campaigns, "Campaigns", body))
+    html(
+        StatusCode::OK,
+        shell::page(&viewer, Section::Campaigns, "Campaigns", body),
+    )
 }
 
 /// `GET /campaigns/{id}`.
 #[poem::handler]
-pub async fn campaign(req: &Request, state: Data<&Arc<AppState>>, Path(id): Path<String>) -> Response {
+pub async fn campaign(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Response {
     let viewer = match Viewer::of(req, &state).await {
         Ok(v) => v,
         Err(resp) => return resp,
@@ -90,14 +107,28 @@ pub async fn campaign(req: &Request, state: Data<&Arc<AppState>>, Path(id): Path
                 campaign_id: Some(id.clone()),
                 ..Default::default()
             };
-            let enrolled = enrollments::list(c, &org, &filter, Some("-created_at"), Paging { page: 1, per_page: 50 })?;
+            let enrolled = enrollments::list(
+                c,
+                &org,
+                &filter,
+                Some("-created_at"),
+                Paging {
+                    page: 1,
+                    per_page: 50,
+                },
+            )?;
             Ok((camp, m, enrolled.items, enrolled.total))
         })
         .await;
     match read {
         Ok((c, m, e, total)) => html(
             StatusCode::OK,
-            shell::page(&viewer, Section::Campaigns, &c.name.clone(), campaign_body(&c, &m, &e, total)),
+            shell::page(
+                &viewer,
+                Section::Campaigns,
+                &c.name.clone(),
+                campaign_body(&c, &m, &e, total),
+            ),
         ),
         Err(e) => failure(&e),
     }

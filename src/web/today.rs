@@ -82,6 +82,8 @@ pub async fn page(req: &Request, state: Data<&Arc<AppState>>) -> Response {
                         li {
                             @if let Some(d) = &m.deal_id.0 {
                                 a href={"/deals/" (d)} { (m.subject) }
+                            } @else if let Some(l) = &m.lead_id.0 {
+                                a href={"/leads/" (l)} { (m.subject) }
                             } @else { (m.subject) }
                             " · from " (m.from) " · " span.when { (when(m.created_at.0)) }
                         }

@@ -369,7 +369,10 @@ fn the_documentation_links_only_inside_the_repository() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut pages = vec![root.join("README.md"), root.join("SECURITY.md")];
     for entry in std::fs::read_dir(root.join("docs")).unwrap() {
-        pages.push(entry.unwrap().path());
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            pages.push(path);
+        }
     }
     let link = regex::Regex::new(r"\]\(([^)\s]+)\)|<(https?://[^>]+)>").unwrap();
     let mut checked = 0;

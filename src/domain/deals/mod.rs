@@ -387,7 +387,9 @@ pub fn filters_for(
     f: &DealFilter,
     sort: Option<&str>,
 ) -> DomainResult<(Filters, Sort)> {
-    let sort = Sort::parse(sort, SORTS)?;
+    let mut sort = Sort::parse(sort, SORTS)?;
+    // One lead's or one company's deals are a few rows: found by their index, then sorted.
+    sort.plain = f.lead_id.is_some() || f.company_id.is_some();
     let mut filters = Filters::for_org("d.org_id", org_id);
     filters.any_of("d.stage_id", &any_of(f.stage_id.as_deref()));
     let names: Vec<String> = any_of(f.stage.as_deref())
