@@ -256,6 +256,8 @@ impl<E: Endpoint> GateEndpoint<E> {
         let path = req.uri().path().to_string();
         let mut resp = match self.inner.call(req).await {
             Ok(out) => out.into_response(),
+            // An answer a handler gave as an error (the web app's "sign in first").
+            Err(err) if err.is_from_response() => err.into_response(),
             Err(err) => {
                 let op = err.data::<OperationId>().copied();
                 let mut resp = ApiError::from_poem(&err).render();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use maud::{html, Markup};
 use poem::http::StatusCode;
 use poem::web::Data;
-use poem::{Request, Response};
+use poem::Response;
 
 use super::shell::{self, money, Section};
 use super::{failure, html, Viewer};
@@ -25,11 +25,7 @@ struct Figures {
 
 /// `GET /analytics`.
 #[poem::handler]
-pub async fn page(req: &Request, state: Data<&Arc<AppState>>) -> Response {
-    let viewer = match Viewer::of(req, &state).await {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
+pub async fn page(viewer: Viewer, state: Data<&Arc<AppState>>) -> Response {
     let org = viewer.principal.org_id.clone();
     let now = state.clock.now_ms();
     // Whole-organization sums: the bulk readers, as the API's analytics use.

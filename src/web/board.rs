@@ -40,11 +40,7 @@ pub struct Move {
 
 /// `GET /board`.
 #[poem::handler]
-pub async fn page(req: &Request, state: Data<&Arc<AppState>>, Query(q): Query<Which>) -> Response {
-    let viewer = match Viewer::of(req, &state).await {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
+pub async fn page(viewer: Viewer, state: Data<&Arc<AppState>>, Query(q): Query<Which>) -> Response {
     render(&state, &viewer, q.pipeline, StatusCode::OK, None).await
 }
 
@@ -178,14 +174,11 @@ fn body(
 #[poem::handler]
 pub async fn move_card(
     req: &Request,
+    viewer: Viewer,
     state: Data<&Arc<AppState>>,
     Form(m): Form<Move>,
 ) -> Response {
     let scripted = req.header("x-requested-with") == Some("clozup");
-    let viewer = match Viewer::of(req, &state).await {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
     if let Some(resp) = viewer.refusal_of_change(req, &m.csrf, Scope::Write) {
         return if scripted {
             let message = match resp.status() {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use maud::{html, Markup};
 use poem::http::StatusCode;
 use poem::web::{Data, Path};
-use poem::{Request, Response};
+use poem::Response;
 
 use super::shell::{self, when, word, Section};
 use super::{failure, html, Viewer};
@@ -23,11 +23,7 @@ fn rate(v: f64) -> String {
 
 /// `GET /campaigns`.
 #[poem::handler]
-pub async fn campaigns_page(req: &Request, state: Data<&Arc<AppState>>) -> Response {
-    let viewer = match Viewer::of(req, &state).await {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
+pub async fn campaigns_page(viewer: Viewer, state: Data<&Arc<AppState>>) -> Response {
     let org = viewer.principal.org_id.clone();
     let read = state
         .db
@@ -89,14 +85,10 @@ pub async fn campaigns_page(req: &Request, state: Data<&Arc<AppState>>) -> Respo
 /// `GET /campaigns/{id}`.
 #[poem::handler]
 pub async fn campaign(
-    req: &Request,
+    viewer: Viewer,
     state: Data<&Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Response {
-    let viewer = match Viewer::of(req, &state).await {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
     let org = viewer.principal.org_id.clone();
     let read = state
         .db

@@ -9,7 +9,7 @@ use poem::web::{Data, Form, Path};
 use poem::{Request, Response};
 
 use super::shell::{self, csrf_field, money, notice, risk_badge, when, word, Section};
-use super::{failure, html, message_of, see_other, status_of, Outcome, Viewer};
+use super::{failure, html, see_other, Viewer};
 use crate::domain::activities::{self, Activity, ActivityFilter, NewActivity, CLIENT_TYPES};
 use crate::domain::auth::Scope;
 use crate::domain::deals::{self, DealContext, DealPatch};
@@ -125,11 +125,7 @@ fn read(c: &rusqlite::Connection, org: &str, id: &str, now: i64) -> DomainResult
 
 /// `GET /deals/{id}`.
 #[poem::handler]
-pub async fn page(req: &Request, state: Data<&Arc<AppState>>, Path(id): Path<String>) -> Response {
-    let viewer = match Viewer::of(req, &state).await {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
+pub async fn page(viewer: Viewer, state: Data<&Arc<AppState>>, Path(id): Path<String>) -> Response {
     render(&state, &viewer, id, StatusCode::OK, None).await
 }
 
@@ -355,13 +351,13 @@ where
         + Send
         + 'static,
 {
-    match super::change(req, state, csrf, Scope::Write, f).await {
-        Outcome::Done(..) => see_other(&format!("/deals/{id}")),
-        Outcome::Refused(viewer, e) => {
-            render(state, &viewer, id, status_of(&e), Some(&message_of(&e))).await
-        }
-        Outcome::Answered(resp) => resp,
-    }
+    super::change(req, state, csrf, Scope::Write, f)
+        .await
+        .answer(
+            async |_, _| see_other(&format!("/deals/{id}")),
+            async |v, status, why| render(state, &v, id.clone(), status, Some(&why)).await,
+        )
+        .await
 }
 
 /// `POST /deals/{id}/edit`: title, value and expected close, as of the version the form showed.

@@ -29,11 +29,7 @@ pub struct NewKey {
 
 /// `GET /settings/keys`.
 #[poem::handler]
-pub async fn page(req: &Request, state: Data<&Arc<AppState>>) -> Response {
-    let viewer = match Viewer::of(req, &state).await {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
+pub async fn page(viewer: Viewer, state: Data<&Arc<AppState>>) -> Response {
     render(&state, &viewer, StatusCode::OK, None, None).await
 }
 
@@ -147,11 +143,12 @@ fn body(
 /// `POST /settings/keys`: makes the key and shows its secret once (the answer is the page, not
 /// a redirect, so the secret is never in a URL or the history).
 #[poem::handler]
-pub async fn create(req: &Request, state: Data<&Arc<AppState>>, Form(f): Form<NewKey>) -> Response {
-    let viewer = match Viewer::of(req, &state).await {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
+pub async fn create(
+    req: &Request,
+    viewer: Viewer,
+    state: Data<&Arc<AppState>>,
+    Form(f): Form<NewKey>,
+) -> Response {
     if let Some(resp) = viewer.refusal_of_change(req, &f.csrf, Scope::Admin) {
         return resp;
     }
@@ -216,14 +213,11 @@ pub async fn create(req: &Request, state: Data<&Arc<AppState>>, Form(f): Form<Ne
 #[poem::handler]
 pub async fn revoke(
     req: &Request,
+    viewer: Viewer,
     state: Data<&Arc<AppState>>,
     Path(id): Path<String>,
     Form(f): Form<CsrfOnly>,
 ) -> Response {
-    let viewer = match Viewer::of(req, &state).await {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
     if let Some(resp) = viewer.refusal_of_change(req, &f.csrf, Scope::Admin) {
         return resp;
     }

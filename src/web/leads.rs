@@ -86,11 +86,11 @@ fn name_of(l: &Lead) -> String {
 
 /// `GET /leads`.
 #[poem::handler]
-pub async fn list(req: &Request, state: Data<&Arc<AppState>>, Query(f): Query<Filter>) -> Response {
-    let viewer = match Viewer::of(req, &state).await {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
+pub async fn list(
+    viewer: Viewer,
+    state: Data<&Arc<AppState>>,
+    Query(f): Query<Filter>,
+) -> Response {
     render_list(&state, &viewer, f, StatusCode::OK, None, None).await
 }
 
@@ -265,14 +265,10 @@ fn import_report(r: &ImportResult) -> Markup {
 /// `GET /leads/export`: the leads the filters match, as the API's export writes them.
 #[poem::handler]
 pub async fn export(
-    req: &Request,
+    viewer: Viewer,
     state: Data<&Arc<AppState>>,
     Query(f): Query<Filter>,
 ) -> Response {
-    let viewer = match Viewer::of(req, &state).await {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
     let org = viewer.principal.org_id;
     let filter = f.domain();
     if let Err(e) = leads::filters_for(&org, &filter) {
@@ -326,30 +322,24 @@ pub async fn create(
         leads::create(tx, p, input, now)
     })
     .await;
-    match outcome {
-        Outcome::Done(_, made) => see_other(&format!("/leads/{}", made.id)),
-        Outcome::Refused(viewer, e) => {
-            render_list(
-                &state,
-                &viewer,
-                Filter::default(),
-                status_of(&e),
-                Some(&message_of(&e)),
-                None,
-            )
-            .await
-        }
-        Outcome::Answered(resp) => resp,
-    }
+    outcome
+        .answer(
+            async |_, made| see_other(&format!("/leads/{}", made.id)),
+            async |v, status, why| {
+                render_list(&state, &v, Filter::default(), status, Some(&why), None).await
+            },
+        )
+        .await
 }
 
 /// `POST /leads/import`: a multipart form with the CSRF token first, then the file.
 #[poem::handler]
-pub async fn import(req: &Request, state: Data<&Arc<AppState>>, mut form: Multipart) -> Response {
-    let viewer = match Viewer::of(req, &state).await {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
+pub async fn import(
+    req: &Request,
+    viewer: Viewer,
+    state: Data<&Arc<AppState>>,
+    mut form: Multipart,
+) -> Response {
     let (mut csrf, mut on_duplicate, mut file) = (String::new(), OnDuplicate::Skip, None);
     while let Ok(Some(field)) = form.next_field().await {
         match field.name() {
@@ -429,11 +419,7 @@ pub async fn import(req: &Request, state: Data<&Arc<AppState>>, mut form: Multip
 
 /// `GET /leads/{id}`: the lead 360.
 #[poem::handler]
-pub async fn lead(req: &Request, state: Data<&Arc<AppState>>, Path(id): Path<String>) -> Response {
-    let viewer = match Viewer::of(req, &state).await {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
+pub async fn lead(viewer: Viewer, state: Data<&Arc<AppState>>, Path(id): Path<String>) -> Response {
     render_lead(&state, &viewer, id, StatusCode::OK, None).await
 }
 
@@ -587,13 +573,12 @@ fn set(s: String) -> MaybeUndefined<String> {
 
 /// Back to the lead's page, or the page again with why the change was refused.
 async fn lead_outcome<T>(state: &AppState, id: String, outcome: Outcome<T>) -> Response {
-    match outcome {
-        Outcome::Done(..) => see_other(&format!("/leads/{id}")),
-        Outcome::Refused(viewer, e) => {
-            render_lead(state, &viewer, id, status_of(&e), Some(&message_of(&e))).await
-        }
-        Outcome::Answered(resp) => resp,
-    }
+    outcome
+        .answer(
+            async |_, _| see_other(&format!("/leads/{id}")),
+            async |v, status, why| render_lead(state, &v, id.clone(), status, Some(&why)).await,
+        )
+        .await
 }
 
 /// `POST /leads/{id}/edit`.

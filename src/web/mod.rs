@@ -115,6 +115,19 @@ pub struct Viewer {
     token: String,
 }
 
+/// A page's handler takes a `Viewer`: without a live session the request never reaches it and
+/// the answer is the way to the sign-in page.
+impl<'a> poem::FromRequest<'a> for Viewer {
+    async fn from_request(req: &'a Request, _body: &mut poem::RequestBody) -> poem::Result<Self> {
+        let state = req
+            .data::<Arc<AppState>>()
+            .ok_or_else(|| poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR))?;
+        Self::of(req, state)
+            .await
+            .map_err(poem::Error::from_response)
+    }
+}
+
 impl Viewer {
     /// The viewer behind the request's session cookie; else the response that sends them to
     /// sign in (and back here afterwards).
@@ -187,6 +200,22 @@ pub enum Outcome<T> {
     Refused(Viewer, DomainError),
     /// Answered already: not signed in, a bad CSRF token or origin, a role that may not.
     Answered(Response),
+}
+
+impl<T> Outcome<T> {
+    /// The answer to the form: `done` with what the change returned; for a refusal, `again`
+    /// draws the page once more with the status and the reason.
+    pub async fn answer(
+        self,
+        done: impl AsyncFnOnce(Viewer, T) -> Response,
+        again: impl AsyncFnOnce(Viewer, StatusCode, String) -> Response,
+    ) -> Response {
+        match self {
+            Outcome::Done(viewer, value) => done(viewer, value).await,
+            Outcome::Refused(viewer, e) => again(viewer, status_of(&e), message_of(&e)).await,
+            Outcome::Answered(resp) => resp,
+        }
+    }
 }
 
 /// Runs a change a form asked for: the session, the checks every change takes, then `f` as one

@@ -10,7 +10,7 @@ use poem::web::{Data, Form, Path};
 use poem::{Request, Response};
 
 use super::shell::{self, csrf_field, notice, when, Section};
-use super::{failure, html, message_of, see_other, status_of, CsrfOnly, Outcome, Viewer};
+use super::{failure, html, see_other, CsrfOnly, Outcome, Viewer};
 use crate::db::run_blocking;
 use crate::domain::auth::{Role, Scope};
 use crate::domain::listing::Paging;
@@ -75,23 +75,15 @@ fn settings_page(
     )
 }
 
-async fn admin(req: &Request, state: &AppState) -> Result<Viewer, Response> {
-    let viewer = Viewer::of(req, state).await?;
-    match admins_only(&viewer) {
-        Some(resp) => Err(resp),
-        None => Ok(viewer),
-    }
-}
-
 // ---- Organization ----
 
 /// `GET /settings`.
 #[poem::handler]
-pub async fn org_page(req: &Request, state: Data<&Arc<AppState>>) -> Response {
-    match admin(req, &state).await {
-        Ok(v) => render_org(&state, &v, StatusCode::OK, None).await,
-        Err(resp) => resp,
+pub async fn org_page(viewer: Viewer, state: Data<&Arc<AppState>>) -> Response {
+    if let Some(resp) = admins_only(&viewer) {
+        return resp;
     }
+    render_org(&state, &viewer, StatusCode::OK, None).await
 }
 
 async fn render_org(
@@ -164,24 +156,23 @@ pub async fn save_organization(
         orgs::update(tx, &p.org_id, patch, Some(f.version), now)
     })
     .await;
-    match outcome {
-        Outcome::Done(..) => see_other("/settings"),
-        Outcome::Refused(v, e) => {
-            render_org(&state, &v, status_of(&e), Some(&message_of(&e))).await
-        }
-        Outcome::Answered(resp) => resp,
-    }
+    outcome
+        .answer(
+            async |_, _| see_other("/settings"),
+            async |v, status, why| render_org(&state, &v, status, Some(&why)).await,
+        )
+        .await
 }
 
 // ---- Users ----
 
 /// `GET /settings/users`.
 #[poem::handler]
-pub async fn team_page(req: &Request, state: Data<&Arc<AppState>>) -> Response {
-    match admin(req, &state).await {
-        Ok(v) => render_team(&state, &v, StatusCode::OK, None).await,
-        Err(resp) => resp,
+pub async fn team_page(viewer: Viewer, state: Data<&Arc<AppState>>) -> Response {
+    if let Some(resp) = admins_only(&viewer) {
+        return resp;
     }
+    render_team(&state, &viewer, StatusCode::OK, None).await
 }
 
 async fn render_team(
@@ -291,7 +282,7 @@ pub async fn add_user(
     let password = f.password.clone();
     let hashed = match run_blocking(move || users::hash_new_password(Some(&password))).await {
         Ok(h) => h,
-        Err(e) => return team_outcome(&state, Outcome::<()>::Answered(failure(&e))).await,
+        Err(e) => return failure(&e),
     };
     let csrf = f.csrf.clone();
     let outcome = super::change(req, &state, &csrf, Scope::Admin, move |tx, p, now| {
@@ -314,13 +305,12 @@ pub async fn add_user(
 }
 
 async fn team_outcome<T>(state: &AppState, outcome: Outcome<T>) -> Response {
-    match outcome {
-        Outcome::Done(..) => see_other("/settings/users"),
-        Outcome::Refused(v, e) => {
-            render_team(state, &v, status_of(&e), Some(&message_of(&e))).await
-        }
-        Outcome::Answered(resp) => resp,
-    }
+    outcome
+        .answer(
+            async |_, _| see_other("/settings/users"),
+            async |v, status, why| render_team(state, &v, status, Some(&why)).await,
+        )
+        .await
 }
 
 /// The role form.
@@ -389,11 +379,11 @@ pub async fn deactivate(
 
 /// `GET /settings/webhooks`.
 #[poem::handler]
-pub async fn hooks_page(req: &Request, state: Data<&Arc<AppState>>) -> Response {
-    match admin(req, &state).await {
-        Ok(v) => render_hooks(&state, &v, StatusCode::OK, None, None).await,
-        Err(resp) => resp,
+pub async fn hooks_page(viewer: Viewer, state: Data<&Arc<AppState>>) -> Response {
+    if let Some(resp) = admins_only(&viewer) {
+        return resp;
     }
+    render_hooks(&state, &viewer, StatusCode::OK, None, None).await
 }
 
 async fn render_hooks(
@@ -510,28 +500,27 @@ pub async fn add_hook(
         webhooks::create(tx, &p.org_id, input, &policy, now)
     })
     .await;
-    match outcome {
-        Outcome::Done(v, made) => {
-            render_hooks(&state, &v, StatusCode::CREATED, Some(&made.secret), None).await
-        }
-        Outcome::Refused(v, e) => {
-            render_hooks(&state, &v, status_of(&e), None, Some(&message_of(&e))).await
-        }
-        Outcome::Answered(resp) => resp,
-    }
+    outcome
+        .answer(
+            async |v, made| {
+                render_hooks(&state, &v, StatusCode::CREATED, Some(&made.secret), None).await
+            },
+            async |v, status, why| render_hooks(&state, &v, status, None, Some(&why)).await,
+        )
+        .await
 }
 
 /// `GET /settings/webhooks/{id}`: the endpoint's delivery log.
 #[poem::handler]
 pub async fn hook_page(
-    req: &Request,
+    viewer: Viewer,
     state: Data<&Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Response {
-    match admin(req, &state).await {
-        Ok(v) => render_log(&state, &v, id, StatusCode::OK, None).await,
-        Err(resp) => resp,
+    if let Some(resp) = admins_only(&viewer) {
+        return resp;
     }
+    render_log(&state, &viewer, id, StatusCode::OK, None).await
 }
 
 async fn render_log(
@@ -617,24 +606,23 @@ pub async fn redeliver(
         webhooks::redeliver(tx, &p.org_id, &hook_id, &delivery, now)
     })
     .await;
-    match outcome {
-        Outcome::Done(..) => see_other(&format!("/settings/webhooks/{id}")),
-        Outcome::Refused(v, e) => {
-            render_log(&state, &v, id, status_of(&e), Some(&message_of(&e))).await
-        }
-        Outcome::Answered(resp) => resp,
-    }
+    outcome
+        .answer(
+            async |_, _| see_other(&format!("/settings/webhooks/{id}")),
+            async |v, status, why| render_log(&state, &v, id.clone(), status, Some(&why)).await,
+        )
+        .await
 }
 
 // ---- Backups ----
 
 /// `GET /settings/backups`.
 #[poem::handler]
-pub async fn backups_page(req: &Request, state: Data<&Arc<AppState>>) -> Response {
-    match admin(req, &state).await {
-        Ok(v) => render_backups(&state, &v, StatusCode::OK, None).await,
-        Err(resp) => resp,
+pub async fn backups_page(viewer: Viewer, state: Data<&Arc<AppState>>) -> Response {
+    if let Some(resp) = admins_only(&viewer) {
+        return resp;
     }
+    render_backups(&state, &viewer, StatusCode::OK, None).await
 }
 
 async fn render_backups(
@@ -670,14 +658,13 @@ async fn render_backups(
 #[poem::handler]
 pub async fn back_up(
     req: &Request,
+    viewer: Viewer,
     state: Data<&Arc<AppState>>,
     Form(f): Form<CsrfOnly>,
 ) -> Response {
-    let viewer = match admin(req, &state).await {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
-    if let Some(resp) = viewer.refusal_of_change(req, &f.csrf, Scope::Admin) {
+    if let Some(resp) =
+        admins_only(&viewer).or_else(|| viewer.refusal_of_change(req, &f.csrf, Scope::Admin))
+    {
         return resp;
     }
     let (db, dir, now) = (

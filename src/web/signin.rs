@@ -124,13 +124,10 @@ pub async fn submit(
 #[poem::handler]
 pub async fn logout(
     req: &Request,
+    viewer: Viewer,
     state: Data<&Arc<AppState>>,
     Form(f): Form<super::CsrfOnly>,
 ) -> Response {
-    let viewer = match Viewer::of(req, &state).await {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
     if let Some(resp) = viewer.refusal_of_change(req, &f.csrf, crate::domain::auth::Scope::Read) {
         return resp;
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use maud::{html, Markup};
 use poem::http::StatusCode;
 use poem::web::Data;
-use poem::{Request, Response};
+use poem::Response;
 
 use super::shell::{self, money, when, Section};
 use super::{failure, html, Viewer};
@@ -17,11 +17,7 @@ use crate::state::AppState;
 /// `GET /today`: signals and at-risk deals from the API's default threshold (where `high`
 /// begins), overdue and due tasks, unanswered email.
 #[poem::handler]
-pub async fn page(req: &Request, state: Data<&Arc<AppState>>) -> Response {
-    let viewer = match Viewer::of(req, &state).await {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
+pub async fn page(viewer: Viewer, state: Data<&Arc<AppState>>) -> Response {
     let org = viewer.principal.org_id.clone();
     let now = state.clock.now_ms();
     let a = match state
