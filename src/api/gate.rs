@@ -115,6 +115,9 @@ fn is_api(path: &str) -> bool {
     path == "/api/v1" || path.starts_with("/api/v1/")
 }
 
+/// The web app's sign-in form (`crate::web`), rate-limited here like the API's login.
+const WEB_SIGN_IN: &str = "/login";
+
 /// The MCP server's path. The gate authenticates and rate-limits its requests as the API's;
 /// each tool call is then an API request of its own, made in-process ([`InProcess`]).
 pub const MCP_PATH: &str = "/mcp";
@@ -133,6 +136,17 @@ impl<E: Endpoint> GateEndpoint<E> {
         };
         let mcp = req.uri().path() == MCP_PATH;
         if !mcp && !is_api(req.uri().path()) {
+            // A password typed into the web app's sign-in form is limited per address as a
+            // request without a credential is (the API's login is one), so it cannot be
+            // guessed faster there.
+            if req.method() == Method::POST && req.uri().path() == WEB_SIGN_IN {
+                let key = format!("ip:{}", client_ip(&req));
+                if let Some(d) = self.state.limiter.check(&key, Instant::now()) {
+                    if !d.allowed {
+                        return (too_many(d).render(), outcome);
+                    }
+                }
+            }
             // The web app's forms and the unsubscribe page: their bodies are held to the
             // same limit as the API's.
             if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -166,13 +180,7 @@ impl<E: Endpoint> GateEndpoint<E> {
             state.limiter.check(&caller, Instant::now())
         };
         if let Some(d) = decision.filter(|d| !d.allowed) {
-            let err = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                ErrorCode::RateLimited,
-                format!("rate limit exceeded; retry in {} s", d.retry_after_secs),
-            )
-            .header(header::RETRY_AFTER, d.retry_after_secs.to_string());
-            return (unread(err.render(), decision, &req), outcome);
+            return (unread(too_many(d).render(), decision, &req), outcome);
         }
 
         if let Some(err) = credential_in_query(&req).or_else(|| unreadable_header(&req)) {
@@ -600,6 +608,16 @@ fn client_ip(req: &Request) -> String {
         Some(addr) => addr.ip().to_string(),
         None => "unknown".into(),
     }
+}
+
+/// The answer to a caller over its rate limit: 429 with `Retry-After`.
+fn too_many(d: Decision) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::RateLimited,
+        format!("rate limit exceeded; retry in {} s", d.retry_after_secs),
+    )
+    .header(header::RETRY_AFTER, d.retry_after_secs.to_string())
 }
 
 /// Adds `RateLimit-*` headers (docs/api.md §6) when rate limiting is on.

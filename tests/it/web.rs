@@ -315,3 +315,19 @@ fn an_open_board_hears_of_a_move_made_through_the_api() {
     }
     assert!(seen.contains(&"event: deal".to_string()), "{seen:?}");
 }
+
+#[test]
+fn the_sign_in_form_is_rate_limited_per_address_like_the_apis_login() {
+    let s = TestServer::start_with(|c| {
+        c.rate_limit = clozup::config::parse_rate_limit("3/1h").unwrap()
+    });
+    let form = "email=owner%40example.com&password=guess";
+    let statuses: Vec<u16> = (0..4)
+        .map(|_| s.page("POST", "/login", None, Some(form), &[]).status)
+        .collect();
+    assert_eq!(statuses, vec![401, 401, 401, 429], "the fourth guess waits");
+    let limited = s.page("POST", "/login", None, Some(form), &[]);
+    assert!(limited.header("retry-after").is_some());
+    // Reading the page is not limited: only the guesses are.
+    assert_eq!(s.page("GET", "/login", None, None, &[]).status, 200);
+}
