@@ -1069,3 +1069,7 @@ END;
 CREATE TRIGGER stages_totals_delete AFTER DELETE ON stages BEGIN
     DELETE FROM stage_totals WHERE stage_id = OLD.id;
 END;
+-- The strongest signals first, ties by id (the list's order): with the id in the index the order
+-- is read off it. Without it, 25 signals out of 15,000 scored 80 took a sort of all 15,000.
+CREATE INDEX signals_org_status_score_id ON signals (org_id, status, score, id);
+DROP INDEX signals_org_status_score;
