@@ -17,7 +17,7 @@ use super::envelope::One;
 use super::error::ApiResult;
 use super::security::Caller;
 use crate::db::{run_blocking, Db};
-use crate::domain::auth::Scope;
+use crate::domain::auth::{Principal, Scope};
 use crate::domain::sheets::{
     self, Delimiter, ImportResult, Importer, OnDuplicate, ReadOptions, Run,
 };
@@ -199,25 +199,45 @@ pub async fn import<I: Importer + Send + 'static>(
     importer: fn(Run) -> I,
 ) -> ApiResult<One<ImportResult>> {
     let p = caller.with(Scope::Write)?.clone();
+    let options = ReadOptions {
+        charset: body.charset,
+        delimiter,
+    };
+    let result = import_as(
+        state,
+        p,
+        body.bytes,
+        options,
+        on_duplicate.unwrap_or_default(),
+        importer,
+    )
+    .await?;
+    Ok(One::new(result))
+}
+
+/// Imports a file as `p` with `importer` (the API's import endpoints and the web app's upload):
+/// on a blocking thread, in one transaction, rolled back for a dry run.
+pub async fn import_as<I: Importer + Send + 'static>(
+    state: &AppState,
+    p: Principal,
+    bytes: Vec<u8>,
+    options: ReadOptions,
+    on_duplicate: OnDuplicate,
+    importer: fn(Run) -> I,
+) -> DomainResult<ImportResult> {
     let import = importer(Run::new(p, state.clock.now_ms()));
     let db = state.db.clone();
     let rehearsal = crate::db::rehearsing();
-    let result = run_blocking(move || {
-        let options = ReadOptions {
-            charset: body.charset,
-            delimiter,
-        };
-        let on_duplicate = on_duplicate.unwrap_or_default();
+    run_blocking(move || {
         sheets::import(
             &db,
             &import,
-            &body.bytes,
+            &bytes,
             &options,
             on_duplicate,
             rehearsal,
             &mut |_, _| {},
         )
     })
-    .await?;
-    Ok(One::new(result))
+    .await
 }

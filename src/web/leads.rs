@@ -12,14 +12,13 @@ use poem_openapi::types::MaybeUndefined;
 
 use super::shell::{self, csrf_field, notice, when, word, Section};
 use super::{failure, html, message_of, see_other, status_of, urlencode, Outcome, Viewer};
-use crate::api::csv::CsvDownload;
-use crate::db::run_blocking;
+use crate::api::csv::{import_as, CsvDownload};
 use crate::domain::auth::Scope;
 use crate::domain::deals::{self, ConvertLead};
 use crate::domain::lead_view::{self, Lead360};
 use crate::domain::leads::{self, Lead, LeadFilter, LeadPatch, NewLead, SettableLeadStatus};
 use crate::domain::listing::{ListPage, Paging};
-use crate::domain::sheets::{self, leads::LeadImport, ImportResult, OnDuplicate, ReadOptions, Run};
+use crate::domain::sheets::{self, leads::LeadImport, ImportResult, OnDuplicate, ReadOptions};
 use crate::domain::users::{self, User, UserFilter};
 use crate::domain::{DomainError, DomainResult, Issues};
 use crate::shape::Shaped;
@@ -373,23 +372,19 @@ pub async fn import(
             .await;
         }
     };
-    let run = LeadImport(Run::new(viewer.principal.clone(), state.clock.now_ms()));
-    let db = state.db.clone();
-    let result = run_blocking(move || {
-        let options = ReadOptions {
-            charset: None,
-            delimiter: None,
-        };
-        sheets::import(
-            &db,
-            &run,
-            &bytes,
-            &options,
-            on_duplicate,
-            false,
-            &mut |_, _| {},
-        )
-    })
+    let options = ReadOptions {
+        charset: None,
+        delimiter: None,
+    };
+    let principal = viewer.principal.clone();
+    let result = import_as(
+        &state,
+        principal,
+        bytes.to_vec(),
+        options,
+        on_duplicate,
+        LeadImport,
+    )
     .await;
     match result {
         Ok(report) => {
