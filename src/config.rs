@@ -26,8 +26,18 @@ pub struct ServeConfig {
     #[arg(long, env = "CLOZUP_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
 
+    /// Serve HTTPS with this certificate (PEM: the certificate, then its intermediates);
+    /// with --tls-key. Both files are read again on SIGHUP, so a renewed certificate is served
+    /// without a restart.
+    #[arg(long, env = "CLOZUP_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The certificate's private key (PEM); with --tls-cert.
+    #[arg(long, env = "CLOZUP_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// Base URL clients reach the server at (used in links such as tracking pixels).
-    /// Defaults to http://<bind>.
+    /// Defaults to http://<bind> (https:// with --tls-cert).
     #[arg(long, env = "CLOZUP_PUBLIC_URL")]
     pub public_url: Option<String>,
 
@@ -69,6 +79,19 @@ pub struct ServeConfig {
     /// Where `POST /admin/backup` writes snapshots; defaults to `backups/` beside the database.
     #[arg(long, env = "CLOZUP_BACKUP_DIR")]
     pub backup_dir: Option<PathBuf>,
+
+    /// Take a checked snapshot into the backup folder this often (e.g. 6h, 1d); off unless
+    /// given. The first is due one period after the newest snapshot already there (at start
+    /// when there is none), so restarts neither skip nor repeat one.
+    #[arg(long, env = "CLOZUP_BACKUP_EVERY", value_parser = parse_duration)]
+    pub backup_every: Option<Duration>,
+
+    /// How many snapshots the backup folder keeps: after each scheduled one, the oldest beyond
+    /// this number are removed (snapshots taken through the API or `clozup backup` into the
+    /// folder count too).
+    #[arg(long, env = "CLOZUP_BACKUP_KEEP", default_value_t = 28,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub backup_keep: u32,
 
     /// How often the idle sender looks for retries coming due. A newly queued message wakes it
     /// at once.
@@ -196,6 +219,8 @@ impl ServeConfig {
         Self {
             db: db.into(),
             bind: "127.0.0.1:8080".parse().expect("valid default address"),
+            tls_cert: None,
+            tls_key: None,
             public_url: None,
             email_domain: "inbox.clozup.localhost".into(),
             smtp_url: None,
@@ -207,6 +232,8 @@ impl ServeConfig {
                 .collect(),
             email_poll: Duration::from_secs(1),
             backup_dir: None,
+            backup_every: None,
+            backup_keep: 28,
             demo: false,
             rate_limit: parse_rate_limit("30/500ms").expect("valid default limit"),
             body_limit: 1 << 20,
@@ -264,11 +291,26 @@ impl ServeConfig {
         })
     }
 
+    /// The certificate files when HTTPS is on.
+    pub fn tls_files(&self) -> Option<crate::tls::TlsFiles> {
+        Some(crate::tls::TlsFiles {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+        })
+    }
+
     /// The public base URL, without a trailing slash.
     pub fn public_url(&self) -> String {
         self.public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{}", self.bind))
+            .unwrap_or_else(|| {
+                let scheme = if self.tls_files().is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                format!("{scheme}://{}", self.bind)
+            })
             .trim_end_matches('/')
             .to_string()
     }

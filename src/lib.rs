@@ -21,6 +21,7 @@ macro_rules! scalar_raw_values {
 pub(crate) use scalar_raw_values;
 
 pub mod api;
+pub mod backup_worker;
 pub mod campaign_worker;
 pub mod clock;
 pub mod config;
@@ -41,8 +42,10 @@ pub mod server;
 pub mod shape;
 pub mod shutdown;
 pub mod state;
+pub mod systemd;
 pub mod targets;
 pub mod timefmt;
+pub mod tls;
 pub mod web;
 pub mod webhook_worker;
 

@@ -77,6 +77,15 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Put a snapshot (from `clozup backup`, `POST /admin/backup` or `--backup-every`) in
+    /// place of the database, after checking it. Refused while a server uses the database;
+    /// the database it replaces is kept beside it as `<db>.replaced-<time>`.
+    Restore {
+        /// The snapshot file.
+        snapshot: PathBuf,
+        #[command(flatten)]
+        db: DbArg,
+    },
 }
 
 #[derive(clap::Args)]
@@ -232,6 +241,20 @@ fn main() -> ExitCode {
         Command::Backup { db, out } => clozup::db::backup(&db.db, &out).map(|bytes| {
             eprintln!("Wrote {} ({bytes} bytes, integrity ok).", out.display());
         }),
+        Command::Restore { snapshot, db } => {
+            clozup::db::restore(&snapshot, &db.db, now()).map(|done| {
+                eprintln!(
+                    "Restored {} into {} ({} bytes, integrity ok, schema version {}).",
+                    snapshot.display(),
+                    db.db.display(),
+                    done.bytes,
+                    done.schema_version
+                );
+                if let Some(aside) = done.replaced {
+                    eprintln!("The database it replaced is kept at {}.", aside.display());
+                }
+            })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -308,6 +331,8 @@ fn mcp_cmd(a: McpArgs) -> Result<(), String> {
             a.db.db.display()
         ));
     }
+    // A restore waits for this session to end rather than swap the file under it.
+    let _in_use = clozup::db::hold(&a.db.db)?;
     let db = open(&a.db)?;
     let token = a.key.trim().to_string();
     let lookup = token.clone();

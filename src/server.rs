@@ -375,6 +375,8 @@ pub fn write_secret_file(path: &std::path::Path, secret: &str) -> std::io::Resul
 /// Runs `clozup serve` until SIGINT or SIGTERM.
 pub async fn serve(config: ServeConfig) -> Result<(), String> {
     let started = std::time::Instant::now();
+    // Kept until the process ends: `clozup restore` refuses to replace a file being served.
+    let _in_use = crate::db::hold(&config.db)?;
     let db = Db::open(&config.db, &config.db_options()).map_err(|e| e.to_string())?;
     let clock = Arc::new(SystemClock);
     let now = crate::clock::Clock::now_ms(clock.as_ref());
@@ -433,6 +435,15 @@ pub async fn serve(config: ServeConfig) -> Result<(), String> {
     } else if config.demo {
         tracing::info!("--demo: the database already has an organization; serving it as it is");
     }
+    let tls = match config.tls_files() {
+        Some(files) => {
+            let current = crate::tls::Current::load(&files)?;
+            crate::tls::reload_on_sighup(current.clone(), files)
+                .map_err(|e| format!("cannot watch for SIGHUP: {e}"))?;
+            Some(current)
+        }
+        None => None,
+    };
     let state = Arc::new(AppState::new(db, config.clone(), clock));
     let (acceptor, addr) = listen(config.bind)
         .await
@@ -441,19 +452,24 @@ pub async fn serve(config: ServeConfig) -> Result<(), String> {
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down: draining requests");
+        crate::systemd::notify("STOPPING=1");
         signal_state.shutdown.trigger();
     });
     tracing::info!(
         bind = %addr,
+        tls = tls.is_some(),
         db = %config.db.display(),
         schema_version = LATEST_VERSION,
         ready_ms = started.elapsed().as_millis() as u64,
         "clozup {} listening",
         env!("CARGO_PKG_VERSION")
     );
-    run(state, acceptor)
-        .await
-        .map_err(|e| format!("server error: {e}"))
+    crate::systemd::notify("READY=1");
+    let served = match tls {
+        Some(current) => run(state, crate::tls::TlsAcceptor::new(acceptor, current)).await,
+        None => run(state, acceptor).await,
+    };
+    served.map_err(|e| format!("server error: {e}"))
 }
 
 /// Binds `addr` (port 0 picks a free one) and returns the listener with its real address.
@@ -470,7 +486,7 @@ pub async fn listen(addr: SocketAddr) -> std::io::Result<(TcpAcceptor, SocketAdd
 /// Serves the app on `acceptor` until `state.shutdown` fires and its drain ends (see
 /// [`crate::shutdown::Shutdown`]): requests in flight finish within the grace period, the ones that arrive
 /// meanwhile get 503.
-pub async fn run(state: Arc<AppState>, acceptor: TcpAcceptor) -> std::io::Result<()> {
+pub async fn run(state: Arc<AppState>, acceptor: impl Acceptor + 'static) -> std::io::Result<()> {
     spawn_housekeeping(state.clone());
     for cidr in &state.config.webhook_allow_cidr {
         tracing::warn!(range = ?cidr, "webhooks may reach this private range (--webhook-allow-cidr)");
@@ -478,6 +494,7 @@ pub async fn run(state: Arc<AppState>, acceptor: TcpAcceptor) -> std::io::Result
     crate::webhook_worker::spawn(state.clone(), state.config.webhook_workers);
     crate::mail_worker::spawn(state.clone(), state.mail.clone());
     crate::campaign_worker::spawn(state.clone());
+    crate::backup_worker::spawn(state.clone());
     let fanout = state.clone();
     tokio::spawn(async move { fanout.bus.run(fanout.db.clone(), &fanout.shutdown).await });
     let grace = state.config.shutdown_grace;

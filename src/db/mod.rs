@@ -22,7 +22,7 @@
 //! writer's lock directly.
 
 mod backup;
-pub use backup::{backup, backup_into, snapshots};
+pub use backup::{backup, backup_into, check_snapshot, hold, prune, restore, snapshots, Restored};
 
 mod readers;
 pub mod search_queue;

@@ -2,40 +2,11 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::binary::{get, serve, BIN};
+use crate::common::binary::{get, key_in, serve, sigterm, wait_exit, BIN};
 use crate::common::TempDir;
-
-fn sigterm(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-fn wait_exit(child: &mut Child, within: Duration) -> Duration {
-    let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return start.elapsed();
-        }
-        if start.elapsed() > within {
-            let _ = child.kill();
-            panic!("did not exit within {within:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn key_in(lines: &[String]) -> Option<String> {
-    lines.iter().find_map(|l| {
-        let start = l.find("clz_")?;
-        Some(l[start..start + 36].to_string())
-    })
-}
 
 #[test]
 fn version_flag() {

@@ -28,6 +28,7 @@ mod idempotency;
 mod intelligence;
 mod isolation;
 mod mcp;
+mod operate;
 mod org;
 mod sales_cycle;
 mod sheets;

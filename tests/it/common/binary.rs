@@ -27,6 +27,15 @@ impl Drop for Served {
 }
 
 pub fn serve(db: &std::path::Path, extra: &[&str]) -> Served {
+    serve_with_env(db, extra, &[])
+}
+
+/// [`serve`] with environment variables set for the server.
+pub fn serve_with_env(
+    db: &std::path::Path,
+    extra: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> Served {
     let mut child = Command::new(BIN)
         .args([
             "serve",
@@ -39,6 +48,7 @@ pub fn serve(db: &std::path::Path, extra: &[&str]) -> Served {
         .arg(db)
         .args(extra)
         .env_remove("CLOZUP_RATE_LIMIT")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -108,4 +118,36 @@ pub fn post(
     let status = r.status().as_u16();
     let v: serde_json::Value = r.body_mut().read_json().unwrap();
     (status, v["data"].clone())
+}
+
+/// Asks the process to stop as a service manager would.
+pub fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits for the process to exit (killing it past `within`); how long it took.
+pub fn wait_exit(child: &mut Child, within: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return start.elapsed();
+        }
+        if start.elapsed() > within {
+            let _ = child.kill();
+            panic!("did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The first API key printed in `lines`.
+pub fn key_in(lines: &[String]) -> Option<String> {
+    lines.iter().find_map(|l| {
+        let start = l.find("clz_")?;
+        Some(l[start..start + 36].to_string())
+    })
 }
