@@ -36,6 +36,12 @@ pub struct ServeConfig {
     #[arg(long, env = "CLOZUP_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
+    /// Serve Prometheus metrics at `/metrics` on this address (e.g. 127.0.0.1:9090), apart
+    /// from the API: no key is asked there, so keep it on loopback or a private network.
+    /// Off unless given.
+    #[arg(long, env = "CLOZUP_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+
     /// Base URL clients reach the server at (used in links such as tracking pixels).
     /// Defaults to http://<bind> (https:// with --tls-cert).
     #[arg(long, env = "CLOZUP_PUBLIC_URL")]
@@ -219,6 +225,7 @@ impl ServeConfig {
         Self {
             db: db.into(),
             bind: "127.0.0.1:8080".parse().expect("valid default address"),
+            metrics_bind: None,
             tls_cert: None,
             tls_key: None,
             public_url: None,

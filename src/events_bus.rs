@@ -46,6 +46,12 @@ impl StreamSlots {
             credential: credential.to_string(),
         })
     }
+
+    /// Streams open in all.
+    pub fn open_count(&self) -> usize {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.values().sum()
+    }
 }
 
 impl Drop for Slot {

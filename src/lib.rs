@@ -34,6 +34,7 @@ pub mod ids;
 pub mod import_file;
 pub mod mail_worker;
 pub mod mcp;
+pub mod metrics;
 pub mod ratelimit;
 pub mod rules;
 pub mod secrets;

@@ -186,6 +186,22 @@ pub fn spawn(state: Arc<AppState>, transport: Transport) {
                     &public_url,
                     &state.config.email_retry_schedule,
                 );
+                let labels = crate::metrics::EmailLabels {
+                    kind: if job.email.enrollment_id.is_some() {
+                        "campaign"
+                    } else {
+                        "inbox"
+                    },
+                    outcome: match outcome {
+                        email::Attempt::Sent => "sent",
+                        email::Attempt::Retry(..) => "retry",
+                        email::Attempt::Failed(_) => "failed",
+                    },
+                };
+                crate::metrics::get()
+                    .email_attempts
+                    .get_or_create(&labels)
+                    .inc();
                 let now = state.clock.now_ms();
                 if let Err(e) = state
                     .db

@@ -445,6 +445,10 @@ pub async fn serve(config: ServeConfig) -> Result<(), String> {
         None => None,
     };
     let state = Arc::new(AppState::new(db, config.clone(), clock));
+    let metrics = match config.metrics_bind {
+        Some(addr) => Some(serve_metrics(state.clone(), addr).await?),
+        None => None,
+    };
     let (acceptor, addr) = listen(config.bind)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
@@ -458,6 +462,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), String> {
     tracing::info!(
         bind = %addr,
         tls = tls.is_some(),
+        metrics = metrics.map(|a| a.to_string()),
         db = %config.db.display(),
         schema_version = LATEST_VERSION,
         ready_ms = started.elapsed().as_millis() as u64,
@@ -470,6 +475,59 @@ pub async fn serve(config: ServeConfig) -> Result<(), String> {
         None => run(state, acceptor).await,
     };
     served.map_err(|e| format!("server error: {e}"))
+}
+
+/// Serves `/metrics` on `addr`, apart from the API, until shutdown; returns the address bound.
+pub async fn serve_metrics(state: Arc<AppState>, addr: SocketAddr) -> Result<SocketAddr, String> {
+    let (acceptor, local) = listen(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr} for metrics: {e}"))?;
+    let app = Route::new()
+        .at("/metrics", get(metrics_page))
+        .data(state.clone());
+    tokio::spawn(async move {
+        let stop = async move { state.shutdown.wait().await };
+        if let Err(e) = poem::Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(app, stop, Some(std::time::Duration::from_secs(1)))
+            .await
+        {
+            tracing::error!("the metrics listener stopped: {e}");
+        }
+    });
+    Ok(local)
+}
+
+/// `GET /metrics`: the Prometheus text format, with the backlogs read from the database now.
+#[handler]
+async fn metrics_page(state: poem::web::Data<&Arc<AppState>>) -> poem::Response {
+    let m = crate::metrics::get();
+    m.sse_open.set(state.streams.open_count() as i64);
+    let backlogs = state
+        .db
+        .read(|c| {
+            Ok((
+                crate::domain::outbox::backlog(c)?,
+                crate::domain::email::backlog(c)?,
+            ))
+        })
+        .await;
+    match backlogs {
+        Ok((webhooks, emails)) => {
+            for (family, counts, states) in [
+                (&m.webhook_backlog, webhooks, ["pending", "in_flight"]),
+                (&m.email_backlog, emails, ["queued", "sending"]),
+            ] {
+                for of in states {
+                    let n = counts.iter().find(|(s, _)| s == of).map_or(0, |(_, n)| *n);
+                    family.get_or_create(&crate::metrics::Of { of }).set(n);
+                }
+            }
+        }
+        Err(e) => tracing::warn!("metrics: the backlogs could not be read: {e}"),
+    }
+    poem::Response::builder()
+        .content_type(crate::metrics::CONTENT_TYPE)
+        .body(crate::metrics::render())
 }
 
 /// Binds `addr` (port 0 picks a free one) and returns the listener with its real address.

@@ -453,6 +453,14 @@ fn start(state: Arc<AppState>, threads: usize) {
                 .into_iter()
                 .map(|job| {
                     let (outcome, latency, excerpt) = attempt(&agent, &job, state.clock.now_ms());
+                    let of = match outcome {
+                        Outcome::Delivered(_) => "delivered",
+                        Outcome::Gone => "gone",
+                        Outcome::Refused(_) => "refused",
+                        Outcome::Retry { .. } => "retry",
+                    };
+                    let attempts = &crate::metrics::get().webhook_attempts;
+                    attempts.get_or_create(&crate::metrics::Of { of }).inc();
                     (job, outcome, latency, excerpt)
                 })
                 .collect();

@@ -92,22 +92,55 @@ impl<E: Endpoint> Endpoint for GateEndpoint<E> {
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             resp.headers_mut().insert("x-request-id", v);
         }
-        let route = resp
-            .data::<OperationId>()
-            .map(|op| op.0.to_string())
-            .unwrap_or_else(|| path.clone());
+        let operation = resp.data::<OperationId>().map(|op| op.0);
+        let (elapsed, status) = (started.elapsed(), resp.status().as_u16());
+        count(
+            &method,
+            operation.unwrap_or_else(|| kind_of_page(&path)),
+            status,
+            elapsed,
+        );
+        let route = operation.map_or_else(|| path.clone(), str::to_string);
         tracing::info!(
             target: "clozup::http",
             method = %method,
             path = %path,
             route = %route,
-            status = resp.status().as_u16(),
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
             request_id = %request_id,
             credential = outcome.credential.as_deref().unwrap_or("-"),
             "request"
         );
         Ok(resp)
+    }
+}
+
+/// Counts a request in the metrics (`crate::metrics`).
+fn count(method: &poem::http::Method, route: &'static str, status: u16, took: std::time::Duration) {
+    let m = crate::metrics::get();
+    let method = crate::metrics::method_label(method);
+    m.requests
+        .get_or_create(&crate::metrics::RequestLabels {
+            method,
+            route,
+            status,
+        })
+        .inc();
+    m.request_seconds
+        .get_or_create(&crate::metrics::RouteLabels { method, route })
+        .observe(took.as_secs_f64());
+}
+
+/// The metrics' route for a request that is not an API operation: a few kinds, never the path
+/// itself (ids in paths would make a series per record).
+fn kind_of_page(path: &str) -> &'static str {
+    match path {
+        "/health" => "health",
+        MCP_PATH => "mcp",
+        _ if path.starts_with("/api/v1/public/") => "docs",
+        _ if is_api(path) => "unmatched",
+        _ => "web",
     }
 }
 

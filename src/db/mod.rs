@@ -418,6 +418,7 @@ impl Db {
             rehearsal: rehearsing(),
         };
         self.writes.send(Box::new(job)).map_err(|_| gone("write"))?;
+        crate::metrics::get().write_queue.inc();
         Ok(answer)
     }
 

@@ -39,7 +39,11 @@ where
     F: FnOnce(&Connection) -> DomainResult<T> + Send + 'static,
 {
     let (reply, answer) = tokio::sync::oneshot::channel();
+    let queued = Instant::now();
     let job: ReadJob = Box::new(move |conn| {
+        crate::metrics::get()
+            .read_wait_seconds
+            .observe(queued.elapsed().as_secs_f64());
         // A panic drops `reply`, which the caller sees as an internal error.
         let _ = reply.send(in_snapshot(conn, f));
     });

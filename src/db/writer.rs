@@ -70,6 +70,7 @@ pub(super) fn writer_loop(
         };
         let mut group = vec![first];
         group.extend(queue.try_iter().take(MAX_GROUP - 1));
+        crate::metrics::get().write_queue.dec_by(group.len() as i64);
         let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
         let outcome = run_group(&conn, &mut group);
         if outcome.is_err() && !conn.is_autocommit() {
@@ -161,6 +162,10 @@ pub(super) fn run_group(
         return Ok(None);
     }
     before_commit(conn).map_err(|e| e.to_string())?;
+    let committing = Instant::now();
     sql("COMMIT")?;
+    crate::metrics::get()
+        .commit_seconds
+        .observe(committing.elapsed().as_secs_f64());
     Ok(Some(Committed { queued_work }))
 }

@@ -42,3 +42,10 @@ pub mod webhooks;
 /// The one error type, at the bottom of the house (the database layer returns it too).
 pub use crate::error;
 pub use error::{unknown, DomainError, DomainResult, FieldIssue, Issues};
+
+/// Runs `sql`, a `SELECT status, COUNT(*) … GROUP BY status`, into (status, count) pairs.
+fn count_by_status(conn: &rusqlite::Connection, sql: &str) -> DomainResult<Vec<(String, i64)>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

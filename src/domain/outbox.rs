@@ -66,3 +66,13 @@ pub fn enqueue_event(
     }
     Ok(())
 }
+
+/// Deliveries not yet done, all organizations: (`pending` or `in_flight`, how many). For the
+/// metrics, read at each scrape off the `(status, next_attempt_at)` index.
+pub fn backlog(conn: &rusqlite::Connection) -> DomainResult<Vec<(String, i64)>> {
+    super::count_by_status(
+        conn,
+        "SELECT status, COUNT(*) FROM webhook_deliveries
+         WHERE status IN ('pending', 'in_flight') GROUP BY status",
+    )
+}

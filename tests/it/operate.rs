@@ -177,3 +177,133 @@ fn systemd_is_told_when_the_server_is_ready_and_when_it_stops() {
     assert_eq!(&buf[..n], b"STOPPING=1");
     wait_exit(&mut s.child, Duration::from_secs(20));
 }
+
+/// The value of the series `name{labels}` exactly as written in an exposition, if present.
+fn series(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' '))
+        .map(|v| v.parse().unwrap())
+}
+
+#[test]
+fn metrics_are_served_apart_from_the_api_and_count_what_happens() {
+    let dir = TempDir::new();
+    let receiver_closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook_url = format!("http://{}/hook", receiver_closed.local_addr().unwrap());
+    drop(receiver_closed);
+    let s = serve(
+        &dir.path().join("crm.sqlite"),
+        &[
+            "--metrics-bind",
+            "127.0.0.1:0",
+            "--webhook-allow-cidr",
+            "127.0.0.0/8",
+            "--webhook-retry-schedule",
+            "1h",
+        ],
+    );
+    let listening: serde_json::Value = serde_json::from_str(s.stderr.last().unwrap()).unwrap();
+    let metrics_addr = listening["metrics"]
+        .as_str()
+        .expect("the metrics address")
+        .to_string();
+    assert_ne!(metrics_addr, s.addr);
+    let key = crate::common::binary::key_in(&s.stderr).unwrap();
+    // Traffic: a write, reads, a 404, and a webhook whose endpoint is down.
+    let (status, _) = crate::common::binary::post(
+        &s.addr,
+        "/webhooks",
+        &key,
+        serde_json::json!({"url": hook_url}),
+    );
+    assert_eq!(status, 201);
+    let (status, _) = crate::common::binary::post(
+        &s.addr,
+        "/companies",
+        &key,
+        serde_json::json!({"name": "Counted"}),
+    );
+    assert_eq!(status, 201);
+    for _ in 0..3 {
+        assert_eq!(
+            crate::common::binary::get(&s.addr, "/api/v1/companies", &key).0,
+            200
+        );
+    }
+    assert_eq!(
+        crate::common::binary::get(&s.addr, "/api/v1/companies/co_nope", &key).0,
+        404
+    );
+
+    let scrape = || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut r = agent
+            .get(format!("http://{metrics_addr}/metrics"))
+            .call()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let kind = r
+            .headers()
+            .get("content-type")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(kind.starts_with("text/plain; version=0.0.4"), "{kind}");
+        r.body_mut().read_to_string().unwrap()
+    };
+    // The webhook's one attempt fails (nobody listens) and waits an hour for its retry.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let text = scrape();
+        if series(&text, "clozup_webhook_attempts_total{of=\"retry\"}").is_some() {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no webhook attempt counted:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let at = |series_name: &str| {
+        series(&text, series_name).unwrap_or_else(|| panic!("{series_name} missing:\n{text}"))
+    };
+    assert_eq!(
+        at("clozup_http_requests_total{method=\"GET\",route=\"list_companies\",status=\"200\"}"),
+        3.0
+    );
+    assert_eq!(
+        at("clozup_http_requests_total{method=\"POST\",route=\"create_company\",status=\"201\"}"),
+        1.0
+    );
+    assert_eq!(
+        at("clozup_http_requests_total{method=\"GET\",route=\"get_company\",status=\"404\"}"),
+        1.0
+    );
+    assert_eq!(
+        at("clozup_http_request_duration_seconds_count{method=\"GET\",route=\"list_companies\"}"),
+        3.0
+    );
+    assert_eq!(at("clozup_http_request_duration_seconds_bucket{method=\"GET\",route=\"list_companies\",le=\"+Inf\"}"), 3.0);
+    // The first run and the two writes committed; each commit was timed.
+    assert!(at("clozup_db_commit_duration_seconds_count") >= 2.0);
+    assert!(at("clozup_db_read_wait_seconds_count") >= 1.0);
+    assert_eq!(at("clozup_db_write_queue_depth"), 0.0);
+    // Events of the two writes: the company's is pending its retry, counted from the database.
+    assert!(at("clozup_webhook_backlog{of=\"pending\"}") >= 1.0);
+    assert_eq!(at("clozup_email_backlog{of=\"queued\"}"), 0.0);
+    assert_eq!(at("clozup_sse_streams_open"), 0.0);
+    assert!(at("process_resident_memory_bytes") > 1e6);
+    assert!(text.contains("# TYPE process_cpu_seconds_total counter"));
+    // Paths with ids never become series of their own.
+    assert!(!text.contains("co_nope"));
+    // The API's address does not serve metrics, and the metrics address serves nothing else.
+    assert_eq!(crate::common::binary::get(&s.addr, "/metrics", "").0, 404);
+    assert_eq!(
+        crate::common::binary::get(&metrics_addr, "/api/v1/companies", &key).0,
+        404
+    );
+}

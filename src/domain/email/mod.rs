@@ -38,7 +38,7 @@ pub use inbox::{
     campaign_sender, ensure_inbox, get_inbox, inbox_of, open_campaign_inbox, rename_sender, Sender,
     USERNAME_PATTERN,
 };
-pub use outbox::{any_due, claim, record_attempt, requeue_interrupted, Attempt, Outbound};
+pub use outbox::{any_due, backlog, claim, record_attempt, requeue_interrupted, Attempt, Outbound};
 
 /// Most addresses in each of to, cc and bcc.
 pub const MAX_RECIPIENTS: usize = 50;

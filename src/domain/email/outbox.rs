@@ -180,3 +180,13 @@ pub(super) fn fail(
     )?;
     Ok(())
 }
+
+/// Outbound messages not yet sent, all organizations: (`queued` or `sending`, how many). For
+/// the metrics, read at each scrape off the outbox's partial index.
+pub fn backlog(conn: &Connection) -> DomainResult<Vec<(String, i64)>> {
+    crate::domain::count_by_status(
+        conn,
+        "SELECT status, COUNT(*) FROM emails
+         WHERE status IN ('queued', 'sending') GROUP BY status",
+    )
+}
