@@ -33,6 +33,7 @@ mod org;
 mod sales_cycle;
 mod sheets;
 mod templates;
+mod upgrade;
 mod users;
 mod web;
 mod webhooks;
