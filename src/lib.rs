@@ -27,6 +27,7 @@ pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod db;
+pub mod doctor;
 pub mod domain;
 pub mod error;
 pub mod events_bus;

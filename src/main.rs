@@ -77,6 +77,10 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Check a database file, the settings a server would run with (the same flags and
+    /// environment as `serve`) and the outbound paths (SMTP, webhooks), and say what to fix.
+    /// Reads only; exits 1 when it finds a problem.
+    Doctor(Box<ServeConfig>),
     /// Put a snapshot (from `clozup backup`, `POST /admin/backup` or `--backup-every`) in
     /// place of the database, after checking it. Refused while a server uses the database;
     /// the database it replaces is kept beside it as `<db>.replaced-<time>`.
@@ -241,6 +245,15 @@ fn main() -> ExitCode {
         Command::Backup { db, out } => clozup::db::backup(&db.db, &out).map(|bytes| {
             eprintln!("Wrote {} ({bytes} bytes, integrity ok).", out.display());
         }),
+        Command::Doctor(config) => {
+            println!("clozup doctor: {}\n", config.db.display());
+            let report = clozup::doctor::run(&config);
+            print!("{}", report.render());
+            if report.worst() == clozup::doctor::Level::Problem {
+                return ExitCode::FAILURE;
+            }
+            Ok(())
+        }
         Command::Restore { snapshot, db } => {
             clozup::db::restore(&snapshot, &db.db, now()).map(|done| {
                 eprintln!(

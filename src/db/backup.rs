@@ -125,6 +125,18 @@ pub fn hold(db: &Path) -> Result<std::fs::File, String> {
     Ok(file)
 }
 
+/// Whether a server (or `clozup mcp`) holds the database at `db` now (see [`hold`]). Call it
+/// before opening the file with SQLite in this process: the probe's descriptor is closed on
+/// return, which drops this process's SQLite locks on the file.
+pub fn in_use(db: &Path) -> Result<bool, String> {
+    let file = std::fs::File::open(db).map_err(|e| format!("cannot open {}: {e}", db.display()))?;
+    match try_flock(&file, libc::LOCK_EX) {
+        Ok(()) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(true),
+        Err(e) => Err(format!("cannot probe {}'s lock: {e}", db.display())),
+    }
+}
+
 /// `flock(2)` without waiting (`File::try_lock` needs a newer Rust than the one we support).
 fn try_flock(file: &std::fs::File, how: libc::c_int) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;

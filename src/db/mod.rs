@@ -22,7 +22,9 @@
 //! writer's lock directly.
 
 mod backup;
-pub use backup::{backup, backup_into, check_snapshot, hold, prune, restore, snapshots, Restored};
+pub use backup::{
+    backup, backup_into, check_snapshot, hold, in_use, prune, restore, snapshots, Restored,
+};
 
 mod readers;
 pub mod search_queue;

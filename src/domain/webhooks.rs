@@ -449,3 +449,48 @@ crate::domain::terms::vocabularies! {
         "pending (waiting for its next attempt), in_flight, succeeded, or failed (no more retries).",
         DELIVERY_STATUSES.iter().copied();
 }
+
+/// An active endpoint's state for `clozup doctor`: its organization, URL, when it began failing
+/// (if it is), and its last attempted delivery (status, HTTP code, error).
+pub struct EndpointHealth {
+    /// The organization.
+    pub org_id: String,
+    /// The endpoint's id.
+    pub id: String,
+    /// Where it delivers.
+    pub url: String,
+    /// Set while its deliveries fail (cleared by a success).
+    pub failing_since: Option<Millis>,
+    /// Why it was disabled, if it was (then it is not active).
+    pub disabled_reason: Option<String>,
+    /// Its last attempted delivery: status, HTTP code, error.
+    pub last: Option<(String, Option<i64>, Option<String>)>,
+}
+
+/// Every endpoint, all organizations, with its last attempted delivery.
+pub fn health(conn: &Connection) -> DomainResult<Vec<EndpointHealth>> {
+    let mut stmt = conn.prepare(
+        "SELECT w.org_id, w.id, w.url, w.failing_since, w.disabled_reason,
+                d.status, d.last_status_code, d.last_error
+         FROM webhooks w
+         LEFT JOIN webhook_deliveries d ON d.id = (
+             SELECT id FROM webhook_deliveries
+             WHERE webhook_id = w.id AND attempts > 0
+             ORDER BY created_at DESC LIMIT 1)
+         ORDER BY w.org_id, w.created_at",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let status: Option<String> = r.get(5)?;
+        Ok(EndpointHealth {
+            org_id: r.get(0)?,
+            id: r.get(1)?,
+            url: r.get(2)?,
+            failing_since: r.get(3)?,
+            disabled_reason: r.get(4)?,
+            last: status
+                .map(|s| Ok::<_, rusqlite::Error>((s, r.get(6)?, r.get(7)?)))
+                .transpose()?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

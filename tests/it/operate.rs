@@ -307,3 +307,122 @@ fn metrics_are_served_apart_from_the_api_and_count_what_happens() {
         404
     );
 }
+
+/// `clozup doctor` with `args`; (exit code, stdout).
+fn doctor(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(BIN)
+        .arg("doctor")
+        .args(args)
+        .env_remove("CLOZUP_RATE_LIMIT")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// The report's line about `subject` that contains `words`.
+fn finding<'a>(report: &'a str, level: &str, words: &str) -> &'a str {
+    report
+        .lines()
+        .find(|l| l.starts_with(level) && l.contains(words))
+        .unwrap_or_else(|| panic!("no `{level}` line with `{words}` in:\n{report}"))
+}
+
+#[test]
+fn doctor_checks_the_file_the_settings_and_the_outbound_paths() {
+    let dir = TempDir::new();
+    let db = dir.path().join("crm.sqlite");
+    let db_arg = db.to_str().unwrap();
+    let s = serve(
+        &db,
+        &[
+            "--webhook-allow-cidr",
+            "127.0.0.0/8",
+            "--webhook-retry-schedule",
+            "1h",
+        ],
+    );
+    let key = crate::common::binary::key_in(&s.stderr).unwrap();
+    // A webhook whose endpoint is down, and a delivery to it attempted.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/down", closed.local_addr().unwrap());
+    drop(closed);
+    let (status, hook) =
+        crate::common::binary::post(&s.addr, "/webhooks", &key, serde_json::json!({"url": url}));
+    assert_eq!(status, 201);
+    let hook_id = hook["id"].as_str().unwrap().to_string();
+    let (status, _) = crate::common::binary::post(
+        &s.addr,
+        "/companies",
+        &key,
+        serde_json::json!({"name": "X"}),
+    );
+    assert_eq!(status, 201);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let sink = crate::common::smtp::SmtpSink::start();
+    let report = loop {
+        let (code, report) = doctor(&["--db", db_arg, "--smtp-url", &sink.url]);
+        if report.contains("failing since") {
+            // Healthy but for the webhook: warnings only, exit 0.
+            assert_eq!(code, 0, "{report}");
+            break report;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the failing webhook never showed:\n{report}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    finding(&report, "note", "a server is using it now");
+    finding(&report, "ok", "integrity check passed");
+    finding(&report, "ok", "version 18, this clozup's");
+    finding(&report, "ok", "the SMTP server answers");
+    let line = finding(&report, "warn", &hook_id);
+    assert!(
+        line.contains(&url) && line.contains("last delivery pending"),
+        "{line}"
+    );
+    finding(&report, "warn", "none scheduled: set --backup-every");
+    drop(s);
+
+    // What would break a server: an SMTP server nobody answers at, TLS files that do not
+    // load, plain HTTP beyond loopback; each named, and the exit code says so.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let smtp = format!("smtp://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let missing = dir.path().join("missing.pem");
+    let (code, report) = doctor(&[
+        "--db",
+        db_arg,
+        "--smtp-url",
+        &smtp,
+        "--tls-cert",
+        missing.to_str().unwrap(),
+        "--tls-key",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{report}");
+    finding(&report, "note", "no server is using it now");
+    finding(&report, "PROBLEM", "cannot reach the SMTP server");
+    finding(&report, "PROBLEM", "missing.pem");
+    let (_, report) = doctor(&["--db", db_arg, "--bind", "0.0.0.0:8080"]);
+    finding(&report, "warn", "plain HTTP on 0.0.0.0:8080");
+
+    // A damaged file, and one from a newer Clozup: problems, and neither is touched.
+    let junk = dir.path().join("junk.sqlite");
+    std::fs::write(&junk, vec![7u8; 8192]).unwrap();
+    let (code, report) = doctor(&["--db", junk.to_str().unwrap()]);
+    assert_eq!(code, 1, "{report}");
+    finding(&report, "PROBLEM", "junk.sqlite");
+    assert_eq!(std::fs::read(&junk).unwrap(), vec![7u8; 8192]);
+    let newer = dir.path().join("newer.sqlite");
+    rusqlite::Connection::open(&newer)
+        .unwrap()
+        .pragma_update(None, "user_version", clozup::db::LATEST_VERSION + 1)
+        .unwrap();
+    let (code, report) = doctor(&["--db", newer.to_str().unwrap()]);
+    assert_eq!(code, 1, "{report}");
+    finding(&report, "PROBLEM", "newer than this clozup");
+}
