@@ -232,6 +232,9 @@ fn process_figures() -> Option<(i64, f64)> {
     let mut fields = after_name.split_whitespace().skip(11);
     let utime: f64 = fields.next()?.parse().ok()?;
     let stime: f64 = fields.next()?.parse().ok()?;
+    // `c_long` is 32 bits on armv7, 64 on the others.
+    #[allow(clippy::unnecessary_cast)]
+    let page = page as i64;
     Some((resident_pages * page, (utime + stime) / ticks as f64))
 }
 
