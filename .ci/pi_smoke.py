@@ -85,7 +85,8 @@ status, read = call("GET", f"/leads/{lead}")
 if status != 200 or read["data"]["email"] != "ada@pi.example":
     fail(f"read back answered {status}: {read}")
 deadline = time.monotonic() + 120
-while not any(e.get("type") == "lead.created" and e.get("data", {}).get("id") == lead for e in events):
+while not any(e.get("type") == "lead.created"
+              and e.get("data", {}).get("object", {}).get("id") == lead for e in events):
     if time.monotonic() > deadline:
         fail(f"no lead.created event for {lead}; got {events}")
     time.sleep(0.1)

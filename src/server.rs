@@ -436,14 +436,11 @@ pub async fn serve(config: ServeConfig) -> Result<(), String> {
         tracing::info!("--demo: the database already has an organization; serving it as it is");
     }
     let tls = match config.tls_files() {
-        Some(files) => {
-            let current = crate::tls::Current::load(&files)?;
-            crate::tls::reload_on_sighup(current.clone(), files)
-                .map_err(|e| format!("cannot watch for SIGHUP: {e}"))?;
-            Some(current)
-        }
+        Some(files) => Some((crate::tls::Current::load(&files)?, files)),
         None => None,
     };
+    on_sighup(tls.clone()).map_err(|e| format!("cannot watch for SIGHUP: {e}"))?;
+    let tls = tls.map(|(current, _)| current);
     let state = Arc::new(AppState::new(db, config.clone(), clock));
     let metrics = match config.metrics_bind {
         Some(addr) => Some(serve_metrics(state.clone(), addr).await?),
@@ -475,6 +472,30 @@ pub async fn serve(config: ServeConfig) -> Result<(), String> {
         None => run(state, acceptor).await,
     };
     served.map_err(|e| format!("server error: {e}"))
+}
+
+/// SIGHUP (`systemctl reload`) re-reads the TLS certificate when there is one, and never stops
+/// the server: a renewal is picked up without a restart, and a reload of a server without TLS
+/// is harmless. A certificate that does not load is logged, and the one in use stays.
+fn on_sighup(tls: Option<(crate::tls::Current, crate::tls::TlsFiles)>) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match &tls {
+                None => tracing::info!("SIGHUP: nothing to reload (no --tls-cert)"),
+                Some((current, files)) => match current.reload(files) {
+                    Ok(()) => {
+                        tracing::info!(cert = %files.cert.display(), "TLS certificate reloaded")
+                    }
+                    Err(e) => {
+                        tracing::error!("TLS certificate not reloaded, the old one stays: {e}")
+                    }
+                },
+            }
+        }
+    });
+    Ok(())
 }
 
 /// Serves `/metrics` on `addr`, apart from the API, until shutdown; returns the address bound.

@@ -87,22 +87,6 @@ impl Current {
     }
 }
 
-/// Reloads the certificate on each SIGHUP until the process ends (after `certbot renew`,
-/// say, whose deploy hook sends it), logging the outcome.
-pub fn reload_on_sighup(current: Current, files: TlsFiles) -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hangups = signal(SignalKind::hangup())?;
-    tokio::spawn(async move {
-        while hangups.recv().await.is_some() {
-            match current.reload(&files) {
-                Ok(()) => tracing::info!(cert = %files.cert.display(), "TLS certificate reloaded"),
-                Err(e) => tracing::error!("TLS certificate not reloaded, the old one stays: {e}"),
-            }
-        }
-    });
-    Ok(())
-}
-
 /// Accepts TCP connections from `A` and serves them TLS.
 pub struct TlsAcceptor<A> {
     inner: A,

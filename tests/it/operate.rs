@@ -56,6 +56,29 @@ fn https_get(addr: &str, path: &str, trusted: &[&[u8]]) -> Result<(Vec<u8>, Stri
     Ok((shown, text.lines().next().unwrap_or_default().to_string()))
 }
 
+/// Sends SIGHUP, as `systemctl reload` does.
+fn hangup(child: &std::process::Child) {
+    let ok = std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// Waits (30 s at most) for the server to log a line containing `what`; returns it.
+fn said(s: &crate::common::binary::Served, what: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let line = s
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("the server never said `{what}`"));
+        if line.contains(what) {
+            return line;
+        }
+    }
+}
+
 #[test]
 fn https_is_served_and_a_renewed_certificate_is_picked_up_on_sighup() {
     let dir = TempDir::new();
@@ -90,26 +113,7 @@ fn https_is_served_and_a_renewed_certificate_is_picked_up_on_sighup() {
 
     // The certificate is renewed on disk, and the server told.
     let second = new_certificate(dir.path());
-    let hangup = |child: &std::process::Child| {
-        let ok = std::process::Command::new("kill")
-            .args(["-HUP", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    };
     hangup(&s.child);
-    let said = |s: &crate::common::binary::Served, what: &str| {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let line = s
-                .lines
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .unwrap_or_else(|_| panic!("the server never said `{what}`"));
-            if line.contains(what) {
-                return line;
-            }
-        }
-    };
     said(&s, "TLS certificate reloaded");
     let (shown, status) = https_get(&s.addr, "/health", &[&first, &second]).unwrap();
     assert_eq!(shown, second, "new connections get the renewed certificate");
@@ -172,6 +176,10 @@ fn systemd_is_told_when_the_server_is_ready_and_when_it_stops() {
     // Ready means serving.
     let (status, _) = crate::common::binary::get(&s.addr, "/health", "");
     assert_eq!(status, 200);
+    // `systemctl reload` on a server without TLS: said, and harmless.
+    hangup(&s.child);
+    said(&s, "nothing to reload");
+    assert_eq!(crate::common::binary::get(&s.addr, "/health", "").0, 200);
     sigterm(&s.child);
     let n = socket.recv(&mut buf).expect("STOPPING=1 within 30 s");
     assert_eq!(&buf[..n], b"STOPPING=1");
