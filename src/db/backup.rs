@@ -223,7 +223,7 @@ pub fn restore(snapshot: &Path, db: &Path, now: crate::clock::Millis) -> Result<
         PathBuf::from(name)
     };
     // Held until the end: no server starts on the old file while it is moved aside.
-    let _exclusive = match std::fs::File::open(db) {
+    let held = match std::fs::File::open(db) {
         Ok(file) => {
             try_flock(&file, libc::LOCK_EX).map_err(|e| match e.kind() {
                 std::io::ErrorKind::WouldBlock => format!(
@@ -248,7 +248,7 @@ pub fn restore(snapshot: &Path, db: &Path, now: crate::clock::Millis) -> Result<
                 incoming.display()
             )
         })?;
-    let replaced = if _exclusive.is_some() {
+    let replaced = if held.is_some() {
         let stamp: String = crate::timefmt::format_ms(now)
             .chars()
             .filter(char::is_ascii_alphanumeric)

@@ -434,3 +434,64 @@ fn doctor_checks_the_file_the_settings_and_the_outbound_paths() {
     assert_eq!(code, 1, "{report}");
     finding(&report, "PROBLEM", "newer than this clozup");
 }
+
+#[test]
+fn the_service_unit_is_hardened_and_its_command_line_serves_and_reports_ready() {
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/clozup.service"),
+    )
+    .unwrap();
+    let directives: Vec<(&str, &str)> = unit
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .collect();
+    let value = |key: &str| {
+        directives
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| panic!("the unit has no {key}="))
+    };
+    for (key, expected) in [
+        ("Type", "notify"),
+        ("DynamicUser", "yes"),
+        ("StateDirectory", "clozup"),
+        ("ProtectSystem", "strict"),
+        ("NoNewPrivileges", "yes"),
+        ("Restart", "on-failure"),
+        ("ProtectHome", "yes"),
+        ("PrivateTmp", "yes"),
+        ("CapabilityBoundingSet", ""),
+    ] {
+        assert_eq!(value(key), expected, "{key}");
+    }
+    // Its command line, as systemd would run it (the state directory made, the bind address
+    // from the environment file), starts a server that tells systemd it is ready.
+    let dir = TempDir::new();
+    let exec = value("ExecStart").replace("${STATE_DIRECTORY}", dir.path().to_str().unwrap());
+    let mut words = exec.split_whitespace();
+    assert_eq!(words.next(), Some("/usr/local/bin/clozup"));
+    let args: Vec<&str> = words.collect();
+    assert_eq!(args[0], "serve");
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut child = std::process::Command::new(BIN)
+        .args(&args)
+        .env("CLOZUP_BIND", "127.0.0.1:0")
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = socket.recv(&mut buf).expect("READY=1 within 30 s");
+    assert_eq!(&buf[..n], b"READY=1");
+    assert!(dir.path().join("crm.sqlite").exists());
+    sigterm(&child);
+    let n = socket.recv(&mut buf).expect("STOPPING=1 within 30 s");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    wait_exit(&mut child, Duration::from_secs(20));
+}
