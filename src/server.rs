@@ -375,6 +375,13 @@ pub fn write_secret_file(path: &std::path::Path, secret: &str) -> std::io::Resul
 /// Runs `clozup serve` until SIGINT or SIGTERM.
 pub async fn serve(config: ServeConfig) -> Result<(), String> {
     let started = std::time::Instant::now();
+    // The certificate first: files that do not load stop the start before anything is written.
+    let tls = match config.tls_files() {
+        Some(files) => Some((crate::tls::Current::load(&files)?, files)),
+        None => None,
+    };
+    on_sighup(tls.clone()).map_err(|e| format!("cannot watch for SIGHUP: {e}"))?;
+    let tls = tls.map(|(current, _)| current);
     // Kept until the process ends: `clozup restore` refuses to replace a file being served.
     let _in_use = crate::db::hold(&config.db)?;
     let db = Db::open(&config.db, &config.db_options()).map_err(|e| e.to_string())?;
@@ -435,12 +442,6 @@ pub async fn serve(config: ServeConfig) -> Result<(), String> {
     } else if config.demo {
         tracing::info!("--demo: the database already has an organization; serving it as it is");
     }
-    let tls = match config.tls_files() {
-        Some(files) => Some((crate::tls::Current::load(&files)?, files)),
-        None => None,
-    };
-    on_sighup(tls.clone()).map_err(|e| format!("cannot watch for SIGHUP: {e}"))?;
-    let tls = tls.map(|(current, _)| current);
     let state = Arc::new(AppState::new(db, config.clone(), clock));
     let metrics = match config.metrics_bind {
         Some(addr) => Some(serve_metrics(state.clone(), addr).await?),
@@ -503,6 +504,9 @@ pub async fn serve_metrics(state: Arc<AppState>, addr: SocketAddr) -> Result<Soc
     let (acceptor, local) = listen(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr} for metrics: {e}"))?;
+    if !local.ip().is_loopback() {
+        tracing::warn!(metrics = %local, "/metrics answers without a key beyond this machine: keep its port to your monitoring");
+    }
     let app = Route::new()
         .at("/metrics", get(metrics_page))
         .data(state.clone());

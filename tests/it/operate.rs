@@ -129,7 +129,7 @@ fn https_is_served_and_a_renewed_certificate_is_picked_up_on_sighup() {
     sigterm(&s.child);
     wait_exit(&mut s.child, Duration::from_secs(20));
 
-    // Files that do not load stop the start, saying which.
+    // Files that do not load stop the start, saying which, before anything is written.
     let out = std::process::Command::new(BIN)
         .args(["serve", "--bind", "127.0.0.1:0", "--db"])
         .arg(dir.path().join("other.sqlite"))
@@ -148,6 +148,7 @@ fn https_is_served_and_a_renewed_certificate_is_picked_up_on_sighup() {
             || why.contains("no certificate"),
         "{why}"
     );
+    assert!(!dir.path().join("other.sqlite").exists());
     // One of the pair alone is refused by the command line.
     let out = std::process::Command::new(BIN)
         .args(["serve", "--tls-cert", cert.to_str().unwrap()])
