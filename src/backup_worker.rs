@@ -11,10 +11,7 @@ use crate::state::AppState;
 /// snapshot written by hand or through the API counts), at once when there is none or it is
 /// older than that.
 pub fn due_in(dir: &Path, every: Duration, now: SystemTime) -> Duration {
-    let newest = crate::db::snapshots(dir)
-        .first()
-        .and_then(|(name, _)| std::fs::metadata(dir.join(name)).ok()?.modified().ok());
-    newest.map_or(Duration::ZERO, |taken| {
+    crate::db::newest_snapshot(dir).map_or(Duration::ZERO, |(_, _, taken)| {
         let age = now.duration_since(taken).unwrap_or_default();
         every.saturating_sub(age)
     })

@@ -176,11 +176,7 @@ fn database(report: &mut Report, db: &Path) -> Option<Connection> {
             format!("foreign key check failed: {e}"),
         ),
     }
-    let wal = {
-        let mut path = db.as_os_str().to_owned();
-        path.push("-wal");
-        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
-    };
+    let wal = std::fs::metadata(crate::db::with_suffix(db, "-wal")).map_or(0, |m| m.len());
     if wal > WAL_WARN_BYTES {
         report.say(
             Level::Warn,
@@ -320,17 +316,13 @@ fn backups(report: &mut Report, config: &ServeConfig) {
         );
         return;
     }
-    let newest = crate::db::snapshots(&dir)
-        .into_iter()
-        .next()
-        .and_then(|(name, bytes)| {
-            let taken = std::fs::metadata(dir.join(&name)).ok()?.modified().ok()?;
-            Some((
-                name,
-                bytes,
-                SystemTime::now().duration_since(taken).unwrap_or_default(),
-            ))
-        });
+    let newest = crate::db::newest_snapshot(&dir).map(|(name, bytes, taken)| {
+        (
+            name,
+            bytes,
+            SystemTime::now().duration_since(taken).unwrap_or_default(),
+        )
+    });
     let hours = |d: Duration| d.as_secs() / 3600;
     match (newest, config.backup_every) {
         (None, None) => report.say(

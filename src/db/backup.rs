@@ -73,6 +73,21 @@ pub fn backup_into(
     written.map(|bytes| (file, bytes))
 }
 
+/// `path` with `suffix` added to its file name (`crm.sqlite` + `-wal`), as SQLite names a
+/// database's companion files.
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// The newest snapshot in `dir`: its file name, bytes and when it was written.
+pub fn newest_snapshot(dir: &Path) -> Option<(String, u64, std::time::SystemTime)> {
+    let (name, bytes) = snapshots(dir).into_iter().next()?;
+    let taken = std::fs::metadata(dir.join(&name)).ok()?.modified().ok()?;
+    Some((name, bytes, taken))
+}
+
 /// The snapshots [`backup_into`] wrote in `dir`, newest first: (file name, bytes).
 pub fn snapshots(dir: &Path) -> Vec<(String, u64)> {
     let mut found: Vec<(String, u64)> = std::fs::read_dir(dir)
@@ -217,11 +232,7 @@ pub fn restore(snapshot: &Path, db: &Path, now: crate::clock::Millis) -> Result<
         return Err("the snapshot is the database itself; name a snapshot file".into());
     }
     let schema_version = check_snapshot(snapshot)?;
-    let sibling = |suffix: &str| {
-        let mut name = db.as_os_str().to_owned();
-        name.push(suffix);
-        PathBuf::from(name)
-    };
+    let sibling = |suffix: &str| with_suffix(db, suffix);
     // Held until the end: no server starts on the old file while it is moved aside.
     let held = match std::fs::File::open(db) {
         Ok(file) => {
@@ -262,18 +273,13 @@ pub fn restore(snapshot: &Path, db: &Path, now: crate::clock::Millis) -> Result<
             )),
             _ => Ok(()),
         };
-        let aside_of = |suffix: &str| {
-            let mut name = aside.as_os_str().to_owned();
-            name.push(suffix);
-            PathBuf::from(name)
-        };
         // Its log copied into it first (a server that crashed leaves writes there), so the
         // file moved aside is whole by itself; the log moves with it all the same, in case
         // the copy could not be made (a damaged file is worth keeping as it is).
         if let Ok(conn) = Connection::open(db) {
             let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         }
-        moved(sibling("-wal"), aside_of("-wal"))?;
+        moved(sibling("-wal"), with_suffix(&aside, "-wal"))?;
         moved(db.to_path_buf(), aside.clone())?;
         // The shared-memory index is rebuilt from the log by whoever opens it next.
         let _ = std::fs::remove_file(sibling("-shm"));

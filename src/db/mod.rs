@@ -23,7 +23,8 @@
 
 mod backup;
 pub use backup::{
-    backup, backup_into, check_snapshot, hold, in_use, prune, restore, snapshots, Restored,
+    backup, backup_into, check_snapshot, hold, in_use, newest_snapshot, prune, restore, snapshots,
+    with_suffix, Restored,
 };
 
 mod readers;
