@@ -36,6 +36,7 @@ pub mod import_file;
 pub mod mail_worker;
 pub mod mcp;
 pub mod metrics;
+pub mod prompt;
 pub mod ratelimit;
 pub mod rules;
 pub mod secrets;

@@ -16,7 +16,9 @@ mod assets;
 mod board;
 mod campaigns;
 mod deal;
+mod hooks;
 mod keys;
+mod lead;
 mod leads;
 mod live;
 mod settings;
@@ -55,10 +57,10 @@ pub fn routes() -> Route {
         .at("/leads", get(leads::list).post(leads::create))
         .at("/leads/export", get(leads::export))
         .at("/leads/import", post(leads::import))
-        .at("/leads/:id", get(leads::lead))
-        .at("/leads/:id/edit", post(leads::edit))
-        .at("/leads/:id/assign", post(leads::assign))
-        .at("/leads/:id/convert", post(leads::convert))
+        .at("/leads/:id", get(lead::lead))
+        .at("/leads/:id/edit", post(lead::edit))
+        .at("/leads/:id/assign", post(lead::assign))
+        .at("/leads/:id/convert", post(lead::convert))
         .at("/campaigns", get(campaigns::campaigns_page))
         .at("/campaigns/:id", get(campaigns::campaign))
         .at("/today", get(today::page))
@@ -75,12 +77,12 @@ pub fn routes() -> Route {
         .at("/settings/users/:id/deactivate", post(settings::deactivate))
         .at(
             "/settings/webhooks",
-            get(settings::hooks_page).post(settings::add_hook),
+            get(hooks::hooks_page).post(hooks::add_hook),
         )
-        .at("/settings/webhooks/:id", get(settings::hook_page))
+        .at("/settings/webhooks/:id", get(hooks::hook_page))
         .at(
             "/settings/webhooks/:id/deliveries/:delivery/redeliver",
-            post(settings::redeliver),
+            post(hooks::redeliver),
         )
         .at(
             "/settings/backups",

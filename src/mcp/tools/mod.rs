@@ -13,8 +13,10 @@ use rmcp::model::Tool;
 use serde_json::{json, Map, Value};
 
 use super::schema::{answer_shape, standalone};
-use crate::api::error::ApiError;
 use crate::domain::auth::{minimum_scope_of, Principal};
+
+mod call;
+pub use call::Call;
 
 /// Operations that are not tools, with why.
 const NOT_TOOLS: &[(&str, &str)] = &[
@@ -118,16 +120,6 @@ pub struct Operation {
     body: Body,
     /// Whether the answer is text (a CSV export), given as such rather than as JSON.
     pub text_answer: bool,
-}
-
-/// A request an operation makes of the API.
-pub struct Call {
-    pub method: Method,
-    /// Path and query, from `/api/v1`.
-    pub uri: String,
-    pub headers: Vec<(String, String)>,
-    /// Media type and bytes.
-    pub body: Option<(String, Vec<u8>)>,
 }
 
 /// Every operation of the document that is a tool, in the document's order.
@@ -362,100 +354,6 @@ impl Operation {
         minimum_scope_of(caller.kind, self.method.as_str(), &self.path)
             .is_none_or(|s| caller.require(s).is_ok())
     }
-
-    /// The request a call with `arguments` makes, or the error (in the API's terms) that names
-    /// the argument that cannot be sent.
-    pub fn request(&self, arguments: &Map<String, Value>) -> Result<Call, ApiError> {
-        let mut path = self.path.clone();
-        let mut query = Vec::new();
-        let mut headers = Vec::new();
-        let mut used = Vec::new();
-        for p in &self.params {
-            let Some(value) = arguments.get(&p.argument).filter(|v| !v.is_null()) else {
-                if p.place == In::Path {
-                    return Err(ApiError::invalid(&p.argument, "is required"));
-                }
-                continue;
-            };
-            used.push(p.argument.as_str());
-            let text = scalar(value).ok_or_else(|| {
-                ApiError::invalid(&p.argument, "must be a string, a number or a boolean")
-            })?;
-            match p.place {
-                In::Path => {
-                    path = path.replace(&format!("{{{}}}", p.name), &encode(&text));
-                }
-                In::Query => query.push(format!("{}={}", encode(&p.name), encode(&text))),
-                // A value no header can carry is refused here: sent, it would be dropped, and
-                // the call would run without its `If-Match` or `Idempotency-Key`.
-                In::Header if poem::http::HeaderValue::from_str(&text).is_err() => {
-                    return Err(ApiError::invalid(
-                        &p.argument,
-                        format!(
-                            "cannot be sent as the {} header: no control characters",
-                            p.name
-                        ),
-                    ));
-                }
-                In::Header => headers.push((p.name.clone(), text)),
-            }
-        }
-        let body = match &self.body {
-            Body::None => None,
-            Body::Fields(names) => {
-                let fields: Map<String, Value> = arguments
-                    .iter()
-                    .filter(|(k, _)| names.contains(k))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                used.extend(
-                    arguments
-                        .keys()
-                        .filter(|k| names.contains(k))
-                        .map(String::as_str),
-                );
-                Some(("application/json".into(), Value::Object(fields).to_string()))
-            }
-            Body::Whole => arguments.get("body").map(|b| {
-                used.push("body");
-                ("application/json".into(), b.to_string())
-            }),
-            Body::Text(media) => {
-                used.push("csv");
-                let text = arguments
-                    .get("csv")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| {
-                        ApiError::invalid("csv", "is required: the file's content, as text")
-                    })?;
-                Some((media.clone(), text.to_string()))
-            }
-        };
-        if let Some(unknown) = arguments.keys().find(|k| !used.contains(&k.as_str())) {
-            let known = self.tool.input_schema["properties"]
-                .as_object()
-                .map(|p| p.keys().cloned().collect::<Vec<_>>().join(", "))
-                .unwrap_or_default();
-            return Err(ApiError::invalid(
-                unknown,
-                format!(
-                    "is not an argument of {}; its arguments: {known}",
-                    self.tool.name
-                ),
-            ));
-        }
-        let uri = if query.is_empty() {
-            format!("/api/v1{path}")
-        } else {
-            format!("/api/v1{path}?{}", query.join("&"))
-        };
-        Ok(Call {
-            method: self.method.clone(),
-            uri,
-            headers,
-            body: body.map(|(media, text)| (media, text.into_bytes())),
-        })
-    }
 }
 
 /// The success answer's schema, as a tool's output schema (JSON objects only, as MCP wants),
@@ -501,30 +399,6 @@ fn annotations(method: &Method, id: &str, summary: &str) -> Value {
         "idempotentHint": matches!(*method, Method::DELETE | Method::PATCH | Method::PUT),
         "openWorldHint": reaches_out,
     })
-}
-
-/// A parameter's value as text: strings as they are, numbers and booleans as JSON writes them.
-fn scalar(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// `text` percent-encoded for a path segment or a query value: every byte but RFC 3986's
-/// unreserved characters.
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
