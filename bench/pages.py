@@ -3,6 +3,11 @@
 p99 of each page, fetched one after another by a signed-in browser's requests (session cookie,
 keep-alive), with the server pinned to one core as in bench/suite.py.
 
+Today and Analytics rank or sum the whole organization, and remember the answer until the next
+commit (src/db/memo.rs). So each is measured twice: as a person re-reading it sees it, and
+"after a change", where a note is written through the API (untimed) before every request, so
+each request computes the page afresh, as it does while agents write.
+
     bench/pages.py [--binary PATH] [--requests N]
 
 The data set is the suite's seeded file (target/bench/seeded.sqlite: 100,000 leads, 100,000
@@ -13,6 +18,7 @@ Markdown table.
 
 import argparse
 import http.client
+import json
 import os
 import re
 import shutil
@@ -20,6 +26,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -70,13 +77,28 @@ def main():
         word = c.execute("SELECT last_name FROM leads ORDER BY id LIMIT 1 OFFSET 7000").fetchone()[0]
     subprocess.run([binary, "users", "set-password", "--db", str(db), "--email", owner],
                    input=PASSWORD + "\n", text=True, check=True, capture_output=True)
+    key = subprocess.run([binary, "keys", "create", "--db", str(db), "--name", "pages",
+                          "--scopes", "read,write"], text=True, check=True,
+                         capture_output=True).stdout.strip()
     port = 18000 + os.getpid() % 1000
     server = subprocess.Popen(
         ["taskset", "-c", "0", binary, "serve", "--db", str(db), "--bind", f"127.0.0.1:{port}",
-         "--rate-limit", "off", "--log", "warn"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+         "--rate-limit", "off", "--log", "info"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
+    # Pages are timed at rest: after the start-up work the server announces (its first signal
+    # sweep reads every open deal, on the one core the pages get), as bench/suite.py does.
+    at_rest = threading.Event()
+
+    def follow_log():
+        for line in server.stderr:
+            if "start-up sweep finished" in line:
+                at_rest.set()
+
+    threading.Thread(target=follow_log, daemon=True).start()
     try:
+        if not at_rest.wait(timeout=300):
+            sys.exit("the server never logged the end of its start-up sweep")
         conn = None
         for _ in range(600):
             try:
@@ -92,8 +114,20 @@ def main():
         resp = conn.getresponse()
         resp.read()
         cookie = re.match(r"(clozup_session=[^;]+)", resp.getheader("set-cookie")).group(1)
+        writer = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        note = json.dumps({"deal_id": deal, "content": "a change before the next page"})
+
+        def change():
+            writer.request("POST", "/api/v1/notes", body=note, headers={
+                "Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+            r = writer.getresponse()
+            r.read()
+            if r.status != 201:
+                sys.exit(f"writing a note: {r.status}")
+
         pages = [
             ("Today (the agenda)", "/today"),
+            ("Today, after a change", "/today", change),
             ("Pipeline board", "/board"),
             ("Deal page", f"/deals/{deal}"),
             ("Leads, first page", "/leads"),
@@ -101,14 +135,17 @@ def main():
             ("Lead 360", f"/leads/{lead}"),
             ("Campaigns", "/campaigns"),
             ("Analytics (four charts)", "/analytics"),
+            ("Analytics, after a change", "/analytics", change),
             ("Settings: organization", "/settings"),
             ("Settings: users", "/settings/users"),
             ("Settings: API keys", "/settings/keys"),
         ]
         rows = []
-        for label, path in pages:
+        for label, path, *before in pages:
             times = []
             for i in range(args.requests + 5):
+                for f in before:
+                    f()
                 started = time.perf_counter()
                 conn.request("GET", path, headers={"Cookie": cookie})
                 r = conn.getresponse()

@@ -40,12 +40,13 @@ where
 {
     let (reply, answer) = tokio::sync::oneshot::channel();
     let queued = Instant::now();
+    let afresh = super::memo::asked_afresh();
     let job: ReadJob = Box::new(move |conn| {
         crate::metrics::get()
             .read_wait_seconds
             .observe(queued.elapsed().as_secs_f64());
         // A panic drops `reply`, which the caller sees as an internal error.
-        let _ = reply.send(in_snapshot(conn, f));
+        let _ = reply.send(super::memo::carrying(afresh, || in_snapshot(conn, f)));
     });
     queue.send(job).map_err(|_| gone("read"))?;
     Ok(answer)

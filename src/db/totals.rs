@@ -30,6 +30,11 @@ pub(super) fn mark_commit(conn: &Connection) -> rusqlite::Result<()> {
         .map(drop)
 }
 
+/// The commit this snapshot sees: what an answer remembered from it is keyed by.
+pub(super) fn commit_of(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.cached_row("SELECT n FROM commit_seq", [], |r| r.get(0))
+}
+
 /// `count_sql` (a `SELECT COUNT(*) ...`) with `params`, counted once per commit. Must run inside
 /// a read snapshot (as every read of [`super::Db`] does), so the commit it reads is the one the
 /// count sees. An in-memory database (no file to name it) is always counted.
@@ -38,7 +43,7 @@ pub fn count(conn: &Connection, count_sql: &str, params: &[Value]) -> rusqlite::
     let Some(file) = conn.path().filter(|p| !p.is_empty()) else {
         return count_now();
     };
-    let commit: i64 = conn.cached_row("SELECT n FROM commit_seq", [], |r| r.get(0))?;
+    let commit = commit_of(conn)?;
     let key = format!("{file}\0{count_sql}\0{params:?}");
     if let Some(total) = TOTALS.with_borrow(|t| {
         t.get(&key)

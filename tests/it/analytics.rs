@@ -541,3 +541,93 @@ fn periods_are_cut_in_the_organizations_time_zone_across_dst() {
     assert_eq!(q[0]["period_start"], "2026-11-01");
     assert_eq!(q[0]["period_elapsed"], 0.0);
 }
+
+/// The overview is remembered until the next commit (src/db/memo.rs): a change the server did
+/// not commit (made here behind its back, so no commit number moves) is not seen until a
+/// request asks for it afresh with `Cache-Control: no-cache`, until anything is committed, or
+/// until the remembered answer is a minute of the clock old. Nothing the server commits is ever
+/// answered from before it.
+#[test]
+fn the_overview_is_remembered_until_a_commit_a_minute_or_no_cache() {
+    let s = TestServer::start();
+    let k = s.admin_key.clone();
+    let org = s.get("/org", &k).data(200);
+    let (org_id, currency) = (
+        org["id"].as_str().unwrap().to_string(),
+        org["currency"].as_str().unwrap().to_string(),
+    );
+    let other = if currency == "EUR" { "USD" } else { "EUR" };
+    let deal = id(&s
+        .post("/deals", &k, json!({"title": "Abroad", "value": 500.0}))
+        .data(201));
+    // The key's first use is marked by a write of its own, after the answer: wait for it, so
+    // that no commit lands between the reads below but those the test makes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while s.count("SELECT count(*) FROM api_keys WHERE last_used_at IS NOT NULL") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the key's use was never marked"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let other_currency = |headers: &[(&str, &str)]| {
+        s.call("GET", "/analytics/overview", Some(&k), None, headers)
+            .data(200)["other_currency_deals"]
+            .as_i64()
+            .unwrap()
+    };
+    let behind_the_back = |currency: &str| {
+        rusqlite::Connection::open(s.state.db.path())
+            .unwrap()
+            .execute(
+                "UPDATE deals SET currency = ?1 WHERE id = ?2",
+                (currency, &deal),
+            )
+            .unwrap();
+    };
+    assert_eq!(other_currency(&[]), 0);
+    behind_the_back(other);
+    assert_eq!(other_currency(&[]), 0, "remembered: nothing was committed");
+    assert_eq!(other_currency(&[("Cache-Control", "no-cache")]), 1);
+    behind_the_back(&currency);
+    assert_eq!(
+        other_currency(&[]),
+        1,
+        "what no-cache computed is remembered"
+    );
+    s.post(
+        "/notes",
+        &k,
+        json!({"deal_id": deal, "content": "any commit"}),
+    )
+    .data(201);
+    assert_eq!(
+        other_currency(&[]),
+        0,
+        "a commit is never answered from before it"
+    );
+
+    // Its at-risk count ages with the clock, so the overview is remembered for a minute at most
+    // (read here in-process, at chosen times, with no request to mark a key's use).
+    let at = |now: i64| {
+        let org_id = org_id.clone();
+        s.state
+            .db
+            .blocking()
+            .read(move |c| {
+                clozup::domain::analytics::overview(
+                    c,
+                    &org_id,
+                    clozup::domain::analytics::Window::ALL,
+                    now,
+                )
+            })
+            .unwrap()
+            .other_currency_deals
+    };
+    let now = s.clock_now();
+    assert_eq!(at(now), 0);
+    behind_the_back(other);
+    assert_eq!(at(now + 59_000), 0, "remembered within the minute");
+    assert_eq!(at(now + 60_000), 1, "computed again a minute on");
+}

@@ -21,6 +21,18 @@ const CREDENTIAL_PARAMS: &[&str] = &[
     "authorization",
 ];
 
+/// Whether the request asks for whole-organization answers computed afresh rather than
+/// remembered from an earlier request at the same commit (`Cache-Control: no-cache`, as
+/// HTTP's request directive means; see `db::memo`).
+pub(super) fn wants_afresh(req: &Request) -> bool {
+    req.headers()
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|d| d.trim().eq_ignore_ascii_case("no-cache"))
+}
+
 /// How long a client told the server is shutting down should wait: about what a restart takes.
 const RESTART_RETRY_SECS: &str = "5";
 

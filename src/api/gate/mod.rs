@@ -23,7 +23,7 @@ use crate::state::AppState;
 mod checks;
 use checks::{
     bearer_token, client_ip, credential_in_query, idempotency_slot, replay, shutting_down,
-    too_many, unread, unreadable_header, wants_rehearsal, with_rate_headers,
+    too_many, unread, unreadable_header, wants_afresh, wants_rehearsal, with_rate_headers,
 };
 
 /// The routes that take bulk uploads, with their own (larger) body limit.
@@ -261,15 +261,23 @@ impl<E: Endpoint> GateEndpoint<E> {
             self.touch_key(&p);
             req.set_data(p);
         }
-        let resp = match slot {
-            None if rehearsal => {
-                let mut resp = crate::db::rehearse(self.call_inner(req)).await;
-                resp.headers_mut()
-                    .insert("dry-run", HeaderValue::from_static("true"));
-                resp
+        let afresh = wants_afresh(&req);
+        let call = async {
+            match slot {
+                None if rehearsal => {
+                    let mut resp = crate::db::rehearse(self.call_inner(req)).await;
+                    resp.headers_mut()
+                        .insert("dry-run", HeaderValue::from_static("true"));
+                    resp
+                }
+                None => self.call_inner(req).await,
+                Some(slot) => self.call_idempotent(req, slot).await,
             }
-            None => self.call_inner(req).await,
-            Some(slot) => self.call_idempotent(req, slot).await,
+        };
+        let resp = if afresh {
+            crate::db::memo::afresh(call).await
+        } else {
+            call.await
         };
         (with_rate_headers(resp, decision), outcome)
     }

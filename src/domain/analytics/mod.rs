@@ -8,7 +8,7 @@ use crate::db::CachedRow;
 use crate::domain::nullable::Nullable;
 use std::collections::HashMap;
 
-use crate::db::Tx;
+use crate::db::{memo, Tx};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::Span;

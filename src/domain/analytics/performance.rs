@@ -53,7 +53,22 @@ pub struct Performance {
 }
 
 /// Every active user's results in `w`, ranked by `metric`.
+///
+/// Remembered until the next commit ([`crate::db::memo`]): it sums every member's deals and
+/// activities.
 pub fn leaderboard(
+    conn: &Connection,
+    org_id: &str,
+    w: Window,
+    metric: Metric,
+) -> DomainResult<Vec<Performance>> {
+    let key = format!("leaderboard\0{org_id}\0{w:?}\0{metric:?}");
+    memo::remember(conn, &key, None, || {
+        leaderboard_now(conn, org_id, w, metric)
+    })
+}
+
+fn leaderboard_now(
     conn: &Connection,
     org_id: &str,
     w: Window,

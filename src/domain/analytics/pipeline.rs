@@ -78,7 +78,15 @@ pub struct Overview {
 }
 
 /// Computes the overview. `w` bounds the created and closed figures.
+///
+/// Remembered until the next commit ([`crate::db::memo`]): it sums the whole organization,
+/// and for at most a minute, as its at-risk count ages with the clock.
 pub fn overview(conn: &Connection, org_id: &str, w: Window, now: Millis) -> DomainResult<Overview> {
+    let key = format!("overview\0{org_id}\0{w:?}");
+    memo::remember(conn, &key, Some(now), || overview_now(conn, org_id, w, now))
+}
+
+fn overview_now(conn: &Connection, org_id: &str, w: Window, now: Millis) -> DomainResult<Overview> {
     let currency = orgs::get(conn, org_id)?.currency;
     let money = |minor: i64| validate::minor_to_money(minor, &currency);
     let count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> rusqlite::Result<i64> {
@@ -92,8 +100,11 @@ pub fn overview(conn: &Connection, org_id: &str, w: Window, now: Millis) -> Doma
         "SELECT COUNT(*) FROM deals WHERE org_id = ?1 AND status = 'open'",
         &[&org_id],
     )?;
+    // Per stage and currency, the totals the deal triggers keep (migration 18) count every deal
+    // once, whatever its status: no scan of the deals.
     let other_currency_deals = count(
-        "SELECT COUNT(*) FROM deals WHERE org_id = ?1 AND currency <> ?2",
+        "SELECT coalesce(sum(t.deals), 0) FROM stages s JOIN stage_totals t ON t.stage_id = s.id
+         WHERE s.org_id = ?1 AND t.currency <> ?2",
         &[&org_id, &currency],
     )?;
     let (won_deals, won_minor, cycle_ms): (i64, i64, Option<f64>) = conn.cached_row(
@@ -110,10 +121,11 @@ pub fn overview(conn: &Connection, org_id: &str, w: Window, now: Millis) -> Doma
     {
         let mut stmt = conn.prepare(
             "SELECT s.id, s.name, s.pipeline_id, s.position, s.probability,
-                    COUNT(d.id), coalesce(sum(CASE WHEN d.currency = ?2 THEN d.value END), 0)
+                    coalesce(sum(t.deals), 0),
+                    coalesce(sum(CASE WHEN t.currency = ?2 THEN t.value END), 0)
              FROM stages s
              JOIN pipelines p ON p.id = s.pipeline_id
-             LEFT JOIN deals d ON d.stage_id = s.id AND d.status = 'open'
+             LEFT JOIN stage_totals t ON t.stage_id = s.id
              WHERE s.org_id = ?1 AND s.kind = 'open'
              GROUP BY s.id ORDER BY p.is_default DESC, p.created_at, s.position",
         )?;
@@ -222,8 +234,23 @@ pub struct FunnelStep {
 }
 
 /// Stage-to-stage conversion of a pipeline (the default one unless given), from the stage
-/// history of deals that entered stages within `w`.
+/// history of deals that entered its stages within `w` (a deal since moved to another pipeline
+/// counts where it went while it was in this one).
+///
+/// Remembered until the next commit ([`crate::db::memo`]): it reads every deal's path.
 pub fn funnel(
+    conn: &Connection,
+    org_id: &str,
+    pipeline_id: Option<&str>,
+    w: Window,
+) -> DomainResult<Vec<FunnelStep>> {
+    let key = format!("funnel\0{org_id}\0{pipeline_id:?}\0{w:?}");
+    memo::remember(conn, &key, None, || {
+        funnel_now(conn, org_id, pipeline_id, w)
+    })
+}
+
+fn funnel_now(
     conn: &Connection,
     org_id: &str,
     pipeline_id: Option<&str>,
@@ -234,49 +261,38 @@ pub fn funnel(
         None => pipelines::default_id(conn, org_id)?,
     };
     let stages = pipelines::stages_of(conn, org_id, &pid)?;
-    let position: HashMap<&str, i64> = stages.iter().map(|s| (s.id.as_str(), s.position)).collect();
-    // Each deal's path through this pipeline's stages, in order.
-    let mut paths: HashMap<String, Vec<(String, Millis)>> = HashMap::new();
-    {
-        let mut stmt = conn.prepare(
-            "SELECT h.deal_id, h.to_stage_id, h.changed_at FROM deal_stage_history h
-             JOIN deals d ON d.id = h.deal_id
-             WHERE h.org_id = ?1 AND d.pipeline_id = ?2 AND h.to_stage_id IS NOT NULL
-             ORDER BY h.deal_id, h.changed_at, h.rowid",
-        )?;
-        let mut rows = stmt.query(params![org_id, pid])?;
-        while let Some(r) = rows.next()? {
-            paths
-                .entry(r.get(0)?)
-                .or_default()
-                .push((r.get(1)?, r.get(2)?));
+    let index: HashMap<&str, usize> = stages
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
+    let mut tallies = vec![Tally::default(); stages.len()];
+    // Each deal's path through the stages, one deal at a time (the history's index is in deal
+    // order): no deal's path is kept past its last row, and no stage id is copied.
+    let mut path: Vec<(Option<usize>, Millis)> = Vec::new();
+    let mut deal: Vec<u8> = Vec::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT deal_id, to_stage_id, changed_at FROM deal_stage_history
+         WHERE org_id = ?1 AND to_stage_id IS NOT NULL
+         ORDER BY deal_id, changed_at, rowid",
+    )?;
+    let mut rows = stmt.query(params![org_id])?;
+    while let Some(r) = rows.next()? {
+        let id = r.get_ref(0)?.as_bytes()?;
+        if id != deal.as_slice() {
+            tally(&path, &stages, w, &mut tallies);
+            path.clear();
+            deal.clear();
+            deal.extend_from_slice(id);
         }
+        let stage = index.get(r.get_ref(1)?.as_str()?).copied();
+        path.push((stage, r.get(2)?));
     }
-    let mut steps = Vec::new();
-    for stage in &stages {
-        let (mut entered, mut advanced, mut stays, mut stay_total) = (0i64, 0i64, 0i64, 0i64);
-        for path in paths.values() {
-            let Some(i) = path
-                .iter()
-                .position(|(s, at)| s == &stage.id && *at >= w.from && *at < w.to)
-            else {
-                continue;
-            };
-            entered += 1;
-            if path[i + 1..].iter().any(|(s, _)| {
-                position
-                    .get(s.as_str())
-                    .is_some_and(|p| *p > stage.position)
-            }) {
-                advanced += 1;
-            }
-            if let Some((_, left_at)) = path.get(i + 1) {
-                stays += 1;
-                stay_total += left_at - path[i].1;
-            }
-        }
+    tally(&path, &stages, w, &mut tallies);
+    let mut steps = Vec::with_capacity(stages.len());
+    for (stage, t) in stages.iter().zip(tallies) {
         let current = conn.cached_row(
-            "SELECT COUNT(*) FROM deals WHERE stage_id = ?1",
+            "SELECT coalesce(sum(deals), 0) FROM stage_totals WHERE stage_id = ?1",
             params![stage.id],
             |r| r.get(0),
         )?;
@@ -284,18 +300,61 @@ pub fn funnel(
             stage_id: stage.id.clone(),
             name: stage.name.clone(),
             kind: stage.kind,
-            entered,
+            entered: t.entered,
             conversion_to_next: Nullable(
-                (entered > 0 && stage.kind == pipelines::StageKind::Open)
-                    .then(|| round2(advanced as f64 / entered as f64)),
+                (t.entered > 0 && stage.kind == pipelines::StageKind::Open)
+                    .then(|| round2(t.advanced as f64 / t.entered as f64)),
             ),
             average_days_in_stage: Nullable(
-                (stays > 0).then(|| round2(stay_total as f64 / stays as f64 / DAY_MS as f64)),
+                (t.stays > 0).then(|| round2(t.stay_total as f64 / t.stays as f64 / DAY_MS as f64)),
             ),
             current,
         });
     }
     Ok(steps)
+}
+
+/// What the funnel counts of one stage.
+#[derive(Clone, Copy, Default)]
+struct Tally {
+    /// Deals whose path entered it in the window.
+    entered: i64,
+    /// Of those, deals that later reached a stage further along the board.
+    advanced: i64,
+    /// Of those, deals that left it (a later row in their path), and their time in it.
+    stays: i64,
+    stay_total: Millis,
+}
+
+/// Counts one deal's `path` (its stage changes in order: the stage's index among `stages`, or
+/// none for another pipeline's stage, and when) into `tallies`: for each stage, the deal's first
+/// entry into it within `w`.
+fn tally(
+    path: &[(Option<usize>, Millis)],
+    stages: &[pipelines::Stage],
+    w: Window,
+    tallies: &mut [Tally],
+) {
+    let mut seen = vec![false; stages.len()];
+    for (i, &(stage, at)) in path.iter().enumerate() {
+        let Some(s) = stage else { continue };
+        if seen[s] || at < w.from || at >= w.to {
+            continue;
+        }
+        seen[s] = true;
+        let t = &mut tallies[s];
+        t.entered += 1;
+        let further = |&(later, _): &(Option<usize>, Millis)| {
+            later.is_some_and(|l| stages[l].position > stages[s].position)
+        };
+        if path[i + 1..].iter().any(further) {
+            t.advanced += 1;
+        }
+        if let Some((_, left_at)) = path.get(i + 1) {
+            t.stays += 1;
+            t.stay_total += left_at - at;
+        }
+    }
 }
 
 /// Expected revenue of one month.
@@ -312,7 +371,14 @@ pub struct ForecastMonth {
 }
 
 /// Open deals by expected close month, with weighted value.
+///
+/// Remembered until the next commit ([`crate::db::memo`]): it sums every open deal.
 pub fn forecast(conn: &Connection, org_id: &str) -> DomainResult<Vec<ForecastMonth>> {
+    let key = format!("forecast\0{org_id}");
+    memo::remember(conn, &key, None, || forecast_now(conn, org_id))
+}
+
+fn forecast_now(conn: &Connection, org_id: &str) -> DomainResult<Vec<ForecastMonth>> {
     let currency = orgs::get(conn, org_id)?.currency;
     let mut stmt = conn.prepare(
         "SELECT coalesce(substr(d.expected_close_date, 1, 7), 'unscheduled') AS m, COUNT(*),

@@ -13,6 +13,7 @@ use super::nullable::Nullable;
 use super::terms::Term;
 use super::validate::Currency;
 use crate::clock::Millis;
+use crate::db::memo;
 use crate::rules::deal_risk::{self, DealFacts, RiskLevel};
 use crate::rules::Factor;
 use crate::timefmt::{self, Timestamp};
@@ -304,21 +305,32 @@ pub fn risk_of(
     )
 }
 
-/// Open deals (of `owner_id`, when given) with risk at least `min_score`, riskiest first (ties:
-/// oldest in stage first).
-pub fn at_risk(
+/// How many of the riskiest deals a remembered ranking keeps: every page of every list an agent
+/// or a person reads in practice (a deeper page is ranked again, not remembered).
+const RANKING_KEPT: usize = 1_000;
+
+/// The deals at risk enough, riskiest first: the first `kept` of them (score, time entered the
+/// stage, id), and how many there are in all.
+struct Ranking {
+    top: Vec<(i64, Millis, String)>,
+    total: i64,
+}
+
+/// Scores every open deal (of `owner_id`, when given) at `now` against `average`, keeping those
+/// at `min_score` or more, and ranks the first `kept`.
+fn ranking(
     conn: &Connection,
     org_id: &str,
     owner_id: Option<&str>,
     min_score: i64,
-    paging: Paging,
+    average: f64,
+    kept: usize,
     now: Millis,
-) -> DomainResult<ListPage<AtRiskDeal>> {
+) -> DomainResult<Ranking> {
     // Every open deal is scored as it is read and only those at risk enough are kept: a ranking
     // holds no deal's facts, and names only the deals it keeps (storing every deal's facts and
     // ids was a sixth of the ranking's time). The scores compare values against the average
     // the deal triggers keep, which is what a scan would sum, in the same snapshot.
-    let average = average_open_value(conn, org_id)?;
     let (stages, unknown_stage) = stage_refs(conn, org_id)?;
     let mut scored: Vec<(i64, Millis, String)> = Vec::new();
     {
@@ -352,21 +364,60 @@ pub fn at_risk(
         }
     }
     let total = scored.len() as i64;
-    // Only the requested page needs ordering: partition the rest away first.
+    // Only the kept part needs ordering: partition the rest away first.
     let order = |a: &(i64, Millis, String), b: &(i64, Millis, String)| {
         b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2))
     };
-    let wanted = (paging.offset().saturating_add(paging.limit()) as usize).min(scored.len());
-    if wanted > 0 && wanted < scored.len() {
-        scored.select_nth_unstable_by(wanted - 1, order);
-        scored.truncate(wanted);
+    if kept > 0 && kept < scored.len() {
+        scored.select_nth_unstable_by(kept - 1, order);
     }
+    scored.truncate(kept);
     scored.sort_by(order);
-    let ids: Vec<String> = scored
-        .into_iter()
+    Ok(Ranking { top: scored, total })
+}
+
+/// Open deals (of `owner_id`, when given) with risk at least `min_score`, riskiest first (ties:
+/// oldest in stage first).
+///
+/// The ranking scans every open deal, so it is remembered until the next commit and for at most
+/// a minute of the clock ([`crate::db::memo`]): the agenda, the at-risk list, the overview and
+/// the Today page share one scan. The deals of the page are then read whole at `now`.
+pub fn at_risk(
+    conn: &Connection,
+    org_id: &str,
+    owner_id: Option<&str>,
+    min_score: i64,
+    paging: Paging,
+    now: Millis,
+) -> DomainResult<ListPage<AtRiskDeal>> {
+    let average = average_open_value(conn, org_id)?;
+    let wanted = paging.offset().saturating_add(paging.limit()) as usize;
+    let ranked = if wanted <= RANKING_KEPT {
+        let key = format!("at_risk\0{org_id}\0{owner_id:?}\0{min_score}");
+        memo::remember(conn, &key, Some(now), || {
+            ranking(
+                conn,
+                org_id,
+                owner_id,
+                min_score,
+                average,
+                RANKING_KEPT,
+                now,
+            )
+            .map(Arc::new)
+        })?
+    } else {
+        Arc::new(ranking(
+            conn, org_id, owner_id, min_score, average, wanted, now,
+        )?)
+    };
+    let total = ranked.total;
+    let ids: Vec<String> = ranked
+        .top
+        .iter()
         .skip(paging.offset() as usize)
         .take(paging.limit() as usize)
-        .map(|(_, _, id)| id)
+        .map(|(_, _, id)| id.clone())
         .collect();
     // The page is re-read in full (task ids and titles for the suggested actions), in the same
     // snapshot, then put back in ranked order.
