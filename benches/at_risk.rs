@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use clozup::clock::{Clock, SystemClock, DAY_MS};
 use clozup::config::{parse_rate_limit, ServeConfig};
-use clozup::db::Db;
+use clozup::db::{memo, Db};
 use clozup::domain::{intelligence, listing::Paging, orgs};
 use clozup::rules::deal_risk;
 use clozup::server::{first_run, listen, run};
@@ -101,14 +101,17 @@ fn main() {
         total = db
             .blocking()
             .read(|c| {
-                intelligence::at_risk(
-                    c,
-                    &org_id,
-                    None,
-                    deal_risk::HIGH_FROM,
-                    Paging::new(None, None)?,
-                    now,
-                )
+                // The ranking itself, not one remembered from the last round.
+                memo::afresh_here(|| {
+                    intelligence::at_risk(
+                        c,
+                        &org_id,
+                        None,
+                        deal_risk::HIGH_FROM,
+                        Paging::new(None, None)?,
+                        now,
+                    )
+                })
             })
             .unwrap()
             .total;
@@ -135,6 +138,8 @@ fn main() {
         let mut r = agent
             .get(format!("http://{addr}/api/v1{path}"))
             .header("authorization", format!("Bearer {key}"))
+            // Each ranking computed, not remembered from the last request (src/db/memo.rs).
+            .header("cache-control", "no-cache")
             .call()
             .unwrap();
         let _ = r.body_mut().read_to_vec().unwrap();
@@ -168,6 +173,7 @@ fn main() {
                 let mut r = agent
                     .get(format!("http://{addr}/api/v1/deals/at-risk"))
                     .header("authorization", format!("Bearer {key}"))
+                    .header("cache-control", "no-cache")
                     .call()
                     .unwrap();
                 let _ = r.body_mut().read_to_vec();

@@ -60,6 +60,12 @@ pub(super) fn asked_afresh() -> bool {
     AFRESH.try_with(|()| ()).is_ok()
 }
 
+/// Runs `read` on this thread with every remembered answer computed afresh: for the
+/// benchmarks, which time the computation itself.
+pub fn afresh_here<T>(read: impl FnOnce() -> T) -> T {
+    carrying(true, read)
+}
+
 /// Runs `read` on this (reader) thread as a request that asked for answers afresh, or not.
 pub(super) fn carrying<T>(afresh: bool, read: impl FnOnce() -> T) -> T {
     AFRESH_HERE.set(afresh);
