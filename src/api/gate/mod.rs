@@ -261,23 +261,17 @@ impl<E: Endpoint> GateEndpoint<E> {
             self.touch_key(&p);
             req.set_data(p);
         }
-        let afresh = wants_afresh(&req);
-        let call = async {
-            match slot {
-                None if rehearsal => {
-                    let mut resp = crate::db::rehearse(self.call_inner(req)).await;
-                    resp.headers_mut()
-                        .insert("dry-run", HeaderValue::from_static("true"));
-                    resp
-                }
-                None => self.call_inner(req).await,
-                Some(slot) => self.call_idempotent(req, slot).await,
+        // `Cache-Control: no-cache` matters to reads, which are neither dry runs nor idempotent.
+        let resp = match slot {
+            None if rehearsal => {
+                let mut resp = crate::db::rehearse(self.call_inner(req)).await;
+                resp.headers_mut()
+                    .insert("dry-run", HeaderValue::from_static("true"));
+                resp
             }
-        };
-        let resp = if afresh {
-            crate::db::memo::afresh(call).await
-        } else {
-            call.await
+            None if wants_afresh(&req) => crate::db::memo::afresh(self.call_inner(req)).await,
+            None => self.call_inner(req).await,
+            Some(slot) => self.call_idempotent(req, slot).await,
         };
         (with_rate_headers(resp, decision), outcome)
     }
