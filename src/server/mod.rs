@@ -333,9 +333,12 @@ pub async fn serve(config: ServeConfig) -> Result<(), String> {
     let (acceptor, addr) = listen(config.bind)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
+    // Registered here, before READY=1 is said: a stop asked for right after the start (a
+    // `systemctl stop` at once) must drain, not meet the default action that kills the process.
+    let stop_signal = stop_signal().map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
     let signal_state = state.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        stop_signal.await;
         tracing::info!("shutting down: draining requests");
         crate::systemd::notify("STOPPING=1");
         signal_state.shutdown.trigger();
@@ -540,24 +543,25 @@ fn spawn_housekeeping(state: Arc<AppState>) {
     });
 }
 
-async fn wait_for_signal() {
+/// Waits for SIGTERM or SIGINT (Ctrl-C). The handlers are installed when this is called, not
+/// when the future is first polled.
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
+        let mut term = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }

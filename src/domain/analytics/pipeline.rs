@@ -270,6 +270,7 @@ fn funnel_now(
     // Each deal's path through the stages, one deal at a time (the history's index is in deal
     // order): no deal's path is kept past its last row, and no stage id is copied.
     let mut path: Vec<(Option<usize>, Millis)> = Vec::new();
+    let mut seen = Vec::with_capacity(stages.len());
     let mut deal: Vec<u8> = Vec::new();
     let mut stmt = conn.prepare_cached(
         "SELECT deal_id, to_stage_id, changed_at FROM deal_stage_history
@@ -280,7 +281,7 @@ fn funnel_now(
     while let Some(r) = rows.next()? {
         let id = r.get_ref(0)?.as_bytes()?;
         if id != deal.as_slice() {
-            tally(&path, &stages, w, &mut tallies);
+            tally(&path, &stages, w, &mut tallies, &mut seen);
             path.clear();
             deal.clear();
             deal.extend_from_slice(id);
@@ -288,7 +289,7 @@ fn funnel_now(
         let stage = index.get(r.get_ref(1)?.as_str()?).copied();
         path.push((stage, r.get(2)?));
     }
-    tally(&path, &stages, w, &mut tallies);
+    tally(&path, &stages, w, &mut tallies, &mut seen);
     let mut steps = Vec::with_capacity(stages.len());
     for (stage, t) in stages.iter().zip(tallies) {
         let current = conn.cached_row(
@@ -328,14 +329,17 @@ struct Tally {
 
 /// Counts one deal's `path` (its stage changes in order: the stage's index among `stages`, or
 /// none for another pipeline's stage, and when) into `tallies`: for each stage, the deal's first
-/// entry into it within `w`.
+/// entry into it within `w`. `seen` is scratch space, kept by the caller across deals so the
+/// pass over every deal allocates nothing per deal.
 fn tally(
     path: &[(Option<usize>, Millis)],
     stages: &[pipelines::Stage],
     w: Window,
     tallies: &mut [Tally],
+    seen: &mut Vec<bool>,
 ) {
-    let mut seen = vec![false; stages.len()];
+    seen.clear();
+    seen.resize(stages.len(), false);
     for (i, &(stage, at)) in path.iter().enumerate() {
         let Some(s) = stage else { continue };
         if seen[s] || at < w.from || at >= w.to {
