@@ -3,6 +3,7 @@
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::readers::{in_snapshot, send_read};
+use super::touched;
 use super::writer::before_commit;
 use super::{gone, Db, Tx};
 use crate::error::DomainResult;
@@ -51,6 +52,7 @@ impl Blocking<'_> {
         // so the connection is clean and safe to keep using.
         let mut conn = self.0.writer.lock().unwrap_or_else(|e| e.into_inner());
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        touched::begin();
         let changes = tx.total_changes();
         let work = Tx::new(&tx);
         let value = f(&work)?;
@@ -59,8 +61,9 @@ impl Blocking<'_> {
             return Ok(value);
         }
         let queued_work = work.queued_work.get();
-        before_commit(&tx)?;
+        let commit = before_commit(&tx)?;
         tx.commit()?;
+        touched::committed(&conn, commit);
         // Wake whoever follows the event log (the SSE fan-out) without waiting on them.
         self.0.commits.send_modify(|n| *n += 1);
         if queued_work {

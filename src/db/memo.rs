@@ -60,6 +60,12 @@ pub(super) fn asked_afresh() -> bool {
     AFRESH.try_with(|()| ()).is_ok()
 }
 
+/// Whether the read running here asked for answers computed afresh (on a reader thread, or in
+/// the request's task).
+pub fn afresh_asked() -> bool {
+    AFRESH_HERE.get() || asked_afresh()
+}
+
 /// Runs `read` on this thread with every remembered answer computed afresh: for the
 /// benchmarks, which time the computation itself.
 pub fn afresh_here<T>(read: impl FnOnce() -> T) -> T {
@@ -97,7 +103,7 @@ where
         e.commit == commit
             && ages_at.is_none_or(|now| (e.computed_at..e.computed_at + FRESH_MS).contains(&now))
     };
-    let afresh = AFRESH_HERE.get() || asked_afresh();
+    let afresh = afresh_asked();
     let remembered = MEMORY
         .lock()
         .unwrap_or_else(|e| e.into_inner())

@@ -41,6 +41,7 @@ use writer::{writer_loop, Pending};
 pub mod memo;
 mod migrate;
 pub mod totals;
+pub mod touched;
 
 use std::cell::Cell;
 use std::ops::Deref;
@@ -258,6 +259,7 @@ impl Db {
             .map_err(OpenError::Sqlite)?;
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         migrate::migrate(&mut writer).map_err(OpenError::Migrate)?;
+        touched::watch(&writer).map_err(OpenError::Sqlite)?;
 
         let open_reader = || -> Result<Connection, OpenError> {
             let conn = Connection::open_with_flags(

@@ -23,15 +23,16 @@ thread_local! {
     static TOTALS: RefCell<HashMap<String, (i64, i64)>> = RefCell::new(HashMap::new());
 }
 
-/// Bumps the commit counter; called inside every write transaction just before it commits.
-pub(super) fn mark_commit(conn: &Connection) -> rusqlite::Result<()> {
-    conn.prepare_cached("UPDATE commit_seq SET n = n + 1")?
-        .execute([])
-        .map(drop)
+/// Bumps the commit counter and gives the new number; called inside every write transaction
+/// just before it commits.
+pub(super) fn mark_commit(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.cached_row("UPDATE commit_seq SET n = n + 1 RETURNING n", [], |r| {
+        r.get(0)
+    })
 }
 
 /// The commit this snapshot sees: what an answer remembered from it is keyed by.
-pub(super) fn commit_of(conn: &Connection) -> rusqlite::Result<i64> {
+pub fn commit_of(conn: &Connection) -> rusqlite::Result<i64> {
     conn.cached_row("SELECT n FROM commit_seq", [], |r| r.get(0))
 }
 

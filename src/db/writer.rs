@@ -110,8 +110,9 @@ pub(super) fn settle(conn: &Connection) -> bool {
 }
 
 /// What every write transaction does last, outside any savepoint: writes the search entries
-/// its changes queued, and takes a new commit number.
-pub(super) fn before_commit(conn: &Connection) -> rusqlite::Result<()> {
+/// its changes queued, and takes a new commit number (given back, for [`touched::committed`]
+/// once the commit is made).
+pub(super) fn before_commit(conn: &Connection) -> rusqlite::Result<i64> {
     super::search_queue::flush_search_queue(conn)?;
     totals::mark_commit(conn)
 }
@@ -136,6 +137,7 @@ pub(super) fn run_group(
             .map_err(|e| e.to_string())
     };
     sql("BEGIN IMMEDIATE")?;
+    touched::begin();
     let changes = conn.total_changes();
     let (mut kept, mut queued_work) = (0, false);
     for job in group.iter_mut() {
@@ -161,9 +163,10 @@ pub(super) fn run_group(
         sql("ROLLBACK")?;
         return Ok(None);
     }
-    before_commit(conn).map_err(|e| e.to_string())?;
+    let commit = before_commit(conn).map_err(|e| e.to_string())?;
     let committing = Instant::now();
     sql("COMMIT")?;
+    touched::committed(conn, commit);
     crate::metrics::get()
         .commit_seconds
         .observe(committing.elapsed().as_secs_f64());

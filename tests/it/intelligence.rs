@@ -762,3 +762,106 @@ fn at_risk_orders_ties_by_time_in_stage_then_id_and_pages_without_gaps() {
     let ids: Vec<String> = ranked.into_iter().map(|(_, _, id)| id).collect();
     assert_eq!(paged, ids);
 }
+
+/// The at-risk ranking scores the organization's open deals from memory between commits,
+/// reading again only the deals each commit changed: after every kind of change it agrees with
+/// a ranking read from the database (`Cache-Control: no-cache`), and a commit made by another
+/// process (which this one cannot know the changes of) has everything read again.
+#[test]
+fn the_ranking_held_between_commits_agrees_with_one_read_afresh() {
+    let s = TestServer::start();
+    let k = s.admin_key.clone();
+    let deal = |title: &str, value: i64| {
+        id(&s
+            .post("/deals", &k, json!({"title": title, "value": value}))
+            .data(201))
+    };
+    let deals: Vec<String> = (0..8)
+        .map(|i| deal(&format!("D{i}"), 1000 * (i + 1)))
+        .collect();
+    let ranking = |headers: &[(&str, &str)]| {
+        let body = s
+            .call(
+                "GET",
+                "/deals/at-risk?score_min=0&per_page=100",
+                Some(&k),
+                None,
+                headers,
+            )
+            .json();
+        let ranked: Vec<(String, i64)> = body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| (id_of(d, "deal_id"), d["risk_score"].as_i64().unwrap()))
+            .collect();
+        (ranked, body["meta"]["total"].as_i64().unwrap())
+    };
+    let agree = |when: &str| {
+        let held = ranking(&[]);
+        assert_eq!(held, ranking(&[("Cache-Control", "no-cache")]), "{when}");
+        held
+    };
+    assert_eq!(agree("at the start").1, 8);
+    s.clock.set(START_MS + 9 * DAY);
+    agree("nine days on");
+    s.patch(
+        &format!("/deals/{}", deals[0]),
+        &k,
+        json!({"value": 90_000}),
+    )
+    .data(200);
+    s.post(
+        "/tasks",
+        &k,
+        json!({"title": "Call", "deal_id": deals[1],
+               "due_at": clozup::timefmt::format_ms(START_MS + 2 * DAY)}),
+    )
+    .data(201);
+    s.record_system_activity(&deals[2], "email_received", None);
+    agree("after a value, an overdue task and a reply");
+    s.post(
+        &format!("/deals/{}/move", deals[3]),
+        &k,
+        json!({"stage": "Closed Won"}),
+    )
+    .data(200);
+    s.delete(&format!("/deals/{}", deals[4]), &k).data(200);
+    let (ranked, total) = agree("after a deal was won and one deleted");
+    assert_eq!(total, 6);
+    assert!(!ranked.iter().any(|(d, _)| *d == deals[3] || *d == deals[4]));
+    let other = s.second_org();
+    s.post("/deals", &other, json!({"title": "Elsewhere", "value": 5}))
+        .data(201);
+    let added = deal("D8", 500);
+    let (ranked, total) = agree("after deals were opened here and in another organization");
+    assert_eq!(total, 7);
+    assert!(ranked.iter().any(|(d, _)| *d == added));
+
+    // White-box: a change written behind the server's back without a commit number is not seen
+    // by the held ranking when the next commit changes another deal (only that one is read
+    // again), but is by a ranking read afresh: the deal keeps its place among the riskiest
+    // (each listed deal's own score is always read whole, at the request's time)...
+    let db = rusqlite::Connection::open(s.state.db.path()).unwrap();
+    s.clock.set(START_MS + 30 * DAY);
+    agree("a month on");
+    let touched_now = format!(
+        "UPDATE deals SET last_activity_at = {} WHERE id = ?1",
+        START_MS + 30 * DAY
+    );
+    let behind = |sql: &str| assert_eq!(db.execute(sql, [&deals[5]]).unwrap(), 1);
+    behind(&touched_now);
+    s.patch(&format!("/deals/{}", deals[6]), &k, json!({"value": 1234}))
+        .data(200);
+    let place = |ranked: &[(String, i64)]| ranked.iter().position(|(d, _)| *d == deals[5]);
+    let held = place(&ranking(&[]).0);
+    let afresh = place(&ranking(&[("Cache-Control", "no-cache")]).0);
+    assert!(
+        held < afresh,
+        "the activity moves the deal down: {held:?} {afresh:?}"
+    );
+    // ...and a commit made by another process has every open deal read again.
+    behind("UPDATE deals SET last_activity_at = NULL WHERE id = ?1");
+    db.execute("UPDATE commit_seq SET n = n + 1", []).unwrap();
+    agree("after a commit by another process");
+}

@@ -19,6 +19,7 @@ use crate::rules::Factor;
 use crate::timefmt::{self, Timestamp};
 
 mod gather;
+mod open_deals;
 pub use gather::gather;
 use gather::{add_contacts, gather_with, stage_refs, Depth};
 
@@ -174,52 +175,95 @@ pub(crate) use deal_facts;
 pub(crate) fn facts_from_row(
     r: &Row<'_>,
     first: usize,
-    (stage_name, rotting_days): (Arc<str>, Option<i64>),
+    stage: (Arc<str>, Option<i64>),
     average: f64,
     now: Millis,
     kept: bool,
 ) -> rusqlite::Result<DealFacts> {
-    let status = match r.get_ref(first + 1)?.as_str()? {
-        "won" => "won",
-        "lost" => "lost",
-        _ => "open",
-    };
-    let (open_tasks, overdue_tasks, last_reply_at, last_open_at) = if kept {
-        let mut overdue = Vec::new();
-        for column in first + 9..first + 12 {
-            if let Some(due) = r.get::<_, Option<Millis>>(column)?.filter(|d| *d < now) {
-                overdue.push((String::new(), due));
+    Ok(RawFacts::read(r, first, kept)?.facts(stage, average, now))
+}
+
+/// What a deal's own row says of its facts (the columns of [`deal_facts!`] but its id and stage),
+/// before its stage, the organization's average and the clock are applied: plain numbers, so a
+/// scan reads them without allocating and [`open_deals`] keeps them.
+#[derive(Clone, Copy)]
+pub(crate) struct RawFacts {
+    status: &'static str,
+    value: i64,
+    stage_entered_at: Millis,
+    last_touch_at: Millis,
+    expected_close_at: Option<Millis>,
+    open_tasks: i64,
+    due: [Option<Millis>; 3],
+    last_reply_at: Option<Millis>,
+    last_open_at: Option<Millis>,
+}
+
+impl RawFacts {
+    /// Reads the columns of [`deal_facts!`] that start at column `first` of `r`; without
+    /// `kept`, the counts the deal keeps are left empty.
+    fn read(r: &Row<'_>, first: usize, kept: bool) -> rusqlite::Result<Self> {
+        let status = match r.get_ref(first + 1)?.as_str()? {
+            "won" => "won",
+            "lost" => "lost",
+            _ => "open",
+        };
+        let mut facts = RawFacts {
+            status,
+            value: r.get(first + 2)?,
+            stage_entered_at: r.get(first + 4)?,
+            last_touch_at: r.get(first + 5)?,
+            expected_close_at: r
+                .get_ref(first + 6)?
+                .as_str_or_null()?
+                .and_then(timefmt::date_to_ms),
+            open_tasks: 0,
+            due: [None; 3],
+            last_reply_at: None,
+            last_open_at: None,
+        };
+        if kept {
+            facts.open_tasks = r.get(first + 8)?;
+            for (i, due) in facts.due.iter_mut().enumerate() {
+                *due = r.get(first + 9 + i)?;
             }
+            facts.last_reply_at = r.get(first + 12)?;
+            facts.last_open_at = r.get(first + 13)?;
         }
-        (
-            r.get(first + 8)?,
-            overdue,
-            r.get(first + 12)?,
-            r.get(first + 13)?,
-        )
-    } else {
-        (0, Vec::new(), None, None)
-    };
-    Ok(DealFacts {
-        status,
-        value: r.get(first + 2)?,
-        stage_name,
-        rotting_days,
-        stage_entered_at: r.get(first + 4)?,
-        last_touch_at: r.get(first + 5)?,
-        expected_close_at: r
-            .get_ref(first + 6)?
-            .as_str_or_null()?
-            .and_then(timefmt::date_to_ms),
-        average_open_value: average,
-        // Spelled out rather than `..Default::default()`, which would build (and drop) a
-        // default stage name for every deal scanned.
-        overdue_tasks,
-        open_tasks,
-        last_reply_at,
-        last_open_at,
-        contact_name: None,
-    })
+        Ok(facts)
+    }
+
+    /// The deal's facts in `stage` (its name and rotting days), against `average`, at `now`.
+    fn facts(
+        &self,
+        (stage_name, rotting_days): (Arc<str>, Option<i64>),
+        average: f64,
+        now: Millis,
+    ) -> DealFacts {
+        DealFacts {
+            status: self.status,
+            value: self.value,
+            stage_name,
+            rotting_days,
+            stage_entered_at: self.stage_entered_at,
+            last_touch_at: self.last_touch_at,
+            expected_close_at: self.expected_close_at,
+            average_open_value: average,
+            // Spelled out rather than `..Default::default()`, which would build (and drop) a
+            // default stage name for every deal scanned.
+            overdue_tasks: self
+                .due
+                .iter()
+                .flatten()
+                .filter(|d| **d < now)
+                .map(|d| (String::new(), *d))
+                .collect(),
+            open_tasks: self.open_tasks,
+            last_reply_at: self.last_reply_at,
+            last_open_at: self.last_open_at,
+            contact_name: None,
+        }
+    }
 }
 
 /// A deal's risk score and level from its facts: closed deals have level `none`.
@@ -327,42 +371,57 @@ fn ranking(
     kept: usize,
     now: Millis,
 ) -> DomainResult<Ranking> {
+    let (stages, unknown_stage) = stage_refs(conn, org_id)?;
+    let stage_of = |id: &str| {
+        let (_, name, rotting_days) = stages.get(id).unwrap_or(&unknown_stage);
+        (name.clone(), *rotting_days)
+    };
+    // The whole organization's open deals are held in memory between commits: scored from
+    // there, with the deals changed since read again.
+    if owner_id.is_none() {
+        let held = open_deals::with_open_deals(conn, org_id, |held| {
+            held.deals
+                .values()
+                .filter_map(|d| {
+                    let facts = d.raw.facts(stage_of(&d.stage_id), average, now);
+                    let score = deal_risk::score(&facts, now);
+                    (score >= min_score).then(|| (score, facts.stage_entered_at, d.id.to_string()))
+                })
+                .collect()
+        })?;
+        if let Some(scored) = held {
+            return Ok(rank(scored, kept));
+        }
+    }
     // Every open deal is scored as it is read and only those at risk enough are kept: a ranking
     // holds no deal's facts, and names only the deals it keeps (storing every deal's facts and
     // ids was a sixth of the ranking's time). The scores compare values against the average
     // the deal triggers keep, which is what a scan would sum, in the same snapshot.
-    let (stages, unknown_stage) = stage_refs(conn, org_id)?;
     let mut scored: Vec<(i64, Millis, String)> = Vec::new();
-    {
-        let mut stmt;
-        let mut rows = match owner_id {
-            None => {
-                stmt = conn.prepare_cached(OPEN_DEAL_FACTS)?;
-                stmt.query(params![org_id])?
-            }
-            Some(owner) => {
-                stmt = conn.prepare_cached(OPEN_DEAL_FACTS_OF_OWNER)?;
-                stmt.query(params![org_id, owner])?
-            }
-        };
-        while let Some(r) = rows.next()? {
-            let (_, stage_name, rotting_days) = stages
-                .get(r.get_ref(3)?.as_str()?)
-                .unwrap_or(&unknown_stage);
-            let facts = facts_from_row(
-                r,
-                0,
-                (stage_name.clone(), *rotting_days),
-                average,
-                now,
-                true,
-            )?;
-            let score = deal_risk::score(&facts, now);
-            if score >= min_score {
-                scored.push((score, facts.stage_entered_at, r.get(0)?));
-            }
+    let mut stmt;
+    let mut rows = match owner_id {
+        None => {
+            stmt = conn.prepare_cached(OPEN_DEAL_FACTS)?;
+            stmt.query(params![org_id])?
+        }
+        Some(owner) => {
+            stmt = conn.prepare_cached(OPEN_DEAL_FACTS_OF_OWNER)?;
+            stmt.query(params![org_id, owner])?
+        }
+    };
+    while let Some(r) = rows.next()? {
+        let facts = facts_from_row(r, 0, stage_of(r.get_ref(3)?.as_str()?), average, now, true)?;
+        let score = deal_risk::score(&facts, now);
+        if score >= min_score {
+            scored.push((score, facts.stage_entered_at, r.get(0)?));
         }
     }
+    Ok(rank(scored, kept))
+}
+
+/// The first `kept` of the deals `scored` (score, time entered the stage, id), riskiest first
+/// (ties: oldest in stage first, then by id), and how many there are.
+fn rank(mut scored: Vec<(i64, Millis, String)>, kept: usize) -> Ranking {
     let total = scored.len() as i64;
     // Only the kept part needs ordering: partition the rest away first.
     let order = |a: &(i64, Millis, String), b: &(i64, Millis, String)| {
@@ -373,7 +432,7 @@ fn ranking(
     }
     scored.truncate(kept);
     scored.sort_by(order);
-    Ok(Ranking { top: scored, total })
+    Ranking { top: scored, total }
 }
 
 /// Open deals (of `owner_id`, when given) with risk at least `min_score`, riskiest first (ties:
