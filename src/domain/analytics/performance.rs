@@ -52,6 +52,18 @@ pub struct Performance {
     pub activities: i64,
 }
 
+/// The activity types a person's `activities` count: what a person does (not what the server
+/// records, such as an email opened or received).
+const COUNTED_TYPES: [&str; 7] = [
+    "call",
+    "email",
+    "meeting",
+    "sms",
+    "linkedin",
+    "other",
+    "email_sent",
+];
+
 /// Every active user's results in `w`, ranked by `metric`.
 ///
 /// Remembered until the next commit ([`crate::db::memo`]): it sums every member's deals and
@@ -82,14 +94,42 @@ fn leaderboard_now(
         let rows = stmt.query_map(params![org_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
+    // What is counted per person in one pass over the window (deals won, replies) rather than
+    // once per person: those scans cannot seek to one person's rows.
+    let mut won: HashMap<String, (i64, i64)> = HashMap::new();
+    {
+        let mut stmt = conn.prepare_cached(
+            "SELECT owner_id, COUNT(*), coalesce(sum(CASE WHEN currency = ?4 THEN value END), 0)
+             FROM deals WHERE org_id = ?1 AND status = 'won' AND closed_at >= ?2 AND closed_at < ?3
+             GROUP BY owner_id",
+        )?;
+        let mut rows = stmt.query(params![org_id, w.from, w.to, currency])?;
+        while let Some(r) = rows.next()? {
+            won.insert(r.get(0)?, (r.get(1)?, r.get(2)?));
+        }
+    }
+    let mut replies: HashMap<String, i64> = HashMap::new();
+    {
+        // A reply on a deal counts for the deal's owner; one to a campaign (no deal) for the
+        // lead's, else for whom the answered email went out.
+        let mut stmt = conn.prepare_cached(
+            "SELECT coalesce(d.owner_id, l.owner_id, a.user_id) AS who, COUNT(*)
+             FROM activities a LEFT JOIN deals d ON d.id = a.deal_id
+               LEFT JOIN leads l ON l.id = a.lead_id
+             WHERE a.org_id = ?1 AND a.type = 'email_received'
+               AND a.occurred_at >= ?2 AND a.occurred_at < ?3
+             GROUP BY who",
+        )?;
+        let mut rows = stmt.query(params![org_id, w.from, w.to])?;
+        while let Some(r) = rows.next()? {
+            if let Some(who) = r.get::<_, Option<String>>(0)? {
+                replies.insert(who, r.get(1)?);
+            }
+        }
+    }
     let mut out = Vec::new();
     for (user_id, name) in users {
-        let (deals_won, won): (i64, i64) = conn.cached_row(
-            "SELECT COUNT(*), coalesce(sum(CASE WHEN currency = ?5 THEN value END), 0) FROM deals
-             WHERE org_id = ?1 AND owner_id = ?2 AND status = 'won' AND closed_at >= ?3 AND closed_at < ?4",
-            params![org_id, user_id, w.from, w.to, currency],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
+        let (deals_won, won) = won.get(&user_id).copied().unwrap_or((0, 0));
         let generated: i64 = conn.cached_row(
             "SELECT coalesce(sum(CASE WHEN currency = ?5 THEN value END), 0) FROM deals
              WHERE org_id = ?1 AND owner_id = ?2 AND created_at >= ?3 AND created_at < ?4",
@@ -98,25 +138,22 @@ fn leaderboard_now(
         )?;
         let mut by_type: HashMap<String, i64> = HashMap::new();
         {
+            // Only the types counted, named: the index then seeks each type's window instead
+            // of reading every activity the person ever logged.
             let mut stmt = conn.prepare_cached(
                 "SELECT type, COUNT(*) FROM activities
-                 WHERE org_id = ?1 AND user_id = ?2 AND occurred_at >= ?3 AND occurred_at < ?4 GROUP BY type",
+                 WHERE org_id = ?1 AND user_id = ?2 AND occurred_at >= ?3 AND occurred_at < ?4
+                   AND type IN (?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 GROUP BY type",
             )?;
-            let mut rows = stmt.query(params![org_id, user_id, w.from, w.to])?;
+            let args: [&dyn rusqlite::ToSql; 4] = [&org_id, &user_id, &w.from, &w.to];
+            let types = COUNTED_TYPES.iter().map(|t| t as &dyn rusqlite::ToSql);
+            let mut rows = stmt.query(rusqlite::params_from_iter(args.into_iter().chain(types)))?;
             while let Some(r) = rows.next()? {
                 by_type.insert(r.get(0)?, r.get(1)?);
             }
         }
-        let replies: i64 = conn.cached_row(
-            // A reply on a deal counts for the deal's owner; one to a campaign (no deal) for
-            // the lead's, else for whom the answered email went out.
-            "SELECT COUNT(*) FROM activities a LEFT JOIN deals d ON d.id = a.deal_id
-               LEFT JOIN leads l ON l.id = a.lead_id
-             WHERE a.org_id = ?1 AND coalesce(d.owner_id, l.owner_id, a.user_id) = ?2
-               AND a.type = 'email_received' AND a.occurred_at >= ?3 AND a.occurred_at < ?4",
-            params![org_id, user_id, w.from, w.to],
-            |r| r.get(0),
-        )?;
+        let replies = replies.get(&user_id).copied().unwrap_or(0);
         let get = |t: &str| by_type.get(t).copied().unwrap_or(0);
         let emails_sent = get("email") + get("email_sent");
         out.push(Performance {
@@ -132,18 +169,7 @@ fn leaderboard_now(
             reply_rate: Nullable(
                 (emails_sent > 0).then(|| round2(replies as f64 / emails_sent as f64)),
             ),
-            activities: [
-                "call",
-                "email",
-                "meeting",
-                "sms",
-                "linkedin",
-                "other",
-                "email_sent",
-            ]
-            .iter()
-            .map(|t| get(t))
-            .sum(),
+            activities: COUNTED_TYPES.iter().map(|t| get(t)).sum(),
         });
     }
     let key = |p: &Performance| -> f64 {
