@@ -1073,3 +1073,51 @@ END;
 -- is read off it. Without it, 25 signals out of 15,000 scored 80 took a sort of all 15,000.
 CREATE INDEX signals_org_status_score_id ON signals (org_id, status, score, id);
 DROP INDEX signals_org_status_score;
+
+-- migration: 19
+-- Open deals' count and value per stage, currency and expected close month ('unscheduled'
+-- without a date), kept by triggers as stage_totals are: the forecast sums these few rows
+-- instead of reading every open deal (47 ms for 63,000).
+CREATE TABLE forecast_totals (
+    stage_id TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    month    TEXT NOT NULL,
+    deals    INTEGER NOT NULL,
+    value    INTEGER NOT NULL,
+    PRIMARY KEY (stage_id, currency, month)
+) STRICT, WITHOUT ROWID;
+INSERT INTO forecast_totals (stage_id, currency, month, deals, value)
+    SELECT stage_id, currency, coalesce(substr(expected_close_date, 1, 7), 'unscheduled'),
+           COUNT(*), coalesce(sum(value), 0)
+    FROM deals WHERE status = 'open' GROUP BY 1, 2, 3;
+CREATE TRIGGER deals_forecast_insert AFTER INSERT ON deals WHEN NEW.status = 'open' BEGIN
+    INSERT INTO forecast_totals (stage_id, currency, month, deals, value)
+        VALUES (NEW.stage_id, NEW.currency,
+                coalesce(substr(NEW.expected_close_date, 1, 7), 'unscheduled'), 1, NEW.value)
+        ON CONFLICT (stage_id, currency, month)
+        DO UPDATE SET deals = deals + 1, value = value + excluded.value;
+END;
+CREATE TRIGGER deals_forecast_delete AFTER DELETE ON deals WHEN OLD.status = 'open' BEGIN
+    UPDATE forecast_totals SET deals = deals - 1, value = value - OLD.value
+        WHERE stage_id = OLD.stage_id AND currency = OLD.currency
+          AND month = coalesce(substr(OLD.expected_close_date, 1, 7), 'unscheduled');
+END;
+CREATE TRIGGER deals_forecast_update_old
+    AFTER UPDATE OF stage_id, currency, value, status, expected_close_date ON deals
+    WHEN OLD.status = 'open' BEGIN
+    UPDATE forecast_totals SET deals = deals - 1, value = value - OLD.value
+        WHERE stage_id = OLD.stage_id AND currency = OLD.currency
+          AND month = coalesce(substr(OLD.expected_close_date, 1, 7), 'unscheduled');
+END;
+CREATE TRIGGER deals_forecast_update_new
+    AFTER UPDATE OF stage_id, currency, value, status, expected_close_date ON deals
+    WHEN NEW.status = 'open' BEGIN
+    INSERT INTO forecast_totals (stage_id, currency, month, deals, value)
+        VALUES (NEW.stage_id, NEW.currency,
+                coalesce(substr(NEW.expected_close_date, 1, 7), 'unscheduled'), 1, NEW.value)
+        ON CONFLICT (stage_id, currency, month)
+        DO UPDATE SET deals = deals + 1, value = value + excluded.value;
+END;
+CREATE TRIGGER stages_forecast_delete AFTER DELETE ON stages BEGIN
+    DELETE FROM forecast_totals WHERE stage_id = OLD.id;
+END;

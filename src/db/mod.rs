@@ -38,6 +38,7 @@ use readers::{
 };
 use writer::{writer_loop, Pending};
 
+pub mod held;
 pub mod memo;
 mod migrate;
 pub mod totals;

@@ -1,18 +1,19 @@
-//! Which deals each commit changed, as this process's writer saw them.
+//! Which deals and stage changes each commit wrote, as this process's writer saw them.
 //!
-//! Ranking every open deal by risk reads them all; after a commit, an answer kept from before it
-//! can be brought up to date by reading again only the deals the commits since then changed.
-//! The writer's connection reports every row it inserts, updates or deletes in `deals` (SQLite's
-//! update hook, which also sees the rows that triggers and cascades change), and at commit the
-//! rowids are filed under the commit's number (`commit_seq`, see [`super::totals`]).
+//! Ranking every open deal by risk, or every deal's path through the stages, reads them all;
+//! after a commit, an answer held from before it ([`super::held`]) can be brought up to date by
+//! reading again only the rows the commits since then wrote. The writer's connection reports
+//! every row it inserts, updates or deletes in `deals` and `deal_stage_history` (SQLite's update
+//! hook, which also sees the rows that triggers and cascades change), and at commit they are
+//! filed under the commit's number (`commit_seq`, see [`super::totals`]).
 //!
 //! A reader whose answer was computed at commit `a`, in a snapshot at commit `b`, asks for the
-//! deals commits `a+1..=b` changed ([`since`]). It gets them only if this process made every
-//! one of those commits and still remembers them; otherwise (another process wrote the file, or
+//! rows commits `a+1..=b` wrote ([`since`]). It gets them only if this process made every one
+//! of those commits and still remembers them; otherwise (another process wrote the file, or
 //! the commits are older than the last [`KEPT_COMMITS`]) it gets `None`, and reads everything.
-//! A rowid reported by a write that was then rolled back only costs a needless read.
+//! A row reported by a write that was then rolled back only costs a needless read.
 //!
-//! The rowids of the transaction under way are gathered on its thread (a write transaction runs
+//! The rows of the transaction under way are gathered on its thread (a write transaction runs
 //! on one thread from `BEGIN` to `COMMIT`, whether the writer's or a blocking caller's), so two
 //! handles on one file in one process cannot mix theirs.
 
@@ -26,12 +27,35 @@ use rusqlite::Connection;
 /// Commits remembered per database file.
 const KEPT_COMMITS: usize = 4096;
 
-/// One database file's log: (commit, rowids it changed), oldest first, numbers consecutive.
-type Log = VecDeque<(i64, Vec<i64>)>;
+/// A table whose writes are reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Table {
+    Deals,
+    StageHistory,
+}
+
+/// What was done to a row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    Inserted,
+    Updated,
+    Deleted,
+}
+
+/// One row written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Touch {
+    pub table: Table,
+    pub change: Change,
+    pub rowid: i64,
+}
+
+/// One database file's log: (commit, rows it wrote), oldest first, numbers consecutive.
+type Log = VecDeque<(i64, Vec<Touch>)>;
 
 thread_local! {
-    /// Rowids changed by the write transaction under way on this thread.
-    static PENDING: RefCell<Vec<i64>> = const { RefCell::new(Vec::new()) };
+    /// Rows written by the write transaction under way on this thread.
+    static PENDING: RefCell<Vec<Touch>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Database file -> its log.
@@ -53,11 +77,27 @@ fn log_of(conn: &Connection) -> Option<Arc<Mutex<Log>>> {
     )
 }
 
-/// Has the writer's connection report the deals it changes.
+/// Has the writer's connection report the rows it writes in the tables of [`Table`].
 pub(super) fn watch(conn: &Connection) -> rusqlite::Result<()> {
-    conn.update_hook(Some(|_: Action, db: &str, table: &str, rowid: i64| {
-        if table == "deals" && db == "main" {
-            PENDING.with_borrow_mut(|p| p.push(rowid));
+    conn.update_hook(Some(|action: Action, db: &str, table: &str, rowid: i64| {
+        let table = match table {
+            "deals" => Table::Deals,
+            "deal_stage_history" => Table::StageHistory,
+            _ => return,
+        };
+        let change = match action {
+            Action::SQLITE_INSERT => Change::Inserted,
+            Action::SQLITE_DELETE => Change::Deleted,
+            _ => Change::Updated,
+        };
+        if db == "main" {
+            PENDING.with_borrow_mut(|p| {
+                p.push(Touch {
+                    table,
+                    change,
+                    rowid,
+                })
+            });
         }
     }))
 }
@@ -70,7 +110,7 @@ pub(super) fn begin() {
 
 /// Files what the transaction just committed on `conn` changed under `commit`, its number.
 pub(super) fn committed(conn: &Connection, commit: i64) {
-    let rowids = PENDING.with_borrow_mut(std::mem::take);
+    let touches = PENDING.with_borrow_mut(std::mem::take);
     let Some(log) = log_of(conn) else {
         return;
     };
@@ -82,12 +122,12 @@ pub(super) fn committed(conn: &Connection, commit: i64) {
     if log.len() >= KEPT_COMMITS {
         log.pop_front();
     }
-    log.push_back((commit, rowids));
+    log.push_back((commit, touches));
 }
 
-/// The rowids of the deals that commits `from + 1 ..= to` changed (with repeats), or `None`
-/// when this process does not know them all.
-pub fn since(conn: &Connection, from: i64, to: i64) -> Option<Vec<i64>> {
+/// The rows that commits `from + 1 ..= to` wrote (with repeats), in order, or `None` when this
+/// process does not know them all.
+pub fn since(conn: &Connection, from: i64, to: i64) -> Option<Vec<Touch>> {
     let log = log_of(conn)?;
     let log = lock(&log);
     let first = log.front()?.0;
@@ -98,7 +138,7 @@ pub fn since(conn: &Connection, from: i64, to: i64) -> Option<Vec<i64>> {
     let end = usize::try_from(to + 1 - first).ok()?;
     Some(
         log.range(start..end)
-            .flat_map(|(_, rowids)| rowids.iter().copied())
+            .flat_map(|(_, touches)| touches.iter().copied())
             .collect(),
     )
 }

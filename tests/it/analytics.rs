@@ -631,3 +631,149 @@ fn the_overview_is_remembered_until_a_commit_a_minute_or_no_cache() {
     assert_eq!(at(now + 59_000), 0, "remembered within the minute");
     assert_eq!(at(now + 60_000), 1, "computed again a minute on");
 }
+
+/// The per-month totals the forecast sums (kept by triggers, migration 19) stay what a count of
+/// the open deals gives, through deals opened, edited, moved, closed, reopened and deleted.
+#[test]
+fn the_forecast_totals_follow_every_change_to_a_deal() {
+    let Seeded { s, .. } = seed();
+    let k = s.admin_key.clone();
+    let db = rusqlite::Connection::open(s.state.db.path()).unwrap();
+    let rows = |sql: &str| -> Vec<(String, String, String, i64, i64)> {
+        let mut stmt = db.prepare(sql).unwrap();
+        stmt.query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    };
+    let agree = |when: &str| {
+        assert_eq!(
+            rows(
+                "SELECT stage_id, currency, month, deals, value FROM forecast_totals
+                 WHERE deals <> 0 OR value <> 0 ORDER BY 1, 2, 3"
+            ),
+            rows(
+                "SELECT stage_id, currency,
+                        coalesce(substr(expected_close_date, 1, 7), 'unscheduled') AS m,
+                        COUNT(*), sum(value)
+                 FROM deals WHERE status = 'open' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+            ),
+            "{when}"
+        );
+    };
+    agree("after the seed's deals were opened and moved");
+    let deal = id(&s
+        .post(
+            "/deals",
+            &k,
+            json!({"title": "F", "value": 700.0, "expected_close_date": "2027-03-02"}),
+        )
+        .data(201));
+    s.patch(
+        &format!("/deals/{deal}"),
+        &k,
+        json!({"value": 900.0, "currency": "EUR", "expected_close_date": "2027-04-01"}),
+    )
+    .data(200);
+    s.patch(
+        &format!("/deals/{deal}"),
+        &k,
+        json!({"expected_close_date": null}),
+    )
+    .data(200);
+    agree("after a deal's value, currency and close date changed");
+    for stage in ["Qualified", "Closed Lost", "Lead In", "Closed Won"] {
+        s.post(&format!("/deals/{deal}/move"), &k, json!({"stage": stage}))
+            .data(200);
+        agree(&format!("after a move to {stage}"));
+    }
+    s.post(
+        &format!("/deals/{deal}/move"),
+        &k,
+        json!({"stage": "Lead In"}),
+    )
+    .data(200);
+    s.delete(&format!("/deals/{deal}"), &k).data(200);
+    agree("after a reopened deal was deleted");
+}
+
+/// The funnel counts every deal's path once and then, between commits, counts each commit's
+/// new stage changes in and out for their deals alone: after moves, new deals, a deleted deal
+/// and a new stage it agrees with a funnel counted afresh (`Cache-Control: no-cache`).
+#[test]
+fn the_funnel_held_between_commits_agrees_with_one_counted_afresh() {
+    let Seeded { s, .. } = seed();
+    let k = s.admin_key.clone();
+    let funnel = |headers: &[(&str, &str)]| {
+        s.call("GET", "/analytics/funnel", Some(&k), None, headers)
+            .data(200)
+    };
+    let agree = |when: &str| {
+        let held = funnel(&[]);
+        assert_eq!(held, funnel(&[("Cache-Control", "no-cache")]), "{when}");
+        held
+    };
+    let start = agree("after the seed");
+    let deal = |title: &str| {
+        id(&s
+            .post("/deals", &k, json!({"title": title, "value": 100.0}))
+            .data(201))
+    };
+    let (a, b) = (deal("A"), deal("B"));
+    agree("after two new deals");
+    let step = |deal: &str, day: i64, stage: &str| {
+        s.clock.set(START_MS + day * DAY);
+        s.post(&format!("/deals/{deal}/move"), &k, json!({"stage": stage}))
+            .data(200);
+    };
+    step(&a, 30, "Qualified");
+    agree("after a move forward");
+    step(&a, 31, "Lead In");
+    step(&b, 32, "Proposal Sent");
+    agree("after a move back and a skip ahead");
+    step(&a, 35, "Closed Won");
+    step(&b, 36, "Closed Lost");
+    step(&b, 40, "Qualified");
+    let after = agree("after a win, a loss and a deal reopened");
+    assert_ne!(after, start, "the moves changed the funnel");
+    s.delete(&format!("/deals/{a}"), &k).data(200);
+    agree("after a deal was deleted");
+    let pipeline = s.get("/pipelines", &k).data(200)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.post(
+        &format!("/pipelines/{pipeline}/stages"),
+        &k,
+        json!({"name": "Demo"}),
+    )
+    .data(201);
+    step(&b, 40, "Demo");
+    agree("after a new stage and a move into it");
+
+    // White-box: a stage change written behind the server's back (no commit number) is not
+    // counted by the held funnel when the next commit moves another deal (only that deal's
+    // path is counted again), but is by a funnel counted afresh.
+    let c = deal("C");
+    agree("before the change behind the back");
+    rusqlite::Connection::open(s.state.db.path())
+        .unwrap()
+        .execute(
+            "INSERT INTO deal_stage_history (id, org_id, deal_id, from_stage_id, from_stage_name,
+                to_stage_id, to_stage_name, changed_at, actor_type, actor_id)
+             SELECT 'hist_behind', org_id, deal_id, to_stage_id, to_stage_name,
+                (SELECT id FROM stages WHERE name = 'Negotiation' AND org_id = h.org_id),
+                'Negotiation', changed_at + 1, actor_type, actor_id
+             FROM deal_stage_history h WHERE deal_id = ?1",
+            [&c],
+        )
+        .unwrap();
+    step(&b, 41, "Proposal Sent");
+    assert_ne!(
+        funnel(&[]),
+        funnel(&[("Cache-Control", "no-cache")]),
+        "only the moved deal's path was counted again"
+    );
+}

@@ -386,7 +386,8 @@ fn doctor_checks_the_file_the_settings_and_the_outbound_paths() {
     };
     finding(&report, "note", "a server is using it now");
     finding(&report, "ok", "integrity check passed");
-    finding(&report, "ok", "version 18, this clozup's");
+    let version = format!("version {}, this clozup's", clozup::db::LATEST_VERSION);
+    finding(&report, "ok", &version);
     finding(&report, "ok", "the SMTP server answers");
     let line = finding(&report, "warn", &hook_id);
     assert!(

@@ -1,6 +1,8 @@
 //! The pipeline's figures: the overview, the stage-to-stage funnel and the forecast.
 
 use super::*;
+use crate::db::held;
+use crate::db::touched::{Change, Table, Touch};
 
 /// Deals and value in one stage.
 #[derive(Debug, Clone, Object, serde::Serialize)]
@@ -261,35 +263,26 @@ fn funnel_now(
         None => pipelines::default_id(conn, org_id)?,
     };
     let stages = pipelines::stages_of(conn, org_id, &pid)?;
-    let index: HashMap<&str, usize> = stages
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.id.as_str(), i))
-        .collect();
-    let mut tallies = vec![Tally::default(); stages.len()];
-    // Each deal's path through the stages, one deal at a time (the history's index is in deal
-    // order): no deal's path is kept past its last row, and no stage id is copied.
-    let mut path: Vec<(Option<usize>, Millis)> = Vec::new();
-    let mut seen = Vec::with_capacity(stages.len());
-    let mut deal: Vec<u8> = Vec::new();
-    let mut stmt = conn.prepare_cached(
-        "SELECT deal_id, to_stage_id, changed_at FROM deal_stage_history
-         WHERE org_id = ?1 AND to_stage_id IS NOT NULL
-         ORDER BY deal_id, changed_at, rowid",
+    let order: Vec<(&str, i64)> = stages.iter().map(|s| (s.id.as_str(), s.position)).collect();
+    let count = || count_paths(conn, org_id, &stages, w);
+    // Every deal's path, counted once and then held between commits: a commit's new stage
+    // changes are counted in and out for the deals they belong to.
+    let held = held::with_held(
+        conn,
+        &format!("funnel\0{org_id}\0{pid}\0{w:?}"),
+        || {
+            Ok(HeldFunnel {
+                order: order.iter().map(|(id, p)| (id.to_string(), *p)).collect(),
+                tallies: count()?,
+            })
+        },
+        |held: &mut HeldFunnel, written| held.apply(conn, &stages, &order, w, written),
+        |held| held.tallies.clone(),
     )?;
-    let mut rows = stmt.query(params![org_id])?;
-    while let Some(r) = rows.next()? {
-        let id = r.get_ref(0)?.as_bytes()?;
-        if id != deal.as_slice() {
-            tally(&path, &stages, w, &mut tallies, &mut seen);
-            path.clear();
-            deal.clear();
-            deal.extend_from_slice(id);
-        }
-        let stage = index.get(r.get_ref(1)?.as_str()?).copied();
-        path.push((stage, r.get(2)?));
-    }
-    tally(&path, &stages, w, &mut tallies, &mut seen);
+    let tallies = match held {
+        Some(tallies) => tallies,
+        None => count()?,
+    };
     let mut steps = Vec::with_capacity(stages.len());
     for (stage, t) in stages.iter().zip(tallies) {
         let current = conn.cached_row(
@@ -313,6 +306,126 @@ fn funnel_now(
         });
     }
     Ok(steps)
+}
+
+/// The stages' indexes by id.
+fn stage_index(stages: &[pipelines::Stage]) -> HashMap<&str, usize> {
+    stages
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect()
+}
+
+/// Counts every deal's path through `stages` (see [`tally`]).
+fn count_paths(
+    conn: &Connection,
+    org_id: &str,
+    stages: &[pipelines::Stage],
+    w: Window,
+) -> DomainResult<Vec<Tally>> {
+    let index = stage_index(stages);
+    let mut tallies = vec![Tally::default(); stages.len()];
+    // Each deal's path through the stages, one deal at a time (the history's index is in deal
+    // order): no deal's path is kept past its last row, and no stage id is copied.
+    let mut path: Vec<(Option<usize>, Millis)> = Vec::new();
+    let mut seen = Vec::with_capacity(stages.len());
+    let mut deal: Vec<u8> = Vec::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT deal_id, to_stage_id, changed_at FROM deal_stage_history
+         WHERE org_id = ?1 AND to_stage_id IS NOT NULL
+         ORDER BY deal_id, changed_at, rowid",
+    )?;
+    let mut rows = stmt.query(params![org_id])?;
+    while let Some(r) = rows.next()? {
+        let id = r.get_ref(0)?.as_bytes()?;
+        if id != deal.as_slice() {
+            tally(&path, stages, w, &mut tallies, &mut seen);
+            path.clear();
+            deal.clear();
+            deal.extend_from_slice(id);
+        }
+        let stage = index.get(r.get_ref(1)?.as_str()?).copied();
+        path.push((stage, r.get(2)?));
+    }
+    tally(&path, stages, w, &mut tallies, &mut seen);
+    Ok(tallies)
+}
+
+/// A funnel's counts, held between commits ([`held`]), with the stages (id, position) they were
+/// counted against.
+struct HeldFunnel {
+    order: Vec<(String, i64)>,
+    tallies: Vec<Tally>,
+}
+
+impl HeldFunnel {
+    /// Counts in the stage changes `written` since: each deal they belong to is counted out
+    /// with its path before them and in with its path now. Anything else (a stage added, moved
+    /// or removed, a stage change edited or deleted) asks for every path to be counted again.
+    fn apply(
+        &mut self,
+        conn: &Connection,
+        stages: &[pipelines::Stage],
+        order: &[(&str, i64)],
+        w: Window,
+        written: &[Touch],
+    ) -> DomainResult<bool> {
+        if !self
+            .order
+            .iter()
+            .map(|(id, p)| (id.as_str(), *p))
+            .eq(order.iter().copied())
+        {
+            return Ok(false);
+        }
+        let mut new_rows = std::collections::HashSet::new();
+        for t in written.iter().filter(|t| t.table == Table::StageHistory) {
+            if t.change != Change::Inserted {
+                return Ok(false);
+            }
+            new_rows.insert(t.rowid);
+        }
+        let mut deals = std::collections::BTreeSet::new();
+        {
+            let mut stmt =
+                conn.prepare_cached("SELECT deal_id FROM deal_stage_history WHERE rowid = ?1")?;
+            for rowid in &new_rows {
+                let mut rows = stmt.query(params![rowid])?;
+                if let Some(r) = rows.next()? {
+                    deals.insert(r.get::<_, String>(0)?);
+                }
+            }
+        }
+        let index = stage_index(stages);
+        let mut stmt = conn.prepare_cached(
+            "SELECT rowid, to_stage_id, changed_at FROM deal_stage_history
+             WHERE deal_id = ?1 AND to_stage_id IS NOT NULL ORDER BY changed_at, rowid",
+        )?;
+        let (mut before, mut now, mut seen) = (Vec::new(), Vec::new(), Vec::new());
+        for deal in &deals {
+            before.clear();
+            now.clear();
+            let mut rows = stmt.query(params![deal])?;
+            while let Some(r) = rows.next()? {
+                let step = (index.get(r.get_ref(1)?.as_str()?).copied(), r.get(2)?);
+                if !new_rows.contains(&r.get::<_, i64>(0)?) {
+                    before.push(step);
+                }
+                now.push(step);
+            }
+            let mut out = vec![Tally::default(); stages.len()];
+            tally(&before, stages, w, &mut out, &mut seen);
+            tally(&now, stages, w, &mut self.tallies, &mut seen);
+            for (t, o) in self.tallies.iter_mut().zip(&out) {
+                t.entered -= o.entered;
+                t.advanced -= o.advanced;
+                t.stays -= o.stays;
+                t.stay_total -= o.stay_total;
+            }
+        }
+        Ok(true)
+    }
 }
 
 /// What the funnel counts of one stage.
@@ -375,21 +488,15 @@ pub struct ForecastMonth {
 }
 
 /// Open deals by expected close month, with weighted value.
-///
-/// Remembered until the next commit ([`crate::db::memo`]): it sums every open deal.
 pub fn forecast(conn: &Connection, org_id: &str) -> DomainResult<Vec<ForecastMonth>> {
-    let key = format!("forecast\0{org_id}");
-    memo::remember(conn, &key, None, || forecast_now(conn, org_id))
-}
-
-fn forecast_now(conn: &Connection, org_id: &str) -> DomainResult<Vec<ForecastMonth>> {
     let currency = orgs::get(conn, org_id)?.currency;
-    let mut stmt = conn.prepare(
-        "SELECT coalesce(substr(d.expected_close_date, 1, 7), 'unscheduled') AS m, COUNT(*),
-                coalesce(sum(d.value), 0), coalesce(sum(d.value * s.probability), 0)
-         FROM deals d JOIN stages s ON s.id = d.stage_id
-         WHERE d.org_id = ?1 AND d.status = 'open' AND d.currency = ?2
-         GROUP BY m ORDER BY m = 'unscheduled', m",
+    // The totals the deal triggers keep per stage, currency and month (migration 19): a
+    // stage's value times its probability is the sum of its deals' values times it.
+    let mut stmt = conn.prepare_cached(
+        "SELECT f.month, sum(f.deals), sum(f.value), sum(f.value * s.probability)
+         FROM stages s JOIN forecast_totals f ON f.stage_id = s.id
+         WHERE s.org_id = ?1 AND f.currency = ?2
+         GROUP BY f.month HAVING sum(f.deals) > 0 ORDER BY f.month = 'unscheduled', f.month",
     )?;
     let rows = stmt.query_map(params![org_id, currency], |r| {
         let value: i64 = r.get(2)?;
