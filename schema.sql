@@ -1121,3 +1121,8 @@ END;
 CREATE TRIGGER stages_forecast_delete AFTER DELETE ON stages BEGIN
     DELETE FROM forecast_totals WHERE stage_id = OLD.id;
 END;
+-- The closed deals' sums (the overview's won value and sales cycle, the leaderboard's revenue
+-- per member) read only this index: 25 ms of table lookups for 20,000 won deals before.
+CREATE INDEX deals_org_status_closed_sums ON deals (org_id, status, closed_at, owner_id, currency,
+    value, created_at);
+DROP INDEX deals_org_status_closed;

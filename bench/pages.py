@@ -5,8 +5,9 @@ keep-alive), with the server pinned to one core as in bench/suite.py.
 
 Today and Analytics rank or sum the whole organization, and remember the answer until the next
 commit (src/db/memo.rs). So each is measured twice: as a person re-reading it sees it, and
-"after a change", where a note is written through the API (untimed) before every request, so
-each request computes the page afresh, as it does while agents write.
+"after a change", where an open deal is moved to another open stage through the API (untimed)
+before every request, so each request computes the page again after a commit that changes a
+deal, its stage history and the totals, as it does while agents work.
 
     bench/pages.py [--binary PATH] [--requests N]
 
@@ -72,7 +73,10 @@ def main():
     shutil.copy(PRISTINE, db)
     with sqlite3.connect(db) as c:
         owner = c.execute("SELECT email FROM users WHERE role = 'owner' LIMIT 1").fetchone()[0]
-        deal = c.execute("SELECT id FROM deals WHERE status = 'open' ORDER BY id LIMIT 1 OFFSET 5000").fetchone()[0]
+        deal, pipeline = c.execute("SELECT id, pipeline_id FROM deals WHERE status = 'open' ORDER BY id "
+                                   "LIMIT 1 OFFSET 5000").fetchone()
+        moves = [n for (n,) in c.execute("SELECT name FROM stages WHERE pipeline_id = ? AND kind = 'open' "
+                                         "ORDER BY position LIMIT 2", (pipeline,))]
         lead = c.execute("SELECT id FROM leads ORDER BY id LIMIT 1 OFFSET 5000").fetchone()[0]
         word = c.execute("SELECT last_name FROM leads ORDER BY id LIMIT 1 OFFSET 7000").fetchone()[0]
     subprocess.run([binary, "users", "set-password", "--db", str(db), "--email", owner],
@@ -115,15 +119,18 @@ def main():
         resp.read()
         cookie = re.match(r"(clozup_session=[^;]+)", resp.getheader("set-cookie")).group(1)
         writer = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        note = json.dumps({"deal_id": deal, "content": "a change before the next page"})
+        changes = 0
 
         def change():
-            writer.request("POST", "/api/v1/notes", body=note, headers={
+            nonlocal changes
+            changes += 1
+            move = json.dumps({"stage": moves[changes % 2]})
+            writer.request("POST", f"/api/v1/deals/{deal}/move", body=move, headers={
                 "Authorization": f"Bearer {key}", "Content-Type": "application/json"})
             r = writer.getresponse()
             r.read()
-            if r.status != 201:
-                sys.exit(f"writing a note: {r.status}")
+            if r.status != 200:
+                sys.exit(f"moving a deal: {r.status}")
 
         pages = [
             ("Today (the agenda)", "/today"),

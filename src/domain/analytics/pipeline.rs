@@ -148,22 +148,30 @@ fn overview_now(conn: &Connection, org_id: &str, w: Window, now: Millis) -> Doma
     }
     let pipeline_value: f64 = by_stage.iter().map(|s| s.value).sum();
     let weighted: f64 = by_stage.iter().map(|s| s.weighted_value).sum();
-    let mut leads_by_status = Vec::new();
-    for status in [
+    // One pass over the organization's leads in the status index, not one per status.
+    let mut by_status: HashMap<String, i64> = HashMap::new();
+    {
+        let mut stmt = conn.prepare_cached(
+            "SELECT status, COUNT(*) FROM leads WHERE org_id = ?1 GROUP BY status",
+        )?;
+        let mut rows = stmt.query(params![org_id])?;
+        while let Some(r) = rows.next()? {
+            by_status.insert(r.get(0)?, r.get(1)?);
+        }
+    }
+    let leads_by_status = [
         LeadStatus::New,
         LeadStatus::Contacted,
         LeadStatus::Qualified,
         LeadStatus::Converted,
         LeadStatus::Lost,
-    ] {
-        leads_by_status.push(StatusCount {
-            status,
-            count: count(
-                "SELECT COUNT(*) FROM leads WHERE org_id = ?1 AND status = ?2",
-                &[&org_id, &status.as_str()],
-            )?,
-        });
-    }
+    ]
+    .into_iter()
+    .map(|status| StatusCount {
+        status,
+        count: by_status.get(status.as_str()).copied().unwrap_or(0),
+    })
+    .collect();
     let (emails_sent, campaign_emails_sent): (i64, i64) = conn.cached_row(
         "SELECT COUNT(*), coalesce(sum(enrollment_id IS NOT NULL), 0) FROM emails
          WHERE org_id = ?1 AND direction = 'outbound' AND status = 'sent'
