@@ -1090,33 +1090,32 @@ INSERT INTO forecast_totals (stage_id, currency, month, deals, value)
     SELECT stage_id, currency, coalesce(substr(expected_close_date, 1, 7), 'unscheduled'),
            COUNT(*), coalesce(sum(value), 0)
     FROM deals WHERE status = 'open' GROUP BY 1, 2, 3;
-CREATE TRIGGER deals_forecast_insert AFTER INSERT ON deals WHEN NEW.status = 'open' BEGIN
+-- Adds (deals, value) to a stage's, currency's and month's totals: the one statement the deal
+-- triggers below write them with (an INSTEAD OF trigger on a view is how SQLite shares one).
+CREATE VIEW forecast_change (stage_id, currency, month, deals, value) AS
+    SELECT stage_id, currency, month, deals, value FROM forecast_totals WHERE 0;
+CREATE TRIGGER forecast_change_add INSTEAD OF INSERT ON forecast_change BEGIN
     INSERT INTO forecast_totals (stage_id, currency, month, deals, value)
-        VALUES (NEW.stage_id, NEW.currency,
-                coalesce(substr(NEW.expected_close_date, 1, 7), 'unscheduled'), 1, NEW.value)
+        VALUES (NEW.stage_id, NEW.currency, NEW.month, NEW.deals, NEW.value)
         ON CONFLICT (stage_id, currency, month)
-        DO UPDATE SET deals = deals + 1, value = value + excluded.value;
+        DO UPDATE SET deals = deals + excluded.deals, value = value + excluded.value;
+END;
+CREATE TRIGGER deals_forecast_insert AFTER INSERT ON deals WHEN NEW.status = 'open' BEGIN
+    INSERT INTO forecast_change VALUES (NEW.stage_id, NEW.currency,
+        coalesce(substr(NEW.expected_close_date, 1, 7), 'unscheduled'), 1, NEW.value);
 END;
 CREATE TRIGGER deals_forecast_delete AFTER DELETE ON deals WHEN OLD.status = 'open' BEGIN
-    UPDATE forecast_totals SET deals = deals - 1, value = value - OLD.value
-        WHERE stage_id = OLD.stage_id AND currency = OLD.currency
-          AND month = coalesce(substr(OLD.expected_close_date, 1, 7), 'unscheduled');
+    INSERT INTO forecast_change VALUES (OLD.stage_id, OLD.currency,
+        coalesce(substr(OLD.expected_close_date, 1, 7), 'unscheduled'), -1, -OLD.value);
 END;
-CREATE TRIGGER deals_forecast_update_old
-    AFTER UPDATE OF stage_id, currency, value, status, expected_close_date ON deals
-    WHEN OLD.status = 'open' BEGIN
-    UPDATE forecast_totals SET deals = deals - 1, value = value - OLD.value
-        WHERE stage_id = OLD.stage_id AND currency = OLD.currency
-          AND month = coalesce(substr(OLD.expected_close_date, 1, 7), 'unscheduled');
-END;
-CREATE TRIGGER deals_forecast_update_new
-    AFTER UPDATE OF stage_id, currency, value, status, expected_close_date ON deals
-    WHEN NEW.status = 'open' BEGIN
-    INSERT INTO forecast_totals (stage_id, currency, month, deals, value)
-        VALUES (NEW.stage_id, NEW.currency,
-                coalesce(substr(NEW.expected_close_date, 1, 7), 'unscheduled'), 1, NEW.value)
-        ON CONFLICT (stage_id, currency, month)
-        DO UPDATE SET deals = deals + 1, value = value + excluded.value;
+CREATE TRIGGER deals_forecast_update
+    AFTER UPDATE OF stage_id, currency, value, status, expected_close_date ON deals BEGIN
+    INSERT INTO forecast_change SELECT OLD.stage_id, OLD.currency,
+        coalesce(substr(OLD.expected_close_date, 1, 7), 'unscheduled'), -1, -OLD.value
+        WHERE OLD.status = 'open';
+    INSERT INTO forecast_change SELECT NEW.stage_id, NEW.currency,
+        coalesce(substr(NEW.expected_close_date, 1, 7), 'unscheduled'), 1, NEW.value
+        WHERE NEW.status = 'open';
 END;
 CREATE TRIGGER stages_forecast_delete AFTER DELETE ON stages BEGIN
     DELETE FROM forecast_totals WHERE stage_id = OLD.id;
