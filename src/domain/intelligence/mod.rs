@@ -380,10 +380,9 @@ fn ranking(
     // there, with the deals changed since read again.
     if owner_id.is_none() {
         let held = open_deals::with_open_deals(conn, org_id, |held| {
-            held.deals
-                .values()
-                .filter_map(|d| {
-                    let facts = d.raw.facts(stage_of(&d.stage_id), average, now);
+            held.iter()
+                .filter_map(|(stage_id, d)| {
+                    let facts = d.raw.facts(stage_of(stage_id), average, now);
                     let score = deal_risk::score(&facts, now);
                     (score >= min_score).then(|| (score, facts.stage_entered_at, d.id.to_string()))
                 })

@@ -18,14 +18,20 @@ use crate::domain::error::DomainResult;
 
 /// One open deal, as a ranking needs it.
 pub(super) struct OpenDeal {
+    rowid: i64,
     pub id: Box<str>,
-    pub stage_id: Box<str>,
+    /// Its stage, as an index into [`OpenDeals::stages`].
+    stage: u32,
     pub raw: RawFacts,
 }
 
-/// An organization's open deals, by rowid.
+/// An organization's open deals: a dense list with an index by rowid (a map of the deals
+/// themselves took twice the memory, most of it empty room), their stage ids kept once.
+#[derive(Default)]
 pub(super) struct OpenDeals {
-    pub deals: HashMap<i64, OpenDeal>,
+    stages: Vec<Box<str>>,
+    deals: Vec<OpenDeal>,
+    at: HashMap<i64, usize>,
 }
 
 const EVERY_OPEN_DEAL: &str = concat!(
@@ -40,24 +46,58 @@ const ONE_OPEN_DEAL: &str = concat!(
     " FROM deals d WHERE d.rowid = ?1 AND d.org_id = ?2 AND d.status = 'open'"
 );
 
-fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, OpenDeal)> {
-    Ok((
-        r.get(0)?,
-        OpenDeal {
-            id: r.get_ref(1)?.as_str()?.into(),
-            stage_id: r.get_ref(4)?.as_str()?.into(),
-            raw: RawFacts::read(r, 1, true)?,
-        },
-    ))
-}
-
 impl OpenDeals {
+    /// Each deal with its stage's id.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &OpenDeal)> {
+        self.deals
+            .iter()
+            .map(|d| (&*self.stages[d.stage as usize], d))
+    }
+
     fn read(conn: &Connection, org_id: &str) -> DomainResult<Self> {
+        let mut held = OpenDeals::default();
         let mut stmt = conn.prepare_cached(EVERY_OPEN_DEAL)?;
-        let deals = stmt
-            .query_map(params![org_id], read_row)?
-            .collect::<rusqlite::Result<_>>()?;
-        Ok(OpenDeals { deals })
+        let mut rows = stmt.query(params![org_id])?;
+        while let Some(r) = rows.next()? {
+            held.put(r)?;
+        }
+        held.deals.shrink_to_fit();
+        Ok(held)
+    }
+
+    /// Holds the deal of row `r` (its rowid, then the columns of [`deal_facts!`]).
+    fn put(&mut self, r: &rusqlite::Row<'_>) -> rusqlite::Result<()> {
+        let stage_id = r.get_ref(4)?.as_str()?;
+        let stage = match self.stages.iter().position(|s| **s == *stage_id) {
+            Some(i) => i,
+            None => {
+                self.stages.push(stage_id.into());
+                self.stages.len() - 1
+            }
+        };
+        let deal = OpenDeal {
+            rowid: r.get(0)?,
+            id: r.get_ref(1)?.as_str()?.into(),
+            stage: stage as u32,
+            raw: RawFacts::read(r, 1, true)?,
+        };
+        match self.at.get(&deal.rowid) {
+            Some(&i) => self.deals[i] = deal,
+            None => {
+                self.at.insert(deal.rowid, self.deals.len());
+                self.deals.push(deal);
+            }
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, rowid: i64) {
+        if let Some(i) = self.at.remove(&rowid) {
+            self.deals.swap_remove(i);
+            if let Some(moved) = self.deals.get(i) {
+                self.at.insert(moved.rowid, i);
+            }
+        }
     }
 
     /// Reads again the deals written: those still open in `org_id` are put back, the others
@@ -71,12 +111,11 @@ impl OpenDeals {
         rowids.sort_unstable();
         rowids.dedup();
         let mut stmt = conn.prepare_cached(ONE_OPEN_DEAL)?;
-        for rowid in &rowids {
-            self.deals.remove(rowid);
+        for rowid in rowids {
             let mut rows = stmt.query(params![rowid, org_id])?;
-            if let Some(r) = rows.next()? {
-                let (rowid, deal) = read_row(r)?;
-                self.deals.insert(rowid, deal);
+            match rows.next()? {
+                Some(r) => self.put(r)?,
+                None => self.remove(rowid),
             }
         }
         Ok(true)
