@@ -24,9 +24,6 @@ use crate::error::DomainResult;
 /// Things held at a time; past this they are all forgotten.
 const HELD: usize = 64;
 
-/// Past this many rows written since, reading everything again is the cheaper way.
-const APPLY_AT_MOST: usize = 2_000;
-
 type Slot = Arc<Mutex<Option<(i64, Box<dyn Any + Send>)>>>;
 
 /// (database file, key) -> (commit, what is held).
@@ -77,7 +74,8 @@ pub fn with_held<T: Send + 'static, R>(
     let mut stale = false;
     if let Some((at, value)) = &mut held {
         if *at != commit {
-            let written = touched::since(conn, *at, commit).filter(|w| w.len() <= APPLY_AT_MOST);
+            // More than touched::MOST_ROWS comes back as `None`: reading everything is cheaper.
+            let written = touched::since(conn, *at, commit);
             stale = match written {
                 Some(written) => !apply(value, &written)?,
                 None => true,

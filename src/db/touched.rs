@@ -27,6 +27,11 @@ use rusqlite::Connection;
 /// Commits remembered per database file.
 const KEPT_COMMITS: usize = 4096;
 
+/// Most rows [`since`] gives; past this, reading everything again is the cheaper way for the
+/// caller, so a commit that wrote more (an import) is filed as "too many", not row by row: a
+/// few thousand such commits would otherwise keep gigabytes.
+pub const MOST_ROWS: usize = 2_000;
+
 /// A table whose writes are reported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Table {
@@ -50,8 +55,9 @@ pub struct Touch {
     pub rowid: i64,
 }
 
-/// One database file's log: (commit, rows it wrote), oldest first, numbers consecutive.
-type Log = VecDeque<(i64, Vec<Touch>)>;
+/// One database file's log: (commit, rows it wrote, or `None` for more than [`MOST_ROWS`]),
+/// oldest first, numbers consecutive.
+type Log = VecDeque<(i64, Option<Vec<Touch>>)>;
 
 thread_local! {
     /// Rows written by the write transaction under way on this thread.
@@ -122,11 +128,11 @@ pub(super) fn committed(conn: &Connection, commit: i64) {
     if log.len() >= KEPT_COMMITS {
         log.pop_front();
     }
-    log.push_back((commit, touches));
+    log.push_back((commit, (touches.len() <= MOST_ROWS).then_some(touches)));
 }
 
 /// The rows that commits `from + 1 ..= to` wrote (with repeats), in order, or `None` when this
-/// process does not know them all.
+/// process does not know them all or they are more than [`MOST_ROWS`].
 pub fn since(conn: &Connection, from: i64, to: i64) -> Option<Vec<Touch>> {
     let log = log_of(conn)?;
     let log = lock(&log);
@@ -136,9 +142,62 @@ pub fn since(conn: &Connection, from: i64, to: i64) -> Option<Vec<Touch>> {
     }
     let start = usize::try_from(from + 1 - first).ok()?;
     let end = usize::try_from(to + 1 - first).ok()?;
-    Some(
-        log.range(start..end)
-            .flat_map(|(_, touches)| touches.iter().copied())
-            .collect(),
-    )
+    let mut rows = Vec::new();
+    for (_, touches) in log.range(start..end) {
+        rows.extend_from_slice(touches.as_deref()?);
+        if rows.len() > MOST_ROWS {
+            return None;
+        }
+    }
+    Some(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A commit numbered `number` of `rows` new deal rows on `conn`.
+    fn commit(conn: &Connection, number: i64, rows: usize) {
+        begin();
+        conn.execute_batch("BEGIN").unwrap();
+        for _ in 0..rows {
+            conn.execute("INSERT INTO deals DEFAULT VALUES", [])
+                .unwrap();
+        }
+        conn.execute_batch("COMMIT").unwrap();
+        committed(conn, number);
+    }
+
+    #[test]
+    fn commits_are_known_while_they_chain_and_are_few_enough() {
+        let dir = std::env::temp_dir().join(crate::ids::new_id("touched"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conn = Connection::open(dir.join("t.sqlite")).unwrap();
+        conn.execute_batch("CREATE TABLE deals (x)").unwrap();
+        watch(&conn).unwrap();
+        commit(&conn, 1, 2);
+        commit(&conn, 2, 1);
+        let rows = since(&conn, 0, 2).unwrap();
+        assert_eq!(rows.len(), 3);
+        assert!(rows
+            .iter()
+            .all(|t| t.table == Table::Deals && t.change == Change::Inserted));
+        assert_eq!(since(&conn, 1, 2).unwrap().len(), 1, "commit 2 alone");
+        assert_eq!(since(&conn, 2, 2).unwrap().len(), 0, "nothing since itself");
+        assert!(since(&conn, 2, 3).is_none(), "commit 3 is not known yet");
+        commit(&conn, 3, MOST_ROWS + 1);
+        assert!(
+            since(&conn, 2, 3).is_none(),
+            "too many rows: read everything"
+        );
+        commit(&conn, 4, 1);
+        assert_eq!(since(&conn, 3, 4).unwrap().len(), 1);
+        commit(&conn, 6, 1);
+        assert!(
+            since(&conn, 4, 6).is_none(),
+            "commit 5 was another process's"
+        );
+        assert_eq!(since(&conn, 5, 6).unwrap().len(), 1);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
