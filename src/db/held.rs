@@ -12,10 +12,11 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
+use super::lock;
 use super::memo::afresh_asked;
 use super::totals::commit_of;
 use super::touched::{self, Touch};
@@ -28,10 +29,6 @@ type Slot = Arc<Mutex<Option<(i64, Box<dyn Any + Send>)>>>;
 
 /// (database file, key) -> (commit, what is held).
 static SLOTS: Mutex<Option<HashMap<String, Slot>>> = Mutex::new(None);
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Runs `answer` over what is held under `key`, as this snapshot sees it: held already, brought
 /// up to date by `apply` (given the rows written since; it answers `false` when it cannot use

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
+use super::lock;
 use super::totals::commit_of;
 use crate::clock::Millis;
 use crate::error::DomainResult;
@@ -56,14 +57,14 @@ pub async fn afresh<F: std::future::Future>(request: F) -> F::Output {
 
 /// Whether the current task asked for answers computed afresh; a read handed to a reader thread
 /// takes this with it, to [`carrying`].
-pub(super) fn asked_afresh() -> bool {
+pub(super) fn task_asked_afresh() -> bool {
     AFRESH.try_with(|()| ()).is_ok()
 }
 
 /// Whether the read running here asked for answers computed afresh (on a reader thread, or in
 /// the request's task).
 pub fn afresh_asked() -> bool {
-    AFRESH_HERE.get() || asked_afresh()
+    AFRESH_HERE.get() || task_asked_afresh()
 }
 
 /// Runs `read` on this thread with every remembered answer computed afresh: for the
@@ -104,9 +105,7 @@ where
             && ages_at.is_none_or(|now| (e.computed_at..e.computed_at + FRESH_MS).contains(&now))
     };
     let afresh = afresh_asked();
-    let remembered = MEMORY
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
+    let remembered = lock(&MEMORY)
         .as_ref()
         .and_then(|m| m.get(&key))
         .filter(|e| !afresh && fresh(e))
@@ -115,7 +114,7 @@ where
         return Ok(T::clone(&value));
     }
     let value = compute()?;
-    let mut memory = MEMORY.lock().unwrap_or_else(|e| e.into_inner());
+    let mut memory = lock(&MEMORY);
     let memory = memory.get_or_insert_with(HashMap::new);
     if memory.len() >= REMEMBERED {
         memory.clear();

@@ -49,7 +49,7 @@ use std::ops::Deref;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
@@ -474,6 +474,13 @@ where
 }
 
 /// The error of a database call whose thread is gone (it panicked, or the database was closed).
+/// `m`'s guard, even if a thread panicked while holding it: what these locks guard (memories of
+/// answers, logs of commits) is rebuilt or read again, never left half-written in a way that
+/// matters.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn gone(what: &str) -> DomainError {
     DomainError::Internal(format!("the database {what} did not complete"))
 }

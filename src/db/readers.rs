@@ -40,7 +40,7 @@ where
 {
     let (reply, answer) = tokio::sync::oneshot::channel();
     let queued = Instant::now();
-    let afresh = super::memo::asked_afresh();
+    let afresh = super::memo::task_asked_afresh();
     let job: ReadJob = Box::new(move |conn| {
         crate::metrics::get()
             .read_wait_seconds

@@ -19,10 +19,12 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use rusqlite::hooks::Action;
 use rusqlite::Connection;
+
+use super::lock;
 
 /// Commits remembered per database file.
 const KEPT_COMMITS: usize = 4096;
@@ -67,20 +69,17 @@ thread_local! {
 /// Database file -> its log.
 static LOGS: Mutex<Option<HashMap<String, Arc<Mutex<Log>>>>> = Mutex::new(None);
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// The log of `conn`'s file, if it has one (an in-memory database has none).
 fn log_of(conn: &Connection) -> Option<Arc<Mutex<Log>>> {
     let file = conn.path().filter(|p| !p.is_empty())?;
-    Some(
-        lock(&LOGS)
-            .get_or_insert_with(HashMap::new)
-            .entry(file.to_string())
-            .or_default()
-            .clone(),
-    )
+    let mut logs = lock(&LOGS);
+    let logs = logs.get_or_insert_with(HashMap::new);
+    // Looked up before inserting: this runs at every commit, and the entry API would copy the
+    // file name each time.
+    if let Some(log) = logs.get(file) {
+        return Some(log.clone());
+    }
+    Some(logs.entry(file.to_string()).or_default().clone())
 }
 
 /// Has the writer's connection report the rows it writes in the tables of [`Table`].

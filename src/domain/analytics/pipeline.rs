@@ -411,6 +411,7 @@ impl HeldFunnel {
              WHERE deal_id = ?1 AND to_stage_id IS NOT NULL ORDER BY changed_at, rowid",
         )?;
         let (mut before, mut now, mut seen) = (Vec::new(), Vec::new(), Vec::new());
+        let mut out = vec![Tally::default(); stages.len()];
         for deal in &deals {
             before.clear();
             now.clear();
@@ -422,14 +423,11 @@ impl HeldFunnel {
                 }
                 now.push(step);
             }
-            let mut out = vec![Tally::default(); stages.len()];
+            out.fill(Tally::default());
             tally(&before, stages, w, &mut out, &mut seen);
             tally(&now, stages, w, &mut self.tallies, &mut seen);
             for (t, o) in self.tallies.iter_mut().zip(&out) {
-                t.entered -= o.entered;
-                t.advanced -= o.advanced;
-                t.stays -= o.stays;
-                t.stay_total -= o.stay_total;
+                t.take_out(o);
             }
         }
         Ok(true)
@@ -446,6 +444,16 @@ struct Tally {
     /// Of those, deals that left it (a later row in their path), and their time in it.
     stays: i64,
     stay_total: Millis,
+}
+
+impl Tally {
+    /// Takes what `other` counted (one deal's old path) out of these counts.
+    fn take_out(&mut self, other: &Tally) {
+        self.entered -= other.entered;
+        self.advanced -= other.advanced;
+        self.stays -= other.stays;
+        self.stay_total -= other.stay_total;
+    }
 }
 
 /// Counts one deal's `path` (its stage changes in order: the stage's index among `stages`, or
